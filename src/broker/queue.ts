@@ -1,0 +1,180 @@
+// A subscriber's output queue (paper §3.3: "each subscriber has its own output queue").
+// It belongs to the client, not to a connection: it fills while no session is attached, and
+// every attached session receives the whole stream from the queue's position, so two
+// processes subscribed as one client each get every event (DESIGN §2).
+//
+// One FIFO per priority level; sessions take the highest level first, so urgent events
+// overtake queued ones. Each session keeps a cursor per level (the index of the last entry it
+// was sent). An entry leaves the queue once every attached session was sent it; a session's
+// sent-but-unacknowledged entries go back into the queue when it detaches, so a console that
+// dies mid-batch loses nothing. Bounded by capacity (oldest of the lowest level dropped first)
+// and by TTL; every drop is counted.
+
+import { PRIORITY_LEVELS, type Priority } from '../core/index.js';
+import { Deque } from './deque.js';
+
+export interface QueueEntry {
+  rec: Buffer;
+  idx: number;
+  priority: Priority;
+  expiresAtMs: number;
+  /** True while the entry sits in a level FIFO (not only in sessions' in-flight lists). */
+  queued: boolean;
+}
+
+export interface QueueSession {
+  readonly cursors: number[];
+  readonly inflight: Deque<{ pos: number; entry: QueueEntry }>;
+  nextPos: number;
+}
+
+export interface QueueCounters {
+  enqueued: number;
+  sent: number;
+  droppedCapacity: number;
+  droppedTtl: number;
+}
+
+const idxOf = (e: QueueEntry): number => e.idx;
+
+export class ClientQueue {
+  private readonly levels: Deque<QueueEntry>[] = Array.from({ length: PRIORITY_LEVELS }, () => new Deque<QueueEntry>());
+  private readonly sessions = new Set<QueueSession>();
+  private nextIdx = 0;
+  private size = 0;
+  readonly counters: QueueCounters = { enqueued: 0, sent: 0, droppedCapacity: 0, droppedTtl: 0 };
+
+  constructor(
+    private readonly capacityEvents: number,
+    private readonly ttlMs: number,
+  ) {}
+
+  get depth(): number {
+    return this.size;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  enqueue(rec: Buffer, priority: Priority, timestampMs: number): void {
+    if (this.size >= this.capacityEvents) this.dropOldest();
+    this.levels[priority]!.push({ rec, idx: this.nextIdx++, priority, expiresAtMs: timestampMs + this.ttlMs, queued: true });
+    this.size++;
+    this.counters.enqueued++;
+  }
+
+  attach(): QueueSession {
+    const s: QueueSession = { cursors: new Array<number>(PRIORITY_LEVELS).fill(-1), inflight: new Deque(), nextPos: 0 };
+    this.sessions.add(s);
+    return s;
+  }
+
+  /** Detaches a session; what it was sent and did not acknowledge goes back into the queue. */
+  detach(s: QueueSession): void {
+    if (!this.sessions.delete(s)) return;
+    for (let item = s.inflight.shift(); item; item = s.inflight.shift()) {
+      const e = item.entry;
+      if (e.queued) continue;
+      e.queued = true;
+      this.levels[e.priority]!.insertSorted(e, idxOf);
+      this.size++;
+    }
+    this.trimSent();
+  }
+
+  /** Acknowledges everything up to and including position `pos` of the session's stream. */
+  ack(s: QueueSession, pos: number): void {
+    for (let head = s.inflight.peek(); head && head.pos <= pos; head = s.inflight.peek()) s.inflight.shift();
+  }
+
+  /** Unacknowledged entries a session holds; the credit window bounds it. */
+  inflightOf(s: QueueSession): number {
+    return s.inflight.length;
+  }
+
+  /** Up to `max` entries this session was not yet sent, urgent first; expired ones dropped. */
+  take(s: QueueSession, max: number, nowMs: number): QueueEntry[] {
+    this.expire(nowMs);
+    const out: QueueEntry[] = [];
+    for (let level = PRIORITY_LEVELS - 1; level >= 0 && out.length < max; level--) {
+      const fifo = this.levels[level]!;
+      for (let i = fifo.firstAfter(s.cursors[level]!, idxOf); i < fifo.length && out.length < max; i++) {
+        const e = fifo.at(i)!;
+        s.cursors[level] = e.idx;
+        if (e.expiresAtMs < nowMs) continue;
+        out.push(e);
+        s.inflight.push({ pos: s.nextPos++, entry: e });
+      }
+    }
+    this.counters.sent += out.length;
+    this.trimSent();
+    return out;
+  }
+
+  /** True when `take` would return something for this session. */
+  hasFor(s: QueueSession): boolean {
+    for (let level = 0; level < PRIORITY_LEVELS; level++) {
+      const fifo = this.levels[level]!;
+      if (fifo.firstAfter(s.cursors[level]!, idxOf) < fifo.length) return true;
+    }
+    return false;
+  }
+
+  /** Pull (the paper's receive with a count): dequeues up to `max` entries, urgent first. */
+  pull(max: number, nowMs: number): QueueEntry[] {
+    this.expire(nowMs);
+    const out: QueueEntry[] = [];
+    for (let level = PRIORITY_LEVELS - 1; level >= 0 && out.length < max; level--) {
+      const fifo = this.levels[level]!;
+      while (out.length < max && fifo.length > 0) {
+        const e = fifo.shift()!;
+        e.queued = false;
+        this.size--;
+        if (e.expiresAtMs < nowMs) this.counters.droppedTtl++;
+        else out.push(e);
+      }
+    }
+    this.counters.sent += out.length;
+    return out;
+  }
+
+  /** Drops expired entries from the front of every level: the oldest go first. */
+  expire(nowMs: number): void {
+    for (const fifo of this.levels) {
+      for (let e = fifo.peek(); e && e.expiresAtMs < nowMs; e = fifo.peek()) {
+        fifo.shift();
+        e.queued = false;
+        this.size--;
+        this.counters.droppedTtl++;
+      }
+    }
+  }
+
+  private dropOldest(): void {
+    for (const fifo of this.levels) {
+      const e = fifo.shift();
+      if (e) {
+        e.queued = false;
+        this.size--;
+        this.counters.droppedCapacity++;
+        return;
+      }
+    }
+  }
+
+  /** Removes front entries every attached session has been sent. */
+  private trimSent(): void {
+    if (this.sessions.size === 0) return;
+    for (let level = 0; level < PRIORITY_LEVELS; level++) {
+      let min = Infinity;
+      for (const s of this.sessions) min = Math.min(min, s.cursors[level]!);
+      const fifo = this.levels[level]!;
+      for (let e = fifo.peek(); e && e.idx <= min; e = fifo.peek()) {
+        fifo.shift();
+        e.queued = false;
+        this.size--;
+      }
+    }
+  }
+}

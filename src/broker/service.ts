@@ -1,0 +1,156 @@
+// L3, the event broker service (paper §3.3, §4): the control table, channels, routing to
+// per-subscriber output queues, TTL and dedupe. Pure: no sockets, no timers; the clock is
+// injected. The replica server (src/replica) feeds it frames and drains its queues.
+// Channels share nothing but this object's maps: no lock or loop spans two of them.
+
+import { FitError, mayPublish, maySubscribe, type ChannelClass, type ClientInfo, type ControlTable, type Limits } from '../core/index.js';
+import { RecordCursor } from '../codec/index.js';
+import { ClientQueue, type QueueCounters } from './queue.js';
+import { Dedupe } from './dedupe.js';
+
+export interface ChannelCounters {
+  eventsIn: number;
+  duplicates: number;
+  droppedTtl: number;
+}
+
+export interface Channel {
+  readonly tag: string;
+  readonly cls: ChannelClass;
+  readonly queues: Map<string, ClientQueue>;
+  readonly dedupe: Dedupe;
+  readonly counters: ChannelCounters;
+}
+
+export interface ChannelStats extends ChannelCounters {
+  tag: string;
+  fault: string;
+  queues: Record<string, QueueCounters & { depth: number; sessions: number }>;
+}
+
+export class BrokerService {
+  private readonly channels = new Map<string, Channel>();
+  /** Called after events were queued for a client on a channel, so sessions can be flushed. */
+  onQueued: (channel: string, client: string) => void = () => {};
+
+  constructor(
+    private readonly table: ControlTable,
+    private readonly limits: Limits,
+    private readonly nowMs: () => number,
+  ) {
+    for (const [tag, cls] of table.channels) {
+      const queues = new Map<string, ClientQueue>();
+      // Every subscriber in the control table has its queue from the start, so events
+      // published before a console first connects wait for it.
+      for (const client of table.clients.values()) {
+        if (maySubscribe(client, tag)) queues.set(client.id, new ClientQueue(cls.capacityEvents, cls.ttlMs));
+      }
+      this.channels.set(tag, { tag, cls, queues, dedupe: new Dedupe(limits.dedupeStreamsMax), counters: { eventsIn: 0, duplicates: 0, droppedTtl: 0 } });
+    }
+  }
+
+  client(id: string): ClientInfo | undefined {
+    return this.table.clients.get(id);
+  }
+
+  channel(tag: string): Channel {
+    const ch = this.channels.get(tag);
+    if (!ch) {
+      throw new FitError('FIT_ERR_UNKNOWN_CHANNEL', `channel "${tag}" is not in the control table; add it under channels: in cluster.yaml`, { channel: tag });
+    }
+    return ch;
+  }
+
+  /** Throws FIT_ERR_NOT_AUTHORIZED unless `client` may publish on `tag`. */
+  checkPublish(client: ClientInfo, tag: string): Channel {
+    const ch = this.channel(tag);
+    if (!mayPublish(client, tag)) {
+      throw new FitError('FIT_ERR_NOT_AUTHORIZED', `client "${client.id}" may not publish on channel "${tag}"; add the channel to clients.${client.id}.publish in cluster.yaml`, {
+        channel: tag,
+        client: client.id,
+      });
+    }
+    return ch;
+  }
+
+  /** Throws FIT_ERR_NOT_AUTHORIZED unless `client` may subscribe to `tag`; returns its queue. */
+  queueFor(client: ClientInfo, tag: string): ClientQueue {
+    const ch = this.channel(tag);
+    const q = ch.queues.get(client.id);
+    if (!q) {
+      throw new FitError('FIT_ERR_NOT_AUTHORIZED', `client "${client.id}" may not subscribe to channel "${tag}"; add the channel to clients.${client.id}.subscribe in cluster.yaml`, {
+        channel: tag,
+        client: client.id,
+      });
+    }
+    return q;
+  }
+
+  /**
+   * Routes a batch of records (already authorized) to every subscriber queue. Records are
+   * queued as slices of the received frame: never decoded, never re-encoded. The publisher
+   * named in each record must be the authenticated client (SI: identification).
+   */
+  publish(client: ClientInfo, ch: Channel, body: Buffer, recordsAt: number, count: number): { accepted: number; duplicates: number } {
+    // Validate the whole batch before queueing any of it, so a bad record cannot leave half
+    // a batch queued (and remembered by dedupe) with the client unsure what to resend.
+    const idBytes = this.idBytes(client.id);
+    const check = new RecordCursor(body, recordsAt, this.limits.eventBytesMax);
+    let seen = 0;
+    while (check.next()) {
+      seen++;
+      if (!check.publisherEquals(idBytes)) {
+        throw new FitError('FIT_ERR_NOT_AUTHORIZED', `an event names publisher "${check.publisher()}" but the connection is authenticated as "${client.id}"; publish only as yourself`, {
+          channel: ch.tag,
+          client: client.id,
+        });
+      }
+    }
+    if (seen !== count) {
+      throw new FitError('FIT_ERR_MALFORMED', `a publish batch announced ${count} events but held ${seen}`, { channel: ch.tag });
+    }
+    const now = this.nowMs();
+    const cursor = new RecordCursor(body, recordsAt, this.limits.eventBytesMax);
+    let accepted = 0;
+    let duplicates = 0;
+    while (cursor.next()) {
+      if (!ch.dedupe.accept(cursor.streamKey(), cursor.seq)) {
+        duplicates++;
+        continue;
+      }
+      if (cursor.timestampMs + ch.cls.ttlMs < now) {
+        ch.counters.droppedTtl++;
+        continue;
+      }
+      accepted++;
+      const rec = cursor.record();
+      for (const q of ch.queues.values()) q.enqueue(rec, cursor.priority, cursor.timestampMs);
+    }
+    ch.counters.eventsIn += accepted;
+    ch.counters.duplicates += duplicates;
+    if (accepted > 0) for (const clientId of ch.queues.keys()) this.onQueued(ch.tag, clientId);
+    return { accepted, duplicates };
+  }
+
+  private readonly idCache = new Map<string, Buffer>();
+  private idBytes(id: string): Buffer {
+    let b = this.idCache.get(id);
+    if (!b) this.idCache.set(id, (b = Buffer.from(id, 'utf8')));
+    return b;
+  }
+
+  stats(): ChannelStats[] {
+    const now = this.nowMs();
+    return [...this.channels.values()].map((ch) => ({
+      tag: ch.tag,
+      fault: ch.cls.fault,
+      ...ch.counters,
+      queues: Object.fromEntries(
+        [...ch.queues].map(([id, q]) => {
+          q.expire(now);
+          return [id, { ...q.counters, depth: q.depth, sessions: q.sessionCount }];
+        }),
+      ),
+    }));
+  }
+}

@@ -1,0 +1,3 @@
+export { eventToJson } from './subscribe.js';
+export { lineContentType } from './publish.js';
+export { parseUpFaults, CLI_PATH } from './up.js';

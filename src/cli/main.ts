@@ -1,0 +1,120 @@
+#!/usr/bin/env node
+// The one `fitbroker` command. Names and flags here are a contract with tools outside the
+// project: extend them, never rename them.
+
+import { Command, Option } from 'commander';
+import { initCluster, parseClientsFlag } from '../config/index.js';
+import { FitError } from '../core/index.js';
+import { FAULT_KINDS } from '../replica/index.js';
+import { collect, fail, intFlag, secondsFlag, EXIT_USAGE } from './common.js';
+import { up } from './up.js';
+import { runReplica } from './replica.js';
+import { status } from './status.js';
+import { publish } from './publish.js';
+import { subscribe } from './subscribe.js';
+import { demo } from './demo.js';
+
+const program = new Command();
+program
+  .name('fitbroker')
+  .description('A fault- and intrusion-tolerant event broker for security monitoring: n replicas between probes and SIEMs, so f faulty ones cannot change what a console receives.')
+  .version('0.1.0')
+  .showHelpAfterError()
+  .exitOverride((err) => {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version' || err.code === 'commander.help') process.exit(0);
+    process.exit(EXIT_USAGE);
+  });
+
+program
+  .command('init')
+  .description('write DIR/cluster.yaml and one Ed25519 key pair per replica and client in DIR/keys')
+  .requiredOption('--dir <dir>', 'directory for cluster.yaml and keys/')
+  .option('--replicas <n>', 'number of replicas', intFlag(1, 64), 4)
+  .option('--faults <f>', 'faulty replicas to tolerate (bft needs replicas >= 3f+1, cft >= f+1)', intFlag(0, 21), 1)
+  .option('--channels <list>', 'comma-separated channel names', 'alerts,metrics')
+  .option('--base-port <port>', 'replica i listens on base-port + i', intFlag(1, 65535), 7400)
+  .option('--host <host>', 'address the replicas listen on', '127.0.0.1')
+  .addOption(new Option('--fault-model <model>', 'class of every channel created').choices(['cft', 'bft']).default('bft'))
+  .option('--clients <list>', 'more clients as NAME:ROLE,... with ROLE pub, sub or pubsub (e.g. siem1:sub,siem2:sub)', '')
+  .option('--force', 'overwrite an existing config and its keys', false)
+  .action((o) =>
+    run(async () => {
+      const c = initCluster({
+        dir: o.dir,
+        replicas: o.replicas,
+        faults: o.faults,
+        channels: String(o.channels).split(',').map((s) => s.trim()).filter(Boolean),
+        basePort: o.basePort,
+        host: o.host,
+        faultModel: o.faultModel,
+        clients: parseClientsFlag(o.clients),
+        force: o.force,
+      });
+      process.stdout.write(
+        `wrote ${c.file}: ${c.replicas.length} replicas (f=${c.f}), channels ${[...c.table.channels.keys()].join(', ')}, clients ${[...c.table.clients.keys()].join(', ')}; keys in ${o.dir}/keys\n` +
+          `next: fitbroker up --dir ${o.dir}\n`,
+      );
+    }),
+  );
+
+program
+  .command('up')
+  .description('run every replica of the config as its own child process, in the foreground (Ctrl-C stops all)')
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+  .option('--fault <ID:KIND>', `TESTS ONLY, needs FITBROKER_ALLOW_FAULTS=1: make replica ID misbehave; KIND is ${FAULT_KINDS.join(', ')} (repeatable)`, collect, [])
+  .option('--log-level <level>', 'replica log level (trace, debug, info, warn, error)')
+  .action((o) => run(() => up(o)));
+
+program
+  .command('replica')
+  .description('run one replica (how a multi-host deployment runs: one per host)')
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml and this replica\'s key')
+  .requiredOption('--id <n>', 'replica id from cluster.yaml', intFlag(0, 63))
+  .option('--fault <KIND>', `TESTS ONLY, needs FITBROKER_ALLOW_FAULTS=1: ${FAULT_KINDS.join(', ')} (repeatable)`, collect, [])
+  .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
+  .action((o) => run(() => runReplica(o)));
+
+program
+  .command('status')
+  .description('show each replica: reachable, uptime, channels, queue depths, events in/out, dropped, evidence of faults')
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+  .option('--as <client>', 'client to authenticate as (default: the admin client from init)')
+  .option('--json', 'print JSON', false)
+  .option('--wait <seconds>', 'wait until a quorum (n-f) answers; exit non-zero if it does not in time', secondsFlag)
+  .action((o) => run(() => status(o)));
+
+program
+  .command('publish')
+  .description('publish stdin, one event per line (JSON lines as JSON, others as text); exits 0 once all are acknowledged')
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+  .requiredOption('--as <client>', 'publishing client (its key is DIR/keys/CLIENT.pem)')
+  .requiredOption('--channel <channel>', 'channel to publish on')
+  .option('--priority <0-3>', 'priority; 3 is urgent and overtakes queued events', intFlag(0, 3))
+  .option('--timeout <seconds>', 'give up if the quorum has not acknowledged everything in this time', secondsFlag, 30)
+  .action((o) => run(() => publish(o)));
+
+program
+  .command('subscribe')
+  .description('print each voted event of a channel as one JSON line')
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+  .requiredOption('--as <client>', 'subscribing client (its key is DIR/keys/CLIENT.pem)')
+  .requiredOption('--channel <channel>', 'channel to subscribe to')
+  .option('--count <n>', 'exit 0 after N events', intFlag(1))
+  .option('--timeout <seconds>', 'with --count: fail if N events have not arrived in time; without: stop after this long', secondsFlag)
+  .action((o) => run(() => subscribe(o)));
+
+program
+  .command('demo')
+  .description('init a local 4-replica cluster, run it, publish real events of this host, and print what a console receives')
+  .option('--dir <dir>', 'where to put the demo cluster', '.fitbroker-demo')
+  .option('--duration <seconds>', 'stop after this long (default: run until Ctrl-C)', secondsFlag)
+  .option('--base-port <port>', 'replica i listens on base-port + i', intFlag(1, 65535), 7400)
+  .action((o) => run(() => demo(o)));
+
+function run(action: () => Promise<void> | void): Promise<void> {
+  return Promise.resolve()
+    .then(action)
+    .catch((e: unknown) => fail(e instanceof FitError || !(e instanceof Error) ? e : e));
+}
+
+await program.parseAsync(process.argv);

@@ -1,0 +1,83 @@
+// `fitbroker status`: one line per replica (or JSON), and with --wait, a readiness probe that
+// exits 0 once a quorum (n - f) answers.
+
+import { FitError } from '../core/index.js';
+import { clientKeyPath, loadConfig } from '../config/index.js';
+import { loadPrivateKey } from '../protection/index.js';
+import { queryStatus, type ReplicaStatus } from '../client/index.js';
+import { defaultClient } from './common.js';
+
+export interface StatusOptions {
+  dir: string;
+  as?: string;
+  json?: boolean;
+  wait?: number;
+}
+
+interface ChannelStat {
+  tag: string;
+  eventsIn: number;
+  duplicates: number;
+  droppedTtl: number;
+  queues: Record<string, { depth: number; sent: number; droppedCapacity: number; droppedTtl: number; sessions: number }>;
+}
+
+export async function status(o: StatusOptions): Promise<void> {
+  const config = loadConfig(o.dir);
+  const as = defaultClient(config, o.as);
+  const key = loadPrivateKey(clientKeyPath(o.dir, as));
+  const quorum = config.replicas.length - config.f;
+  const deadline = Date.now() + (o.wait ?? 0) * 1000;
+  let result: ReplicaStatus[];
+  for (;;) {
+    result = await queryStatus(config, as, key, 2000);
+    const up = result.filter((r) => r.reachable).length;
+    if (up >= quorum || Date.now() >= deadline) break;
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const up = result.filter((r) => r.reachable).length;
+  if (o.json) process.stdout.write(`${JSON.stringify({ n: config.replicas.length, f: config.f, quorum, reachable: up, replicas: result }, null, 2)}\n`);
+  else process.stdout.write(render(result, config.replicas.length, config.f, quorum));
+  if (o.wait !== undefined && up < quorum) {
+    throw new FitError('FIT_ERR_QUORUM_TIMEOUT', `only ${up} of ${config.replicas.length} replicas answered within ${o.wait} s, a quorum needs ${quorum}; start them with \`fitbroker up --dir ${o.dir}\``, {
+      reachable: up,
+      needed: quorum,
+    });
+  }
+}
+
+function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): string {
+  const lines = [`cluster: n=${n} f=${f}; ${rs.filter((r) => r.reachable).length} of ${n} replicas reachable (quorum ${quorum})`];
+  const suspects = new Map<number, number>();
+  for (const r of rs) {
+    if (!r.reachable || !r.status) {
+      lines.push(`replica ${r.replica} ${r.endpoint}  UNREACHABLE  ${r.error ?? ''}`);
+      continue;
+    }
+    const s = r.status as { uptimeMs: number; connections: number; channels: ChannelStat[]; evidence: Record<string, number>; faults: string[] };
+    let inn = 0;
+    let out = 0;
+    let dropped = 0;
+    let depth = 0;
+    for (const ch of s.channels) {
+      inn += ch.eventsIn;
+      dropped += ch.droppedTtl;
+      for (const q of Object.values(ch.queues)) {
+        out += q.sent;
+        depth += q.depth;
+        dropped += q.droppedCapacity + q.droppedTtl;
+      }
+    }
+    for (const [id, c] of Object.entries(s.evidence)) suspects.set(Number(id), Math.max(suspects.get(Number(id)) ?? 0, c));
+    const faults = s.faults.length ? `  INJECTED FAULTS: ${s.faults.join(',')}` : '';
+    lines.push(`replica ${r.replica} ${r.endpoint}  up ${(s.uptimeMs / 1000).toFixed(0)}s  conns ${s.connections}  channels ${s.channels.length}  in ${inn}  out ${out}  queued ${depth}  dropped ${dropped}${faults}`);
+    for (const ch of s.channels) {
+      const qs = Object.entries(ch.queues)
+        .map(([c, q]) => `${c}=${q.depth}${q.droppedCapacity + q.droppedTtl ? ` (dropped ${q.droppedCapacity + q.droppedTtl})` : ''}`)
+        .join(' ');
+      lines.push(`    ${ch.tag}: in ${ch.eventsIn}  dup ${ch.duplicates}  expired ${ch.droppedTtl}  queues ${qs || '-'}`);
+    }
+  }
+  for (const [id, c] of suspects) if (c > 0) lines.push(`evidence: subscribers reported ${c} mismatching copies from replica ${id}`);
+  return `${lines.join('\n')}\n`;
+}

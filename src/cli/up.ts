@@ -1,0 +1,63 @@
+// `fitbroker up`: runs every replica of a config as its own child process, in the foreground.
+// Each child is the same `fitbroker replica` a multi-host deployment runs, so loopback is a
+// deployment here, not a special case. Ctrl-C (or SIGTERM) stops them all.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { FitError } from '../core/index.js';
+import { loadConfig } from '../config/index.js';
+import { assertFaultsAllowed, parseFault } from '../replica/index.js';
+
+export const CLI_PATH = fileURLToPath(new URL('./main.js', import.meta.url));
+
+export interface UpOptions {
+  dir: string;
+  fault?: string[];
+  logLevel?: string;
+}
+
+export function parseUpFaults(specs: string[], n: number): Map<number, string[]> {
+  const byReplica = new Map<number, string[]>();
+  for (const spec of specs) {
+    const at = spec.indexOf(':');
+    const id = Number(spec.slice(0, at));
+    if (at < 1 || !Number.isInteger(id) || id < 0 || id >= n) {
+      throw new FitError('FIT_ERR_USAGE', `--fault "${spec}" is not ID:KIND with ID a replica from 0 to ${n - 1} (e.g. --fault 2:tamper)`, { fault: spec });
+    }
+    const kind = spec.slice(at + 1);
+    parseFault(kind);
+    byReplica.set(id, [...(byReplica.get(id) ?? []), kind]);
+  }
+  return byReplica;
+}
+
+export async function up(o: UpOptions): Promise<void> {
+  const config = loadConfig(o.dir);
+  const faults = parseUpFaults(o.fault ?? [], config.replicas.length);
+  assertFaultsAllowed([...faults.values()].flat());
+  const children = new Map<number, ChildProcess>();
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) return;
+    stopping = true;
+    for (const c of children.values()) c.kill(signal === 'SIGINT' ? 'SIGTERM' : signal);
+  };
+  process.on('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM'));
+  await Promise.all(
+    config.replicas.map(
+      (r) =>
+        new Promise<void>((resolve) => {
+          const args = [CLI_PATH, 'replica', '--dir', o.dir, '--id', String(r.id), ...(faults.get(r.id) ?? []).flatMap((k) => ['--fault', k])];
+          if (o.logLevel) args.push('--log-level', o.logLevel);
+          const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'] });
+          children.set(r.id, child);
+          child.on('exit', (code, signal) => {
+            children.delete(r.id);
+            if (!stopping) process.stderr.write(`fitbroker up: replica ${r.id} exited (${signal ?? `code ${code}`}); the others keep serving\n`);
+            resolve();
+          });
+        }),
+    ),
+  );
+}

@@ -1,0 +1,11 @@
+export { Publisher } from './publisher.js';
+export type { PublishOptions, PublisherCounters } from './publisher.js';
+export { Subscriber } from './subscriber.js';
+export type { SubscriberOptions, SubscriberSummary } from './subscriber.js';
+export { Voter } from './voter.js';
+export type { VoterOptions, VoterCounters, VoterSink, Copy } from './voter.js';
+export { ReplicaLink, believedRefusal } from './link.js';
+export type { LinkHandlers } from './link.js';
+export { StreamAcks } from './acks.js';
+export { queryStatus } from './status.js';
+export type { ReplicaStatus } from './status.js';

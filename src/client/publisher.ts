@@ -1,0 +1,322 @@
+// L1 publish, with the service proxy underneath: events are written straight into a batch
+// frame (no intermediate objects), each batch goes to every replica as the same bytes, and a
+// batch counts as published once the channel's quorum acknowledged it: 2f+1 replicas for bft
+// (so f+1 correct ones hold it and every voter can reach f+1 matching copies), and for cft
+// every replica still connected (at least one) — the paper's "publishing in all replicas".
+//
+// Event ids: a random 8-byte epoch per Publisher and a sequence number that rises in the order
+// events are sent, so a restarted or concurrent process never reuses an id, and a replica can
+// drop anything at or below the last sequence number it accepted from this epoch.
+
+import { randomBytes } from 'node:crypto';
+import type { KeyObject } from 'node:crypto';
+import {
+  ContentType,
+  FitError,
+  PRIORITY_URGENT,
+  mayPublish,
+  publishQuorum,
+  voteQuorum,
+  type ChannelClass,
+  type Priority,
+} from '../core/index.js';
+import { decodeAck, decodeJson, MessageType, PUBLISH_SEQ_AT, publishHeaderBytes, recordBytes, writePublishHeader, writeRecord, EPOCH_BYTES } from '../codec/index.js';
+import type { ClusterConfig } from '../config/index.js';
+import { ReplicaLink, believedRefusal } from './link.js';
+
+export interface PublishOptions {
+  priority?: Priority;
+  /** Content type when content is a Buffer or string; objects are always JSON. */
+  contentType?: ContentType;
+  timestampMs?: number;
+}
+
+interface OpenBatch {
+  channel: string;
+  channelBytes: Buffer;
+  buf: Buffer;
+  offset: number;
+  count: number;
+}
+
+interface Batch {
+  seq: number;
+  channel: string;
+  cls: ChannelClass;
+  frame: Buffer;
+  count: number;
+  acks: Set<number>;
+  errors: Map<number, FitError>;
+}
+
+export interface PublisherCounters {
+  events: number;
+  batches: number;
+  acknowledged: number;
+  duplicates: number;
+}
+
+export class Publisher {
+  private readonly links: ReplicaLink[];
+  private readonly epoch = randomBytes(EPOCH_BYTES);
+  private readonly idBytes: Buffer;
+  private seq = 0;
+  private nextBatchSeq = 1;
+  private readonly open = new Map<string, OpenBatch>();
+  private readonly outbox: Batch[] = [];
+  private readonly inflight = new Map<number, Batch>();
+  private sealScheduled = false;
+  private failure: FitError | undefined;
+  private waiters: (() => boolean)[] = [];
+  readonly counters: PublisherCounters = { events: 0, batches: 0, acknowledged: 0, duplicates: 0 };
+
+  constructor(
+    private readonly config: ClusterConfig,
+    private readonly clientId: string,
+    privateKey: KeyObject,
+  ) {
+    this.idBytes = Buffer.from(clientId, 'utf8');
+    this.links = config.replicas.map(
+      (r) =>
+        new ReplicaLink(r, clientId, privateKey, config.limits, {
+          onReady: (link) => this.resend(link),
+          onFrame: (link, body) => this.onFrame(link, body),
+          onDown: () => this.onDown(),
+        }),
+    );
+  }
+
+  /** The epoch that makes this process's event ids unique, as it appears in delivered ids. */
+  get epochHex(): string {
+    return this.epoch.toString('hex');
+  }
+
+  connect(): this {
+    for (const l of this.links) l.start();
+    return this;
+  }
+
+  get readyReplicas(): number {
+    return this.links.filter((l) => l.ready).length;
+  }
+
+  /**
+   * Queues one event. Returns false when the window of unacknowledged batches is full:
+   * await drained() before publishing more. Throws at once on a channel this client may not
+   * use or an event over the size limit, without sending anything.
+   */
+  publish(channel: string, content: string | Buffer | object, opts: PublishOptions = {}): boolean {
+    if (this.failure) throw this.failure;
+    const cls = this.checkChannel(channel);
+    const priority = opts.priority ?? cls.priority;
+    let bytes: Buffer;
+    let contentType: ContentType;
+    if (Buffer.isBuffer(content)) [bytes, contentType] = [content, opts.contentType ?? ContentType.Binary];
+    else if (typeof content === 'string') [bytes, contentType] = [Buffer.from(content, 'utf8'), opts.contentType ?? ContentType.Text];
+    else [bytes, contentType] = [Buffer.from(JSON.stringify(content), 'utf8'), ContentType.Json];
+    const size = recordBytes(this.idBytes.length, bytes.length);
+    const limits = this.config.limits;
+    if (size > limits.eventBytesMax) {
+      throw new FitError('FIT_ERR_EVENT_TOO_LARGE', `an event of ${size} bytes is over the limit of ${limits.eventBytesMax}; split the content or raise limits.eventBytesMax`, {
+        channel,
+        eventBytes: size,
+        limitBytes: limits.eventBytesMax,
+      });
+    }
+    let b = this.open.get(channel);
+    if (b && b.offset + size > b.buf.length) {
+      this.seal(b);
+      b = undefined;
+    }
+    if (!b) b = this.openBatch(channel, size);
+    b.offset = writeRecord(b.buf, b.offset, {
+      publisher: this.idBytes,
+      epoch: this.epoch,
+      seq: ++this.seq,
+      timestampMs: opts.timestampMs ?? Date.now(),
+      priority,
+      contentType,
+      content: bytes,
+    });
+    b.count++;
+    this.counters.events++;
+    // Urgent events never wait for a batch to fill: seal now, behind only what this channel
+    // already queued (sending that first keeps sequence numbers rising on the wire).
+    if (b.count >= limits.batchEventsMax || priority === PRIORITY_URGENT) this.seal(b);
+    else this.scheduleSeal();
+    return this.inflight.size + this.outbox.length < limits.publishWindowBatches;
+  }
+
+  /** Resolves when there is room in the window again. */
+  drained(): Promise<void> {
+    return this.waitFor(() => this.inflight.size + this.outbox.length < this.config.limits.publishWindowBatches);
+  }
+
+  /** Resolves once every event published so far is acknowledged by its quorum. */
+  async flush(timeoutMs = 30_000): Promise<void> {
+    for (const b of [...this.open.values()]) this.seal(b);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(this.timeoutError(timeoutMs)), timeoutMs);
+    });
+    try {
+      await Promise.race([this.waitFor(() => this.inflight.size === 0 && this.outbox.length === 0), timeout]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  close(): void {
+    for (const l of this.links) l.stop();
+  }
+
+  private checkChannel(channel: string): ChannelClass {
+    const cls = this.config.table.channels.get(channel);
+    if (!cls) throw new FitError('FIT_ERR_UNKNOWN_CHANNEL', `channel "${channel}" is not in ${this.config.file}; add it under channels:`, { channel });
+    const client = this.config.table.clients.get(this.clientId);
+    if (!client) throw new FitError('FIT_ERR_UNKNOWN_CLIENT', `client "${this.clientId}" is not in ${this.config.file}; add it under clients:`, { client: this.clientId });
+    if (!mayPublish(client, channel)) {
+      throw new FitError('FIT_ERR_NOT_AUTHORIZED', `client "${this.clientId}" may not publish on channel "${channel}"; add the channel to clients.${this.clientId}.publish in cluster.yaml`, {
+        channel,
+        client: this.clientId,
+      });
+    }
+    return cls;
+  }
+
+  private openBatch(channel: string, firstRecordBytes: number): OpenBatch {
+    const channelBytes = Buffer.from(channel, 'utf8');
+    const header = publishHeaderBytes(channelBytes);
+    const capacity = header + Math.max(this.config.limits.batchBytesMax, firstRecordBytes);
+    const b = { channel, channelBytes, buf: Buffer.allocUnsafe(capacity), offset: header, count: 0 };
+    this.open.set(channel, b);
+    return b;
+  }
+
+  private scheduleSeal(): void {
+    if (this.sealScheduled) return;
+    this.sealScheduled = true;
+    setImmediate(() => {
+      this.sealScheduled = false;
+      for (const b of [...this.open.values()]) this.seal(b);
+    });
+  }
+
+  private seal(b: OpenBatch): void {
+    this.open.delete(b.channel);
+    if (b.count === 0) return;
+    const frame = Buffer.from(b.buf.subarray(0, b.offset));
+    writePublishHeader(frame, b.channelBytes, b.count, frame.length);
+    this.outbox.push({ seq: 0, channel: b.channel, cls: this.config.table.channels.get(b.channel)!, frame, count: b.count, acks: new Set(), errors: new Map() });
+    this.pump();
+  }
+
+  private pump(): void {
+    const window = this.config.limits.publishWindowBatches;
+    while (this.outbox.length > 0 && this.inflight.size < window) {
+      const b = this.outbox.shift()!;
+      b.seq = this.nextBatchSeq++;
+      b.frame.writeUInt32BE(b.seq, PUBLISH_SEQ_AT);
+      this.inflight.set(b.seq, b);
+      this.counters.batches++;
+      for (const l of this.links) l.send(b.frame);
+    }
+  }
+
+  /** A replica (re)connected: send it every batch in flight it has not acknowledged, in order. */
+  private resend(link: ReplicaLink): void {
+    for (const b of this.inflight.values()) if (!b.acks.has(link.id)) link.send(b.frame);
+    this.recheckAll();
+  }
+
+  private onFrame(link: ReplicaLink, body: Buffer): void {
+    if (body[0] === MessageType.Ack) {
+      const a = decodeAck(body);
+      const b = this.inflight.get(a.reqSeq);
+      if (!b) return;
+      b.acks.add(link.id);
+      b.errors.delete(link.id);
+      this.counters.duplicates += a.duplicates;
+      this.check(b);
+    } else if (body[0] === MessageType.Reply) {
+      const msg = decodeJson(body);
+      const b = this.inflight.get(Number(msg.seq));
+      if (!b || msg.ok !== false || b.acks.has(link.id)) return;
+      b.errors.set(link.id, FitError.fromJSON(msg.error));
+      this.check(b);
+    }
+  }
+
+  private onDown(): void {
+    // A refusal at the handshake (unknown client, wrong key) believed by f+1 replicas is final.
+    const refusal = believedRefusal(
+      this.links.map((l) => l.lastError),
+      Math.min(this.links.length, this.config.f + 1),
+    );
+    if (refusal && (refusal.code === 'FIT_ERR_UNKNOWN_CLIENT' || refusal.code === 'FIT_ERR_AUTH_FAILED')) return this.fail(refusal);
+    this.recheckAll();
+  }
+
+  private recheckAll(): void {
+    for (const b of [...this.inflight.values()]) this.check(b);
+  }
+
+  private check(b: Batch): void {
+    const f = this.config.f;
+    const n = this.links.length;
+    const quorum = publishQuorum(b.cls.fault, f);
+    const done =
+      b.cls.fault === 'bft'
+        ? b.acks.size >= quorum
+        : b.acks.size >= quorum && this.links.every((l) => !l.ready || b.acks.has(l.id) || b.errors.has(l.id));
+    if (done) {
+      this.inflight.delete(b.seq);
+      this.counters.acknowledged += b.count;
+      this.pump();
+      return this.wake();
+    }
+    // A refusal is believed once enough replicas agree on it that one of them is correct,
+    // or once the refusals leave too few replicas to ever reach the quorum.
+    const byCode = new Map<string, FitError[]>();
+    for (const e of b.errors.values()) byCode.set(e.code, [...(byCode.get(e.code) ?? []), e]);
+    for (const errs of byCode.values()) {
+      if (errs.length >= voteQuorum(b.cls.fault, f) || n - b.errors.size < quorum) return this.fail(errs[0]!);
+    }
+  }
+
+  private fail(err: FitError): void {
+    this.failure = err;
+    this.wake();
+  }
+
+  private waitFor(cond: () => boolean): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const test = (): boolean => {
+        if (this.failure) reject(this.failure);
+        else if (cond()) resolve();
+        else return false;
+        return true;
+      };
+      if (!test()) this.waiters.push(test);
+    });
+  }
+
+  private wake(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    for (const w of waiters) if (!w()) this.waiters.push(w);
+  }
+
+  private timeoutError(timeoutMs: number): FitError {
+    const pending = [...this.inflight.values()];
+    const reachable = this.links.filter((l) => l.ready).map((l) => l.id);
+    const refused = this.links.find((l) => l.lastError)?.lastError;
+    const needed = pending[0] ? publishQuorum(pending[0].cls.fault, this.config.f) : 0;
+    return new FitError(
+      'FIT_ERR_QUORUM_TIMEOUT',
+      `${pending.reduce((n, b) => n + b.count, 0) + this.outbox.reduce((n, b) => n + b.count, 0)} events were not acknowledged by ${needed} replicas within ${timeoutMs} ms; ` +
+        `replicas reachable: [${reachable.join(', ')}] of ${this.links.length}${refused ? ` (last refusal: ${refused.message})` : ''}; start the missing replicas (fitbroker up) or check the network`,
+      { timeoutMs, reachable: reachable.length, needed },
+    );
+  }
+}

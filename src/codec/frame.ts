@@ -1,0 +1,73 @@
+// Length-prefixed framing: u32 big-endian body length, then the body (u8 message type first).
+// Hand-written because it is twenty lines and sits on the hot path: a general-purpose
+// serializer would copy every event again. The decoder must never trust a length before
+// checking it against frameBytesMax, or one bad prefix would make us buffer gigabytes.
+
+import { FitError } from '../core/index.js';
+
+export const FRAME_HEADER_BYTES = 4;
+
+export class FrameDecoder {
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(private readonly frameBytesMax: number) {}
+
+  /** Feeds bytes; returns whole frame bodies. Throws FIT_ERR_FRAME_TOO_LARGE on a bad prefix. */
+  push(chunk: Buffer): Buffer[] {
+    this.chunks.push(chunk);
+    this.buffered += chunk.length;
+    const frames: Buffer[] = [];
+    while (this.buffered >= FRAME_HEADER_BYTES) {
+      const head = this.peekHeader();
+      const bodyBytes = head.readUInt32BE(0);
+      if (bodyBytes > this.frameBytesMax || bodyBytes === 0) {
+        throw new FitError(
+          'FIT_ERR_FRAME_TOO_LARGE',
+          bodyBytes === 0
+            ? 'received an empty frame; the peer is not speaking the fitbroker protocol'
+            : `received a frame of ${bodyBytes} bytes, over the limit of ${this.frameBytesMax}; send smaller batches or raise limits.frameBytesMax in cluster.yaml`,
+          { frameBytes: bodyBytes, limitBytes: this.frameBytesMax },
+        );
+      }
+      if (this.buffered < FRAME_HEADER_BYTES + bodyBytes) break;
+      frames.push(this.take(FRAME_HEADER_BYTES + bodyBytes).subarray(FRAME_HEADER_BYTES));
+    }
+    return frames;
+  }
+
+  get bufferedBytes(): number {
+    return this.buffered;
+  }
+
+  private peekHeader(): Buffer {
+    const first = this.chunks[0]!;
+    if (first.length >= FRAME_HEADER_BYTES) return first;
+    return Buffer.concat(this.chunks).subarray(0, FRAME_HEADER_BYTES);
+  }
+
+  /** Takes n bytes off the front; zero-copy when they sit inside the first chunk. */
+  private take(n: number): Buffer {
+    const first = this.chunks[0]!;
+    let out: Buffer;
+    if (first.length >= n) {
+      out = first.subarray(0, n);
+      if (first.length === n) this.chunks.shift();
+      else this.chunks[0] = first.subarray(n);
+    } else {
+      const all = Buffer.concat(this.chunks);
+      out = all.subarray(0, n);
+      this.chunks = all.length > n ? [all.subarray(n)] : [];
+    }
+    this.buffered -= n;
+    return out;
+  }
+}
+
+/** Prefixes a body with its length. */
+export function frame(body: Buffer): Buffer {
+  const out = Buffer.allocUnsafe(FRAME_HEADER_BYTES + body.length);
+  out.writeUInt32BE(body.length, 0);
+  body.copy(out, FRAME_HEADER_BYTES);
+  return out;
+}

@@ -1,0 +1,169 @@
+// The event record: the unit a publisher creates, replicas forward untouched, and voters
+// compare byte for byte. Layout (big-endian):
+//
+//   u32 recordBytes (after this field) | u8 version | u8 priority | u8 contentType |
+//   u8 protection | u8 publisherBytes | publisher | 8-byte epoch | u32 seqHigh | u32 seqLow |
+//   f64 timestampMs | u32 contentBytes | content | u16 trailerBytes | trailer
+//
+// (publisher, epoch, seq) is the event's identity: the epoch is random per publishing process,
+// so restarts and concurrent processes of one client never collide, and seq rises within it.
+// The trailer is reserved for HA / PKS / PKE (MAC, signature); SI leaves it empty.
+// Replicas read only the fixed header fields (priority, timestamp, identity), never content.
+
+import { FitError, type BrokerEvent, type ContentType, type Priority } from '../core/index.js';
+
+export const RECORD_VERSION = 1;
+const FIXED_BEFORE_PUBLISHER = 4 + 5;
+const ID_BYTES_AFTER_PUBLISHER = 8 + 8;
+const FIXED_AFTER_ID = 8 + 4;
+const TRAILER_LEN_BYTES = 2;
+export const EPOCH_BYTES = 8;
+
+export interface RecordInput {
+  publisher: Buffer;
+  epoch: Buffer;
+  seq: number;
+  timestampMs: number;
+  priority: Priority;
+  contentType: ContentType;
+  content: Buffer;
+}
+
+export function recordBytes(publisherBytes: number, contentBytes: number): number {
+  return FIXED_BEFORE_PUBLISHER + publisherBytes + ID_BYTES_AFTER_PUBLISHER + FIXED_AFTER_ID + contentBytes + TRAILER_LEN_BYTES;
+}
+
+/** Writes one record at `offset`; returns the offset after it. */
+export function writeRecord(out: Buffer, offset: number, r: RecordInput): number {
+  const total = recordBytes(r.publisher.length, r.content.length);
+  let o = offset;
+  o = out.writeUInt32BE(total - 4, o);
+  o = out.writeUInt8(RECORD_VERSION, o);
+  o = out.writeUInt8(r.priority, o);
+  o = out.writeUInt8(r.contentType, o);
+  o = out.writeUInt8(0, o);
+  o = out.writeUInt8(r.publisher.length, o);
+  o += r.publisher.copy(out, o);
+  o += r.epoch.copy(out, o, 0, EPOCH_BYTES);
+  o = out.writeUInt32BE(Math.floor(r.seq / 0x1_0000_0000), o);
+  o = out.writeUInt32BE(r.seq >>> 0, o);
+  o = out.writeDoubleBE(r.timestampMs, o);
+  o = out.writeUInt32BE(r.content.length, o);
+  o += r.content.copy(out, o);
+  o = out.writeUInt16BE(0, o);
+  return o;
+}
+
+function malformed(why: string, offset: number): FitError {
+  return new FitError('FIT_ERR_MALFORMED', `malformed event record at byte ${offset}: ${why}`, { offset });
+}
+
+/**
+ * Walks the records of a batch in place without copying or decoding content. The fields
+ * describe the current record after each successful next(); one cursor is reused per batch
+ * so the hot path allocates only the identity key.
+ */
+export class RecordCursor {
+  start = 0;
+  end = 0;
+  priority: Priority = 0;
+  timestampMs = 0;
+  seq = 0;
+  private publisherEnd = 0;
+
+  constructor(
+    private readonly buf: Buffer,
+    private offset: number,
+    private readonly eventBytesMax: number,
+  ) {}
+
+  /** Advances to the next record; throws FIT_ERR_MALFORMED / FIT_ERR_EVENT_TOO_LARGE. */
+  next(): boolean {
+    const buf = this.buf;
+    const s = this.offset;
+    if (s >= buf.length) return false;
+    if (s + FIXED_BEFORE_PUBLISHER > buf.length) throw malformed('truncated header', s);
+    const bodyBytes = buf.readUInt32BE(s);
+    const end = s + 4 + bodyBytes;
+    if (bodyBytes + 4 > this.eventBytesMax) {
+      throw new FitError(
+        'FIT_ERR_EVENT_TOO_LARGE',
+        `an event of ${bodyBytes + 4} bytes is over the limit of ${this.eventBytesMax}; split the content or raise limits.eventBytesMax`,
+        { eventBytes: bodyBytes + 4, limitBytes: this.eventBytesMax },
+      );
+    }
+    if (end > buf.length) throw malformed('record runs past the end of the frame', s);
+    if (buf[s + 4] !== RECORD_VERSION) throw malformed(`unknown record version ${buf[s + 4]}`, s);
+    const priority = buf[s + 5]!;
+    if (priority > 3) throw malformed(`priority ${priority} is not 0..3`, s);
+    if (buf[s + 6]! > 2) throw malformed(`content type ${buf[s + 6]} is unknown`, s);
+    const publisherBytes = buf[s + 8]!;
+    if (publisherBytes === 0) throw malformed('empty publisher id', s);
+    const publisherEnd = s + FIXED_BEFORE_PUBLISHER + publisherBytes;
+    const contentLenAt = publisherEnd + ID_BYTES_AFTER_PUBLISHER + 8;
+    if (contentLenAt + 4 > end) throw malformed('truncated identity', s);
+    const contentBytes = buf.readUInt32BE(contentLenAt);
+    const trailerLenAt = contentLenAt + 4 + contentBytes;
+    if (trailerLenAt + TRAILER_LEN_BYTES > end) throw malformed('content runs past the record', s);
+    if (trailerLenAt + TRAILER_LEN_BYTES + buf.readUInt16BE(trailerLenAt) !== end) throw malformed('record length does not add up', s);
+    const seqHigh = buf.readUInt32BE(publisherEnd + EPOCH_BYTES);
+    if (seqHigh > 0x1f_ffff) throw malformed('sequence number beyond 2^53', s);
+    this.start = s;
+    this.end = end;
+    this.priority = priority as Priority;
+    this.publisherEnd = publisherEnd;
+    this.seq = seqHigh * 0x1_0000_0000 + buf.readUInt32BE(publisherEnd + EPOCH_BYTES + 4);
+    this.timestampMs = buf.readDoubleBE(publisherEnd + ID_BYTES_AFTER_PUBLISHER);
+    this.offset = end;
+    return true;
+  }
+
+  /** Identity of the publishing process (publisher + epoch) as a map key. */
+  streamKey(): string {
+    return this.buf.toString('latin1', this.start + 8, this.publisherEnd + EPOCH_BYTES);
+  }
+
+  /** Identity of the event (publisher + epoch + seq) as a map key. */
+  eventKey(): string {
+    return this.buf.toString('latin1', this.start + 8, this.publisherEnd + ID_BYTES_AFTER_PUBLISHER);
+  }
+
+  /** Compares the publisher field with an id's bytes without building a string. */
+  publisherEquals(id: Buffer): boolean {
+    const from = this.start + FIXED_BEFORE_PUBLISHER;
+    return this.publisherEnd - from === id.length && this.buf.compare(id, 0, id.length, from, this.publisherEnd) === 0;
+  }
+
+  publisher(): string {
+    return this.buf.toString('utf8', this.start + FIXED_BEFORE_PUBLISHER, this.publisherEnd);
+  }
+
+  record(): Buffer {
+    return this.buf.subarray(this.start, this.end);
+  }
+}
+
+/** Decodes one whole, already validated record into the API's event shape. */
+export function decodeRecord(rec: Buffer, channel: string): BrokerEvent {
+  const publisherBytes = rec[8]!;
+  const publisherEnd = FIXED_BEFORE_PUBLISHER + publisherBytes;
+  const epoch = rec.toString('hex', publisherEnd, publisherEnd + EPOCH_BYTES);
+  const seq = rec.readUInt32BE(publisherEnd + EPOCH_BYTES) * 0x1_0000_0000 + rec.readUInt32BE(publisherEnd + EPOCH_BYTES + 4);
+  const contentLenAt = publisherEnd + ID_BYTES_AFTER_PUBLISHER + 8;
+  const contentBytes = rec.readUInt32BE(contentLenAt);
+  return {
+    channel,
+    publisher: rec.toString('utf8', FIXED_BEFORE_PUBLISHER, publisherEnd),
+    id: `${epoch}-${seq}`,
+    timestampMs: rec.readDoubleBE(publisherEnd + ID_BYTES_AFTER_PUBLISHER),
+    priority: rec[5] as Priority,
+    contentType: rec[6] as ContentType,
+    content: rec.subarray(contentLenAt + 4, contentLenAt + 4 + contentBytes),
+  };
+}
+
+/** Byte offset of the first content byte, for fault injection that must keep a record valid. */
+export function contentOffset(rec: Buffer): { start: number; bytes: number } {
+  const contentLenAt = FIXED_BEFORE_PUBLISHER + rec[8]! + ID_BYTES_AFTER_PUBLISHER + 8;
+  return { start: contentLenAt + 4, bytes: rec.readUInt32BE(contentLenAt) };
+}

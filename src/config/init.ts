@@ -1,0 +1,78 @@
+// `fitbroker init`: writes cluster.yaml and one Ed25519 key pair per replica and client.
+
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { stringify } from 'yaml';
+import { FitError, DEFAULT_LIMITS, type FaultModel } from '../core/index.js';
+import { generateIdentity } from '../protection/index.js';
+import { NAME_PATTERN } from './schema.js';
+import { clientKeyPath, configPath, parseConfig, replicaKeyPath, type ClusterConfig } from './load.js';
+
+export type ClientRole = 'pub' | 'sub' | 'pubsub' | 'admin';
+
+export interface InitOptions {
+  dir: string;
+  replicas: number;
+  faults: number;
+  channels: string[];
+  basePort: number;
+  host: string;
+  faultModel: FaultModel;
+  clients: { name: string; role: ClientRole }[];
+  force: boolean;
+}
+
+export const DEFAULT_CLIENTS: { name: string; role: ClientRole }[] = [
+  { name: 'probe', role: 'pub' },
+  { name: 'console', role: 'sub' },
+  { name: 'admin', role: 'admin' },
+];
+
+export function parseClientsFlag(value: string): { name: string; role: ClientRole }[] {
+  return value
+    .split(',')
+    .filter((s) => s.trim() !== '')
+    .map((item) => {
+      const [name, role] = item.trim().split(':');
+      if (!name || !NAME_PATTERN.test(name) || !role || !['pub', 'sub', 'pubsub'].includes(role)) {
+        throw new FitError('FIT_ERR_USAGE', `--clients: "${item}" is not NAME:ROLE with ROLE pub, sub or pubsub (e.g. siem1:sub,siem2:sub)`, { value: item });
+      }
+      return { name, role: role as ClientRole };
+    });
+}
+
+export function initCluster(o: InitOptions): ClusterConfig {
+  const file = configPath(o.dir);
+  if (existsSync(file) && !o.force) {
+    throw new FitError('FIT_ERR_USAGE', `${file} already exists; pass --force to overwrite it and its keys, or choose another --dir`, { file });
+  }
+  if (o.channels.length === 0) throw new FitError('FIT_ERR_USAGE', '--channels needs at least one channel name, e.g. --channels alerts,metrics');
+  for (const ch of o.channels) {
+    if (!NAME_PATTERN.test(ch)) throw new FitError('FIT_ERR_USAGE', `--channels: "${ch}" is not a valid channel name (letters, digits, ".", "_", "-")`, { channel: ch });
+  }
+  mkdirSync(`${o.dir}/keys`, { recursive: true, mode: 0o700 });
+  const replicas = Array.from({ length: o.replicas }, (_, id) => {
+    const k = generateIdentity();
+    writeFileSync(replicaKeyPath(o.dir, id), k.privatePem, { mode: 0o600 });
+    return { id, host: o.host, port: o.basePort + id, publicKey: k.publicKey };
+  });
+  const clients: Record<string, unknown> = {};
+  const all = [...DEFAULT_CLIENTS.filter((d) => !o.clients.some((c) => c.name === d.name)), ...o.clients];
+  for (const c of all) {
+    const k = generateIdentity();
+    writeFileSync(clientKeyPath(o.dir, c.name), k.privatePem, { mode: 0o600 });
+    clients[c.name] = {
+      publicKey: k.publicKey,
+      publish: c.role === 'pub' || c.role === 'pubsub' ? ['*'] : [],
+      subscribe: c.role === 'sub' || c.role === 'pubsub' ? ['*'] : [],
+      ...(c.role === 'admin' ? { admin: true } : {}),
+    };
+  }
+  const channels = Object.fromEntries(
+    o.channels.map((ch) => [ch, { fault: o.faultModel, order: 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, persist: 'memory', protection: 'si' }]),
+  );
+  const doc = { version: 1, f: o.faults, replicas, channels, clients, limits: {} };
+  const text = `# fitbroker cluster config, written by \`fitbroker init\`. Edit by hand; it is checked on load.\n# Private keys are in keys/ beside this file: give each host only its own.\n${stringify(doc, { lineWidth: 0 })}`;
+  const config = parseConfig(text, file, o.dir);
+  writeFileSync(file, text);
+  return config;
+}

@@ -1,0 +1,108 @@
+// Reads and checks cluster.yaml. Every error names the file, the key and what is expected,
+// because the reader is an operator with the file open in an editor.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { FitError, limitsWith, type ChannelClass, type ClientInfo, type ControlTable, type Limits, type Priority, type ReplicaInfo } from '../core/index.js';
+import { isValidPublicKey } from '../protection/index.js';
+import { clusterSchema, type ClusterFile } from './schema.js';
+
+export const CONFIG_FILE = 'cluster.yaml';
+
+export interface ClusterConfig {
+  dir: string;
+  file: string;
+  f: number;
+  replicas: ReplicaInfo[];
+  table: ControlTable;
+  limits: Limits;
+}
+
+export function configPath(dir: string): string {
+  return join(dir, CONFIG_FILE);
+}
+
+function configError(file: string, key: string, expected: string): FitError {
+  return new FitError('FIT_ERR_CONFIG', `${file}: ${key || '(top level)'}: ${expected}`, { file, key });
+}
+
+export function loadConfig(dir: string): ClusterConfig {
+  const file = configPath(dir);
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch {
+    throw new FitError('FIT_ERR_CONFIG', `no cluster config at ${file}; create one with \`fitbroker init --dir ${dir}\``, { file });
+  }
+  return parseConfig(text, file, dir);
+}
+
+export function parseConfig(text: string, file: string, dir: string): ClusterConfig {
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw configError(file, '', `is not valid YAML (${(e as Error).message.split('\n')[0]})`);
+  }
+  const parsed = clusterSchema.safeParse(raw);
+  if (!parsed.success) {
+    const issue = parsed.error.issues[0]!;
+    throw configError(file, issue.path.join('.'), `expected ${describeIssue(issue)}`);
+  }
+  return checkSemantics(parsed.data, file, dir);
+}
+
+function describeIssue(issue: { code: string; message: string; keys?: string[] }): string {
+  if (issue.code === 'unrecognized_keys') return `no unknown keys, found ${issue.keys?.join(', ')} (check the spelling)`;
+  return issue.message.replace(/^Invalid input: /, '');
+}
+
+function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfig {
+  const n = c.replicas.length;
+  c.replicas.forEach((r, i) => {
+    if (r.id !== i) throw configError(file, `replicas.${i}.id`, `id ${i} (replicas are listed in id order from 0), found ${r.id}`);
+    if (!isValidPublicKey(r.publicKey)) throw configError(file, `replicas.${i}.publicKey`, 'a base64 Ed25519 public key as written by `fitbroker init`');
+  });
+  const endpoints = new Set<string>();
+  for (const r of c.replicas) {
+    const ep = `${r.host}:${r.port}`;
+    if (endpoints.has(ep)) throw configError(file, `replicas.${r.id}.port`, `a host:port no other replica uses, ${ep} is taken twice`);
+    endpoints.add(ep);
+  }
+  const channels = new Map<string, ChannelClass>();
+  for (const [tag, ch] of Object.entries(c.channels)) {
+    const needed = ch.fault === 'bft' ? 3 * c.f + 1 : c.f + 1;
+    if (n < needed) {
+      throw configError(file, `channels.${tag}.fault`, `${ch.fault} with f=${c.f} needs at least ${needed} replicas (${ch.fault === 'bft' ? '3f+1' : 'f+1'}), the config lists ${n}`);
+    }
+    if (ch.order !== 'none') throw notYet(file, `channels.${tag}.order`, `order: ${ch.order} (total order through consensus)`);
+    if (ch.persist !== 'memory') throw notYet(file, `channels.${tag}.persist`, `persist: ${ch.persist}`);
+    if (ch.protection !== 'si') throw notYet(file, `channels.${tag}.protection`, `protection: ${ch.protection}`);
+    channels.set(tag, { ...ch, priority: ch.priority as Priority });
+  }
+  const clients = new Map<string, ClientInfo>();
+  for (const [id, cl] of Object.entries(c.clients)) {
+    if (!isValidPublicKey(cl.publicKey)) throw configError(file, `clients.${id}.publicKey`, 'a base64 Ed25519 public key as written by `fitbroker init`');
+    for (const list of ['publish', 'subscribe'] as const) {
+      cl[list].forEach((ch, i) => {
+        if (ch !== '*' && !channels.has(ch)) throw configError(file, `clients.${id}.${list}.${i}`, `a channel listed under channels: (or "*"), found "${ch}"`);
+      });
+    }
+    clients.set(id, { id, ...cl });
+  }
+  return { dir, file, f: c.f, replicas: c.replicas, table: { channels, clients }, limits: limitsWith(c.limits as Partial<Limits>) };
+}
+
+function notYet(file: string, key: string, what: string): FitError {
+  return new FitError('FIT_ERR_NOT_SUPPORTED', `${file}: ${key}: ${what} is not available in this build yet; use the default (order: none, persist: memory, protection: si)`, { file, key });
+}
+
+/** Replica n's private key file, relative to the cluster dir. */
+export function replicaKeyPath(dir: string, id: number): string {
+  return join(dir, 'keys', `replica-${id}.pem`);
+}
+
+export function clientKeyPath(dir: string, client: string): string {
+  return join(dir, 'keys', `${client}.pem`);
+}

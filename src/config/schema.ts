@@ -1,0 +1,50 @@
+// cluster.yaml as a zod schema. Objects are strict so a typo ("capacty") is an error that
+// names the key, not a silently ignored setting; a person edits this file by hand.
+
+import { z } from 'zod';
+import { DEFAULT_LIMITS } from '../core/index.js';
+
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+const name = z.string().regex(NAME_PATTERN, 'a name of letters, digits, ".", "_" or "-", starting with a letter or digit, at most 128 characters');
+const positiveInt = z.number().int().positive();
+
+export const channelSchema = z.strictObject({
+  fault: z.enum(['cft', 'bft']).default('bft'),
+  order: z.enum(['none', 'channel', 'global']).default('none'),
+  priority: z.number().int().min(0).max(3).default(0),
+  capacityEvents: positiveInt.default(DEFAULT_LIMITS.queueCapacityEvents),
+  ttlMs: positiveInt.default(DEFAULT_LIMITS.ttlMs),
+  persist: z.enum(['memory', 'disk']).default('memory'),
+  protection: z.enum(['si', 'ha', 'pks', 'pke']).default('si'),
+});
+
+export const replicaSchema = z.strictObject({
+  id: z.number().int().min(0),
+  host: z.string().min(1),
+  port: z.number().int().min(1).max(65535),
+  publicKey: z.string().min(1),
+});
+
+export const clientSchema = z.strictObject({
+  publicKey: z.string().min(1),
+  publish: z.array(z.union([name, z.literal('*')])).default([]),
+  subscribe: z.array(z.union([name, z.literal('*')])).default([]),
+  admin: z.boolean().default(false),
+});
+
+const limitsShape = Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((k) => [k, positiveInt.optional()])) as Record<
+  keyof typeof DEFAULT_LIMITS,
+  z.ZodOptional<typeof positiveInt>
+>;
+
+export const clusterSchema = z.strictObject({
+  version: z.literal(1),
+  f: z.number().int().min(0),
+  replicas: z.array(replicaSchema).min(1),
+  channels: z.record(name, channelSchema),
+  clients: z.record(name, clientSchema),
+  limits: z.strictObject(limitsShape).default({}),
+});
+
+export type ClusterFile = z.infer<typeof clusterSchema>;
+export type ChannelFile = z.infer<typeof channelSchema>;

@@ -1,0 +1,60 @@
+// Every failure that reaches a user or a log is a FitError with a stable code. Codes are never
+// reused or renamed: tools match on them. docs/errors.md lists each one, and
+// test/errors-doc.test.ts fails when the two disagree.
+
+export const ERROR_CODES = {
+  FIT_ERR_CONFIG: 'the cluster config is missing or invalid',
+  FIT_ERR_KEY: 'a key file is missing, unreadable or does not match the config',
+  FIT_ERR_USAGE: 'a command was called with a missing or invalid flag',
+  FIT_ERR_UNKNOWN_CLIENT: 'the client is not in the control table',
+  FIT_ERR_AUTH_FAILED: 'the peer could not prove it holds the key the config names',
+  FIT_ERR_NOT_AUTHORIZED: 'the client may not publish or subscribe on that channel',
+  FIT_ERR_UNKNOWN_CHANNEL: 'the channel is not in the control table',
+  FIT_ERR_FRAME_TOO_LARGE: 'a frame is larger than frameBytesMax',
+  FIT_ERR_MALFORMED: 'a frame or request could not be parsed',
+  FIT_ERR_UNKNOWN_METHOD: 'the request names a method the replica does not know',
+  FIT_ERR_EVENT_TOO_LARGE: 'an event is larger than eventBytesMax',
+  FIT_ERR_NOT_SUPPORTED: 'the config asks for a feature this build does not provide yet',
+  FIT_ERR_QUORUM_TIMEOUT: 'not enough replicas answered in time',
+  FIT_ERR_CONNECTION: 'a connection to a replica failed or closed',
+  FIT_ERR_FAULTS_NOT_ALLOWED: 'fault injection was asked for without FITBROKER_ALLOW_FAULTS=1',
+  FIT_ERR_REFUSED: 'replicas refused a request',
+  FIT_ERR_INTERNAL: 'a bug: an invariant did not hold',
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export type ErrorFields = Record<string, string | number | boolean | undefined>;
+
+export class FitError extends Error {
+  readonly code: ErrorCode;
+  readonly fields: ErrorFields;
+
+  constructor(code: ErrorCode, message: string, fields: ErrorFields = {}) {
+    super(message);
+    this.name = 'FitError';
+    this.code = code;
+    this.fields = fields;
+  }
+
+  toJSON(): { code: ErrorCode; message: string; fields: ErrorFields } {
+    return { code: this.code, message: this.message, fields: this.fields };
+  }
+
+  static fromJSON(value: unknown): FitError {
+    const v = value as { code?: unknown; message?: unknown; fields?: unknown } | null;
+    const code = typeof v?.code === 'string' && v.code in ERROR_CODES ? (v.code as ErrorCode) : 'FIT_ERR_INTERNAL';
+    const message = typeof v?.message === 'string' ? v.message : 'a replica sent an error without a message';
+    const fields = typeof v?.fields === 'object' && v.fields !== null ? (v.fields as ErrorFields) : {};
+    return new FitError(code, message, fields);
+  }
+}
+
+export function isFitError(e: unknown): e is FitError {
+  return e instanceof FitError;
+}
+
+/** A broken invariant is a bug: crash loudly rather than limp on with corrupt state. */
+export function invariant(condition: unknown, what: string): asserts condition {
+  if (!condition) throw new FitError('FIT_ERR_INTERNAL', `invariant broken: ${what}; this is a bug, please report it`);
+}

@@ -1,0 +1,79 @@
+// The data units of the paper (§4): events, channels and their class, the control table.
+
+export type FaultModel = 'cft' | 'bft';
+export type OrderMode = 'none' | 'channel' | 'global';
+export type Protection = 'si' | 'ha' | 'pks' | 'pke';
+export type Persist = 'memory' | 'disk';
+
+/** Priority 3 is urgent: it overtakes queued events at every hop and never waits for a batch. */
+export type Priority = 0 | 1 | 2 | 3;
+export const PRIORITY_LEVELS = 4;
+export const PRIORITY_URGENT: Priority = 3;
+
+export interface ChannelClass {
+  fault: FaultModel;
+  order: OrderMode;
+  priority: Priority;
+  capacityEvents: number;
+  ttlMs: number;
+  persist: Persist;
+  protection: Protection;
+}
+
+export const ContentType = { Text: 0, Json: 1, Binary: 2 } as const;
+export type ContentType = (typeof ContentType)[keyof typeof ContentType];
+
+/** An event as the API sees it; on the wire it is an EventRecord (src/codec/event.ts). */
+export interface BrokerEvent {
+  channel: string;
+  publisher: string;
+  /** `<epoch hex>-<sequence>`: unique per publisher across restarts and concurrent processes. */
+  id: string;
+  timestampMs: number;
+  priority: Priority;
+  contentType: ContentType;
+  content: Buffer;
+}
+
+export interface ReplicaInfo {
+  id: number;
+  host: string;
+  port: number;
+  publicKey: string;
+}
+
+export interface ClientInfo {
+  id: string;
+  publicKey: string;
+  publish: string[];
+  subscribe: string[];
+  admin: boolean;
+}
+
+/** Who may do what: the state every correct replica must agree on. */
+export interface ControlTable {
+  channels: Map<string, ChannelClass>;
+  clients: Map<string, ClientInfo>;
+}
+
+export function mayPublish(client: ClientInfo, channel: string): boolean {
+  return client.publish.includes('*') || client.publish.includes(channel);
+}
+
+export function maySubscribe(client: ClientInfo, channel: string): boolean {
+  return client.subscribe.includes('*') || client.subscribe.includes(channel);
+}
+
+/** Replies needed for a result to be trusted: f+1 for bft (one is correct), 1 for cft. */
+export function voteQuorum(fault: FaultModel, f: number): number {
+  return fault === 'bft' ? f + 1 : 1;
+}
+
+/**
+ * Replicas that must hold a publish before it is acknowledged. bft: 2f+1, so that at least
+ * f+1 correct replicas hold it and every voter can reach f+1 matching copies; f+1 would allow
+ * a single correct holder. cft: one replica, the paper's "at least one forwarding".
+ */
+export function publishQuorum(fault: FaultModel, f: number): number {
+  return fault === 'bft' ? 2 * f + 1 : 1;
+}

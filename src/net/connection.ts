@@ -1,0 +1,85 @@
+// One framed connection over any duplex stream (TCP socket, TLS socket, or an in-memory pair in
+// tests). It owns framing and write backpressure; what the frames mean is the caller's business.
+// A decode error closes only this connection: one bad peer must never cost anyone else.
+
+import type { Duplex } from 'node:stream';
+import { FitError, isFitError } from '../core/index.js';
+import { FrameDecoder } from '../codec/index.js';
+
+export interface ConnectionHandlers {
+  onFrame(body: Buffer): void;
+  onClose(reason: FitError | undefined): void;
+}
+
+export class Connection {
+  private readonly decoder: FrameDecoder;
+  private closed = false;
+  private drainWaiters: (() => void)[] = [];
+
+  constructor(
+    readonly stream: Duplex,
+    frameBytesMax: number,
+    private readonly writeBufferBytesMax: number,
+    private readonly handlers: ConnectionHandlers,
+  ) {
+    this.decoder = new FrameDecoder(frameBytesMax);
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    stream.on('error', (e: Error) => this.close(new FitError('FIT_ERR_CONNECTION', `connection error: ${e.message}`)));
+    stream.on('close', () => this.close(undefined));
+    stream.on('end', () => this.close(undefined));
+    stream.on('drain', () => {
+      const waiters = this.drainWaiters;
+      this.drainWaiters = [];
+      for (const w of waiters) w();
+    });
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /** True while the peer keeps up; false means stop producing until whenDrained(). */
+  get writable(): boolean {
+    return !this.closed && this.stream.writableLength < this.writeBufferBytesMax;
+  }
+
+  whenDrained(cb: () => void): void {
+    if (this.closed) return;
+    this.drainWaiters.push(cb);
+  }
+
+  send(buf: Buffer): void {
+    if (this.closed) return;
+    this.stream.write(buf);
+  }
+
+  close(reason?: FitError): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.drainWaiters = [];
+    this.stream.destroy();
+    this.handlers.onClose(reason);
+  }
+
+  /** Closes after what was written so far is flushed, so a final error reply reaches the peer. */
+  end(reason?: FitError): void {
+    if (this.closed) return;
+    this.stream.end(() => this.close(reason));
+    setTimeout(() => this.close(reason), 1000).unref();
+  }
+
+  private onData(chunk: Buffer): void {
+    if (this.closed) return;
+    let frames: Buffer[];
+    try {
+      frames = this.decoder.push(chunk);
+    } catch (e) {
+      this.close(isFitError(e) ? e : new FitError('FIT_ERR_MALFORMED', String(e)));
+      return;
+    }
+    for (const f of frames) {
+      if (this.closed) return;
+      this.handlers.onFrame(f);
+    }
+  }
+}

@@ -1,0 +1,2 @@
+export { Connection } from './connection.js';
+export type { ConnectionHandlers } from './connection.js';

@@ -1,0 +1,260 @@
+// L2, the replica server: accepts connections from any duplex stream, authenticates the
+// client, and hands each request to the broker service (L3). It forwards the records it
+// received without re-encoding them. Expected failures (a refused channel, a malformed
+// batch) become error replies on that connection only; everyone else keeps being served.
+
+import { createServer, type Server, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import { FitError, isFitError, type ClientInfo } from '../core/index.js';
+import { decodeCredit, decodeJson, decodePublish, encodeAck, encodeEvents, encodeJson, MessageType } from '../codec/index.js';
+import { BrokerService } from '../broker/index.js';
+import { authTranscript, newNonce, signBytes, verifyBytes, AUTH_VERSION } from '../protection/index.js';
+import { Connection } from '../net/index.js';
+import type { ClusterConfig } from '../config/index.js';
+import { PushStream } from './push.js';
+import { subscriberSalt, type Fault } from './faults.js';
+
+export interface ReplicaOptions {
+  config: ClusterConfig;
+  id: number;
+  privateKey: KeyObject;
+  faults?: Fault[];
+  logger: Logger;
+  nowMs?: () => number;
+}
+
+interface Peer {
+  conn: Connection;
+  challenge: Buffer;
+  client: ClientInfo | undefined;
+  streams: Map<number, PushStream>;
+  remote: string;
+}
+
+export class ReplicaServer {
+  readonly service: BrokerService;
+  private readonly server: Server;
+  private readonly peers = new Set<Peer>();
+  private readonly streams = new Map<string, Set<PushStream>>();
+  /** Mismatching copies subscribers reported, by the replica that sent them. */
+  private readonly evidence = new Map<number, number>();
+  private readonly startedAtMs = Date.now();
+  private readonly nowMs: () => number;
+  private readonly faults: Fault[];
+
+  constructor(private readonly o: ReplicaOptions) {
+    this.nowMs = o.nowMs ?? Date.now;
+    this.faults = o.faults ?? [];
+    this.service = new BrokerService(o.config.table, o.config.limits, this.nowMs);
+    this.service.onQueued = (channel, client) => {
+      const set = this.streams.get(streamKey(channel, client));
+      if (set) for (const s of set) s.schedule();
+    };
+    this.server = createServer({ noDelay: true }, (socket: Socket) => this.handle(socket, `${socket.remoteAddress}:${socket.remotePort}`));
+  }
+
+  get info(): { id: number; host: string; port: number } {
+    const r = this.o.config.replicas[this.o.id]!;
+    return { id: r.id, host: r.host, port: r.port };
+  }
+
+  listen(host = this.info.host, port = this.info.port): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once('error', reject);
+      this.server.listen(port, host, () => {
+        this.server.off('error', reject);
+        const addr = this.server.address();
+        resolve(typeof addr === 'object' && addr ? addr.port : port);
+      });
+    });
+  }
+
+  async close(): Promise<void> {
+    for (const p of this.peers) p.conn.close();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  /** Serves one connection over any duplex stream: a socket, or an in-memory pair in tests. */
+  handle(stream: Duplex, remote: string): void {
+    const limits = this.o.config.limits;
+    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, streams: new Map(), remote };
+    peer.conn = new Connection(stream, limits.frameBytesMax, limits.socketWriteBufferBytesMax, {
+      onFrame: (body) => this.onFrame(peer, body),
+      onClose: (reason) => this.onClose(peer, reason),
+    });
+    this.peers.add(peer);
+    const timer = setTimeout(() => {
+      if (!peer.client) this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `no authentication within ${limits.handshakeTimeoutMs} ms; the peer is not a fitbroker client`), true);
+    }, limits.handshakeTimeoutMs);
+    timer.unref();
+    peer.conn.send(encodeJson(MessageType.Challenge, { replica: this.o.id, nonce: peer.challenge.toString('base64'), version: AUTH_VERSION }));
+  }
+
+  status(): Record<string, unknown> {
+    return {
+      replica: this.o.id,
+      n: this.o.config.replicas.length,
+      f: this.o.config.f,
+      uptimeMs: Date.now() - this.startedAtMs,
+      connections: this.peers.size,
+      channels: this.service.stats(),
+      evidence: Object.fromEntries(this.evidence),
+      faults: this.faults.map((f) => f.kind),
+    };
+  }
+
+  private onClose(peer: Peer, reason: FitError | undefined): void {
+    this.peers.delete(peer);
+    for (const s of peer.streams.values()) this.dropStream(s);
+    if (reason && reason.code !== 'FIT_ERR_CONNECTION') {
+      this.o.logger.warn({ remote: peer.remote, client: peer.client?.id, code: reason.code, reason: reason.message }, 'closed connection');
+    }
+  }
+
+  private onFrame(peer: Peer, body: Buffer): void {
+    try {
+      if (!peer.client) return this.onHello(peer, body);
+      switch (body[0]) {
+        case MessageType.Publish:
+          return this.onPublish(peer, body);
+        case MessageType.Credit: {
+          const c = decodeCredit(body);
+          peer.streams.get(c.streamId)?.grant(c.credits, c.ackedBelow - 1);
+          return;
+        }
+        case MessageType.Request:
+          return this.onRequest(peer, decodeJson(body));
+        default:
+          throw new FitError('FIT_ERR_MALFORMED', `message type ${body[0]} is not one a client sends`, { type: body[0] });
+      }
+    } catch (e) {
+      const err = isFitError(e) ? e : new FitError('FIT_ERR_INTERNAL', String((e as Error)?.stack ?? e));
+      // A frame we cannot parse means we no longer know where the peer's stream stands.
+      this.refuse(peer, 0, err, err.code === 'FIT_ERR_MALFORMED' || err.code === 'FIT_ERR_INTERNAL');
+    }
+  }
+
+  private onHello(peer: Peer, body: Buffer): void {
+    if (body[0] !== MessageType.Hello) throw new FitError('FIT_ERR_AUTH_FAILED', 'the first message must be HELLO; authenticate before anything else');
+    const hello = decodeJson(body);
+    const id = typeof hello.client === 'string' ? hello.client : '';
+    const client = this.service.client(id);
+    if (!client) {
+      return this.refuse(peer, 0, new FitError('FIT_ERR_UNKNOWN_CLIENT', `client "${id}" is not in the control table; add it under clients: in cluster.yaml (fitbroker init --clients)`, { client: id }), true);
+    }
+    const nonce = Buffer.from(String(hello.nonce ?? ''), 'base64');
+    const sig = Buffer.from(String(hello.signature ?? ''), 'base64');
+    if (!verifyBytes(client.publicKey, authTranscript('client', this.o.id, id, peer.challenge, nonce), sig)) {
+      return this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `client "${id}" did not prove it holds the key in cluster.yaml; check that keys/${id}.pem belongs to this cluster`, { client: id }), true);
+    }
+    peer.client = client;
+    const proof = signBytes(this.o.privateKey, authTranscript('replica', this.o.id, id, peer.challenge, nonce));
+    peer.conn.send(encodeJson(MessageType.Welcome, { replica: this.o.id, signature: proof.toString('base64') }));
+    this.o.logger.debug({ client: id, remote: peer.remote }, 'client authenticated');
+  }
+
+  private onPublish(peer: Peer, body: Buffer): void {
+    const p = decodePublish(body);
+    try {
+      const ch = this.service.checkPublish(peer.client!, p.channel);
+      const r = this.service.publish(peer.client!, ch, body, p.recordsAt, p.count);
+      peer.conn.send(encodeAck(p.reqSeq, r.accepted, r.duplicates));
+    } catch (e) {
+      if (!isFitError(e)) throw e;
+      this.refuse(peer, p.reqSeq, e, false, 'publish');
+    }
+  }
+
+  private onRequest(peer: Peer, req: Record<string, unknown>): void {
+    const seq = Number(req.seq);
+    if (!Number.isInteger(seq) || seq < 1) throw new FitError('FIT_ERR_MALFORMED', 'request without a positive integer seq');
+    const client = peer.client!;
+    try {
+      switch (req.method) {
+        case 'subscribe':
+          return this.subscribe(peer, seq, String(req.channel), Number(req.credits));
+        case 'unsubscribe': {
+          const s = peer.streams.get(Number(req.stream));
+          if (s) this.dropStream(s, peer);
+          return this.reply(peer, seq, {});
+        }
+        case 'receive':
+          return this.receive(peer, seq, String(req.channel), Number(req.max));
+        case 'status':
+          return this.reply(peer, seq, { status: this.status() });
+        case 'report':
+          this.report(client, req.mismatches);
+          return this.reply(peer, seq, {});
+        default:
+          throw new FitError('FIT_ERR_UNKNOWN_METHOD', `unknown method "${String(req.method)}"; this replica knows subscribe, unsubscribe, receive, status and report`, {
+            method: String(req.method),
+          });
+      }
+    } catch (e) {
+      if (!isFitError(e)) throw e;
+      this.refuse(peer, seq, e, false);
+    }
+  }
+
+  private subscribe(peer: Peer, seq: number, channel: string, credits: number): void {
+    const queue = this.service.queueFor(peer.client!, channel);
+    if (!Number.isInteger(credits) || credits < 0) throw new FitError('FIT_ERR_MALFORMED', 'subscribe needs credits: a non-negative integer');
+    const limits = this.o.config.limits;
+    const ps = new PushStream(seq, channel, peer.client!.id, queue, queue.attach(), peer.conn, credits, subscriberSalt(peer.client!.id), {
+      pushBatchEventsMax: limits.pushBatchEventsMax,
+      inflightEventsMax: 4 * limits.subscribeCreditsEvents,
+      nowMs: this.nowMs,
+      faults: this.faults,
+    });
+    peer.streams.set(seq, ps);
+    const key = streamKey(channel, peer.client!.id);
+    let set = this.streams.get(key);
+    if (!set) this.streams.set(key, (set = new Set()));
+    set.add(ps);
+    this.reply(peer, seq, { stream: seq });
+    ps.schedule();
+  }
+
+  private receive(peer: Peer, seq: number, channel: string, max: number): void {
+    const queue = this.service.queueFor(peer.client!, channel);
+    if (!Number.isInteger(max) || max < 1) throw new FitError('FIT_ERR_MALFORMED', 'receive needs max: a positive integer');
+    if (this.faults.some((f) => f.kind === 'mute')) return this.reply(peer, seq, { count: 0 });
+    const entries = queue.pull(Math.min(max, this.o.config.limits.pushBatchEventsMax), this.nowMs());
+    const recs = entries.map((e) => e.rec);
+    peer.conn.send(encodeEvents(seq, 0, recs, recs.reduce((n, r) => n + r.length, 0)));
+    this.reply(peer, seq, { count: recs.length });
+  }
+
+  private report(client: ClientInfo, mismatches: unknown): void {
+    if (typeof mismatches !== 'object' || mismatches === null) return;
+    for (const [replica, count] of Object.entries(mismatches)) {
+      const id = Number(replica);
+      const n = Number(count);
+      if (!Number.isInteger(id) || id < 0 || id >= this.o.config.replicas.length || !Number.isInteger(n) || n <= 0) continue;
+      this.evidence.set(id, (this.evidence.get(id) ?? 0) + n);
+      this.o.logger.warn({ suspect: id, mismatches: n, reporter: client.id }, 'a subscriber reported copies from this replica that did not match the voted event');
+    }
+  }
+
+  private dropStream(s: PushStream, peer?: Peer): void {
+    s.close();
+    peer?.streams.delete(s.id);
+    this.streams.get(streamKey(s.channel, s.client))?.delete(s);
+  }
+
+  private reply(peer: Peer, seq: number, body: Record<string, unknown>): void {
+    peer.conn.send(encodeJson(MessageType.Reply, { seq, ok: true, ...body }));
+  }
+
+  private refuse(peer: Peer, seq: number, err: FitError, close: boolean, kind = 'request'): void {
+    peer.conn.send(encodeJson(MessageType.Reply, { seq, kind, ok: false, error: err.toJSON() }));
+    this.o.logger.warn({ remote: peer.remote, client: peer.client?.id, code: err.code, ...err.fields }, err.message);
+    if (close) peer.conn.end(err);
+  }
+}
+
+function streamKey(channel: string, client: string): string {
+  return `${channel}\0${client}`;
+}
