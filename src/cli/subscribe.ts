@@ -42,12 +42,10 @@ export async function subscribe(o: SubscribeCommandOptions): Promise<void> {
   const finished = new Promise<FitError | undefined>((resolve) => (finish = resolve));
   const sub = new Subscriber(config, o.as, key, {
     channel: o.channel,
-    ...(o.count !== undefined ? { creditsEvents: Math.min(o.count, config.limits.subscribeCreditsEvents) } : {}),
+    ...(o.count !== undefined ? { limit: o.count, onLimit: () => finish() } : {}),
     onEvent: (ev) => {
-      if (o.count !== undefined && delivered >= o.count) return;
       delivered++;
       process.stdout.write(`${JSON.stringify(eventToJson(ev))}\n`);
-      if (o.count !== undefined && delivered >= o.count) finish();
     },
     onError: (err) => finish(err),
   });

@@ -18,6 +18,12 @@ export interface SubscriberOptions {
   onEvent(event: BrokerEvent): void;
   onError?(err: FitError): void;
   creditsEvents?: number;
+  /**
+   * Deliver at most this many events, then stop taking new ones (so the rest stay queued
+   * for the client's next session) and call onLimit.
+   */
+  limit?: number;
+  onLimit?(): void;
 }
 
 interface Stream {
@@ -49,6 +55,9 @@ export class Subscriber {
   private timer: NodeJS.Timeout | undefined;
   private reported: number[];
   private subscribed = new Set<number>();
+  /** Set while closing: only late copies of delivered events are taken (and acknowledged). */
+  private closing = false;
+  private delivered = 0;
   private readyWaiters: { resolve(): void; reject(e: FitError): void }[] = [];
   failure: FitError | undefined;
 
@@ -69,7 +78,7 @@ export class Subscriber {
       });
     }
     this.cls = cls;
-    this.credits = o.creditsEvents ?? config.limits.subscribeCreditsEvents;
+    this.credits = Math.min(o.creditsEvents ?? config.limits.subscribeCreditsEvents, o.limit ?? Infinity);
     const n = config.replicas.length;
     this.malformed = new Array<number>(n).fill(0);
     this.reported = new Array<number>(n).fill(0);
@@ -83,7 +92,7 @@ export class Subscriber {
         deliveredMax: limits.voterDeliveredEventsMax,
         pendingMs: limits.voterPendingMs,
       },
-      { deliver: (rec) => o.onEvent(decodeRecord(rec, o.channel)), resolve: (c) => this.resolve(c) },
+      { deliver: (rec) => this.deliver(rec), resolve: (c) => this.resolve(c) },
     );
     this.links = config.replicas.map(
       (r) =>
@@ -114,8 +123,18 @@ export class Subscriber {
     };
   }
 
-  /** Sends the final acknowledgements and evidence, then closes every link. */
-  async close(): Promise<void> {
+  /**
+   * Stops delivering, waits up to lingerMs for the replicas' remaining copies of what was
+   * delivered (so they are acknowledged and not sent again to the client's next session),
+   * then sends the final acknowledgements and evidence and closes every link.
+   */
+  async close(lingerMs = 500): Promise<void> {
+    this.closing = true;
+    const until = Date.now() + lingerMs;
+    while (this.voter.incompleteCount > 0 && Date.now() < until && this.links.some((l) => l.ready)) {
+      this.sendCredits(true);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     clearInterval(this.timer);
     this.sendCredits(true);
     await this.report().catch(() => undefined);
@@ -181,13 +200,23 @@ export class Subscriber {
     try {
       while (cursor.next()) {
         stream.acks.received++;
-        this.voter.offer(link.id, cursor.record(), stream.gen * GEN + pos++, now);
+        if (this.closing) this.voter.offerLate(link.id, cursor.record(), stream.gen * GEN + pos++);
+        else this.voter.offer(link.id, cursor.record(), stream.gen * GEN + pos++, now);
       }
     } catch {
       // A replica that sends unparseable records is faulty; what parsed before still counts.
       this.malformed[link.id]!++;
     }
     if (stream.acks.received >= this.credits / 4) this.sendCredits(false);
+  }
+
+  private deliver(rec: Buffer): void {
+    this.delivered++;
+    this.o.onEvent(decodeRecord(rec, this.o.channel));
+    if (this.o.limit !== undefined && this.delivered >= this.o.limit && !this.closing) {
+      this.closing = true;
+      this.o.onLimit?.();
+    }
   }
 
   private resolve(c: Copy): void {

@@ -64,6 +64,7 @@ export class Voter {
   private readonly pending = new Map<string, Pending>();
   private readonly delivered = new Map<string, Delivered>();
   private readonly floors = new Map<string, number>();
+  private incomplete = 0;
   readonly mismatches: number[];
   readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0 };
 
@@ -79,6 +80,23 @@ export class Voter {
 
   get pendingCount(): number {
     return this.pending.size;
+  }
+
+  /** Delivered events still missing a copy from some replica. */
+  get incompleteCount(): number {
+    return this.incomplete;
+  }
+
+  /**
+   * Takes a copy only if its event was already delivered (for a subscriber that is closing:
+   * it must not resolve, and so acknowledge, events it will never hand to the application).
+   */
+  offerLate(replica: number, rec: Buffer, pos: number): boolean {
+    const key = rec.toString('latin1', 8, 9 + rec[8]! + ID_BYTES);
+    const done = this.delivered.get(key);
+    if (!done) return false;
+    this.lateCopy(done, replica, rec, { replica, pos });
+    return true;
   }
 
   offer(replica: number, rec: Buffer, pos: number, nowMs: number): void {
@@ -131,6 +149,7 @@ export class Voter {
     const streamKey = key.slice(0, key.length - 8);
     const seq = winner.rec.readUInt32BE(idEnd - 8) * 0x1_0000_0000 + winner.rec.readUInt32BE(idEnd - 4);
     const complete = p.copies.length >= this.o.replicas;
+    if (!complete) this.incomplete++;
     this.delivered.set(key, { rec: complete ? undefined : winner.rec, seenBy: p.copies.map((c) => c.replica), streamKey, seq });
   }
 
@@ -140,7 +159,10 @@ export class Voter {
     } else {
       if (done.rec && !done.rec.equals(rec)) this.mismatches[replica]!++;
       done.seenBy.push(replica);
-      if (done.seenBy.length >= this.o.replicas) done.rec = undefined;
+      if (done.seenBy.length >= this.o.replicas && done.rec) {
+        done.rec = undefined;
+        this.incomplete--;
+      }
     }
     this.sink.resolve(copy);
   }
@@ -155,6 +177,7 @@ export class Voter {
   private forgetOldestDelivered(): void {
     const [key, d] = this.delivered.entries().next().value!;
     this.delivered.delete(key);
+    if (d.rec) this.incomplete--;
     const floor = this.floors.get(d.streamKey);
     if (floor === undefined || d.seq > floor) {
       if (floor === undefined && this.floors.size >= this.o.deliveredMax) this.floors.delete(this.floors.keys().next().value!);

@@ -1,0 +1,154 @@
+// Starts a real cluster for integration tests: `fitbroker replica` child processes on
+// loopback ports, each its own process as in production, with faults injected by flag.
+
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { createServer, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { clientKeyPath, initCluster, loadConfig, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
+import { loadPrivateKey } from '../../src/protection/index.js';
+import { Publisher, Subscriber, type SubscriberOptions } from '../../src/client/index.js';
+import type { FaultModel } from '../../src/core/index.js';
+
+export const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
+
+export interface ClusterOptions {
+  replicas?: number;
+  f?: number;
+  channels?: string[];
+  faultModel?: FaultModel;
+  clients?: { name: string; role: ClientRole }[];
+  faults?: Record<number, string[]>;
+}
+
+export interface TestCluster {
+  dir: string;
+  config: ClusterConfig;
+  procs: (ChildProcess | undefined)[];
+  start(id: number): Promise<void>;
+  kill(id: number, signal?: NodeJS.Signals): Promise<void>;
+  alive(id: number): boolean;
+  publisher(client: string): Publisher;
+  subscriber(client: string, o: SubscriberOptions): Subscriber;
+  log(id: number): string;
+  stop(): Promise<void>;
+}
+
+async function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+export async function freeBasePort(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 40000);
+    let ok = true;
+    for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
+    if (ok) return base;
+  }
+  throw new Error('no free port range found');
+}
+
+async function waitListening(port: number, proc: ChildProcess, timeoutMs = 10_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (proc.exitCode !== null) throw new Error(`replica on port ${port} exited with ${proc.exitCode} before listening`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ port, host: '127.0.0.1' });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`replica on port ${port} did not listen within ${timeoutMs} ms`);
+}
+
+export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster> {
+  const replicas = o.replicas ?? 4;
+  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-test-'));
+  const basePort = await freeBasePort(replicas);
+  initCluster({
+    dir,
+    replicas,
+    faults: o.f ?? 1,
+    channels: o.channels ?? ['alerts'],
+    basePort,
+    host: '127.0.0.1',
+    faultModel: o.faultModel ?? 'bft',
+    clients: o.clients ?? [],
+    force: false,
+  });
+  const config = loadConfig(dir);
+  const procs: (ChildProcess | undefined)[] = new Array(replicas).fill(undefined);
+  const clients: { close(): unknown }[] = [];
+  const start = async (id: number): Promise<void> => {
+    const out = openSync(join(dir, `replica-${id}.log`), 'a');
+    const args = [CLI, 'replica', '--dir', dir, '--id', String(id), ...(o.faults?.[id] ?? []).flatMap((k) => ['--fault', k])];
+    const p = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, FITBROKER_ALLOW_FAULTS: '1' } });
+    procs[id] = p;
+    if (!(o.faults?.[id] ?? []).some((k) => k.startsWith('crash'))) await waitListening(basePort + id, p);
+  };
+  await Promise.all(config.replicas.map((r) => start(r.id)));
+  const cluster: TestCluster = {
+    dir,
+    config,
+    procs,
+    start,
+    alive: (id) => procs[id] !== undefined && procs[id]!.exitCode === null && procs[id]!.signalCode === null,
+    async kill(id, signal = 'SIGKILL') {
+      const p = procs[id];
+      if (!p || p.exitCode !== null || p.signalCode !== null) return;
+      const exited = new Promise((r) => p.once('exit', r));
+      p.kill(signal);
+      await exited;
+    },
+    publisher(client) {
+      const p = new Publisher(config, client, loadPrivateKey(clientKeyPath(dir, client))).connect();
+      clients.push(p);
+      return p;
+    },
+    subscriber(client, so) {
+      const s = new Subscriber(config, client, loadPrivateKey(clientKeyPath(dir, client)), so);
+      clients.push(s);
+      return s;
+    },
+    log: (id) => readFileSync(join(dir, `replica-${id}.log`), 'utf8'),
+    async stop() {
+      await Promise.all(clients.map((c) => Promise.resolve(c.close()).catch(() => undefined)));
+      await Promise.all(procs.map((_, id) => cluster.kill(id, 'SIGKILL')));
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return cluster;
+}
+
+/** Runs the CLI to completion; returns exit code, stdout and stderr. */
+export function runCli(args: string[], input?: string, env: NodeJS.ProcessEnv = {}): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { input, encoding: 'utf8', env: { ...process.env, ...env }, timeout: 60_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+/** Runs the CLI in the background; resolves with its result when it exits. */
+export function runCliAsync(args: string[], input?: string): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const p = spawn(process.execPath, [CLI, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    p.on('exit', (code) => resolve({ code, stdout, stderr }));
+    p.stdin.end(input ?? '');
+  });
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
