@@ -146,12 +146,14 @@ export function hostProbe(options: HostProbeOptions = {}): HostProbe {
   const followJournal = (): void => {
     // Auth and authpriv facilities only: the whole journal has plenty of "Failed to start"
     // lines that are not about logins.
-    const args = ['-n1', '-q', '--no-pager', 'SYSLOG_FACILITY=4', 'SYSLOG_FACILITY=10'];
-    execFile('journalctl', args, { timeout: o.journalCheckTimeoutMs }, (err, _out, stderr) => {
+    // A journal without files (containers) answers `-f` with silence forever, so it is
+    // asked once first; not with -q, which hides the "No journal files" notice.
+    const filter = ['SYSLOG_FACILITY=4', 'SYSLOG_FACILITY=10'];
+    execFile('journalctl', ['-n1', '--no-pager', ...filter], { timeout: o.journalCheckTimeoutMs }, (err, _out, stderr) => {
       if (stopped) return;
       const why = err ? err.message.split('\n')[0] : /no journal files/i.test(stderr) ? stderr.trim() : undefined;
       if (why) return skip('auth', `${o.authLogPath} does not exist and journalctl does not work here (${why})`);
-      journal = spawn('journalctl', ['-f', '-n0', '-o', 'cat', ...args.slice(3)], { stdio: ['ignore', 'pipe', 'ignore'] });
+      journal = spawn('journalctl', ['-f', '-n0', '-o', 'cat', ...filter], { stdio: ['ignore', 'pipe', 'ignore'] });
       journal.unref();
       journal.on('error', (e) => skip('auth', `journalctl -f failed: ${e.message}`));
       journal.on('exit', (code, signal) => {
