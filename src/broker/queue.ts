@@ -20,12 +20,17 @@ export interface QueueEntry {
   expiresAtMs: number;
   /** True while the entry sits in a level FIFO (not only in sessions' in-flight lists). */
   queued: boolean;
+  /** Dropped for capacity or TTL, and counted: a detach must not bring it back. */
+  dropped: boolean;
+  /** `attaches` when it last left its FIFO sent to every session: later sessions never had it. */
+  leftAt: number;
 }
 
 export interface QueueSession {
   readonly cursors: number[];
   readonly inflight: Deque<{ pos: number; entry: QueueEntry }>;
   nextPos: number;
+  readonly attachedAt: number;
 }
 
 export interface QueueCounters {
@@ -42,6 +47,7 @@ export class ClientQueue {
   private readonly sessions = new Set<QueueSession>();
   private nextIdx = 0;
   private size = 0;
+  private attaches = 0;
   readonly counters: QueueCounters = { enqueued: 0, sent: 0, droppedCapacity: 0, droppedTtl: 0 };
 
   constructor(
@@ -59,13 +65,13 @@ export class ClientQueue {
 
   enqueue(rec: Buffer, priority: Priority, timestampMs: number): void {
     if (this.size >= this.capacityEvents) this.dropOldest();
-    this.levels[priority]!.push({ rec, idx: this.nextIdx++, priority, expiresAtMs: timestampMs + this.ttlMs, queued: true });
+    this.levels[priority]!.push({ rec, idx: this.nextIdx++, priority, expiresAtMs: timestampMs + this.ttlMs, queued: true, dropped: false, leftAt: 0 });
     this.size++;
     this.counters.enqueued++;
   }
 
   attach(): QueueSession {
-    const s: QueueSession = { cursors: new Array<number>(PRIORITY_LEVELS).fill(-1), inflight: new Deque(), nextPos: 0 };
+    const s: QueueSession = { cursors: new Array<number>(PRIORITY_LEVELS).fill(-1), inflight: new Deque(), nextPos: 0, attachedAt: ++this.attaches };
     this.sessions.add(s);
     return s;
   }
@@ -75,9 +81,15 @@ export class ClientQueue {
     if (!this.sessions.delete(s)) return;
     for (let item = s.inflight.shift(); item; item = s.inflight.shift()) {
       const e = item.entry;
-      if (e.queued) continue;
+      if (e.queued || e.dropped) continue;
       e.queued = true;
-      this.levels[e.priority]!.insertSorted(e, idxOf);
+      // A session attached after e left the FIFO was never sent it, yet its cursor may be past
+      // e.idx: put back in place, e would be trimmed unseen behind that cursor and lost. Such an
+      // e goes to the back of its level (a session that had it already gets a copy voters drop).
+      if (this.skippedBySome(e)) {
+        e.idx = this.nextIdx++;
+        this.levels[e.priority]!.push(e);
+      } else this.levels[e.priority]!.insertSorted(e, idxOf);
       this.size++;
     }
     this.trimSent();
@@ -131,8 +143,10 @@ export class ClientQueue {
         const e = fifo.shift()!;
         e.queued = false;
         this.size--;
-        if (e.expiresAtMs < nowMs) this.counters.droppedTtl++;
-        else out.push(e);
+        if (e.expiresAtMs < nowMs) {
+          e.dropped = true;
+          this.counters.droppedTtl++;
+        } else out.push(e);
       }
     }
     this.counters.sent += out.length;
@@ -145,6 +159,7 @@ export class ClientQueue {
       for (let e = fifo.peek(); e && e.expiresAtMs < nowMs; e = fifo.peek()) {
         fifo.shift();
         e.queued = false;
+        e.dropped = true;
         this.size--;
         this.counters.droppedTtl++;
       }
@@ -156,6 +171,7 @@ export class ClientQueue {
       const e = fifo.shift();
       if (e) {
         e.queued = false;
+        e.dropped = true;
         this.size--;
         this.counters.droppedCapacity++;
         return;
@@ -173,8 +189,14 @@ export class ClientQueue {
       for (let e = fifo.peek(); e && e.idx <= min; e = fifo.peek()) {
         fifo.shift();
         e.queued = false;
+        e.leftAt = this.attaches;
         this.size--;
       }
     }
+  }
+
+  private skippedBySome(e: QueueEntry): boolean {
+    for (const s of this.sessions) if (s.attachedAt > e.leftAt && s.cursors[e.priority]! >= e.idx) return true;
+    return false;
   }
 }

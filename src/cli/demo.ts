@@ -13,7 +13,7 @@ import { FitError, publishQuorum, type BrokerEvent } from '../core/index.js';
 import { clientKeyPath, initCluster, type ClusterConfig } from '../config/index.js';
 import { loadPrivateKey } from '../protection/index.js';
 import { Publisher, Subscriber, queryStatus, type SubscriberSummary } from '../client/index.js';
-import { hostProbe } from '../adapters/index.js';
+import { hostProbe, type HostEvent } from '../adapters/index.js';
 import { eventToJson } from './subscribe.js';
 import { CLI_PATH } from './up.js';
 
@@ -72,18 +72,23 @@ export async function demo(o: DemoOptions): Promise<void> {
     process.exit(130);
   };
   for (const s of STOP_SIGNALS) process.on(s, onSignal);
+  // `fitbroker demo | head` closes the pipe under us: a normal way to stop, not a crash. The
+  // listener stays to the end, since the summary's write fails the same way a tick later.
+  process.stdout.on('error', () => {
+    stdoutClosed = true;
+    requestStop({ why: 'stdout closed' });
+  });
 
   const delivered: Record<string, number> = Object.fromEntries(CHANNELS.map((c) => [c, 0]));
   const subs: Subscriber[] = [];
   const probe = hostProbe();
+  const sent = { published: 0, droppedWhileFull: 0 };
   let pub: Publisher | undefined;
-  let published = 0;
-  let droppedWhileFull = 0;
 
   const run = async (): Promise<Stop> => {
-    const readyMs = await raceStop(waitReady(config, logPath, cluster.exited), stopped);
-    if (readyMs === undefined) return stopped;
-    say(`ready: a quorum of ${REPLICAS - FAULTS} replicas answered after ${(readyMs / 1000).toFixed(1)} s`);
+    const ready = await raceStop(waitReady(config, logPath, cluster.exited), stopped);
+    if (ready === undefined) return stopped;
+    say(`ready: ${ready.up} of ${REPLICAS} replicas answered after ${(ready.ms / 1000).toFixed(1)} s (a quorum is ${REPLICAS - FAULTS})`);
 
     const consoleKey = loadPrivateKey(clientKeyPath(o.dir, 'console'));
     for (const channel of CHANNELS) {
@@ -98,28 +103,8 @@ export async function demo(o: DemoOptions): Promise<void> {
     );
     if ((await raceStop(subscribed, stopped)) === undefined) return stopped;
 
-    const p = new Publisher(config, 'probe', loadPrivateKey(clientKeyPath(o.dir, 'probe'))).connect();
-    pub = p;
-    // The probe pushes; when the publish window is full, events are counted and dropped
-    // rather than queued without bound behind a cluster that stopped acknowledging.
-    let full = false;
-    probe.start((e) => {
-      if (full) {
-        droppedWhileFull++;
-        return;
-      }
-      try {
-        published++;
-        if (p.publish(e.channel, e.content, { priority: e.priority })) return;
-        full = true;
-        p.drained().then(
-          () => (full = false),
-          (err: Error) => requestStop({ why: 'publisher failed', err }),
-        );
-      } catch (err) {
-        requestStop({ why: 'publisher failed', err: err as Error });
-      }
-    });
+    pub = new Publisher(config, 'probe', loadPrivateKey(clientKeyPath(o.dir, 'probe'))).connect();
+    probe.start(publishTo(pub, sent, (err) => requestStop({ why: 'publisher failed', err })));
     say(`console subscribed to ${CHANNELS.join(' and ')}; the probe is publishing as "probe"${o.duration ? ` for ${o.duration} s` : ''} (Ctrl-C stops)\n`);
     const timer = o.duration === undefined ? undefined : setTimeout(() => requestStop({ why: `${o.duration} s elapsed` }), o.duration * 1000);
     return stopped.finally(() => clearTimeout(timer));
@@ -140,12 +125,36 @@ export async function demo(o: DemoOptions): Promise<void> {
     process.off('exit', orphanGuard);
     for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
-  say(summary(stop.why, published, pub?.counters.acknowledged ?? 0, droppedWhileFull, delivered, subs.map((s) => s.summary()), logPath));
+  if (pub) say(summary(stop.why, sent, pub?.counters.acknowledged ?? 0, delivered, subs.map((s) => s.summary()), logPath));
   if (stop.err) throw stop.err;
 }
 
+/**
+ * The probe pushes; a full publish window means the cluster stopped acknowledging, so events
+ * are then counted and dropped rather than queued without bound.
+ */
+function publishTo(pub: Publisher, sent: { published: number; droppedWhileFull: number }, onFail: (err: Error) => void): (e: HostEvent) => void {
+  let full = false;
+  return (e) => {
+    if (full) {
+      sent.droppedWhileFull++;
+      return;
+    }
+    try {
+      sent.published++;
+      if (pub.publish(e.channel, e.content, { priority: e.priority })) return;
+      full = true;
+      pub.drained().then(() => (full = false), onFail);
+    } catch (err) {
+      onFail(err as Error);
+    }
+  };
+}
+
+let stdoutClosed = false;
+
 function say(text: string): void {
-  process.stdout.write(`${text}\n`);
+  if (!stdoutClosed) process.stdout.write(`${text}\n`);
 }
 
 function header(config: ClusterConfig, dir: string, logPath: string): string {
@@ -226,7 +235,7 @@ function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
-async function waitReady(config: ClusterConfig, logPath: string, exited: Promise<string>): Promise<number> {
+async function waitReady(config: ClusterConfig, logPath: string, exited: Promise<string>): Promise<{ ms: number; up: number }> {
   const started = Date.now();
   const key = loadPrivateKey(clientKeyPath(config.dir, 'admin'));
   const quorum = config.replicas.length - config.f;
@@ -235,7 +244,7 @@ async function waitReady(config: ClusterConfig, logPath: string, exited: Promise
   let up = 0;
   while (Date.now() - started < READY_TIMEOUT_MS) {
     up = (await queryStatus(config, 'admin', key, READY_POLL_MS * 2)).filter((r) => r.reachable).length;
-    if (up >= quorum) return Date.now() - started;
+    if (up >= quorum) return { ms: Date.now() - started, up };
     if (ended) throw clusterError(`the replicas exited (${ended}) before a quorum answered`, logPath);
     await new Promise((r) => setTimeout(r, READY_POLL_MS));
   }
@@ -243,13 +252,15 @@ async function waitReady(config: ClusterConfig, logPath: string, exited: Promise
 }
 
 function clusterError(what: string, logPath: string): FitError {
-  let last = '';
+  let lines: string[] = [];
   try {
-    last = readFileSync(logPath, 'utf8').trim().split('\n').at(-1)?.slice(0, 300) ?? '';
+    lines = readFileSync(logPath, 'utf8').trim().split('\n');
   } catch {
     // no log yet
   }
-  return new FitError('FIT_ERR_QUORUM_TIMEOUT', `${what}; see ${logPath} for what they said${last ? ` (last line: ${last})` : ''}`, { log: logPath });
+  // The line that says why beats the last one, which is often `up` noting an exit.
+  const telling = lines.findLast((l) => /^fitbroker: |"level":[56]0/.test(l)) ?? lines.at(-1) ?? '';
+  return new FitError('FIT_ERR_QUORUM_TIMEOUT', `${what}; see ${logPath} for what they said${telling ? ` (e.g. ${telling.slice(0, 300)})` : ''}`, { log: logPath });
 }
 
 /** Resolves with p's value, or undefined if a stop was requested first. */
@@ -310,7 +321,7 @@ export function summarizeContent(content: unknown): string {
       return clip(`${type}${c.line}`);
     case 'load.high':
     case 'load.normal':
-      return `${type}1-minute load ${c.load1} ${c.type === 'load.high' ? 'is over' : 'is back within'} the ${c.cpus} cpus`;
+      return `${type}1-minute load ${Number(c.load1).toFixed(2)} ${c.type === 'load.high' ? 'is over' : 'is back within'} the ${c.cpus} cpus`;
     case 'memory.low':
     case 'memory.normal':
       return `${type}${mib(c.memAvailableKb)} of ${mib(c.memTotalKb)} MiB available`;
@@ -335,9 +346,8 @@ function hms(s: number): string {
 
 function summary(
   why: string,
-  published: number,
+  { published, droppedWhileFull }: { published: number; droppedWhileFull: number },
   acknowledged: number,
-  droppedWhileFull: number,
   delivered: Record<string, number>,
   subs: SubscriberSummary[],
   logPath: string,

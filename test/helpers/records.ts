@@ -1,0 +1,57 @@
+// Builders for event records and PUBLISH frames, written with the real encoders so tests
+// exercise the same bytes a publisher sends.
+
+import { ContentType, type Priority } from '../../src/core/index.js';
+import { decodePublish, publishHeaderBytes, recordBytes, writePublishHeader, writeRecord, PUBLISH_SEQ_AT, EPOCH_BYTES } from '../../src/codec/index.js';
+
+export const EPOCH_A = Buffer.from('a1a2a3a4a5a6a7a8', 'hex');
+export const EPOCH_B = Buffer.from('b1b2b3b4b5b6b7b8', 'hex');
+export const T0_MS = 1_700_000_000_000;
+
+export interface EventSpec {
+  publisher?: string | Buffer;
+  epoch?: Buffer;
+  seq?: number;
+  timestampMs?: number;
+  priority?: Priority;
+  contentType?: ContentType;
+  content?: string | Buffer;
+}
+
+/** One complete record; defaults: publisher "probe", EPOCH_A, seq 1, T0_MS, priority 0, text "hello". */
+export function makeRecord(spec: EventSpec = {}): Buffer {
+  const publisher = Buffer.isBuffer(spec.publisher) ? spec.publisher : Buffer.from(spec.publisher ?? 'probe', 'utf8');
+  const content = Buffer.isBuffer(spec.content) ? spec.content : Buffer.from(spec.content ?? 'hello', 'utf8');
+  const epoch = spec.epoch ?? EPOCH_A;
+  if (epoch.length !== EPOCH_BYTES) throw new Error(`test bug: epoch must be ${EPOCH_BYTES} bytes`);
+  const out = Buffer.alloc(recordBytes(publisher.length, content.length));
+  const end = writeRecord(out, 0, {
+    publisher,
+    epoch,
+    seq: spec.seq ?? 1,
+    timestampMs: spec.timestampMs ?? T0_MS,
+    priority: spec.priority ?? 0,
+    contentType: spec.contentType ?? ContentType.Text,
+    content,
+  });
+  if (end !== out.length) throw new Error(`test bug: writeRecord wrote ${end} bytes, recordBytes said ${out.length}`);
+  return out;
+}
+
+/** A whole PUBLISH frame (length prefix included), as a publisher sends it. */
+export function publishFrame(channel: string, records: Buffer[], reqSeq = 1, count = records.length): Buffer {
+  const ch = Buffer.from(channel, 'utf8');
+  const header = publishHeaderBytes(ch);
+  const frame = Buffer.alloc(header + records.reduce((n, r) => n + r.length, 0));
+  let o = writePublishHeader(frame, ch, count, frame.length);
+  frame.writeUInt32BE(reqSeq, PUBLISH_SEQ_AT);
+  for (const r of records) o += r.copy(frame, o);
+  return frame;
+}
+
+/** The frame body a replica hands to BrokerService.publish, with where its records start. */
+export function publishBody(channel: string, records: Buffer[], count = records.length): { body: Buffer; recordsAt: number; count: number } {
+  const body = publishFrame(channel, records, 1, count).subarray(4);
+  const view = decodePublish(body);
+  return { body, recordsAt: view.recordsAt, count: view.count };
+}
