@@ -43,6 +43,7 @@ export const HOST_PROBE_DEFAULTS = {
   authLogPath: '/var/log/auth.log',
   journal: true,
   cmdlineCharsMax: 200,
+  processStartsPerScanMax: 50,
   authLineCharsMax: 300,
   authReadBytesMax: 64 * 1024,
   journalCheckTimeoutMs: 3000,
@@ -69,8 +70,10 @@ export function hostProbe(options: HostProbeOptions = {}): HostProbe {
     skipped.add(source);
     send('alerts', 0, 'probe.source.skipped', { source, reason });
   };
-  const every = (ms: number, fn: () => void): void => {
-    timers.push(setInterval(fn, ms).unref());
+  const every = (ms: number, fn: () => void): NodeJS.Timeout => {
+    const t = setInterval(fn, ms).unref();
+    timers.push(t);
+    return t;
   };
 
   // (a) metrics and (d) pressure alerts, edge-triggered so a busy host is not a flood.
@@ -103,11 +106,14 @@ export function hostProbe(options: HostProbeOptions = {}): HostProbe {
     if (!pids) return;
     const now = new Set(pids);
     if (!baseline) {
-      for (const pid of pids) {
-        if (known.has(pid)) continue;
+      const fresh = pids.filter((pid) => !known.has(pid));
+      for (const pid of fresh.slice(0, o.processStartsPerScanMax)) {
         const p = readProcess(pid, o.cmdlineCharsMax);
         if (p) send('alerts', 0, 'process.start', p);
       }
+      // A fork storm is one event, not thousands that crowd out everything else.
+      const more = fresh.length - o.processStartsPerScanMax;
+      if (more > 0) send('alerts', 1, 'process.start.burst', { unreported: more, inMs: o.processIntervalMs });
     }
     known = now;
   };
@@ -121,7 +127,7 @@ export function hostProbe(options: HostProbeOptions = {}): HostProbe {
     let at = statSync(path);
     let pos = at.size;
     let partial = '';
-    every(o.authPollMs, () => {
+    const timer = every(o.authPollMs, () => {
       let now;
       try {
         now = statSync(path);
@@ -132,18 +138,23 @@ export function hostProbe(options: HostProbeOptions = {}): HostProbe {
       at = now;
       if (now.size <= pos) return;
       const buf = Buffer.alloc(Math.min(now.size - pos, o.authReadBytesMax));
-      const fd = openSync(path, 'r');
       try {
-        pos += readSync(fd, buf, 0, buf.length, pos);
-      } finally {
-        closeSync(fd);
+        const fd = openSync(path, 'r');
+        try {
+          pos += readSync(fd, buf, 0, buf.length, pos);
+        } finally {
+          closeSync(fd);
+        }
+      } catch (e) {
+        clearInterval(timer);
+        return skip('auth', `stopped following ${path}: ${(e as Error).message}`);
       }
       const lines = (partial + buf.toString('utf8')).split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) authLine(path, line);
     });
   };
-  const followJournal = (): void => {
+  const followJournal = (authLogProblem: string): void => {
     // Auth and authpriv facilities only: the whole journal has plenty of "Failed to start"
     // lines that are not about logins.
     // A journal without files (containers) answers `-f` with silence forever, so it is
@@ -152,7 +163,7 @@ export function hostProbe(options: HostProbeOptions = {}): HostProbe {
     execFile('journalctl', ['-n1', '--no-pager', ...filter], { timeout: o.journalCheckTimeoutMs }, (err, _out, stderr) => {
       if (stopped) return;
       const why = err ? err.message.split('\n')[0] : /no journal files/i.test(stderr) ? stderr.trim() : undefined;
-      if (why) return skip('auth', `${o.authLogPath} does not exist and journalctl does not work here (${why})`);
+      if (why) return skip('auth', `${authLogProblem}, and journalctl does not work here (${why})`);
       journal = spawn('journalctl', ['-f', '-n0', '-o', 'cat', ...filter], { stdio: ['ignore', 'pipe', 'ignore'] });
       journal.unref();
       journal.on('error', (e) => skip('auth', `journalctl -f failed: ${e.message}`));
@@ -173,15 +184,10 @@ export function hostProbe(options: HostProbeOptions = {}): HostProbe {
       every(o.processIntervalMs, () => scanProcesses(false));
       every(o.metricsIntervalMs, metrics);
       setImmediate(metrics).unref();
-      let hasAuthLog = false;
-      try {
-        hasAuthLog = statSync(o.authLogPath).isFile();
-      } catch {
-        // not there: try the journal
-      }
-      if (hasAuthLog) followAuthLog();
-      else if (o.journal) followJournal();
-      else skip('auth', `${o.authLogPath} does not exist and the journal is switched off`);
+      const problem = authLogProblem(o.authLogPath);
+      if (problem === undefined) followAuthLog();
+      else if (o.journal) followJournal(problem);
+      else skip('auth', `${problem}, and the journal is switched off`);
     },
     stop() {
       stopped = true;
@@ -189,6 +195,17 @@ export function hostProbe(options: HostProbeOptions = {}): HostProbe {
       journal?.kill();
     },
   };
+}
+
+/** Why the auth log cannot be followed (missing, or unreadable without the adm group), if so. */
+function authLogProblem(path: string): string | undefined {
+  try {
+    closeSync(openSync(path, 'r'));
+    return statSync(path).isFile() ? undefined : `${path} is not a file`;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    return code === 'ENOENT' ? `${path} does not exist` : `${path} cannot be read (${code ?? (e as Error).message})`;
+  }
 }
 
 type Skip = (source: string, reason: string) => void;

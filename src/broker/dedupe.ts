@@ -19,6 +19,18 @@ export class Dedupe {
     return true;
   }
 
+  /** The last accepted seq of a stream, or -1; with `record`, for checking a run of events. */
+  lastOf(streamKey: string): number {
+    return this.last.get(streamKey) ?? -1;
+  }
+
+  /** Records the last accepted seq of a stream after a run; refreshes its recency. */
+  record(streamKey: string, seq: number): void {
+    if (this.last.has(streamKey)) this.last.delete(streamKey);
+    else if (this.last.size >= this.streamsMax) this.last.delete(this.last.keys().next().value!);
+    this.last.set(streamKey, seq);
+  }
+
   get streams(): number {
     return this.last.size;
   }

@@ -114,7 +114,11 @@ export class ClientQueue {
       for (let i = fifo.firstAfter(s.cursors[level]!, idxOf); i < fifo.length && out.length < max; i++) {
         const e = fifo.at(i)!;
         s.cursors[level] = e.idx;
-        if (e.expiresAtMs < nowMs) continue;
+        if (e.expiresAtMs < nowMs) {
+          // Expired behind a live entry: count it now, once; trimSent removes it later.
+          this.countExpired(e);
+          continue;
+        }
         out.push(e);
         s.inflight.push({ pos: s.nextPos++, entry: e });
       }
@@ -143,10 +147,8 @@ export class ClientQueue {
         const e = fifo.shift()!;
         e.queued = false;
         this.size--;
-        if (e.expiresAtMs < nowMs) {
-          e.dropped = true;
-          this.counters.droppedTtl++;
-        } else out.push(e);
+        if (e.expiresAtMs < nowMs) this.countExpired(e);
+        else out.push(e);
       }
     }
     this.counters.sent += out.length;
@@ -159,11 +161,16 @@ export class ClientQueue {
       for (let e = fifo.peek(); e && e.expiresAtMs < nowMs; e = fifo.peek()) {
         fifo.shift();
         e.queued = false;
-        e.dropped = true;
         this.size--;
-        this.counters.droppedTtl++;
+        this.countExpired(e);
       }
     }
+  }
+
+  private countExpired(e: QueueEntry): void {
+    if (e.dropped) return;
+    e.dropped = true;
+    this.counters.droppedTtl++;
   }
 
   private dropOldest(): void {

@@ -113,11 +113,25 @@ export class BrokerService {
     const cursor = new RecordCursor(body, recordsAt, this.limits.eventBytesMax);
     let accepted = 0;
     let duplicates = 0;
+    // A batch is almost always one publishing process: look its stream up once per run of
+    // records, not once per event.
+    let runFrom = -1;
+    let runTo = -1;
+    let runKey = '';
+    let runLast = -1;
     while (cursor.next()) {
-      if (!ch.dedupe.accept(cursor.streamKey(), cursor.seq)) {
+      if (runFrom < 0 || !cursor.sameStreamAs(runFrom, runTo)) {
+        if (runFrom >= 0) ch.dedupe.record(runKey, runLast);
+        runFrom = cursor.streamFrom;
+        runTo = cursor.streamTo;
+        runKey = cursor.streamKey();
+        runLast = ch.dedupe.lastOf(runKey);
+      }
+      if (cursor.seq <= runLast) {
         duplicates++;
         continue;
       }
+      runLast = cursor.seq;
       if (cursor.timestampMs + ch.cls.ttlMs < now) {
         ch.counters.droppedTtl++;
         continue;
@@ -126,6 +140,7 @@ export class BrokerService {
       const rec = cursor.record();
       for (const q of ch.queues.values()) q.enqueue(rec, cursor.priority, cursor.timestampMs);
     }
+    if (runFrom >= 0) ch.dedupe.record(runKey, runLast);
     ch.counters.eventsIn += accepted;
     ch.counters.duplicates += duplicates;
     if (accepted > 0) for (const clientId of ch.queues.keys()) this.onQueued(ch.tag, clientId);

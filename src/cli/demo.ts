@@ -317,6 +317,8 @@ export function summarizeContent(content: unknown): string {
       );
     case 'process.start':
       return clip(`${type}pid ${c.pid} (parent ${c.ppid}, uid ${c.uid}) ${c.comm}: ${c.cmdline || `[${c.comm}]`}`);
+    case 'process.start.burst':
+      return `${type}${c.unreported} more processes started within ${c.inMs} ms, not listed one by one`;
     case 'auth.failure':
       return clip(`${type}${c.line}`);
     case 'load.high':

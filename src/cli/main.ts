@@ -4,7 +4,6 @@
 
 import { Command, Option } from 'commander';
 import { initCluster, parseClientsFlag } from '../config/index.js';
-import { FitError } from '../core/index.js';
 import { FAULT_KINDS } from '../replica/index.js';
 import { collect, fail, intFlag, secondsFlag, EXIT_USAGE } from './common.js';
 import { up } from './up.js';
@@ -29,7 +28,7 @@ program
   .command('init')
   .description('write DIR/cluster.yaml and one Ed25519 key pair per replica and client in DIR/keys')
   .requiredOption('--dir <dir>', 'directory for cluster.yaml and keys/')
-  .option('--replicas <n>', 'number of replicas', intFlag(1, 64), 4)
+  .option('--replicas <n>', 'number of replicas (at most 30 per group)', intFlag(1, 30), 4)
   .option('--faults <f>', 'faulty replicas to tolerate (bft needs replicas >= 3f+1, cft >= f+1)', intFlag(0, 21), 1)
   .option('--channels <list>', 'comma-separated channel names', 'alerts,metrics')
   .option('--base-port <port>', 'replica i listens on base-port + i', intFlag(1, 65535), 7400)
@@ -69,7 +68,7 @@ program
   .command('replica')
   .description('run one replica (how a multi-host deployment runs: one per host)')
   .requiredOption('--dir <dir>', 'directory holding cluster.yaml and this replica\'s key')
-  .requiredOption('--id <n>', 'replica id from cluster.yaml', intFlag(0, 63))
+  .requiredOption('--id <n>', 'replica id from cluster.yaml', intFlag(0, 29))
   .option('--fault <KIND>', `TESTS ONLY, needs FITBROKER_ALLOW_FAULTS=1: ${FAULT_KINDS.join(', ')} (repeatable)`, collect, [])
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
   .action((o) => run(() => runReplica(o)));
@@ -114,7 +113,7 @@ program
 function run(action: () => Promise<void> | void): Promise<void> {
   return Promise.resolve()
     .then(action)
-    .catch((e: unknown) => fail(e instanceof FitError || !(e instanceof Error) ? e : e));
+    .catch((e: unknown) => fail(e));
 }
 
 await program.parseAsync(process.argv);

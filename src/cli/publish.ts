@@ -48,7 +48,7 @@ export async function publish(o: PublishCommandOptions): Promise<void> {
         continue;
       }
       const opts = { contentType: lineContentType(line), ...(o.priority === undefined ? {} : { priority: o.priority as Priority }) };
-      if (!pub.publish(o.channel, line, opts)) await pub.drained();
+      if (!pub.publish(o.channel, line, opts)) await pub.drained((o.timeout ?? 30) * 1000);
       lines++;
     }
     await pub.flush((o.timeout ?? 30) * 1000);

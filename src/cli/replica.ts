@@ -23,9 +23,24 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
   if (publicKeyOf(privateKey) !== info.publicKey) {
     throw new FitError('FIT_ERR_KEY', `keys/replica-${o.id}.pem does not match replicas.${o.id}.publicKey in ${config.file}; copy the right key file or rerun init`, { id: o.id });
   }
-  const logger = pino({ level: o.logLevel ?? process.env.FITBROKER_LOG_LEVEL ?? 'info', base: { replica: o.id, pid: process.pid } });
+  const level = o.logLevel ?? process.env.FITBROKER_LOG_LEVEL ?? 'info';
+  if (!(level in pino.levels.values) && level !== 'silent') {
+    throw new FitError('FIT_ERR_USAGE', `log level "${level}" is not one of ${[...Object.keys(pino.levels.values), 'silent'].join(', ')} (--log-level or FITBROKER_LOG_LEVEL)`);
+  }
+  const logger = pino({ level, base: { replica: o.id, pid: process.pid } });
   const server = new ReplicaServer({ config, id: o.id, privateKey, faults, logger });
-  await server.listen();
+  try {
+    await server.listen();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new FitError(
+      'FIT_ERR_CONFIG',
+      code === 'EADDRINUSE'
+        ? `replica ${o.id} cannot listen on ${info.host}:${info.port}: the port is in use (another replica or program); stop it or change replicas.${o.id}.port in ${config.file}`
+        : `replica ${o.id} cannot listen on ${info.host}:${info.port}: ${(e as Error).message}`,
+      { host: info.host, port: info.port },
+    );
+  }
   logger.info({ host: info.host, port: info.port, n: config.replicas.length, f: config.f, channels: [...config.table.channels.keys()], faults: o.fault ?? [] }, 'replica listening');
   const crash = faults.find((f) => f.kind === 'crash');
   if (crash && crash.kind === 'crash') {
@@ -34,7 +49,10 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
       process.exit(70);
     }, crash.afterMs);
   }
+  let stopping = false;
   const shutdown = (signal: string): void => {
+    if (stopping) return;
+    stopping = true;
     logger.info({ signal }, 'shutting down');
     void server.close().then(() => process.exit(0));
     setTimeout(() => process.exit(0), 2000).unref();

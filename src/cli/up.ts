@@ -37,6 +37,7 @@ export async function up(o: UpOptions): Promise<void> {
   assertFaultsAllowed([...faults.values()].flat());
   const children = new Map<number, ChildProcess>();
   let stopping = false;
+  let failed = 0;
   const stop = (signal: NodeJS.Signals): void => {
     if (stopping) return;
     stopping = true;
@@ -54,10 +55,16 @@ export async function up(o: UpOptions): Promise<void> {
           children.set(r.id, child);
           child.on('exit', (code, signal) => {
             children.delete(r.id);
-            if (!stopping) process.stderr.write(`fitbroker up: replica ${r.id} exited (${signal ?? `code ${code}`}); the others keep serving\n`);
+            if (!stopping) {
+              failed++;
+              process.stderr.write(`fitbroker up: replica ${r.id} exited (${signal ?? `code ${code}`}); the others keep serving\n`);
+            }
             resolve();
           });
         }),
     ),
   );
+  if (failed === config.replicas.length) {
+    throw new FitError('FIT_ERR_INTERNAL', `every replica exited on its own; their log lines above say why`, { replicas: failed });
+  }
 }

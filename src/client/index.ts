@@ -8,4 +8,5 @@ export { ReplicaLink, believedRefusal } from './link.js';
 export type { LinkHandlers } from './link.js';
 export { StreamAcks } from './acks.js';
 export { queryStatus } from './status.js';
+export { Receiver } from './receiver.js';
 export type { ReplicaStatus } from './status.js';

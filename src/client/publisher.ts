@@ -147,20 +147,24 @@ export class Publisher {
     return this.inflight.size + this.outbox.length < limits.publishWindowBatches;
   }
 
-  /** Resolves when there is room in the window again. */
-  drained(): Promise<void> {
-    return this.waitFor(() => this.inflight.size + this.outbox.length < this.config.limits.publishWindowBatches);
+  /** Resolves when there is room in the window again; rejects after timeoutMs without. */
+  drained(timeoutMs = 30_000): Promise<void> {
+    return this.waitWithin(() => this.inflight.size + this.outbox.length < this.config.limits.publishWindowBatches, timeoutMs);
   }
 
   /** Resolves once every event published so far is acknowledged by its quorum. */
-  async flush(timeoutMs = 30_000): Promise<void> {
+  flush(timeoutMs = 30_000): Promise<void> {
     for (const b of [...this.open.values()]) this.seal(b);
+    return this.waitWithin(() => this.inflight.size === 0 && this.outbox.length === 0, timeoutMs);
+  }
+
+  private async waitWithin(cond: () => boolean, timeoutMs: number): Promise<void> {
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(() => reject(this.timeoutError(timeoutMs)), timeoutMs);
     });
     try {
-      await Promise.race([this.waitFor(() => this.inflight.size === 0 && this.outbox.length === 0), timeout]);
+      await Promise.race([this.waitFor(cond), timeout]);
     } finally {
       clearTimeout(timer);
     }

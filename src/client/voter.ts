@@ -5,10 +5,17 @@
 // sent them. Pure: no sockets, no timers; time comes in as arguments.
 //
 // Bounded by construction: undecided events wait at most pendingMs and at most pendingMax of
-// them; delivered keys are remembered until every replica's copy arrived or deliveredMax
-// newer ones push them out, and a per-stream floor then turns very late copies away.
+// them; delivered keys are remembered until deliveredMax newer ones push them out, and a floor
+// per publishing process and priority then turns very late copies away. Per priority, because
+// urgent events overtake normal ones in replica queues; within one level a replica keeps each
+// publisher's order, so a seq below the floor of its level was already seen.
+//
+// It runs once per copy (n times per event), so it allocates little: replica sets are
+// bitmasks, the first version of an event is stored inline, and eviction order lives in FIFOs
+// (taking the oldest key of a Map that has seen many deletes walks every deleted slot).
 
 import { FitError } from '../core/index.js';
+import { Deque } from '../broker/index.js';
 
 export interface VoterOptions {
   replicas: number;
@@ -33,37 +40,61 @@ export interface Copy {
   pos: number;
 }
 
-interface Variant {
-  rec: Buffer;
-  replicas: number[];
-}
-
-interface Pending {
-  variants: Variant[];
-  copies: Copy[];
-  firstSeenMs: number;
-}
-
-interface Delivered {
-  /** Kept for comparing late copies; released once every replica's copy arrived. */
-  rec: Buffer | undefined;
-  seenBy: number[];
-  streamKey: string;
-  seq: number;
-}
-
 export interface VoterSink {
   deliver(rec: Buffer): void;
   /** The copy needs nothing more from its replica: the subscriber may acknowledge it. */
   resolve(copy: Copy): void;
 }
 
+/** Replica sets are bitmasks; 30 keeps `1 << r` a positive small integer. */
+export const VOTER_REPLICAS_MAX = 30;
+
+interface Variant {
+  rec: Buffer;
+  mask: number;
+}
+
+interface Pending {
+  key: string;
+  first: Variant;
+  /** Versions that differ from the first: only a faulty replica makes these. */
+  others: Variant[] | undefined;
+  seenMask: number;
+  /** Flat (replica, pos) pairs of the copies received, to resolve them once decided. */
+  copies: number[];
+  firstSeenMs: number;
+}
+
+interface Delivered {
+  key: string;
+  /** Kept for comparing late copies; released once every replica's copy arrived. */
+  rec: Buffer | undefined;
+  seenMask: number;
+  seq: number;
+  priority: number;
+}
+
 const ID_BYTES = 16;
+const SEQ_KEY_CHARS = 8;
+
+/** Publishing process (event key without its seq) and priority level. */
+function floorKey(eventKey: string, priority: number): string {
+  return `${eventKey.slice(0, eventKey.length - SEQ_KEY_CHARS)}${priority}`;
+}
+
+function popcount(x: number): number {
+  let c = 0;
+  for (let v = x; v; v &= v - 1) c++;
+  return c;
+}
 
 export class Voter {
   private readonly pending = new Map<string, Pending>();
   private readonly delivered = new Map<string, Delivered>();
   private readonly floors = new Map<string, number>();
+  private readonly pendingOrder = new Deque<Pending>();
+  private readonly deliveredOrder = new Deque<Delivered>();
+  private readonly allMask: number;
   private incomplete = 0;
   readonly mismatches: number[];
   readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0 };
@@ -72,9 +103,10 @@ export class Voter {
     private readonly o: VoterOptions,
     private readonly sink: VoterSink,
   ) {
-    if (o.threshold < 1 || o.threshold > o.replicas) {
-      throw new FitError('FIT_ERR_INTERNAL', `invariant broken: voter threshold ${o.threshold} outside 1..${o.replicas}`);
+    if (o.threshold < 1 || o.threshold > o.replicas || o.replicas > VOTER_REPLICAS_MAX) {
+      throw new FitError('FIT_ERR_INTERNAL', `invariant broken: voter threshold ${o.threshold} outside 1..${o.replicas}, or more than ${VOTER_REPLICAS_MAX} replicas`);
     }
+    this.allMask = (1 << o.replicas) - 1;
     this.mismatches = new Array<number>(o.replicas).fill(0);
   }
 
@@ -87,101 +119,135 @@ export class Voter {
     return this.incomplete;
   }
 
+  offer(replica: number, rec: Buffer, pos: number, nowMs: number): void {
+    const idEnd = 9 + rec[8]! + ID_BYTES;
+    const key = rec.toString('latin1', 8, idEnd);
+    const done = this.delivered.get(key);
+    if (done) return this.lateCopy(done, replica, rec, pos);
+    let p = this.pending.get(key);
+    if (!p) {
+      const seq = rec.readUInt32BE(idEnd - 8) * 0x1_0000_0000 + rec.readUInt32BE(idEnd - 4);
+      const floor = this.floors.size === 0 ? undefined : this.floors.get(floorKey(key, rec[5]!));
+      if (floor !== undefined && seq <= floor) {
+        this.counters.stale++;
+        return this.sink.resolve({ replica, pos });
+      }
+      if (rec.readDoubleBE(idEnd) + this.o.ttlMs < nowMs) {
+        this.counters.expired++;
+        return this.sink.resolve({ replica, pos });
+      }
+      if (this.pending.size >= this.o.pendingMax) this.evictOldestPending();
+      p = { key, first: { rec, mask: 0 }, others: undefined, seenMask: 0, copies: [], firstSeenMs: nowMs };
+      this.pending.set(key, p);
+      this.pendingOrder.push(p);
+      if (this.pendingOrder.length > 4 * this.o.pendingMax) this.compactPendingOrder();
+    }
+    const bit = 1 << replica;
+    if (p.seenMask & bit) {
+      this.counters.duplicateCopies++;
+      return this.sink.resolve({ replica, pos });
+    }
+    p.seenMask |= bit;
+    p.copies.push(replica, pos);
+    let v: Variant | undefined = p.first;
+    if (v.mask !== 0 && !v.rec.equals(rec)) {
+      v = p.others?.find((x) => x.rec.equals(rec));
+      if (!v) (p.others ??= []).push((v = { rec, mask: 0 }));
+    }
+    v.mask |= bit;
+    if (popcount(v.mask) >= this.o.threshold) this.decide(p, v, idEnd);
+  }
+
   /**
    * Takes a copy only if its event was already delivered (for a subscriber that is closing:
    * it must not resolve, and so acknowledge, events it will never hand to the application).
    */
   offerLate(replica: number, rec: Buffer, pos: number): boolean {
-    const key = rec.toString('latin1', 8, 9 + rec[8]! + ID_BYTES);
-    const done = this.delivered.get(key);
+    const done = this.delivered.get(rec.toString('latin1', 8, 9 + rec[8]! + ID_BYTES));
     if (!done) return false;
-    this.lateCopy(done, replica, rec, { replica, pos });
+    this.lateCopy(done, replica, rec, pos);
     return true;
-  }
-
-  offer(replica: number, rec: Buffer, pos: number, nowMs: number): void {
-    const idEnd = 9 + rec[8]! + ID_BYTES;
-    const key = rec.toString('latin1', 8, idEnd);
-    const copy = { replica, pos };
-    const done = this.delivered.get(key);
-    if (done) return this.lateCopy(done, replica, rec, copy);
-    let p = this.pending.get(key);
-    if (!p) {
-      const seq = rec.readUInt32BE(idEnd - 8) * 0x1_0000_0000 + rec.readUInt32BE(idEnd - 4);
-      const floor = this.floors.get(key.slice(0, key.length - 8));
-      if ((floor !== undefined && seq <= floor) || rec.readDoubleBE(idEnd) + this.o.ttlMs < nowMs) {
-        if (floor !== undefined && seq <= floor) this.counters.stale++;
-        else this.counters.expired++;
-        return this.sink.resolve(copy);
-      }
-      if (this.pending.size >= this.o.pendingMax) this.evictPending(this.pending.keys().next().value!);
-      p = { variants: [], copies: [], firstSeenMs: nowMs };
-      this.pending.set(key, p);
-    }
-    if (p.copies.some((c) => c.replica === replica)) {
-      this.counters.duplicateCopies++;
-      return this.sink.resolve(copy);
-    }
-    p.copies.push(copy);
-    let v = p.variants.find((x) => x.rec.equals(rec));
-    if (!v) p.variants.push((v = { rec, replicas: [] }));
-    v.replicas.push(replica);
-    if (v.replicas.length >= this.o.threshold) this.decide(key, p, v, idEnd);
   }
 
   /** Drops undecided events older than pendingMs; call it from a timer. */
   sweep(nowMs: number): void {
-    for (const [key, p] of this.pending) {
-      if (nowMs - p.firstSeenMs < this.o.pendingMs) break;
-      this.evictPending(key);
-    }
+    for (let p = this.oldestPending(); p && nowMs - p.firstSeenMs >= this.o.pendingMs; p = this.oldestPending()) this.evictPending(p);
   }
 
-  private decide(key: string, p: Pending, winner: Variant, idEnd: number): void {
-    this.pending.delete(key);
-    for (const v of p.variants) if (v !== winner) for (const r of v.replicas) this.mismatches[r]!++;
+  private decide(p: Pending, winner: Variant, idEnd: number): void {
+    this.pending.delete(p.key);
+    for (const v of [p.first, ...(p.others ?? [])]) {
+      if (v === winner) continue;
+      for (let r = 0; r < this.o.replicas; r++) if (v.mask & (1 << r)) this.mismatches[r]!++;
+    }
     this.counters.delivered++;
     this.sink.deliver(winner.rec);
-    for (const c of p.copies) this.sink.resolve(c);
+    this.resolveCopies(p);
     // Remembered even after every replica's copy arrived: a reconnect makes replicas resend
     // what they sent but never saw acknowledged, and that must not deliver it twice.
     if (this.delivered.size >= this.o.deliveredMax) this.forgetOldestDelivered();
-    const streamKey = key.slice(0, key.length - 8);
-    const seq = winner.rec.readUInt32BE(idEnd - 8) * 0x1_0000_0000 + winner.rec.readUInt32BE(idEnd - 4);
-    const complete = p.copies.length >= this.o.replicas;
+    const complete = p.seenMask === this.allMask;
     if (!complete) this.incomplete++;
-    this.delivered.set(key, { rec: complete ? undefined : winner.rec, seenBy: p.copies.map((c) => c.replica), streamKey, seq });
+    const seq = winner.rec.readUInt32BE(idEnd - 8) * 0x1_0000_0000 + winner.rec.readUInt32BE(idEnd - 4);
+    const d: Delivered = { key: p.key, rec: complete ? undefined : winner.rec, seenMask: p.seenMask, seq, priority: winner.rec[5]! };
+    this.delivered.set(p.key, d);
+    this.deliveredOrder.push(d);
   }
 
-  private lateCopy(done: Delivered, replica: number, rec: Buffer, copy: Copy): void {
-    if (done.seenBy.includes(replica)) {
+  private lateCopy(done: Delivered, replica: number, rec: Buffer, pos: number): void {
+    const bit = 1 << replica;
+    if (done.seenMask & bit) {
       this.counters.duplicateCopies++;
     } else {
       if (done.rec && !done.rec.equals(rec)) this.mismatches[replica]!++;
-      done.seenBy.push(replica);
-      if (done.seenBy.length >= this.o.replicas && done.rec) {
+      done.seenMask |= bit;
+      if (done.seenMask === this.allMask && done.rec) {
         done.rec = undefined;
         this.incomplete--;
       }
     }
-    this.sink.resolve(copy);
+    this.sink.resolve({ replica, pos });
   }
 
-  private evictPending(key: string): void {
-    const p = this.pending.get(key)!;
-    this.pending.delete(key);
+  private resolveCopies(p: Pending): void {
+    for (let i = 0; i < p.copies.length; i += 2) this.sink.resolve({ replica: p.copies[i]!, pos: p.copies[i + 1]! });
+  }
+
+  /** The oldest still-undecided event, dropping decided ones from the front of the FIFO. */
+  private oldestPending(): Pending | undefined {
+    for (let p = this.pendingOrder.peek(); p; p = this.pendingOrder.peek()) {
+      if (this.pending.get(p.key) === p) return p;
+      this.pendingOrder.shift();
+    }
+    return undefined;
+  }
+
+  private evictOldestPending(): void {
+    const p = this.oldestPending();
+    if (p) this.evictPending(p);
+  }
+
+  private evictPending(p: Pending): void {
+    this.pending.delete(p.key);
     this.counters.undecided++;
-    for (const c of p.copies) this.sink.resolve(c);
+    this.resolveCopies(p);
+  }
+
+  private compactPendingOrder(): void {
+    const live: Pending[] = [];
+    for (let p = this.pendingOrder.shift(); p; p = this.pendingOrder.shift()) if (this.pending.get(p.key) === p) live.push(p);
+    for (const p of live) this.pendingOrder.push(p);
   }
 
   private forgetOldestDelivered(): void {
-    const [key, d] = this.delivered.entries().next().value!;
-    this.delivered.delete(key);
+    const d = this.deliveredOrder.shift()!;
+    this.delivered.delete(d.key);
     if (d.rec) this.incomplete--;
-    const floor = this.floors.get(d.streamKey);
+    const streamKey = floorKey(d.key, d.priority);
+    const floor = this.floors.get(streamKey);
     if (floor === undefined || d.seq > floor) {
       if (floor === undefined && this.floors.size >= this.o.deliveredMax) this.floors.delete(this.floors.keys().next().value!);
-      this.floors.set(d.streamKey, d.seq);
+      this.floors.set(streamKey, d.seq);
     }
   }
 }

@@ -118,6 +118,21 @@ export class RecordCursor {
     return true;
   }
 
+  /** True if the current record comes from the same publishing process as bytes [from, to). */
+  sameStreamAs(from: number, to: number): boolean {
+    const start = this.start + 8;
+    const end = this.publisherEnd + EPOCH_BYTES;
+    return end - start === to - from && this.buf.compare(this.buf, from, to, start, end) === 0;
+  }
+
+  get streamFrom(): number {
+    return this.start + 8;
+  }
+
+  get streamTo(): number {
+    return this.publisherEnd + EPOCH_BYTES;
+  }
+
   /** Identity of the publishing process (publisher + epoch) as a map key. */
   streamKey(): string {
     return this.buf.toString('latin1', this.start + 8, this.publisherEnd + EPOCH_BYTES);

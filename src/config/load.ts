@@ -55,7 +55,8 @@ export function parseConfig(text: string, file: string, dir: string): ClusterCon
 
 function describeIssue(issue: { code: string; message: string; keys?: string[] }): string {
   if (issue.code === 'unrecognized_keys') return `no unknown keys, found ${issue.keys?.join(', ')} (check the spelling)`;
-  return issue.message.replace(/^Invalid input: /, '');
+  // zod's messages already say "expected ..." after a prefix; configError adds its own "expected".
+  return issue.message.replace(/^(Invalid input|Invalid option|Too big|Too small): /, '').replace(/^expected /, '');
 }
 
 function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfig {

@@ -40,7 +40,8 @@ const limitsShape = Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((k) => [k
 export const clusterSchema = z.strictObject({
   version: z.literal(1),
   f: z.number().int().min(0),
-  replicas: z.array(replicaSchema).min(1),
+  // At most 30: a voter keeps replica sets as bitmasks; past that, spread channels over groups.
+  replicas: z.array(replicaSchema).min(1).max(30),
   channels: z.record(name, channelSchema),
   clients: z.record(name, clientSchema),
   limits: z.strictObject(limitsShape).default({}),

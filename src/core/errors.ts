@@ -1,6 +1,6 @@
 // Every failure that reaches a user or a log is a FitError with a stable code. Codes are never
 // reused or renamed: tools match on them. docs/errors.md lists each one, and
-// test/errors-doc.test.ts fails when the two disagree.
+// test/unit/errors-doc.test.ts fails when the two disagree.
 
 export const ERROR_CODES = {
   FIT_ERR_CONFIG: 'the cluster config is missing or invalid',

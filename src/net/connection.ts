@@ -14,6 +14,8 @@ export interface ConnectionHandlers {
 export class Connection {
   private readonly decoder: FrameDecoder;
   private closed = false;
+  /** Set by end(): the peer is no longer trusted, so nothing more it sends is acted on. */
+  private ending = false;
   private drainWaiters: (() => void)[] = [];
 
   constructor(
@@ -40,7 +42,7 @@ export class Connection {
 
   /** True while the peer keeps up; false means stop producing until whenDrained(). */
   get writable(): boolean {
-    return !this.closed && this.stream.writableLength < this.writeBufferBytesMax;
+    return !this.closed && !this.ending && this.stream.writableLength < this.writeBufferBytesMax;
   }
 
   whenDrained(cb: () => void): void {
@@ -49,7 +51,7 @@ export class Connection {
   }
 
   send(buf: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.ending) return;
     this.stream.write(buf);
   }
 
@@ -63,13 +65,14 @@ export class Connection {
 
   /** Closes after what was written so far is flushed, so a final error reply reaches the peer. */
   end(reason?: FitError): void {
-    if (this.closed) return;
+    if (this.closed || this.ending) return;
+    this.ending = true;
     this.stream.end(() => this.close(reason));
     setTimeout(() => this.close(reason), 1000).unref();
   }
 
   private onData(chunk: Buffer): void {
-    if (this.closed) return;
+    if (this.closed || this.ending) return;
     let frames: Buffer[];
     try {
       frames = this.decoder.push(chunk);
@@ -78,7 +81,9 @@ export class Connection {
       return;
     }
     for (const f of frames) {
-      if (this.closed) return;
+      // A handler may have closed or ended the connection: later frames in this chunk were
+      // sent by a peer we stopped trusting, and acting on them would undo that decision.
+      if (this.closed || this.ending) return;
       this.handlers.onFrame(f);
     }
   }

@@ -27,6 +27,7 @@ export interface ReplicaOptions {
 
 interface Peer {
   conn: Connection;
+  handshakeTimer?: NodeJS.Timeout;
   challenge: Buffer;
   client: ClientInfo | undefined;
   streams: Map<number, PushStream>;
@@ -85,10 +86,10 @@ export class ReplicaServer {
       onClose: (reason) => this.onClose(peer, reason),
     });
     this.peers.add(peer);
-    const timer = setTimeout(() => {
-      if (!peer.client) this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `no authentication within ${limits.handshakeTimeoutMs} ms; the peer is not a fitbroker client`), true);
+    peer.handshakeTimer = setTimeout(() => {
+      if (!peer.client && !peer.conn.isClosed) this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `no authentication within ${limits.handshakeTimeoutMs} ms; the peer is not a fitbroker client`), true);
     }, limits.handshakeTimeoutMs);
-    timer.unref();
+    peer.handshakeTimer.unref();
     peer.conn.send(encodeJson(MessageType.Challenge, { replica: this.o.id, nonce: peer.challenge.toString('base64'), version: AUTH_VERSION }));
   }
 
@@ -106,6 +107,7 @@ export class ReplicaServer {
   }
 
   private onClose(peer: Peer, reason: FitError | undefined): void {
+    clearTimeout(peer.handshakeTimer);
     this.peers.delete(peer);
     for (const s of peer.streams.values()) this.dropStream(s);
     if (reason && reason.code !== 'FIT_ERR_CONNECTION') {
@@ -150,6 +152,7 @@ export class ReplicaServer {
       return this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `client "${id}" did not prove it holds the key in cluster.yaml; check that keys/${id}.pem belongs to this cluster`, { client: id }), true);
     }
     peer.client = client;
+    clearTimeout(peer.handshakeTimer);
     const proof = signBytes(this.o.privateKey, authTranscript('replica', this.o.id, id, peer.challenge, nonce));
     peer.conn.send(encodeJson(MessageType.Welcome, { replica: this.o.id, signature: proof.toString('base64') }));
     this.o.logger.debug({ client: id, remote: peer.remote }, 'client authenticated');
@@ -169,7 +172,8 @@ export class ReplicaServer {
 
   private onRequest(peer: Peer, req: Record<string, unknown>): void {
     const seq = Number(req.seq);
-    if (!Number.isInteger(seq) || seq < 1) throw new FitError('FIT_ERR_MALFORMED', 'request without a positive integer seq');
+    // seq becomes a u32 stream id in EVENTS frames: a larger one would throw when pushed.
+    if (!Number.isInteger(seq) || seq < 1 || seq > 0xffff_ffff) throw new FitError('FIT_ERR_MALFORMED', 'request without a positive integer seq below 2^32');
     const client = peer.client!;
     try {
       switch (req.method) {
@@ -201,6 +205,8 @@ export class ReplicaServer {
   private subscribe(peer: Peer, seq: number, channel: string, credits: number): void {
     const queue = this.service.queueFor(peer.client!, channel);
     if (!Number.isInteger(credits) || credits < 0) throw new FitError('FIT_ERR_MALFORMED', 'subscribe needs credits: a non-negative integer');
+    // Replacing an open stream would orphan it: attached to the queue and never closed.
+    if (peer.streams.has(seq)) throw new FitError('FIT_ERR_MALFORMED', `stream ${seq} is already open on this connection; subscribe with a new request seq`, { stream: seq });
     const limits = this.o.config.limits;
     const ps = new PushStream(seq, channel, peer.client!.id, queue, queue.attach(), peer.conn, credits, subscriberSalt(peer.client!.id), {
       pushBatchEventsMax: limits.pushBatchEventsMax,

@@ -2,7 +2,8 @@
 // loopback ports, each its own process as in production, with faults injected by flag.
 
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, openSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { parse as parseYaml, stringify } from 'yaml';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +21,8 @@ export interface ClusterOptions {
   faultModel?: FaultModel;
   clients?: { name: string; role: ClientRole }[];
   faults?: Record<number, string[]>;
+  /** Overrides every channel's capacityEvents in cluster.yaml. */
+  capacityEvents?: number;
 }
 
 export interface TestCluster {
@@ -86,6 +89,12 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     clients: o.clients ?? [],
     force: false,
   });
+  if (o.capacityEvents !== undefined) {
+    const file = join(dir, 'cluster.yaml');
+    const doc = parseYaml(readFileSync(file, 'utf8')) as { channels: Record<string, { capacityEvents: number }> };
+    for (const ch of Object.values(doc.channels)) ch.capacityEvents = o.capacityEvents;
+    writeFileSync(file, stringify(doc));
+  }
   const config = loadConfig(dir);
   const procs: (ChildProcess | undefined)[] = new Array(replicas).fill(undefined);
   const clients: { close(): unknown }[] = [];

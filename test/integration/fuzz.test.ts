@@ -225,7 +225,7 @@ function mutatedPublish(rng: Rng): { frame: Buffer; kind: string } {
         if (inFrame(p.countAt + 1)) f.writeUInt16BE(rng.pick([0, 1, 2, 0xffff, rng.int(0x10000)]), p.countAt);
         break;
       case 'recordLength':
-        if (inFrame(rec + 3)) f.writeUInt32BE(rng.chance(0.5) ? rng.u32() : Math.max(0, f.readUInt32BE(rec) + rng.range(-8, 8)), rec);
+        if (inFrame(rec + 3)) f.writeUInt32BE(rng.chance(0.5) ? rng.u32() : (f.readUInt32BE(rec) + rng.range(-8, 8)) >>> 0, rec);
         break;
       case 'priority':
         if (inFrame(rec + 5)) f[rec + 5] = rng.range(4, 255);
@@ -436,25 +436,35 @@ function channelView(status: Record<string, unknown>, tag: string): ChannelView 
   return ch;
 }
 
-async function runLane(c: TestCluster, lane: number, progress: { done: number }, stats: FuzzStats): Promise<void> {
+/** The cases most recently sent by any lane: a crash may surface on another lane's next case. */
+const RECENT_CASES_MAX = 2 * LANES;
+
+async function runLane(c: TestCluster, lane: number, progress: { done: number; stopped: boolean }, stats: FuzzStats, recent: FuzzCase[]): Promise<void> {
   const replica = c.config.replicas[0]!;
   const key = loadPrivateKey(clientKeyPath(c.dir, FUZZ_CLIENT));
   let authed: RawClient | undefined;
   let ping = PING_SEQ_BASE + lane * 100_000_000;
-  const failWith = (fc: FuzzCase, what: string): never => {
-    assert.fail(`${what} after ${describeCase(fc)}; alive=${c.alive(0)} [seed ${SEED}; replay: ${REPLAY}]\nreplica 0 log tail:\n${logTail(c, 0)}`);
+  const failWith = async (fc: FuzzCase, what: string): Promise<never> => {
+    await sleep(200); // let a crashing replica exit and flush its log before we look
+    assert.fail(
+      `${what} after ${describeCase(fc)}; replica 0 alive: ${c.alive(0)} [seed ${SEED}; replay: ${REPLAY}]\n` +
+        `cases sent last (any lane, oldest first):\n${recent.map((x) => `  ${describeCase(x)}`).join('\n')}\nreplica 0 log tail:\n${logTail(c, 0)}`,
+    );
   };
   try {
-    for (let i = lane; i < CASES; i += LANES) {
+    for (let i = lane; i < CASES && !progress.stopped; i += LANES) {
       const fc = makeCase(SEED, i);
-      stats.byFamily[`${fc.family}/${fc.kind.replace(/\[.*$/, '')}`] = (stats.byFamily[`${fc.family}/${fc.kind.replace(/\[.*$/, '')}`] ?? 0) + 1;
+      recent.push(fc);
+      if (recent.length > RECENT_CASES_MAX) recent.shift();
+      const kindKey = `${fc.family}/${fc.kind.split(/[[,]/)[0]}`;
+      stats.byFamily[kindKey] = (stats.byFamily[kindKey] ?? 0) + 1;
       if (fc.family === 'authed') {
         if (!authed || authed.isClosed) {
           authed?.destroy();
           authed = await RawClient.open(replica).catch(() => failWith(fc, 'replica 0 refused a new connection'));
           stats.connections++;
           const r = await authed.authenticate(replica, FUZZ_CLIENT, key);
-          if (!r?.welcome) failWith(fc, `replica 0 did not authenticate ${FUZZ_CLIENT} (${JSON.stringify(r?.refusal)})`);
+          if (!r?.welcome) await failWith(fc, `replica 0 did not authenticate ${FUZZ_CLIENT} (${JSON.stringify(r?.refusal)})`);
         }
         const conn = authed;
         for (const f of fc.frames) conn.write(f);
@@ -465,12 +475,12 @@ async function runLane(c: TestCluster, lane: number, progress: { done: number },
           const seq = ping++;
           const reply = await conn.request(seq, 'status', {}, PING_TIMEOUT_MS);
           if (reply) {
-            if (reply.ok !== true) failWith(fc, `replica 0 refused a status request: ${JSON.stringify(reply)}`);
+            if (reply.ok !== true) await failWith(fc, `replica 0 refused a status request: ${JSON.stringify(reply)}`);
             stats.keptOpen++;
           } else if (conn.isClosed) {
             stats.closedByReplica++;
           } else {
-            failWith(fc, `replica 0 neither answered a status request within ${PING_TIMEOUT_MS} ms nor closed the connection`);
+            await failWith(fc, `replica 0 neither answered a status request within ${PING_TIMEOUT_MS} ms nor closed the connection`);
           }
         }
       } else {
@@ -514,11 +524,11 @@ describe('fuzz: random and truncated frames at a replica (DESIGN §3, STYLE 5-7)
       const rssBefore = rssBytes(pid);
 
       const expected = new Map<string, string>();
-      const progress = { done: 0 };
+      const progress = { done: 0, stopped: false };
       let published = 0;
       // A steady publisher that keeps pace with the fuzzer, so the two overlap from start to end.
       const publishing = (async () => {
-        while (published < EVENTS) {
+        while (published < EVENTS && !progress.stopped) {
           const target = Math.min(EVENTS, Math.max(published + 5, Math.ceil((EVENTS * (progress.done + LANES)) / CASES)));
           while (published < target) {
             const content = JSON.stringify({ i: published, seed: SEED, pad: 'p'.repeat(published % 97) });
@@ -530,10 +540,17 @@ describe('fuzz: random and truncated frames at a replica (DESIGN §3, STYLE 5-7)
         }
         await pub.flush(30_000);
       })();
+      // Awaited below; if a lane fails first, this must not become an unhandled rejection.
+      publishing.catch(() => undefined);
 
       const stats: FuzzStats = { cases: 0, byFamily: {}, closedByReplica: 0, keptOpen: 0, closedByUs: 0, connections: 0 };
       const startedMs = Date.now();
-      await Promise.all(Array.from({ length: LANES }, (_, lane) => runLane(c, lane, progress, stats)));
+      const recent: FuzzCase[] = [];
+      try {
+        await Promise.all(Array.from({ length: LANES }, (_, lane) => runLane(c, lane, progress, stats, recent)));
+      } finally {
+        progress.stopped = stats.cases < CASES; // on failure, stop the other lanes and the publisher
+      }
       const fuzzMs = Date.now() - startedMs;
       await publishing;
       t.diagnostic(`fuzzed ${stats.cases} cases in ${fuzzMs} ms over ${stats.connections} connections; authenticated cases: replica kept ${stats.keptOpen} open, closed ${stats.closedByReplica}, we cut ${stats.closedByUs}`);

@@ -7,7 +7,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey } from 'node:crypto';
+import { createPrivateKey, randomBytes } from 'node:crypto';
 import { startCluster, sleep, type TestCluster } from '../helpers/cluster.js';
 import { RawClient } from '../helpers/rawclient.js';
 import { clientKeyPath, type ClusterConfig } from '../../src/config/index.js';
@@ -15,7 +15,6 @@ import { FitError, type ClientInfo, type Priority } from '../../src/core/index.j
 import { generateIdentity, loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, queryStatus } from '../../src/client/index.js';
 import { MessageType, publishHeaderBytes, recordBytes, writePublishHeader, writeRecord, PUBLISH_SEQ_AT, FRAME_HEADER_BYTES } from '../../src/codec/index.js';
-import { randomBytes } from 'node:crypto';
 
 interface ChannelStatus {
   tag: string;
@@ -126,7 +125,7 @@ describe('refusals: clients outside the control table or off their channels (pap
   };
 
   before(async () => {
-    c = await startCluster({ channels: ['alerts', 'audit', 'raw', 'big', 'intake'], clients: [{ name: 'probe2', role: 'pubsub' }] });
+    c = await startCluster({ channels: ['alerts', 'audit', 'raw', 'big', 'intake', 'trailing', 'streams'], clients: [{ name: 'probe2', role: 'pubsub' }] });
   });
   after(async () => {
     await Promise.all(closers.map((x) => Promise.resolve(x.close()).catch(() => undefined)));
@@ -199,6 +198,71 @@ describe('refusals: clients outside the control table or off their channels (pap
     await assertNothingQueued(c, 'raw');
   });
 
+  it('acts on nothing a connection sent after a frame that made the replica close it', async () => {
+    const raw = await authenticated(c, 0, 'probe2');
+    try {
+      // A CREDIT two bytes long cannot be parsed, so the replica no longer knows where this
+      // peer's stream stands; the well-formed PUBLISH behind it in the same write must not count.
+      const malformedCredit = Buffer.from([0, 0, 0, 2, MessageType.Credit, 1]);
+      raw.write(Buffer.concat([malformedCredit, publishFrame('trailing', ['probe2'], 9)]));
+      const refusal = await raw.next((b) => b[0] === MessageType.Reply, 5_000);
+      assert.ok(refusal, 'the replica closed the connection without saying why');
+      const ack = await raw.next((b) => b[0] === MessageType.Ack, 300);
+      assert.equal(ack, undefined, 'the replica acknowledged a PUBLISH sent after a frame it refused to parse');
+      assert.ok(await within(raw.closed, 5_000), 'the replica kept the connection open after a malformed frame');
+    } finally {
+      raw.destroy();
+    }
+    await assertNothingQueued(c, 'trailing');
+  });
+
+  it('refuses a subscribe that reuses an open stream id, and leaves no session behind when the connection closes', async () => {
+    // Found by fuzz.test.ts: the second subscribe used to replace the first stream, which then
+    // stayed attached to the queue for ever.
+    const raw = await authenticated(c, 0, 'probe2');
+    try {
+      assert.equal((await raw.request(5, 'subscribe', { channel: 'streams', credits: 10 }))?.ok, true);
+      const again = await raw.request(5, 'subscribe', { channel: 'streams', credits: 10 });
+      assert.ok(again, 'the replica closed the connection instead of answering');
+      assert.equal(again.ok, false);
+      assert.equal(FitError.fromJSON(again.error).code, 'FIT_ERR_MALFORMED');
+    } finally {
+      raw.destroy();
+    }
+    await raw.closed;
+    let sessions = -1;
+    for (let i = 0; i < 20 && sessions !== 0; i++, await sleep(50)) {
+      const [zero] = await channelOnEveryReplica(c, 'streams');
+      sessions = zero!.queues.probe2!.sessions;
+    }
+    assert.equal(sessions, 0, 'replica 0 kept a subscribe session of a closed connection');
+  });
+
+  it('refuses a request seq beyond 2^32 (a stream id must fit its u32 field) and survives it', async () => {
+    // Found by fuzz.test.ts: subscribe with seq 2^53-1 on a non-empty queue crashed the replica
+    // when it encoded the first EVENTS frame.
+    const pub = track(c.publisher('probe'));
+    pub.publish('streams', 'something to push');
+    await pub.flush(10_000);
+    for (const seq of [2 ** 32, Number.MAX_SAFE_INTEGER]) {
+      const raw = await authenticated(c, 0, 'probe2');
+      try {
+        raw.sendJson({ seq, method: 'subscribe', channel: 'streams', credits: 10 });
+        const reply = await raw.next((b) => b[0] === MessageType.Reply, 5_000);
+        assert.ok(reply, `no answer to a subscribe with seq ${seq}`);
+        const err = FitError.fromJSON(JSON.parse(reply.toString('utf8', 1)).error);
+        assert.equal(err.code, 'FIT_ERR_MALFORMED');
+        // An unusable seq means the replica cannot address its answers: it closes the connection.
+        assert.ok(await within(raw.closed, 5_000), `the connection stayed open after seq ${seq}`);
+      } finally {
+        raw.destroy();
+      }
+    }
+    await sleep(200);
+    assert.ok(c.alive(0), `replica 0 died:\n${c.log(0).split('\n').slice(-8).join('\n')}`);
+    pub.close();
+  });
+
   it('answers an unknown method with ok:false FIT_ERR_UNKNOWN_METHOD and keeps serving the connection', async () => {
     const raw = await authenticated(c, 0, 'console');
     try {
@@ -236,27 +300,31 @@ describe('refusals: clients outside the control table or off their channels (pap
     const pub = track(c.publisher('probe'));
     let published = 0;
     let stop = false;
+    // A steady correct publisher for the whole test; it ends with the test, pass or fail.
     const pace = (async () => {
       while (!stop) {
         for (let i = 0; i < 20; i++) pub.publish('big', `steady ${published++}`);
         await sleep(20);
       }
     })();
+    try {
+      await pub.flush(10_000);
+      const raw = await authenticated(c, 0, 'probe2');
+      const header = Buffer.alloc(FRAME_HEADER_BYTES + 1);
+      header.writeUInt32BE(c.config.limits.frameBytesMax + 1, 0);
+      header.writeUInt8(MessageType.Publish, FRAME_HEADER_BYTES);
+      raw.write(header);
+      raw.write(Buffer.alloc(1024 * 1024, 0x41));
+      assert.ok(await within(raw.closed, 5_000), 'replica 0 kept the connection open after an oversized frame');
+      const ackedAtClose = pub.counters.acknowledged;
+      const deadline = Date.now() + 5_000;
+      while (pub.counters.acknowledged <= ackedAtClose && Date.now() < deadline) await sleep(10);
+      assert.ok(pub.counters.acknowledged > ackedAtClose, 'the correct publisher got no acknowledgement after the oversized frame');
+    } finally {
+      stop = true;
+      await pace;
+    }
     await pub.flush(10_000);
-    const raw = await authenticated(c, 0, 'probe2');
-    const ackedBefore = pub.counters.acknowledged;
-    const header = Buffer.alloc(FRAME_HEADER_BYTES + 1);
-    header.writeUInt32BE(c.config.limits.frameBytesMax + 1, 0);
-    header.writeUInt8(MessageType.Publish, FRAME_HEADER_BYTES);
-    raw.write(header);
-    raw.write(Buffer.alloc(1024 * 1024, 0x41));
-    const closedInTime = await within(raw.closed, 5_000);
-    assert.ok(closedInTime, 'replica 0 kept the connection open after an oversized frame');
-    await sleep(300);
-    stop = true;
-    await pace;
-    await pub.flush(10_000);
-    assert.ok(pub.counters.acknowledged > ackedBefore, 'the correct publisher got no acknowledgement after the oversized frame');
     assert.equal(pub.counters.acknowledged, published);
     // Replica 0 itself must hold every event of the correct publisher: flush() needs only 2f+1
     // acknowledgements, which the other three could have given without it.

@@ -1,0 +1,105 @@
+// L1 receive with a count: the paper's pull interface. Each call asks every replica for up to
+// `max` events from the client's queue (the replica dequeues them) and votes over the copies;
+// an event whose f+1 copies are split across calls completes on a later call, because the voter
+// outlives the call. Pull and a push subscription of the same client on the same channel take
+// from the same queue: use one or the other.
+
+import type { KeyObject } from 'node:crypto';
+import { FitError, maySubscribe, voteQuorum, type BrokerEvent } from '../core/index.js';
+import { decodeEventsHeader, decodeRecord, MessageType, RecordCursor } from '../codec/index.js';
+import type { ClusterConfig } from '../config/index.js';
+import { ReplicaLink, believedRefusal } from './link.js';
+import { Voter } from './voter.js';
+
+export class Receiver {
+  private readonly links: ReplicaLink[];
+  private readonly voter: Voter;
+  private readonly threshold: number;
+  private ready: Promise<void>;
+  private out: BrokerEvent[] = [];
+  private readonly frames = new Map<string, Buffer>();
+  private pos = 0;
+
+  constructor(
+    private readonly config: ClusterConfig,
+    private readonly clientId: string,
+    privateKey: KeyObject,
+    private readonly channel: string,
+  ) {
+    const cls = config.table.channels.get(channel);
+    const client = config.table.clients.get(clientId);
+    if (!cls) throw new FitError('FIT_ERR_UNKNOWN_CHANNEL', `channel "${channel}" is not in ${config.file}; add it under channels:`, { channel });
+    if (!client || !maySubscribe(client, channel)) {
+      throw new FitError('FIT_ERR_NOT_AUTHORIZED', `client "${clientId}" may not receive from channel "${channel}"; add the channel to clients.${clientId}.subscribe in cluster.yaml`, {
+        channel,
+        client: clientId,
+      });
+    }
+    this.threshold = voteQuorum(cls.fault, config.f);
+    const l = config.limits;
+    this.voter = new Voter(
+      { replicas: config.replicas.length, threshold: this.threshold, ttlMs: cls.ttlMs, pendingMax: l.voterPendingEventsMax, deliveredMax: l.voterDeliveredEventsMax, pendingMs: l.voterPendingMs },
+      { deliver: (rec) => this.out.push(decodeRecord(rec, channel)), resolve: () => undefined },
+    );
+    let resolveReady: () => void = () => undefined;
+    this.ready = new Promise((r) => (resolveReady = r));
+    let up = 0;
+    this.links = config.replicas.map(
+      (r) =>
+        new ReplicaLink(r, clientId, privateKey, l, {
+          onReady: () => {
+            if (++up >= this.threshold) resolveReady();
+          },
+          onFrame: (link, body) => {
+            if (body[0] === MessageType.Events) this.frames.set(`${link.id}:${decodeEventsHeader(body).streamId}`, body);
+          },
+          onDown: () => undefined,
+        }),
+    );
+    for (const link of this.links) link.start();
+  }
+
+  /**
+   * Pulls up to `max` events from every replica and returns those now voted (at most `max`
+   * more may be held for the next call). Waits for enough replicas to connect, up to timeoutMs.
+   */
+  async receive(max: number, timeoutMs = 10_000): Promise<BrokerEvent[]> {
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.ready,
+      new Promise((_, reject) => {
+        timer = setTimeout(() => reject(this.notReady(timeoutMs)), timeoutMs);
+      }),
+    ]).finally(() => clearTimeout(timer));
+    const now = Date.now();
+    const replies = await Promise.allSettled(
+      this.links.filter((l) => l.ready).map(async (link) => {
+        const seq = link.peekSeq();
+        await link.request('receive', { channel: this.channel, max });
+        const body = this.frames.get(`${link.id}:${seq}`);
+        this.frames.delete(`${link.id}:${seq}`);
+        if (!body) return;
+        const cursor = new RecordCursor(body, decodeEventsHeader(body).recordsAt, this.config.limits.eventBytesMax);
+        while (cursor.next()) this.voter.offer(link.id, Buffer.from(cursor.record()), this.pos++, now);
+      }),
+    );
+    const refusal = believedRefusal(
+      replies.map((r) => (r.status === 'rejected' ? (r.reason as FitError) : undefined)),
+      this.threshold,
+    );
+    if (refusal) throw refusal;
+    const out = this.out;
+    this.out = [];
+    return out;
+  }
+
+  close(): void {
+    for (const l of this.links) l.stop();
+  }
+
+  private notReady(timeoutMs: number): FitError {
+    return new FitError('FIT_ERR_QUORUM_TIMEOUT', `fewer than ${this.threshold} replicas accepted ${this.clientId}'s connection within ${timeoutMs} ms; check \`fitbroker status\``, {
+      channel: this.channel,
+    });
+  }
+}

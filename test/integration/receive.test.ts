@@ -1,0 +1,73 @@
+// The paper's pull interface (§4: "receive … will get the requested events from the
+// corresponding output queue"), voted like the push stream, and a stalled console that costs
+// a replica only its bounded queue.
+
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { clientKeyPath } from '../../src/config/index.js';
+import { loadPrivateKey } from '../../src/protection/index.js';
+import { Receiver, queryStatus } from '../../src/client/index.js';
+import { sleep, startCluster, CLI } from '../helpers/cluster.js';
+import { spawn } from 'node:child_process';
+
+describe('receive (pull with a count)', { timeout: 60_000 }, () => {
+  it('returns each event once, voted over the replicas, in calls of at most the count asked', async () => {
+    const c = await startCluster({ faults: { 3: ['tamper'] } });
+    try {
+      const pub = c.publisher('probe');
+      for (let i = 0; i < 50; i++) pub.publish('alerts', `e${i}`);
+      await pub.flush();
+      const r = new Receiver(c.config, 'console', loadPrivateKey(clientKeyPath(c.dir, 'console')), 'alerts');
+      const got: string[] = [];
+      for (let call = 0; call < 20 && got.length < 50; call++) {
+        const batch = await r.receive(20);
+        assert.ok(batch.length <= 40, `one call returned ${batch.length} events`);
+        got.push(...batch.map((e) => e.content.toString()));
+      }
+      r.close();
+      assert.deepEqual(got.sort(), Array.from({ length: 50 }, (_, i) => `e${i}`).sort());
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
+describe('a stalled console', { timeout: 90_000 }, () => {
+  it('holds no one else back, and costs a replica only its bounded queue, with every drop counted', async () => {
+    const capacity = 5_000;
+    const total = 30_000;
+    const c = await startCluster({ channels: ['alerts'], capacityEvents: capacity, clients: [{ name: 'siem1', role: 'sub' }, { name: 'siem2', role: 'sub' }] });
+    try {
+      // A real subscribe process, frozen with SIGSTOP: it neither reads nor grants credits.
+      const stalled = spawn(process.execPath, [CLI, 'subscribe', '--dir', c.dir, '--as', 'siem1', '--channel', 'alerts'], { stdio: 'ignore' });
+      await sleep(1000);
+      stalled.kill('SIGSTOP');
+      let healthy = 0;
+      const sub = c.subscriber('siem2', { channel: 'alerts', onEvent: () => healthy++ });
+      await sub.start();
+      const pub = c.publisher('probe');
+      const payload = 'y'.repeat(200);
+      for (let i = 0; i < total; i++) {
+        if (!pub.publish('alerts', payload)) await pub.drained();
+        // Pace the publisher to the healthy console, as a real pipeline is: the point is that
+        // the stalled one does not slow it down.
+        while (i - healthy > capacity / 2) await sleep(5);
+      }
+      await pub.flush(60_000);
+      const until = Date.now() + 30_000;
+      while (healthy < total && Date.now() < until) await sleep(20);
+      assert.equal(healthy, total, 'the healthy console was held back by the stalled one');
+      const status = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 3000);
+      for (const r of status) {
+        const q = (r.status!.channels as { queues: Record<string, { depth: number; droppedCapacity: number; sessions: number }> }[])[0]!.queues.siem1!;
+        assert.equal(q.sessions, 1, `replica ${r.replica} lost the stalled session`);
+        assert.ok(q.depth <= capacity, `replica ${r.replica} queue for the stalled console grew to ${q.depth}`);
+        // All it could take before freezing is one credit window; everything else is queued or counted.
+        assert.ok(q.depth + q.droppedCapacity >= total - 8192, `replica ${r.replica}: ${q.depth} queued + ${q.droppedCapacity} dropped of ${total}`);
+      }
+      stalled.kill('SIGKILL');
+    } finally {
+      await c.stop();
+    }
+  });
+});

@@ -1,0 +1,109 @@
+// `fitbroker init` (src/config/init.ts): writes a cluster.yaml that loads, and one Ed25519
+// key per replica and client whose public half is the one in the config; refuses to
+// overwrite without --force; --clients takes NAME:ROLE pairs.
+
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { FitError } from '../../src/core/index.js';
+import { initCluster, loadConfig, parseClientsFlag, clientKeyPath, replicaKeyPath, configPath, type InitOptions } from '../../src/config/index.js';
+import { loadPrivateKey, publicKeyOf } from '../../src/protection/index.js';
+
+const root = mkdtempSync(join(tmpdir(), 'fitbroker-init-'));
+after(() => rmSync(root, { recursive: true, force: true }));
+let dirs = 0;
+
+function options(over: Partial<InitOptions> = {}): InitOptions {
+  return { dir: join(root, `c${dirs++}`), replicas: 4, faults: 1, channels: ['alerts', 'metrics'], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [], force: false, ...over };
+}
+
+function usageError(fn: () => unknown, message: RegExp): FitError {
+  try {
+    fn();
+  } catch (e) {
+    assert.ok(e instanceof FitError && e.code === 'FIT_ERR_USAGE', `expected FIT_ERR_USAGE, got ${String(e)}`);
+    assert.match(e.message, message);
+    return e;
+  }
+  assert.fail('expected FIT_ERR_USAGE');
+}
+
+test('init writes a config that loads back to the same cluster', () => {
+  const o = options();
+  const written = initCluster(o);
+  const loaded = loadConfig(o.dir);
+  assert.deepEqual(loaded, written);
+  assert.equal(loaded.f, 1);
+  assert.deepEqual(
+    loaded.replicas.map((r) => `${r.id}@${r.host}:${r.port}`),
+    ['0@127.0.0.1:7100', '1@127.0.0.1:7101', '2@127.0.0.1:7102', '3@127.0.0.1:7103'],
+  );
+  assert.deepEqual([...loaded.table.channels.keys()], ['alerts', 'metrics']);
+  assert.equal(loaded.table.channels.get('alerts')!.fault, 'bft');
+});
+
+test('init writes one private key per replica and client, readable by the owner only, matching the config', () => {
+  const o = options({ clients: [{ name: 'siem1', role: 'sub' }] });
+  const c = initCluster(o);
+  for (const r of c.replicas) {
+    const path = replicaKeyPath(o.dir, r.id);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.equal(publicKeyOf(loadPrivateKey(path)), r.publicKey);
+  }
+  for (const cl of c.table.clients.values()) {
+    const path = clientKeyPath(o.dir, cl.id);
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    assert.equal(publicKeyOf(loadPrivateKey(path)), cl.publicKey);
+  }
+});
+
+test('roles map to publish and subscribe rights; default clients stay unless renamed', () => {
+  const c = initCluster(options({ clients: parseClientsFlag('siem1:sub,relay:pubsub,probe:sub') }));
+  const rights = Object.fromEntries([...c.table.clients.values()].map((x) => [x.id, { publish: x.publish, subscribe: x.subscribe, admin: x.admin }]));
+  assert.deepEqual(rights, {
+    console: { publish: [], subscribe: ['*'], admin: false },
+    admin: { publish: [], subscribe: [], admin: true },
+    siem1: { publish: [], subscribe: ['*'], admin: false },
+    relay: { publish: ['*'], subscribe: ['*'], admin: false },
+    probe: { publish: [], subscribe: ['*'], admin: false }, // --clients overrides the default role
+  });
+});
+
+test('init refuses to overwrite an existing config without --force', () => {
+  const o = options();
+  initCluster(o);
+  const e = usageError(() => initCluster(o), /already exists; pass --force/);
+  assert.equal(e.fields.file, configPath(o.dir));
+  const again = initCluster({ ...o, force: true });
+  assert.deepEqual(loadConfig(o.dir), again, 'with --force the new config and keys replace the old');
+});
+
+test('init refuses no channels and invalid channel names', () => {
+  usageError(() => initCluster(options({ channels: [] })), /--channels needs at least one channel/);
+  const e = usageError(() => initCluster(options({ channels: ['ok', 'not ok'] })), /"not ok" is not a valid channel name/);
+  assert.equal(e.fields.channel, 'not ok');
+});
+
+test('init of a bft cluster with too few replicas fails the config check and writes no config', () => {
+  const o = options({ replicas: 3, faults: 1 });
+  assert.throws(() => initCluster(o), (e: unknown) => e instanceof FitError && e.code === 'FIT_ERR_CONFIG' && /needs at least 4 replicas/.test(e.message));
+  assert.equal(existsSync(configPath(o.dir)), false);
+});
+
+test('parseClientsFlag reads NAME:ROLE pairs, trimming blanks and skipping empty items', () => {
+  assert.deepEqual(parseClientsFlag(' siem1:sub, probe2:pub ,,relay:pubsub,'), [
+    { name: 'siem1', role: 'sub' },
+    { name: 'probe2', role: 'pub' },
+    { name: 'relay', role: 'pubsub' },
+  ]);
+  assert.deepEqual(parseClientsFlag(''), []);
+});
+
+test('parseClientsFlag refuses a missing or unknown role and an invalid name, quoting the item', () => {
+  for (const bad of ['siem1', 'siem1:', ':sub', 'siem1:admin', 'siem1:SUB', 'bad name:sub', '-dash:pub']) {
+    const e = usageError(() => parseClientsFlag(`ok:sub,${bad}`), /is not NAME:ROLE with ROLE pub, sub or pubsub/);
+    assert.equal(e.fields.value, bad.trim());
+  }
+});

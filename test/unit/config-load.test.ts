@@ -1,0 +1,170 @@
+// Loading cluster.yaml (src/config/load.ts, schema.ts): an operator edits this file by hand,
+// so every mistake must be an FIT_ERR_CONFIG that names the file, the key path and what was
+// expected, and a feature this build lacks must be FIT_ERR_NOT_SUPPORTED, never ignored.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { stringify } from 'yaml';
+import { FitError, DEFAULT_LIMITS } from '../../src/core/index.js';
+import { loadConfig, parseConfig } from '../../src/config/index.js';
+import { generateIdentity } from '../../src/protection/index.js';
+
+const FILE = '/etc/fitbroker/cluster.yaml';
+const DIR = '/etc/fitbroker';
+const keys = Array.from({ length: 6 }, () => generateIdentity().publicKey);
+
+/** A valid cluster document: n=4, f=1, one bft channel, a probe and a SIEM. */
+function validDoc(): Record<string, any> {
+  return {
+    version: 1,
+    f: 1,
+    replicas: [0, 1, 2, 3].map((id) => ({ id, host: '127.0.0.1', port: 7000 + id, publicKey: keys[id] })),
+    channels: { alerts: { fault: 'bft' } },
+    clients: {
+      probe: { publicKey: keys[4], publish: ['alerts'] },
+      siem: { publicKey: keys[5], subscribe: ['*'] },
+    },
+  };
+}
+
+function parse(mutate: (d: Record<string, any>) => void = () => {}) {
+  const d = validDoc();
+  mutate(d);
+  return parseConfig(stringify(d), FILE, DIR);
+}
+
+function configError(mutate: (d: Record<string, any>) => void, code = 'FIT_ERR_CONFIG'): FitError {
+  try {
+    parse(mutate);
+  } catch (e) {
+    assert.ok(e instanceof FitError, `expected a FitError, got ${String(e)}`);
+    assert.equal(e.code, code, e.message);
+    assert.ok(e.message.startsWith(`${FILE}: `), `the message names the file: ${e.message}`);
+    assert.equal(e.fields.file, FILE);
+    return e;
+  }
+  assert.fail('expected the config to be refused');
+}
+
+test('a valid config loads into a control table, with channel defaults and limit overrides', () => {
+  const c = parse((d) => (d.limits = { frameBytesMax: 1024 }));
+  assert.equal(c.f, 1);
+  assert.equal(c.replicas.length, 4);
+  assert.deepEqual(c.table.channels.get('alerts'), {
+    fault: 'bft',
+    order: 'none',
+    priority: 0,
+    capacityEvents: DEFAULT_LIMITS.queueCapacityEvents,
+    ttlMs: DEFAULT_LIMITS.ttlMs,
+    persist: 'memory',
+    protection: 'si',
+  });
+  assert.deepEqual(c.table.clients.get('siem'), { id: 'siem', publicKey: keys[5], publish: [], subscribe: ['*'], admin: false });
+  assert.equal(c.limits.frameBytesMax, 1024);
+  assert.equal(c.limits.eventBytesMax, DEFAULT_LIMITS.eventBytesMax);
+});
+
+test('a typo in a key is refused naming the file, the key path and "unknown keys"', () => {
+  const e = configError((d) => (d.channels.alerts.capacty = 500));
+  assert.match(e.message, /channels\.alerts: expected no unknown keys, found capacty/);
+  assert.equal(e.fields.key, 'channels.alerts');
+  assert.match(configError((d) => (d.replcas = [])).message, /\(top level\): expected no unknown keys, found replcas/);
+  assert.match(configError((d) => (d.limits = { frameBytesMaks: 1 })).message, /limits: .*unknown keys, found frameBytesMaks/);
+});
+
+test('a value of the wrong type or range is refused naming its key path', () => {
+  const cases: [string, (d: Record<string, any>) => void, RegExp][] = [
+    ['f', (d) => (d.f = 'one'), /: f: expected number, received string$/],
+    ['replicas.1.port', (d) => (d.replicas[1].port = '7001'), /replicas\.1\.port: expected number/],
+    ['channels.alerts.priority', (d) => (d.channels.alerts.priority = 7), /channels\.alerts\.priority: expected number to be <=3/],
+    ['channels.alerts.fault', (d) => (d.channels.alerts.fault = 'byzantine'), /channels\.alerts\.fault: expected one of/],
+    ['limits.ttlMs', (d) => (d.limits = { ttlMs: -5 }), /limits\.ttlMs: /],
+    ['version', (d) => (d.version = 2), /version: /],
+  ];
+  for (const [key, mutate, message] of cases) {
+    const e = configError(mutate);
+    assert.equal(e.fields.key, key);
+    assert.match(e.message, message);
+  }
+});
+
+test('text that is not YAML is refused at the top level', () => {
+  assert.throws(
+    () => parseConfig('replicas: [1', FILE, DIR),
+    (e: unknown) => e instanceof FitError && e.code === 'FIT_ERR_CONFIG' && /\(top level\): is not valid YAML/.test(e.message),
+  );
+});
+
+test('bft needs n >= 3f+1 replicas and cft n >= f+1', () => {
+  const e = configError((d) => (d.replicas = d.replicas.slice(0, 3)));
+  assert.equal(e.fields.key, 'channels.alerts.fault');
+  assert.match(e.message, /bft with f=1 needs at least 4 replicas \(3f\+1\), the config lists 3/);
+  const cft = configError((d) => {
+    d.replicas = d.replicas.slice(0, 1);
+    d.channels.alerts.fault = 'cft';
+  });
+  assert.match(cft.message, /cft with f=1 needs at least 2 replicas \(f\+1\)/);
+  parse((d) => {
+    d.replicas = d.replicas.slice(0, 2);
+    d.channels.alerts.fault = 'cft';
+  });
+});
+
+test('a client may only name channels that exist (or "*")', () => {
+  const e = configError((d) => (d.clients.siem.subscribe = ['*', 'alerst']));
+  assert.equal(e.fields.key, 'clients.siem.subscribe.1');
+  assert.match(e.message, /a channel listed under channels: \(or "\*"\), found "alerst"/);
+  assert.equal(configError((d) => (d.clients.probe.publish = ['metrics'])).fields.key, 'clients.probe.publish.0');
+});
+
+test('two replicas on the same host:port are refused', () => {
+  const e = configError((d) => (d.replicas[2].port = 7001));
+  assert.equal(e.fields.key, 'replicas.2.port');
+  assert.match(e.message, /127\.0\.0\.1:7001 is taken twice/);
+  parse((d) => {
+    d.replicas[2].port = 7001;
+    d.replicas[2].host = '10.0.0.3';
+  });
+});
+
+test('replicas must be listed in id order from 0', () => {
+  const e = configError((d) => ([d.replicas[0].id, d.replicas[1].id] = [1, 0]));
+  assert.equal(e.fields.key, 'replicas.0.id');
+  assert.match(e.message, /id 0 \(replicas are listed in id order from 0\), found 1/);
+});
+
+test('an invalid public key is refused for replicas and clients', () => {
+  assert.equal(configError((d) => (d.replicas[3].publicKey = 'bm90IGEga2V5')).fields.key, 'replicas.3.publicKey');
+  const e = configError((d) => (d.clients.probe.publicKey = keys[0]!.slice(0, -8)));
+  assert.equal(e.fields.key, 'clients.probe.publicKey');
+  assert.match(e.message, /Ed25519 public key/);
+});
+
+test('order, persist and protection beyond the defaults are FIT_ERR_NOT_SUPPORTED naming the key', () => {
+  const cases: [string, unknown][] = [
+    ['order', 'channel'],
+    ['order', 'global'],
+    ['persist', 'disk'],
+    ['protection', 'pks'],
+  ];
+  for (const [field, value] of cases) {
+    const e = configError((d) => (d.channels.alerts[field] = value), 'FIT_ERR_NOT_SUPPORTED');
+    assert.equal(e.fields.key, `channels.alerts.${field}`);
+    assert.match(e.message, new RegExp(`${field}: ${String(value)}( \\(.*\\))? is not available in this build yet`));
+  }
+});
+
+test('loadConfig on a directory without cluster.yaml says how to create one', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-noconfig-'));
+  try {
+    assert.throws(
+      () => loadConfig(dir),
+      (e: unknown) => e instanceof FitError && e.code === 'FIT_ERR_CONFIG' && e.message.includes(join(dir, 'cluster.yaml')) && e.message.includes('fitbroker init'),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
