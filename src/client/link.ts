@@ -26,6 +26,7 @@ export class ReplicaLink {
   private nextSeq = 1;
   private challenge = Buffer.alloc(0);
   private retry: NodeJS.Timeout | undefined;
+  private wentDown = false;
   private readonly waiting = new Map<number, { resolve(v: Record<string, unknown>): void; reject(e: FitError): void }>();
   /** The last refusal this replica sent (unknown client, bad key, …), for error reports. */
   lastError: FitError | undefined;
@@ -44,6 +45,15 @@ export class ReplicaLink {
 
   get ready(): boolean {
     return this.authed && this.conn !== undefined && !this.conn.isClosed;
+  }
+
+  /**
+   * True once a connection attempt failed or dropped, until the link is ready again. A link
+   * still making its first connection is not down: a cft publish must wait for it, or a batch
+   * could be acknowledged by one replica while the other was merely slower to connect.
+   */
+  get down(): boolean {
+    return this.wentDown && !this.ready;
   }
 
   get writable(): boolean {
@@ -140,6 +150,7 @@ export class ReplicaLink {
 
   private onClose(reason: FitError | undefined): void {
     const wasReady = this.authed;
+    this.wentDown = true;
     this.conn = undefined;
     this.authed = false;
     const err = reason ?? new FitError('FIT_ERR_CONNECTION', `connection to replica ${this.id} closed`, { replica: this.id });

@@ -2,7 +2,7 @@
 // frame (no intermediate objects), each batch goes to every replica as the same bytes, and a
 // batch counts as published once the channel's quorum acknowledged it: 2f+1 replicas for bft
 // (so f+1 correct ones hold it and every voter can reach f+1 matching copies), and for cft
-// every replica still connected (at least one) — the paper's "publishing in all replicas".
+// every replica not known to be down (at least one) — the paper's "publishing in all replicas".
 //
 // Event ids: a random 8-byte epoch per Publisher and a sequence number that rises in the order
 // events are sent, so a restarted or concurrent process never reuses an id, and a replica can
@@ -272,7 +272,7 @@ export class Publisher {
     const done =
       b.cls.fault === 'bft'
         ? b.acks.size >= quorum
-        : b.acks.size >= quorum && this.links.every((l) => !l.ready || b.acks.has(l.id) || b.errors.has(l.id));
+        : b.acks.size >= quorum && this.links.every((l) => l.down || b.acks.has(l.id) || b.errors.has(l.id));
     if (done) {
       this.inflight.delete(b.seq);
       this.counters.acknowledged += b.count;
