@@ -6,7 +6,9 @@
 //
 // Event ids: a random 8-byte epoch per Publisher and a sequence number that rises in the order
 // events are sent, so a restarted or concurrent process never reuses an id, and a replica can
-// drop anything at or below the last sequence number it accepted from this epoch.
+// drop anything at or below the last sequence number it accepted from this epoch. Sequence
+// numbers are written when a batch leaves the outbox, not when an event is queued: that is what
+// lets an urgent batch overtake queued ones without ever sending a lower seq after a higher.
 
 import { randomBytes } from 'node:crypto';
 import type { KeyObject } from 'node:crypto';
@@ -20,7 +22,7 @@ import {
   type ChannelClass,
   type Priority,
 } from '../core/index.js';
-import { decodeAck, decodeJson, MessageType, PUBLISH_SEQ_AT, publishHeaderBytes, recordBytes, writePublishHeader, writeRecord, EPOCH_BYTES } from '../codec/index.js';
+import { decodeAck, decodeJson, MessageType, numberRecords, PUBLISH_SEQ_AT, publishHeaderBytes, recordBytes, writePublishHeader, writeRecord, EPOCH_BYTES } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 
@@ -132,7 +134,7 @@ export class Publisher {
     b.offset = writeRecord(b.buf, b.offset, {
       publisher: this.idBytes,
       epoch: this.epoch,
-      seq: ++this.seq,
+      seq: 0,
       timestampMs: opts.timestampMs ?? Date.now(),
       priority,
       contentType,
@@ -140,9 +142,10 @@ export class Publisher {
     });
     b.count++;
     this.counters.events++;
-    // Urgent events never wait for a batch to fill: seal now, behind only what this channel
-    // already queued (sending that first keeps sequence numbers rising on the wire).
-    if (b.count >= limits.batchEventsMax || priority === PRIORITY_URGENT) this.seal(b);
+    // Urgent events never wait for a batch to fill, nor behind batches waiting for the window:
+    // the batch holding one goes to the front of the outbox.
+    if (priority === PRIORITY_URGENT) this.seal(b, true);
+    else if (b.count >= limits.batchEventsMax) this.seal(b);
     else this.scheduleSeal();
     return this.inflight.size + this.outbox.length < limits.publishWindowBatches;
   }
@@ -206,12 +209,14 @@ export class Publisher {
     });
   }
 
-  private seal(b: OpenBatch): void {
+  private seal(b: OpenBatch, urgent = false): void {
     this.open.delete(b.channel);
     if (b.count === 0) return;
     const frame = Buffer.from(b.buf.subarray(0, b.offset));
     writePublishHeader(frame, b.channelBytes, b.count, frame.length);
-    this.outbox.push({ seq: 0, channel: b.channel, cls: this.config.table.channels.get(b.channel)!, frame, count: b.count, acks: new Set(), errors: new Map() });
+    const batch = { seq: 0, channel: b.channel, cls: this.config.table.channels.get(b.channel)!, frame, count: b.count, acks: new Set<number>(), errors: new Map<number, FitError>() };
+    if (urgent) this.outbox.unshift(batch);
+    else this.outbox.push(batch);
     this.pump();
   }
 
@@ -220,6 +225,7 @@ export class Publisher {
     while (this.outbox.length > 0 && this.inflight.size < window) {
       const b = this.outbox.shift()!;
       b.seq = this.nextBatchSeq++;
+      this.seq = numberRecords(b.frame, publishHeaderBytes(Buffer.from(b.channel, 'utf8')), this.seq);
       b.frame.writeUInt32BE(b.seq, PUBLISH_SEQ_AT);
       this.inflight.set(b.seq, b);
       this.counters.batches++;

@@ -1,5 +1,5 @@
 export { FrameDecoder, frame, FRAME_HEADER_BYTES } from './frame.js';
-export { RecordCursor, writeRecord, recordBytes, decodeRecord, contentOffset, EPOCH_BYTES, RECORD_VERSION } from './record.js';
+export { RecordCursor, writeRecord, numberRecords, recordBytes, decodeRecord, contentOffset, EPOCH_BYTES, RECORD_VERSION } from './record.js';
 export type { RecordInput } from './record.js';
 export {
   MessageType,

@@ -54,6 +54,22 @@ export function writeRecord(out: Buffer, offset: number, r: RecordInput): number
   return o;
 }
 
+/**
+ * Writes rising sequence numbers (after `lastSeq`) into the records of a batch the caller built
+ * and trusts; returns the last one written. Used when a batch is sent, so that the order of
+ * sequence numbers on the wire is the order batches leave the client.
+ */
+export function numberRecords(buf: Buffer, offset: number, lastSeq: number): number {
+  let seq = lastSeq;
+  for (let o = offset; o < buf.length; o += 4 + buf.readUInt32BE(o)) {
+    const at = o + FIXED_BEFORE_PUBLISHER + buf[o + 8]! + EPOCH_BYTES;
+    seq++;
+    buf.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), at);
+    buf.writeUInt32BE(seq >>> 0, at + 4);
+  }
+  return seq;
+}
+
 function malformed(why: string, offset: number): FitError {
   return new FitError('FIT_ERR_MALFORMED', `malformed event record at byte ${offset}: ${why}`, { offset });
 }
