@@ -105,7 +105,14 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     procs[id] = p;
     if (!(o.faults?.[id] ?? []).some((k) => k.startsWith('crash'))) await waitListening(basePort + id, p);
   };
-  await Promise.all(config.replicas.map((r) => start(r.id)));
+  try {
+    await Promise.all(config.replicas.map((r) => start(r.id)));
+  } catch (e) {
+    // Kill what did start, or its handles keep the test process alive forever.
+    for (const p of procs) p?.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   const cluster: TestCluster = {
     dir,
     config,
@@ -133,7 +140,8 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     async stop() {
       await Promise.all(clients.map((c) => Promise.resolve(c.close()).catch(() => undefined)));
       await Promise.all(procs.map((_, id) => cluster.kill(id, 'SIGKILL')));
-      rmSync(dir, { recursive: true, force: true });
+      if (process.env.FIT_TEST_KEEP) process.stderr.write(`kept test cluster dir ${dir}\n`);
+      else rmSync(dir, { recursive: true, force: true });
     },
   };
   return cluster;

@@ -58,7 +58,13 @@ export async function runWorkload(c: TestCluster, o: WorkloadOptions): Promise<W
     if (!pub.publish(channel, content)) await pub.drained();
     if (o.onProgress && (i + 1) % 1000 === 0) await o.onProgress(i + 1);
   }
-  await Promise.all(pubs.map((p) => p.flush(30_000)));
+  try {
+    await Promise.all(pubs.map((p) => p.flush(30_000)));
+  } catch (e) {
+    // Say which replicas were alive and what they last logged, so a failure under load can be read.
+    const state = c.config.replicas.map((r) => `replica ${r.id} ${c.alive(r.id) ? 'alive' : 'dead'}: ${c.log(r.id).trim().split('\n').slice(-2).join(' | ').slice(0, 400)}`);
+    throw new Error(`${(e as Error).message}\n${state.join('\n')}`);
+  }
   const complete = (): boolean => [...got.values()].every((perChannel) => o.channels.every((ch) => perChannel.get(ch)!.size >= expected.get(ch)!.size));
   const until = Date.now() + (o.deliverTimeoutMs ?? 30_000);
   while (!complete() && Date.now() < until) await sleep(50);
