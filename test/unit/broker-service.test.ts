@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import { DEFAULT_LIMITS, FitError, limitsWith, type ChannelClass, type ClientInfo, type ControlTable } from '../../src/core/index.js';
 import { BrokerService, type ClientQueue } from '../../src/broker/index.js';
 import { makeRecord, publishBody, EPOCH_B, T0_MS } from '../helpers/records.js';
+import { fitErrorFrom } from '../helpers/errors.js';
 
 const TTL_MS = 60_000;
 const cls = (over: Partial<ChannelClass> = {}): ChannelClass => ({
@@ -51,13 +52,7 @@ const depth = (svc: BrokerService, who: ClientInfo, channel = 'alerts'): number 
 const takeAll = (q: ClientQueue): Buffer[] => q.take(q.attach(), 1000, T0_MS).map((e) => e.rec);
 
 function refusal(fn: () => unknown): FitError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof FitError, `expected a FitError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected a refusal');
+  return fitErrorFrom(fn, 'a refusal');
 }
 
 test('every subscriber in the control table has a queue from the start, and only subscribers do', () => {

@@ -8,6 +8,7 @@ import fc from 'fast-check';
 import { FitError } from '../../src/core/index.js';
 import { FrameDecoder, frame, FRAME_HEADER_BYTES } from '../../src/codec/index.js';
 import { assertProperty } from '../helpers/property.js';
+import { fitErrorFrom } from '../helpers/errors.js';
 
 const LIMIT = 1024;
 
@@ -30,13 +31,7 @@ function prefix(bodyBytes: number): Buffer {
 }
 
 function thrownBy(fn: () => unknown): FitError {
-  try {
-    fn();
-  } catch (e) {
-    assert.ok(e instanceof FitError, `expected a FitError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected a throw');
+  return fitErrorFrom(fn);
 }
 
 test('frame() writes a big-endian u32 body length then the body', () => {

@@ -11,6 +11,7 @@ import { RecordCursor, decodeRecord, recordBytes, writeRecord, contentOffset, RE
 import { NAME_PATTERN } from '../../src/config/index.js';
 import { assertProperty } from '../helpers/property.js';
 import { EPOCH_B, T0_MS, makeRecord } from '../helpers/records.js';
+import { fitErrorFrom } from '../helpers/errors.js';
 
 const MAX = 1 << 20;
 /** Byte offsets inside a record whose publisher is `p` bytes long. */
@@ -24,13 +25,7 @@ function records(buf: Buffer, eventBytesMax = MAX): Buffer[] {
 }
 
 function rejection(buf: Buffer, eventBytesMax = MAX): FitError {
-  try {
-    records(buf, eventBytesMax);
-  } catch (e) {
-    assert.ok(e instanceof FitError, `expected a FitError, got ${String(e)}`);
-    return e;
-  }
-  assert.fail('expected the cursor to reject the batch');
+  return fitErrorFrom(() => records(buf, eventBytesMax), 'the cursor to reject the batch');
 }
 
 const recordInput = fc.record({

@@ -11,6 +11,7 @@ import { stringify } from 'yaml';
 import { FitError, DEFAULT_LIMITS } from '../../src/core/index.js';
 import { loadConfig, parseConfig } from '../../src/config/index.js';
 import { generateIdentity } from '../../src/protection/index.js';
+import { fitErrorFrom } from '../helpers/errors.js';
 
 const FILE = '/etc/fitbroker/cluster.yaml';
 const DIR = '/etc/fitbroker';
@@ -37,16 +38,11 @@ function parse(mutate: (d: Record<string, any>) => void = () => {}) {
 }
 
 function configError(mutate: (d: Record<string, any>) => void, code = 'FIT_ERR_CONFIG'): FitError {
-  try {
-    parse(mutate);
-  } catch (e) {
-    assert.ok(e instanceof FitError, `expected a FitError, got ${String(e)}`);
-    assert.equal(e.code, code, e.message);
-    assert.ok(e.message.startsWith(`${FILE}: `), `the message names the file: ${e.message}`);
-    assert.equal(e.fields.file, FILE);
-    return e;
-  }
-  assert.fail('expected the config to be refused');
+  const e = fitErrorFrom(() => parse(mutate), 'the config to be refused');
+  assert.equal(e.code, code, e.message);
+  assert.ok(e.message.startsWith(`${FILE}: `), `the message names the file: ${e.message}`);
+  assert.equal(e.fields.file, FILE);
+  return e;
 }
 
 test('a valid config loads into a control table, with channel defaults and limit overrides', () => {
