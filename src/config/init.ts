@@ -19,6 +19,8 @@ export interface InitOptions {
   faultModel: FaultModel;
   clients: { name: string; role: ClientRole }[];
   force: boolean;
+  /** Adds probe, console and admin unless `clients` names them (default true). */
+  defaultClients?: boolean;
 }
 
 export const DEFAULT_CLIENTS: { name: string; role: ClientRole }[] = [
@@ -56,7 +58,8 @@ export function initCluster(o: InitOptions): ClusterConfig {
     return { id, host: o.host, port: o.basePort + id, publicKey: k.publicKey };
   });
   const clients: Record<string, unknown> = {};
-  const all = [...DEFAULT_CLIENTS.filter((d) => !o.clients.some((c) => c.name === d.name)), ...o.clients];
+  const defaults = o.defaultClients === false ? [] : DEFAULT_CLIENTS;
+  const all = [...defaults.filter((d) => !o.clients.some((c) => c.name === d.name)), ...o.clients];
   for (const c of all) {
     const k = generateIdentity();
     writeFileSync(clientKeyPath(o.dir, c.name), k.privatePem, { mode: 0o600 });

@@ -23,6 +23,10 @@ export interface ClusterOptions {
   faults?: Record<number, string[]>;
   /** Overrides every channel's capacityEvents in cluster.yaml. */
   capacityEvents?: number;
+  /** False leaves out init's probe, console and admin clients (a console never connected has a queue that fills). */
+  defaultClients?: boolean;
+  /** Extra environment for the replica processes (e.g. NODE_OPTIONS for a profile). */
+  replicaEnv?: NodeJS.ProcessEnv;
 }
 
 export interface TestCluster {
@@ -88,6 +92,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     faultModel: o.faultModel ?? 'bft',
     clients: o.clients ?? [],
     force: false,
+    defaultClients: o.defaultClients ?? true,
   });
   if (o.capacityEvents !== undefined) {
     const file = join(dir, 'cluster.yaml');
@@ -101,7 +106,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
   const start = async (id: number): Promise<void> => {
     const out = openSync(join(dir, `replica-${id}.log`), 'a');
     const args = [CLI, 'replica', '--dir', dir, '--id', String(id), ...(o.faults?.[id] ?? []).flatMap((k) => ['--fault', k])];
-    const p = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, FITBROKER_ALLOW_FAULTS: '1' } });
+    const p = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, FITBROKER_ALLOW_FAULTS: '1', ...o.replicaEnv } });
     procs[id] = p;
     if (!(o.faults?.[id] ?? []).some((k) => k.startsWith('crash'))) await waitListening(basePort + id, p);
   };

@@ -1,0 +1,126 @@
+// `npm run bench`: the throughput-against-channels figure (paper figure 3) for our modes,
+// with peer brokers run on the same machine in the same run, so every claim is a ratio.
+// See docs/performance.md for what each figure means and the results so far.
+
+import { Command, Option } from 'commander';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Progress } from './progress.js';
+import { runOnce, type RunResult } from './run.js';
+import { machine } from './machine.js';
+import { peerServers, PEER_NAMES } from './systems/servers.js';
+import { fitbrokerServer, type FitMode } from './systems/fitbroker.js';
+import { printTable, writeReport } from './report.js';
+import type { ServerSide } from './systems/types.js';
+
+const FULL_CHANNELS = [5, 10, 25, 50, 70, 90];
+
+interface Flags {
+  quick: boolean;
+  mode?: string;
+  channels?: string;
+  events?: number;
+  size: number;
+  publishers: number;
+  subscribers: number;
+  rate: number;
+  fixedMs?: number;
+  peers: string;
+  out?: string;
+  save: boolean;
+  chart: boolean;
+}
+
+function list(v: string): string[] {
+  return v.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function positiveInt(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!Number.isInteger(n) || n < 1) throw new Error(`${name} must be a positive integer, got "${v}"`);
+    return n;
+  };
+}
+
+async function main(): Promise<void> {
+  const program = new Command('bench')
+    .description('fitbroker throughput and latency against channels, beside NATS, NATS JetStream, Mosquitto and Redis on the same machine')
+    .option('--quick', 'one channel count (50), bft, fewer events: under two minutes', false)
+    .option('--mode <modes>', 'fitbroker modes, comma-separated: cft, bft, or "none" for peers only (default cft,bft; with --quick, bft)')
+    .option('--channels <counts>', `channel counts, comma-separated (default ${FULL_CHANNELS.join(',')}; with --quick, 50)`)
+    .option('--events <n>', 'events per saturation run, all publishers together (default 1000000; with --quick, 200000)', positiveInt('--events'))
+    .option('--size <bytes>', 'payload bytes per event', positiveInt('--size'), 200)
+    .option('--publishers <n>', 'publisher processes', positiveInt('--publishers'), 2)
+    .option('--subscribers <n>', 'subscriber processes (SIEMs), each subscribed to every channel', positiveInt('--subscribers'), 2)
+    .option('--rate <events/s>', 'offered load of the fixed-load phase, all publishers together (0 skips it)', (v) => Number(v), 30_000)
+    .option('--fixed-ms <ms>', 'duration of the fixed-load phase (default 5000; with --quick, 2000)', positiveInt('--fixed-ms'))
+    .addOption(new Option('--peers <names>', `peer systems, comma-separated, or "none" (${PEER_NAMES.join(', ')})`).default('all'))
+    .option('--out <file>', 'also write the results JSON to this file')
+    .option('--no-save', 'do not write bench/results/ and docs/performance-chart.svg')
+    .option('--no-chart', 'do not write the chart')
+    .parse();
+  const o = program.opts<Flags>();
+  const modes = o.mode === 'none' ? [] : list(o.mode ?? (o.quick ? 'bft' : 'cft,bft'));
+  for (const m of modes) if (m !== 'cft' && m !== 'bft') program.error(`--mode: "${m}" is not a fitbroker mode; use cft or bft (bft-ordered arrives with total order)`);
+  const channelCounts = list(o.channels ?? (o.quick ? '50' : FULL_CHANNELS.join(','))).map(positiveInt('--channels'));
+  const peerNames = o.peers === 'none' ? [] : o.peers === 'all' ? PEER_NAMES : list(o.peers);
+  for (const p of peerNames) if (!PEER_NAMES.includes(p)) program.error(`--peers: "${p}" is not one of ${PEER_NAMES.join(', ')}, all, none`);
+  const events = o.events ?? (o.quick ? 200_000 : 1_000_000);
+  const fixedMs = o.fixedMs ?? (o.quick ? 2000 : 5000);
+
+  const systems: ServerSide[] = [...modes.map((m) => fitbrokerServer(m as FitMode))];
+  for (const peer of peerServers(peerNames)) {
+    const why = await peer.unavailable();
+    if (why) process.stderr.write(`skipping ${peer.label}: ${why}\n`);
+    else systems.push(peer);
+  }
+  const plan = channelCounts.flatMap((c) => systems.map((server) => ({ server, channels: c })));
+  const progress = new Progress(plan.length * (o.rate > 0 ? 4 : 3));
+  const runs: RunResult[] = [];
+  for (const p of plan) {
+    const channels = Array.from({ length: p.channels }, (_, i) => `bench.${i}`);
+    try {
+      const r = await runOnce({
+        server: p.server,
+        shape: { channels, publishers: o.publishers, subscribers: o.subscribers, size: o.size },
+        events,
+        fixedRate: o.rate,
+        fixedMs,
+        onPhase: (what) => progress.step(`${p.server.label}, ${p.channels} channels: ${what}`),
+      });
+      runs.push(r);
+      progress.log(summaryLine(r));
+    } catch (e) {
+      progress.log(`FAILED ${p.server.label}, ${p.channels} channels: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+  progress.stop();
+  const doc = { machine: machine(), date: new Date().toISOString(), args: process.argv.slice(2), runs };
+  printTable(runs);
+  if (o.save) {
+    const dir = new URL('../../bench/results/', import.meta.url).pathname;
+    mkdirSync(dir, { recursive: true });
+    const file = join(dir, `${doc.date.slice(0, 19).replace(/[:T]/g, '-')}-${doc.machine.commit.slice(0, 8)}${o.quick ? '-quick' : ''}.json`);
+    writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
+    process.stdout.write(`results: ${file}\n`);
+    if (o.chart) process.stdout.write(`chart: ${writeReport(doc)}\n`);
+  }
+  if (o.out) writeFileSync(o.out, `${JSON.stringify(doc, null, 2)}\n`);
+  if (runs.length < plan.length) process.exitCode = 1;
+}
+
+function summaryLine(r: RunResult): string {
+  const k = (n: number): string => `${(n / 1000).toFixed(1)}k`;
+  return (
+    `${r.label}, ${r.channels} ch: publish ${k(r.publishRate)}/s, deliver ${r.deliverRates.map(k).join(' / ')}/s ` +
+    `(${r.delivered.map((d) => `${((100 * d) / r.published).toFixed(1)}%`).join(' / ')}), p99 ${r.latencyMs.p99} ms` +
+    (r.fixedLoad ? `; at ${k(r.fixedLoad.offeredRate)}/s p50 ${r.fixedLoad.latencyMs.p50} p99 ${r.fixedLoad.latencyMs.p99} p99.9 ${r.fixedLoad.latencyMs.p999} ms` : '') +
+    `; peak RSS ${r.peakRssMb} MB`
+  );
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`bench: ${e instanceof Error ? e.message : String(e)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,41 @@
+// Messages between the harness and its worker processes (Node IPC over fork()).
+
+import type { Endpoint } from './systems/types.js';
+
+export interface WorkerInit {
+  type: 'init';
+  endpoint: Endpoint;
+  kind: 'publisher' | 'subscriber';
+  index: number;
+  channels: string[];
+  size: number;
+}
+
+/** Publish `events` as fast as the client allows, or at `rate` events/s for `durationMs`. */
+export interface PublishCommand {
+  type: 'publish';
+  events?: number;
+  rate?: number;
+  durationMs?: number;
+}
+
+export type ToWorker = WorkerInit | PublishCommand | { type: 'reset' } | { type: 'count' } | { type: 'report' } | { type: 'exit' };
+
+export interface PublishDone {
+  type: 'published';
+  events: number;
+  /** process.hrtime ns, as decimal strings (IPC is JSON). */
+  startNs: string;
+  /** After flush(): everything written, or acknowledged where the system acknowledges. */
+  endNs: string;
+}
+
+export interface SubscriberReport {
+  type: 'report';
+  received: number;
+  firstNs: string;
+  lastNs: string;
+  histogram: string;
+}
+
+export type FromWorker = { type: 'ready' } | { type: 'count'; received: number } | PublishDone | SubscriberReport | { type: 'error'; message: string };

@@ -1,0 +1,127 @@
+// One benchmark run: start a system, fork its workers, drive a saturation phase and a
+// fixed-load phase, and collect what the contract in docs/performance.md promises.
+
+import { latencyMs, mergeHistograms, type LatencyMs } from './stamp.js';
+import { peakRssMb } from './rss.js';
+import { Worker } from './workers.js';
+import type { RunShape, ServerSide } from './systems/types.js';
+
+export interface PhaseResult {
+  /** Events the publishers sent (and, for acknowledged systems, had acknowledged). */
+  published: number;
+  /** Events/s from the first publish to the last flush, all publishers together. */
+  publishRate: number;
+  /** Events/s each subscriber delivered, from the first publish to its last delivery. */
+  deliverRates: number[];
+  delivered: number[];
+  latencyMs: LatencyMs;
+}
+
+export interface RunResult extends PhaseResult {
+  system: string;
+  mode: string;
+  label: string;
+  channels: number;
+  size: number;
+  publishers: number;
+  subscribers: number;
+  /** Fixed offered load (events/s, all publishers together), measured separately. */
+  fixedLoad?: PhaseResult & { offeredRate: number };
+  /** The largest peak RSS among the system's server processes (each replica, or the server). */
+  peakRssMb: number;
+  serverRssMb: number[];
+}
+
+export interface RunPlan {
+  server: ServerSide;
+  shape: RunShape;
+  /** Events for the saturation phase (all publishers together). */
+  events: number;
+  /** Offered load for the fixed-load phase; 0 skips it. */
+  fixedRate: number;
+  fixedMs: number;
+  onPhase?(what: string): void;
+}
+
+/** How long subscribers may make no progress before what they got is taken as final. */
+const IDLE_MS = 3000;
+const POLL_MS = 100;
+
+export async function runOnce(plan: RunPlan): Promise<RunResult> {
+  const { server, shape } = plan;
+  plan.onPhase?.('starting');
+  const handle = await server.start(shape);
+  const workers: Worker[] = [];
+  try {
+    const init = (kind: 'publisher' | 'subscriber', index: number): Promise<unknown> => {
+      const w = new Worker(`${server.label} ${kind} ${index}`);
+      workers.push(w);
+      (kind === 'publisher' ? pubs : subs).push(w);
+      return w.ask({ type: 'init', endpoint: handle.endpoint, kind, index, channels: shape.channels, size: shape.size }, 'ready', 60_000);
+    };
+    const pubs: Worker[] = [];
+    const subs: Worker[] = [];
+    await Promise.all(Array.from({ length: shape.subscribers }, (_, i) => init('subscriber', i)));
+    await Promise.all(Array.from({ length: shape.publishers }, (_, i) => init('publisher', i)));
+
+    plan.onPhase?.('saturation');
+    const saturated = await phase(pubs, subs, { events: Math.ceil(plan.events / shape.publishers) });
+    let fixedLoad: RunResult['fixedLoad'];
+    if (plan.fixedRate > 0) {
+      plan.onPhase?.('fixed load');
+      const r = await phase(pubs, subs, { rate: plan.fixedRate / shape.publishers, durationMs: plan.fixedMs });
+      fixedLoad = { offeredRate: plan.fixedRate, ...r };
+    }
+    const serverRssMb = handle.pids().map((p) => peakRssMb(p) ?? 0);
+    return {
+      system: server.system,
+      mode: server.mode,
+      label: server.label,
+      channels: shape.channels.length,
+      size: shape.size,
+      publishers: shape.publishers,
+      subscribers: shape.subscribers,
+      ...saturated,
+      ...(fixedLoad ? { fixedLoad } : {}),
+      peakRssMb: Math.max(0, ...serverRssMb),
+      serverRssMb,
+    };
+  } finally {
+    plan.onPhase?.('stopping');
+    await Promise.all(workers.map((w) => w.stop()));
+    await handle.stop();
+  }
+}
+
+async function phase(pubs: Worker[], subs: Worker[], cmd: { events?: number; rate?: number; durationMs?: number }): Promise<PhaseResult> {
+  for (const s of subs) s.send({ type: 'reset' });
+  const done = await Promise.all(pubs.map((p) => p.ask({ type: 'publish', ...cmd }, 'published', 30 * 60_000)));
+  const published = done.reduce((n, d) => n + d.events, 0);
+  const startNs = done.reduce((m, d) => (BigInt(d.startNs) < m ? BigInt(d.startNs) : m), BigInt(done[0]!.startNs));
+  const endNs = done.reduce((m, d) => (BigInt(d.endNs) > m ? BigInt(d.endNs) : m), 0n);
+  const reports = await waitForSubscribers(subs, published);
+  const seconds = (ns: bigint): number => Number(ns) / 1e9;
+  return {
+    published,
+    publishRate: Math.round(published / seconds(endNs - startNs)),
+    deliverRates: reports.map((r) => (r.received === 0 ? 0 : Math.round(r.received / seconds(BigInt(r.lastNs) - startNs)))),
+    delivered: reports.map((r) => r.received),
+    latencyMs: latencyMs(mergeHistograms(reports.map((r) => r.histogram))),
+  };
+}
+
+async function waitForSubscribers(subs: Worker[], expected: number) {
+  let last = -1;
+  let lastChange = Date.now();
+  const reports = () => Promise.all(subs.map((s) => s.ask({ type: 'report' }, 'report', 60_000)));
+  for (;;) {
+    const counts = await Promise.all(subs.map((s) => s.ask({ type: 'count' }, 'count', 60_000)));
+    const total = counts.reduce((n, r) => n + r.received, 0);
+    if (counts.every((r) => r.received >= expected)) return reports();
+    if (total !== last) {
+      last = total;
+      lastChange = Date.now();
+    } else if (Date.now() - lastChange > IDLE_MS) return reports();
+    await new Promise((r) => setTimeout(r, POLL_MS));
+  }
+}

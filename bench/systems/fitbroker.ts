@@ -1,0 +1,72 @@
+// Ours: a real cluster of `fitbroker replica` processes (the same helper the integration
+// tests use), and the project's own Publisher and Subscriber in the worker processes — the
+// client library a probe or SIEM integration links, used the way its docs say to.
+
+import { clientKeyPath, loadConfig } from '../../src/config/index.js';
+import { loadPrivateKey } from '../../src/protection/index.js';
+import { Publisher, Subscriber } from '../../src/client/index.js';
+import { publishQuorum, type FaultModel } from '../../src/core/index.js';
+import { startCluster } from '../../test/helpers/cluster.js';
+import { workerName, type ClientFactory, type ClientSide, type RunShape, type ServerHandle, type ServerSide } from './types.js';
+
+export type FitMode = 'cft' | 'bft';
+
+export function fitbrokerServer(mode: FitMode): ServerSide {
+  return {
+    system: 'fitbroker',
+    mode,
+    label: mode === 'bft' ? 'fitbroker bft (n=4, f=1)' : 'fitbroker cft (n=2, f=1)',
+    unavailable: async () => undefined,
+    async start(shape: RunShape): Promise<ServerHandle> {
+      const clients = [
+        ...Array.from({ length: shape.publishers }, (_, i) => ({ name: workerName('publisher', i), role: 'pub' as const })),
+        ...Array.from({ length: shape.subscribers }, (_, i) => ({ name: workerName('subscriber', i), role: 'sub' as const })),
+      ];
+      const cluster = await startCluster({
+        replicas: mode === 'bft' ? 4 : 2,
+        f: 1,
+        faultModel: mode as FaultModel,
+        channels: shape.channels,
+        clients,
+        defaultClients: false,
+        ...(process.env.FIT_BENCH_REPLICA_NODE_OPTIONS ? { replicaEnv: { NODE_OPTIONS: process.env.FIT_BENCH_REPLICA_NODE_OPTIONS } } : {}),
+      });
+      return {
+        endpoint: { system: 'fitbroker', mode, params: { dir: cluster.dir } },
+        pids: () => cluster.procs.map((p) => p?.pid).filter((p): p is number => p !== undefined),
+        stop: () => cluster.stop(),
+      };
+    },
+  };
+}
+
+export const fitbrokerClient: ClientFactory = async (endpoint, role) => {
+  const dir = String(endpoint.params.dir);
+  const config = loadConfig(dir);
+  const key = loadPrivateKey(clientKeyPath(dir, role.name));
+  let pub: Publisher | undefined;
+  const subs: Subscriber[] = [];
+  const side: ClientSide = {
+    async connect() {
+      if (role.kind !== 'publisher') return;
+      pub = new Publisher(config, role.name, key).connect();
+      const quorum = publishQuorum(endpoint.mode as FaultModel, config.f);
+      while (pub.readyReplicas < Math.min(quorum, config.replicas.length)) await new Promise((r) => setTimeout(r, 20));
+    },
+    async subscribe(channels, onMessage) {
+      for (const channel of channels) {
+        const s = new Subscriber(config, role.name, key, { channel, onEvent: (ev) => onMessage(ev.content) });
+        subs.push(s);
+      }
+      await Promise.all(subs.map((s) => s.start()));
+    },
+    publish: (channel, payload) => pub!.publish(channel, payload),
+    drained: () => pub!.drained(),
+    flush: () => pub!.flush(120_000),
+    async close() {
+      pub?.close();
+      await Promise.all(subs.map((s) => s.close(100)));
+    },
+  };
+  return side;
+};

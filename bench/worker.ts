@@ -1,0 +1,107 @@
+// One benchmark client process: a publisher or a subscriber of one system. The harness forks
+// N publishers and M subscribers per run, the same for every system, so no client shares an
+// event loop with another and every system pays the same process boundaries.
+
+import { setImmediate as yieldToIo } from 'node:timers/promises';
+import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
+import { ageMicros, encodeHistogram, newHistogram, payloadTemplate, stamped } from './stamp.js';
+import { clientFactory } from './systems/clients.js';
+import type { ClientSide } from './systems/types.js';
+
+/** Events a publisher sends between two looks at its event loop, when nothing pushes back. */
+const YIELD_EVERY = 2000;
+const PACE_TICK_MS = 2;
+
+function send(m: FromWorker): void {
+  process.send!(m);
+}
+
+let client: ClientSide | undefined;
+let init: WorkerInit | undefined;
+let histogram = newHistogram();
+let received = 0;
+let firstNs = 0n;
+let lastNs = 0n;
+
+function onMessage(payload: Buffer): void {
+  const now = process.hrtime.bigint();
+  if (received === 0) firstNs = now;
+  lastNs = now;
+  received++;
+  histogram.recordValue(Math.max(1, ageMicros(payload, now)));
+}
+
+async function publishSaturated(c: ClientSide, events: number, channels: string[], payload: Buffer): Promise<void> {
+  let ch = 0;
+  for (let i = 0; i < events; i++) {
+    const ok = c.publish(channels[ch]!, stamped(payload));
+    if (++ch === channels.length) ch = 0;
+    if (!ok) await c.drained();
+    else if (i % YIELD_EVERY === YIELD_EVERY - 1) await yieldToIo();
+  }
+}
+
+async function publishPaced(c: ClientSide, rate: number, durationMs: number, channels: string[], payload: Buffer): Promise<number> {
+  const start = performance.now();
+  let sent = 0;
+  let ch = 0;
+  const total = Math.round((rate * durationMs) / 1000);
+  while (sent < total) {
+    const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000));
+    let blocked = false;
+    while (sent < due) {
+      const ok = c.publish(channels[ch]!, stamped(payload));
+      if (++ch === channels.length) ch = 0;
+      sent++;
+      if (!ok) {
+        blocked = true;
+        break;
+      }
+    }
+    if (blocked) await c.drained();
+    else await new Promise((r) => setTimeout(r, PACE_TICK_MS));
+  }
+  return sent;
+}
+
+async function handle(m: ToWorker): Promise<void> {
+  switch (m.type) {
+    case 'init': {
+      init = m;
+      const name = `${m.kind === 'publisher' ? 'pub' : 'sub'}${m.index}`;
+      client = await clientFactory(m.endpoint.system)(m.endpoint, { kind: m.kind, index: m.index, name });
+      await client.connect();
+      if (m.kind === 'subscriber') await client.subscribe(m.channels, onMessage);
+      return send({ type: 'ready' });
+    }
+    case 'publish': {
+      const c = client!;
+      const payload = payloadTemplate(init!.size);
+      const start = process.hrtime.bigint();
+      let events = m.events ?? 0;
+      if (m.rate !== undefined) events = await publishPaced(c, m.rate, m.durationMs ?? 1000, init!.channels, payload);
+      else await publishSaturated(c, events, init!.channels, payload);
+      await c.flush();
+      return send({ type: 'published', events, startNs: String(start), endNs: String(process.hrtime.bigint()) });
+    }
+    case 'reset':
+      histogram = newHistogram();
+      received = 0;
+      firstNs = lastNs = 0n;
+      return;
+    case 'count':
+      return send({ type: 'count', received });
+    case 'report':
+      return send({ type: 'report', received, firstNs: String(firstNs), lastNs: String(lastNs), histogram: encodeHistogram(histogram) });
+    case 'exit':
+      await client?.close().catch(() => undefined);
+      process.exit(0);
+  }
+}
+
+process.on('message', (m: ToWorker) => {
+  handle(m).catch((e: unknown) => {
+    send({ type: 'error', message: e instanceof Error ? (e.stack ?? e.message) : String(e) });
+  });
+});
+process.on('disconnect', () => process.exit(0));
