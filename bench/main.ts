@@ -116,7 +116,7 @@ function summaryLine(r: RunResult): string {
     `${r.label}, ${r.channels} ch: publish ${k(r.publishRate)}/s, deliver ${r.deliverRates.map(k).join(' / ')}/s ` +
     `(${r.delivered.map((d) => `${((100 * d) / r.published).toFixed(1)}%`).join(' / ')}), p99 ${r.latencyMs.p99} ms` +
     (r.fixedLoad ? `; at ${k(r.fixedLoad.offeredRate)}/s p50 ${r.fixedLoad.latencyMs.p50} p99 ${r.fixedLoad.latencyMs.p99} p99.9 ${r.fixedLoad.latencyMs.p999} ms` : '') +
-    `; peak RSS ${r.peakRssMb} MB`
+    `; peak RSS ${r.peakRssMb} MB; cpu s servers ${r.cpuSec.servers.join('/')} pubs ${r.cpuSec.publishers.join('/')} subs ${r.cpuSec.subscribers.join('/')} in ${r.wallSec} s`
   );
 }
 

@@ -2,7 +2,7 @@
 // fixed-load phase, and collect what the contract in docs/performance.md promises.
 
 import { latencyMs, mergeHistograms, type LatencyMs } from './stamp.js';
-import { peakRssMb } from './rss.js';
+import { cpuSeconds, peakRssMb } from './rss.js';
 import { Worker } from './workers.js';
 import type { RunShape, ServerSide } from './systems/types.js';
 
@@ -15,6 +15,9 @@ export interface PhaseResult {
   deliverRates: number[];
   delivered: number[];
   latencyMs: LatencyMs;
+  /** CPU seconds each process used during the phase: which one saturates. */
+  cpuSec: { servers: number[]; publishers: number[]; subscribers: number[] };
+  wallSec: number;
 }
 
 export interface RunResult extends PhaseResult {
@@ -65,11 +68,12 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
     await Promise.all(Array.from({ length: shape.publishers }, (_, i) => init('publisher', i)));
 
     plan.onPhase?.('saturation');
-    const saturated = await phase(pubs, subs, { events: Math.ceil(plan.events / shape.publishers) });
+    const pids = { servers: handle.pids(), publishers: pubs.map((w) => w.pid), subscribers: subs.map((w) => w.pid) };
+    const saturated = await phase(pubs, subs, pids, { events: Math.ceil(plan.events / shape.publishers) });
     let fixedLoad: RunResult['fixedLoad'];
     if (plan.fixedRate > 0) {
       plan.onPhase?.('fixed load');
-      const r = await phase(pubs, subs, { rate: plan.fixedRate / shape.publishers, durationMs: plan.fixedMs });
+      const r = await phase(pubs, subs, pids, { rate: plan.fixedRate / shape.publishers, durationMs: plan.fixedMs });
       fixedLoad = { offeredRate: plan.fixedRate, ...r };
     }
     const serverRssMb = handle.pids().map((p) => peakRssMb(p) ?? 0);
@@ -93,13 +97,24 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
   }
 }
 
-async function phase(pubs: Worker[], subs: Worker[], cmd: { events?: number; rate?: number; durationMs?: number }): Promise<PhaseResult> {
+type Pids = PhaseResult['cpuSec'];
+
+function cpuOf(pids: Pids): Pids {
+  const of = (list: number[]): number[] => list.map((p) => cpuSeconds(p) ?? 0);
+  return { servers: of(pids.servers), publishers: of(pids.publishers), subscribers: of(pids.subscribers) };
+}
+
+async function phase(pubs: Worker[], subs: Worker[], pids: Pids, cmd: { events?: number; rate?: number; durationMs?: number }): Promise<PhaseResult> {
   for (const s of subs) s.send({ type: 'reset' });
+  const cpuBefore = cpuOf(pids);
+  const wallBefore = performance.now();
   const done = await Promise.all(pubs.map((p) => p.ask({ type: 'publish', ...cmd }, 'published', 30 * 60_000)));
   const published = done.reduce((n, d) => n + d.events, 0);
   const startNs = done.reduce((m, d) => (BigInt(d.startNs) < m ? BigInt(d.startNs) : m), BigInt(done[0]!.startNs));
   const endNs = done.reduce((m, d) => (BigInt(d.endNs) > m ? BigInt(d.endNs) : m), 0n);
   const reports = await waitForSubscribers(subs, published);
+  const cpuAfter = cpuOf(pids);
+  const delta = (k: keyof Pids): number[] => cpuAfter[k].map((c, i) => Math.round((c - cpuBefore[k][i]!) * 100) / 100);
   const seconds = (ns: bigint): number => Number(ns) / 1e9;
   return {
     published,
@@ -107,6 +122,8 @@ async function phase(pubs: Worker[], subs: Worker[], cmd: { events?: number; rat
     deliverRates: reports.map((r) => (r.received === 0 ? 0 : Math.round(r.received / seconds(BigInt(r.lastNs) - startNs)))),
     delivered: reports.map((r) => r.received),
     latencyMs: latencyMs(mergeHistograms(reports.map((r) => r.histogram))),
+    cpuSec: { servers: delta('servers'), publishers: delta('publishers'), subscribers: delta('subscribers') },
+    wallSec: Math.round(performance.now() - wallBefore) / 1000,
   };
 }
 

@@ -11,7 +11,9 @@ export class Worker {
   private exited: Error | undefined;
 
   constructor(readonly label: string) {
-    this.proc = fork(WORKER, [], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    // e.g. FIT_BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/performance.md)
+    const execArgv = (process.env.FIT_BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    this.proc = fork(WORKER, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     this.proc.on('message', (m: FromWorker) => {
       if (m.type === 'error') return this.failAll(new Error(`${label}: ${m.message}`));
       const i = this.waiting.findIndex((w) => w.type === m.type);

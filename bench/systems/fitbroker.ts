@@ -29,12 +29,17 @@ export function fitbrokerServer(mode: FitMode): ServerSide {
         channels: shape.channels,
         clients,
         defaultClients: false,
-        ...(process.env.FIT_BENCH_REPLICA_NODE_OPTIONS ? { replicaEnv: { NODE_OPTIONS: process.env.FIT_BENCH_REPLICA_NODE_OPTIONS } } : {}),
+        // e.g. FIT_BENCH_REPLICA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/performance.md)
+        replicaNodeArgs: (process.env.FIT_BENCH_REPLICA_NODE_ARGS ?? '').split(' ').filter(Boolean),
       });
       return {
         endpoint: { system: 'fitbroker', mode, params: { dir: cluster.dir } },
         pids: () => cluster.procs.map((p) => p?.pid).filter((p): p is number => p !== undefined),
-        stop: () => cluster.stop(),
+        async stop() {
+          // SIGTERM first: a replica run with --cpu-prof writes its profile only on a clean exit.
+          await Promise.all(cluster.config.replicas.map((r) => cluster.kill(r.id, 'SIGTERM')));
+          await cluster.stop();
+        },
       };
     },
   };
@@ -54,10 +59,9 @@ export const fitbrokerClient: ClientFactory = async (endpoint, role) => {
       while (pub.readyReplicas < Math.min(quorum, config.replicas.length)) await new Promise((r) => setTimeout(r, 20));
     },
     async subscribe(channels, onMessage) {
-      for (const channel of channels) {
-        const s = new Subscriber(config, role.name, key, { channel, onEvent: (ev) => onMessage(ev.content) });
-        subs.push(s);
-      }
+      // One Subscriber for every channel: n connections, as a SIEM integration would use it.
+      if (process.env.PERCH) for (const c of channels) subs.push(new Subscriber(config, role.name, key, { channel: c, onEvent: (ev) => onMessage(ev.content) }));
+      else subs.push(new Subscriber(config, role.name, key, { channels, onEvent: (ev) => onMessage(ev.content) }));
       await Promise.all(subs.map((s) => s.start()));
     },
     publish: (channel, payload) => pub!.publish(channel, payload),

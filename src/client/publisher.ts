@@ -37,9 +37,14 @@ interface OpenBatch {
   channel: string;
   channelBytes: Buffer;
   buf: Buffer;
+  /** Bytes the batch may reach (header + batchBytesMax, or one bigger event). */
+  limit: number;
   offset: number;
   count: number;
 }
+
+/** First allocation of a batch; it doubles as events arrive, up to the batch limit. */
+const BATCH_BYTES_INITIAL = 8 * 1024;
 
 interface Batch {
   seq: number;
@@ -126,11 +131,12 @@ export class Publisher {
       });
     }
     let b = this.open.get(channel);
-    if (b && b.offset + size > b.buf.length) {
+    if (b && b.offset + size > b.limit) {
       this.seal(b);
       b = undefined;
     }
     if (!b) b = this.openBatch(channel, size);
+    else if (b.offset + size > b.buf.length) this.grow(b, b.offset + size);
     b.offset = writeRecord(b.buf, b.offset, {
       publisher: this.idBytes,
       epoch: this.epoch,
@@ -194,10 +200,21 @@ export class Publisher {
   private openBatch(channel: string, firstRecordBytes: number): OpenBatch {
     const channelBytes = Buffer.from(channel, 'utf8');
     const header = publishHeaderBytes(channelBytes);
-    const capacity = header + Math.max(this.config.limits.batchBytesMax, firstRecordBytes);
-    const b = { channel, channelBytes, buf: Buffer.allocUnsafe(capacity), offset: header, count: 0 };
+    const limit = header + Math.max(this.config.limits.batchBytesMax, firstRecordBytes);
+    // Sized for what arrives, not for the limit: with fifty channels open, batches are small,
+    // and allocating the limit for each one was most of a publisher's garbage.
+    const capacity = Math.min(limit, Math.max(BATCH_BYTES_INITIAL, header + 2 * firstRecordBytes));
+    const b = { channel, channelBytes, buf: Buffer.allocUnsafe(capacity), limit, offset: header, count: 0 };
     this.open.set(channel, b);
     return b;
+  }
+
+  private grow(b: OpenBatch, needed: number): void {
+    let capacity = b.buf.length;
+    while (capacity < needed) capacity *= 2;
+    const buf = Buffer.allocUnsafe(Math.min(b.limit, capacity));
+    b.buf.copy(buf, 0, 0, b.offset);
+    b.buf = buf;
   }
 
   private scheduleSeal(): void {
@@ -212,7 +229,8 @@ export class Publisher {
   private seal(b: OpenBatch, urgent = false): void {
     this.open.delete(b.channel);
     if (b.count === 0) return;
-    const frame = Buffer.from(b.buf.subarray(0, b.offset));
+    // The batch's buffer is never written again once sealed: the frame can be a view of it.
+    const frame = b.buf.subarray(0, b.offset);
     writePublishHeader(frame, b.channelBytes, b.count, frame.length);
     const batch = { seq: 0, channel: b.channel, cls: this.config.table.channels.get(b.channel)!, frame, count: b.count, acks: new Set<number>(), errors: new Map<number, FitError>() };
     if (urgent) this.outbox.unshift(batch);

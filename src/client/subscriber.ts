@@ -1,26 +1,34 @@
-// L1 subscribe and receive: one subscribe stream per replica, every copy fed to the voter,
-// each event delivered once the channel's class is satisfied (f+1 byte-identical copies for
-// bft, the first copy for cft). Flow control is by credits: a replica never pushes more than
-// the subscriber granted, and the subscriber grants more only as it processes what arrived,
-// so a slow console costs a replica bounded memory. Acknowledgements tell each replica which
-// of its copies were resolved; the rest go back to the client's queue if the session ends.
+// L1 subscribe: one connection per replica, carrying one subscribe stream per channel; every
+// copy is fed to that channel's voter, and each event is delivered once the channel's class is
+// satisfied (f+1 byte-identical copies for bft, the first copy for cft). A SIEM reading fifty
+// channels keeps n connections, not fifty times n. Flow control is by credits, per stream: a
+// replica never pushes more than the subscriber granted, and the subscriber grants more only
+// as it processes what arrived, so a slow console costs a replica bounded memory.
+// Acknowledgements tell each replica which of its copies were resolved; the rest go back to
+// the client's queue if the session ends.
+//
+// Voters are per channel: a replica keeps each publisher's order within one channel's queue,
+// not across channels, and the voter's stale-copy floors rely on that order.
 
 import type { KeyObject } from 'node:crypto';
-import { FitError, maySubscribe, voteQuorum, type BrokerEvent, type ChannelClass } from '../core/index.js';
+import { FitError, maySubscribe, voteQuorum, type BrokerEvent, type ChannelClass, type ClientInfo } from '../core/index.js';
 import { decodeEventsHeader, decodeRecord, encodeCredit, MessageType, RecordCursor } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 import { StreamAcks } from './acks.js';
-import { Voter, type Copy, type VoterCounters } from './voter.js';
+import { Voter, type VoterCounters } from './voter.js';
 
 export interface SubscriberOptions {
-  channel: string;
+  /** One channel; or give `channels`. */
+  channel?: string;
+  /** Several channels over the same n connections. */
+  channels?: string[];
   onEvent(event: BrokerEvent): void;
   onError?(err: FitError): void;
   creditsEvents?: number;
   /**
-   * Deliver at most this many events, then stop taking new ones (so the rest stay queued
-   * for the client's next session) and call onLimit.
+   * Deliver at most this many events (all channels together), then stop taking new ones (so
+   * the rest stay queued for the client's next session) and call onLimit.
    */
   limit?: number;
   onLimit?(): void;
@@ -29,8 +37,21 @@ export interface SubscriberOptions {
 interface Stream {
   id: number;
   gen: number;
+  ch: ChannelState;
   acks: StreamAcks;
   ackedSent: number;
+}
+
+interface ChannelState {
+  name: string;
+  cls: ChannelClass;
+  voter: Voter;
+  /** The current stream from each replica, by replica id. */
+  streams: Map<number, Stream>;
+  subscribed: Set<number>;
+  refusals: Map<number, FitError>;
+  malformed: number[];
+  reported: number[];
 }
 
 export interface SubscriberSummary extends VoterCounters {
@@ -45,16 +66,12 @@ const GEN = 0x1_0000_0000;
 
 export class Subscriber {
   private readonly links: ReplicaLink[];
-  private readonly streams = new Map<number, Stream>();
-  private readonly refusals = new Map<number, FitError>();
-  private readonly malformed: number[];
-  private readonly voter: Voter;
-  private readonly cls: ChannelClass;
+  private readonly channels: ChannelState[];
+  /** Streams by replica id, then by stream id: where an EVENTS frame belongs. */
+  private readonly byStreamId: Map<number, Stream>[];
   private readonly credits: number;
   private gen = 0;
   private timer: NodeJS.Timeout | undefined;
-  private reported: number[];
-  private subscribed = new Set<number>();
   /** Set while closing: only late copies of delivered events are taken (and acknowledged). */
   private closing = false;
   private delivered = 0;
@@ -67,36 +84,18 @@ export class Subscriber {
     privateKey: KeyObject,
     private readonly o: SubscriberOptions,
   ) {
-    const cls = config.table.channels.get(o.channel);
-    if (!cls) throw new FitError('FIT_ERR_UNKNOWN_CHANNEL', `channel "${o.channel}" is not in ${config.file}; add it under channels:`, { channel: o.channel });
+    const names = o.channels ?? (o.channel !== undefined ? [o.channel] : []);
+    if (names.length === 0 || new Set(names).size !== names.length) {
+      throw new FitError('FIT_ERR_USAGE', 'subscribe needs a channel, or a list of distinct channels');
+    }
     const client = config.table.clients.get(clientId);
     if (!client) throw new FitError('FIT_ERR_UNKNOWN_CLIENT', `client "${clientId}" is not in ${config.file}; add it under clients:`, { client: clientId });
-    if (!maySubscribe(client, o.channel)) {
-      throw new FitError('FIT_ERR_NOT_AUTHORIZED', `client "${clientId}" may not subscribe to channel "${o.channel}"; add the channel to clients.${clientId}.subscribe in cluster.yaml`, {
-        channel: o.channel,
-        client: clientId,
-      });
-    }
-    this.cls = cls;
     this.credits = Math.min(o.creditsEvents ?? config.limits.subscribeCreditsEvents, o.limit ?? Infinity);
-    const n = config.replicas.length;
-    this.malformed = new Array<number>(n).fill(0);
-    this.reported = new Array<number>(n).fill(0);
-    const limits = config.limits;
-    this.voter = new Voter(
-      {
-        replicas: n,
-        threshold: voteQuorum(cls.fault, config.f),
-        ttlMs: cls.ttlMs,
-        pendingMax: limits.voterPendingEventsMax,
-        deliveredMax: limits.voterDeliveredEventsMax,
-        pendingMs: limits.voterPendingMs,
-      },
-      { deliver: (rec) => this.deliver(rec), resolve: (c) => this.resolve(c) },
-    );
+    this.channels = names.map((name) => this.channelState(name, client));
+    this.byStreamId = config.replicas.map(() => new Map());
     this.links = config.replicas.map(
       (r) =>
-        new ReplicaLink(r, clientId, privateKey, limits, {
+        new ReplicaLink(r, clientId, privateKey, config.limits, {
           onReady: (link) => this.subscribe(link),
           onFrame: (link, body) => this.onFrame(link, body),
           onDown: (link, reason) => this.onDown(link, reason),
@@ -104,7 +103,42 @@ export class Subscriber {
     );
   }
 
-  /** Connects to every replica; resolves once enough of them accepted the subscription. */
+  private channelState(name: string, client: ClientInfo): ChannelState {
+    const cls = this.config.table.channels.get(name);
+    if (!cls) throw new FitError('FIT_ERR_UNKNOWN_CHANNEL', `channel "${name}" is not in ${this.config.file}; add it under channels:`, { channel: name });
+    if (!maySubscribe(client, name)) {
+      throw new FitError('FIT_ERR_NOT_AUTHORIZED', `client "${this.clientId}" may not subscribe to channel "${name}"; add the channel to clients.${this.clientId}.subscribe in cluster.yaml`, {
+        channel: name,
+        client: this.clientId,
+      });
+    }
+    const n = this.config.replicas.length;
+    const limits = this.config.limits;
+    const ch: ChannelState = {
+      name,
+      cls,
+      voter: undefined as unknown as Voter,
+      streams: new Map(),
+      subscribed: new Set(),
+      refusals: new Map(),
+      malformed: new Array<number>(n).fill(0),
+      reported: new Array<number>(n).fill(0),
+    };
+    ch.voter = new Voter(
+      {
+        replicas: n,
+        threshold: voteQuorum(cls.fault, this.config.f),
+        ttlMs: cls.ttlMs,
+        pendingMax: limits.voterPendingEventsMax,
+        deliveredMax: limits.voterDeliveredEventsMax,
+        pendingMs: limits.voterPendingMs,
+      },
+      { deliver: (rec) => this.deliver(ch, rec), resolve: (replica, pos) => this.resolve(ch, replica, pos) },
+    );
+    return ch;
+  }
+
+  /** Connects to every replica; resolves once enough of them accepted every subscription. */
   start(): Promise<void> {
     for (const l of this.links) l.start();
     this.timer = setInterval(() => this.tick(), 100);
@@ -113,14 +147,27 @@ export class Subscriber {
     });
   }
 
+  /** One summary per channel. */
+  summaries(): SubscriberSummary[] {
+    return this.channels.map((ch) => ({
+      channel: ch.name,
+      ...ch.voter.counters,
+      mismatches: Object.fromEntries(ch.voter.mismatches.map((m, i) => [i, m])),
+      malformedFrames: Object.fromEntries(ch.malformed.map((m, i) => [i, m])),
+      pending: ch.voter.pendingCount,
+    }));
+  }
+
+  /** The channels' summaries added up (the channel field lists them). */
   summary(): SubscriberSummary {
-    return {
-      channel: this.o.channel,
-      ...this.voter.counters,
-      mismatches: Object.fromEntries(this.voter.mismatches.map((m, i) => [i, m])),
-      malformedFrames: Object.fromEntries(this.malformed.map((m, i) => [i, m])),
-      pending: this.voter.pendingCount,
-    };
+    const all = this.summaries();
+    const total = { ...all[0]!, channel: all.map((s) => s.channel).join(','), mismatches: { ...all[0]!.mismatches }, malformedFrames: { ...all[0]!.malformedFrames } };
+    for (const s of all.slice(1)) {
+      for (const k of ['delivered', 'expired', 'undecided', 'stale', 'duplicateCopies', 'pending'] as const) total[k] += s[k];
+      for (const [r, m] of Object.entries(s.mismatches)) total.mismatches[Number(r)] = (total.mismatches[Number(r)] ?? 0) + m;
+      for (const [r, m] of Object.entries(s.malformedFrames)) total.malformedFrames[Number(r)] = (total.malformedFrames[Number(r)] ?? 0) + m;
+    }
+    return total;
   }
 
   /**
@@ -131,7 +178,7 @@ export class Subscriber {
   async close(lingerMs = 500): Promise<void> {
     this.closing = true;
     const until = Date.now() + lingerMs;
-    while (this.voter.incompleteCount > 0 && Date.now() < until && this.links.some((l) => l.ready)) {
+    while (this.channels.some((ch) => ch.voter.incompleteCount > 0) && Date.now() < until && this.links.some((l) => l.ready)) {
       this.sendCredits(true);
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -142,32 +189,38 @@ export class Subscriber {
   }
 
   private subscribe(link: ReplicaLink): void {
-    const id = link.peekSeq();
-    const stream = { id, gen: ++this.gen, acks: new StreamAcks(), ackedSent: 0 };
-    this.streams.set(link.id, stream);
-    link.request('subscribe', { channel: this.o.channel, credits: this.credits }).then(
-      () => {
-        this.refusals.delete(link.id);
-        this.subscribed.add(link.id);
-        if (this.subscribed.size >= voteQuorum(this.cls.fault, this.config.f)) this.settle();
-      },
-      (err: FitError) => {
-        if (this.streams.get(link.id) === stream) this.streams.delete(link.id);
-        this.refusals.set(link.id, err);
-        this.checkRefusals();
-      },
-    );
+    for (const ch of this.channels) {
+      const stream: Stream = { id: link.peekSeq(), gen: ++this.gen, ch, acks: new StreamAcks(), ackedSent: 0 };
+      ch.streams.set(link.id, stream);
+      this.byStreamId[link.id]!.set(stream.id, stream);
+      link.request('subscribe', { channel: ch.name, credits: this.credits }).then(
+        () => {
+          ch.refusals.delete(link.id);
+          ch.subscribed.add(link.id);
+          if (this.channels.every((c) => c.subscribed.size >= voteQuorum(c.cls.fault, this.config.f))) this.settle();
+        },
+        (err: FitError) => {
+          if (ch.streams.get(link.id) === stream) ch.streams.delete(link.id);
+          this.byStreamId[link.id]!.delete(stream.id);
+          ch.refusals.set(link.id, err);
+          this.checkRefusals(ch);
+        },
+      );
+    }
   }
 
   private onDown(link: ReplicaLink, reason: FitError | undefined): void {
-    this.streams.delete(link.id);
-    this.subscribed.delete(link.id);
-    if (reason) this.refusals.set(link.id, reason);
-    this.checkRefusals();
+    this.byStreamId[link.id]!.clear();
+    for (const ch of this.channels) {
+      ch.streams.delete(link.id);
+      ch.subscribed.delete(link.id);
+      if (reason) ch.refusals.set(link.id, reason);
+      this.checkRefusals(ch);
+    }
   }
 
-  private checkRefusals(): void {
-    const err = believedRefusal(this.refusals.values(), voteQuorum(this.cls.fault, this.config.f));
+  private checkRefusals(ch: ChannelState): void {
+    const err = believedRefusal(ch.refusals.values(), voteQuorum(ch.cls.fault, this.config.f));
     if (!err || this.failure) return;
     this.failure = err;
     this.settle(err);
@@ -185,77 +238,86 @@ export class Subscriber {
 
   private onFrame(link: ReplicaLink, body: Buffer): void {
     if (body[0] !== MessageType.Events) return;
-    const stream = this.streams.get(link.id);
     let h;
     try {
       h = decodeEventsHeader(body);
     } catch {
-      this.malformed[link.id]!++;
+      this.channels[0]!.malformed[link.id]!++;
       return;
     }
-    if (!stream || h.streamId !== stream.id) return;
+    const stream = this.byStreamId[link.id]!.get(h.streamId);
+    if (!stream || stream.ch.streams.get(link.id) !== stream) return;
+    const voter = stream.ch.voter;
     const now = Date.now();
     const cursor = new RecordCursor(body, h.recordsAt, this.config.limits.eventBytesMax);
-    let pos = h.firstPos;
+    let pos = stream.gen * GEN + h.firstPos;
     try {
       while (cursor.next()) {
         stream.acks.received++;
-        if (this.closing) this.voter.offerLate(link.id, cursor.record(), stream.gen * GEN + pos++);
-        else this.voter.offer(link.id, cursor.record(), stream.gen * GEN + pos++, now);
+        if (this.closing) voter.offerLate(link.id, cursor.record(), pos++);
+        else voter.offer(link.id, cursor.record(), pos++, now);
       }
     } catch {
       // A replica that sends unparseable records is faulty; what parsed before still counts.
-      this.malformed[link.id]!++;
+      stream.ch.malformed[link.id]!++;
     }
     if (stream.acks.received >= this.credits / 4) this.sendCredits(false);
   }
 
-  private deliver(rec: Buffer): void {
+  private deliver(ch: ChannelState, rec: Buffer): void {
     this.delivered++;
-    this.o.onEvent(decodeRecord(rec, this.o.channel));
+    this.o.onEvent(decodeRecord(rec, ch.name));
     if (this.o.limit !== undefined && this.delivered >= this.o.limit && !this.closing) {
       this.closing = true;
       this.o.onLimit?.();
     }
   }
 
-  private resolve(c: Copy): void {
-    const stream = this.streams.get(c.replica);
-    if (stream && Math.floor(c.pos / GEN) === stream.gen) stream.acks.resolve(c.pos % GEN);
+  private resolve(ch: ChannelState, replica: number, pos: number): void {
+    const stream = ch.streams.get(replica);
+    if (stream && Math.floor(pos / GEN) === stream.gen) stream.acks.resolve(pos % GEN);
   }
 
   private tick(): void {
-    this.voter.sweep(Date.now());
+    const now = Date.now();
+    for (const ch of this.channels) ch.voter.sweep(now);
     this.sendCredits(true);
     void this.report().catch(() => undefined);
   }
 
   private sendCredits(evenIfFew: boolean): void {
     for (const l of this.links) {
-      const s = this.streams.get(l.id);
-      if (!s || !l.ready) continue;
-      const ackedBelow = s.acks.ackedPos + 1;
-      if (s.acks.received === 0 && ackedBelow === s.ackedSent) continue;
-      if (!evenIfFew && s.acks.received < this.credits / 4) continue;
-      l.send(encodeCredit(s.id, s.acks.received, ackedBelow));
-      s.acks.received = 0;
-      s.ackedSent = ackedBelow;
+      if (!l.ready) continue;
+      for (const ch of this.channels) {
+        const s = ch.streams.get(l.id);
+        if (!s) continue;
+        const ackedBelow = s.acks.ackedPos + 1;
+        if (s.acks.received === 0 && ackedBelow === s.ackedSent) continue;
+        if (!evenIfFew && s.acks.received < this.credits / 4) continue;
+        l.send(encodeCredit(s.id, s.acks.received, ackedBelow));
+        s.acks.received = 0;
+        s.ackedSent = ackedBelow;
+      }
     }
   }
 
   /** Tells every replica how many copies each replica sent that did not match (the deltas). */
   private async report(): Promise<void> {
-    const delta: Record<number, number> = {};
-    let any = false;
-    this.voter.mismatches.forEach((m, i) => {
-      const d = m + this.malformed[i]! - this.reported[i]!;
-      if (d > 0) {
-        delta[i] = d;
-        any = true;
-      }
-    });
-    if (!any) return;
-    this.reported = this.voter.mismatches.map((m, i) => m + this.malformed[i]!);
-    await Promise.allSettled(this.links.filter((l) => l.ready).map((l) => l.request('report', { channel: this.o.channel, mismatches: delta })));
+    const requests: Promise<unknown>[] = [];
+    for (const ch of this.channels) {
+      const delta: Record<number, number> = {};
+      let any = false;
+      ch.voter.mismatches.forEach((m, i) => {
+        const d = m + ch.malformed[i]! - ch.reported[i]!;
+        if (d > 0) {
+          delta[i] = d;
+          any = true;
+        }
+      });
+      if (!any) continue;
+      ch.reported = ch.voter.mismatches.map((m, i) => m + ch.malformed[i]!);
+      for (const l of this.links) if (l.ready) requests.push(l.request('report', { channel: ch.name, mismatches: delta }));
+    }
+    await Promise.allSettled(requests);
   }
 }

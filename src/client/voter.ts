@@ -42,8 +42,8 @@ export interface Copy {
 
 export interface VoterSink {
   deliver(rec: Buffer): void;
-  /** The copy needs nothing more from its replica: the subscriber may acknowledge it. */
-  resolve(copy: Copy): void;
+  /** The copy at `pos` of `replica`'s stream needs nothing more: the subscriber may acknowledge it. */
+  resolve(replica: number, pos: number): void;
 }
 
 /** Replica sets are bitmasks; 30 keeps `1 << r` a positive small integer. */
@@ -54,22 +54,23 @@ interface Variant {
   mask: number;
 }
 
-interface Pending {
+/**
+ * One event, undecided and then delivered: the same object, so a copy costs one map lookup and
+ * an event two allocations (this and its key). While undecided, `rec`/`mask` are the first
+ * version seen; once decided, `rec` is the delivered version, kept for comparing late copies
+ * and released once every replica's copy arrived.
+ */
+interface Entry {
+  decided: boolean;
   key: string;
-  first: Variant;
+  rec: Buffer | undefined;
+  mask: number;
   /** Versions that differ from the first: only a faulty replica makes these. */
   others: Variant[] | undefined;
   seenMask: number;
   /** Flat (replica, pos) pairs of the copies received, to resolve them once decided. */
-  copies: number[];
+  copies: number[] | undefined;
   firstSeenMs: number;
-}
-
-interface Delivered {
-  key: string;
-  /** Kept for comparing late copies; released once every replica's copy arrived. */
-  rec: Buffer | undefined;
-  seenMask: number;
   seq: number;
   priority: number;
 }
@@ -89,11 +90,12 @@ function popcount(x: number): number {
 }
 
 export class Voter {
-  private readonly pending = new Map<string, Pending>();
-  private readonly delivered = new Map<string, Delivered>();
+  /** Undecided and delivered events under one key, so each copy costs one lookup. */
+  private readonly events = new Map<string, Entry>();
+  private pendingSize = 0;
   private readonly floors = new Map<string, number>();
-  private readonly pendingOrder = new Deque<Pending>();
-  private readonly deliveredOrder = new Deque<Delivered>();
+  private readonly pendingOrder = new Deque<Entry>();
+  private readonly deliveredOrder = new Deque<Entry>();
   private readonly allMask: number;
   private incomplete = 0;
   readonly mismatches: number[];
@@ -111,7 +113,7 @@ export class Voter {
   }
 
   get pendingCount(): number {
-    return this.pending.size;
+    return this.pendingSize;
   }
 
   /** Delivered events still missing a copy from some replica. */
@@ -122,40 +124,42 @@ export class Voter {
   offer(replica: number, rec: Buffer, pos: number, nowMs: number): void {
     const idEnd = 9 + rec[8]! + ID_BYTES;
     const key = rec.toString('latin1', 8, idEnd);
-    const done = this.delivered.get(key);
-    if (done) return this.lateCopy(done, replica, rec, pos);
-    let p = this.pending.get(key);
+    let p = this.events.get(key);
+    if (p?.decided) return this.lateCopy(p, replica, rec, pos);
     if (!p) {
       const seq = rec.readUInt32BE(idEnd - 8) * 0x1_0000_0000 + rec.readUInt32BE(idEnd - 4);
       const floor = this.floors.size === 0 ? undefined : this.floors.get(floorKey(key, rec[5]!));
       if (floor !== undefined && seq <= floor) {
         this.counters.stale++;
-        return this.sink.resolve({ replica, pos });
+        return this.sink.resolve(replica, pos);
       }
       if (rec.readDoubleBE(idEnd) + this.o.ttlMs < nowMs) {
         this.counters.expired++;
-        return this.sink.resolve({ replica, pos });
+        return this.sink.resolve(replica, pos);
       }
-      if (this.pending.size >= this.o.pendingMax) this.evictOldestPending();
-      p = { key, first: { rec, mask: 0 }, others: undefined, seenMask: 0, copies: [], firstSeenMs: nowMs };
-      this.pending.set(key, p);
+      if (this.pendingSize >= this.o.pendingMax) this.evictOldestPending();
+      p = { decided: false, key, rec, mask: 0, others: undefined, seenMask: 0, copies: [], firstSeenMs: nowMs, seq, priority: rec[5]! };
+      this.events.set(key, p);
+      this.pendingSize++;
       this.pendingOrder.push(p);
       if (this.pendingOrder.length > 4 * this.o.pendingMax) this.compactPendingOrder();
     }
     const bit = 1 << replica;
     if (p.seenMask & bit) {
       this.counters.duplicateCopies++;
-      return this.sink.resolve({ replica, pos });
+      return this.sink.resolve(replica, pos);
     }
     p.seenMask |= bit;
-    p.copies.push(replica, pos);
-    let v: Variant | undefined = p.first;
-    if (v.mask !== 0 && !v.rec.equals(rec)) {
-      v = p.others?.find((x) => x.rec.equals(rec));
-      if (!v) (p.others ??= []).push((v = { rec, mask: 0 }));
+    p.copies!.push(replica, pos);
+    if (p.mask === 0 || p.rec!.equals(rec)) {
+      p.mask |= bit;
+      if (popcount(p.mask) >= this.o.threshold) this.decide(p, undefined);
+      return;
     }
+    let v = p.others?.find((x) => x.rec.equals(rec));
+    if (!v) (p.others ??= []).push((v = { rec, mask: 0 }));
     v.mask |= bit;
-    if (popcount(v.mask) >= this.o.threshold) this.decide(p, v, idEnd);
+    if (popcount(v.mask) >= this.o.threshold) this.decide(p, v);
   }
 
   /**
@@ -163,8 +167,8 @@ export class Voter {
    * it must not resolve, and so acknowledge, events it will never hand to the application).
    */
   offerLate(replica: number, rec: Buffer, pos: number): boolean {
-    const done = this.delivered.get(rec.toString('latin1', 8, 9 + rec[8]! + ID_BYTES));
-    if (!done) return false;
+    const done = this.events.get(rec.toString('latin1', 8, 9 + rec[8]! + ID_BYTES));
+    if (!done?.decided) return false;
     this.lateCopy(done, replica, rec, pos);
     return true;
   }
@@ -174,27 +178,33 @@ export class Voter {
     for (let p = this.oldestPending(); p && nowMs - p.firstSeenMs >= this.o.pendingMs; p = this.oldestPending()) this.evictPending(p);
   }
 
-  private decide(p: Pending, winner: Variant, idEnd: number): void {
-    this.pending.delete(p.key);
-    for (const v of [p.first, ...(p.others ?? [])]) {
-      if (v === winner) continue;
-      for (let r = 0; r < this.o.replicas; r++) if (v.mask & (1 << r)) this.mismatches[r]!++;
+  /** Delivers the first version seen (winner undefined) or another one. */
+  private decide(p: Entry, winner: Variant | undefined): void {
+    this.pendingSize--;
+    if (p.others) {
+      const versions: Variant[] = [{ rec: p.rec!, mask: p.mask }, ...p.others];
+      for (const v of versions) {
+        if (v.mask === (winner ?? versions[0]!).mask) continue;
+        for (let r = 0; r < this.o.replicas; r++) if (v.mask & (1 << r)) this.mismatches[r]!++;
+      }
     }
+    const rec = winner ? winner.rec : p.rec!;
     this.counters.delivered++;
-    this.sink.deliver(winner.rec);
+    this.sink.deliver(rec);
     this.resolveCopies(p);
     // Remembered even after every replica's copy arrived: a reconnect makes replicas resend
     // what they sent but never saw acknowledged, and that must not deliver it twice.
-    if (this.delivered.size >= this.o.deliveredMax) this.forgetOldestDelivered();
+    if (this.deliveredOrder.length >= this.o.deliveredMax) this.forgetOldestDelivered();
     const complete = p.seenMask === this.allMask;
     if (!complete) this.incomplete++;
-    const seq = winner.rec.readUInt32BE(idEnd - 8) * 0x1_0000_0000 + winner.rec.readUInt32BE(idEnd - 4);
-    const d: Delivered = { key: p.key, rec: complete ? undefined : winner.rec, seenMask: p.seenMask, seq, priority: winner.rec[5]! };
-    this.delivered.set(p.key, d);
-    this.deliveredOrder.push(d);
+    p.decided = true;
+    p.rec = complete ? undefined : rec;
+    p.others = undefined;
+    p.copies = undefined;
+    this.deliveredOrder.push(p);
   }
 
-  private lateCopy(done: Delivered, replica: number, rec: Buffer, pos: number): void {
+  private lateCopy(done: Entry, replica: number, rec: Buffer, pos: number): void {
     const bit = 1 << replica;
     if (done.seenMask & bit) {
       this.counters.duplicateCopies++;
@@ -206,17 +216,18 @@ export class Voter {
         this.incomplete--;
       }
     }
-    this.sink.resolve({ replica, pos });
+    this.sink.resolve(replica, pos);
   }
 
-  private resolveCopies(p: Pending): void {
-    for (let i = 0; i < p.copies.length; i += 2) this.sink.resolve({ replica: p.copies[i]!, pos: p.copies[i + 1]! });
+  private resolveCopies(p: Entry): void {
+    const copies = p.copies!;
+    for (let i = 0; i < copies.length; i += 2) this.sink.resolve(copies[i]!, copies[i + 1]!);
   }
 
   /** The oldest still-undecided event, dropping decided ones from the front of the FIFO. */
-  private oldestPending(): Pending | undefined {
+  private oldestPending(): Entry | undefined {
     for (let p = this.pendingOrder.peek(); p; p = this.pendingOrder.peek()) {
-      if (this.pending.get(p.key) === p) return p;
+      if (!p.decided && this.events.get(p.key) === p) return p;
       this.pendingOrder.shift();
     }
     return undefined;
@@ -227,21 +238,22 @@ export class Voter {
     if (p) this.evictPending(p);
   }
 
-  private evictPending(p: Pending): void {
-    this.pending.delete(p.key);
+  private evictPending(p: Entry): void {
+    this.events.delete(p.key);
+    this.pendingSize--;
     this.counters.undecided++;
     this.resolveCopies(p);
   }
 
   private compactPendingOrder(): void {
-    const live: Pending[] = [];
-    for (let p = this.pendingOrder.shift(); p; p = this.pendingOrder.shift()) if (this.pending.get(p.key) === p) live.push(p);
+    const live: Entry[] = [];
+    for (let p = this.pendingOrder.shift(); p; p = this.pendingOrder.shift()) if (!p.decided && this.events.get(p.key) === p) live.push(p);
     for (const p of live) this.pendingOrder.push(p);
   }
 
   private forgetOldestDelivered(): void {
     const d = this.deliveredOrder.shift()!;
-    this.delivered.delete(d.key);
+    if (this.events.get(d.key) === d) this.events.delete(d.key);
     if (d.rec) this.incomplete--;
     const streamKey = floorKey(d.key, d.priority);
     const floor = this.floors.get(streamKey);

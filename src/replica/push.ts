@@ -8,7 +8,32 @@ import { encodeEvents } from '../codec/index.js';
 import type { Connection } from '../net/index.js';
 import { tamperRecord, type Fault } from './faults.js';
 
+/**
+ * Runs every push stream that has something to send in one pass of the event loop, so the
+ * frames of fifty channels leave in one write per connection (Connection corks until the
+ * pass ends) instead of one setImmediate and one syscall per stream.
+ */
+export class PushScheduler {
+  private readonly due = new Set<PushStream>();
+  private armed = false;
+
+  add(s: PushStream): void {
+    this.due.add(s);
+    if (this.armed) return;
+    this.armed = true;
+    setImmediate(this.run);
+  }
+
+  private readonly run = (): void => {
+    this.armed = false;
+    const streams = [...this.due];
+    this.due.clear();
+    for (const s of streams) s.flush();
+  };
+}
+
 export interface PushContext {
+  scheduler: PushScheduler;
   pushBatchEventsMax: number;
   /** Unacknowledged events a session may hold before the oldest are forgotten (not re-queued). */
   inflightEventsMax: number;
@@ -44,7 +69,7 @@ export class PushStream {
   schedule(): void {
     if (this.scheduled || this.closed) return;
     this.scheduled = true;
-    setImmediate(() => this.flush());
+    this.ctx.scheduler.add(this);
   }
 
   close(): void {
@@ -53,7 +78,8 @@ export class PushStream {
     this.queue.detach(this.qs);
   }
 
-  private flush(): void {
+  /** Sends what credits allow; called by the scheduler. */
+  flush(): void {
     this.scheduled = false;
     if (this.closed || this.ctx.faults.some((f) => f.kind === 'mute')) return;
     const now = this.ctx.nowMs();

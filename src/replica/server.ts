@@ -13,7 +13,7 @@ import { BrokerService } from '../broker/index.js';
 import { authTranscript, newNonce, signBytes, verifyBytes, AUTH_VERSION } from '../protection/index.js';
 import { Connection } from '../net/index.js';
 import type { ClusterConfig } from '../config/index.js';
-import { PushStream } from './push.js';
+import { PushScheduler, PushStream } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
 
 export interface ReplicaOptions {
@@ -44,6 +44,7 @@ export class ReplicaServer {
   private readonly startedAtMs = Date.now();
   private readonly nowMs: () => number;
   private readonly faults: Fault[];
+  private readonly scheduler = new PushScheduler();
 
   constructor(private readonly o: ReplicaOptions) {
     this.nowMs = o.nowMs ?? Date.now;
@@ -213,6 +214,7 @@ export class ReplicaServer {
       inflightEventsMax: 4 * limits.subscribeCreditsEvents,
       nowMs: this.nowMs,
       faults: this.faults,
+      scheduler: this.scheduler,
     });
     peer.streams.set(seq, ps);
     const key = streamKey(channel, peer.client!.id);

@@ -25,8 +25,8 @@ export interface ClusterOptions {
   capacityEvents?: number;
   /** False leaves out init's probe, console and admin clients (a console never connected has a queue that fills). */
   defaultClients?: boolean;
-  /** Extra environment for the replica processes (e.g. NODE_OPTIONS for a profile). */
-  replicaEnv?: NodeJS.ProcessEnv;
+  /** Extra node flags for the replica processes (e.g. --cpu-prof for a profile). */
+  replicaNodeArgs?: string[];
 }
 
 export interface TestCluster {
@@ -105,8 +105,8 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
   const clients: { close(): unknown }[] = [];
   const start = async (id: number): Promise<void> => {
     const out = openSync(join(dir, `replica-${id}.log`), 'a');
-    const args = [CLI, 'replica', '--dir', dir, '--id', String(id), ...(o.faults?.[id] ?? []).flatMap((k) => ['--fault', k])];
-    const p = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, FITBROKER_ALLOW_FAULTS: '1', ...o.replicaEnv } });
+    const args = [...(o.replicaNodeArgs ?? []), CLI, 'replica', '--dir', dir, '--id', String(id), ...(o.faults?.[id] ?? []).flatMap((k) => ['--fault', k])];
+    const p = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...process.env, FITBROKER_ALLOW_FAULTS: '1' } });
     procs[id] = p;
     if (!(o.faults?.[id] ?? []).some((k) => k.startsWith('crash'))) await waitListening(basePort + id, p);
   };

@@ -1,0 +1,192 @@
+// The bench report (bench/report.ts): the issue requires every ratio ours / peer to be stated,
+// the chart to be a valid self-contained SVG, and docs/performance.md to be updated only
+// between its markers.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chartSvg, markdownTable, textTable, writeReport, TABLE_START, TABLE_END, type ReportDoc } from '../../bench/report.js';
+import type { RunResult } from '../../bench/run.js';
+
+const lat = (p50: number) => ({ p50, p99: p50 * 4, p999: p50 * 9, max: p50 * 20, count: 1000 });
+const cpu = { cpuSec: { servers: [1, 1], publishers: [1, 1], subscribers: [1, 1] }, wallSec: 5 };
+
+function run(system: string, mode: string, label: string, channels: number, publishRate: number, deliverRates: number[], fixed = true): RunResult {
+  const published = 100_000;
+  return {
+    system,
+    mode,
+    label,
+    channels,
+    size: 200,
+    publishers: 2,
+    subscribers: deliverRates.length,
+    published,
+    publishRate,
+    deliverRates,
+    delivered: deliverRates.map(() => published),
+    latencyMs: lat(2),
+    ...cpu,
+    ...(fixed
+      ? { fixedLoad: { offeredRate: 30_000, published: 60_000, publishRate: 30_000, deliverRates: [30_000, 30_000], delivered: [60_000, 60_000], latencyMs: lat(0.5), ...cpu } }
+      : {}),
+    peakRssMb: 123.4,
+    serverRssMb: [100, 123.4],
+  };
+}
+
+const BFT = 'fitbroker bft (n=4, f=1)';
+const CFT = 'fitbroker cft (n=2, f=1)';
+const runs: RunResult[] = [
+  run('fitbroker', 'bft', BFT, 5, 40_000, [20_000, 21_000]),
+  run('fitbroker', 'cft', CFT, 5, 80_000, [50_000, 50_000]),
+  run('nats', 'core', 'NATS core', 5, 400_000, [100_000, 200_000]),
+  run('redis', 'pubsub', 'Redis & <pub/sub>', 5, 200_000, [0, 0], false),
+  run('fitbroker', 'bft', BFT, 50, 30_000, [15_000, 15_000]),
+  run('fitbroker', 'cft', CFT, 50, 60_000, [40_000, 41_000]),
+  run('nats', 'core', 'NATS core', 50, 300_000, [150_000, 150_000]),
+  run('redis', 'pubsub', 'Redis & <pub/sub>', 50, 100_000, [75_000, 75_000], false),
+  // A peer measured at one channel count only: a point, no line.
+  run('mosquitto', 'qos0', 'Mosquitto', 50, 90_000, [45_000, 45_000]),
+];
+
+test('the text table states every ratio ours / peer at the same channel count', () => {
+  const t = textTable(runs);
+  for (const line of [
+    'bft / NATS core @5ch: deliver 0.20x, publish 0.10x',
+    'cft / NATS core @5ch: deliver 0.50x, publish 0.20x',
+    'bft / Redis & <pub/sub> @5ch: deliver n/a (peer 0), publish 0.20x',
+    'cft / Redis & <pub/sub> @5ch: deliver n/a (peer 0), publish 0.40x',
+    'bft / NATS core @50ch: deliver 0.10x, publish 0.10x',
+    'cft / NATS core @50ch: deliver 0.27x, publish 0.20x',
+    'bft / Redis & <pub/sub> @50ch: deliver 0.20x, publish 0.30x',
+    'cft / Redis & <pub/sub> @50ch: deliver 0.53x, publish 0.60x',
+    'bft / Mosquitto @50ch: deliver 0.33x, publish 0.33x',
+    'cft / Mosquitto @50ch: deliver 0.89x, publish 0.67x',
+  ]) {
+    assert.ok(t.includes(line), `missing "${line}" in\n${t}`);
+  }
+  assert.equal(t.match(/ @\d+ch: /g)?.length, 10, 'one ratio per pair, no pair across channel counts');
+  assert.ok(/ratios ours \/ peer/.test(t));
+});
+
+test('the text table shows every subscriber when they differ by more than 5%, else the slowest', () => {
+  const t = textTable(runs);
+  const nats5 = t.split('\n').find((l) => l.startsWith('NATS core') && / 5 /.test(l))!;
+  assert.ok(nats5.includes('100.0k (100.0k / 200.0k)'), nats5);
+  const bft5 = t.split('\n').find((l) => l.startsWith(BFT) && / 5 /.test(l))!;
+  assert.ok(bft5.includes(' 20.0k ') && !bft5.includes('21.0k'), bft5);
+  assert.ok(bft5.includes('30.0k'), 'the fixed-load offered rate');
+});
+
+test('the markdown table has a row per run and a ratio row per pair, with cells escaped', () => {
+  const md = markdownTable(runs);
+  const rows = md.split('\n').filter((l) => l.startsWith('| '));
+  // Header + separator + 9 runs, then header + separator + 10 ratios.
+  assert.equal(rows.length, 2 + runs.length + 2 + 10);
+  assert.ok(md.includes('| 50 | fitbroker bft | Redis & &lt;pub/sub> | 0.20x | 0.30x |'), md);
+  assert.ok(!md.includes('<pub/sub>'), 'raw HTML in a label must not reach the markdown');
+});
+
+function checkBalanced(svg: string): void {
+  const body = svg.replace(/^<\?xml[^>]*\?>\s*/, '');
+  const stack: string[] = [];
+  for (const m of body.matchAll(/<(\/?)([a-zA-Z][\w:-]*)((?:\s+[\w:-]+="[^"<]*")*)\s*(\/?)>/g)) {
+    const [, close, name, , self] = m;
+    if (self) continue;
+    if (close) assert.equal(stack.pop(), name, `unbalanced </${name}>`);
+    else stack.push(name!);
+  }
+  assert.deepEqual(stack, [], 'every tag closed');
+  // Anything that looks like a tag but did not match the well-formed pattern is broken markup.
+  const tags = body.match(/<[^>]*>/g) ?? [];
+  for (const t of tags) assert.match(t, /^<\/?[a-zA-Z][\w:-]*(\s+[\w:-]+="[^"<]*")*\s*\/?>$/, `malformed tag ${t}`);
+  // Text between tags: no raw & except entities.
+  for (const text of body.split(/<[^>]*>/)) assert.doesNotMatch(text, /&(?!(amp|lt|gt|quot|apos);)/, `unescaped & in "${text}"`);
+}
+
+test('the chart is balanced SVG with a line per multi-point series, a point for single ones, and the 60k line', () => {
+  for (const metric of ['deliver', 'publish'] as const) {
+    const svg = chartSvg(runs, metric);
+    checkBalanced(svg);
+    assert.ok(svg.startsWith('<?xml'));
+    assert.equal(svg.match(/<polyline /g)?.length, 4, 'bft, cft, NATS, Redis have lines; Mosquitto has one point');
+    assert.equal(svg.match(/<g class="series" /g)?.length, 5);
+    assert.ok(svg.includes('data-label="Mosquitto"'));
+    assert.ok(svg.includes('paper&apos;s 2-SIEM use case (60k/s)'));
+    assert.match(svg, /<line class="reference" [^>]*stroke-dasharray/, 'dashed reference line');
+    assert.ok(svg.includes('Redis &amp; &lt;pub/sub&gt;'), 'label escaped');
+    assert.ok(!svg.includes('<pub/sub>'));
+    for (const c of ['>5<', '>50<']) assert.ok(svg.includes(c), `x tick ${c}`);
+  }
+  const deliver = chartSvg(runs);
+  assert.ok(deliver.includes('Delivered events/s per subscriber vs channels (same machine, same run)'));
+  assert.match(deliver, />\d+k</, 'y ticks read as 100k');
+});
+
+test('when 60k is level with the legend, the reference line is labelled in the legend instead', () => {
+  const low = [5, 50, 90].flatMap((c) =>
+    ['a', 'b', 'c', 'd', 'e', 'f'].map((l, i) => run(i < 2 ? 'fitbroker' : 'peer', l, `system ${l}`, c, 70_000, [50_000 + 2000 * i])),
+  );
+  const svg = chartSvg(low);
+  checkBalanced(svg);
+  const legend = svg.slice(svg.indexOf('<g class="legend">'));
+  assert.ok(legend.includes('paper&apos;s 2-SIEM use case (60k/s)'));
+  assert.equal(svg.match(/2-SIEM use case/g)?.length, 1, 'labelled once');
+  assert.equal(chartSvg(runs).slice(chartSvg(runs).indexOf('<g class="legend">')).includes('2-SIEM'), false, 'beside the line when there is room');
+});
+
+test('the chart of no runs is still valid SVG', () => {
+  checkBalanced(chartSvg([]));
+});
+
+const doc: ReportDoc = {
+  machine: { cpus: 2, cpuModel: 'Test CPU <fast>', memGiB: 8, kernel: '6.1.0', node: 'v20.0.0', commit: 'abc123' },
+  date: '2025-01-02T03:04:05.678Z',
+  args: ['--channels', '5,50'],
+  runs,
+};
+
+test('writeReport writes both charts and replaces only what is between the markers', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-report-'));
+  try {
+    const before = `# Performance\n\nIntro.\n\n${TABLE_START}\nold table\n${TABLE_END}\n\nAfter.\n`;
+    writeFileSync(join(dir, 'performance.md'), before);
+    const out = writeReport(doc, dir);
+    assert.ok(out.includes(join(dir, 'performance-chart.svg')) && out.includes(join(dir, 'performance-publish-chart.svg')), out);
+    checkBalanced(readFileSync(join(dir, 'performance-chart.svg'), 'utf8'));
+    assert.ok(readFileSync(join(dir, 'performance-publish-chart.svg'), 'utf8').includes('Published events/s'));
+
+    const md = readFileSync(join(dir, 'performance.md'), 'utf8');
+    assert.ok(md.startsWith('# Performance\n\nIntro.\n\n'));
+    assert.ok(md.endsWith(`${TABLE_END}\n\nAfter.\n`));
+    assert.ok(!md.includes('old table'));
+    assert.ok(md.includes('2025-01-02 03:04:05 UTC'));
+    assert.ok(md.includes('2 × Test CPU &lt;fast>'), md);
+    assert.ok(md.includes('`abc123`'));
+    assert.ok(md.includes('`npm run bench -- --channels 5,50`'));
+    assert.ok(md.includes(markdownTable(runs)));
+
+    // Running again replaces the previous table rather than stacking a second one.
+    writeReport(doc, dir);
+    assert.equal(readFileSync(join(dir, 'performance.md'), 'utf8'), md);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('writeReport leaves performance.md alone without both markers, and copes with its absence', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-report-'));
+  try {
+    writeReport(doc, dir);
+    assert.equal(existsSync(join(dir, 'performance.md')), false);
+    const text = `# Performance\n\n${TABLE_START}\nno end marker\n`;
+    writeFileSync(join(dir, 'performance.md'), text);
+    writeReport(doc, dir);
+    assert.equal(readFileSync(join(dir, 'performance.md'), 'utf8'), text);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
