@@ -60,8 +60,7 @@ export const fitbrokerClient: ClientFactory = async (endpoint, role) => {
     },
     async subscribe(channels, onMessage) {
       // One Subscriber for every channel: n connections, as a SIEM integration would use it.
-      if (process.env.PERCH) for (const c of channels) subs.push(new Subscriber(config, role.name, key, { channel: c, onEvent: (ev) => onMessage(ev.content) }));
-      else subs.push(new Subscriber(config, role.name, key, { channels, onEvent: (ev) => onMessage(ev.content) }));
+      subs.push(new Subscriber(config, role.name, key, { channels, onEvent: (ev) => onMessage(ev.content) }));
       await Promise.all(subs.map((s) => s.start()));
     },
     publish: (channel, payload) => pub!.publish(channel, payload),

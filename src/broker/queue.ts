@@ -28,7 +28,8 @@ export interface QueueEntry {
 
 export interface QueueSession {
   readonly cursors: number[];
-  readonly inflight: Deque<{ pos: number; entry: QueueEntry }>;
+  /** Sent, unacknowledged entries, in position order: the head is at nextPos - length. */
+  readonly inflight: Deque<QueueEntry>;
   nextPos: number;
   readonly attachedAt: number;
 }
@@ -79,8 +80,7 @@ export class ClientQueue {
   /** Detaches a session; what it was sent and did not acknowledge goes back into the queue. */
   detach(s: QueueSession): void {
     if (!this.sessions.delete(s)) return;
-    for (let item = s.inflight.shift(); item; item = s.inflight.shift()) {
-      const e = item.entry;
+    for (let e = s.inflight.shift(); e; e = s.inflight.shift()) {
       if (e.queued || e.dropped) continue;
       e.queued = true;
       // A session attached after e left the FIFO was never sent it, yet its cursor may be past
@@ -97,7 +97,9 @@ export class ClientQueue {
 
   /** Acknowledges everything up to and including position `pos` of the session's stream. */
   ack(s: QueueSession, pos: number): void {
-    for (let head = s.inflight.peek(); head && head.pos <= pos; head = s.inflight.peek()) s.inflight.shift();
+    // Positions are consecutive, so the count to drop follows from the head's position.
+    const drop = Math.min(s.inflight.length, pos - (s.nextPos - s.inflight.length) + 1);
+    for (let i = 0; i < drop; i++) s.inflight.shift();
   }
 
   /** Unacknowledged entries a session holds; the credit window bounds it. */
@@ -120,7 +122,8 @@ export class ClientQueue {
           continue;
         }
         out.push(e);
-        s.inflight.push({ pos: s.nextPos++, entry: e });
+        s.inflight.push(e);
+        s.nextPos++;
       }
     }
     this.counters.sent += out.length;

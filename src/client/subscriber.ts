@@ -254,8 +254,8 @@ export class Subscriber {
     try {
       while (cursor.next()) {
         stream.acks.received++;
-        if (this.closing) voter.offerLate(link.id, cursor.record(), pos++);
-        else voter.offer(link.id, cursor.record(), pos++, now);
+        if (this.closing) voter.offerLateAt(link.id, body, cursor.start, cursor.end, pos++);
+        else voter.offerAt(link.id, body, cursor.start, cursor.end, pos++, now);
       }
     } catch {
       // A replica that sends unparseable records is faulty; what parsed before still counts.

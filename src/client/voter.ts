@@ -83,6 +83,10 @@ function floorKey(eventKey: string, priority: number): string {
   return `${eventKey.slice(0, eventKey.length - SEQ_KEY_CHARS)}${priority}`;
 }
 
+function sameBytes(rec: Buffer, buf: Buffer, start: number, end: number): boolean {
+  return rec.length === end - start && buf.compare(rec, 0, rec.length, start, end) === 0;
+}
+
 function popcount(x: number): number {
   let c = 0;
   for (let v = x; v; v &= v - 1) c++;
@@ -122,23 +126,32 @@ export class Voter {
   }
 
   offer(replica: number, rec: Buffer, pos: number, nowMs: number): void {
-    const idEnd = 9 + rec[8]! + ID_BYTES;
-    const key = rec.toString('latin1', 8, idEnd);
+    this.offerAt(replica, rec, 0, rec.length, pos, nowMs);
+  }
+
+  /**
+   * offer() for a record at [start, end) of a received frame. Most copies are compared and
+   * dropped, so the record gets its own Buffer view only when the voter keeps it.
+   */
+  offerAt(replica: number, buf: Buffer, start: number, end: number, pos: number, nowMs: number): void {
+    const idEnd = start + 9 + buf[start + 8]! + ID_BYTES;
+    const key = buf.toString('latin1', start + 8, idEnd);
     let p = this.events.get(key);
-    if (p?.decided) return this.lateCopy(p, replica, rec, pos);
+    if (p?.decided) return this.lateCopy(p, replica, buf, start, end, pos);
     if (!p) {
-      const seq = rec.readUInt32BE(idEnd - 8) * 0x1_0000_0000 + rec.readUInt32BE(idEnd - 4);
-      const floor = this.floors.size === 0 ? undefined : this.floors.get(floorKey(key, rec[5]!));
+      const seq = buf.readUInt32BE(idEnd - 8) * 0x1_0000_0000 + buf.readUInt32BE(idEnd - 4);
+      const floor = this.floors.size === 0 ? undefined : this.floors.get(floorKey(key, buf[start + 5]!));
       if (floor !== undefined && seq <= floor) {
         this.counters.stale++;
         return this.sink.resolve(replica, pos);
       }
-      if (rec.readDoubleBE(idEnd) + this.o.ttlMs < nowMs) {
+      if (buf.readDoubleBE(idEnd) + this.o.ttlMs < nowMs) {
         this.counters.expired++;
         return this.sink.resolve(replica, pos);
       }
       if (this.pendingSize >= this.o.pendingMax) this.evictOldestPending();
-      p = { decided: false, key, rec, mask: 0, others: undefined, seenMask: 0, copies: [], firstSeenMs: nowMs, seq, priority: rec[5]! };
+      const rec = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
+      p = { decided: false, key, rec, mask: 0, others: undefined, seenMask: 0, copies: [], firstSeenMs: nowMs, seq, priority: buf[start + 5]! };
       this.events.set(key, p);
       this.pendingSize++;
       this.pendingOrder.push(p);
@@ -151,13 +164,13 @@ export class Voter {
     }
     p.seenMask |= bit;
     p.copies!.push(replica, pos);
-    if (p.mask === 0 || p.rec!.equals(rec)) {
+    if (p.mask === 0 || sameBytes(p.rec!, buf, start, end)) {
       p.mask |= bit;
       if (popcount(p.mask) >= this.o.threshold) this.decide(p, undefined);
       return;
     }
-    let v = p.others?.find((x) => x.rec.equals(rec));
-    if (!v) (p.others ??= []).push((v = { rec, mask: 0 }));
+    let v = p.others?.find((x) => sameBytes(x.rec, buf, start, end));
+    if (!v) (p.others ??= []).push((v = { rec: buf.subarray(start, end), mask: 0 }));
     v.mask |= bit;
     if (popcount(v.mask) >= this.o.threshold) this.decide(p, v);
   }
@@ -167,9 +180,13 @@ export class Voter {
    * it must not resolve, and so acknowledge, events it will never hand to the application).
    */
   offerLate(replica: number, rec: Buffer, pos: number): boolean {
-    const done = this.events.get(rec.toString('latin1', 8, 9 + rec[8]! + ID_BYTES));
+    return this.offerLateAt(replica, rec, 0, rec.length, pos);
+  }
+
+  offerLateAt(replica: number, buf: Buffer, start: number, end: number, pos: number): boolean {
+    const done = this.events.get(buf.toString('latin1', start + 8, start + 9 + buf[start + 8]! + ID_BYTES));
     if (!done?.decided) return false;
-    this.lateCopy(done, replica, rec, pos);
+    this.lateCopy(done, replica, buf, start, end, pos);
     return true;
   }
 
@@ -204,12 +221,12 @@ export class Voter {
     this.deliveredOrder.push(p);
   }
 
-  private lateCopy(done: Entry, replica: number, rec: Buffer, pos: number): void {
+  private lateCopy(done: Entry, replica: number, buf: Buffer, start: number, end: number, pos: number): void {
     const bit = 1 << replica;
     if (done.seenMask & bit) {
       this.counters.duplicateCopies++;
     } else {
-      if (done.rec && !done.rec.equals(rec)) this.mismatches[replica]!++;
+      if (done.rec && !sameBytes(done.rec, buf, start, end)) this.mismatches[replica]!++;
       done.seenMask |= bit;
       if (done.seenMask === this.allMask && done.rec) {
         done.rec = undefined;
