@@ -94,10 +94,10 @@ program
 
 program
   .command('subscribe')
-  .description('print each voted event of a channel as one JSON line')
+  .description('print each voted event of one or more channels as one JSON line')
   .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
   .requiredOption('--as <client>', 'subscribing client (its key is DIR/keys/CLIENT.pem)')
-  .requiredOption('--channel <channel>', 'channel to subscribe to')
+  .requiredOption('--channel <channel>', 'channel to subscribe to, or several comma-separated (one connection per replica for all)')
   .option('--count <n>', 'exit 0 after N events', intFlag(1))
   .option('--timeout <seconds>', 'with --count: fail if N events have not arrived in time; without: stop after this long', secondsFlag)
   .action((o) => run(() => subscribe(o)));

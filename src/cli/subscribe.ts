@@ -41,7 +41,7 @@ export async function subscribe(o: SubscribeCommandOptions): Promise<void> {
   let finish: (err?: FitError) => void = () => undefined;
   const finished = new Promise<FitError | undefined>((resolve) => (finish = resolve));
   const sub = new Subscriber(config, o.as, key, {
-    channel: o.channel,
+    channels: o.channel.split(',').map((c) => c.trim()).filter(Boolean),
     ...(o.count !== undefined ? { limit: o.count, onLimit: () => finish() } : {}),
     onEvent: (ev) => {
       delivered++;

@@ -86,7 +86,7 @@ export class Subscriber {
   ) {
     const names = o.channels ?? (o.channel !== undefined ? [o.channel] : []);
     if (names.length === 0 || new Set(names).size !== names.length) {
-      throw new FitError('FIT_ERR_USAGE', 'subscribe needs a channel, or a list of distinct channels');
+      throw new FitError('FIT_ERR_USAGE', 'subscribe needs at least one channel, each named once (e.g. --channel alerts or --channel alerts,metrics)');
     }
     const client = config.table.clients.get(clientId);
     if (!client) throw new FitError('FIT_ERR_UNKNOWN_CLIENT', `client "${clientId}" is not in ${config.file}; add it under clients:`, { client: clientId });

@@ -30,23 +30,22 @@ export async function runWorkload(c: TestCluster, o: WorkloadOptions): Promise<W
   const expected = new Map<string, Map<string, string>>(o.channels.map((ch) => [ch, new Map()]));
   const got = new Map<string, Map<string, Map<string, string>>>();
   const duplicates: string[] = [];
-  const subs = o.subscribers.flatMap((siem) => {
+  // The first SIEM reads every channel through one Subscriber (n connections in all), the
+  // others through one Subscriber per channel: both shapes are checked under every fault.
+  const bySiem = o.subscribers.map((siem, si) => {
     const perChannel = new Map<string, Map<string, string>>(o.channels.map((ch) => [ch, new Map()]));
     const ids = new Set<string>();
     got.set(siem, perChannel);
-    return o.channels.map((channel) =>
-      c.subscriber(siem, {
-        channel,
-        onEvent: (ev: BrokerEvent) => {
-          const m = perChannel.get(ev.channel)!;
-          const content = ev.content.toString('utf8');
-          if (m.has(content) || ids.has(ev.id)) duplicates.push(`${siem} ${ev.channel} ${ev.id}`);
-          ids.add(ev.id);
-          m.set(content, ev.id.slice(0, 16));
-        },
-      }),
-    );
+    const onEvent = (ev: BrokerEvent): void => {
+      const m = perChannel.get(ev.channel)!;
+      const content = ev.content.toString('utf8');
+      if (m.has(content) || ids.has(ev.id)) duplicates.push(`${siem} ${ev.channel} ${ev.id}`);
+      ids.add(ev.id);
+      m.set(content, ev.id.slice(0, 16));
+    };
+    return si === 0 ? [c.subscriber(siem, { channels: o.channels, onEvent })] : o.channels.map((channel) => c.subscriber(siem, { channel, onEvent }));
   });
+  const subs = bySiem.flat();
   await Promise.all(subs.map((s) => s.start()));
   const pubs = o.publishers.map((p) => c.publisher(p));
   for (let i = 0; i < o.events; i++) {
@@ -84,7 +83,7 @@ export async function runWorkload(c: TestCluster, o: WorkloadOptions): Promise<W
   const summaries: Record<string, SubscriberSummary[]> = {};
   const mismatches: Record<string, number[]> = {};
   o.subscribers.forEach((siem, si) => {
-    const mine = subs.slice(si * o.channels.length, (si + 1) * o.channels.length).map((s) => s.summary());
+    const mine = bySiem[si]!.flatMap((s) => s.summaries());
     summaries[siem] = mine;
     mismatches[siem] = Array.from({ length: n }, (_, r) => mine.reduce((sum, s) => sum + (s.mismatches[r] ?? 0), 0));
   });

@@ -11,7 +11,7 @@ import { runCli, runCliAsync, sleep, startCluster, type TestCluster } from '../h
 describe('fitbroker CLI against a running 4-replica cluster', { timeout: 120_000 }, () => {
   let c: TestCluster;
   before(async () => {
-    c = await startCluster({ channels: ['alerts', 'metrics', 'ids'], clients: [{ name: 'siem1', role: 'sub' }] });
+    c = await startCluster({ channels: ['alerts', 'metrics', 'ids', 'red', 'blue'], clients: [{ name: 'siem1', role: 'sub' }, { name: 'siem2', role: 'sub' }] });
   });
   after(() => c.stop());
 
@@ -23,7 +23,20 @@ describe('fitbroker CLI against a running 4-replica cluster', { timeout: 120_000
     const j = runCli(['status', '--dir', c.dir, '--json']);
     const parsed = JSON.parse(j.stdout) as { reachable: number; replicas: { status: { channels: { tag: string }[] } }[] };
     assert.equal(parsed.reachable, 4);
-    assert.deepEqual(parsed.replicas[0]!.status.channels.map((ch) => ch.tag), ['alerts', 'metrics', 'ids']);
+    assert.deepEqual(parsed.replicas[0]!.status.channels.map((ch) => ch.tag), ['alerts', 'metrics', 'ids', 'red', 'blue']);
+  });
+
+  it('subscribes to several channels at once with --channel A,B', () => {
+    assert.equal(runCli(['publish', '--dir', c.dir, '--as', 'probe', '--channel', 'red'], 'a1\na2\n').code, 0);
+    assert.equal(runCli(['publish', '--dir', c.dir, '--as', 'probe', '--channel', 'blue'], 'm1\n').code, 0);
+    const s = runCli(['subscribe', '--dir', c.dir, '--as', 'siem2', '--channel', 'red,blue', '--count', '3', '--timeout', '20']);
+    assert.equal(s.code, 0, s.stderr);
+    const got = s.stdout.trim().split('\n').map((l) => JSON.parse(l) as { channel: string; content: string });
+    assert.deepEqual(got.map((e) => `${e.channel}:${e.content}`).sort(), ['blue:m1', 'red:a1', 'red:a2']);
+    assert.match(s.stderr, /delivered 3 events from red,blue as siem2/);
+    const bad = runCli(['subscribe', '--dir', c.dir, '--as', 'siem2', '--channel', 'red,nope', '--count', '1', '--timeout', '5']);
+    assert.equal(bad.code, 1, bad.stderr);
+    assert.match(bad.stderr, /FIT_ERR_UNKNOWN_CHANNEL: channel "nope" is not in/);
   });
 
   it('delivers events published before the console connects, as JSON lines with the documented fields', () => {
