@@ -49,7 +49,7 @@ async function main(): Promise<void> {
     .option('--quick', 'one channel count (50), bft, fewer events: under two minutes', false)
     .option('--mode <modes>', 'fitbroker modes, comma-separated: cft, bft, or "none" for peers only (default cft,bft; with --quick, bft)')
     .option('--channels <counts>', `channel counts, comma-separated (default ${FULL_CHANNELS.join(',')}; with --quick, 50)`)
-    .option('--events <n>', 'events per saturation run, all publishers together (default 1000000; with --quick, 200000)', positiveInt('--events'))
+    .option('--events <n>', 'events per saturation run, all publishers together (default 500000; with --quick, 200000)', positiveInt('--events'))
     .option('--size <bytes>', 'payload bytes per event', positiveInt('--size'), 200)
     .option('--publishers <n>', 'publisher processes', positiveInt('--publishers'), 2)
     .option('--subscribers <n>', 'subscriber processes (SIEMs), each subscribed to every channel', positiveInt('--subscribers'), 2)
@@ -66,7 +66,7 @@ async function main(): Promise<void> {
   const channelCounts = list(o.channels ?? (o.quick ? '50' : FULL_CHANNELS.join(','))).map(positiveInt('--channels'));
   const peerNames = o.peers === 'none' ? [] : o.peers === 'all' ? PEER_NAMES : list(o.peers);
   for (const p of peerNames) if (!PEER_NAMES.includes(p)) program.error(`--peers: "${p}" is not one of ${PEER_NAMES.join(', ')}, all, none`);
-  const events = o.events ?? (o.quick ? 200_000 : 1_000_000);
+  const events = o.events ?? (o.quick ? 200_000 : 500_000);
   const fixedMs = o.fixedMs ?? (o.quick ? 2000 : 5000);
 
   const systems: ServerSide[] = [...modes.map((m) => fitbrokerServer(m as FitMode))];

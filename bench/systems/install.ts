@@ -1,0 +1,159 @@
+// The peer brokers are the Debian packages, run as plain child processes: installed here if
+// missing (when we are root and apt-get exists), started on a free loopback port with a
+// config written to a temp dir, and stopped with the dir removed. Debian's postinst may
+// start a system service on the default port; we never connect to that one, and our own
+// instance listens on a random port, so the two cannot collide.
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { accessSync, constants, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { freeBasePort } from '../../test/helpers/cluster.js';
+
+export interface PeerBinary {
+  /** Debian package that ships it. */
+  pkg: string;
+  path: string;
+}
+
+export const NATS_SERVER: PeerBinary = { pkg: 'nats-server', path: '/usr/sbin/nats-server' };
+export const MOSQUITTO: PeerBinary = { pkg: 'mosquitto', path: '/usr/sbin/mosquitto' };
+export const REDIS_SERVER: PeerBinary = { pkg: 'redis-server', path: '/usr/bin/redis-server' };
+
+const APT_LOG = join(tmpdir(), 'fitbroker-bench-apt.log');
+
+function executable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function run(cmd: string, args: string[], logFd: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const p = spawn(cmd, args, { stdio: ['ignore', logFd, logFd], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    p.once('error', () => resolve(false));
+    p.once('exit', (code) => resolve(code === 0));
+  });
+}
+
+async function install(b: PeerBinary): Promise<string | undefined> {
+  if (executable(b.path)) return undefined;
+  if (process.getuid?.() !== 0) return `${b.path} not found; install it with: sudo apt-get install -y ${b.pkg}`;
+  if (!executable('/usr/bin/apt-get')) return `${b.path} not found, and there is no apt-get to install ${b.pkg}`;
+  const log = openSync(APT_LOG, 'a');
+  try {
+    // A fresh container has no package lists: update only when the first try fails for that.
+    const ok = (await run('apt-get', ['install', '-y', '-q', b.pkg], log)) || ((await run('apt-get', ['update', '-q'], log)) && (await run('apt-get', ['install', '-y', '-q', b.pkg], log)));
+    if (!ok || !executable(b.path)) {
+      const why = readLog(APT_LOG).split('\n').filter((l) => l.startsWith('E:')).pop();
+      return `apt-get install -y ${b.pkg} failed${why ? `: ${why.slice(2).trim()}` : ''} (log: ${APT_LOG})`;
+    }
+    return undefined;
+  } finally {
+    closeSync(log);
+  }
+}
+
+// Two peers share one binary (mosquitto QoS 0 and 1): install once, answer both.
+const installs = new Map<string, Promise<string | undefined>>();
+
+export function unavailable(b: PeerBinary): Promise<string | undefined> {
+  let p = installs.get(b.pkg);
+  if (!p) installs.set(b.pkg, (p = install(b)));
+  return p;
+}
+
+export interface Daemon {
+  port: number;
+  dir: string;
+  proc: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export interface DaemonSpec {
+  name: string;
+  binary: PeerBinary;
+  /** Files to write into the temp dir before the start (e.g. the config), by name. */
+  files?(port: number, dir: string): Record<string, string>;
+  args(port: number, dir: string): string[];
+}
+
+// A binary that cannot be spawned never emits 'exit'; its 'error' is kept here instead.
+const spawnErrors = new WeakMap<ChildProcess, Error>();
+const exited = (p: ChildProcess): boolean => p.exitCode !== null || p.signalCode !== null || spawnErrors.has(p);
+
+// If the harness dies without stopping a server, do not leave it running.
+const live = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const p of live) p.kill('SIGKILL');
+});
+
+export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
+  // The port is free when we pick it but not reserved: another process may take it before
+  // the server binds, so a server that exits at once is retried on a new port.
+  let lastError: unknown;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const dir = mkdtempSync(join(tmpdir(), `fitbench-${spec.name}-`));
+    const port = await freeBasePort(1);
+    for (const [name, text] of Object.entries(spec.files?.(port, dir) ?? {})) writeFileSync(join(dir, name), text);
+    const logFile = join(dir, 'server.log');
+    const log = openSync(logFile, 'a');
+    const proc = spawn(spec.binary.path, spec.args(port, dir), { stdio: ['ignore', log, log] });
+    closeSync(log);
+    proc.once('error', (e) => spawnErrors.set(proc, e));
+    live.add(proc);
+    const daemon: Daemon = { port, dir, proc, stop: () => stopDaemon(proc, dir) };
+    try {
+      await waitListening(port, proc);
+      return daemon;
+    } catch (e) {
+      const tail = readLog(logFile);
+      lastError = new Error(`${spec.name}: ${e instanceof Error ? e.message : String(e)}${tail ? `\n${tail}` : ''}`);
+      await daemon.stop();
+    }
+  }
+  throw lastError;
+}
+
+function readLog(file: string): string {
+  try {
+    return readFileSync(file, 'utf8').trim().split('\n').slice(-10).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+async function waitListening(port: number, proc: ChildProcess, timeoutMs = 15_000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (Date.now() < until) {
+    if (exited(proc)) throw new Error(`exited (${spawnErrors.get(proc)?.message ?? proc.signalCode ?? proc.exitCode}) before listening on ${port}`);
+    const ok = await new Promise<boolean>((resolve) => {
+      const s = connect({ port, host: '127.0.0.1' });
+      s.once('connect', () => {
+        s.destroy();
+        resolve(true);
+      });
+      s.once('error', () => resolve(false));
+    });
+    if (ok && !exited(proc)) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`did not listen on ${port} within ${timeoutMs} ms`);
+}
+
+async function stopDaemon(proc: ChildProcess, dir: string): Promise<void> {
+  const gone = new Promise<void>((resolve) => {
+    if (exited(proc)) resolve();
+    else proc.once('exit', () => resolve());
+  });
+  if (!exited(proc)) proc.kill('SIGTERM');
+  const timer = setTimeout(() => proc.kill('SIGKILL'), 5000);
+  await gone;
+  clearTimeout(timer);
+  live.delete(proc);
+  rmSync(dir, { recursive: true, force: true });
+}
