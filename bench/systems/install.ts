@@ -6,10 +6,9 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freeBasePort } from '../../test/helpers/cluster.js';
+import { canConnect, freeBasePort } from '../../test/helpers/cluster.js';
 
 export interface PeerBinary {
   /** Debian package that ships it. */
@@ -131,15 +130,7 @@ async function waitListening(port: number, proc: ChildProcess, timeoutMs = 15_00
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (exited(proc)) throw new Error(`exited (${spawnErrors.get(proc)?.message ?? proc.signalCode ?? proc.exitCode}) before listening on ${port}`);
-    const ok = await new Promise<boolean>((resolve) => {
-      const s = connect({ port, host: '127.0.0.1' });
-      s.once('connect', () => {
-        s.destroy();
-        resolve(true);
-      });
-      s.once('error', () => resolve(false));
-    });
-    if (ok && !exited(proc)) return;
+    if ((await canConnect(port)) && !exited(proc)) return;
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error(`did not listen on ${port} within ${timeoutMs} ms`);

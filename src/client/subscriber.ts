@@ -63,6 +63,7 @@ export interface SubscriberSummary extends VoterCounters {
 }
 
 const GEN = 0x1_0000_0000;
+const VOTER_EVENTS_PER_CHANNEL_MIN = 1000;
 
 export class Subscriber {
   private readonly links: ReplicaLink[];
@@ -91,7 +92,7 @@ export class Subscriber {
     const client = config.table.clients.get(clientId);
     if (!client) throw new FitError('FIT_ERR_UNKNOWN_CLIENT', `client "${clientId}" is not in ${config.file}; add it under clients:`, { client: clientId });
     this.credits = Math.min(o.creditsEvents ?? config.limits.subscribeCreditsEvents, o.limit ?? Infinity);
-    this.channels = names.map((name) => this.channelState(name, client));
+    this.channels = names.map((name) => this.channelState(name, client, names.length));
     this.byStreamId = config.replicas.map(() => new Map());
     this.links = config.replicas.map(
       (r) =>
@@ -103,7 +104,7 @@ export class Subscriber {
     );
   }
 
-  private channelState(name: string, client: ClientInfo): ChannelState {
+  private channelState(name: string, client: ClientInfo, channelCount: number): ChannelState {
     const cls = this.config.table.channels.get(name);
     if (!cls) throw new FitError('FIT_ERR_UNKNOWN_CHANNEL', `channel "${name}" is not in ${this.config.file}; add it under channels:`, { channel: name });
     if (!maySubscribe(client, name)) {
@@ -129,8 +130,10 @@ export class Subscriber {
         replicas: n,
         threshold: voteQuorum(cls.fault, this.config.f),
         ttlMs: cls.ttlMs,
-        pendingMax: limits.voterPendingEventsMax,
-        deliveredMax: limits.voterDeliveredEventsMax,
+        // The limits bound the whole Subscriber: fifty channels must not mean fifty times the
+        // memory (a 5-million-event run over 50 channels grew subscribers past 2 GB before).
+        pendingMax: Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(limits.voterPendingEventsMax / channelCount)),
+        deliveredMax: Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(limits.voterDeliveredEventsMax / channelCount)),
         pendingMs: limits.voterPendingMs,
       },
       { deliver: (rec) => this.deliver(ch, rec), resolve: (replica, pos) => this.resolve(ch, replica, pos) },

@@ -1,0 +1,62 @@
+// `npm run bench -- … --out FILE` is a contract: tools outside the project read FILE. This runs
+// a tiny benchmark of our own system (peers are left to `npm run bench`: starting them here
+// would make CI depend on their packages) and checks the shape of what it writes.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+const BENCH = new URL('../../bench/main.js', import.meta.url).pathname;
+
+test('bench --out writes the runs in the documented shape', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-bench-'));
+  try {
+    const out = join(dir, 'r.json');
+    const args = [BENCH, '--quick', '--mode', 'bft', '--channels', '3', '--size', '200', '--events', '3000', '--rate', '2000', '--fixed-ms', '500', '--peers', 'none', '--no-save', '--out', out];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 110_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const doc = JSON.parse(readFileSync(out, 'utf8')) as { machine: { cpus: number; commit: string }; runs: Record<string, unknown>[] };
+    assert.ok(doc.machine.cpus >= 1 && typeof doc.machine.commit === 'string');
+    assert.equal(doc.runs.length, 1);
+    const run = doc.runs[0] as {
+      system: string;
+      mode: string;
+      channels: number;
+      size: number;
+      publishRate: number;
+      deliverRates: number[];
+      delivered: number[];
+      latencyMs: { p50: number; p99: number; p999: number };
+      peakRssMb: number;
+      fixedLoad: { offeredRate: number; latencyMs: { p99: number } };
+    };
+    assert.equal(run.system, 'fitbroker');
+    assert.equal(run.mode, 'bft');
+    assert.equal(run.channels, 3);
+    assert.equal(run.size, 200);
+    assert.ok(run.publishRate > 0);
+    assert.equal(run.deliverRates.length, 2, 'one rate per subscriber');
+    assert.deepEqual(run.delivered, [3000, 3000], 'every event delivered to both subscribers');
+    for (const k of ['p50', 'p99', 'p999'] as const) assert.ok(run.latencyMs[k] > 0, `latencyMs.${k}`);
+    assert.ok(run.latencyMs.p50 <= run.latencyMs.p99 && run.latencyMs.p99 <= run.latencyMs.p999);
+    assert.ok(run.peakRssMb > 10, 'peak RSS of the replicas, in MB');
+    assert.equal(run.fixedLoad.offeredRate, 2000);
+    assert.match(r.stdout, /ratios ours \/ peer|no peer/i);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bench refuses an unknown mode or peer with a clear error', () => {
+  for (const [flag, value, want] of [
+    ['--mode', 'fast', /--mode: "fast" is not a fitbroker mode; use cft or bft/],
+    ['--peers', 'kafka', /--peers: "kafka" is not one of nats, nats-jetstream/],
+  ] as const) {
+    const r = spawnSync(process.execPath, [BENCH, flag, value, '--no-save'], { encoding: 'utf8', timeout: 30_000 });
+    assert.notEqual(r.status, 0);
+    assert.match(r.stderr, want);
+  }
+});
