@@ -116,6 +116,17 @@ async function authenticated(c: TestCluster, replica: number, client: string): P
   return raw;
 }
 
+/** Runs fn on an authenticated raw connection and closes it however fn ends; returns it. */
+async function withAuthenticated(c: TestCluster, replica: number, client: string, fn: (raw: RawClient) => Promise<void>): Promise<RawClient> {
+  const raw = await authenticated(c, replica, client);
+  try {
+    await fn(raw);
+  } finally {
+    raw.destroy();
+  }
+  return raw;
+}
+
 describe('refusals: clients outside the control table or off their channels (paper §3.2, DESIGN §2)', { timeout: 60_000 }, () => {
   let c: TestCluster;
   const closers: { close(): unknown }[] = [];
@@ -177,8 +188,7 @@ describe('refusals: clients outside the control table or off their channels (pap
   });
 
   it('refuses a PUBLISH batch holding a record that names another publisher than the authenticated client, and queues none of it', async () => {
-    const raw = await authenticated(c, 0, 'probe');
-    try {
+    await withAuthenticated(c, 0, 'probe', async (raw) => {
       // The forged record comes second, after a valid one: the whole batch must be refused.
       raw.write(publishFrame('raw', ['probe', 'console'], 7));
       const reply = await raw.reply(7);
@@ -192,15 +202,12 @@ describe('refusals: clients outside the control table or off their channels (pap
       // The connection is still usable: the frame was well formed, only its content refused.
       const status = await raw.request(8, 'status');
       assert.equal(status?.ok, true);
-    } finally {
-      raw.destroy();
-    }
+    });
     await assertNothingQueued(c, 'raw');
   });
 
   it('acts on nothing a connection sent after a frame that made the replica close it', async () => {
-    const raw = await authenticated(c, 0, 'probe2');
-    try {
+    await withAuthenticated(c, 0, 'probe2', async (raw) => {
       // A CREDIT two bytes long cannot be parsed, so the replica no longer knows where this
       // peer's stream stands; the well-formed PUBLISH behind it in the same write must not count.
       const malformedCredit = Buffer.from([0, 0, 0, 2, MessageType.Credit, 1]);
@@ -210,25 +217,20 @@ describe('refusals: clients outside the control table or off their channels (pap
       const ack = await raw.next((b) => b[0] === MessageType.Ack, 300);
       assert.equal(ack, undefined, 'the replica acknowledged a PUBLISH sent after a frame it refused to parse');
       assert.ok(await within(raw.closed, 5_000), 'the replica kept the connection open after a malformed frame');
-    } finally {
-      raw.destroy();
-    }
+    });
     await assertNothingQueued(c, 'trailing');
   });
 
   it('refuses a subscribe that reuses an open stream id, and leaves no session behind when the connection closes', async () => {
     // Found by fuzz.test.ts: the second subscribe used to replace the first stream, which then
     // stayed attached to the queue for ever.
-    const raw = await authenticated(c, 0, 'probe2');
-    try {
+    const raw = await withAuthenticated(c, 0, 'probe2', async (raw) => {
       assert.equal((await raw.request(5, 'subscribe', { channel: 'streams', credits: 10 }))?.ok, true);
       const again = await raw.request(5, 'subscribe', { channel: 'streams', credits: 10 });
       assert.ok(again, 'the replica closed the connection instead of answering');
       assert.equal(again.ok, false);
       assert.equal(FitError.fromJSON(again.error).code, 'FIT_ERR_MALFORMED');
-    } finally {
-      raw.destroy();
-    }
+    });
     await raw.closed;
     let sessions = -1;
     for (let i = 0; i < 20 && sessions !== 0; i++, await sleep(50)) {
@@ -245,8 +247,7 @@ describe('refusals: clients outside the control table or off their channels (pap
     pub.publish('streams', 'something to push');
     await pub.flush(10_000);
     for (const seq of [2 ** 32, Number.MAX_SAFE_INTEGER]) {
-      const raw = await authenticated(c, 0, 'probe2');
-      try {
+      await withAuthenticated(c, 0, 'probe2', async (raw) => {
         raw.sendJson({ seq, method: 'subscribe', channel: 'streams', credits: 10 });
         const reply = await raw.next((b) => b[0] === MessageType.Reply, 5_000);
         assert.ok(reply, `no answer to a subscribe with seq ${seq}`);
@@ -254,9 +255,7 @@ describe('refusals: clients outside the control table or off their channels (pap
         assert.equal(err.code, 'FIT_ERR_MALFORMED');
         // An unusable seq means the replica cannot address its answers: it closes the connection.
         assert.ok(await within(raw.closed, 5_000), `the connection stayed open after seq ${seq}`);
-      } finally {
-        raw.destroy();
-      }
+      });
     }
     await sleep(200);
     assert.ok(c.alive(0), `replica 0 died:\n${c.log(0).split('\n').slice(-8).join('\n')}`);
@@ -264,8 +263,7 @@ describe('refusals: clients outside the control table or off their channels (pap
   });
 
   it('answers an unknown method with ok:false FIT_ERR_UNKNOWN_METHOD and keeps serving the connection', async () => {
-    const raw = await authenticated(c, 0, 'console');
-    try {
+    await withAuthenticated(c, 0, 'console', async (raw) => {
       const bad = await raw.request(1, 'frobnicate', { channel: 'alerts' });
       assert.ok(bad, 'the replica closed the connection instead of answering');
       assert.equal(bad.ok, false);
@@ -277,9 +275,7 @@ describe('refusals: clients outside the control table or off their channels (pap
       assert.ok(good, 'the replica closed the connection after the unknown method');
       assert.equal(good.ok, true);
       assert.equal((good.status as { replica: number }).replica, 0);
-    } finally {
-      raw.destroy();
-    }
+    });
   });
 
   it('throws FIT_ERR_EVENT_TOO_LARGE from publish() for an event over eventBytesMax, sending nothing', async () => {
