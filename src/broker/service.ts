@@ -4,7 +4,7 @@
 // Channels share nothing but this object's maps: no lock or loop spans two of them.
 
 import { FitError, mayPublish, maySubscribe, type ChannelClass, type ClientInfo, type ControlTable, type Limits } from '../core/index.js';
-import { RecordCursor } from '../codec/index.js';
+import { RecordCursor, type PublishSection } from '../codec/index.js';
 import { ClientQueue, type QueueCounters } from './queue.js';
 import { Dedupe } from './dedupe.js';
 
@@ -87,15 +87,30 @@ export class BrokerService {
   }
 
   /**
-   * Routes a batch of records (already authorized) to every subscriber queue. Records are
-   * queued as slices of the received frame: never decoded, never re-encoded. The publisher
-   * named in each record must be the authenticated client (SI: identification).
+   * Routes a PUBLISH frame's records (one section per channel) to every subscriber queue.
+   * Records are queued as slices of the received frame: never decoded, never re-encoded. The
+   * publisher named in each record must be the authenticated client (SI: identification).
+   * All or nothing: every section is checked before any record is queued, so a bad section
+   * cannot leave part of a frame queued (and remembered by dedupe) with the client unsure
+   * what to resend.
    */
-  publish(client: ClientInfo, ch: Channel, body: Buffer, recordsAt: number, count: number): { accepted: number; duplicates: number } {
-    // Validate the whole batch before queueing any of it, so a bad record cannot leave half
-    // a batch queued (and remembered by dedupe) with the client unsure what to resend.
+  publish(client: ClientInfo, body: Buffer, sections: readonly PublishSection[]): { accepted: number; duplicates: number } {
+    const channels = sections.map((s) => this.checkPublish(client, s.channel));
+    for (let i = 0; i < sections.length; i++) this.checkSection(client, channels[i]!, body, sections[i]!);
+    const now = this.nowMs();
+    let accepted = 0;
+    let duplicates = 0;
+    for (let i = 0; i < sections.length; i++) {
+      const r = this.route(channels[i]!, body, sections[i]!, now);
+      accepted += r.accepted;
+      duplicates += r.duplicates;
+    }
+    return { accepted, duplicates };
+  }
+
+  private checkSection(client: ClientInfo, ch: Channel, body: Buffer, s: PublishSection): void {
     const idBytes = this.idBytes(client.id);
-    const check = new RecordCursor(body, recordsAt, this.limits.eventBytesMax);
+    const check = new RecordCursor(body, s.recordsAt, this.limits.eventBytesMax, s.recordsEnd);
     let seen = 0;
     while (check.next()) {
       seen++;
@@ -106,14 +121,16 @@ export class BrokerService {
         });
       }
     }
-    if (seen !== count) {
-      throw new FitError('FIT_ERR_MALFORMED', `a publish batch announced ${count} events but held ${seen}`, { channel: ch.tag });
+    if (seen !== s.count) {
+      throw new FitError('FIT_ERR_MALFORMED', `a publish batch announced ${s.count} events on channel "${ch.tag}" but held ${seen}`, { channel: ch.tag });
     }
-    const now = this.nowMs();
-    const cursor = new RecordCursor(body, recordsAt, this.limits.eventBytesMax);
+  }
+
+  private route(ch: Channel, body: Buffer, s: PublishSection, now: number): { accepted: number; duplicates: number } {
+    const cursor = new RecordCursor(body, s.recordsAt, this.limits.eventBytesMax, s.recordsEnd);
     let accepted = 0;
     let duplicates = 0;
-    // A batch is almost always one publishing process: look its stream up once per run of
+    // A section is almost always one publishing process: look its stream up once per run of
     // records, not once per event.
     let runFrom = -1;
     let runTo = -1;

@@ -22,7 +22,20 @@ import {
   type ChannelClass,
   type Priority,
 } from '../core/index.js';
-import { decodeAck, decodeJson, MessageType, numberRecords, PUBLISH_SEQ_AT, publishHeaderBytes, recordBytes, writePublishHeader, writeRecord, EPOCH_BYTES } from '../codec/index.js';
+import {
+  decodeAck,
+  decodeJson,
+  MessageType,
+  numberRecords,
+  PUBLISH_SEQ_AT,
+  PUBLISH_FIXED_BYTES,
+  publishSectionHeaderBytes,
+  recordBytes,
+  writePublishFrameHeader,
+  writePublishSection,
+  writeRecord,
+  EPOCH_BYTES,
+} from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 
@@ -33,24 +46,25 @@ export interface PublishOptions {
   timestampMs?: number;
 }
 
-interface OpenBatch {
+/** Events queued for one channel of the next frame; the buffer is reused from frame to frame. */
+interface OpenSection {
   channel: string;
   channelBytes: Buffer;
+  fault: ChannelClass['fault'];
   buf: Buffer;
-  /** Bytes the batch may reach (header + batchBytesMax, or one bigger event). */
-  limit: number;
   offset: number;
   count: number;
 }
 
-/** First allocation of a batch; it doubles as events arrive, up to the batch limit. */
-const BATCH_BYTES_INITIAL = 8 * 1024;
+/** First allocation of a section's buffer; it doubles as events arrive. */
+const SECTION_BYTES_INITIAL = 8 * 1024;
 
 interface Batch {
   seq: number;
-  channel: string;
-  cls: ChannelClass;
+  fault: ChannelClass['fault'];
   frame: Buffer;
+  /** [recordsAt, recordsEnd) of each section, to number the records when the frame is sent. */
+  ranges: number[];
   count: number;
   acks: Set<number>;
   errors: Map<number, FitError>;
@@ -69,7 +83,10 @@ export class Publisher {
   private readonly idBytes: Buffer;
   private seq = 0;
   private nextBatchSeq = 1;
-  private readonly open = new Map<string, OpenBatch>();
+  /** The next frame, by channel: one frame carries every channel's events (a section each). */
+  private readonly open = new Map<string, OpenSection>();
+  private openBytes = 0;
+  private openEvents = 0;
   private readonly outbox: Batch[] = [];
   private readonly inflight = new Map<number, Batch>();
   private sealScheduled = false;
@@ -130,14 +147,16 @@ export class Publisher {
         limitBytes: limits.eventBytesMax,
       });
     }
-    let b = this.open.get(channel);
-    if (b && b.offset + size > b.limit) {
-      this.seal(b);
-      b = undefined;
+    let sec = this.open.get(channel);
+    const sectionBytes = sec && sec.count > 0 ? 0 : publishSectionHeaderBytes(sec?.channelBytes ?? Buffer.from(channel, 'utf8'));
+    if (this.openEvents > 0 && this.openBytes + sectionBytes + size > limits.batchBytesMax) {
+      this.sealAll();
+      sec = this.open.get(channel);
     }
-    if (!b) b = this.openBatch(channel, size);
-    else if (b.offset + size > b.buf.length) this.grow(b, b.offset + size);
-    b.offset = writeRecord(b.buf, b.offset, {
+    sec ??= this.openSection(channel, cls);
+    if (sec.offset + size > sec.buf.length) this.grow(sec, sec.offset + size);
+    const before = sec.offset;
+    sec.offset = writeRecord(sec.buf, sec.offset, {
       publisher: this.idBytes,
       epoch: this.epoch,
       seq: 0,
@@ -146,12 +165,14 @@ export class Publisher {
       contentType,
       content: bytes,
     });
-    b.count++;
+    if (sec.count++ === 0) this.openBytes += publishSectionHeaderBytes(sec.channelBytes);
+    this.openBytes += sec.offset - before;
+    this.openEvents++;
     this.counters.events++;
-    // Urgent events never wait for a batch to fill, nor behind batches waiting for the window:
-    // the batch holding one goes to the front of the outbox.
-    if (priority === PRIORITY_URGENT) this.seal(b, true);
-    else if (b.count >= limits.batchEventsMax) this.seal(b);
+    // Urgent events never wait for a frame to fill, nor behind frames waiting for the window:
+    // the frame holding one goes to the front of the outbox.
+    if (priority === PRIORITY_URGENT) this.sealAll(true);
+    else if (this.openEvents >= limits.batchEventsMax) this.sealAll();
     else this.scheduleSeal();
     return this.inflight.size + this.outbox.length < limits.publishWindowBatches;
   }
@@ -163,7 +184,7 @@ export class Publisher {
 
   /** Resolves once every event published so far is acknowledged by its quorum. */
   flush(timeoutMs = 30_000): Promise<void> {
-    for (const b of [...this.open.values()]) this.seal(b);
+    this.sealAll();
     return this.waitWithin(() => this.inflight.size === 0 && this.outbox.length === 0, timeoutMs);
   }
 
@@ -197,24 +218,18 @@ export class Publisher {
     return cls;
   }
 
-  private openBatch(channel: string, firstRecordBytes: number): OpenBatch {
-    const channelBytes = Buffer.from(channel, 'utf8');
-    const header = publishHeaderBytes(channelBytes);
-    const limit = header + Math.max(this.config.limits.batchBytesMax, firstRecordBytes);
-    // Sized for what arrives, not for the limit: with fifty channels open, batches are small,
-    // and allocating the limit for each one was most of a publisher's garbage.
-    const capacity = Math.min(limit, Math.max(BATCH_BYTES_INITIAL, header + 2 * firstRecordBytes));
-    const b = { channel, channelBytes, buf: Buffer.allocUnsafe(capacity), limit, offset: header, count: 0 };
-    this.open.set(channel, b);
-    return b;
+  private openSection(channel: string, cls: ChannelClass): OpenSection {
+    const sec: OpenSection = { channel, channelBytes: Buffer.from(channel, 'utf8'), fault: cls.fault, buf: Buffer.allocUnsafe(SECTION_BYTES_INITIAL), offset: 0, count: 0 };
+    this.open.set(channel, sec);
+    return sec;
   }
 
-  private grow(b: OpenBatch, needed: number): void {
-    let capacity = b.buf.length;
+  private grow(sec: OpenSection, needed: number): void {
+    let capacity = sec.buf.length;
     while (capacity < needed) capacity *= 2;
-    const buf = Buffer.allocUnsafe(Math.min(b.limit, capacity));
-    b.buf.copy(buf, 0, 0, b.offset);
-    b.buf = buf;
+    const buf = Buffer.allocUnsafe(capacity);
+    sec.buf.copy(buf, 0, 0, sec.offset);
+    sec.buf = buf;
   }
 
   private scheduleSeal(): void {
@@ -222,20 +237,48 @@ export class Publisher {
     this.sealScheduled = true;
     setImmediate(() => {
       this.sealScheduled = false;
-      for (const b of [...this.open.values()]) this.seal(b);
+      this.sealAll();
     });
   }
 
-  private seal(b: OpenBatch, urgent = false): void {
-    this.open.delete(b.channel);
-    if (b.count === 0) return;
-    // The batch's buffer is never written again once sealed: the frame can be a view of it.
-    const frame = b.buf.subarray(0, b.offset);
-    writePublishHeader(frame, b.channelBytes, b.count, frame.length);
-    const batch = { seq: 0, channel: b.channel, cls: this.config.table.channels.get(b.channel)!, frame, count: b.count, acks: new Set<number>(), errors: new Map<number, FitError>() };
-    if (urgent) this.outbox.unshift(batch);
-    else this.outbox.push(batch);
+  /**
+   * Turns the open sections into frames: one per fault class, because a frame is acknowledged
+   * as a whole and cft and bft count their quorums differently (nearly always just one).
+   */
+  private sealAll(urgent = false): void {
+    if (this.openEvents === 0) return;
+    const frames: Batch[] = [];
+    for (const fault of ['bft', 'cft'] as const) {
+      const secs = [...this.open.values()].filter((s) => s.fault === fault && s.count > 0);
+      if (secs.length > 0) frames.push(this.frameOf(fault, secs));
+    }
+    // Section buffers are kept for the next frame; a channel that fell silent gives its back.
+    for (const [channel, sec] of this.open) {
+      if (sec.count === 0) this.open.delete(channel);
+      sec.offset = 0;
+      sec.count = 0;
+    }
+    this.openBytes = 0;
+    this.openEvents = 0;
+    if (urgent) this.outbox.unshift(...frames);
+    else this.outbox.push(...frames);
     this.pump();
+  }
+
+  private frameOf(fault: ChannelClass['fault'], secs: OpenSection[]): Batch {
+    let bytes = PUBLISH_FIXED_BYTES;
+    for (const s of secs) bytes += publishSectionHeaderBytes(s.channelBytes) + s.offset;
+    const frame = Buffer.allocUnsafe(bytes);
+    let o = writePublishFrameHeader(frame, secs.length, bytes);
+    const ranges: number[] = [];
+    let count = 0;
+    for (const s of secs) {
+      o = writePublishSection(frame, o, s.channelBytes, s.count, s.offset);
+      ranges.push(o, o + s.offset);
+      o += s.buf.copy(frame, o, 0, s.offset);
+      count += s.count;
+    }
+    return { seq: 0, fault, frame, ranges, count, acks: new Set<number>(), errors: new Map<number, FitError>() };
   }
 
   private pump(): void {
@@ -243,7 +286,7 @@ export class Publisher {
     while (this.outbox.length > 0 && this.inflight.size < window) {
       const b = this.outbox.shift()!;
       b.seq = this.nextBatchSeq++;
-      this.seq = numberRecords(b.frame, publishHeaderBytes(Buffer.from(b.channel, 'utf8')), this.seq);
+      for (let i = 0; i < b.ranges.length; i += 2) this.seq = numberRecords(b.frame, b.ranges[i]!, this.seq, b.ranges[i + 1]);
       b.frame.writeUInt32BE(b.seq, PUBLISH_SEQ_AT);
       this.inflight.set(b.seq, b);
       this.counters.batches++;
@@ -292,9 +335,9 @@ export class Publisher {
   private check(b: Batch): void {
     const f = this.config.f;
     const n = this.links.length;
-    const quorum = publishQuorum(b.cls.fault, f);
+    const quorum = publishQuorum(b.fault, f);
     const done =
-      b.cls.fault === 'bft'
+      b.fault === 'bft'
         ? b.acks.size >= quorum
         : b.acks.size >= quorum && this.links.every((l) => l.down || b.acks.has(l.id) || b.errors.has(l.id));
     if (done) {
@@ -308,7 +351,7 @@ export class Publisher {
     const byCode = new Map<string, FitError[]>();
     for (const e of b.errors.values()) byCode.set(e.code, [...(byCode.get(e.code) ?? []), e]);
     for (const errs of byCode.values()) {
-      if (errs.length >= voteQuorum(b.cls.fault, f) || n - b.errors.size < quorum) return this.fail(errs[0]!);
+      if (errs.length >= voteQuorum(b.fault, f) || n - b.errors.size < quorum) return this.fail(errs[0]!);
     }
   }
 
@@ -339,7 +382,7 @@ export class Publisher {
     const pending = [...this.inflight.values()];
     const reachable = this.links.filter((l) => l.ready).map((l) => l.id);
     const refused = this.links.find((l) => l.lastError)?.lastError;
-    const needed = pending[0] ? publishQuorum(pending[0].cls.fault, this.config.f) : 0;
+    const needed = pending[0] ? publishQuorum(pending[0].fault, this.config.f) : 0;
     return new FitError(
       'FIT_ERR_QUORUM_TIMEOUT',
       `${pending.reduce((n, b) => n + b.count, 0) + this.outbox.reduce((n, b) => n + b.count, 0)} events were not acknowledged by ${needed} replicas within ${timeoutMs} ms; ` +

@@ -6,7 +6,7 @@
 
 import type { KeyObject } from 'node:crypto';
 import { FitError, maySubscribe, voteQuorum, type BrokerEvent } from '../core/index.js';
-import { decodeEventsHeader, decodeRecord, MessageType, RecordCursor } from '../codec/index.js';
+import { decodeEvents, decodeRecord, MessageType, RecordCursor } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 import { Voter } from './voter.js';
@@ -51,7 +51,7 @@ export class Receiver {
             if (++up >= this.threshold) resolveReady();
           },
           onFrame: (link, body) => {
-            if (body[0] === MessageType.Events) this.frames.set(`${link.id}:${decodeEventsHeader(body).streamId}`, body);
+            if (body[0] === MessageType.Events) this.frames.set(`${link.id}:${decodeEvents(body)[0]?.streamId}`, body);
           },
           onDown: () => undefined,
         }),
@@ -79,8 +79,10 @@ export class Receiver {
         const body = this.frames.get(`${link.id}:${seq}`);
         this.frames.delete(`${link.id}:${seq}`);
         if (!body) return;
-        const cursor = new RecordCursor(body, decodeEventsHeader(body).recordsAt, this.config.limits.eventBytesMax);
-        while (cursor.next()) this.voter.offer(link.id, Buffer.from(cursor.record()), this.pos++, now);
+        for (const h of decodeEvents(body)) {
+          const cursor = new RecordCursor(body, h.recordsAt, this.config.limits.eventBytesMax, h.recordsEnd);
+          while (cursor.next()) this.voter.offer(link.id, Buffer.from(cursor.record()), this.pos++, now);
+        }
       }),
     );
     const refusal = believedRefusal(

@@ -12,7 +12,7 @@
 
 import type { KeyObject } from 'node:crypto';
 import { FitError, maySubscribe, voteQuorum, type BrokerEvent, type ChannelClass, type ClientInfo } from '../core/index.js';
-import { decodeEventsHeader, decodeRecord, encodeCredit, MessageType, RecordCursor } from '../codec/index.js';
+import { decodeEvents, decodeRecord, encodeCredit, MessageType, RecordCursor } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 import { StreamAcks } from './acks.js';
@@ -241,30 +241,35 @@ export class Subscriber {
 
   private onFrame(link: ReplicaLink, body: Buffer): void {
     if (body[0] !== MessageType.Events) return;
-    let h;
+    let sections;
     try {
-      h = decodeEventsHeader(body);
+      sections = decodeEvents(body);
     } catch {
       this.channels[0]!.malformed[link.id]!++;
       return;
     }
-    const stream = this.byStreamId[link.id]!.get(h.streamId);
-    if (!stream || stream.ch.streams.get(link.id) !== stream) return;
-    const voter = stream.ch.voter;
     const now = Date.now();
-    const cursor = new RecordCursor(body, h.recordsAt, this.config.limits.eventBytesMax);
-    let pos = stream.gen * GEN + h.firstPos;
-    try {
-      while (cursor.next()) {
-        stream.acks.received++;
-        if (this.closing) voter.offerLateAt(link.id, body, cursor.start, cursor.end, pos++);
-        else voter.offerAt(link.id, body, cursor.start, cursor.end, pos++, now);
+    const streams = this.byStreamId[link.id]!;
+    let received = 0;
+    for (const h of sections) {
+      const stream = streams.get(h.streamId);
+      if (!stream || stream.ch.streams.get(link.id) !== stream) continue;
+      const voter = stream.ch.voter;
+      const cursor = new RecordCursor(body, h.recordsAt, this.config.limits.eventBytesMax, h.recordsEnd);
+      let pos = stream.gen * GEN + h.firstPos;
+      try {
+        while (cursor.next()) {
+          stream.acks.received++;
+          if (this.closing) voter.offerLateAt(link.id, body, cursor.start, cursor.end, pos++);
+          else voter.offerAt(link.id, body, cursor.start, cursor.end, pos++, now);
+        }
+      } catch {
+        // A replica that sends unparseable records is faulty; what parsed before still counts.
+        stream.ch.malformed[link.id]!++;
       }
-    } catch {
-      // A replica that sends unparseable records is faulty; what parsed before still counts.
-      stream.ch.malformed[link.id]!++;
+      if (stream.acks.received >= this.credits / 4) received++;
     }
-    if (stream.acks.received >= this.credits / 4) this.sendCredits(false);
+    if (received > 0) this.sendCredits(false);
   }
 
   private deliver(ch: ChannelState, rec: Buffer): void {

@@ -7,15 +7,20 @@ export {
   encodeJson,
   decodeJson,
   PUBLISH_SEQ_AT,
+  PUBLISH_FIXED_BYTES,
   publishHeaderBytes,
+  publishSectionHeaderBytes,
   writePublishHeader,
+  writePublishFrameHeader,
+  writePublishSection,
   decodePublish,
   encodeAck,
   decodeAck,
-  EVENTS_HEADER_BYTES,
+  EVENTS_SECTION_HEADER_BYTES,
+  EventsWriter,
   encodeEvents,
-  decodeEventsHeader,
+  decodeEvents,
   encodeCredit,
   decodeCredit,
 } from './messages.js';
-export type { PublishView } from './messages.js';
+export type { PublishView, PublishSection, EventsSection } from './messages.js';

@@ -59,9 +59,9 @@ export function writeRecord(out: Buffer, offset: number, r: RecordInput): number
  * and trusts; returns the last one written. Used when a batch is sent, so that the order of
  * sequence numbers on the wire is the order batches leave the client.
  */
-export function numberRecords(buf: Buffer, offset: number, lastSeq: number): number {
+export function numberRecords(buf: Buffer, offset: number, lastSeq: number, end = buf.length): number {
   let seq = lastSeq;
-  for (let o = offset; o < buf.length; o += 4 + buf.readUInt32BE(o)) {
+  for (let o = offset; o < end; o += 4 + buf.readUInt32BE(o)) {
     const at = o + FIXED_BEFORE_PUBLISHER + buf[o + 8]! + EPOCH_BYTES;
     seq++;
     buf.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), at);
@@ -87,18 +87,21 @@ export class RecordCursor {
   seq = 0;
   private publisherEnd = 0;
 
+  /** Walks [offset, limit): one section of a frame, or the rest of the buffer. */
   constructor(
     private readonly buf: Buffer,
     private offset: number,
     private readonly eventBytesMax: number,
+    private readonly limit = buf.length,
   ) {}
 
   /** Advances to the next record; throws FIT_ERR_MALFORMED / FIT_ERR_EVENT_TOO_LARGE. */
   next(): boolean {
     const buf = this.buf;
     const s = this.offset;
-    if (s >= buf.length) return false;
-    if (s + FIXED_BEFORE_PUBLISHER > buf.length) throw malformed('truncated header', s);
+    const limit = this.limit;
+    if (s >= limit) return false;
+    if (s + FIXED_BEFORE_PUBLISHER > limit) throw malformed('truncated header', s);
     const bodyBytes = buf.readUInt32BE(s);
     const end = s + 4 + bodyBytes;
     if (bodyBytes + 4 > this.eventBytesMax) {
@@ -108,7 +111,7 @@ export class RecordCursor {
         { eventBytes: bodyBytes + 4, limitBytes: this.eventBytesMax },
       );
     }
-    if (end > buf.length) throw malformed('record runs past the end of the frame', s);
+    if (end > limit) throw malformed('record runs past the end of its section', s);
     if (buf[s + 4] !== RECORD_VERSION) throw malformed(`unknown record version ${buf[s + 4]}`, s);
     const priority = buf[s + 5]!;
     if (priority > 3) throw malformed(`priority ${priority} is not 0..3`, s);

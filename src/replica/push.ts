@@ -4,18 +4,26 @@
 // replica's memory: what it cannot take stays in the bounded queue.
 
 import type { ClientQueue, QueueSession } from '../broker/index.js';
-import { encodeEvents } from '../codec/index.js';
+import { EventsWriter } from '../codec/index.js';
 import type { Connection } from '../net/index.js';
 import { tamperRecord, type Fault } from './faults.js';
 
+/** An EVENTS frame is sent once it reaches this size, so frames stay well under frameBytesMax. */
+const PUSH_FRAME_BYTES = 256 * 1024;
+
 /**
- * Runs every push stream that has something to send in one pass of the event loop, so the
- * frames of fifty channels leave in one write per connection (Connection corks until the
- * pass ends) instead of one setImmediate and one syscall per stream.
+ * Runs every push stream that has something to send in one pass of the event loop, and sends
+ * what the streams of one connection produced in that pass as one EVENTS frame (a section per
+ * stream): a subscriber of fifty channels gets one frame per pass instead of fifty, and at a
+ * modest rate, where each stream has one or two events per pass, per-frame costs stop being
+ * per-event costs on both sides.
  */
 export class PushScheduler {
   private readonly due = new Set<PushStream>();
+  private readonly writers = new Map<Connection, EventsWriter>();
   private armed = false;
+
+  constructor(private readonly faults: readonly Fault[]) {}
 
   add(s: PushStream): void {
     this.due.add(s);
@@ -24,12 +32,34 @@ export class PushScheduler {
     setImmediate(this.run);
   }
 
+  /** Adds a section to this pass's frame for `conn`; sends the frame once it is big enough. */
+  write(conn: Connection, streamId: number, firstPos: number, records: Buffer[]): void {
+    let w = this.writers.get(conn);
+    if (!w) this.writers.set(conn, (w = new EventsWriter()));
+    w.add(streamId, firstPos, records);
+    if (w.bytes >= PUSH_FRAME_BYTES || w.sections >= 0xffff) this.send(conn, w.take()!);
+  }
+
   private readonly run = (): void => {
     this.armed = false;
     const streams = [...this.due];
     this.due.clear();
     for (const s of streams) s.flush();
+    for (const [conn, w] of this.writers) {
+      const frame = w.take();
+      if (frame) this.send(conn, frame);
+    }
+    this.writers.clear();
   };
+
+  private send(conn: Connection, frame: Buffer): void {
+    const delay = this.faults.find((f) => f.kind === 'delay');
+    const copies = this.faults.some((f) => f.kind === 'duplicate') ? 2 : 1;
+    for (let i = 0; i < copies; i++) {
+      if (delay && delay.kind === 'delay') setTimeout(() => conn.send(frame), delay.ms);
+      else conn.send(frame);
+    }
+  }
 }
 
 export interface PushContext {
@@ -78,7 +108,7 @@ export class PushStream {
     this.queue.detach(this.qs);
   }
 
-  /** Sends what credits allow; called by the scheduler. */
+  /** Hands the scheduler what credits allow; called by the scheduler. */
   flush(): void {
     this.scheduled = false;
     if (this.closed || this.ctx.faults.some((f) => f.kind === 'mute')) return;
@@ -88,17 +118,17 @@ export class PushStream {
       if (entries.length === 0) break;
       this.credits -= entries.length;
       const firstPos = this.qs.nextPos - entries.length;
-      let bytes = 0;
-      const recs = entries.map((e) => {
-        const rec = this.transform(e.rec);
-        bytes += rec.length;
-        return rec;
-      });
-      this.send(encodeEvents(this.id, firstPos, recs, bytes));
+      this.ctx.scheduler.write(this.conn, this.id, firstPos, this.records(entries));
       const over = this.queue.inflightOf(this.qs) - this.ctx.inflightEventsMax;
       if (over > 0) this.queue.ack(this.qs, this.qs.nextPos - this.ctx.inflightEventsMax - 1);
     }
     if (!this.conn.writable && !this.conn.isClosed) this.conn.whenDrained(() => this.schedule());
+  }
+
+  private records(entries: readonly { rec: Buffer }[]): Buffer[] {
+    const out = new Array<Buffer>(entries.length);
+    for (let i = 0; i < entries.length; i++) out[i] = this.transform(entries[i]!.rec);
+    return out;
   }
 
   private transform(rec: Buffer): Buffer {
@@ -107,14 +137,5 @@ export class PushStream {
       if (f.kind === 'equivocate') return tamperRecord(rec, this.salt);
     }
     return rec;
-  }
-
-  private send(frame: Buffer): void {
-    const delay = this.ctx.faults.find((f) => f.kind === 'delay');
-    const copies = this.ctx.faults.some((f) => f.kind === 'duplicate') ? 2 : 1;
-    for (let i = 0; i < copies; i++) {
-      if (delay && delay.kind === 'delay') setTimeout(() => this.conn.send(frame), delay.ms);
-      else this.conn.send(frame);
-    }
   }
 }

@@ -44,11 +44,12 @@ export class ReplicaServer {
   private readonly startedAtMs = Date.now();
   private readonly nowMs: () => number;
   private readonly faults: Fault[];
-  private readonly scheduler = new PushScheduler();
+  private readonly scheduler: PushScheduler;
 
   constructor(private readonly o: ReplicaOptions) {
     this.nowMs = o.nowMs ?? Date.now;
     this.faults = o.faults ?? [];
+    this.scheduler = new PushScheduler(this.faults);
     this.service = new BrokerService(o.config.table, o.config.limits, this.nowMs);
     this.service.onQueued = (channel, client) => {
       const set = this.streams.get(streamKey(channel, client));
@@ -162,8 +163,7 @@ export class ReplicaServer {
   private onPublish(peer: Peer, body: Buffer): void {
     const p = decodePublish(body);
     try {
-      const ch = this.service.checkPublish(peer.client!, p.channel);
-      const r = this.service.publish(peer.client!, ch, body, p.recordsAt, p.count);
+      const r = this.service.publish(peer.client!, body, p.sections);
       peer.conn.send(encodeAck(p.reqSeq, r.accepted, r.duplicates));
     } catch (e) {
       if (!isFitError(e)) throw e;
@@ -230,9 +230,8 @@ export class ReplicaServer {
     if (!Number.isInteger(max) || max < 1) throw new FitError('FIT_ERR_MALFORMED', 'receive needs max: a positive integer');
     if (this.faults.some((f) => f.kind === 'mute')) return this.reply(peer, seq, { count: 0 });
     const entries = queue.pull(Math.min(max, this.o.config.limits.pushBatchEventsMax), this.nowMs());
-    const recs = entries.map((e) => e.rec);
-    peer.conn.send(encodeEvents(seq, 0, recs, recs.reduce((n, r) => n + r.length, 0)));
-    this.reply(peer, seq, { count: recs.length });
+    peer.conn.send(encodeEvents(seq, 0, entries.map((e) => e.rec)));
+    this.reply(peer, seq, { count: entries.length });
   }
 
   private report(client: ClientInfo, mismatches: unknown): void {

@@ -2,7 +2,20 @@
 // exercise the same bytes a publisher sends.
 
 import { ContentType, type Priority } from '../../src/core/index.js';
-import { decodePublish, publishHeaderBytes, recordBytes, writePublishHeader, writeRecord, PUBLISH_SEQ_AT, EPOCH_BYTES } from '../../src/codec/index.js';
+import {
+  decodePublish,
+  publishHeaderBytes,
+  publishSectionHeaderBytes,
+  recordBytes,
+  writePublishFrameHeader,
+  writePublishHeader,
+  writePublishSection,
+  writeRecord,
+  EPOCH_BYTES,
+  PUBLISH_FIXED_BYTES,
+  PUBLISH_SEQ_AT,
+  type PublishSection,
+} from '../../src/codec/index.js';
 
 export const EPOCH_A = Buffer.from('a1a2a3a4a5a6a7a8', 'hex');
 export const EPOCH_B = Buffer.from('b1b2b3b4b5b6b7b8', 'hex');
@@ -38,7 +51,7 @@ export function makeRecord(spec: EventSpec = {}): Buffer {
   return out;
 }
 
-/** A whole PUBLISH frame (length prefix included), as a publisher sends it. */
+/** A whole one-channel PUBLISH frame (length prefix included), as a publisher sends it. */
 export function publishFrame(channel: string, records: Buffer[], reqSeq = 1, count = records.length): Buffer {
   const ch = Buffer.from(channel, 'utf8');
   const header = publishHeaderBytes(ch);
@@ -49,9 +62,22 @@ export function publishFrame(channel: string, records: Buffer[], reqSeq = 1, cou
   return frame;
 }
 
-/** The frame body a replica hands to BrokerService.publish, with where its records start. */
-export function publishBody(channel: string, records: Buffer[], count = records.length): { body: Buffer; recordsAt: number; count: number } {
+/** A PUBLISH frame with a section per entry, in order (a channel may appear twice). */
+export function multiPublishFrame(sections: { channel: string; records: Buffer[] }[], reqSeq = 1): Buffer {
+  const chans = sections.map((s) => Buffer.from(s.channel, 'utf8'));
+  const bytes = sections.reduce((n, s, i) => n + publishSectionHeaderBytes(chans[i]!) + s.records.reduce((m, r) => m + r.length, 0), PUBLISH_FIXED_BYTES);
+  const frame = Buffer.alloc(bytes);
+  let o = writePublishFrameHeader(frame, sections.length, bytes);
+  frame.writeUInt32BE(reqSeq, PUBLISH_SEQ_AT);
+  sections.forEach((s, i) => {
+    o = writePublishSection(frame, o, chans[i]!, s.records.length, s.records.reduce((m, r) => m + r.length, 0));
+    for (const r of s.records) o += r.copy(frame, o);
+  });
+  return frame;
+}
+
+/** The frame body a replica hands to BrokerService.publish, with its one section. */
+export function publishBody(channel: string, records: Buffer[], count = records.length): { body: Buffer; sections: PublishSection[] } {
   const body = publishFrame(channel, records, 1, count).subarray(4);
-  const view = decodePublish(body);
-  return { body, recordsAt: view.recordsAt, count: view.count };
+  return { body, sections: decodePublish(body).sections };
 }

@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { DEFAULT_LIMITS, FitError, limitsWith, type ChannelClass, type ClientInfo, type ControlTable } from '../../src/core/index.js';
 import { BrokerService, type ClientQueue } from '../../src/broker/index.js';
-import { makeRecord, publishBody, EPOCH_B, T0_MS } from '../helpers/records.js';
+import { makeRecord, multiPublishFrame, publishBody, EPOCH_B, T0_MS } from '../helpers/records.js';
+import { decodePublish } from '../../src/codec/index.js';
 import { fitErrorFrom } from '../helpers/errors.js';
 
 const TTL_MS = 60_000;
@@ -28,6 +29,7 @@ const siem1 = client('siem1', [], ['alerts']);
 const siem2 = client('siem2', [], ['*']);
 const metricsOnly = client('grafana', [], ['metrics']);
 const outsider = client('outsider', [], []);
+const both = client('both', ['alerts', 'metrics'], []);
 
 function setup(nowMs = T0_MS): { svc: BrokerService; queued: string[] } {
   const table: ControlTable = {
@@ -35,7 +37,7 @@ function setup(nowMs = T0_MS): { svc: BrokerService; queued: string[] } {
       ['alerts', cls()],
       ['metrics', cls({ fault: 'cft' })],
     ]),
-    clients: new Map([probe, siem1, siem2, metricsOnly, outsider].map((c) => [c.id, c])),
+    clients: new Map([probe, siem1, siem2, metricsOnly, outsider, both].map((c) => [c.id, c])),
   };
   const svc = new BrokerService(table, limitsWith({}), () => nowMs);
   const queued: string[] = [];
@@ -44,8 +46,8 @@ function setup(nowMs = T0_MS): { svc: BrokerService; queued: string[] } {
 }
 
 function publish(svc: BrokerService, who: ClientInfo, channel: string, records: Buffer[], count = records.length) {
-  const { body, recordsAt } = publishBody(channel, records, count);
-  return svc.publish(who, svc.checkPublish(who, channel), body, recordsAt, count);
+  const { body, sections } = publishBody(channel, records, count);
+  return svc.publish(who, body, sections);
 }
 
 const depth = (svc: BrokerService, who: ClientInfo, channel = 'alerts'): number => svc.queueFor(who, channel).depth;
@@ -72,6 +74,28 @@ test('publish routes each accepted record, byte for byte, to every subscriber qu
   assert.equal(depth(svc, metricsOnly, 'metrics'), 0, 'other channels get nothing');
   assert.deepEqual(queued.sort(), ['alerts:siem1', 'alerts:siem2']);
   assert.equal(svc.channel('alerts').counters.eventsIn, 2);
+});
+
+test('a frame with a section per channel routes each section to its channel\'s queues; a refused section queues nothing from any', () => {
+  const { svc, queued } = setup();
+  const a = [makeRecord({ publisher: 'both', seq: 1 }), makeRecord({ publisher: 'both', seq: 3 })];
+  const m = [makeRecord({ publisher: 'both', seq: 2, content: 'metric' })];
+  const multi = (sections: { channel: string; records: Buffer[] }[]) => {
+    const body = multiPublishFrame(sections).subarray(4);
+    return svc.publish(both, body, decodePublish(body).sections);
+  };
+  assert.deepEqual(multi([{ channel: 'alerts', records: a }, { channel: 'metrics', records: m }]), { accepted: 3, duplicates: 0 });
+  assert.deepEqual(takeAll(svc.queueFor(siem1, 'alerts')), a);
+  assert.deepEqual(takeAll(svc.queueFor(metricsOnly, 'metrics')), m);
+  assert.deepEqual(queued.sort(), ['alerts:siem1', 'alerts:siem2', 'metrics:grafana', 'metrics:siem2']);
+
+  const later = [makeRecord({ publisher: 'both', seq: 4 })];
+  const e = refusal(() => multi([{ channel: 'alerts', records: later }, { channel: 'nope', records: later }]));
+  assert.equal(e.code, 'FIT_ERR_UNKNOWN_CHANNEL');
+  const bad = makeRecord({ publisher: 'probe', seq: 5 });
+  assert.equal(refusal(() => multi([{ channel: 'alerts', records: later }, { channel: 'metrics', records: [bad] }])).code, 'FIT_ERR_NOT_AUTHORIZED');
+  assert.equal(depth(svc, siem1), 0, 'the good section of a refused frame was not queued');
+  assert.deepEqual(multi([{ channel: 'alerts', records: later }]), { accepted: 1, duplicates: 0 }, 'nor remembered by dedupe');
 });
 
 test('events published before a console first connects wait in its queue', () => {

@@ -13,17 +13,18 @@ import {
   RecordCursor,
   decodeAck,
   decodeCredit,
-  decodeEventsHeader,
+  decodeEvents,
   decodeJson,
   decodePublish,
   encodeAck,
   encodeCredit,
   encodeEvents,
   encodeJson,
+  EventsWriter,
 } from '../../src/codec/index.js';
 import { NAME_PATTERN } from '../../src/config/index.js';
 import { assertProperty } from '../helpers/property.js';
-import { makeRecord, publishFrame } from '../helpers/records.js';
+import { makeRecord, multiPublishFrame, publishFrame } from '../helpers/records.js';
 
 /** The single frame body in `wire`, as a replica or client would receive it. */
 function body(wire: Buffer): Buffer {
@@ -57,31 +58,46 @@ test('decodeJson rejects invalid JSON and JSON that is not an object', () => {
   for (const text of ['[1,2]', 'null', '42', '"text"', 'true']) malformed(() => decodeJson(raw(text)), /not a JSON object/);
 });
 
-test('PUBLISH header round-trips reqSeq, channel and count, and its records follow at recordsAt', (t) => {
+const sectionsArb = fc.array(fc.record({ channel: fc.stringMatching(NAME_PATTERN), n: fc.integer({ min: 0, max: 3 }) }), { minLength: 1, maxLength: 4 });
+
+test('PUBLISH round-trips reqSeq and every section (channel, count, records), in order', (t) => {
   assertProperty(
     t,
     import.meta.url,
-    fc.property(u32, fc.stringMatching(NAME_PATTERN), fc.integer({ min: 1, max: 4 }), (reqSeq, channel, n) => {
-      const recs = Array.from({ length: n }, (_, i) => makeRecord({ seq: i + 1, content: `event ${i}` }));
-      const b = body(publishFrame(channel, recs, reqSeq));
+    fc.property(u32, sectionsArb, (reqSeq, specs) => {
+      let seq = 0;
+      const sections = specs.map((s) => ({ channel: s.channel, records: Array.from({ length: s.n }, () => makeRecord({ seq: ++seq, content: `event ${seq}` })) }));
+      const b = body(sections.length === 1 ? publishFrame(sections[0]!.channel, sections[0]!.records, reqSeq) : multiPublishFrame(sections, reqSeq));
       assert.equal(b[0], MessageType.Publish);
       const view = decodePublish(b);
-      assert.deepEqual({ reqSeq: view.reqSeq, channel: view.channel, count: view.count }, { reqSeq, channel, count: n });
-      const c = new RecordCursor(b, view.recordsAt, 1 << 20);
-      const got: Buffer[] = [];
-      while (c.next()) got.push(c.record());
-      assert.deepEqual(got, recs);
+      assert.equal(view.reqSeq, reqSeq);
+      assert.deepEqual(
+        view.sections.map((s) => ({ channel: s.channel, count: s.count })),
+        sections.map((s) => ({ channel: s.channel, count: s.records.length })),
+      );
+      view.sections.forEach((s, i) => {
+        const c = new RecordCursor(b, s.recordsAt, 1 << 20, s.recordsEnd);
+        const got: Buffer[] = [];
+        while (c.next()) got.push(c.record());
+        assert.deepEqual(got, sections[i]!.records);
+      });
     }),
   );
 });
 
-test('decodePublish rejects a body shorter than its header or a channel running past the frame', () => {
-  malformed(() => decodePublish(Buffer.from([MessageType.Publish, 0, 0, 0, 1, 0, 0])), /shorter than its header/);
-  const b = body(publishFrame('alerts', []));
-  malformed(() => decodePublish(b.subarray(0, b.length - 1)), /channel runs past the frame/);
+test('decodePublish rejects a short body, no section, a section or records running past the frame, and trailing bytes', () => {
+  malformed(() => decodePublish(Buffer.from([MessageType.Publish, 0, 0, 0, 1, 0])), /shorter than its header/);
+  malformed(() => decodePublish(Buffer.from([MessageType.Publish, 0, 0, 0, 1, 0, 0])), /no channel section/);
+  const b = body(publishFrame('alerts', [makeRecord()]));
+  malformed(() => decodePublish(b.subarray(0, b.length - 1)), /records run past the frame/);
+  malformed(() => decodePublish(b.subarray(0, 10)), /section 0 runs past the frame/);
   const longer = Buffer.from(b);
-  longer[5] = 200; // claims a 200-byte channel name
-  malformed(() => decodePublish(longer), /channel runs past the frame/);
+  longer[7] = 250; // claims a 250-byte channel name
+  malformed(() => decodePublish(longer), /section 0 runs past the frame/);
+  const two = Buffer.from(b);
+  two.writeUInt16BE(2, 5); // claims a second section that is not there
+  malformed(() => decodePublish(two), /section 1 runs past the frame/);
+  malformed(() => decodePublish(Buffer.concat([b, Buffer.from([0])])), /1 bytes after its last section/);
 });
 
 // ACK and CREDIT are three u32 fields after the type byte: one property covers both.
@@ -111,21 +127,38 @@ test('decodeAck and decodeCredit reject bodies of the wrong length', () => {
   malformed(() => decodeCredit(Buffer.concat([credit, Buffer.from([0])])), /CREDIT has the wrong length/);
 });
 
-test('EVENTS header round-trips and the records follow it unchanged', () => {
-  const recs = [makeRecord({ seq: 1 }), makeRecord({ seq: 2, priority: 3, content: 'urgent' })];
-  const b = body(encodeEvents(7, 1234, recs, recs.reduce((n, r) => n + r.length, 0)));
-  assert.equal(b[0], MessageType.Events);
-  const h = decodeEventsHeader(b);
-  assert.deepEqual(h, { streamId: 7, firstPos: 1234, count: 2, recordsAt: 11 });
-  assert.deepEqual(b.subarray(h.recordsAt), Buffer.concat(recs));
+test('EVENTS round-trips every section (stream, first position, records), in order', (t) => {
+  assertProperty(
+    t,
+    import.meta.url,
+    fc.property(fc.array(fc.record({ stream: u32, pos: u32, n: fc.integer({ min: 0, max: 3 }) }), { minLength: 1, maxLength: 5 }), (specs) => {
+      const w = new EventsWriter();
+      let seq = 0;
+      const recs = specs.map((s) => Array.from({ length: s.n }, () => makeRecord({ seq: ++seq, priority: (seq % 4) as 0 | 1 | 2 | 3 })));
+      specs.forEach((s, i) => w.add(s.stream, s.pos, recs[i]!));
+      const b = body(w.take()!);
+      assert.equal(b[0], MessageType.Events);
+      const sections = decodeEvents(b);
+      assert.deepEqual(
+        sections.map((h) => ({ stream: h.streamId, pos: h.firstPos, n: h.count })),
+        specs.map((s) => ({ ...s })),
+      );
+      sections.forEach((h, i) => assert.deepEqual(b.subarray(h.recordsAt, h.recordsEnd), Buffer.concat(recs[i]!)));
+      assert.equal(w.take(), undefined, 'the writer is empty after take()');
+    }),
+  );
 });
 
 test('EVENTS with no records is a valid empty batch', () => {
-  const h = decodeEventsHeader(body(encodeEvents(1, 0, [], 0)));
-  assert.equal(h.count, 0);
+  const [h] = decodeEvents(body(encodeEvents(1, 0, [])));
+  assert.equal(h!.count, 0);
+  assert.equal(h!.recordsAt, h!.recordsEnd);
 });
 
-test('decodeEventsHeader rejects a body shorter than its header', () => {
-  malformed(() => decodeEventsHeader(Buffer.from([MessageType.Events, 0, 0, 0, 1, 0, 0, 0, 0, 0])), /EVENTS shorter than its header/);
+test('decodeEvents rejects a short body, sections or records running past the frame, and trailing bytes', () => {
+  malformed(() => decodeEvents(Buffer.from([MessageType.Events, 0])), /EVENTS shorter than its header/);
+  const b = body(encodeEvents(1, 0, [makeRecord()]));
+  malformed(() => decodeEvents(b.subarray(0, 10)), /section 0 runs past the frame/);
+  malformed(() => decodeEvents(b.subarray(0, b.length - 1)), /section 0 records run past the frame/);
+  malformed(() => decodeEvents(Buffer.concat([b, Buffer.from([0])])), /1 bytes after its last section/);
 });
-

@@ -24,7 +24,7 @@ it('numbers the records of a batch after the last seq sent, and leaves everythin
   assert.equal(numberRecords(frame, at, 41), 44);
   const body = frame.subarray(4);
   const view = decodePublish(body);
-  const c = new RecordCursor(body, view.recordsAt, 1024);
+  const c = new RecordCursor(body, view.sections[0]!.recordsAt, 1024);
   const seqs: number[] = [];
   while (c.next()) seqs.push(c.seq);
   assert.deepEqual(seqs, [42, 43, 44]);
@@ -37,7 +37,7 @@ it('carries sequence numbers past 2^32 into the high word', () => {
   const { frame, at } = batch(['x', 'y']);
   assert.equal(numberRecords(frame, at, 0xffff_ffff), 0x1_0000_0001);
   const body = frame.subarray(4);
-  const c = new RecordCursor(body, decodePublish(body).recordsAt, 1024);
+  const c = new RecordCursor(body, decodePublish(body).sections[0]!.recordsAt, 1024);
   const seqs: number[] = [];
   while (c.next()) seqs.push(c.seq);
   assert.deepEqual(seqs, [0x1_0000_0000, 0x1_0000_0001]);
