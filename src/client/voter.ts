@@ -13,9 +13,12 @@
 // It runs once per copy (n times per event), so it allocates little: replica sets are
 // bitmasks, the first version of an event is stored inline, and eviction order lives in FIFOs
 // (taking the oldest key of a Map that has seen many deletes walks every deleted slot).
+// Events are found by publishing process and then seq, and floors belong to the process, so
+// that a copy costs no string: see voter-streams.ts.
 
 import { FitError } from '../core/index.js';
 import { Deque } from '../broker/index.js';
+import { StreamIndex, type Stream } from './voter-streams.js';
 
 export interface VoterOptions {
   replicas: number;
@@ -55,14 +58,14 @@ interface Variant {
 }
 
 /**
- * One event, undecided and then delivered: the same object, so a copy costs one map lookup and
- * an event two allocations (this and its key). While undecided, `rec`/`mask` are the first
- * version seen; once decided, `rec` is the delivered version, kept for comparing late copies
- * and released once every replica's copy arrived.
+ * One event, undecided and then delivered: the same object, so a copy costs one lookup and an
+ * event two allocations (this and its list of copies). While undecided, `rec`/`mask` are the
+ * first version seen; once decided, `rec` is the delivered version, kept for comparing late
+ * copies and released once every replica's copy arrived.
  */
 interface Entry {
   decided: boolean;
-  key: string;
+  stream: Stream<Entry>;
   rec: Buffer | undefined;
   mask: number;
   /** Versions that differ from the first: only a faulty replica makes these. */
@@ -75,13 +78,9 @@ interface Entry {
   priority: number;
 }
 
-const ID_BYTES = 16;
-const SEQ_KEY_CHARS = 8;
-
-/** Publishing process (event key without its seq) and priority level. */
-function floorKey(eventKey: string, priority: number): string {
-  return `${eventKey.slice(0, eventKey.length - SEQ_KEY_CHARS)}${priority}`;
-}
+/** Record offset of the identity (publisherBytes, publisher, epoch, seq). */
+const ID_AT = 8;
+const EPOCH_BYTES = 8;
 
 function sameBytes(rec: Buffer, buf: Buffer, start: number, end: number): boolean {
   return rec.length === end - start && buf.compare(rec, 0, rec.length, start, end) === 0;
@@ -94,10 +93,9 @@ function popcount(x: number): number {
 }
 
 export class Voter {
-  /** Undecided and delivered events under one key, so each copy costs one lookup. */
-  private readonly events = new Map<string, Entry>();
+  /** Undecided and delivered events, by publishing process and then seq. */
+  private readonly streams: StreamIndex<Entry>;
   private pendingSize = 0;
-  private readonly floors = new Map<string, number>();
   private readonly pendingOrder = new Deque<Entry>();
   private readonly deliveredOrder = new Deque<Entry>();
   private readonly allMask: number;
@@ -114,6 +112,8 @@ export class Voter {
     }
     this.allMask = (1 << o.replicas) - 1;
     this.mismatches = new Array<number>(o.replicas).fill(0);
+    // Floors of up to deliveredMax idle processes: the bound of the delivered events they outlast.
+    this.streams = new StreamIndex(o.replicas, o.deliveredMax);
   }
 
   get pendingCount(): number {
@@ -125,6 +125,11 @@ export class Voter {
     return this.incomplete;
   }
 
+  /** Publishing processes remembered, for events or floors. */
+  get streamCount(): number {
+    return this.streams.size;
+  }
+
   offer(replica: number, rec: Buffer, pos: number, nowMs: number): void {
     this.offerAt(replica, rec, 0, rec.length, pos, nowMs);
   }
@@ -134,25 +139,32 @@ export class Voter {
    * dropped, so the record gets its own Buffer view only when the voter keeps it.
    */
   offerAt(replica: number, buf: Buffer, start: number, end: number, pos: number, nowMs: number): void {
-    const idEnd = start + 9 + buf[start + 8]! + ID_BYTES;
-    const key = buf.toString('latin1', start + 8, idEnd);
-    let p = this.events.get(key);
+    const from = start + ID_AT;
+    const to = from + 1 + buf[from]! + EPOCH_BYTES;
+    let s = this.streams.find(replica, buf, from, to);
+    const seq = buf.readUInt32BE(to) * 0x1_0000_0000 + buf.readUInt32BE(to + 4);
+    let p = s?.events.get(seq);
     if (p?.decided) return this.lateCopy(p, replica, buf, start, end, pos);
     if (!p) {
-      const seq = buf.readUInt32BE(idEnd - 8) * 0x1_0000_0000 + buf.readUInt32BE(idEnd - 4);
-      const floor = this.floors.size === 0 ? undefined : this.floors.get(floorKey(key, buf[start + 5]!));
+      const priority = buf[start + 5]!;
+      const floor = s?.floors?.[priority];
       if (floor !== undefined && seq <= floor) {
         this.counters.stale++;
         return this.sink.resolve(replica, pos);
       }
-      if (buf.readDoubleBE(idEnd) + this.o.ttlMs < nowMs) {
+      if (buf.readDoubleBE(to + 8) + this.o.ttlMs < nowMs) {
         this.counters.expired++;
         return this.sink.resolve(replica, pos);
       }
+      // Woken first, or making room could give up its floors as the oldest idle process;
+      // making room may still take its last event, and so make it idle again or close it.
+      if (s) this.streams.wake(s);
       if (this.pendingSize >= this.o.pendingMax) this.evictOldestPending();
+      if (!s || s.closed) s = this.streams.open(replica, buf, from, to);
+      else this.streams.wake(s);
       const rec = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
-      p = { decided: false, key, rec, mask: 0, others: undefined, seenMask: 0, copies: [], firstSeenMs: nowMs, seq, priority: buf[start + 5]! };
-      this.events.set(key, p);
+      p = { decided: false, stream: s, rec, mask: 0, others: undefined, seenMask: 0, copies: [], firstSeenMs: nowMs, seq, priority };
+      s.events.set(seq, p);
       this.pendingSize++;
       this.pendingOrder.push(p);
       if (this.pendingOrder.length > 4 * this.o.pendingMax) this.compactPendingOrder();
@@ -184,7 +196,9 @@ export class Voter {
   }
 
   offerLateAt(replica: number, buf: Buffer, start: number, end: number, pos: number): boolean {
-    const done = this.events.get(buf.toString('latin1', start + 8, start + 9 + buf[start + 8]! + ID_BYTES));
+    const from = start + ID_AT;
+    const to = from + 1 + buf[from]! + EPOCH_BYTES;
+    const done = this.streams.find(replica, buf, from, to)?.events.get(buf.readUInt32BE(to) * 0x1_0000_0000 + buf.readUInt32BE(to + 4));
     if (!done?.decided) return false;
     this.lateCopy(done, replica, buf, start, end, pos);
     return true;
@@ -244,7 +258,7 @@ export class Voter {
   /** The oldest still-undecided event, dropping decided ones from the front of the FIFO. */
   private oldestPending(): Entry | undefined {
     for (let p = this.pendingOrder.peek(); p; p = this.pendingOrder.peek()) {
-      if (!p.decided && this.events.get(p.key) === p) return p;
+      if (!p.decided && p.stream.events.get(p.seq) === p) return p;
       this.pendingOrder.shift();
     }
     return undefined;
@@ -256,7 +270,8 @@ export class Voter {
   }
 
   private evictPending(p: Entry): void {
-    this.events.delete(p.key);
+    p.stream.events.delete(p.seq);
+    if (p.stream.events.size === 0) this.streams.emptied(p.stream);
     this.pendingSize--;
     this.counters.undecided++;
     this.resolveCopies(p);
@@ -264,19 +279,18 @@ export class Voter {
 
   private compactPendingOrder(): void {
     const live: Entry[] = [];
-    for (let p = this.pendingOrder.shift(); p; p = this.pendingOrder.shift()) if (!p.decided && this.events.get(p.key) === p) live.push(p);
+    for (let p = this.pendingOrder.shift(); p; p = this.pendingOrder.shift()) if (!p.decided && p.stream.events.get(p.seq) === p) live.push(p);
     for (const p of live) this.pendingOrder.push(p);
   }
 
   private forgetOldestDelivered(): void {
     const d = this.deliveredOrder.shift()!;
-    if (this.events.get(d.key) === d) this.events.delete(d.key);
+    const s = d.stream;
+    if (s.events.get(d.seq) === d) s.events.delete(d.seq);
     if (d.rec) this.incomplete--;
-    const streamKey = floorKey(d.key, d.priority);
-    const floor = this.floors.get(streamKey);
-    if (floor === undefined || d.seq > floor) {
-      if (floor === undefined && this.floors.size >= this.o.deliveredMax) this.floors.delete(this.floors.keys().next().value!);
-      this.floors.set(streamKey, d.seq);
-    }
+    const floors = (s.floors ??= [-1, -1, -1, -1]); // one per priority level; no seq is below 0
+    const floor = floors[d.priority];
+    if (floor === undefined || d.seq > floor) floors[d.priority] = d.seq;
+    if (s.events.size === 0) this.streams.emptied(s);
   }
 }
