@@ -7,10 +7,14 @@
 // overtake queued ones. Each session keeps a cursor per level (the index of the last entry it
 // was sent). An entry leaves the queue once every attached session was sent it; a session's
 // sent-but-unacknowledged entries go back into the queue when it detaches, so a console that
-// dies mid-batch loses nothing. Bounded by capacity (oldest of the lowest level dropped first)
-// and by TTL; every drop is counted.
+// dies mid-batch loses nothing. Bounded by capacity (oldest of the lowest level dropped first),
+// by TTL, and by the replica's byte budget shared by all its queues; every drop is counted.
+//
+// A queued record is a copy, not a view of the bytes it arrived in: a view into a socket read
+// keeps the whole read alive, and that read holds every channel's events, so one console that
+// stops reading one channel would pin every other channel's bytes too, unseen by any limit.
 
-import { PRIORITY_LEVELS, type Priority } from '../core/index.js';
+import { DEFAULT_LIMITS, PRIORITY_LEVELS, type Priority } from '../core/index.js';
 import { Deque } from './deque.js';
 
 export interface QueueEntry {
@@ -37,9 +41,84 @@ export interface QueueSession {
 export interface QueueCounters {
   enqueued: number;
   sent: number;
+  /** Dropped because the queue held capacityEvents or the replica held queuedBytesMax. */
   droppedCapacity: number;
+  /** Of droppedCapacity, those dropped for the replica's byte budget (queuedBytesMax). */
+  droppedBytes: number;
   droppedTtl: number;
 }
+
+/**
+ * What one queued copy of an event is counted for besides its record bytes: the entry object,
+ * its boxed expiry time, the Buffer view of the record and its FIFO slot: ~204 bytes on Node 20
+ * x64, measured (and checked to stay so) by test/unit/broker-budget.test.ts.
+ */
+export const QUEUE_ENTRY_OVERHEAD_BYTES = 208;
+
+/** Records up to this size are copied into a queue's slab; bigger ones get their own buffer. */
+const SLAB_BYTES = 16 * 1024;
+const SLAB_RECORD_MAX = SLAB_BYTES / 4;
+
+/**
+ * The byte budget of every queue of one replica together (limits.queuedBytesMax). Going over
+ * it drops the oldest event of the lowest priority level from the queue that enqueues, if that
+ * queue holds at least an equal share of the budget, and otherwise from the queue holding the
+ * most bytes: a console that keeps up never loses events because another one fell behind.
+ */
+export class QueueBudget {
+  /** Bytes counted for every queued event of every queue sharing this budget. */
+  bytes = 0;
+  /** Queues holding at least one event. */
+  private readonly holders = new Set<ClientQueue>();
+  /** The largest queue at the last scan; reused while it holds more than an equal share. */
+  private largest: ClientQueue | undefined;
+
+  constructor(readonly bytesMax: number) {}
+
+  /** Drops events until `cost` more bytes fit (or nothing is left to drop). */
+  makeRoom(q: ClientQueue, cost: number): void {
+    while (this.bytes + cost > this.bytesMax && this.holders.size > 0) {
+      const v = this.victim(q);
+      if (!v.dropForBudget()) this.removed(v, 0, true);
+    }
+  }
+
+  added(q: ClientQueue, cost: number, wasEmpty: boolean): void {
+    this.bytes += cost;
+    if (wasEmpty) this.holders.add(q);
+  }
+
+  removed(q: ClientQueue, cost: number, nowEmpty: boolean): void {
+    this.bytes -= cost;
+    if (nowEmpty) {
+      this.holders.delete(q);
+      if (this.largest === q) this.largest = undefined;
+    }
+  }
+
+  private victim(q: ClientQueue): ClientQueue {
+    const share = this.bytesMax / this.holders.size;
+    if (q.bytes >= share) return q;
+    let v = this.largest;
+    if (v === undefined || v.bytes < share) {
+      for (const h of this.holders) if (v === undefined || h.bytes > v.bytes) v = h;
+      this.largest = v;
+    }
+    return v!;
+  }
+}
+
+/**
+ * One budget for every queue constructed without one: a replica process runs one broker, so
+ * this is the replica's budget, at the default limit. BrokerService should pass its own, sized
+ * from the cluster's limits (see docs/limits.md, queuedBytesMax).
+ */
+export const processQueueBudget = new QueueBudget(DEFAULT_LIMITS.queuedBytesMax);
+
+// BrokerService enqueues each record into every subscriber queue of its channel in a row: the
+// first queue copies it, the others share that copy.
+let lastSource: Buffer | undefined;
+let lastCopy: Buffer | undefined;
 
 const idxOf = (e: QueueEntry): number => e.idx;
 
@@ -49,11 +128,16 @@ export class ClientQueue {
   private nextIdx = 0;
   private size = 0;
   private attaches = 0;
-  readonly counters: QueueCounters = { enqueued: 0, sent: 0, droppedCapacity: 0, droppedTtl: 0 };
+  /** Bytes counted for the events in the level FIFOs (record + QUEUE_ENTRY_OVERHEAD_BYTES each). */
+  bytes = 0;
+  private slab: Buffer | undefined;
+  private slabUsed = 0;
+  readonly counters: QueueCounters = { enqueued: 0, sent: 0, droppedCapacity: 0, droppedBytes: 0, droppedTtl: 0 };
 
   constructor(
     private readonly capacityEvents: number,
     private readonly ttlMs: number,
+    private readonly budget: QueueBudget = processQueueBudget,
   ) {}
 
   get depth(): number {
@@ -64,11 +148,52 @@ export class ClientQueue {
     return this.sessions.size;
   }
 
+  /** Queues a copy of `rec`: the caller's buffer is not kept. */
   enqueue(rec: Buffer, priority: Priority, timestampMs: number): void {
     if (this.size >= this.capacityEvents) this.dropOldest();
-    this.levels[priority]!.push({ rec, idx: this.nextIdx++, priority, expiresAtMs: timestampMs + this.ttlMs, queued: true, dropped: false, leftAt: 0 });
-    this.size++;
+    this.budget.makeRoom(this, rec.length + QUEUE_ENTRY_OVERHEAD_BYTES);
+    const own = rec === lastSource ? lastCopy! : this.copy(rec);
+    const e: QueueEntry = { rec: own, idx: this.nextIdx++, priority, expiresAtMs: timestampMs + this.ttlMs, queued: true, dropped: false, leftAt: 0 };
+    this.levels[priority]!.push(e);
+    this.counted(e);
     this.counters.enqueued++;
+  }
+
+  private copy(rec: Buffer): Buffer {
+    const n = rec.length;
+    let out: Buffer;
+    if (n > SLAB_RECORD_MAX) {
+      out = Buffer.allocUnsafeSlow(n);
+      out.set(rec);
+    } else {
+      if (this.slab === undefined || this.slabUsed + n > SLAB_BYTES) {
+        this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        this.slabUsed = 0;
+      }
+      this.slab.set(rec, this.slabUsed);
+      out = this.slab.subarray(this.slabUsed, (this.slabUsed += n));
+    }
+    lastSource = rec;
+    lastCopy = out;
+    return out;
+  }
+
+  /** An entry went into a level FIFO. */
+  private counted(e: QueueEntry): void {
+    const cost = e.rec.length + QUEUE_ENTRY_OVERHEAD_BYTES;
+    const wasEmpty = this.size === 0;
+    this.size++;
+    this.bytes += cost;
+    this.budget.added(this, cost, wasEmpty);
+  }
+
+  /** An entry left its level FIFO. */
+  private uncounted(e: QueueEntry): void {
+    const cost = e.rec.length + QUEUE_ENTRY_OVERHEAD_BYTES;
+    e.queued = false;
+    this.size--;
+    this.bytes -= cost;
+    this.budget.removed(this, cost, this.size === 0);
   }
 
   attach(): QueueSession {
@@ -90,7 +215,9 @@ export class ClientQueue {
         e.idx = this.nextIdx++;
         this.levels[e.priority]!.push(e);
       } else this.levels[e.priority]!.insertSorted(e, idxOf);
-      this.size++;
+      // Counted again, over the budget if need be: these are in memory either way, and the
+      // next enqueue drops what it takes to get back under it.
+      this.counted(e);
     }
     this.trimSent();
   }
@@ -148,8 +275,7 @@ export class ClientQueue {
       const fifo = this.levels[level]!;
       while (out.length < max && fifo.length > 0) {
         const e = fifo.shift()!;
-        e.queued = false;
-        this.size--;
+        this.uncounted(e);
         if (e.expiresAtMs < nowMs) this.countExpired(e);
         else out.push(e);
       }
@@ -163,8 +289,7 @@ export class ClientQueue {
     for (const fifo of this.levels) {
       for (let e = fifo.peek(); e && e.expiresAtMs < nowMs; e = fifo.peek()) {
         fifo.shift();
-        e.queued = false;
-        this.size--;
+        this.uncounted(e);
         this.countExpired(e);
       }
     }
@@ -176,17 +301,25 @@ export class ClientQueue {
     this.counters.droppedTtl++;
   }
 
-  private dropOldest(): void {
+  /** Drops the oldest event of the lowest non-empty level; false if the queue is empty. */
+  private dropOldest(): boolean {
     for (const fifo of this.levels) {
       const e = fifo.shift();
       if (e) {
-        e.queued = false;
+        this.uncounted(e);
         e.dropped = true;
-        this.size--;
         this.counters.droppedCapacity++;
-        return;
+        return true;
       }
     }
+    return false;
+  }
+
+  /** Called by the budget this queue shares when the replica is over queuedBytesMax. */
+  dropForBudget(): boolean {
+    if (!this.dropOldest()) return false;
+    this.counters.droppedBytes++;
+    return true;
   }
 
   /** Removes front entries every attached session has been sent. */
@@ -198,9 +331,8 @@ export class ClientQueue {
       const fifo = this.levels[level]!;
       for (let e = fifo.peek(); e && e.idx <= min; e = fifo.peek()) {
         fifo.shift();
-        e.queued = false;
+        this.uncounted(e);
         e.leftAt = this.attaches;
-        this.size--;
       }
     }
   }

@@ -18,6 +18,8 @@ export const DEFAULT_LIMITS = {
   pushBatchEventsMax: 1024,
   /** Output queue capacity when a channel does not set one. */
   queueCapacityEvents: 100_000,
+  /** Bytes of queued events one replica holds, all channels and subscribers together. */
+  queuedBytesMax: 256 * 1024 * 1024,
   /** Event time to live when a channel does not set one. */
   ttlMs: 10 * 60 * 1000,
   /** Distinct publisher streams (client id + process epoch) a replica remembers for dedupe. */

@@ -1,0 +1,222 @@
+// A replica's memory for queued events (src/broker/queue.ts, docs/limits.md queuedBytesMax):
+// one byte budget shared by every queue of the replica, so fifty channels times two consoles
+// cannot add up to gigabytes; going over it drops the oldest event of the queue that holds
+// the most (or of the enqueuing one, if it holds its share) and counts it. Queued records are
+// copies, so a record never keeps the socket read it arrived in alive.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+import fc from 'fast-check';
+import type { Priority } from '../../src/core/index.js';
+import { ClientQueue, QueueBudget, QUEUE_ENTRY_OVERHEAD_BYTES, processQueueBudget, type QueueSession } from '../../src/broker/queue.js';
+import { DEFAULT_LIMITS } from '../../src/core/index.js';
+import { assertProperty } from '../helpers/property.js';
+
+const NOW = 1_000;
+const FOREVER_MS = 1e12;
+const REC_BYTES = 100;
+const COST = REC_BYTES + QUEUE_ENTRY_OVERHEAD_BYTES;
+
+setFlagsFromString('--expose-gc');
+const gc = runInNewContext('gc') as () => void;
+
+function rec(tag: number, bytes = REC_BYTES): Buffer {
+  const b = Buffer.alloc(bytes, 0x61);
+  b.writeUInt32BE(tag, 0);
+  return b;
+}
+const tagOf = (b: Buffer): number => b.readUInt32BE(0);
+const drain = (q: ClientQueue, s: QueueSession): number[] => q.take(s, 1_000_000, NOW).map((e) => tagOf(e.rec));
+
+test('queues sharing a budget never hold more bytes than it, and every event over it is counted', () => {
+  const budget = new QueueBudget(10 * COST);
+  const qs = [0, 1, 2].map(() => new ClientQueue(1_000, FOREVER_MS, budget));
+  for (let i = 0; i < 100; i++) {
+    qs[i % 3]!.enqueue(rec(i), 0, NOW);
+    assert.ok(budget.bytes <= budget.bytesMax, `after event ${i}: ${budget.bytes} > ${budget.bytesMax}`);
+  }
+  assert.equal(budget.bytes, 10 * COST);
+  const depth = qs.reduce((n, q) => n + q.depth, 0);
+  const dropped = qs.reduce((n, q) => n + q.counters.droppedBytes, 0);
+  assert.equal(depth, 10);
+  assert.equal(depth + dropped, 100, 'every event is queued or counted as dropped');
+  for (const q of qs) assert.equal(q.counters.droppedCapacity, q.counters.droppedBytes, 'budget drops are capacity drops too');
+  assert.equal(budget.bytes, qs.reduce((n, q) => n + q.bytes, 0));
+});
+
+test('over budget, the queue holding the most pays: a console that keeps up loses nothing to one that stopped', () => {
+  const budget = new QueueBudget(20 * COST);
+  const stuck = new ClientQueue(1_000, FOREVER_MS, budget);
+  const live = new ClientQueue(1_000, FOREVER_MS, budget);
+  const s = live.attach();
+  const got: number[] = [];
+  for (let i = 0; i < 200; i++) {
+    stuck.enqueue(rec(i), 0, NOW);
+    live.enqueue(rec(i), 0, NOW);
+    if (i % 5 === 4) {
+      got.push(...drain(live, s));
+      live.ack(s, s.nextPos - 1);
+    }
+  }
+  assert.deepEqual(got, Array.from({ length: 200 }, (_, i) => i), 'the live console got every event, in order');
+  assert.equal(live.counters.droppedBytes, 0);
+  assert.ok(stuck.counters.droppedBytes > 150, `the stuck console's queue paid: ${stuck.counters.droppedBytes}`);
+  assert.equal(stuck.depth + stuck.counters.droppedBytes, 200);
+  // What stayed is the newest, as at capacity: the oldest go first.
+  const fresh = stuck.attach();
+  const kept = drain(stuck, fresh);
+  assert.deepEqual(kept, Array.from({ length: kept.length }, (_, i) => 200 - kept.length + i));
+});
+
+test('a queue at or over its equal share drops its own oldest, lowest priority first', () => {
+  const budget = new QueueBudget(4 * COST);
+  const a = new ClientQueue(1_000, FOREVER_MS, budget);
+  const b = new ClientQueue(1_000, FOREVER_MS, budget);
+  a.enqueue(rec(1), 0, NOW);
+  b.enqueue(rec(100), 0, NOW);
+  a.enqueue(rec(2), 3 as Priority, NOW);
+  b.enqueue(rec(101), 0, NOW);
+  // Full: b holds its share (2 of 4), so b pays for its own next event.
+  b.enqueue(rec(102), 0, NOW);
+  assert.deepEqual([a.counters.droppedBytes, b.counters.droppedBytes], [0, 1]);
+  // a holds its share too; its urgent event survives, its normal one goes.
+  a.enqueue(rec(3), 0, NOW);
+  assert.deepEqual([a.counters.droppedBytes, b.counters.droppedBytes], [1, 1]);
+  assert.deepEqual(drain(a, a.attach()), [2, 3]);
+  assert.deepEqual(drain(b, b.attach()), [101, 102]);
+});
+
+test('the budget counts only what sits in a queue: taking, pulling, expiring and requeueing keep the count exact', (t) => {
+  const op = fc.oneof(
+    { weight: 5, arbitrary: fc.record({ k: fc.constant('enqueue' as const), q: fc.nat(2), bytes: fc.integer({ min: 30, max: 5_000 }), priority: fc.constantFrom<Priority>(0, 1, 2, 3), ageMs: fc.nat(150) }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('attach' as const), q: fc.nat(2) }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('detach' as const), q: fc.nat(2) }) },
+    { weight: 2, arbitrary: fc.record({ k: fc.constant('take' as const), q: fc.nat(2), max: fc.integer({ min: 1, max: 5 }) }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('ack' as const), q: fc.nat(2) }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('pull' as const), q: fc.nat(2), max: fc.integer({ min: 1, max: 5 }) }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('tick' as const), ms: fc.nat(80) }) },
+  );
+  assertProperty(
+    t,
+    import.meta.url,
+    fc.property(fc.integer({ min: 1, max: 30_000 }), fc.array(op, { maxLength: 80 }), (bytesMax, ops) => {
+      const ttl = 100;
+      const budget = new QueueBudget(bytesMax);
+      const qs = [0, 1, 2].map(() => new ClientQueue(8, ttl, budget));
+      const sessions = qs.map((): QueueSession[] => []);
+      let now = 1_000;
+      let tag = 0;
+      for (const o of ops) {
+        if (o.k === 'tick') now += o.ms;
+        else {
+          const q = qs[o.q]!;
+          const ss = sessions[o.q]!;
+          if (o.k === 'enqueue') {
+            q.enqueue(rec(tag++, o.bytes), o.priority, now - o.ageMs);
+            const cost = o.bytes + QUEUE_ENTRY_OVERHEAD_BYTES;
+            // Over the budget after an enqueue only when that one event is bigger than all of it.
+            if (cost <= bytesMax) assert.ok(budget.bytes <= bytesMax, `${budget.bytes} > ${bytesMax}`);
+          } else if (o.k === 'attach') ss.push(q.attach());
+          else if (o.k === 'detach' && ss.length) q.detach(ss.shift()!);
+          else if (o.k === 'take' && ss.length) q.take(ss[0]!, o.max, now);
+          else if (o.k === 'ack' && ss.length) q.ack(ss[0]!, ss[0]!.nextPos - 1);
+          else if (o.k === 'pull') q.pull(o.max, now);
+        }
+        for (const q of qs) {
+          // Count what is really queued: a fresh session sees every queued event.
+          const probe = q.attach();
+          const queued = q.take(probe, 1_000_000, 0);
+          q.detach(probe);
+          assert.equal(queued.length, q.depth);
+          assert.equal(q.bytes, queued.reduce((n, e) => n + e.rec.length + QUEUE_ENTRY_OVERHEAD_BYTES, 0), 'a queue counts exactly its queued events');
+          const c = q.counters;
+          assert.equal(c.droppedBytes <= c.droppedCapacity, true);
+        }
+        assert.equal(budget.bytes, qs.reduce((n, q) => n + q.bytes, 0), 'the budget is the sum of its queues');
+      }
+    }),
+    { numRuns: 500 },
+  );
+});
+
+test('a queued record is a copy: it does not share memory with the buffer it was given', () => {
+  const q = new ClientQueue(10, FOREVER_MS, new QueueBudget(1e9));
+  const chunk = Buffer.alloc(64 * 1024, 0x62);
+  const view = chunk.subarray(1_000, 1_000 + REC_BYTES);
+  q.enqueue(view, 0, NOW);
+  chunk.fill(0);
+  const [e] = q.pull(1, NOW);
+  assert.notEqual(e!.rec.buffer, chunk.buffer);
+  assert.deepEqual(e!.rec, Buffer.alloc(REC_BYTES, 0x62), 'bytes as they were when queued');
+});
+
+test('the queues of one channel share one copy of each record (BrokerService enqueues it into each in a row)', () => {
+  const budget = new QueueBudget(1e9);
+  const a = new ClientQueue(10, FOREVER_MS, budget);
+  const b = new ClientQueue(10, FOREVER_MS, budget);
+  const r1 = rec(1);
+  const r2 = rec(2);
+  a.enqueue(r1, 0, NOW);
+  b.enqueue(r1, 0, NOW);
+  a.enqueue(r2, 0, NOW);
+  b.enqueue(r2, 0, NOW);
+  const [a1, a2] = a.pull(2, NOW);
+  const [b1, b2] = b.pull(2, NOW);
+  assert.equal(a1!.rec.buffer, b1!.rec.buffer);
+  assert.equal(a1!.rec.byteOffset, b1!.rec.byteOffset);
+  assert.equal(a2!.rec.byteOffset, b2!.rec.byteOffset);
+  assert.deepEqual([tagOf(a1!.rec), tagOf(a2!.rec), tagOf(b1!.rec), tagOf(b2!.rec)], [1, 2, 1, 2]);
+});
+
+test('one console that stopped reading one of fifty channels keeps its own events, not every socket read', () => {
+  // Socket reads of 64 KiB, each holding events of fifty channels; one queue keeps the events
+  // of one channel. As views, they would keep every read alive (50 x what they hold).
+  const CHANNELS = 50;
+  const READS = 200;
+  const queue = new ClientQueue(1_000_000, FOREVER_MS, new QueueBudget(1e12));
+  gc();
+  const before = process.memoryUsage().arrayBuffers;
+  let kept = 0;
+  for (let r = 0; r < READS; r++) {
+    const read = Buffer.alloc(64 * 1024, 0x63);
+    for (let off = 0, i = 0; off + 240 <= read.length; off += 240, i++) {
+      if (i % CHANNELS === 0) {
+        queue.enqueue(read.subarray(off, off + 240), 0, NOW);
+        kept += 240;
+      }
+    }
+  }
+  gc();
+  const held = process.memoryUsage().arrayBuffers - before;
+  assert.equal(queue.depth, kept / 240);
+  // ~1.3 MB of reads kept as views would be 200 x 64 KiB = 13 MB.
+  assert.ok(held < 2 * kept + 64 * 1024, `queued ${kept} bytes of records, holding ${held} bytes of buffers`);
+});
+
+test('QUEUE_ENTRY_OVERHEAD_BYTES is what a queued entry costs on the heap (within 25 %)', () => {
+  const N = 50_000;
+  const q = new ClientQueue(N, FOREVER_MS, new QueueBudget(1e12));
+  const read = Buffer.alloc(64 * 1024, 0x64);
+  gc();
+  const before = process.memoryUsage().heapUsed;
+  for (let i = 0; i < N; i++) {
+    const off = (i * REC_BYTES) % (read.length - REC_BYTES);
+    q.enqueue(read.subarray(off, off + REC_BYTES), 0, 1.7e12 + i);
+  }
+  gc();
+  const perEntry = (process.memoryUsage().heapUsed - before) / N;
+  assert.ok(perEntry <= 1.25 * QUEUE_ENTRY_OVERHEAD_BYTES, `an entry costs ${perEntry.toFixed(0)} heap bytes, counted as ${QUEUE_ENTRY_OVERHEAD_BYTES}`);
+  assert.equal(q.depth, N);
+});
+
+test('queues built without a budget share the replica-wide default of queuedBytesMax', () => {
+  assert.equal(processQueueBudget.bytesMax, DEFAULT_LIMITS.queuedBytesMax);
+  const q = new ClientQueue(10, FOREVER_MS);
+  const before = processQueueBudget.bytes;
+  q.enqueue(rec(1), 0, NOW);
+  assert.equal(processQueueBudget.bytes - before, COST);
+  q.pull(1, NOW);
+  assert.equal(processQueueBudget.bytes, before);
+});
