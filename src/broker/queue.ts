@@ -10,9 +10,10 @@
 // dies mid-batch loses nothing. Bounded by capacity (oldest of the lowest level dropped first),
 // by TTL, and by the replica's byte budget shared by all its queues; every drop is counted.
 //
-// A queued record is a copy, not a view of the bytes it arrived in: a view into a socket read
-// keeps the whole read alive, and that read holds every channel's events, so one console that
-// stops reading one channel would pin every other channel's bytes too, unseen by any limit.
+// A queued record must not be a view of the socket read it arrived in: that read holds every
+// channel's events, so one console that stops reading one channel would pin every other
+// channel's bytes too, unseen by any limit. BrokerService copies each section of a PUBLISH
+// frame once, and the queues keep views of that copy, which holds one channel's records only.
 
 import { DEFAULT_LIMITS, PRIORITY_LEVELS, type Priority } from '../core/index.js';
 import { Deque } from './deque.js';
@@ -54,10 +55,6 @@ export interface QueueCounters {
  * x64, measured (and checked to stay so) by test/unit/broker-budget.test.ts.
  */
 export const QUEUE_ENTRY_OVERHEAD_BYTES = 208;
-
-/** Records up to this size are copied into a queue's slab; bigger ones get their own buffer. */
-const SLAB_BYTES = 16 * 1024;
-const SLAB_RECORD_MAX = SLAB_BYTES / 4;
 
 /**
  * The byte budget of every queue of one replica together (limits.queuedBytesMax). Going over
@@ -108,18 +105,6 @@ export class QueueBudget {
   }
 }
 
-/**
- * One budget for every queue constructed without one: a replica process runs one broker, so
- * this is the replica's budget, at the default limit. BrokerService should pass its own, sized
- * from the cluster's limits (see docs/limits.md, queuedBytesMax).
- */
-export const processQueueBudget = new QueueBudget(DEFAULT_LIMITS.queuedBytesMax);
-
-// BrokerService enqueues each record into every subscriber queue of its channel in a row: the
-// first queue copies it, the others share that copy.
-let lastSource: Buffer | undefined;
-let lastCopy: Buffer | undefined;
-
 const idxOf = (e: QueueEntry): number => e.idx;
 
 export class ClientQueue {
@@ -130,14 +115,13 @@ export class ClientQueue {
   private attaches = 0;
   /** Bytes counted for the events in the level FIFOs (record + QUEUE_ENTRY_OVERHEAD_BYTES each). */
   bytes = 0;
-  private slab: Buffer | undefined;
-  private slabUsed = 0;
   readonly counters: QueueCounters = { enqueued: 0, sent: 0, droppedCapacity: 0, droppedBytes: 0, droppedTtl: 0 };
 
   constructor(
     private readonly capacityEvents: number,
     private readonly ttlMs: number,
-    private readonly budget: QueueBudget = processQueueBudget,
+    /** The replica's budget, shared by all its queues; a queue on its own gets one to itself. */
+    private readonly budget: QueueBudget = new QueueBudget(DEFAULT_LIMITS.queuedBytesMax),
   ) {}
 
   get depth(): number {
@@ -148,34 +132,17 @@ export class ClientQueue {
     return this.sessions.size;
   }
 
-  /** Queues a copy of `rec`: the caller's buffer is not kept. */
+  /**
+   * Queues `rec` as it is: the caller hands over bytes it will not reuse, and that pin no more
+   * memory than the budget counts (BrokerService copies each section out of the socket read).
+   */
   enqueue(rec: Buffer, priority: Priority, timestampMs: number): void {
     if (this.size >= this.capacityEvents) this.dropOldest();
     this.budget.makeRoom(this, rec.length + QUEUE_ENTRY_OVERHEAD_BYTES);
-    const own = rec === lastSource ? lastCopy! : this.copy(rec);
-    const e: QueueEntry = { rec: own, idx: this.nextIdx++, priority, expiresAtMs: timestampMs + this.ttlMs, queued: true, dropped: false, leftAt: 0 };
+    const e: QueueEntry = { rec, idx: this.nextIdx++, priority, expiresAtMs: timestampMs + this.ttlMs, queued: true, dropped: false, leftAt: 0 };
     this.levels[priority]!.push(e);
     this.counted(e);
     this.counters.enqueued++;
-  }
-
-  private copy(rec: Buffer): Buffer {
-    const n = rec.length;
-    let out: Buffer;
-    if (n > SLAB_RECORD_MAX) {
-      out = Buffer.allocUnsafeSlow(n);
-      out.set(rec);
-    } else {
-      if (this.slab === undefined || this.slabUsed + n > SLAB_BYTES) {
-        this.slab = Buffer.allocUnsafeSlow(SLAB_BYTES);
-        this.slabUsed = 0;
-      }
-      this.slab.set(rec, this.slabUsed);
-      out = this.slab.subarray(this.slabUsed, (this.slabUsed += n));
-    }
-    lastSource = rec;
-    lastCopy = out;
-    return out;
   }
 
   /** An entry went into a level FIFO. */

@@ -5,7 +5,7 @@
 
 import { FitError, mayPublish, maySubscribe, type ChannelClass, type ClientInfo, type ControlTable, type Limits } from '../core/index.js';
 import { RecordCursor, type PublishSection } from '../codec/index.js';
-import { ClientQueue, type QueueCounters } from './queue.js';
+import { ClientQueue, QueueBudget, type QueueCounters } from './queue.js';
 import { Dedupe } from './dedupe.js';
 
 export interface ChannelCounters {
@@ -30,6 +30,8 @@ export interface ChannelStats extends ChannelCounters {
 
 export class BrokerService {
   private readonly channels = new Map<string, Channel>();
+  /** Every queue of this replica together: limits.queuedBytesMax. */
+  private readonly budget: QueueBudget;
   /** Called after events were queued for a client on a channel, so sessions can be flushed. */
   onQueued: (channel: string, client: string) => void = () => {};
 
@@ -38,12 +40,13 @@ export class BrokerService {
     private readonly limits: Limits,
     private readonly nowMs: () => number,
   ) {
+    this.budget = new QueueBudget(limits.queuedBytesMax);
     for (const [tag, cls] of table.channels) {
       const queues = new Map<string, ClientQueue>();
       // Every subscriber in the control table has its queue from the start, so events
       // published before a console first connects wait for it.
       for (const client of table.clients.values()) {
-        if (maySubscribe(client, tag)) queues.set(client.id, new ClientQueue(cls.capacityEvents, cls.ttlMs));
+        if (maySubscribe(client, tag)) queues.set(client.id, new ClientQueue(cls.capacityEvents, cls.ttlMs, this.budget));
       }
       this.channels.set(tag, { tag, cls, queues, dedupe: new Dedupe(limits.dedupeStreamsMax), counters: { eventsIn: 0, duplicates: 0, droppedTtl: 0 } });
     }
@@ -127,7 +130,12 @@ export class BrokerService {
   }
 
   private route(ch: Channel, body: Buffer, s: PublishSection, now: number): { accepted: number; duplicates: number } {
-    const cursor = new RecordCursor(body, s.recordsAt, this.limits.eventBytesMax, s.recordsEnd);
+    // One copy of the section, outside Buffer's shared pool, that every queue of the channel
+    // keeps views of: one memcpy per section instead of per record, and what the queues pin is
+    // this channel's records, not the socket read (see queue.ts).
+    const own = Buffer.allocUnsafeSlow(s.recordsEnd - s.recordsAt);
+    body.copy(own, 0, s.recordsAt, s.recordsEnd);
+    const cursor = new RecordCursor(own, 0, this.limits.eventBytesMax);
     let accepted = 0;
     let duplicates = 0;
     // A section is almost always one publishing process: look its stream up once per run of

@@ -10,8 +10,11 @@ import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import fc from 'fast-check';
 import type { Priority } from '../../src/core/index.js';
-import { ClientQueue, QueueBudget, QUEUE_ENTRY_OVERHEAD_BYTES, processQueueBudget, type QueueSession } from '../../src/broker/queue.js';
-import { DEFAULT_LIMITS } from '../../src/core/index.js';
+import { ClientQueue, QueueBudget, QUEUE_ENTRY_OVERHEAD_BYTES, type QueueSession } from '../../src/broker/queue.js';
+import { BrokerService } from '../../src/broker/index.js';
+import { limitsWith, type ChannelClass, type ClientInfo } from '../../src/core/index.js';
+import { decodePublish } from '../../src/codec/index.js';
+import { makeRecord, multiPublishFrame } from '../helpers/records.js';
 import { assertProperty } from '../helpers/property.js';
 
 const NOW = 1_000;
@@ -29,6 +32,27 @@ function rec(tag: number, bytes = REC_BYTES): Buffer {
 }
 const tagOf = (b: Buffer): number => b.readUInt32BE(0);
 const drain = (q: ClientQueue, s: QueueSession): number[] => q.take(s, 1_000_000, NOW).map((e) => tagOf(e.rec));
+
+const PUBLISHER: ClientInfo = { id: 'probe', publicKey: 'unused', publish: ['*'], subscribe: [], admin: false };
+const SIEM1: ClientInfo = { id: 'siem1', publicKey: 'unused', publish: [], subscribe: ['*'], admin: false };
+const SIEM2: ClientInfo = { id: 'siem2', publicKey: 'unused', publish: [], subscribe: ['*'], admin: false };
+
+/** A service with fifty channels, and PUBLISH frame bodies made on demand with one 200-byte event for each. */
+function fiftyChannelService(): { svc: BrokerService; frame(): { body: Buffer; sections: Buffer[][] } } {
+  const cls: ChannelClass = { fault: 'bft', order: 'none', priority: 0, capacityEvents: 1_000_000, ttlMs: FOREVER_MS, persist: 'memory', protection: 'si' };
+  const names = Array.from({ length: 50 }, (_, i) => `ch${i}`);
+  const svc = new BrokerService(
+    { channels: new Map(names.map((n) => [n, cls])), clients: new Map([PUBLISHER, SIEM1, SIEM2].map((c) => [c.id, c])) },
+    limitsWith({ queuedBytesMax: 1e12 }),
+    () => NOW,
+  );
+  let seq = 0;
+  const frame = () => {
+    const sections = names.map(() => [makeRecord({ seq: ++seq, timestampMs: NOW, content: Buffer.alloc(200, 0x63) })]);
+    return { body: multiPublishFrame(names.map((channel, i) => ({ channel, records: sections[i]! }))).subarray(4), sections };
+  };
+  return { svc, frame };
+}
 
 test('queues sharing a budget never hold more bytes than it, and every event over it is counted', () => {
   const budget = new QueueBudget(10 * COST);
@@ -141,58 +165,43 @@ test('the budget counts only what sits in a queue: taking, pulling, expiring and
   );
 });
 
-test('a queued record is a copy: it does not share memory with the buffer it was given', () => {
-  const q = new ClientQueue(10, FOREVER_MS, new QueueBudget(1e9));
-  const chunk = Buffer.alloc(64 * 1024, 0x62);
-  const view = chunk.subarray(1_000, 1_000 + REC_BYTES);
-  q.enqueue(view, 0, NOW);
-  chunk.fill(0);
-  const [e] = q.pull(1, NOW);
-  assert.notEqual(e!.rec.buffer, chunk.buffer);
-  assert.deepEqual(e!.rec, Buffer.alloc(REC_BYTES, 0x62), 'bytes as they were when queued');
+test('a queued record is no view of the socket read: the service copies each section once, and the channel\'s queues share the copy', () => {
+  const { svc, frame } = fiftyChannelService();
+  const { body, sections } = frame();
+  svc.publish(PUBLISHER, body, decodePublish(body).sections);
+  const [a] = svc.queueFor(SIEM1, 'ch0').pull(1, NOW);
+  const [b] = svc.queueFor(SIEM2, 'ch0').pull(1, NOW);
+  assert.notEqual(a!.rec.buffer, body.buffer);
+  assert.equal(a!.rec.buffer, b!.rec.buffer, 'one copy for both subscribers');
+  assert.equal(a!.rec.byteOffset, b!.rec.byteOffset);
+  const published = Buffer.from(sections[0]![0]!);
+  body.fill(0);
+  assert.deepEqual(a!.rec, published, 'bytes as they were when published');
 });
 
-test('the queues of one channel share one copy of each record (BrokerService enqueues it into each in a row)', () => {
-  const budget = new QueueBudget(1e9);
-  const a = new ClientQueue(10, FOREVER_MS, budget);
-  const b = new ClientQueue(10, FOREVER_MS, budget);
-  const r1 = rec(1);
-  const r2 = rec(2);
-  a.enqueue(r1, 0, NOW);
-  b.enqueue(r1, 0, NOW);
-  a.enqueue(r2, 0, NOW);
-  b.enqueue(r2, 0, NOW);
-  const [a1, a2] = a.pull(2, NOW);
-  const [b1, b2] = b.pull(2, NOW);
-  assert.equal(a1!.rec.buffer, b1!.rec.buffer);
-  assert.equal(a1!.rec.byteOffset, b1!.rec.byteOffset);
-  assert.equal(a2!.rec.byteOffset, b2!.rec.byteOffset);
-  assert.deepEqual([tagOf(a1!.rec), tagOf(a2!.rec), tagOf(b1!.rec), tagOf(b2!.rec)], [1, 2, 1, 2]);
-});
-
-test('one console that stopped reading one of fifty channels keeps its own events, not every socket read', () => {
-  // Socket reads of 64 KiB, each holding events of fifty channels; one queue keeps the events
-  // of one channel. As views, they would keep every read alive (50 x what they hold).
-  const CHANNELS = 50;
-  const READS = 200;
-  const queue = new ClientQueue(1_000_000, FOREVER_MS, new QueueBudget(1e12));
+test('one console that stopped reading one of fifty channels keeps that channel\'s events, not every frame they came in', () => {
+  // Each frame holds an event of every channel. siem1 stops reading ch0 and reads the other
+  // forty-nine; siem2 reads all. As views of the frames, ch0's events would keep every frame.
+  const FRAMES = 200;
+  const { svc, frame } = fiftyChannelService();
+  const readers = [
+    ...Array.from({ length: 49 }, (_, i) => svc.queueFor(SIEM1, `ch${i + 1}`)),
+    ...Array.from({ length: 50 }, (_, i) => svc.queueFor(SIEM2, `ch${i}`)),
+  ].map((q) => ({ q, s: q.attach() }));
   gc();
   const before = process.memoryUsage().arrayBuffers;
-  let kept = 0;
-  for (let r = 0; r < READS; r++) {
-    const read = Buffer.alloc(64 * 1024, 0x63);
-    for (let off = 0, i = 0; off + 240 <= read.length; off += 240, i++) {
-      if (i % CHANNELS === 0) {
-        queue.enqueue(read.subarray(off, off + 240), 0, NOW);
-        kept += 240;
-      }
-    }
+  for (let i = 0; i < FRAMES; i++) {
+    const { body } = frame();
+    svc.publish(PUBLISHER, body, decodePublish(body).sections);
+    for (const r of readers) r.q.ack(r.s, r.s.nextPos + r.q.take(r.s, 1_000, NOW).length - 1);
   }
   gc();
   const held = process.memoryUsage().arrayBuffers - before;
-  assert.equal(queue.depth, kept / 240);
-  // ~1.3 MB of reads kept as views would be 200 x 64 KiB = 13 MB.
-  assert.ok(held < 2 * kept + 64 * 1024, `queued ${kept} bytes of records, holding ${held} bytes of buffers`);
+  const stalled = svc.queueFor(SIEM1, 'ch0');
+  const kept = stalled.bytes - stalled.depth * QUEUE_ENTRY_OVERHEAD_BYTES;
+  assert.equal(stalled.depth, FRAMES);
+  // The frames add up to 200 x ~13 KB = 2.6 MB; ch0's events to ~50 KB.
+  assert.ok(held < 2 * kept + 256 * 1024, `queued ${kept} bytes of records for the stalled console, holding ${held} bytes of buffers`);
 });
 
 test('QUEUE_ENTRY_OVERHEAD_BYTES is what a queued entry costs on the heap (within 25 %)', () => {
@@ -209,14 +218,4 @@ test('QUEUE_ENTRY_OVERHEAD_BYTES is what a queued entry costs on the heap (withi
   const perEntry = (process.memoryUsage().heapUsed - before) / N;
   assert.ok(perEntry <= 1.25 * QUEUE_ENTRY_OVERHEAD_BYTES, `an entry costs ${perEntry.toFixed(0)} heap bytes, counted as ${QUEUE_ENTRY_OVERHEAD_BYTES}`);
   assert.equal(q.depth, N);
-});
-
-test('queues built without a budget share the replica-wide default of queuedBytesMax', () => {
-  assert.equal(processQueueBudget.bytesMax, DEFAULT_LIMITS.queuedBytesMax);
-  const q = new ClientQueue(10, FOREVER_MS);
-  const before = processQueueBudget.bytes;
-  q.enqueue(rec(1), 0, NOW);
-  assert.equal(processQueueBudget.bytes - before, COST);
-  q.pull(1, NOW);
-  assert.equal(processQueueBudget.bytes, before);
 });
