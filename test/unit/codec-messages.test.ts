@@ -149,20 +149,6 @@ test('EVENTS round-trips every section (stream, first position, records), in ord
   );
 });
 
-test('EVENTS copies records that lie back to back in one frame as one run, and scattered ones one by one, unchanged', () => {
-  const recs = [1, 2, 3, 4, 5].map((seq) => makeRecord({ seq, content: `event ${seq}` }));
-  const frame = Buffer.concat([Buffer.from([9, 9]), ...recs, Buffer.from([9])]);
-  const views: Buffer[] = [];
-  let at = 2;
-  for (const r of recs) views.push(frame.subarray(at, (at += r.length)));
-  const stray = makeRecord({ seq: 6 });
-  // A run of two, a record from elsewhere, a gap (4 skipped), then the last one.
-  const order = [views[0]!, views[1]!, stray, views[2]!, views[4]!];
-  const [h] = decodeEvents(body(encodeEvents(3, 0, order)));
-  const b = body(encodeEvents(3, 0, order));
-  assert.deepEqual(b.subarray(h!.recordsAt, h!.recordsEnd), Buffer.concat(order));
-});
-
 test('EVENTS with no records is a valid empty batch', () => {
   const [h] = decodeEvents(body(encodeEvents(1, 0, [])));
   assert.equal(h!.count, 0);
