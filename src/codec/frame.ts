@@ -46,7 +46,11 @@ export class FrameDecoder {
     return Buffer.concat(this.chunks).subarray(0, FRAME_HEADER_BYTES);
   }
 
-  /** Takes n bytes off the front; zero-copy when they sit inside the first chunk. */
+  /**
+   * Takes n bytes off the front: zero-copy when they sit inside the first chunk, else one copy
+   * of exactly those n bytes (a frame bigger than a socket read spans several; copying what
+   * follows it too would copy the next frame's bytes again and pin them in a bigger buffer).
+   */
   private take(n: number): Buffer {
     const first = this.chunks[0]!;
     let out: Buffer;
@@ -55,9 +59,15 @@ export class FrameDecoder {
       if (first.length === n) this.chunks.shift();
       else this.chunks[0] = first.subarray(n);
     } else {
-      const all = Buffer.concat(this.chunks);
-      out = all.subarray(0, n);
-      this.chunks = all.length > n ? [all.subarray(n)] : [];
+      out = Buffer.allocUnsafeSlow(n);
+      let o = 0;
+      while (o < n) {
+        const c = this.chunks[0]!;
+        const k = Math.min(c.length, n - o);
+        o += c.copy(out, o, 0, k);
+        if (k === c.length) this.chunks.shift();
+        else this.chunks[0] = c.subarray(k);
+      }
     }
     this.buffered -= n;
     return out;
