@@ -3,7 +3,8 @@
 // satisfied (f+1 byte-identical copies for bft, the first copy for cft). A SIEM reading fifty
 // channels keeps n connections, not fifty times n. Flow control is by credits, per stream: a
 // replica never pushes more than the subscriber granted, and the subscriber grants more only
-// as it processes what arrived, so a slow console costs a replica bounded memory.
+// as its voter resolves what arrived, so a slow console costs a replica bounded memory, and a
+// replica ahead of the others cannot push more copies than the voter has room to hold.
 // Acknowledgements tell each replica which of its copies were resolved; the rest go back to
 // the client's queue if the session ends.
 //
@@ -64,6 +65,7 @@ export interface SubscriberSummary extends VoterCounters {
 
 const GEN = 0x1_0000_0000;
 const VOTER_EVENTS_PER_CHANNEL_MIN = 1000;
+const CREDITS_MIN = 64;
 
 export class Subscriber {
   private readonly links: ReplicaLink[];
@@ -91,7 +93,12 @@ export class Subscriber {
     }
     const client = config.table.clients.get(clientId);
     if (!client) throw new FitError('FIT_ERR_UNKNOWN_CLIENT', `client "${clientId}" is not in ${config.file}; add it under clients:`, { client: clientId });
-    this.credits = Math.min(o.creditsEvents ?? config.limits.subscribeCreditsEvents, o.limit ?? Infinity);
+    // Every copy a replica pushes may wait in the voter until another replica's copy arrives:
+    // n streams' credits must fit in the channel's share of voterPendingEventsMax, or replicas
+    // drifting apart at saturation make the voter evict undecided events.
+    const pendingShare = Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(config.limits.voterPendingEventsMax / Math.max(1, (o.channels ?? [o.channel]).length)));
+    const fits = Math.max(CREDITS_MIN, Math.floor(pendingShare / config.replicas.length));
+    this.credits = Math.min(o.creditsEvents ?? config.limits.subscribeCreditsEvents, fits, o.limit ?? Infinity);
     this.channels = names.map((name) => this.channelState(name, client, names.length));
     this.byStreamId = config.replicas.map(() => new Map());
     this.links = config.replicas.map(
@@ -250,7 +257,6 @@ export class Subscriber {
     }
     const now = Date.now();
     const streams = this.byStreamId[link.id]!;
-    let received = 0;
     for (const h of sections) {
       const stream = streams.get(h.streamId);
       if (!stream || stream.ch.streams.get(link.id) !== stream) continue;
@@ -259,7 +265,6 @@ export class Subscriber {
       let pos = stream.gen * GEN + h.firstPos;
       try {
         while (cursor.next()) {
-          stream.acks.received++;
           if (this.closing) voter.offerLateAt(link.id, body, cursor.start, cursor.end, pos++);
           else voter.offerAt(link.id, body, cursor.start, cursor.end, pos++, now);
         }
@@ -267,9 +272,10 @@ export class Subscriber {
         // A replica that sends unparseable records is faulty; what parsed before still counts.
         stream.ch.malformed[link.id]!++;
       }
-      if (stream.acks.received >= this.credits / 4) received++;
     }
-    if (received > 0) this.sendCredits(false);
+    // Copies of any stream may have been resolved by this frame (an event decided by this
+    // replica's copy resolves the other replicas' copies of it): look at every stream.
+    this.sendCredits(false);
   }
 
   private deliver(ch: ChannelState, rec: Buffer): void {
@@ -300,10 +306,10 @@ export class Subscriber {
         const s = ch.streams.get(l.id);
         if (!s) continue;
         const ackedBelow = s.acks.ackedPos + 1;
-        if (s.acks.received === 0 && ackedBelow === s.ackedSent) continue;
-        if (!evenIfFew && s.acks.received < this.credits / 4) continue;
-        l.send(encodeCredit(s.id, s.acks.received, ackedBelow));
-        s.acks.received = 0;
+        if (s.acks.resolved === 0 && ackedBelow === s.ackedSent) continue;
+        if (!evenIfFew && s.acks.resolved < this.credits / 4) continue;
+        l.send(encodeCredit(s.id, s.acks.resolved, ackedBelow));
+        s.acks.resolved = 0;
         s.ackedSent = ackedBelow;
       }
     }
