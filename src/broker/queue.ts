@@ -16,19 +16,35 @@
 // frame once, and the queues keep views of that copy, which holds one channel's records only.
 
 import { DEFAULT_LIMITS, PRIORITY_LEVELS, type Priority } from '../core/index.js';
+import type { RecordRef } from '../codec/index.js';
 import { Deque } from './deque.js';
 
-export interface QueueEntry {
-  rec: Buffer;
-  idx: number;
-  priority: Priority;
-  expiresAtMs: number;
+/**
+ * One queued copy of an event. The record is where the service copied it (buf, at, len), not
+ * a Buffer view of its own: a view per record per replica was a measured allocation cost, and
+ * records lying back to back in one buffer are then sent with one copy (EventsWriter).
+ */
+export class QueueEntry implements RecordRef {
   /** True while the entry sits in a level FIFO (not only in sessions' in-flight lists). */
-  queued: boolean;
+  queued = true;
   /** Dropped for capacity or TTL, and counted: a detach must not bring it back. */
-  dropped: boolean;
+  dropped = false;
   /** `attaches` when it last left its FIFO sent to every session: later sessions never had it. */
-  leftAt: number;
+  leftAt = 0;
+
+  constructor(
+    readonly buf: Buffer,
+    readonly at: number,
+    readonly len: number,
+    public idx: number,
+    readonly priority: Priority,
+    readonly expiresAtMs: number,
+  ) {}
+
+  /** The record as a Buffer view, for the paths that want one (pull, faults, tests). */
+  get rec(): Buffer {
+    return this.buf.subarray(this.at, this.at + this.len);
+  }
 }
 
 export interface QueueSession {
@@ -50,11 +66,11 @@ export interface QueueCounters {
 }
 
 /**
- * What one queued copy of an event is counted for besides its record bytes: the entry object,
- * its boxed expiry time, the Buffer view of the record and its FIFO slot: ~204 bytes on Node 20
- * x64, measured (and checked to stay so) by test/unit/broker-budget.test.ts.
+ * What one queued copy of an event is counted for besides its record bytes: the entry object
+ * and its FIFO slot, ~122 bytes on Node 20 x64, measured (and checked to stay so) by
+ * test/unit/broker-budget.test.ts.
  */
-export const QUEUE_ENTRY_OVERHEAD_BYTES = 208;
+export const QUEUE_ENTRY_OVERHEAD_BYTES = 128;
 
 /**
  * The byte budget of every queue of one replica together (limits.queuedBytesMax). Going over
@@ -137,9 +153,14 @@ export class ClientQueue {
    * memory than the budget counts (BrokerService copies each section out of the socket read).
    */
   enqueue(rec: Buffer, priority: Priority, timestampMs: number): void {
+    this.enqueueAt(rec, 0, rec.length, priority, timestampMs);
+  }
+
+  /** enqueue() for the record at [at, at + len) of buf. */
+  enqueueAt(buf: Buffer, at: number, len: number, priority: Priority, timestampMs: number): void {
     if (this.size >= this.capacityEvents) this.dropOldest();
-    this.budget.makeRoom(this, rec.length + QUEUE_ENTRY_OVERHEAD_BYTES);
-    const e: QueueEntry = { rec, idx: this.nextIdx++, priority, expiresAtMs: timestampMs + this.ttlMs, queued: true, dropped: false, leftAt: 0 };
+    this.budget.makeRoom(this, len + QUEUE_ENTRY_OVERHEAD_BYTES);
+    const e = new QueueEntry(buf, at, len, this.nextIdx++, priority, timestampMs + this.ttlMs);
     this.levels[priority]!.push(e);
     this.counted(e);
     this.counters.enqueued++;
@@ -147,7 +168,7 @@ export class ClientQueue {
 
   /** An entry went into a level FIFO. */
   private counted(e: QueueEntry): void {
-    const cost = e.rec.length + QUEUE_ENTRY_OVERHEAD_BYTES;
+    const cost = e.len + QUEUE_ENTRY_OVERHEAD_BYTES;
     const wasEmpty = this.size === 0;
     this.size++;
     this.bytes += cost;
@@ -156,7 +177,7 @@ export class ClientQueue {
 
   /** An entry left its level FIFO. */
   private uncounted(e: QueueEntry): void {
-    const cost = e.rec.length + QUEUE_ENTRY_OVERHEAD_BYTES;
+    const cost = e.len + QUEUE_ENTRY_OVERHEAD_BYTES;
     e.queued = false;
     this.size--;
     this.bytes -= cost;

@@ -13,7 +13,7 @@
 
 import type { KeyObject } from 'node:crypto';
 import { FitError, maySubscribe, voteQuorum, type BrokerEvent, type ChannelClass, type ClientInfo } from '../core/index.js';
-import { decodeEvents, decodeRecord, encodeCredit, MessageType, RecordCursor } from '../codec/index.js';
+import { decodeEvents, encodeCredit, RecordDecoder, MessageType, RecordCursor } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 import { StreamAcks } from './acks.js';
@@ -78,6 +78,8 @@ export class Subscriber {
   /** Set while closing: only late copies of delivered events are taken (and acknowledged). */
   private closing = false;
   private delivered = 0;
+  /** Publisher and epoch strings decoded once per publishing process. */
+  private readonly decoder = new RecordDecoder();
   private readyWaiters: { resolve(): void; reject(e: FitError): void }[] = [];
   failure: FitError | undefined;
 
@@ -280,7 +282,7 @@ export class Subscriber {
 
   private deliver(ch: ChannelState, rec: Buffer): void {
     this.delivered++;
-    this.o.onEvent(decodeRecord(rec, ch.name));
+    this.o.onEvent(this.decoder.decode(rec, ch.name));
     if (this.o.limit !== undefined && this.delivered >= this.o.limit && !this.closing) {
       this.closing = true;
       this.o.onLimit?.();

@@ -1,5 +1,5 @@
 export { FrameDecoder, frame, FRAME_HEADER_BYTES } from './frame.js';
-export { RecordCursor, writeRecord, numberRecords, recordBytes, decodeRecord, contentOffset, EPOCH_BYTES, RECORD_VERSION } from './record.js';
+export { RecordCursor, writeRecord, numberRecords, recordBytes, decodeRecord, RecordDecoder, contentOffset, sameBytesAt, EPOCH_BYTES, RECORD_VERSION } from './record.js';
 export type { RecordInput } from './record.js';
 export {
   MessageType,
@@ -18,9 +18,10 @@ export {
   decodeAck,
   EVENTS_SECTION_HEADER_BYTES,
   EventsWriter,
+  refOf,
   encodeEvents,
   decodeEvents,
   encodeCredit,
   decodeCredit,
 } from './messages.js';
-export type { PublishView, PublishSection, EventsSection } from './messages.js';
+export type { PublishView, PublishSection, EventsSection, RecordRef } from './messages.js';

@@ -3,8 +3,8 @@
 // socket is backed up. That is the flow control that keeps a slow console from growing a
 // replica's memory: what it cannot take stays in the bounded queue.
 
-import type { ClientQueue, QueueSession } from '../broker/index.js';
-import { EventsWriter } from '../codec/index.js';
+import type { ClientQueue, QueueEntry, QueueSession } from '../broker/index.js';
+import { EventsWriter, refOf, type RecordRef } from '../codec/index.js';
 import type { Connection } from '../net/index.js';
 import { tamperRecord, type Fault } from './faults.js';
 
@@ -33,7 +33,7 @@ export class PushScheduler {
   }
 
   /** Adds a section to this pass's frame for `conn`; sends the frame once it is big enough. */
-  write(conn: Connection, streamId: number, firstPos: number, records: Buffer[]): void {
+  write(conn: Connection, streamId: number, firstPos: number, records: readonly RecordRef[]): void {
     let w = this.writers.get(conn);
     if (!w) this.writers.set(conn, (w = new EventsWriter()));
     w.add(streamId, firstPos, records);
@@ -80,7 +80,7 @@ export class PushStream {
     readonly id: number,
     readonly channel: string,
     readonly client: string,
-    private readonly queue: ClientQueue,
+    readonly queue: ClientQueue,
     private readonly qs: QueueSession,
     private readonly conn: Connection,
     credits: number,
@@ -125,10 +125,10 @@ export class PushStream {
     if (!this.conn.writable && !this.conn.isClosed) this.conn.whenDrained(() => this.schedule());
   }
 
-  private records(entries: readonly { rec: Buffer }[]): Buffer[] {
-    const out = new Array<Buffer>(entries.length);
-    for (let i = 0; i < entries.length; i++) out[i] = this.transform(entries[i]!.rec);
-    return out;
+  /** The entries as they are, or as a faulty replica alters them. */
+  private records(entries: readonly QueueEntry[]): readonly RecordRef[] {
+    if (!this.ctx.faults.some((f) => f.kind === 'tamper' || f.kind === 'equivocate')) return entries;
+    return entries.map((e) => refOf(this.transform(e.rec)));
   }
 
   private transform(rec: Buffer): Buffer {

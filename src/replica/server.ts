@@ -9,7 +9,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FitError, isFitError, type ClientInfo } from '../core/index.js';
 import { decodeCredit, decodeJson, decodePublish, encodeAck, encodeEvents, encodeJson, MessageType } from '../codec/index.js';
-import { BrokerService } from '../broker/index.js';
+import { BrokerService, type ClientQueue } from '../broker/index.js';
 import { authTranscript, newNonce, signBytes, verifyBytes, AUTH_VERSION } from '../protection/index.js';
 import { Connection } from '../net/index.js';
 import type { ClusterConfig } from '../config/index.js';
@@ -38,7 +38,8 @@ export class ReplicaServer {
   readonly service: BrokerService;
   private readonly server: Server;
   private readonly peers = new Set<Peer>();
-  private readonly streams = new Map<string, Set<PushStream>>();
+  /** Push streams by the queue they drain: the queue names its channel and client at no cost. */
+  private readonly streams = new Map<ClientQueue, Set<PushStream>>();
   /** Mismatching copies subscribers reported, by the replica that sent them. */
   private readonly evidence = new Map<number, number>();
   private readonly startedAtMs = Date.now();
@@ -51,8 +52,8 @@ export class ReplicaServer {
     this.faults = o.faults ?? [];
     this.scheduler = new PushScheduler(this.faults);
     this.service = new BrokerService(o.config.table, o.config.limits, this.nowMs);
-    this.service.onQueued = (channel, client) => {
-      const set = this.streams.get(streamKey(channel, client));
+    this.service.onQueued = (_channel, _client, queue) => {
+      const set = this.streams.get(queue);
       if (set) for (const s of set) s.schedule();
     };
     this.server = createServer({ noDelay: true }, (socket: Socket) => this.handle(socket, `${socket.remoteAddress}:${socket.remotePort}`));
@@ -217,9 +218,8 @@ export class ReplicaServer {
       scheduler: this.scheduler,
     });
     peer.streams.set(seq, ps);
-    const key = streamKey(channel, peer.client!.id);
-    let set = this.streams.get(key);
-    if (!set) this.streams.set(key, (set = new Set()));
+    let set = this.streams.get(queue);
+    if (!set) this.streams.set(queue, (set = new Set()));
     set.add(ps);
     this.reply(peer, seq, { stream: seq });
     ps.schedule();
@@ -248,7 +248,7 @@ export class ReplicaServer {
   private dropStream(s: PushStream, peer?: Peer): void {
     s.close();
     peer?.streams.delete(s.id);
-    this.streams.get(streamKey(s.channel, s.client))?.delete(s);
+    this.streams.get(s.queue)?.delete(s);
   }
 
   private reply(peer: Peer, seq: number, body: Record<string, unknown>): void {
@@ -260,8 +260,4 @@ export class ReplicaServer {
     this.o.logger.warn({ remote: peer.remote, client: peer.client?.id, code: err.code, ...err.fields }, err.message);
     if (close) peer.conn.end(err);
   }
-}
-
-function streamKey(channel: string, client: string): string {
-  return `${channel}\0${client}`;
 }

@@ -224,7 +224,7 @@ test('QUEUE_ENTRY_OVERHEAD_BYTES is what a queued entry costs on the heap (withi
   const before = process.memoryUsage().heapUsed;
   for (let i = 0; i < N; i++) {
     const off = (i * REC_BYTES) % (read.length - REC_BYTES);
-    q.enqueue(read.subarray(off, off + REC_BYTES), 0, 1.7e12 + i);
+    q.enqueueAt(read, off, REC_BYTES, 0, 1.7e12 + i);
   }
   gc();
   const perEntry = (process.memoryUsage().heapUsed - before) / N;

@@ -21,6 +21,7 @@ import {
   encodeEvents,
   encodeJson,
   EventsWriter,
+  refOf,
 } from '../../src/codec/index.js';
 import { NAME_PATTERN } from '../../src/config/index.js';
 import { assertProperty } from '../helpers/property.js';
@@ -127,25 +128,40 @@ test('decodeAck and decodeCredit reject bodies of the wrong length', () => {
   malformed(() => decodeCredit(Buffer.concat([credit, Buffer.from([0])])), /CREDIT has the wrong length/);
 });
 
-test('EVENTS round-trips every section (stream, first position, records), in order', (t) => {
+test('EVENTS round-trips every section (stream, first position, records), in order, wherever the records lie', (t) => {
   assertProperty(
     t,
     import.meta.url,
-    fc.property(fc.array(fc.record({ stream: u32, pos: u32, n: fc.integer({ min: 0, max: 3 }) }), { minLength: 1, maxLength: 5 }), (specs) => {
-      const w = new EventsWriter();
-      let seq = 0;
-      const recs = specs.map((s) => Array.from({ length: s.n }, () => makeRecord({ seq: ++seq, priority: (seq % 4) as 0 | 1 | 2 | 3 })));
-      specs.forEach((s, i) => w.add(s.stream, s.pos, recs[i]!));
-      const b = body(w.take()!);
-      assert.equal(b[0], MessageType.Events);
-      const sections = decodeEvents(b);
-      assert.deepEqual(
-        sections.map((h) => ({ stream: h.streamId, pos: h.firstPos, n: h.count })),
-        specs.map((s) => ({ ...s })),
-      );
-      sections.forEach((h, i) => assert.deepEqual(b.subarray(h.recordsAt, h.recordsEnd), Buffer.concat(recs[i]!)));
-      assert.equal(w.take(), undefined, 'the writer is empty after take()');
-    }),
+    fc.property(
+      fc.array(fc.record({ stream: u32, pos: u32, n: fc.integer({ min: 0, max: 3 }) }), { minLength: 1, maxLength: 5 }),
+      fc.array(fc.boolean(), { minLength: 15, maxLength: 15 }),
+      (specs, ownBuffer) => {
+        const w = new EventsWriter();
+        let seq = 0;
+        const recs = specs.map((s) => Array.from({ length: s.n }, () => makeRecord({ seq: ++seq, priority: (seq % 4) as 0 | 1 | 2 | 3 })));
+        // Records back to back in one buffer (copied together) mixed with records on their own.
+        const slab = Buffer.concat(recs.flat());
+        let at = 0;
+        let k = 0;
+        const refs = recs.map((rs) =>
+          rs.map((r) => {
+            const ref = ownBuffer[k++] ? refOf(r) : { buf: slab, at, len: r.length };
+            at += r.length;
+            return ref;
+          }),
+        );
+        specs.forEach((s, i) => w.add(s.stream, s.pos, refs[i]!));
+        const b = body(w.take()!);
+        assert.equal(b[0], MessageType.Events);
+        const sections = decodeEvents(b);
+        assert.deepEqual(
+          sections.map((h) => ({ stream: h.streamId, pos: h.firstPos, n: h.count })),
+          specs.map((s) => ({ ...s })),
+        );
+        sections.forEach((h, i) => assert.deepEqual(b.subarray(h.recordsAt, h.recordsEnd), Buffer.concat(recs[i]!)));
+        assert.equal(w.take(), undefined, 'the writer is empty after take()');
+      },
+    ),
   );
 });
 

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { ContentType, FitError, type Priority } from '../../src/core/index.js';
-import { RecordCursor, decodeRecord, recordBytes, writeRecord, contentOffset, RECORD_VERSION } from '../../src/codec/index.js';
+import { RecordCursor, RecordDecoder, decodeRecord, recordBytes, writeRecord, contentOffset, RECORD_VERSION } from '../../src/codec/index.js';
 import { NAME_PATTERN } from '../../src/config/index.js';
 import { assertProperty } from '../helpers/property.js';
 import { EPOCH_B, T0_MS, makeRecord } from '../helpers/records.js';
@@ -100,6 +100,24 @@ test('streamKey is equal exactly for the same publisher and epoch; eventKey also
   assert.notEqual(key({ seq: 5, epoch: EPOCH_B }).stream, base.stream);
   assert.notEqual(key({ seq: 5, publisher: 'probe2' }).stream, base.stream);
   assert.notEqual(key({ seq: 5 + 2 ** 32 }).event, base.event, 'the high half of seq is part of the key');
+});
+
+test('a RecordDecoder decodes every event as decodeRecord does, across processes that share 30 bits of epoch or a publisher', (t) => {
+  // Epochs that differ only in bits the decoder's lookup ignores, or in the first byte, and
+  // publishers that are prefixes of each other: the strings it reuses must be checked, not trusted.
+  const epochs = ['a1a2a3a4a5a6a7a8', 'a1a2a3a4e5a6a7a8', '01a2a3a4a5a6a7a8', 'a1a2a3a4a5a6a7a8'.replace(/^../, 'ff')].map((h) => Buffer.from(h, 'hex'));
+  const spec = fc.record({ publisher: fc.constantFrom('p', 'pp', 'probe', 'próbé'), epoch: fc.constantFrom(...epochs), seq: fc.maxSafeNat() });
+  assertProperty(
+    t,
+    import.meta.url,
+    fc.property(fc.array(spec, { minLength: 1, maxLength: 40 }), (specs) => {
+      const decoder = new RecordDecoder();
+      for (const s of specs) {
+        const rec = makeRecord(s);
+        assert.deepEqual(decoder.decode(rec, 'ch'), decodeRecord(rec, 'ch'));
+      }
+    }),
+  );
 });
 
 test('publisherEquals matches the exact id bytes only', () => {
