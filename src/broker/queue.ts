@@ -81,40 +81,49 @@ export const QUEUE_ENTRY_OVERHEAD_BYTES = 128;
 export class QueueBudget {
   /** Bytes counted for every queued event of every queue sharing this budget. */
   bytes = 0;
-  /** Queues holding at least one event. */
-  private readonly holders = new Set<ClientQueue>();
+  /**
+   * Every queue sharing the budget, and how many hold an event. A count, not a set of holders:
+   * at a modest rate a queue empties and fills again with every event, and a Set add and delete
+   * each time showed in profiles; the queues are scanned only when the budget is exceeded.
+   */
+  private readonly queues: ClientQueue[] = [];
+  private holders = 0;
   /** The largest queue at the last scan; reused while it holds more than an equal share. */
   private largest: ClientQueue | undefined;
 
   constructor(readonly bytesMax: number) {}
 
+  /** A queue shares this budget from its creation on. */
+  register(q: ClientQueue): void {
+    this.queues.push(q);
+  }
+
   /** Drops events until `cost` more bytes fit (or nothing is left to drop). */
   makeRoom(q: ClientQueue, cost: number): void {
-    while (this.bytes + cost > this.bytesMax && this.holders.size > 0) {
-      const v = this.victim(q);
-      if (!v.dropForBudget()) this.removed(v, 0, true);
+    while (this.bytes + cost > this.bytesMax && this.holders > 0) {
+      if (!this.victim(q).dropForBudget()) return;
     }
   }
 
   added(q: ClientQueue, cost: number, wasEmpty: boolean): void {
     this.bytes += cost;
-    if (wasEmpty) this.holders.add(q);
+    if (wasEmpty) this.holders++;
   }
 
   removed(q: ClientQueue, cost: number, nowEmpty: boolean): void {
     this.bytes -= cost;
     if (nowEmpty) {
-      this.holders.delete(q);
+      this.holders--;
       if (this.largest === q) this.largest = undefined;
     }
   }
 
   private victim(q: ClientQueue): ClientQueue {
-    const share = this.bytesMax / this.holders.size;
+    const share = this.bytesMax / this.holders;
     if (q.bytes >= share) return q;
     let v = this.largest;
     if (v === undefined || v.bytes < share) {
-      for (const h of this.holders) if (v === undefined || h.bytes > v.bytes) v = h;
+      for (const h of this.queues) if (h.bytes > 0 && (v === undefined || h.bytes > v.bytes)) v = h;
       this.largest = v;
     }
     return v!;
@@ -138,7 +147,9 @@ export class ClientQueue {
     private readonly ttlMs: number,
     /** The replica's budget, shared by all its queues; a queue on its own gets one to itself. */
     private readonly budget: QueueBudget = new QueueBudget(DEFAULT_LIMITS.queuedBytesMax),
-  ) {}
+  ) {
+    budget.register(this);
+  }
 
   get depth(): number {
     return this.size;
