@@ -1,0 +1,110 @@
+// A replica's hot path in one process, without sockets: PUBLISH frames from 2 publishers over
+// 50 channels go through BrokerService into 2 subscribers' queues, which are drained into
+// EVENTS frames and acknowledged, as the push streams do. End-to-end runs on this shared
+// machine move by ±20 % between runs; this moves by a few percent, so it is what A/B
+// comparisons of the replica's own code use (docs/performance.md).
+//
+//   node dist/bench/replica-path.js [--per-section N] [--rounds R]
+//
+// --per-section 12 is close to saturation (large sections); 1 is a paced load of ~30,000
+// events/s, where per-section and per-frame costs are per-event costs.
+
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { BrokerService } from '../src/broker/index.js';
+import { limitsWith, type ChannelClass, type ClientInfo, type ControlTable } from '../src/core/index.js';
+import {
+  decodePublish,
+  EventsWriter,
+  numberRecords,
+  publishSectionHeaderBytes,
+  PUBLISH_FIXED_BYTES,
+  recordBytes,
+  writePublishFrameHeader,
+  writePublishSection,
+  writeRecord,
+} from '../src/codec/index.js';
+
+const { values } = parseArgs({ options: { 'per-section': { type: 'string', default: '12' }, rounds: { type: 'string', default: '2000' } } });
+const PER_SECTION = Number(values['per-section']);
+const ROUNDS = Number(values.rounds);
+const CHANNELS = 50;
+const PAYLOAD_BYTES = 200;
+/** Publish rounds between two drains: how far the queues run ahead of the push streams. */
+const DRAIN_EVERY = PER_SECTION === 1 ? 1 : 8;
+
+const cls: ChannelClass = { fault: 'bft', order: 'none', priority: 0, capacityEvents: 1_000_000, ttlMs: 600_000, persist: 'memory', protection: 'si' };
+const channels = Array.from({ length: CHANNELS }, (_, i) => `ch${i}`);
+const client = (id: string, publish: string[], subscribe: string[]): ClientInfo => ({ id, publicKey: 'unused', publish, subscribe, admin: false });
+const publishers = [client('pub0', ['*'], []), client('pub1', ['*'], [])];
+const subscribers = [client('sub0', [], ['*']), client('sub1', [], ['*'])];
+const table: ControlTable = { channels: new Map(channels.map((c) => [c, cls])), clients: new Map([...publishers, ...subscribers].map((c) => [c.id, c])) };
+const svc = new BrokerService(table, limitsWith({ queuedBytesMax: 2 ** 31 }), () => Date.now());
+
+/** One publisher's frame: a section per channel, PER_SECTION records each (seqs set per send). */
+function frameOf(publisher: ClientInfo): Buffer {
+  const id = Buffer.from(publisher.id);
+  const epoch = randomBytes(8);
+  const content = Buffer.alloc(PAYLOAD_BYTES, 0x41);
+  const rec = recordBytes(id.length, PAYLOAD_BYTES);
+  const chans = channels.map((c) => Buffer.from(c));
+  const bytes = chans.reduce((n, c) => n + publishSectionHeaderBytes(c) + PER_SECTION * rec, PUBLISH_FIXED_BYTES);
+  const frame = Buffer.alloc(bytes);
+  let o = writePublishFrameHeader(frame, CHANNELS, bytes);
+  for (const c of chans) {
+    o = writePublishSection(frame, o, c, PER_SECTION, PER_SECTION * rec);
+    for (let k = 0; k < PER_SECTION; k++) o = writeRecord(frame, o, { publisher: id, epoch, seq: 0, timestampMs: Date.now(), priority: 0, contentType: 0, content });
+  }
+  return frame;
+}
+
+const templates = publishers.map(frameOf);
+const lastSeq = publishers.map(() => 0);
+const streams = subscribers.flatMap((s) => channels.map((c) => ({ sub: s.id, id: channels.indexOf(c), queue: svc.queueFor(s, c) }))).map((x) => ({ ...x, session: x.queue.attach() }));
+
+function publishRound(): void {
+  publishers.forEach((p, i) => {
+    const body = Buffer.from(templates[i]!.subarray(4)); // a fresh socket read each time
+    const { sections } = decodePublish(body);
+    for (const s of sections) lastSeq[i] = numberRecords(body, s.recordsAt, lastSeq[i]!, s.recordsEnd);
+    svc.publish(p, body, sections);
+  });
+}
+
+let pushed = 0;
+function drain(): void {
+  const now = Date.now();
+  for (const sub of subscribers) {
+    const w = new EventsWriter();
+    for (const s of streams) {
+      if (s.sub !== sub.id) continue;
+      const entries = s.queue.take(s.session, 1_000, now);
+      if (entries.length === 0) continue;
+      w.add(s.id, s.session.nextPos - entries.length, entries);
+      s.queue.ack(s.session, s.session.nextPos - 1);
+      pushed += entries.length;
+    }
+    w.take();
+  }
+}
+
+function run(rounds: number): void {
+  for (let i = 0; i < rounds; i++) {
+    publishRound();
+    if (i % DRAIN_EVERY === DRAIN_EVERY - 1) drain();
+  }
+  drain();
+}
+
+run(Math.ceil(ROUNDS / 10)); // warm-up: let V8 optimise before measuring
+pushed = 0;
+const cpu0 = process.cpuUsage();
+const t0 = process.hrtime.bigint();
+run(ROUNDS);
+const wallNs = Number(process.hrtime.bigint() - t0);
+const cpu = process.cpuUsage(cpu0);
+const events = ROUNDS * publishers.length * CHANNELS * PER_SECTION;
+if (pushed !== 2 * events) throw new Error(`pushed ${pushed} copies of ${events} events, expected ${2 * events}`);
+console.log(
+  `replica path, ${PER_SECTION} event(s) per section: ${((cpu.user + cpu.system) * 1000 / events).toFixed(0)} ns CPU per event (${(wallNs / events).toFixed(0)} ns wall), ${events} events, 2 subscribers`,
+);
