@@ -39,7 +39,7 @@ export class Receiver {
     const l = config.limits;
     this.voter = new Voter(
       { replicas: config.replicas.length, threshold: this.threshold, ttlMs: cls.ttlMs, pendingMax: l.voterPendingEventsMax, deliveredMax: l.voterDeliveredEventsMax, pendingMs: l.voterPendingMs },
-      { deliver: (rec) => this.out.push(decodeRecord(rec, channel)), resolve: () => undefined },
+      { deliver: (buf, start, end) => this.out.push(decodeRecord(buf.subarray(start, end), channel)), resolve: () => undefined },
     );
     let resolveReady: () => void = () => undefined;
     this.ready = new Promise((r) => (resolveReady = r));

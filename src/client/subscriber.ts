@@ -145,7 +145,7 @@ export class Subscriber {
         deliveredMax: Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(limits.voterDeliveredEventsMax / channelCount)),
         pendingMs: limits.voterPendingMs,
       },
-      { deliver: (rec) => this.deliver(ch, rec), resolve: (replica, pos) => this.resolve(ch, replica, pos) },
+      { deliver: (buf, start) => this.deliver(ch, buf, start), resolve: (replica, pos) => this.resolve(ch, replica, pos) },
     );
     return ch;
   }
@@ -263,13 +263,15 @@ export class Subscriber {
       const stream = streams.get(h.streamId);
       if (!stream || stream.ch.streams.get(link.id) !== stream) continue;
       const voter = stream.ch.voter;
-      const cursor = new RecordCursor(body, h.recordsAt, this.config.limits.eventBytesMax, h.recordsEnd);
+      const eventBytesMax = this.config.limits.eventBytesMax;
       let pos = stream.gen * GEN + h.firstPos;
       try {
-        while (cursor.next()) {
-          if (this.closing) voter.offerLateAt(link.id, body, cursor.start, cursor.end, pos++);
-          else voter.offerAt(link.id, body, cursor.start, cursor.end, pos++, now);
+        if (!this.closing) {
+          voter.offerSection(link.id, body, h.recordsAt, h.recordsEnd, pos, now, eventBytesMax);
+          continue;
         }
+        const cursor = new RecordCursor(body, h.recordsAt, eventBytesMax, h.recordsEnd);
+        while (cursor.next()) voter.offerLateAt(link.id, body, cursor.start, cursor.end, pos++);
       } catch {
         // A replica that sends unparseable records is faulty; what parsed before still counts.
         stream.ch.malformed[link.id]!++;
@@ -280,9 +282,9 @@ export class Subscriber {
     this.sendCredits(false);
   }
 
-  private deliver(ch: ChannelState, rec: Buffer): void {
+  private deliver(ch: ChannelState, buf: Buffer, start: number): void {
     this.delivered++;
-    this.o.onEvent(this.decoder.decode(rec, ch.name));
+    this.o.onEvent(this.decoder.decodeAt(buf, start, ch.name));
     if (this.o.limit !== undefined && this.delivered >= this.o.limit && !this.closing) {
       this.closing = true;
       this.o.onLimit?.();

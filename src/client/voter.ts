@@ -15,9 +15,17 @@
 // (taking the oldest key of a Map that has seen many deletes walks every deleted slot).
 // Events are found by publishing process and then seq, and floors belong to the process, so
 // that a copy costs no string: see voter-streams.ts.
+//
+// Most copies need no lookup at all (offerSection): replicas forward a publisher's batch as
+// the bytes it arrived in, so a later replica's section usually repeats, byte for byte, a run
+// of records the first replica's copy created entries for, back to back in one frame. Such a
+// run is compared with one memcmp against the first version's bytes and counted for every
+// event in it; only records that do not line up are parsed and looked up one at a time. One
+// comparison of equal bytes says as much as one per record, so the vote is unchanged.
 
 import { FitError } from '../core/index.js';
 import { Deque } from '../broker/index.js';
+import { RecordCursor } from '../codec/index.js';
 import { StreamIndex, type Stream } from './voter-streams.js';
 
 export interface VoterOptions {
@@ -44,7 +52,8 @@ export interface Copy {
 }
 
 export interface VoterSink {
-  deliver(rec: Buffer): void;
+  /** The event whose record is buf[start, end). */
+  deliver(buf: Buffer, start: number, end: number): void;
   /** The copy at `pos` of `replica`'s stream needs nothing more: the subscriber may acknowledge it. */
   resolve(replica: number, pos: number): void;
 }
@@ -58,21 +67,40 @@ interface Variant {
 }
 
 /**
- * One event, undecided and then delivered: the same object, so a copy costs one lookup and an
- * event two allocations (this and its list of copies). While undecided, `rec`/`mask` are the
- * first version seen; once decided, `rec` is the delivered version, kept for comparing late
- * copies and released once every replica's copy arrived.
+ * One event, undecided and then delivered: the same object, so a copy costs at most one lookup
+ * and an event one allocation. The first version seen stays where it arrived (fbuf); once
+ * decided, the delivered version is kept for comparing late copies until every replica's copy
+ * arrived.
  */
 interface Entry {
   decided: boolean;
   stream: Stream<Entry>;
-  rec: Buffer | undefined;
+  /**
+   * The first version's bytes, fbuf[fat, fend): the frame it arrived in, which later copies
+   * are compared with in place. Undefined once nothing more can match it: every replica's copy
+   * arrived, or the event was dropped or forgotten.
+   */
+  fbuf: Buffer | undefined;
+  fat: number;
+  fend: number;
+  /** The entry created from the record right after this one in the same section: a run. */
+  next: Entry | undefined;
+  /** Replicas whose copy equals the first version. */
   mask: number;
+  /** The first version is the delivered one. */
+  firstWon: boolean;
+  /** The delivered version when it is not the first one. */
+  rec: Buffer | undefined;
   /** Versions that differ from the first: only a faulty replica makes these. */
   others: Variant[] | undefined;
   seenMask: number;
-  /** Flat (replica, pos) pairs of the copies received, to resolve them once decided. */
-  copies: number[] | undefined;
+  /**
+   * The copies received while undecided, to resolve once decided: the first inline (with f = 1
+   * the second copy usually decides), any others as flat (replica, pos) pairs.
+   */
+  heldReplica: number;
+  heldPos: number;
+  moreHeld: number[] | undefined;
   firstSeenMs: number;
   seq: number;
   priority: number;
@@ -81,9 +109,19 @@ interface Entry {
 /** Record offset of the identity (publisherBytes, publisher, epoch, seq). */
 const ID_AT = 8;
 const EPOCH_BYTES = 8;
+/**
+ * Records a run comparison may cover. After a comparison fails, the next one tries a single
+ * record and each success doubles the span, so a faulty replica that breaks every other
+ * record costs comparisons of a record or two, never a whole run per record.
+ */
+const RUN_RECORDS_MAX = 1 << 16;
 
 function sameBytes(rec: Buffer, buf: Buffer, start: number, end: number): boolean {
   return rec.length === end - start && buf.compare(rec, 0, rec.length, start, end) === 0;
+}
+
+function isFirstVersion(p: Entry, buf: Buffer, start: number, end: number): boolean {
+  return p.fend - p.fat === end - start && buf.compare(p.fbuf!, p.fat, p.fend, start, end) === 0;
 }
 
 function popcount(x: number): number {
@@ -100,6 +138,12 @@ export class Voter {
   private readonly deliveredOrder = new Deque<Entry>();
   private readonly allMask: number;
   private incomplete = 0;
+  /** Per replica, the entry its next copy is expected to be (the run it is in the middle of). */
+  private readonly expect: (Entry | undefined)[];
+  /** Per replica, how many records the next run comparison tries. */
+  private readonly span: number[];
+  /** The entry the last offerAt() created, if it created one. */
+  private created: Entry | undefined;
   readonly mismatches: number[];
   readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0 };
 
@@ -112,6 +156,8 @@ export class Voter {
     }
     this.allMask = (1 << o.replicas) - 1;
     this.mismatches = new Array<number>(o.replicas).fill(0);
+    this.expect = new Array<Entry | undefined>(o.replicas).fill(undefined);
+    this.span = new Array<number>(o.replicas).fill(RUN_RECORDS_MAX);
     // Floors of up to deliveredMax idle processes: the bound of the delivered events they outlast.
     this.streams = new StreamIndex(o.replicas, o.deliveredMax);
   }
@@ -135,26 +181,127 @@ export class Voter {
   }
 
   /**
+   * Offers every record of [from, to) of a replica's frame, the first at position `firstPos`
+   * of its stream. Throws FIT_ERR_MALFORMED or FIT_ERR_EVENT_TOO_LARGE at the first record
+   * that does not parse; the records before it still count.
+   */
+  offerSection(replica: number, buf: Buffer, from: number, to: number, firstPos: number, nowMs: number, eventBytesMax: number): void {
+    let at = from;
+    let pos = firstPos;
+    /** The entry the previous record of this section created: the one to link the next to. */
+    let prevCreated: Entry | undefined;
+    let cursor: RecordCursor | undefined;
+    while (at < to) {
+      const head = this.expect[replica];
+      if (head?.fbuf !== undefined) {
+        const n = this.matchRun(head, buf, at, to, this.span[replica]!);
+        if (n > 0) {
+          at = this.markRun(head, n, replica, buf, at, pos, nowMs);
+          pos += n;
+          this.span[replica] = Math.min(RUN_RECORDS_MAX, 2 * n);
+          prevCreated = undefined;
+          continue;
+        }
+      }
+      this.span[replica] = 1;
+      if (cursor === undefined) cursor = new RecordCursor(buf, at, eventBytesMax, to);
+      else cursor.seek(at);
+      cursor.next();
+      this.created = undefined;
+      const p = this.vote(replica, buf, cursor.start, cursor.end, pos++, nowMs);
+      const created = this.created as Entry | undefined;
+      if (created && prevCreated?.fbuf === buf && prevCreated.fend === cursor.start) prevCreated.next = created;
+      prevCreated = created;
+      this.expect[replica] = created ? undefined : p?.next;
+      at = cursor.end;
+    }
+  }
+
+  /**
+   * How many records of the run starting at `head` (at most `span`) equal buf from `at` on,
+   * compared in one memcmp; 0 if they do not. Stops where the run stops being comparable.
+   */
+  private matchRun(head: Entry, buf: Buffer, at: number, to: number, span: number): number {
+    const fbuf = head.fbuf!;
+    let n = 0;
+    let end = head.fat;
+    for (let e: Entry | undefined = head; e !== undefined && e.fbuf === fbuf && e.fat === end && n < span; e = e.next) {
+      if (at + (e.fend - head.fat) > to) break;
+      end = e.fend;
+      n++;
+    }
+    if (n === 0 || buf.compare(fbuf, head.fat, end, at, at + (end - head.fat)) !== 0) return 0;
+    return n;
+  }
+
+  /** Counts `n` records of a matched run as copies from `replica`; returns where they end in buf. */
+  private markRun(head: Entry, n: number, replica: number, buf: Buffer, at: number, pos: number, nowMs: number): number {
+    const base = head.fat;
+    let e: Entry | undefined = head;
+    let end = at;
+    for (let i = 0; i < n; i++) {
+      const p: Entry = e!;
+      e = p.next;
+      const start = at + (p.fat - base);
+      end = at + (p.fend - base);
+      // Deciding an earlier event of the run may have forgotten this one (tiny deliveredMax):
+      // then it takes the ordinary path, as if it had not been in a run.
+      if (p.fbuf === undefined) this.vote(replica, buf, start, end, pos + i, nowMs);
+      else this.firstVersionCopy(p, replica, pos + i);
+    }
+    this.expect[replica] = e;
+    return end;
+  }
+
+  /** A copy from `replica` known to equal p's first version. */
+  private firstVersionCopy(p: Entry, replica: number, pos: number): void {
+    const bit = 1 << replica;
+    if (p.seenMask & bit) {
+      this.counters.duplicateCopies++;
+      return this.sink.resolve(replica, pos);
+    }
+    p.seenMask |= bit;
+    if (p.decided) {
+      if (!p.firstWon) this.mismatches[replica]!++;
+      this.completeIfAll(p);
+      return this.sink.resolve(replica, pos);
+    }
+    this.hold(p, replica, pos);
+    p.mask |= bit;
+    if (popcount(p.mask) >= this.o.threshold) this.decide(p, undefined);
+  }
+
+  /**
    * offer() for a record at [start, end) of a received frame. Most copies are compared and
-   * dropped, so the record gets its own Buffer view only when the voter keeps it.
+   * dropped; the record's bytes are kept in place, in the frame, only when the voter keeps it.
    */
   offerAt(replica: number, buf: Buffer, start: number, end: number, pos: number, nowMs: number): void {
+    this.vote(replica, buf, start, end, pos, nowMs);
+  }
+
+  /** offerAt(), returning the event's entry if it has one (not for a stale or expired copy). */
+  private vote(replica: number, buf: Buffer, start: number, end: number, pos: number, nowMs: number): Entry | undefined {
     const from = start + ID_AT;
     const to = from + 1 + buf[from]! + EPOCH_BYTES;
     let s = this.streams.find(replica, buf, from, to);
     const seq = buf.readUInt32BE(to) * 0x1_0000_0000 + buf.readUInt32BE(to + 4);
     let p = s?.events.get(seq);
-    if (p?.decided) return this.lateCopy(p, replica, buf, start, end, pos);
+    if (p?.decided) {
+      this.lateCopy(p, replica, buf, start, end, pos);
+      return p;
+    }
     if (!p) {
       const priority = buf[start + 5]!;
       const floor = s?.floors?.[priority];
       if (floor !== undefined && seq <= floor) {
         this.counters.stale++;
-        return this.sink.resolve(replica, pos);
+        this.sink.resolve(replica, pos);
+        return undefined;
       }
       if (buf.readDoubleBE(to + 8) + this.o.ttlMs < nowMs) {
         this.counters.expired++;
-        return this.sink.resolve(replica, pos);
+        this.sink.resolve(replica, pos);
+        return undefined;
       }
       // Woken first, or making room could give up its floors as the oldest idle process;
       // making room may still take its last event, and so make it idle again or close it.
@@ -162,29 +309,49 @@ export class Voter {
       if (this.pendingSize >= this.o.pendingMax) this.evictOldestPending();
       if (!s || s.closed) s = this.streams.open(replica, buf, from, to);
       else this.streams.wake(s);
-      const rec = start === 0 && end === buf.length ? buf : buf.subarray(start, end);
-      p = { decided: false, stream: s, rec, mask: 0, others: undefined, seenMask: 0, copies: [], firstSeenMs: nowMs, seq, priority };
+      p = {
+        decided: false,
+        stream: s,
+        fbuf: buf,
+        fat: start,
+        fend: end,
+        next: undefined,
+        mask: 0,
+        firstWon: false,
+        rec: undefined,
+        others: undefined,
+        seenMask: 0,
+        heldReplica: -1,
+        heldPos: 0,
+        moreHeld: undefined,
+        firstSeenMs: nowMs,
+        seq,
+        priority,
+      };
       s.events.set(seq, p);
       this.pendingSize++;
       this.pendingOrder.push(p);
       if (this.pendingOrder.length > 4 * this.o.pendingMax) this.compactPendingOrder();
+      this.created = p;
     }
     const bit = 1 << replica;
     if (p.seenMask & bit) {
       this.counters.duplicateCopies++;
-      return this.sink.resolve(replica, pos);
+      this.sink.resolve(replica, pos);
+      return p;
     }
     p.seenMask |= bit;
-    p.copies!.push(replica, pos);
-    if (p.mask === 0 || sameBytes(p.rec!, buf, start, end)) {
+    this.hold(p, replica, pos);
+    if (p.mask === 0 || isFirstVersion(p, buf, start, end)) {
       p.mask |= bit;
       if (popcount(p.mask) >= this.o.threshold) this.decide(p, undefined);
-      return;
+      return p;
     }
     let v = p.others?.find((x) => sameBytes(x.rec, buf, start, end));
     if (!v) (p.others ??= []).push((v = { rec: buf.subarray(start, end), mask: 0 }));
     v.mask |= bit;
     if (popcount(v.mask) >= this.o.threshold) this.decide(p, v);
+    return p;
   }
 
   /**
@@ -213,26 +380,37 @@ export class Voter {
   private decide(p: Entry, winner: Variant | undefined): void {
     this.pendingSize--;
     if (p.others) {
-      const versions: Variant[] = [{ rec: p.rec!, mask: p.mask }, ...p.others];
+      const versions: Variant[] = [{ rec: p.fbuf!.subarray(p.fat, p.fend), mask: p.mask }, ...p.others];
       for (const v of versions) {
         if (v.mask === (winner ?? versions[0]!).mask) continue;
         for (let r = 0; r < this.o.replicas; r++) if (v.mask & (1 << r)) this.mismatches[r]!++;
       }
     }
-    const rec = winner ? winner.rec : p.rec!;
     this.counters.delivered++;
-    this.sink.deliver(rec);
+    if (winner) this.sink.deliver(winner.rec, 0, winner.rec.length);
+    else this.sink.deliver(p.fbuf!, p.fat, p.fend);
     this.resolveCopies(p);
     // Remembered even after every replica's copy arrived: a reconnect makes replicas resend
     // what they sent but never saw acknowledged, and that must not deliver it twice.
     if (this.deliveredOrder.length >= this.o.deliveredMax) this.forgetOldestDelivered();
-    const complete = p.seenMask === this.allMask;
-    if (!complete) this.incomplete++;
     p.decided = true;
-    p.rec = complete ? undefined : rec;
+    p.firstWon = winner === undefined;
+    p.rec = winner?.rec;
     p.others = undefined;
-    p.copies = undefined;
+    this.incomplete++;
+    this.completeIfAll(p);
     this.deliveredOrder.push(p);
+  }
+
+  /**
+   * Once every replica's copy of a delivered event arrived, no copy is compared with it again.
+   * Until then (fbuf kept) it counts as incomplete.
+   */
+  private completeIfAll(p: Entry): void {
+    if (p.seenMask !== this.allMask || p.fbuf === undefined) return;
+    p.rec = undefined;
+    p.fbuf = undefined;
+    this.incomplete--;
   }
 
   private lateCopy(done: Entry, replica: number, buf: Buffer, start: number, end: number, pos: number): void {
@@ -240,19 +418,29 @@ export class Voter {
     if (done.seenMask & bit) {
       this.counters.duplicateCopies++;
     } else {
-      if (done.rec && !sameBytes(done.rec, buf, start, end)) this.mismatches[replica]!++;
+      if (done.fbuf !== undefined && !(done.firstWon ? isFirstVersion(done, buf, start, end) : sameBytes(done.rec!, buf, start, end))) this.mismatches[replica]!++;
       done.seenMask |= bit;
-      if (done.seenMask === this.allMask && done.rec) {
-        done.rec = undefined;
-        this.incomplete--;
-      }
+      this.completeIfAll(done);
     }
     this.sink.resolve(replica, pos);
   }
 
+  private hold(p: Entry, replica: number, pos: number): void {
+    if (p.heldReplica < 0) {
+      p.heldReplica = replica;
+      p.heldPos = pos;
+    } else {
+      (p.moreHeld ??= []).push(replica, pos);
+    }
+  }
+
+  /** Resolves the copies held while undecided; they are not held any more. */
   private resolveCopies(p: Entry): void {
-    const copies = p.copies!;
-    for (let i = 0; i < copies.length; i += 2) this.sink.resolve(copies[i]!, copies[i + 1]!);
+    if (p.heldReplica >= 0) this.sink.resolve(p.heldReplica, p.heldPos);
+    const more = p.moreHeld;
+    if (more) for (let i = 0; i < more.length; i += 2) this.sink.resolve(more[i]!, more[i + 1]!);
+    p.heldReplica = -1;
+    p.moreHeld = undefined;
   }
 
   /** The oldest still-undecided event, dropping decided ones from the front of the FIFO. */
@@ -270,6 +458,7 @@ export class Voter {
   }
 
   private evictPending(p: Entry): void {
+    p.fbuf = undefined;
     p.stream.events.delete(p.seq);
     if (p.stream.events.size === 0) this.streams.emptied(p.stream);
     this.pendingSize--;
@@ -287,7 +476,9 @@ export class Voter {
     const d = this.deliveredOrder.shift()!;
     const s = d.stream;
     if (s.events.get(d.seq) === d) s.events.delete(d.seq);
-    if (d.rec) this.incomplete--;
+    if (d.fbuf !== undefined) this.incomplete--;
+    d.rec = undefined;
+    d.fbuf = undefined;
     const floors = (s.floors ??= [-1, -1, -1, -1]); // one per priority level; no seq is below 0
     const floor = floors[d.priority];
     if (floor === undefined || d.seq > floor) floors[d.priority] = d.seq;

@@ -105,6 +105,11 @@ export class RecordCursor {
     private readonly limit = buf.length,
   ) {}
 
+  /** Moves to `offset`, a record boundary the caller found without this cursor; next() reads from there. */
+  seek(offset: number): void {
+    this.offset = offset;
+  }
+
   /** Advances to the next record; throws FIT_ERR_MALFORMED / FIT_ERR_EVENT_TOO_LARGE. */
   next(): boolean {
     const buf = this.buf;
@@ -211,31 +216,36 @@ export class RecordDecoder {
   private readonly identities = new Map<number, Identity>();
 
   decode(rec: Buffer, channel: string): BrokerEvent {
-    const publisherEnd = FIXED_BEFORE_PUBLISHER + rec[8]!;
+    return this.decodeAt(rec, 0, channel);
+  }
+
+  /** decode() of the record that starts at `at` in buf, read in place. */
+  decodeAt(buf: Buffer, at: number, channel: string): BrokerEvent {
+    const publisherEnd = at + FIXED_BEFORE_PUBLISHER + buf[at + 8]!;
     const idEnd = publisherEnd + EPOCH_BYTES;
-    const idBytes = idEnd - 8;
-    const tag = rec.readUInt32BE(idEnd - 4) & 0x3fff_ffff;
+    const idBytes = idEnd - (at + 8);
+    const tag = buf.readUInt32BE(idEnd - 4) & 0x3fff_ffff;
     let who = this.identities.get(tag);
-    if (!who || who.bytes.length !== idBytes || !sameBytesAt(who.bytes, 0, rec, 8, idBytes)) {
+    if (!who || who.bytes.length !== idBytes || !sameBytesAt(who.bytes, 0, buf, at + 8, idBytes)) {
       if (this.identities.size >= DECODER_IDENTITIES_MAX) this.identities.clear();
       who = {
-        bytes: new Uint8Array(rec.subarray(8, idEnd)),
-        publisher: rec.toString('utf8', FIXED_BEFORE_PUBLISHER, publisherEnd),
-        epochHex: rec.toString('hex', publisherEnd, idEnd),
+        bytes: new Uint8Array(buf.subarray(at + 8, idEnd)),
+        publisher: buf.toString('utf8', at + FIXED_BEFORE_PUBLISHER, publisherEnd),
+        epochHex: buf.toString('hex', publisherEnd, idEnd),
       };
       this.identities.set(tag, who);
     }
-    const seq = rec.readUInt32BE(idEnd) * 0x1_0000_0000 + rec.readUInt32BE(idEnd + 4);
+    const seq = buf.readUInt32BE(idEnd) * 0x1_0000_0000 + buf.readUInt32BE(idEnd + 4);
     const contentLenAt = publisherEnd + ID_BYTES_AFTER_PUBLISHER + 8;
-    const contentBytes = rec.readUInt32BE(contentLenAt);
+    const contentBytes = buf.readUInt32BE(contentLenAt);
     return {
       channel,
       publisher: who.publisher,
       id: `${who.epochHex}-${seq}`,
-      timestampMs: rec.readDoubleBE(publisherEnd + ID_BYTES_AFTER_PUBLISHER),
-      priority: rec[5] as Priority,
-      contentType: rec[6] as ContentType,
-      content: rec.subarray(contentLenAt + 4, contentLenAt + 4 + contentBytes),
+      timestampMs: buf.readDoubleBE(publisherEnd + ID_BYTES_AFTER_PUBLISHER),
+      priority: buf[at + 5] as Priority,
+      contentType: buf[at + 6] as ContentType,
+      content: buf.subarray(contentLenAt + 4, contentLenAt + 4 + contentBytes),
     };
   }
 }

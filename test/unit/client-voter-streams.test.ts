@@ -23,7 +23,7 @@ const hex = (b: Buffer): string => b.toString('hex');
 function harness(o: Partial<VoterOptions> = {}) {
   const delivered: Buffer[] = [];
   const resolved: Copy[] = [];
-  const v = new Voter({ ...BFT_F1, ...o }, { deliver: (rec) => delivered.push(Buffer.from(rec)), resolve: (replica, pos) => resolved.push({ replica, pos }) });
+  const v = new Voter({ ...BFT_F1, ...o }, { deliver: (buf, start, end) => delivered.push(Buffer.from(buf.subarray(start, end))), resolve: (replica, pos) => resolved.push({ replica, pos }) });
   const pos = new Array<number>(N).fill(0);
   const offer = (replica: number, rec: Buffer, nowMs = NOW): void => v.offer(replica, rec, pos[replica]!++, nowMs);
   return { v, delivered, resolved, offer };
@@ -94,6 +94,10 @@ interface World {
   faults: { kind: Fault; event: number; seq: number; publisher: Uint8Array; epoch: Uint8Array; priority: Priority }[];
   /** Per replica, a random key per copy; the order within one process and priority is kept. */
   sortKeys: number[][];
+  /** Per replica, whether it sends in publish order, so that its frames repeat runs of another's. */
+  inOrder: boolean[];
+  /** Frames go to offerSection (runs compared whole) rather than record by record. */
+  bySection: boolean;
   /** Which replica's next frame goes next, and how many records it carries. */
   schedule: [number, number][];
   limits: { pendingMax: number; deliveredMax: number } | undefined;
@@ -116,7 +120,9 @@ const world: fc.Arbitrary<World> = fc.record({
     { maxLength: 40 },
   ),
   sortKeys: fc.array(fc.array(fc.nat(), { minLength: 100, maxLength: 100 }), { minLength: N, maxLength: N }),
-  schedule: fc.array(fc.tuple(fc.nat(N - 1), fc.integer({ min: 1, max: 4 })), { minLength: 1, maxLength: 60 }),
+  inOrder: fc.array(fc.boolean(), { minLength: N, maxLength: N }),
+  bySection: fc.boolean(),
+  schedule: fc.array(fc.tuple(fc.nat(N - 1), fc.integer({ min: 1, max: 12 })), { minLength: 1, maxLength: 60 }),
   limits: fc.option(fc.record({ pendingMax: fc.integer({ min: 1, max: 6 }), deliveredMax: fc.integer({ min: STREAMS.length, max: 8 }) }), { nil: undefined }),
 });
 
@@ -152,7 +158,7 @@ function build(w: World): Built {
     // seqs rising within a priority level (urgent events may overtake others).
     const dropped = new Set(w.drops[r]!.map((d) => d % truth.length));
     const keep = meta.map((e, i) => ({ e, i })).filter(({ i }) => !dropped.has(i));
-    const keys = keep.map((_, k) => w.sortKeys[r]![k % 100]! * 100 + k);
+    const keys = keep.map((_, k) => (w.inOrder[r] ? 0 : w.sortKeys[r]![k % 100]! * 100) + k);
     const groups = new Map<string, number[]>();
     keep.forEach(({ e }, k) => groups.set(`${e.stream}/${e.priority}`, [...(groups.get(`${e.stream}/${e.priority}`) ?? []), k]));
     const ordered = new Array<number>(keep.length);
@@ -170,7 +176,7 @@ function build(w: World): Built {
   return { truth, sends };
 }
 
-/** Frames of 1..4 records from one replica at a time, as the schedule says. */
+/** Frames of 1..12 records from one replica at a time, as the schedule says. */
 function* frames(w: World, sends: Buffer[][]): Generator<{ replica: number; frame: Buffer; offsets: number[] }> {
   const next = new Array<number>(N).fill(0);
   for (let k = 0; ; k++) {
@@ -200,14 +206,18 @@ test('delivers what a reference vote over whole identities delivers, in frames m
       const senders = new Map<string, Set<number>>(); // version -> replicas that sent it
       const bound = w.limits ? w.limits.pendingMax + 2 * w.limits.deliveredMax : Infinity;
       for (const { replica, frame, offsets } of frames(w, sends)) {
+        const firstPos = pos[replica]!;
         for (let i = 0; i + 1 < offsets.length; i++) {
           const rec = frame.subarray(offsets[i], offsets[i + 1]);
           senders.set(hex(rec), (senders.get(hex(rec)) ?? new Set()).add(replica));
           ref.offer(replica, rec);
           offered.push({ replica, pos: pos[replica]! });
-          v.offerAt(replica, frame, offsets[i]!, offsets[i + 1]!, pos[replica]!++, NOW);
+          if (!w.bySection) v.offerAt(replica, frame, offsets[i]!, offsets[i + 1]!, pos[replica]!, NOW);
+          pos[replica]!++;
           assert.ok(v.streamCount <= bound, `${v.streamCount} streams, over pendingMax + 2 deliveredMax`);
         }
+        if (w.bySection) v.offerSection(replica, frame, 0, frame.length, firstPos, NOW, 1 << 20);
+        assert.ok(v.streamCount <= bound, `${v.streamCount} streams, over pendingMax + 2 deliveredMax`);
       }
       const deliveredHex = delivered.map(hex);
       for (const d of deliveredHex) assert.ok(senders.get(d)!.size >= BFT_F1.threshold, 'delivered a version fewer than threshold replicas sent');

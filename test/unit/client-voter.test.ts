@@ -17,7 +17,7 @@ const BFT_F1: VoterOptions = { replicas: 4, threshold: 2, ttlMs: 60_000, pending
 function harness(o: Partial<VoterOptions> = {}) {
   const delivered: Buffer[] = [];
   const resolved: Copy[] = [];
-  const v = new Voter({ ...BFT_F1, ...o }, { deliver: (rec) => delivered.push(rec), resolve: (replica, pos) => resolved.push({ replica, pos }) });
+  const v = new Voter({ ...BFT_F1, ...o }, { deliver: (buf, start, end) => delivered.push(buf.subarray(start, end)), resolve: (replica, pos) => resolved.push({ replica, pos }) });
   const pos = new Map<number, number>();
   const offer = (replica: number, rec: Buffer, nowMs = NOW): void => {
     const p = pos.get(replica) ?? 0;

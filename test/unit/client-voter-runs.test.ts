@@ -1,0 +1,134 @@
+// offerSection (src/client/voter.ts): a later replica's copy of a run of records is compared
+// with the first version's bytes in one memcmp and counted for every event in it. These tests
+// hold it to the per-record vote (paper §3.3: f+1 byte-identical copies) where runs line up,
+// partly line up, or are broken by a faulty replica, and bound what a faulty replica can make
+// the comparison cost.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Voter, type Copy, type VoterOptions } from '../../src/client/index.js';
+import { makeRecord, T0_MS } from '../helpers/records.js';
+
+const NOW = T0_MS;
+const BFT_F1: VoterOptions = { replicas: 4, threshold: 2, ttlMs: 60_000, pendingMax: 1000, deliveredMax: 1000, pendingMs: 30_000 };
+const EVENT_BYTES_MAX = 1 << 20;
+
+function harness(o: Partial<VoterOptions> = {}) {
+  const delivered: string[] = [];
+  const resolved: Copy[] = [];
+  const v = new Voter({ ...BFT_F1, ...o }, { deliver: (buf, start, end) => delivered.push(buf.toString('latin1', start, end)), resolve: (replica, pos) => resolved.push({ replica, pos }) });
+  const pos = [0, 0, 0, 0];
+  /** Sends `recs` as one section of a fresh frame from `replica`. */
+  const section = (replica: number, recs: Buffer[]): Buffer => {
+    const frame = Buffer.concat(recs);
+    v.offerSection(replica, frame, 0, frame.length, pos[replica]!, NOW, EVENT_BYTES_MAX);
+    pos[replica]! += recs.length;
+    return frame;
+  };
+  return { v, delivered, resolved, section, pos };
+}
+
+const events = (n: number, content = (i: number) => `event ${i}`): Buffer[] =>
+  Array.from({ length: n }, (_, i) => makeRecord({ seq: i + 1, content: content(i) }));
+
+/** Every copy offered so far resolved exactly once. */
+function assertResolvedOnce(resolved: Copy[], pos: number[]): void {
+  const seen = new Set(resolved.map((c) => `${c.replica}:${c.pos}`));
+  assert.equal(seen.size, resolved.length, 'a copy resolved twice');
+  for (let r = 0; r < pos.length; r++) for (let p = 0; p < pos[r]!; p++) assert.ok(seen.has(`${r}:${p}`), `copy ${r}:${p} never resolved`);
+}
+
+test('a section that repeats another replica\'s run delivers every event once, in order, after f+1 copies', () => {
+  const { v, delivered, resolved, section, pos } = harness();
+  const recs = events(50);
+  section(0, recs);
+  assert.equal(delivered.length, 0, 'one replica is not enough');
+  section(1, recs.map((r) => Buffer.from(r)));
+  assert.deepEqual(delivered, recs.map((r) => r.toString('latin1')));
+  section(2, recs);
+  section(3, recs);
+  assert.equal(delivered.length, 50);
+  assert.deepEqual(v.mismatches, [0, 0, 0, 0]);
+  assert.equal(v.incompleteCount, 0, 'every replica\'s copy arrived');
+  assertResolvedOnce(resolved, pos);
+});
+
+test('runs cut at other places than the first version\'s sections still match, across frames', () => {
+  const { v, delivered, resolved, section, pos } = harness();
+  const recs = events(30);
+  section(0, recs.slice(0, 10));
+  section(0, recs.slice(10, 30));
+  section(1, recs.slice(0, 7));
+  section(1, recs.slice(7, 23));
+  section(1, recs.slice(23));
+  section(2, recs.slice(5)); // starts mid-run: found by lookup, then compared as a run
+  section(2, recs.slice(0, 5));
+  assert.equal(delivered.length, 30);
+  assert.deepEqual(v.mismatches, [0, 0, 0, 0]);
+  assertResolvedOnce(resolved, pos);
+});
+
+test('a record altered in the middle of a run is blamed on its replica alone; the rest of the run still counts', () => {
+  const { v, delivered, resolved, section, pos } = harness();
+  const recs = events(20);
+  const altered = recs.map((r, i) => (i === 9 ? makeRecord({ seq: 10, content: 'tampered!' }) : r));
+  section(0, recs);
+  section(3, altered);
+  assert.equal(delivered.length, 19, 'the altered event waits for a second true copy');
+  section(1, recs);
+  assert.deepEqual(delivered, recs.map((r) => r.toString('latin1')).slice(0, 9).concat(recs.slice(10).map((r) => r.toString('latin1')), [recs[9]!.toString('latin1')]));
+  assert.deepEqual(v.mismatches, [0, 0, 0, 1]);
+  section(2, recs);
+  assert.deepEqual(v.mismatches, [0, 0, 0, 1]);
+  assertResolvedOnce(resolved, pos);
+});
+
+test('a faulty first version is outvoted, and later copies equal to it are blamed, in runs too', () => {
+  const { v, delivered, resolved, section, pos } = harness();
+  const recs = events(10);
+  const forged = events(10, (i) => `forged ${i}`);
+  section(3, forged); // the faulty replica is first: its bytes are the first version
+  section(0, recs);
+  section(1, recs);
+  assert.deepEqual(delivered, recs.map((r) => r.toString('latin1')));
+  section(3, forged); // duplicates from the faulty replica: no vote, no second blame
+  assert.equal(v.counters.duplicateCopies, 10);
+  section(2, recs);
+  assert.deepEqual(v.mismatches, [0, 0, 0, 10]);
+  assertResolvedOnce(resolved, pos);
+});
+
+test('an event forgotten while an earlier one of the same run is decided takes the ordinary path (a stale copy)', () => {
+  // deliveredMax 1. Replica 1 matches [0] and [1] (its runs grow to two records); replicas 0
+  // and 2 decide event 3; replica 1's run [2, 3] is compared whole, and delivering 2 forgets 3.
+  const { v, delivered, resolved, section, pos } = harness({ deliveredMax: 1 });
+  const recs = events(4);
+  section(0, recs);
+  section(1, [recs[0]!]);
+  section(1, [recs[1]!]);
+  section(2, [recs[3]!]);
+  assert.equal(delivered.length, 3);
+  section(1, [recs[2]!, recs[3]!]);
+  assert.equal(delivered.length, 4);
+  assert.equal(v.counters.stale, 1, 'the copy of the forgotten event is stale');
+  assertResolvedOnce(resolved, pos);
+});
+
+test('a faulty replica breaking every other record of long runs costs comparisons in proportion to the bytes it sends', () => {
+  const { v, section } = harness({ pendingMax: 5000, deliveredMax: 5000 });
+  const recs = events(2000);
+  section(0, recs);
+  section(1, recs);
+  const broken = recs.map((r, i) => (i % 2 === 1 ? makeRecord({ seq: i + 1, content: `event ${i}`.replace('e', 'E') }) : r));
+  const frame = Buffer.concat(broken);
+  let compared = 0;
+  const compare = frame.compare.bind(frame);
+  // Count the bytes each comparison against the first version may read.
+  frame.compare = ((target: Uint8Array, ts?: number, te?: number, ss?: number, se?: number) => {
+    compared += (se ?? frame.length) - (ss ?? 0);
+    return compare(target, ts, te, ss, se);
+  }) as typeof frame.compare;
+  v.offerSection(3, frame, 0, frame.length, 0, NOW, EVENT_BYTES_MAX);
+  assert.equal(v.mismatches[3], 1000);
+  assert.ok(compared <= 4 * frame.length, `compared ${compared} bytes for a frame of ${frame.length}`);
+});
