@@ -325,9 +325,10 @@ export class ClientQueue {
   private trimSent(): void {
     if (this.sessions.size === 0) return;
     for (let level = 0; level < PRIORITY_LEVELS; level++) {
+      const fifo = this.levels[level]!;
+      if (fifo.length === 0) continue;
       let min = Infinity;
       for (const s of this.sessions) min = Math.min(min, s.cursors[level]!);
-      const fifo = this.levels[level]!;
       for (let e = fifo.peek(); e && e.idx <= min; e = fifo.peek()) {
         fifo.shift();
         this.uncounted(e);

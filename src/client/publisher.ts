@@ -54,10 +54,19 @@ interface OpenSection {
   buf: Buffer;
   offset: number;
   count: number;
+  /** Frames sealed in a row without an event of this channel. */
+  idleSeals: number;
 }
 
 /** First allocation of a section's buffer; it doubles as events arrive. */
 const SECTION_BYTES_INITIAL = 8 * 1024;
+/**
+ * A channel's section buffer is given back after this many frames without an event of it.
+ * At a paced load most frames hold a few of many channels' events; a buffer given back at the
+ * first silent frame was allocated again a frame later (an 8 KiB allocation per event, the
+ * largest publisher cost at 30,000 events/s over 50 channels).
+ */
+const SECTION_IDLE_SEALS_MAX = 256;
 
 interface Batch {
   seq: number;
@@ -219,7 +228,7 @@ export class Publisher {
   }
 
   private openSection(channel: string, cls: ChannelClass): OpenSection {
-    const sec: OpenSection = { channel, channelBytes: Buffer.from(channel, 'utf8'), fault: cls.fault, buf: Buffer.allocUnsafe(SECTION_BYTES_INITIAL), offset: 0, count: 0 };
+    const sec: OpenSection = { channel, channelBytes: Buffer.from(channel, 'utf8'), fault: cls.fault, buf: Buffer.allocUnsafe(SECTION_BYTES_INITIAL), offset: 0, count: 0, idleSeals: 0 };
     this.open.set(channel, sec);
     return sec;
   }
@@ -252,9 +261,10 @@ export class Publisher {
       const secs = [...this.open.values()].filter((s) => s.fault === fault && s.count > 0);
       if (secs.length > 0) frames.push(this.frameOf(fault, secs));
     }
-    // Section buffers are kept for the next frame; a channel that fell silent gives its back.
+    // Section buffers are kept for the next frames; a channel silent for long gives its back.
     for (const [channel, sec] of this.open) {
-      if (sec.count === 0) this.open.delete(channel);
+      if (sec.count > 0) sec.idleSeals = 0;
+      else if (++sec.idleSeals > SECTION_IDLE_SEALS_MAX) this.open.delete(channel);
       sec.offset = 0;
       sec.count = 0;
     }
