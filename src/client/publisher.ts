@@ -99,6 +99,8 @@ export class Publisher {
   private readonly outbox: Batch[] = [];
   private readonly inflight = new Map<number, Batch>();
   private sealScheduled = false;
+  /** When the last frame was sealed (performance.now()), for limits.publishLingerMs. */
+  private lastSealMs = -Infinity;
   private failure: FitError | undefined;
   private waiters: (() => boolean)[] = [];
   readonly counters: PublisherCounters = { events: 0, batches: 0, acknowledged: 0, duplicates: 0 };
@@ -241,14 +243,23 @@ export class Publisher {
     sec.buf = buf;
   }
 
+  /**
+   * Seals at the end of this event-loop turn, or, if a frame left less than publishLingerMs
+   * ago, once that much time has passed: at a steady rate each frame (and its n acks) then
+   * carries what arrived meanwhile, while an event after a quiet spell leaves at once.
+   */
   private scheduleSeal(): void {
     if (this.sealScheduled) return;
     this.sealScheduled = true;
-    setImmediate(() => {
-      this.sealScheduled = false;
-      this.sealAll();
-    });
+    const wait = this.lastSealMs + this.config.limits.publishLingerMs - performance.now();
+    if (wait <= 0) setImmediate(this.sealScheduledNow);
+    else setTimeout(this.sealScheduledNow, wait);
   }
+
+  private readonly sealScheduledNow = (): void => {
+    this.sealScheduled = false;
+    this.sealAll();
+  };
 
   /**
    * Turns the open sections into frames: one per fault class, because a frame is acknowledged
@@ -256,6 +267,7 @@ export class Publisher {
    */
   private sealAll(urgent = false): void {
     if (this.openEvents === 0) return;
+    this.lastSealMs = performance.now();
     const frames: Batch[] = [];
     for (const fault of ['bft', 'cft'] as const) {
       const secs = [...this.open.values()].filter((s) => s.fault === fault && s.count > 0);

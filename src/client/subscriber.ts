@@ -38,9 +38,12 @@ export interface SubscriberOptions {
 interface Stream {
   id: number;
   gen: number;
+  replica: number;
   ch: ChannelState;
   acks: StreamAcks;
   ackedSent: number;
+  /** Listed in creditsDue: enough copies resolved to grant credit after this frame. */
+  due: boolean;
 }
 
 interface ChannelState {
@@ -78,6 +81,8 @@ export class Subscriber {
   /** Set while closing: only late copies of delivered events are taken (and acknowledged). */
   private closing = false;
   private delivered = 0;
+  /** Streams with a quarter of their credits resolved since the last grant: granted after the frame. */
+  private creditsDue: Stream[] = [];
   /** Publisher and epoch strings decoded once per publishing process. */
   private readonly decoder = new RecordDecoder();
   private readyWaiters: { resolve(): void; reject(e: FitError): void }[] = [];
@@ -191,18 +196,18 @@ export class Subscriber {
     this.closing = true;
     const until = Date.now() + lingerMs;
     while (this.channels.some((ch) => ch.voter.incompleteCount > 0) && Date.now() < until && this.links.some((l) => l.ready)) {
-      this.sendCredits(true);
+      this.grantAll();
       await new Promise((r) => setTimeout(r, 10));
     }
     clearInterval(this.timer);
-    this.sendCredits(true);
+    this.grantAll();
     await this.report().catch(() => undefined);
     for (const l of this.links) l.stop();
   }
 
   private subscribe(link: ReplicaLink): void {
     for (const ch of this.channels) {
-      const stream: Stream = { id: link.peekSeq(), gen: ++this.gen, ch, acks: new StreamAcks(), ackedSent: 0 };
+      const stream: Stream = { id: link.peekSeq(), gen: ++this.gen, replica: link.id, ch, acks: new StreamAcks(), ackedSent: 0, due: false };
       ch.streams.set(link.id, stream);
       this.byStreamId[link.id]!.set(stream.id, stream);
       link.request('subscribe', { channel: ch.name, credits: this.credits }).then(
@@ -278,8 +283,8 @@ export class Subscriber {
       }
     }
     // Copies of any stream may have been resolved by this frame (an event decided by this
-    // replica's copy resolves the other replicas' copies of it): look at every stream.
-    this.sendCredits(false);
+    // replica's copy resolves the other replicas' copies of it): resolve() listed those due.
+    this.grantDue();
   }
 
   private deliver(ch: ChannelState, buf: Buffer, start: number): void {
@@ -293,30 +298,52 @@ export class Subscriber {
 
   private resolve(ch: ChannelState, replica: number, pos: number): void {
     const stream = ch.streams.get(replica);
-    if (stream && Math.floor(pos / GEN) === stream.gen) stream.acks.resolve(pos % GEN);
+    if (!stream || Math.floor(pos / GEN) !== stream.gen) return;
+    stream.acks.resolve(pos % GEN);
+    if (!stream.due && stream.acks.resolved >= this.credits / 4) {
+      stream.due = true;
+      this.creditsDue.push(stream);
+    }
+  }
+
+  /**
+   * Grants credit to the streams resolve() found due, not to every stream of every link: with
+   * fifty channels that scan ran after every frame, most of the time for nothing.
+   */
+  private grantDue(): void {
+    const due = this.creditsDue;
+    if (due.length === 0) return;
+    this.creditsDue = [];
+    for (const s of due) {
+      s.due = false;
+      const link = this.links[s.replica]!;
+      if (link.ready && s.ch.streams.get(s.replica) === s) this.grant(link, s);
+    }
   }
 
   private tick(): void {
     const now = Date.now();
     for (const ch of this.channels) ch.voter.sweep(now);
-    this.sendCredits(true);
+    this.grantAll();
     void this.report().catch(() => undefined);
   }
 
-  private sendCredits(evenIfFew: boolean): void {
+  /** Grants every stream what it has resolved, however little (the timer, and closing). */
+  private grantAll(): void {
     for (const l of this.links) {
       if (!l.ready) continue;
       for (const ch of this.channels) {
         const s = ch.streams.get(l.id);
-        if (!s) continue;
-        const ackedBelow = s.acks.ackedPos + 1;
-        if (s.acks.resolved === 0 && ackedBelow === s.ackedSent) continue;
-        if (!evenIfFew && s.acks.resolved < this.credits / 4) continue;
-        l.send(encodeCredit(s.id, s.acks.resolved, ackedBelow));
-        s.acks.resolved = 0;
-        s.ackedSent = ackedBelow;
+        if (s && (s.acks.resolved > 0 || s.acks.ackedPos + 1 !== s.ackedSent)) this.grant(l, s);
       }
     }
+  }
+
+  private grant(link: ReplicaLink, s: Stream): void {
+    const ackedBelow = s.acks.ackedPos + 1;
+    link.send(encodeCredit(s.id, s.acks.resolved, ackedBelow));
+    s.acks.resolved = 0;
+    s.ackedSent = ackedBelow;
   }
 
   /** Tells every replica how many copies each replica sent that did not match (the deltas). */

@@ -32,7 +32,9 @@ export const clientSchema = z.strictObject({
   admin: z.boolean().default(false),
 });
 
-const limitsShape = Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((k) => [k, positiveInt.optional()])) as Record<
+/** Lingers may be 0 (send at the end of the event-loop turn); every other limit is positive. */
+const limitValue = (key: string) => (key.endsWith('LingerMs') ? z.number().int().min(0) : positiveInt);
+const limitsShape = Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((k) => [k, limitValue(k).optional()])) as Record<
   keyof typeof DEFAULT_LIMITS,
   z.ZodOptional<typeof positiveInt>
 >;

@@ -12,10 +12,17 @@ export const DEFAULT_LIMITS = {
   batchBytesMax: 256 * 1024,
   /** Publish batches a client keeps in flight before publish() waits (backpressure). */
   publishWindowBatches: 64,
+  /**
+   * A client sends a batch at most this often (urgent events and full batches go at once): at
+   * a steady rate, fewer and larger frames; an event after a quiet spell leaves at once.
+   */
+  publishLingerMs: 2,
   /** Events a replica may push to one subscribe session before the client grants more. */
   subscribeCreditsEvents: 8192,
   /** Events a replica puts in one pushed frame. */
   pushBatchEventsMax: 1024,
+  /** A replica pushes to its subscribers at most this often; the same trade as publishLingerMs. */
+  pushLingerMs: 2,
   /** Output queue capacity when a channel does not set one. */
   queueCapacityEvents: 100_000,
   /** Bytes of queued events one replica holds, all channels and subscribers together. */

@@ -22,14 +22,21 @@ export class PushScheduler {
   private readonly due = new Set<PushStream>();
   private readonly writers = new Map<Connection, EventsWriter>();
   private armed = false;
+  private lastRunMs = -Infinity;
 
-  constructor(private readonly faults: readonly Fault[]) {}
+  constructor(
+    private readonly faults: readonly Fault[],
+    /** limits.pushLingerMs: at a steady rate, every message costs both ends a wakeup (~45 µs of CPU each on our test machines), so fewer, larger frames. */
+    private readonly lingerMs: number,
+  ) {}
 
   add(s: PushStream): void {
     this.due.add(s);
     if (this.armed) return;
     this.armed = true;
-    setImmediate(this.run);
+    const wait = this.lastRunMs + this.lingerMs - performance.now();
+    if (wait <= 0) setImmediate(this.run);
+    else setTimeout(this.run, wait);
   }
 
   /** Adds a section to this pass's frame for `conn`; sends the frame once it is big enough. */
@@ -42,6 +49,7 @@ export class PushScheduler {
 
   private readonly run = (): void => {
     this.armed = false;
+    this.lastRunMs = performance.now();
     const streams = [...this.due];
     this.due.clear();
     for (const s of streams) s.flush();

@@ -50,7 +50,7 @@ export class ReplicaServer {
   constructor(private readonly o: ReplicaOptions) {
     this.nowMs = o.nowMs ?? Date.now;
     this.faults = o.faults ?? [];
-    this.scheduler = new PushScheduler(this.faults);
+    this.scheduler = new PushScheduler(this.faults, o.config.limits.pushLingerMs);
     this.service = new BrokerService(o.config.table, o.config.limits, this.nowMs);
     this.service.onQueued = (_channel, _client, queue) => {
       const set = this.streams.get(queue);

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { clientKeyPath, initCluster, loadConfig, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, type SubscriberOptions } from '../../src/client/index.js';
-import type { FaultModel } from '../../src/core/index.js';
+import type { FaultModel, Limits } from '../../src/core/index.js';
 
 export const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
@@ -23,6 +23,8 @@ export interface ClusterOptions {
   faults?: Record<number, string[]>;
   /** Overrides every channel's capacityEvents in cluster.yaml. */
   capacityEvents?: number;
+  /** Written into cluster.yaml's limits: section. */
+  limits?: Partial<Limits>;
   /** False leaves out init's probe, console and admin clients (a console never connected has a queue that fills). */
   defaultClients?: boolean;
   /** Extra node flags for the replica processes (e.g. --cpu-prof for a profile). */
@@ -98,10 +100,11 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     force: false,
     defaultClients: o.defaultClients ?? true,
   });
-  if (o.capacityEvents !== undefined) {
+  if (o.capacityEvents !== undefined || o.limits !== undefined) {
     const file = join(dir, 'cluster.yaml');
-    const doc = parseYaml(readFileSync(file, 'utf8')) as { channels: Record<string, { capacityEvents: number }> };
-    for (const ch of Object.values(doc.channels)) ch.capacityEvents = o.capacityEvents;
+    const doc = parseYaml(readFileSync(file, 'utf8')) as { channels: Record<string, { capacityEvents: number }>; limits?: Partial<Limits> };
+    if (o.capacityEvents !== undefined) for (const ch of Object.values(doc.channels)) ch.capacityEvents = o.capacityEvents;
+    if (o.limits !== undefined) doc.limits = { ...doc.limits, ...o.limits };
     writeFileSync(file, stringify(doc));
   }
   const config = loadConfig(dir);

@@ -63,6 +63,12 @@ test('a valid config loads into a control table, with channel defaults and limit
   assert.equal(c.limits.eventBytesMax, DEFAULT_LIMITS.eventBytesMax);
 });
 
+test('a linger of 0 (send at the end of every event-loop turn) is allowed; other limits must be positive', () => {
+  const c = parse((d) => (d.limits = { publishLingerMs: 0, pushLingerMs: 0 }));
+  assert.equal(c.limits.publishLingerMs, 0);
+  assert.equal(c.limits.pushLingerMs, 0);
+});
+
 test('a typo in a key is refused naming the file, the key path and "unknown keys"', () => {
   const e = configError((d) => (d.channels.alerts.capacty = 500));
   assert.match(e.message, /channels\.alerts: expected no unknown keys, found capacty/);
@@ -78,6 +84,8 @@ test('a value of the wrong type or range is refused naming its key path', () => 
     ['channels.alerts.priority', (d) => (d.channels.alerts.priority = 7), /channels\.alerts\.priority: expected number to be <=3/],
     ['channels.alerts.fault', (d) => (d.channels.alerts.fault = 'byzantine'), /channels\.alerts\.fault: expected one of/],
     ['limits.ttlMs', (d) => (d.limits = { ttlMs: -5 }), /limits\.ttlMs: /],
+    ['limits.pushBatchEventsMax', (d) => (d.limits = { pushBatchEventsMax: 0 }), /limits\.pushBatchEventsMax: expected number to be >0/],
+    ['limits.publishLingerMs', (d) => (d.limits = { publishLingerMs: -1 }), /limits\.publishLingerMs: expected number to be >=0/],
     ['version', (d) => (d.version = 2), /version: /],
   ];
   for (const [key, mutate, message] of cases) {
