@@ -34,6 +34,8 @@ export class Deque<T> {
 
   /** Index (0-based from the front) of the first item whose key is greater than `key`. */
   firstAfter(key: number, keyOf: (item: T) => number): number {
+    // The common case: everything queued is after the key (a session that was sent all before).
+    if (this.head < this.items.length && keyOf(this.items[this.head]!) > key) return 0;
     let lo = this.head;
     let hi = this.items.length;
     while (lo < hi) {

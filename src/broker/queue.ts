@@ -239,6 +239,7 @@ export class ClientQueue {
     const out: QueueEntry[] = [];
     for (let level = PRIORITY_LEVELS - 1; level >= 0 && out.length < max; level--) {
       const fifo = this.levels[level]!;
+      if (fifo.length === 0) continue;
       for (let i = fifo.firstAfter(s.cursors[level]!, idxOf); i < fifo.length && out.length < max; i++) {
         const e = fifo.at(i)!;
         s.cursors[level] = e.idx;
@@ -285,6 +286,7 @@ export class ClientQueue {
 
   /** Drops expired entries from the front of every level: the oldest go first. */
   expire(nowMs: number): void {
+    if (this.size === 0) return;
     for (const fifo of this.levels) {
       for (let e = fifo.peek(); e && e.expiresAtMs < nowMs; e = fifo.peek()) {
         fifo.shift();

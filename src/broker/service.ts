@@ -69,6 +69,8 @@ export class BrokerService {
   private readonly channels = new Map<string, Channel>();
   /** Every queue of this replica together: limits.queuedBytesMax. */
   private readonly budget: QueueBudget;
+  /** One cursor for every section: publish() walks them one after another, never two at once. */
+  private readonly cursor: RecordCursor;
   /** Called after events were queued for a client on a channel, so sessions can be flushed. */
   onQueued: (channel: string, client: string, queue: ClientQueue) => void = () => {};
 
@@ -78,6 +80,7 @@ export class BrokerService {
     private readonly nowMs: () => number,
   ) {
     this.budget = new QueueBudget(limits.queuedBytesMax);
+    this.cursor = new RecordCursor(Buffer.alloc(0), 0, limits.eventBytesMax);
     for (const [tag, cls] of table.channels) {
       const queues = new Map<string, ClientQueue>();
       // Every subscriber in the control table has its queue from the start, so events
@@ -150,7 +153,7 @@ export class BrokerService {
 
   private checkSection(client: ClientInfo, ch: Channel, body: Buffer, s: PublishSection): void {
     const idBytes = this.idBytes(client.id);
-    const check = new RecordCursor(body, s.recordsAt, this.limits.eventBytesMax, s.recordsEnd);
+    const check = this.cursor.reset(body, s.recordsAt, s.recordsEnd);
     let seen = 0;
     while (check.next()) {
       seen++;
@@ -173,7 +176,7 @@ export class BrokerService {
     const slab = ch.slab;
     slab.copyOf(body, s.recordsAt, s.recordsEnd);
     const own = slab.buf;
-    const cursor = new RecordCursor(own, slab.at, this.limits.eventBytesMax, slab.end);
+    const cursor = this.cursor.reset(own, slab.at, slab.end);
     const queues = ch.queueList;
     let accepted = 0;
     let duplicates = 0;

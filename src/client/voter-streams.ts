@@ -11,7 +11,7 @@
 // events, which a correct replica vouched for. Processes with floors and no events are idle,
 // and the oldest idle ones are given up past a limit; their floors go with them.
 
-import { sameBytesAt } from '../codec/index.js';
+import { sameBytesAt, u32 } from '../codec/index.js';
 
 /** A publishing process and what the voter remembers of it. */
 export interface Stream<E> {
@@ -43,7 +43,7 @@ function isIdOf(id: Uint8Array, buf: Buffer, from: number, to: number): boolean 
 
 /** 30 bits of the epoch that ends at `to`: a small integer, a Map key without allocating. */
 function tagAt(buf: Buffer, to: number): number {
-  return buf.readUInt32BE(to - 4) & 0x3fff_ffff;
+  return u32(buf, to - 4) & 0x3fff_ffff;
 }
 
 export class StreamIndex<E> {

@@ -25,7 +25,7 @@
 
 import { FitError } from '../core/index.js';
 import { Deque } from '../broker/index.js';
-import { RecordCursor } from '../codec/index.js';
+import { RecordCursor, f64be, u32 } from '../codec/index.js';
 import { StreamIndex, type Stream } from './voter-streams.js';
 
 export interface VoterOptions {
@@ -144,6 +144,8 @@ export class Voter {
   private readonly span: number[];
   /** The entry the last offerAt() created, if it created one. */
   private created: Entry | undefined;
+  /** Reused by every offerSection() call (a section of one event each, at a modest rate). */
+  private cursor: RecordCursor | undefined;
   readonly mismatches: number[];
   readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0 };
 
@@ -204,7 +206,7 @@ export class Voter {
         }
       }
       this.span[replica] = 1;
-      if (cursor === undefined) cursor = new RecordCursor(buf, at, eventBytesMax, to);
+      if (cursor === undefined) cursor = (this.cursor ??= new RecordCursor(buf, at, eventBytesMax, to)).reset(buf, at, to);
       else cursor.seek(at);
       cursor.next();
       this.created = undefined;
@@ -284,7 +286,7 @@ export class Voter {
     const from = start + ID_AT;
     const to = from + 1 + buf[from]! + EPOCH_BYTES;
     let s = this.streams.find(replica, buf, from, to);
-    const seq = buf.readUInt32BE(to) * 0x1_0000_0000 + buf.readUInt32BE(to + 4);
+    const seq = u32(buf, to) * 0x1_0000_0000 + u32(buf, to + 4);
     let p = s?.events.get(seq);
     if (p?.decided) {
       this.lateCopy(p, replica, buf, start, end, pos);
@@ -298,7 +300,7 @@ export class Voter {
         this.sink.resolve(replica, pos);
         return undefined;
       }
-      if (buf.readDoubleBE(to + 8) + this.o.ttlMs < nowMs) {
+      if (f64be(buf, to + 8) + this.o.ttlMs < nowMs) {
         this.counters.expired++;
         this.sink.resolve(replica, pos);
         return undefined;
@@ -365,7 +367,7 @@ export class Voter {
   offerLateAt(replica: number, buf: Buffer, start: number, end: number, pos: number): boolean {
     const from = start + ID_AT;
     const to = from + 1 + buf[from]! + EPOCH_BYTES;
-    const done = this.streams.find(replica, buf, from, to)?.events.get(buf.readUInt32BE(to) * 0x1_0000_0000 + buf.readUInt32BE(to + 4));
+    const done = this.streams.find(replica, buf, from, to)?.events.get(u32(buf, to) * 0x1_0000_0000 + u32(buf, to + 4));
     if (!done?.decided) return false;
     this.lateCopy(done, replica, buf, start, end, pos);
     return true;

@@ -1,4 +1,5 @@
 export { FrameDecoder, frame, FRAME_HEADER_BYTES } from './frame.js';
+export { u32, u16, f64be } from './bytes.js';
 export { RecordCursor, writeRecord, numberRecords, recordBytes, decodeRecord, RecordDecoder, contentOffset, sameBytesAt, EPOCH_BYTES, RECORD_VERSION } from './record.js';
 export type { RecordInput } from './record.js';
 export {

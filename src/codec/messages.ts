@@ -5,6 +5,7 @@
 
 import { FitError, type ErrorFields } from '../core/index.js';
 import { FRAME_HEADER_BYTES } from './frame.js';
+import { u16, u32 } from './bytes.js';
 
 export const MessageType = {
   Challenge: 1,
@@ -97,8 +98,8 @@ export interface PublishView {
 
 export function decodePublish(body: Buffer): PublishView {
   if (body.length < 7) throw malformed('PUBLISH shorter than its header');
-  const reqSeq = body.readUInt32BE(1);
-  const n = body.readUInt16BE(5);
+  const reqSeq = u32(body, 1);
+  const n = u16(body, 5);
   if (n === 0) throw malformed('PUBLISH with no channel section');
   const sections: PublishSection[] = [];
   let o = 7;
@@ -107,9 +108,9 @@ export function decodePublish(body: Buffer): PublishView {
     const channelBytes = body[o]!;
     const recordsAt = o + 1 + channelBytes + 6;
     if (recordsAt > body.length) throw malformed(`PUBLISH section ${i} runs past the frame`);
-    const recordsEnd = recordsAt + body.readUInt32BE(recordsAt - 4);
+    const recordsEnd = recordsAt + u32(body, recordsAt - 4);
     if (recordsEnd > body.length) throw malformed(`PUBLISH section ${i} records run past the frame`);
-    sections.push({ channel: body.toString('utf8', o + 1, o + 1 + channelBytes), count: body.readUInt16BE(recordsAt - 6), recordsAt, recordsEnd });
+    sections.push({ channel: body.toString('utf8', o + 1, o + 1 + channelBytes), count: u16(body, recordsAt - 6), recordsAt, recordsEnd });
     o = recordsEnd;
   }
   if (o !== body.length) throw malformed(`PUBLISH has ${body.length - o} bytes after its last section`);
@@ -222,15 +223,15 @@ export function encodeEvents(streamId: number, firstPos: number, records: Buffer
 
 export function decodeEvents(body: Buffer): EventsSection[] {
   if (body.length < 3) throw malformed('EVENTS shorter than its header');
-  const n = body.readUInt16BE(1);
+  const n = u16(body, 1);
   const sections: EventsSection[] = [];
   let o = 3;
   for (let i = 0; i < n; i++) {
     const recordsAt = o + EVENTS_SECTION_HEADER_BYTES;
     if (recordsAt > body.length) throw malformed(`EVENTS section ${i} runs past the frame`);
-    const recordsEnd = recordsAt + body.readUInt32BE(o + 10);
+    const recordsEnd = recordsAt + u32(body, o + 10);
     if (recordsEnd > body.length) throw malformed(`EVENTS section ${i} records run past the frame`);
-    sections.push({ streamId: body.readUInt32BE(o), firstPos: body.readUInt32BE(o + 4), count: body.readUInt16BE(o + 8), recordsAt, recordsEnd });
+    sections.push({ streamId: u32(body, o), firstPos: u32(body, o + 4), count: u16(body, o + 8), recordsAt, recordsEnd });
     o = recordsEnd;
   }
   if (o !== body.length) throw malformed(`EVENTS has ${body.length - o} bytes after its last section`);

@@ -11,6 +11,7 @@
 // Replicas read only the fixed header fields (priority, timestamp, identity), never content.
 
 import { FitError, type BrokerEvent, type ContentType, type Priority } from '../core/index.js';
+import { f64be, u16, u32 } from './bytes.js';
 
 export const RECORD_VERSION = 1;
 const FIXED_BEFORE_PUBLISHER = 4 + 5;
@@ -61,7 +62,7 @@ export function writeRecord(out: Buffer, offset: number, r: RecordInput): number
  */
 export function numberRecords(buf: Buffer, offset: number, lastSeq: number, end = buf.length): number {
   let seq = lastSeq;
-  for (let o = offset; o < end; o += 4 + buf.readUInt32BE(o)) {
+  for (let o = offset; o < end; o += 4 + u32(buf, o)) {
     const at = o + FIXED_BEFORE_PUBLISHER + buf[o + 8]! + EPOCH_BYTES;
     seq++;
     buf.writeUInt32BE(Math.floor(seq / 0x1_0000_0000), at);
@@ -99,15 +100,23 @@ export class RecordCursor {
 
   /** Walks [offset, limit): one section of a frame, or the rest of the buffer. */
   constructor(
-    private readonly buf: Buffer,
+    private buf: Buffer,
     private offset: number,
     private readonly eventBytesMax: number,
-    private readonly limit = buf.length,
+    private limit = buf.length,
   ) {}
 
   /** Moves to `offset`, a record boundary the caller found without this cursor; next() reads from there. */
   seek(offset: number): void {
     this.offset = offset;
+  }
+
+  /** Walks [offset, limit) of another buffer: one cursor for many sections, none allocated per section. */
+  reset(buf: Buffer, offset: number, limit = buf.length): this {
+    this.buf = buf;
+    this.offset = offset;
+    this.limit = limit;
+    return this;
   }
 
   /** Advances to the next record; throws FIT_ERR_MALFORMED / FIT_ERR_EVENT_TOO_LARGE. */
@@ -117,7 +126,7 @@ export class RecordCursor {
     const limit = this.limit;
     if (s >= limit) return false;
     if (s + FIXED_BEFORE_PUBLISHER > limit) throw malformed('truncated header', s);
-    const bodyBytes = buf.readUInt32BE(s);
+    const bodyBytes = u32(buf, s);
     const end = s + 4 + bodyBytes;
     if (bodyBytes + 4 > this.eventBytesMax) {
       throw new FitError(
@@ -136,18 +145,18 @@ export class RecordCursor {
     const publisherEnd = s + FIXED_BEFORE_PUBLISHER + publisherBytes;
     const contentLenAt = publisherEnd + ID_BYTES_AFTER_PUBLISHER + 8;
     if (contentLenAt + 4 > end) throw malformed('truncated identity', s);
-    const contentBytes = buf.readUInt32BE(contentLenAt);
+    const contentBytes = u32(buf, contentLenAt);
     const trailerLenAt = contentLenAt + 4 + contentBytes;
     if (trailerLenAt + TRAILER_LEN_BYTES > end) throw malformed('content runs past the record', s);
-    if (trailerLenAt + TRAILER_LEN_BYTES + buf.readUInt16BE(trailerLenAt) !== end) throw malformed('record length does not add up', s);
-    const seqHigh = buf.readUInt32BE(publisherEnd + EPOCH_BYTES);
+    if (trailerLenAt + TRAILER_LEN_BYTES + u16(buf, trailerLenAt) !== end) throw malformed('record length does not add up', s);
+    const seqHigh = u32(buf, publisherEnd + EPOCH_BYTES);
     if (seqHigh > 0x1f_ffff) throw malformed('sequence number beyond 2^53', s);
     this.start = s;
     this.end = end;
     this.priority = priority as Priority;
     this.publisherEnd = publisherEnd;
-    this.seq = seqHigh * 0x1_0000_0000 + buf.readUInt32BE(publisherEnd + EPOCH_BYTES + 4);
-    this.timestampMs = buf.readDoubleBE(publisherEnd + ID_BYTES_AFTER_PUBLISHER);
+    this.seq = seqHigh * 0x1_0000_0000 + u32(buf, publisherEnd + EPOCH_BYTES + 4);
+    this.timestampMs = f64be(buf, publisherEnd + ID_BYTES_AFTER_PUBLISHER);
     this.offset = end;
     return true;
   }
@@ -224,7 +233,7 @@ export class RecordDecoder {
     const publisherEnd = at + FIXED_BEFORE_PUBLISHER + buf[at + 8]!;
     const idEnd = publisherEnd + EPOCH_BYTES;
     const idBytes = idEnd - (at + 8);
-    const tag = buf.readUInt32BE(idEnd - 4) & 0x3fff_ffff;
+    const tag = u32(buf, idEnd - 4) & 0x3fff_ffff;
     let who = this.identities.get(tag);
     if (!who || who.bytes.length !== idBytes || !sameBytesAt(who.bytes, 0, buf, at + 8, idBytes)) {
       if (this.identities.size >= DECODER_IDENTITIES_MAX) this.identities.clear();
@@ -235,14 +244,14 @@ export class RecordDecoder {
       };
       this.identities.set(tag, who);
     }
-    const seq = buf.readUInt32BE(idEnd) * 0x1_0000_0000 + buf.readUInt32BE(idEnd + 4);
+    const seq = u32(buf, idEnd) * 0x1_0000_0000 + u32(buf, idEnd + 4);
     const contentLenAt = publisherEnd + ID_BYTES_AFTER_PUBLISHER + 8;
-    const contentBytes = buf.readUInt32BE(contentLenAt);
+    const contentBytes = u32(buf, contentLenAt);
     return {
       channel,
       publisher: who.publisher,
       id: `${who.epochHex}-${seq}`,
-      timestampMs: buf.readDoubleBE(publisherEnd + ID_BYTES_AFTER_PUBLISHER),
+      timestampMs: f64be(buf, publisherEnd + ID_BYTES_AFTER_PUBLISHER),
       priority: buf[at + 5] as Priority,
       contentType: buf[at + 6] as ContentType,
       content: buf.subarray(contentLenAt + 4, contentLenAt + 4 + contentBytes),

@@ -83,6 +83,9 @@ export class PushStream {
   credits: number;
   private scheduled = false;
   private closed = false;
+  /** Test-only faults, looked at once: flush() runs per stream per pass. */
+  private readonly muted: boolean;
+  private readonly alters: boolean;
 
   constructor(
     readonly id: number,
@@ -96,6 +99,8 @@ export class PushStream {
     private readonly ctx: PushContext,
   ) {
     this.credits = credits;
+    this.muted = ctx.faults.some((f) => f.kind === 'mute');
+    this.alters = ctx.faults.some((f) => f.kind === 'tamper' || f.kind === 'equivocate');
   }
 
   grant(credits: number, ackedPos: number): void {
@@ -119,23 +124,26 @@ export class PushStream {
   /** Hands the scheduler what credits allow; called by the scheduler. */
   flush(): void {
     this.scheduled = false;
-    if (this.closed || this.ctx.faults.some((f) => f.kind === 'mute')) return;
+    if (this.closed || this.muted) return;
     const now = this.ctx.nowMs();
     while (this.credits > 0 && this.conn.writable) {
-      const entries = this.queue.take(this.qs, Math.min(this.credits, this.ctx.pushBatchEventsMax), now);
+      const max = Math.min(this.credits, this.ctx.pushBatchEventsMax);
+      const entries = this.queue.take(this.qs, max, now);
       if (entries.length === 0) break;
       this.credits -= entries.length;
       const firstPos = this.qs.nextPos - entries.length;
       this.ctx.scheduler.write(this.conn, this.id, firstPos, this.records(entries));
       const over = this.queue.inflightOf(this.qs) - this.ctx.inflightEventsMax;
       if (over > 0) this.queue.ack(this.qs, this.qs.nextPos - this.ctx.inflightEventsMax - 1);
+      // Fewer than asked for: the queue has nothing more for this session now.
+      if (entries.length < max) break;
     }
     if (!this.conn.writable && !this.conn.isClosed) this.conn.whenDrained(() => this.schedule());
   }
 
   /** The entries as they are, or as a faulty replica alters them. */
   private records(entries: readonly QueueEntry[]): readonly RecordRef[] {
-    if (!this.ctx.faults.some((f) => f.kind === 'tamper' || f.kind === 'equivocate')) return entries;
+    if (!this.alters) return entries;
     return entries.map((e) => refOf(this.transform(e.rec)));
   }
 
