@@ -1,0 +1,96 @@
+// A subscriber's hot path in one process, without sockets: the EVENTS frames 4 replicas push
+// for 2 publishers over 50 channels go through the per-channel voters as Subscriber.onFrame
+// feeds them (decodeEvents, Voter.offerSection, StreamAcks), and every delivered event is
+// decoded. Replicas interleave the two publishers' sections in different orders, as they do
+// when frames arrive at them in different orders. Like replica-path.ts, this is for A/B
+// comparisons of the subscriber's own code on a machine too noisy for end-to-end runs.
+//
+//   node dist/bench/subscriber-path.js [--per-section N] [--rounds R] [--build-only]
+//
+// --build-only builds the same frames and stops: under callgrind, the difference of the two
+// is the subscriber's own instructions (docs/performance.md shows the command).
+
+import { parseArgs } from 'node:util';
+import { randomBytes } from 'node:crypto';
+import { decodeEvents, EventsWriter, recordBytes, RecordDecoder, writeRecord, type RecordRef } from '../src/codec/index.js';
+import { StreamAcks, Voter } from '../src/client/index.js';
+
+const { values } = parseArgs({
+  options: { 'per-section': { type: 'string', default: '12' }, rounds: { type: 'string', default: '400' }, 'build-only': { type: 'boolean', default: false } },
+});
+const PER_SECTION = Number(values['per-section']);
+const ROUNDS = Number(values.rounds);
+const CHANNELS = 50;
+const REPLICAS = 4;
+const PAYLOAD_BYTES = 200;
+const EVENT_BYTES_MAX = 256 * 1024;
+
+const publishers = ['pub0', 'pub1'].map((p) => ({ id: Buffer.from(p), epoch: randomBytes(8), seq: 0 }));
+const content = Buffer.alloc(PAYLOAD_BYTES, 0x41);
+
+/** One round: per channel, PER_SECTION records of each publisher; per replica, one EVENTS frame body. */
+function buildRound(): Buffer[] {
+  const byChannel = Array.from({ length: CHANNELS }, () =>
+    publishers.map((p) =>
+      Array.from({ length: PER_SECTION }, (): RecordRef => {
+        const buf = Buffer.allocUnsafe(recordBytes(p.id.length, PAYLOAD_BYTES));
+        writeRecord(buf, 0, { publisher: p.id, epoch: p.epoch, seq: ++p.seq, timestampMs: Date.now(), priority: 0, contentType: 0, content });
+        return { buf, at: 0, len: buf.length };
+      }),
+    ),
+  );
+  return Array.from({ length: REPLICAS }, (_, r) => {
+    const w = new EventsWriter();
+    byChannel.forEach((runs, ch) => w.add(ch, 0, r % 2 === 0 ? [...runs[0]!, ...runs[1]!] : [...runs[1]!, ...runs[0]!]));
+    return w.take()!.subarray(4);
+  });
+}
+
+let delivered = 0;
+let contentBytes = 0;
+const decoder = new RecordDecoder();
+const acks = Array.from({ length: CHANNELS }, () => Array.from({ length: REPLICAS }, () => new StreamAcks()));
+const pos = Array.from({ length: CHANNELS }, () => new Array<number>(REPLICAS).fill(0));
+const voters = Array.from(
+  { length: CHANNELS },
+  (_, ch) =>
+    new Voter(
+      { replicas: REPLICAS, threshold: 2, ttlMs: 600_000, pendingMax: 4_000, deliveredMax: 2_000, pendingMs: 60_000 },
+      {
+        deliver: (buf, start) => {
+          delivered++;
+          contentBytes += decoder.decodeAt(buf, start, 'ch').content.length;
+        },
+        resolve: (replica, p) => acks[ch]![replica]!.resolve(p),
+      },
+    ),
+);
+
+function feed(body: Buffer, replica: number, nowMs: number): void {
+  for (const h of decodeEvents(body)) {
+    const p = pos[h.streamId]!;
+    voters[h.streamId]!.offerSection(replica, body, h.recordsAt, h.recordsEnd, p[replica]!, nowMs, EVENT_BYTES_MAX);
+    p[replica]! += h.count;
+  }
+}
+
+const warmup = Array.from({ length: Math.ceil(ROUNDS / 10) }, buildRound);
+const rounds = Array.from({ length: ROUNDS }, buildRound);
+if (values['build-only']) process.exit(0);
+for (const frames of warmup) frames.forEach((f, r) => feed(f, r, Date.now()));
+delivered = 0;
+const cpu0 = process.cpuUsage();
+const t0 = process.hrtime.bigint();
+for (const frames of rounds) {
+  const now = Date.now();
+  frames.forEach((f, r) => feed(f, r, now));
+}
+const wallNs = Number(process.hrtime.bigint() - t0);
+const cpu = process.cpuUsage(cpu0);
+const events = ROUNDS * CHANNELS * publishers.length * PER_SECTION;
+if (delivered !== events || contentBytes !== (events + warmup.length * CHANNELS * publishers.length * PER_SECTION) * PAYLOAD_BYTES) {
+  throw new Error(`delivered ${delivered} of ${events} events`);
+}
+console.log(
+  `subscriber path, ${PER_SECTION} event(s) per section from each publisher, ${REPLICAS} replicas: ${(((cpu.user + cpu.system) * 1000) / events).toFixed(0)} ns CPU per event (${(wallNs / events).toFixed(0)} ns wall), ${events} events`,
+);
