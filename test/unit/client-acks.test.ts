@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { StreamAcks } from '../../src/client/acks.js';
+import { StreamAcks, RESOLVED_AHEAD_MAX } from '../../src/client/acks.js';
 import { assertProperty } from '../helpers/property.js';
 
 test('whatever order copies are resolved in, ackedPos is the longest resolved prefix and every resolution is one credit', (t) => {
@@ -42,4 +42,17 @@ test('a copy still waiting in the voter keeps its credit', () => {
   acks.resolve(0);
   assert.equal(acks.resolved, 3);
   assert.equal(acks.ackedPos, 2);
+});
+
+test('positions far ahead of the prefix are kept as the window grows, and one beyond any window is never acknowledged', () => {
+  const acks = new StreamAcks();
+  acks.resolve(5000); // past the first ring: it grows
+  for (let p = 1; p < 5000; p++) acks.resolve(p);
+  assert.equal(acks.ackedPos, -1, 'position 0 still held');
+  acks.resolve(0);
+  assert.equal(acks.ackedPos, 5000);
+  acks.resolve(5000 + RESOLVED_AHEAD_MAX + 1); // only a faulty replica sends this far ahead
+  assert.equal(acks.resolved, 5002, 'it still returns its credit');
+  for (let p = 5001; p <= 5000 + RESOLVED_AHEAD_MAX; p++) acks.resolve(p);
+  assert.equal(acks.ackedPos, 5000 + RESOLVED_AHEAD_MAX, 'the prefix stops before the position it never kept');
 });
