@@ -1,0 +1,5 @@
+export { ConsensusReplica } from './replica.js';
+export type { ConsensusOptions, ConsensusStatus, Decision, Output } from './replica.js';
+export { batchDigest, nextState, signable, sha256, GENESIS_STATE } from './messages.js';
+export type { Batches, Checkpoint, Commit, ConsensusMessage, Fetch, NewView, PrePrepare, Prepare, PreparedCert, Req, Signer, StableCheckpoint, ViewChange } from './messages.js';
+export { leaderOf, planNewView, validNewView, validViewChange, validPreparedCert, validStable, GENESIS } from './certs.js';

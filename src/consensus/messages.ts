@@ -1,0 +1,169 @@
+// The messages of the ordering protocol (docs/consensus.md): PBFT's normal case, checkpoints,
+// view change and catch-up. Plain objects, so the same values go through the deterministic
+// simulator and, later, the replica's wire. A signature covers the canonical encoding that
+// signable() builds from the fields by name, never a received object's own layout, so a
+// sender cannot make two readers see different signed contents.
+
+import { createHash } from 'node:crypto';
+
+/** A request to order: a client's seq rises with each request it makes (PBFT's timestamp). */
+export interface Req {
+  client: string;
+  seq: number;
+  /** Opaque to the protocol: what the state machine above executes. */
+  payload: string;
+  /** Proposed before queued ordinary requests, and never waits for a batch to fill. */
+  urgent?: boolean;
+}
+
+export interface PrePrepare {
+  type: 'pre-prepare';
+  view: number;
+  seq: number;
+  digest: string;
+  batch: Req[];
+  from: number;
+  sig: string;
+}
+
+export interface Prepare {
+  type: 'prepare';
+  view: number;
+  seq: number;
+  digest: string;
+  from: number;
+  sig: string;
+}
+
+/** Not signed: it is never part of a certificate, so the authenticated link is enough. */
+export interface Commit {
+  type: 'commit';
+  view: number;
+  seq: number;
+  digest: string;
+  from: number;
+}
+
+export interface Checkpoint {
+  type: 'checkpoint';
+  seq: number;
+  /** The state digest after executing every batch up to seq (a hash chain of batch digests). */
+  state: string;
+  from: number;
+  sig: string;
+}
+
+/** A stable checkpoint and its proof: 2f+1 matching signed CHECKPOINT messages. */
+export interface StableCheckpoint {
+  seq: number;
+  state: string;
+  proof: Checkpoint[];
+}
+
+/** A request prepared at a replica: the leader's PRE-PREPARE and 2f matching PREPAREs of other replicas. */
+export interface PreparedCert {
+  prePrepare: PrePrepare;
+  prepares: Prepare[];
+}
+
+/**
+ * A vote to leave the current view for `view` (BFT-SMaRt's STOP). It promises nothing: the
+ * sender goes on in its view until 2f+1 replicas want to leave, so a replica that suspects
+ * the leader alone (cut off by a partition, say) never strands itself in a view change.
+ */
+export interface Stop {
+  type: 'stop';
+  view: number;
+  from: number;
+}
+
+export interface ViewChange {
+  type: 'view-change';
+  /** The view the sender moves to. */
+  view: number;
+  stable: StableCheckpoint;
+  /** For every seq above the stable checkpoint the sender prepared, its highest-view certificate. */
+  prepared: PreparedCert[];
+  from: number;
+  sig: string;
+}
+
+export interface NewView {
+  type: 'new-view';
+  view: number;
+  viewChanges: ViewChange[];
+  /** What the new leader re-proposes, recomputable by anyone from viewChanges. */
+  prePrepares: PrePrepare[];
+  from: number;
+  sig: string;
+}
+
+/** Asks for the decided batches after `after`, up to the stable checkpoint the asker knows of. */
+export interface Fetch {
+  type: 'fetch';
+  after: number;
+  from: number;
+}
+
+export interface Batches {
+  type: 'batches';
+  stable: StableCheckpoint;
+  /** Consecutive decided batches from after+1 up to stable.seq. */
+  batches: { seq: number; batch: Req[] }[];
+  from: number;
+}
+
+export type ConsensusMessage = PrePrepare | Prepare | Commit | Checkpoint | Stop | ViewChange | NewView | Fetch | Batches;
+
+/** Signs and checks the signed messages; injected, so the simulator runs without real keys. */
+export interface Signer {
+  sign(bytes: string): string;
+  verify(replica: number, bytes: string, sig: string): boolean;
+}
+
+export function sha256(s: string): string {
+  return createHash('sha256').update(s).digest('hex');
+}
+
+const reqText = (r: Req): string => JSON.stringify([r.client, r.seq, r.payload, r.urgent === true]);
+
+export function batchDigest(batch: readonly Req[]): string {
+  return sha256(`batch|${batch.map(reqText).join('|')}`);
+}
+
+/** The state digest chain: the state after a batch, from the state before it. */
+export function nextState(state: string, digest: string): string {
+  return sha256(`state|${state}|${digest}`);
+}
+
+export const GENESIS_STATE = sha256('fitbroker consensus genesis');
+
+/** The bytes a signature covers, built from the fields by name. */
+export function signable(m: PrePrepare | Prepare | Checkpoint | ViewChange | NewView): string {
+  switch (m.type) {
+    case 'pre-prepare':
+      return JSON.stringify(['pre-prepare', m.view, m.seq, m.digest, m.from]);
+    case 'prepare':
+      return JSON.stringify(['prepare', m.view, m.seq, m.digest, m.from]);
+    case 'checkpoint':
+      return JSON.stringify(['checkpoint', m.seq, m.state, m.from]);
+    case 'view-change':
+      return JSON.stringify([
+        'view-change',
+        m.view,
+        m.stable.seq,
+        m.stable.state,
+        m.stable.proof.map((c) => [c.from, c.sig]),
+        m.prepared.map((p) => [p.prePrepare.view, p.prePrepare.seq, p.prePrepare.digest, p.prePrepare.sig, p.prepares.map((q) => [q.from, q.sig])]),
+        m.from,
+      ]);
+    case 'new-view':
+      return JSON.stringify([
+        'new-view',
+        m.view,
+        m.viewChanges.map((v) => [v.from, v.sig]),
+        m.prePrepares.map((p) => [p.seq, p.digest, p.sig]),
+        m.from,
+      ]);
+  }
+}

@@ -1,0 +1,636 @@
+// One replica of the ordering protocol (docs/consensus.md): PBFT's normal case with batching,
+// checkpoints that truncate the log, a view change that replaces a faulty leader, and catch-up
+// by fetching decided batches up to a stable checkpoint. A pure state machine: requests,
+// messages and clock ticks go in; messages to send and decided batches come out. It owns no
+// socket, timer, clock or randomness, so the simulator runs it under seeded faults and the
+// replica process runs the same code.
+//
+// It must never: decide a batch at a seq another correct replica decided differently; accept a
+// normal-case message of another view than its own; move to a view on anything but 2f+1
+// verified view changes (or f+1 to join one); let a faulty replica grow its memory past the
+// log window and the bounds below.
+
+import { FitError } from '../core/index.js';
+import { GENESIS, leaderOf, planNewView, validNewView, validPrePrepare, validPrepare, validStable, validViewChange, type Group } from './certs.js';
+import {
+  batchDigest,
+  GENESIS_STATE,
+  nextState,
+  signable,
+  type Batches,
+  type Checkpoint,
+  type Commit,
+  type ConsensusMessage,
+  type Fetch,
+  type NewView,
+  type PrePrepare,
+  type PreparedCert,
+  type Prepare,
+  type Req,
+  type Signer,
+  type StableCheckpoint,
+  type Stop,
+  type ViewChange,
+} from './messages.js';
+
+export interface ConsensusOptions {
+  id: number;
+  n: number;
+  f: number;
+  /** A checkpoint every this many seqs. */
+  checkpointInterval: number;
+  /** Seqs accepted above the stable checkpoint (PBFT's high water mark); a multiple of the interval. */
+  logWindow: number;
+  /** Requests per batch (one consensus instance). */
+  batchMax: number;
+  /** Instances the leader keeps undecided at once. */
+  inflightMax: number;
+  /** Ticks a request may wait before the leader is suspected, at least; grows with observed decision time. */
+  viewChangeTimeoutTicks: number;
+  /** Ticks between retransmissions of what this replica last said. */
+  resendTicks: number;
+  /**
+   * Decided batches kept below the stable checkpoint, to bring a replica that fell behind up
+   * to date. One that fell further behind needs a snapshot of the state (not built yet).
+   */
+  retainDecided: number;
+  /** Requests waiting to be ordered, all clients together; more are refused (counted). */
+  pendingMax: number;
+}
+
+export interface Decision {
+  seq: number;
+  view: number;
+  /** The batch's requests, less any a client had decided already (a faulty leader may repeat one). */
+  requests: Req[];
+}
+
+export interface Output {
+  messages: { to: number | 'all'; msg: ConsensusMessage }[];
+  decided: Decision[];
+}
+
+export interface ConsensusStatus {
+  view: number;
+  leader: number;
+  changingView: boolean;
+  lastDecided: number;
+  stableCheckpoint: number;
+  viewChanges: number;
+  pending: number;
+  refused: number;
+}
+
+interface Slot {
+  prePrepare: PrePrepare | undefined;
+  /** PREPAREs of this view, by sender; a sender's first digest counts. */
+  prepares: Map<number, Prepare>;
+  commits: Map<number, Commit>;
+  prepared: boolean;
+  committed: boolean;
+  /** The highest-view certificate this replica prepared at this seq, kept across views. */
+  cert: PreparedCert | undefined;
+}
+
+const key = (r: Req): string => `${r.client}\u0000${r.seq}`;
+
+/** Seqs a client keeps decided above this many out of order: past it, the lowest gap is given up. */
+export const CLIENT_OUT_OF_ORDER_MAX = 4096;
+
+/**
+ * The seqs of one client that were decided: all up to `low`, and some above it. A client may
+ * have many requests in flight and a batch may decide a later one first; a gap that never
+ * fills (a client that skipped a seq) is given up once CLIENT_OUT_OF_ORDER_MAX seqs wait above
+ * it, so memory stays bounded.
+ */
+class DecidedSeqs {
+  private low = 0;
+  private readonly above = new Set<number>();
+
+  has(seq: number): boolean {
+    return seq <= this.low || this.above.has(seq);
+  }
+
+  add(seq: number): void {
+    if (seq <= this.low) return;
+    this.above.add(seq);
+    while (this.above.delete(this.low + 1)) this.low++;
+    if (this.above.size > CLIENT_OUT_OF_ORDER_MAX) {
+      this.low = Math.min(...this.above);
+      this.above.delete(this.low);
+      while (this.above.delete(this.low + 1)) this.low++;
+    }
+  }
+}
+
+export class ConsensusReplica {
+  private readonly g: Group;
+  private view = 0;
+  private changing = false;
+  /** The view this replica is changing to while `changing`. */
+  private target = 0;
+  private viewChangeCount = 0;
+  private readonly slots = new Map<number, Slot>();
+  private stable: StableCheckpoint = GENESIS;
+  private lastExecuted = 0;
+  private state = GENESIS_STATE;
+  /** Decided batches kept to serve catch-up: the last retainDecided below the stable checkpoint, and all above. */
+  private readonly decidedBatches = new Map<number, Req[]>();
+  /** CHECKPOINT messages above the stable checkpoint, by seq then sender. */
+  private readonly checkpoints = new Map<number, Map<number, Checkpoint>>();
+  /** This replica's own latest checkpoint message, resent until it is stable. */
+  private ownCheckpoint: Checkpoint | undefined;
+  /** The highest view each replica voted to move to (STOP), above ours. */
+  private readonly stops = new Map<number, number>();
+  private ownStop: Stop | undefined;
+  /** The latest view change of each replica for a view above ours. */
+  private readonly viewChanges = new Map<number, ViewChange>();
+  private ownViewChange: ViewChange | undefined;
+  private ownNewView: NewView | undefined;
+  /** Per client, which seqs were decided, so no request executes twice. */
+  private readonly decidedBy = new Map<string, DecidedSeqs>();
+  /** Requests waiting to be decided, in arrival order. */
+  private readonly pending = new Map<string, Req>();
+  /** Of those, the ones not yet in a batch of this view, urgent ones apart: what the leader proposes next. */
+  private readonly toPropose: [Req[], Req[]] = [[], []];
+  private readonly proposed = new Set<string>();
+  private nextSeq = 1;
+  private now = 0;
+  /** When the oldest request still waiting started to wait, or since the last decision. */
+  private waitingSince: number | undefined;
+  private decisionTicksAvg = 0;
+  private lastDecisionAt = 0;
+  private viewChangeStartedAt = 0;
+  private fetchAskedAt = -Infinity;
+  private refused = 0;
+  private out: Output = { messages: [], decided: [] };
+
+  constructor(
+    private readonly o: ConsensusOptions,
+    private readonly signer: Signer,
+  ) {
+    if (o.n < 3 * o.f + 1) throw new FitError('FIT_ERR_CONFIG', `ordering needs n >= 3f+1 replicas; got n=${o.n}, f=${o.f}`);
+    if (o.logWindow % o.checkpointInterval !== 0 || o.logWindow < 2 * o.checkpointInterval) {
+      throw new FitError('FIT_ERR_CONFIG', `logWindow (${o.logWindow}) must be a multiple of checkpointInterval (${o.checkpointInterval}) and at least twice it`);
+    }
+    this.g = { n: o.n, f: o.f };
+  }
+
+  get status(): ConsensusStatus {
+    return {
+      view: this.view,
+      leader: leaderOf(this.view, this.o.n),
+      changingView: this.changing,
+      lastDecided: this.lastExecuted,
+      stableCheckpoint: this.stable.seq,
+      viewChanges: this.viewChangeCount,
+      pending: this.pending.size,
+      refused: this.refused,
+    };
+  }
+
+  /** A client's request, as every replica receives it (clients send to all). */
+  submit(req: Req): Output {
+    const k = key(req);
+    if (this.wasDecided(req) || this.pending.has(k)) return this.flush();
+    if (this.pending.size >= this.o.pendingMax) {
+      this.refused++;
+      return this.flush();
+    }
+    this.pending.set(k, req);
+    this.toPropose[req.urgent === true ? 0 : 1].push(req);
+    this.waitingSince ??= this.now;
+    this.propose();
+    return this.flush();
+  }
+
+  receive(from: number, msg: ConsensusMessage): Output {
+    // Unsigned messages name their sender; the link authenticated it, and it must agree.
+    if (msg.from !== from || from < 0 || from >= this.o.n || from === this.o.id) return this.flush();
+    switch (msg.type) {
+      case 'pre-prepare':
+        this.onPrePrepare(msg);
+        break;
+      case 'prepare':
+        this.onPrepare(msg);
+        break;
+      case 'commit':
+        this.onCommit(msg);
+        break;
+      case 'checkpoint':
+        this.onCheckpoint(msg);
+        break;
+      case 'stop':
+        this.onStop(msg);
+        break;
+      case 'view-change':
+        this.onViewChange(msg);
+        break;
+      case 'new-view':
+        this.onNewView(msg);
+        break;
+      case 'fetch':
+        this.onFetch(msg);
+        break;
+      case 'batches':
+        this.onBatches(msg);
+        break;
+    }
+    return this.flush();
+  }
+
+  tick(): Output {
+    this.now++;
+    const timeout = this.timeoutTicks();
+    if (this.changing) {
+      if (this.now - this.viewChangeStartedAt >= timeout) {
+        this.viewChangeStartedAt = this.now;
+        this.stop(this.target + 1);
+      }
+    } else if (this.waitingSince !== undefined && this.now - this.waitingSince >= timeout) {
+      // Requests decided meanwhile (a resend, a client's seq given up on) are no reason to suspect anyone.
+      this.dropObsolete();
+      if (this.pending.size > 0) this.stop(this.view + 1);
+      this.waitingSince = this.pending.size > 0 ? this.now : undefined;
+    }
+    if (this.now % this.o.resendTicks === 0) this.resend();
+    this.propose();
+    return this.flush();
+  }
+
+  // ---- normal case ------------------------------------------------------------------------
+
+  private isLeader(): boolean {
+    return !this.changing && leaderOf(this.view, this.o.n) === this.o.id;
+  }
+
+  private inWindow(seq: number): boolean {
+    return seq > this.stable.seq && seq <= this.stable.seq + this.o.logWindow;
+  }
+
+  private slot(seq: number): Slot {
+    let s = this.slots.get(seq);
+    if (!s) this.slots.set(seq, (s = { prePrepare: undefined, prepares: new Map(), commits: new Map(), prepared: false, committed: false, cert: undefined }));
+    return s;
+  }
+
+  /** The leader batches waiting requests, urgent ones first, into new instances. */
+  private propose(): void {
+    if (!this.isLeader()) return;
+    while (this.nextSeq - 1 - this.lastExecuted < this.o.inflightMax && this.inWindow(this.nextSeq)) {
+      const batch: Req[] = [];
+      for (const queue of this.toPropose) {
+        while (batch.length < this.o.batchMax && queue.length > 0) {
+          const r = queue.shift()!;
+          const k = key(r);
+          if (this.pending.has(k) && !this.proposed.has(k)) batch.push(r);
+        }
+      }
+      if (batch.length === 0) return;
+      for (const r of batch) this.proposed.add(key(r));
+      const pp = this.signed<PrePrepare>({ type: 'pre-prepare', view: this.view, seq: this.nextSeq++, digest: batchDigest(batch), batch, from: this.o.id, sig: '' });
+      this.send('all', pp);
+      this.acceptPrePrepare(pp);
+    }
+  }
+
+  private onPrePrepare(m: PrePrepare): void {
+    if (this.changing || m.view !== this.view || !this.inWindow(m.seq)) return;
+    const s = this.slot(m.seq);
+    if (s.prePrepare) return; // the first one of this view stands; a second is equivocation
+    if (!validPrePrepare(m, this.g, this.signer)) return;
+    this.acceptPrePrepare(m);
+  }
+
+  private acceptPrePrepare(m: PrePrepare): void {
+    const s = this.slot(m.seq);
+    s.prePrepare = m;
+    if (m.from !== this.o.id) {
+      const p = this.signed<Prepare>({ type: 'prepare', view: m.view, seq: m.seq, digest: m.digest, from: this.o.id, sig: '' });
+      s.prepares.set(this.o.id, p);
+      this.send('all', p);
+    }
+    this.checkPrepared(m.seq);
+  }
+
+  private onPrepare(m: Prepare): void {
+    if (this.changing || m.view !== this.view || !this.inWindow(m.seq) || m.from === leaderOf(m.view, this.o.n)) return;
+    const s = this.slot(m.seq);
+    if (s.prepares.has(m.from) || !validPrepare(m, this.signer)) return;
+    s.prepares.set(m.from, m);
+    this.checkPrepared(m.seq);
+  }
+
+  private checkPrepared(seq: number): void {
+    const s = this.slot(seq);
+    const pp = s.prePrepare;
+    if (s.prepared || !pp) return;
+    const matching = [...s.prepares.values()].filter((p) => p.digest === pp.digest && p.view === pp.view);
+    if (matching.length < 2 * this.o.f) return;
+    s.prepared = true;
+    s.cert = { prePrepare: pp, prepares: matching.slice(0, 2 * this.o.f) };
+    const c: Commit = { type: 'commit', view: pp.view, seq, digest: pp.digest, from: this.o.id };
+    s.commits.set(this.o.id, c);
+    this.send('all', c);
+    this.checkCommitted(seq);
+  }
+
+  private onCommit(m: Commit): void {
+    if (this.changing || m.view !== this.view || !this.inWindow(m.seq)) return;
+    const s = this.slot(m.seq);
+    if (s.commits.has(m.from)) return;
+    s.commits.set(m.from, m);
+    this.checkCommitted(m.seq);
+  }
+
+  private checkCommitted(seq: number): void {
+    const s = this.slot(seq);
+    if (s.committed || !s.prepared) return;
+    const pp = s.prePrepare!;
+    let matching = 0;
+    for (const c of s.commits.values()) if (c.digest === pp.digest && c.view === pp.view) matching++;
+    if (matching < 2 * this.o.f + 1) return;
+    s.committed = true;
+    // A seq executed here in an earlier view is decided again only with the same batch: the
+    // view change carries it over. Anything else means more than f replicas are faulty.
+    const done = seq <= this.lastExecuted ? this.decidedBatches.get(seq) : undefined;
+    if (done && batchDigest(done) !== pp.digest) {
+      throw new FitError('FIT_ERR_INTERNAL', `invariant broken: seq ${seq} committed in view ${pp.view} with a batch other than the one executed; more than f=${this.o.f} replicas are faulty`);
+    }
+    this.execute();
+  }
+
+  /** Executes committed batches in seq order. */
+  private execute(): void {
+    for (let s = this.slots.get(this.lastExecuted + 1); s?.committed; s = this.slots.get(this.lastExecuted + 1)) {
+      this.apply(this.lastExecuted + 1, s.prePrepare!.view, s.prePrepare!.batch);
+    }
+  }
+
+  private apply(seq: number, view: number, batch: Req[]): void {
+    const requests: Req[] = [];
+    for (const r of batch) {
+      this.pending.delete(key(r));
+      this.proposed.delete(key(r));
+      if (this.wasDecided(r)) continue;
+      let d = this.decidedBy.get(r.client);
+      if (!d) this.decidedBy.set(r.client, (d = new DecidedSeqs()));
+      d.add(r.seq);
+      requests.push(r);
+    }
+    this.lastExecuted = seq;
+    this.state = nextState(this.state, batchDigest(batch));
+    this.decidedBatches.set(seq, batch);
+    this.out.decided.push({ seq, view, requests });
+    this.progress();
+    if (seq % this.o.checkpointInterval === 0) {
+      this.ownCheckpoint = this.signed<Checkpoint>({ type: 'checkpoint', seq, state: this.state, from: this.o.id, sig: '' });
+      this.send('all', this.ownCheckpoint);
+      this.onCheckpoint(this.ownCheckpoint);
+    }
+  }
+
+  private wasDecided(r: Req): boolean {
+    return this.decidedBy.get(r.client)?.has(r.seq) ?? false;
+  }
+
+  private dropObsolete(): void {
+    for (const [k, r] of this.pending) if (this.wasDecided(r)) (this.pending.delete(k), this.proposed.delete(k));
+  }
+
+  /**
+   * A decision is progress: the leader is not replaced while it keeps deciding, however busy
+   * (BFT-SMaRt issue #57), and the timeout follows how long decisions take.
+   */
+  private progress(): void {
+    const took = this.now - this.lastDecisionAt;
+    this.decisionTicksAvg = this.decisionTicksAvg === 0 ? took : 0.8 * this.decisionTicksAvg + 0.2 * took;
+    this.lastDecisionAt = this.now;
+    this.waitingSince = this.pending.size > 0 ? this.now : undefined;
+    this.viewChangeCount = 0;
+  }
+
+  /** The base timeout, stretched to 4x the observed time between decisions, doubled per failed view change. */
+  private timeoutTicks(): number {
+    const base = Math.max(this.o.viewChangeTimeoutTicks, Math.ceil(4 * this.decisionTicksAvg));
+    const failed = this.changing ? this.target - this.view - 1 : 0;
+    return base * 2 ** Math.min(failed, 10);
+  }
+
+  // ---- checkpoints and catch-up ---------------------------------------------------------------
+
+  private onCheckpoint(m: Checkpoint): void {
+    if (m.seq <= this.stable.seq || m.seq > this.stable.seq + 2 * this.o.logWindow || m.seq % this.o.checkpointInterval !== 0) return;
+    let at = this.checkpoints.get(m.seq);
+    if (at?.has(m.from)) return;
+    if (m.from !== this.o.id && !this.signer.verify(m.from, signable(m), m.sig)) return;
+    if (!at) this.checkpoints.set(m.seq, (at = new Map()));
+    at.set(m.from, m);
+    const same = [...at.values()].filter((c) => c.state === m.state);
+    if (same.length >= 2 * this.o.f + 1) this.makeStable({ seq: m.seq, state: m.state, proof: same });
+  }
+
+  /** A checkpoint 2f+1 replicas signed: the log below it is no longer needed. */
+  private makeStable(st: StableCheckpoint): void {
+    if (st.seq <= this.stable.seq) return;
+    this.stable = st;
+    for (const seq of this.slots.keys()) if (seq <= st.seq) this.slots.delete(seq);
+    for (const seq of this.checkpoints.keys()) if (seq <= st.seq) this.checkpoints.delete(seq);
+    for (const seq of this.decidedBatches.keys()) if (seq <= st.seq - this.o.retainDecided) this.decidedBatches.delete(seq);
+    if (this.nextSeq <= st.seq) this.nextSeq = st.seq + 1;
+    if (this.lastExecuted < st.seq) this.askForBatches();
+  }
+
+  private askForBatches(): void {
+    if (this.now - this.fetchAskedAt < this.o.resendTicks) return;
+    this.fetchAskedAt = this.now;
+    this.send('all', { type: 'fetch', after: this.lastExecuted, from: this.o.id } satisfies Fetch);
+  }
+
+  private onFetch(m: Fetch): void {
+    if (m.after >= this.stable.seq || !this.decidedBatches.has(m.after + 1)) return;
+    const batches: Batches['batches'] = [];
+    for (let s = m.after + 1; s <= this.stable.seq; s++) batches.push({ seq: s, batch: this.decidedBatches.get(s)! });
+    this.send(m.from, { type: 'batches', stable: this.stable, batches, from: this.o.id } satisfies Batches);
+  }
+
+  /** Batches that chain from our state to a stable checkpoint's state are the decided ones. */
+  private onBatches(m: Batches): void {
+    const st = m.stable;
+    if (st.seq <= this.lastExecuted || !validStable(st, this.g, this.signer)) return;
+    let state = this.state;
+    let seq = this.lastExecuted;
+    for (const b of m.batches) {
+      if (b.seq !== seq + 1) return;
+      state = nextState(state, batchDigest(b.batch));
+      seq = b.seq;
+      if (seq === st.seq) break;
+    }
+    if (seq !== st.seq || state !== st.state) return;
+    for (const b of m.batches) if (b.seq <= st.seq && b.seq > this.lastExecuted) this.apply(b.seq, -1, b.batch);
+    this.makeStable(st);
+    this.execute();
+  }
+
+  // ---- view change ----------------------------------------------------------------------------
+
+  /** Votes to move to `view` (or to a higher one, never back to a lower vote). */
+  private stop(view: number): void {
+    if (view <= (this.stops.get(this.o.id) ?? this.view)) {
+      if (this.ownStop) this.send('all', this.ownStop);
+      return;
+    }
+    this.ownStop = { type: 'stop', view, from: this.o.id };
+    this.stops.set(this.o.id, view);
+    this.send('all', this.ownStop);
+    this.countStops();
+  }
+
+  private onStop(m: Stop): void {
+    if (m.view <= this.view || m.view <= (this.stops.get(m.from) ?? 0)) return;
+    this.stops.set(m.from, m.view);
+    this.countStops();
+  }
+
+  /**
+   * f+1 replicas voting to leave: at least one is correct, so join the lowest view they ask
+   * for (without it, views drift apart after a partition heals: BFT-SMaRt issue #19). 2f+1:
+   * leave, for the highest view that many vote for.
+   */
+  private countStops(): void {
+    const current = this.changing ? this.target : this.view;
+    const votes = [...this.stops.values()].filter((v) => v > current).sort((a, b) => b - a);
+    if (votes.length >= this.o.f + 1 && (this.stops.get(this.o.id) ?? 0) <= current) this.stop(votes[votes.length - 1]!);
+    const agreed = [...this.stops.values()].filter((v) => v > current).sort((a, b) => b - a)[2 * this.o.f];
+    if (agreed !== undefined) this.leaveView(agreed);
+  }
+
+  /**
+   * Leaves the current view for `view` for good: from here on this replica prepares nothing
+   * in it, so the certificates it sends (PBFT's VIEW-CHANGE, BFT-SMaRt's STOPDATA) are all it
+   * will ever have prepared there.
+   */
+  private leaveView(view: number): void {
+    if (view <= this.view || (this.changing && view <= this.target)) return;
+    this.changing = true;
+    this.target = view;
+    this.viewChangeStartedAt = this.now;
+    this.viewChangeCount++;
+    const prepared: PreparedCert[] = [];
+    for (const [seq, s] of [...this.slots].sort((a, b) => a[0] - b[0])) if (seq > this.stable.seq && s.cert) prepared.push(s.cert);
+    this.ownViewChange = this.signed<ViewChange>({ type: 'view-change', view, stable: this.stable, prepared, from: this.o.id, sig: '' });
+    this.send('all', this.ownViewChange);
+    this.viewChanges.set(this.o.id, this.ownViewChange);
+    this.tryNewView(view);
+  }
+
+  private onViewChange(m: ViewChange): void {
+    if (m.view <= this.view) return;
+    const had = this.viewChanges.get(m.from);
+    if (had && had.view >= m.view) return;
+    if (!validViewChange(m, this.g, this.signer)) return;
+    this.viewChanges.set(m.from, m);
+    if (m.stable.seq > this.stable.seq) this.makeStable(m.stable);
+    this.tryNewView(m.view);
+  }
+
+  /** The leader of `view`, with 2f+1 view changes for it, re-proposes what they prepared. */
+  private tryNewView(view: number): void {
+    if (leaderOf(view, this.o.n) !== this.o.id || !this.changing || this.target !== view) return;
+    const vcs = [...this.viewChanges.values()].filter((v) => v.view === view);
+    if (vcs.length < 2 * this.o.f + 1) return;
+    const chosen = vcs.slice(0, 2 * this.o.f + 1);
+    const plan = planNewView(chosen);
+    const prePrepares = plan.batches.map((b) => this.signed<PrePrepare>({ type: 'pre-prepare', view, seq: b.seq, digest: batchDigest(b.batch), batch: b.batch, from: this.o.id, sig: '' }));
+    const nv = this.signed<NewView>({ type: 'new-view', view, viewChanges: chosen, prePrepares, from: this.o.id, sig: '' });
+    this.ownNewView = nv;
+    this.send('all', nv);
+    this.enterView(nv, plan.stable);
+  }
+
+  /**
+   * A valid NEW-VIEW for any view above ours is entered, even one below the view we are asking
+   * for: 2f+1 replicas moved there, and a replica that waits alone for a higher view would
+   * never take part again.
+   */
+  private onNewView(m: NewView): void {
+    if (m.view <= this.view) return;
+    const plan = validNewView(m, this.g, this.signer);
+    if (!plan) return;
+    this.enterView(m, plan.stable);
+  }
+
+  /** Enters a new view from a valid NEW-VIEW: its stable checkpoint, then its pre-prepares as in a normal view. */
+  private enterView(nv: NewView, stable: StableCheckpoint): void {
+    this.view = nv.view;
+    this.changing = false;
+    this.target = nv.view;
+    this.proposed.clear();
+    this.dropObsolete();
+    // What waits is proposed again by the new leader (which is why it waits in arrival order).
+    this.toPropose[0] = [...this.pending.values()].filter((r) => r.urgent === true);
+    this.toPropose[1] = [...this.pending.values()].filter((r) => r.urgent !== true);
+    for (const [from, vc] of this.viewChanges) if (vc.view <= nv.view) this.viewChanges.delete(from);
+    for (const [from, v] of this.stops) if (v <= nv.view) this.stops.delete(from);
+    this.ownViewChange = undefined;
+    this.ownStop = undefined;
+    if (stable.seq > this.stable.seq) this.makeStable(stable);
+    // Messages of earlier views are void in this one; only certificates survive, for later view changes.
+    for (const s of this.slots.values()) {
+      s.prePrepare = undefined;
+      s.prepares.clear();
+      s.commits.clear();
+      s.prepared = false;
+      s.committed = false;
+    }
+    let top = this.stable.seq;
+    for (const pp of nv.prePrepares) {
+      if (!this.inWindow(pp.seq)) continue;
+      this.acceptPrePrepare(pp);
+      for (const r of pp.batch) this.proposed.add(key(r));
+      top = Math.max(top, pp.seq);
+    }
+    this.nextSeq = Math.max(top, this.lastExecuted) + 1;
+    this.waitingSince = this.pending.size > 0 ? this.now : undefined;
+    this.propose();
+  }
+
+  // ---- plumbing -------------------------------------------------------------------------------
+
+  /** Re-sends what this replica last said that others may have missed (the network may drop it). */
+  private resend(): void {
+    if (this.ownStop) this.send('all', this.ownStop);
+    if (this.changing) {
+      if (this.ownViewChange) this.send('all', this.ownViewChange);
+      return;
+    }
+    if (this.ownNewView && this.ownNewView.view === this.view) this.send('all', this.ownNewView);
+    for (const [seq, s] of this.slots) {
+      if (seq <= this.stable.seq || !s.prePrepare) continue;
+      if (s.prePrepare.from === this.o.id) this.send('all', s.prePrepare);
+      const mine = s.prepares.get(this.o.id);
+      if (mine) this.send('all', mine);
+      const commit = s.commits.get(this.o.id);
+      if (commit) this.send('all', commit);
+    }
+    // Also once stable: a replica that was cut off learns from 2f+1 of these where the others
+    // are, and fetches what it missed (the slots below are gone from everyone's log).
+    if (this.ownCheckpoint) this.send('all', this.ownCheckpoint);
+    if (this.lastExecuted < this.stable.seq) this.askForBatches();
+  }
+
+  private signed<T extends PrePrepare | Prepare | Checkpoint | ViewChange | NewView>(m: T): T {
+    m.sig = this.signer.sign(signable(m));
+    return m;
+  }
+
+  private send(to: number | 'all', msg: ConsensusMessage): void {
+    this.out.messages.push({ to, msg });
+  }
+
+  private flush(): Output {
+    const o = this.out;
+    this.out = { messages: [], decided: [] };
+    return o;
+  }
+}

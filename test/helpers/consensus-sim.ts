@@ -1,0 +1,294 @@
+// A deterministic simulator for the ordering protocol (src/consensus): n replicas of the real
+// ConsensusReplica, a network that loses, duplicates, delays, reorders and partitions messages
+// from a seeded generator, replicas that crash, and up to f Byzantine ones that equivocate,
+// forge, replay old messages or stay silent. After every step it checks that no two correct
+// replicas decided different batches at one seq; at the end, that every client request was
+// decided once the network had healed. One seed replays one schedule exactly.
+
+import { createHash } from 'node:crypto';
+import {
+  batchDigest,
+  ConsensusReplica,
+  signable,
+  type ConsensusMessage,
+  type ConsensusOptions,
+  type Decision,
+  type Output,
+  type PrePrepare,
+  type Prepare,
+  type Req,
+  type Signer,
+  type ViewChange,
+  GENESIS_STATE,
+} from '../../src/consensus/index.js';
+
+/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Signatures nobody can forge for another replica: a hash under each replica's secret. */
+export function simSigners(n: number, seed: number): Signer[] {
+  const secret = (i: number): string => `secret-${seed}-${i}`;
+  const mac = (i: number, bytes: string): string => createHash('sha256').update(secret(i)).update(bytes).digest('base64');
+  return Array.from({ length: n }, (_, i) => ({ sign: (bytes: string) => mac(i, bytes), verify: (r: number, bytes: string, sig: string) => r >= 0 && r < n && mac(r, bytes) === sig }));
+}
+
+export type Byzantine = 'silent' | 'equivocate' | 'forge' | 'replay' | 'flood';
+
+export interface SimOptions {
+  seed: number;
+  n?: number;
+  f?: number;
+  /** Replicas that behave as given (at most f of them together with `crash`). */
+  byzantine?: Record<number, Byzantine>;
+  /** Replicas that stop at a tick. */
+  crash?: Record<number, number>;
+  clients?: number;
+  requestsPerClient?: number;
+  /** Ticks over which clients issue their requests. */
+  issueTicks?: number;
+  loss?: number;
+  duplicate?: number;
+  /** Delivery delay in ticks: 1..maxDelay. */
+  maxDelay?: number;
+  /** Network faults stop here: no loss, no partition from this tick on. */
+  healAt?: number;
+  /** Replicas cut off from the rest until healAt, from tick `partitionFrom`. */
+  partition?: number[];
+  partitionFrom?: number;
+  ticks?: number;
+  consensus?: Partial<ConsensusOptions>;
+}
+
+export interface SimResult {
+  decided: Map<number, Decision>[];
+  replicas: ConsensusReplica[];
+  correct: number[];
+  requests: Req[];
+  messages: number;
+  /** Ticks at which some replica decided, in order (for throughput and progress checks). */
+  decisionTicks: number[];
+}
+
+interface InFlight {
+  at: number;
+  order: number;
+  from: number;
+  to: number;
+  msg: ConsensusMessage;
+}
+
+export class SafetyViolation extends Error {}
+
+const clone = <T>(m: T): T => structuredClone(m);
+
+export function simulate(so: SimOptions): SimResult {
+  const n = so.n ?? 4;
+  const f = so.f ?? 1;
+  const random = rng(so.seed);
+  const byz = so.byzantine ?? {};
+  const crash = so.crash ?? {};
+  const faulty = new Set([...Object.keys(byz), ...Object.keys(crash)].map(Number));
+  if (faulty.size > f) throw new Error(`simulation bug: ${faulty.size} faulty replicas for f=${f}`);
+  const correct = Array.from({ length: n }, (_, i) => i).filter((i) => !faulty.has(i));
+  const signers = simSigners(n, so.seed);
+  const options: ConsensusOptions = {
+    id: 0,
+    n,
+    f,
+    checkpointInterval: 8,
+    logWindow: 32,
+    batchMax: 8,
+    inflightMax: 4,
+    viewChangeTimeoutTicks: 30,
+    resendTicks: 10,
+    pendingMax: 10_000,
+    retainDecided: 1_000,
+    ...so.consensus,
+  };
+  const replicas = Array.from({ length: n }, (_, i) => new ConsensusReplica({ ...options, id: i }, signers[i]!));
+  const decided = Array.from({ length: n }, () => new Map<number, Decision>());
+  const decisionTicks: number[] = [];
+  const maxDelay = so.maxDelay ?? 3;
+  const healAt = so.healAt ?? 0;
+  const ticks = so.ticks ?? 600;
+  const queue: InFlight[] = [];
+  let order = 0;
+  let messages = 0;
+  let now = 0;
+  /** Every message a replica sent, for replaying replicas. */
+  const seen: ConsensusMessage[] = [];
+
+  const cut = (a: number, b: number): boolean => {
+    if (!so.partition || now >= healAt || now < (so.partitionFrom ?? 0)) return false;
+    return so.partition.includes(a) !== so.partition.includes(b);
+  };
+
+  const post = (from: number, to: number, msg: ConsensusMessage): void => {
+    if (to === from) return;
+    messages++;
+    if (now < healAt && random() < (so.loss ?? 0)) return;
+    const copies = now < healAt && random() < (so.duplicate ?? 0) ? 2 : 1;
+    for (let c = 0; c < copies; c++) queue.push({ at: now + 1 + Math.floor(random() * maxDelay), order: order++, from, to, msg: clone(msg) });
+  };
+
+  const emit = (from: number, out: Output): void => {
+    for (const d of out.decided) {
+      if (faulty.has(from)) continue;
+      decided[from]!.set(d.seq, d);
+      decisionTicks.push(now);
+    }
+    const kind = byz[from];
+    if (kind === 'silent' || crash[from] !== undefined && now >= crash[from]!) return;
+    for (const { to, msg } of out.messages) {
+      if (kind === 'replay') seen.push(msg);
+      const targets = to === 'all' ? Array.from({ length: n }, (_, i) => i) : [to];
+      for (const t of targets) post(from, t, byzantineTwist(kind, from, t, msg));
+    }
+    if (kind === 'forge' || kind === 'flood') for (const t of Array.from({ length: n }, (_, i) => i)) for (const m of lies(kind, from, t)) post(from, t, m);
+    if (kind === 'replay' && seen.length > 0) for (let k = 0; k < 3; k++) post(from, Math.floor(random() * n), seen[Math.floor(random() * seen.length)]!);
+  };
+
+  /** An equivocating replica sends half the replicas a different batch, or a different digest. */
+  const byzantineTwist = (kind: Byzantine | undefined, from: number, to: number, msg: ConsensusMessage): ConsensusMessage => {
+    if (kind !== 'equivocate' || to % 2 === 0) return msg;
+    if (msg.type === 'pre-prepare') {
+      const batch: Req[] = [{ client: 'evil', seq: msg.seq, payload: `forged at ${msg.seq}` }, ...msg.batch.slice(1)];
+      const m: PrePrepare = { ...msg, batch, digest: batchDigest(batch), sig: '' };
+      m.sig = signers[from]!.sign(signable(m));
+      return m;
+    }
+    if (msg.type === 'prepare' || msg.type === 'commit') {
+      const m = { ...msg, digest: createHash('sha256').update(`lie ${msg.seq}`).digest('hex') } as Prepare;
+      if (msg.type === 'prepare') m.sig = signers[from]!.sign(signable(m));
+      return m;
+    }
+    return msg;
+  };
+
+  /** Forged messages (other senders' names, bad signatures) and a faulty replica's lonely view changes. */
+  const lies = (kind: Byzantine, from: number, to: number): ConsensusMessage[] => {
+    const other = (from + 1 + Math.floor(random() * (n - 1))) % n;
+    const seq = 1 + Math.floor(random() * 20);
+    if (kind === 'forge') {
+      return [
+        { type: 'commit', view: Math.floor(random() * 3), seq, digest: 'x'.repeat(64), from: other },
+        { type: 'prepare', view: 0, seq, digest: 'y'.repeat(64), from: other, sig: 'forged' },
+        { type: 'pre-prepare', view: 0, seq, digest: batchDigest([]), batch: [], from: 0, sig: 'forged' },
+        { type: 'checkpoint', seq: 8, state: 'z'.repeat(64), from: other, sig: 'forged' },
+      ];
+    }
+    // flood: votes and a valid view change for some high view, alone: others must not follow one replica.
+    if (random() >= 0.05) return [];
+    const view = 5 + Math.floor(random() * 50);
+    const vc: ViewChange = { type: 'view-change', view, stable: { seq: 0, state: GENESIS_STATE, proof: [] }, prepared: [], from, sig: '' };
+    vc.sig = signers[from]!.sign(signable(vc));
+    void to;
+    return [{ type: 'stop', view, from }, vc];
+  };
+
+  const requests: Req[] = [];
+  const clients = so.clients ?? 3;
+  const perClient = so.requestsPerClient ?? 10;
+  const issueTicks = so.issueTicks ?? 200;
+  const schedule = new Map<number, Req[]>();
+  for (let c = 0; c < clients; c++) {
+    for (let s = 1; s <= perClient; s++) {
+      const at = Math.floor((s / (perClient + 1)) * issueTicks + random() * 5);
+      const req: Req = { client: `c${c}`, seq: s, payload: `c${c}-${s}`, urgent: random() < 0.1 };
+      requests.push(req);
+      (schedule.get(at) ?? schedule.set(at, []).get(at)!).push(req);
+    }
+  }
+
+  const alive = (i: number): boolean => crash[i] === undefined || now < crash[i]!;
+
+  for (now = 0; now < ticks; now++) {
+    for (const req of schedule.get(now) ?? []) for (let i = 0; i < n; i++) if (alive(i)) emit(i, replicas[i]!.submit(req));
+    const due = queue.filter((m) => m.at <= now);
+    if (due.length > 0) {
+      const rest = queue.filter((m) => m.at > now);
+      queue.length = 0;
+      queue.push(...rest);
+      // Seeded reordering among what arrives in the same tick.
+      due.sort((a, b) => a.order - b.order);
+      for (let i = due.length - 1; i > 0; i--) {
+        const j = Math.floor(random() * (i + 1));
+        [due[i], due[j]] = [due[j]!, due[i]!];
+      }
+      for (const m of due) {
+        if (!alive(m.to) || cut(m.from, m.to)) continue;
+        emit(m.to, replicas[m.to]!.receive(m.from, m.msg));
+      }
+    }
+    for (let i = 0; i < n; i++) if (alive(i)) emit(i, replicas[i]!.tick());
+    checkSafety(decided, correct);
+  }
+  return { decided, replicas, correct, requests, messages, decisionTicks };
+}
+
+const decisionText = (d: Decision): string => JSON.stringify(d.requests.map((r) => [r.client, r.seq, r.payload]));
+
+/** No two correct replicas decided different batches at one seq; each decided log has no gap. */
+export function checkSafety(decided: Map<number, Decision>[], correct: number[]): void {
+  const bySeq = new Map<number, { text: string; replica: number }>();
+  for (const r of correct) {
+    const log = decided[r]!;
+    for (const [seq, d] of log) {
+      const text = decisionText(d);
+      const other = bySeq.get(seq);
+      if (other && other.text !== text) throw new SafetyViolation(`replicas ${other.replica} and ${r} decided different batches at seq ${seq}: ${other.text} vs ${text}`);
+      if (!other) bySeq.set(seq, { text, replica: r });
+    }
+    let top = 0;
+    for (const seq of log.keys()) top = Math.max(top, seq);
+    if (top !== log.size) throw new SafetyViolation(`replica ${r} decided ${log.size} seqs, the highest ${top}: a gap`);
+  }
+}
+
+/** Every request decided exactly once at every live correct replica, and no request twice. */
+export function undecided(res: SimResult, crash: Record<number, number> = {}): string[] {
+  const problems: string[] = [];
+  for (const r of res.correct) {
+    if (crash[r] !== undefined) continue;
+    const got = new Map<string, number>();
+    for (const d of res.decided[r]!.values()) for (const q of d.requests) got.set(`${q.client}#${q.seq}`, (got.get(`${q.client}#${q.seq}`) ?? 0) + 1);
+    for (const q of res.requests) {
+      const k = `${q.client}#${q.seq}`;
+      const c = got.get(k) ?? 0;
+      if (c !== 1) problems.push(`replica ${r}: ${k} decided ${c} times`);
+    }
+  }
+  return problems;
+}
+
+const KINDS: Byzantine[] = ['silent', 'equivocate', 'forge', 'replay', 'flood'];
+
+/** The schedule a seed stands for: faults, network and load all drawn from it. */
+export function scenario(seed: number): SimOptions {
+  const r = rng(seed ^ 0x9e3779b9);
+  const n = 4;
+  const o: SimOptions = { seed, n, f: 1, loss: r() < 0.5 ? r() * 0.2 : 0, duplicate: r() < 0.3 ? r() * 0.2 : 0, maxDelay: 1 + Math.floor(r() * 5), healAt: 150 + Math.floor(r() * 150), ticks: 900 };
+  const fault = r();
+  const who = Math.floor(r() * n);
+  if (fault < 0.45) o.byzantine = { [who]: KINDS[Math.floor(r() * KINDS.length)]! };
+  else if (fault < 0.65) o.crash = { [who]: Math.floor(r() * 200) };
+  if (r() < 0.3) {
+    const cutOff = Array.from({ length: n }, (_, i) => i).filter(() => r() < 0.5);
+    if (cutOff.length > 0 && cutOff.length < n) {
+      o.partition = cutOff;
+      o.partitionFrom = Math.floor(r() * 100);
+    }
+  }
+  o.clients = 1 + Math.floor(r() * 4);
+  o.requestsPerClient = 5 + Math.floor(r() * 20);
+  return o;
+}
