@@ -98,7 +98,10 @@ export interface NewView {
   sig: string;
 }
 
-/** Asks for the decided batches after `after`, up to the stable checkpoint the asker knows of. */
+/**
+ * Asks for the decided batches after `after`: up to the responder's stable checkpoint (proved
+ * by its signatures) and, above it, what the responder executed (believed once f+1 agree).
+ */
 export interface Fetch {
   type: 'fetch';
   after: number;
@@ -108,7 +111,10 @@ export interface Fetch {
 export interface Batches {
   type: 'batches';
   stable: StableCheckpoint;
-  /** Consecutive decided batches from after+1 up to stable.seq. */
+  /**
+   * Consecutive decided batches from after+1: up to stable.seq they chain to its state; above
+   * it, the sender's word alone, so the asker takes one only when f+1 replicas sent its digest.
+   */
   batches: { seq: number; batch: Req[] }[];
   from: number;
 }

@@ -136,8 +136,18 @@ export class ConsensusReplica {
   private state = GENESIS_STATE;
   /** Decided batches kept to serve catch-up: the last retainDecided below the stable checkpoint, and all above. */
   private readonly decidedBatches = new Map<number, Req[]>();
-  /** CHECKPOINT messages above the stable checkpoint, by seq then sender. */
-  private readonly checkpoints = new Map<number, Map<number, Checkpoint>>();
+  /**
+   * Each replica's latest CHECKPOINT above the stable one: one per replica, so a faulty one
+   * cannot fill memory with made-up seqs, and a replica far behind still learns where the
+   * others are (2f+1 of them at one seq and state make it stable).
+   */
+  private readonly checkpoints = new Map<number, Checkpoint>();
+  /**
+   * Decided batches above the stable checkpoint as other replicas reported them, by seq then
+   * sender, for seqs in the log window above the last executed one. f+1 matching reports
+   * include a correct replica's, so the batch is the decided one.
+   */
+  private readonly reported = new Map<number, Map<number, { digest: string; batch: Req[] }>>();
   /** This replica's own latest checkpoint message, resent until it is stable. */
   private ownCheckpoint: Checkpoint | undefined;
   /** The highest view each replica voted to move to (STOP), above ours. */
@@ -250,7 +260,12 @@ export class ConsensusReplica {
     } else if (this.waitingSince !== undefined && this.now - this.waitingSince >= timeout) {
       // Requests decided meanwhile (a resend, a client's seq given up on) are no reason to suspect anyone.
       this.dropObsolete();
-      if (this.pending.size > 0) this.stop(this.view + 1);
+      if (this.pending.size > 0) {
+        this.stop(this.view + 1);
+        // The others may have decided without this replica (a leader that sent it alone a
+        // different batch): then it is alone to suspect, and catches up from their reports.
+        this.askForBatches();
+      }
       this.waitingSince = this.pending.size > 0 ? this.now : undefined;
     }
     if (this.now % this.o.resendTicks === 0) this.resend();
@@ -379,6 +394,7 @@ export class ConsensusReplica {
       requests.push(r);
     }
     this.lastExecuted = seq;
+    if (this.nextSeq <= seq) this.nextSeq = seq + 1;
     this.state = nextState(this.state, batchDigest(batch));
     this.decidedBatches.set(seq, batch);
     this.out.decided.push({ seq, view, requests });
@@ -420,13 +436,10 @@ export class ConsensusReplica {
   // ---- checkpoints and catch-up ---------------------------------------------------------------
 
   private onCheckpoint(m: Checkpoint): void {
-    if (m.seq <= this.stable.seq || m.seq > this.stable.seq + 2 * this.o.logWindow || m.seq % this.o.checkpointInterval !== 0) return;
-    let at = this.checkpoints.get(m.seq);
-    if (at?.has(m.from)) return;
+    if (m.seq <= this.stable.seq || m.seq % this.o.checkpointInterval !== 0 || (this.checkpoints.get(m.from)?.seq ?? 0) >= m.seq) return;
     if (m.from !== this.o.id && !this.signer.verify(m.from, signable(m), m.sig)) return;
-    if (!at) this.checkpoints.set(m.seq, (at = new Map()));
-    at.set(m.from, m);
-    const same = [...at.values()].filter((c) => c.state === m.state);
+    this.checkpoints.set(m.from, m);
+    const same = [...this.checkpoints.values()].filter((c) => c.seq === m.seq && c.state === m.state);
     if (same.length >= 2 * this.o.f + 1) this.makeStable({ seq: m.seq, state: m.state, proof: same });
   }
 
@@ -435,7 +448,7 @@ export class ConsensusReplica {
     if (st.seq <= this.stable.seq) return;
     this.stable = st;
     for (const seq of this.slots.keys()) if (seq <= st.seq) this.slots.delete(seq);
-    for (const seq of this.checkpoints.keys()) if (seq <= st.seq) this.checkpoints.delete(seq);
+    for (const [from, c] of this.checkpoints) if (c.seq <= st.seq) this.checkpoints.delete(from);
     for (const seq of this.decidedBatches.keys()) if (seq <= st.seq - this.o.retainDecided) this.decidedBatches.delete(seq);
     if (this.nextSeq <= st.seq) this.nextSeq = st.seq + 1;
     if (this.lastExecuted < st.seq) this.askForBatches();
@@ -447,29 +460,58 @@ export class ConsensusReplica {
     this.send('all', { type: 'fetch', after: this.lastExecuted, from: this.o.id } satisfies Fetch);
   }
 
+  /** Answers with what this replica executed after `after`: a window's worth at most. */
   private onFetch(m: Fetch): void {
-    if (m.after >= this.stable.seq || !this.decidedBatches.has(m.after + 1)) return;
+    if (m.after >= this.lastExecuted || !this.decidedBatches.has(m.after + 1)) return;
     const batches: Batches['batches'] = [];
-    for (let s = m.after + 1; s <= this.stable.seq; s++) batches.push({ seq: s, batch: this.decidedBatches.get(s)! });
+    const top = Math.min(this.lastExecuted, Math.max(this.stable.seq, m.after + this.o.logWindow));
+    for (let s = m.after + 1; s <= top; s++) batches.push({ seq: s, batch: this.decidedBatches.get(s)! });
     this.send(m.from, { type: 'batches', stable: this.stable, batches, from: this.o.id } satisfies Batches);
   }
 
-  /** Batches that chain from our state to a stable checkpoint's state are the decided ones. */
+  /**
+   * Batches that chain from our state to a stable checkpoint's state are the decided ones.
+   * Above the checkpoint, a batch is taken once f+1 replicas reported the same one at a seq.
+   */
   private onBatches(m: Batches): void {
     const st = m.stable;
-    if (st.seq <= this.lastExecuted || !validStable(st, this.g, this.signer)) return;
-    let state = this.state;
-    let seq = this.lastExecuted;
-    for (const b of m.batches) {
-      if (b.seq !== seq + 1) return;
-      state = nextState(state, batchDigest(b.batch));
-      seq = b.seq;
-      if (seq === st.seq) break;
+    if (st.seq > this.lastExecuted) {
+      if (!validStable(st, this.g, this.signer)) return;
+      let state = this.state;
+      let seq = this.lastExecuted;
+      for (const b of m.batches) {
+        if (b.seq !== seq + 1) return;
+        state = nextState(state, batchDigest(b.batch));
+        seq = b.seq;
+        if (seq === st.seq) break;
+      }
+      if (seq !== st.seq || state !== st.state) return;
+      for (const b of m.batches) if (b.seq <= st.seq && b.seq > this.lastExecuted) this.apply(b.seq, -1, b.batch);
+      this.makeStable(st);
     }
-    if (seq !== st.seq || state !== st.state) return;
-    for (const b of m.batches) if (b.seq <= st.seq && b.seq > this.lastExecuted) this.apply(b.seq, -1, b.batch);
-    this.makeStable(st);
+    for (const b of m.batches) {
+      if (b.seq <= this.lastExecuted || b.seq > this.lastExecuted + this.o.logWindow) continue;
+      let at = this.reported.get(b.seq);
+      if (!at) this.reported.set(b.seq, (at = new Map()));
+      at.set(m.from, { digest: batchDigest(b.batch), batch: b.batch });
+    }
+    this.applyReported();
     this.execute();
+  }
+
+  private applyReported(): void {
+    for (let at = this.reported.get(this.lastExecuted + 1); at; at = this.reported.get(this.lastExecuted + 1)) {
+      const votes = new Map<string, number>();
+      let agreed: Req[] | undefined;
+      for (const r of at.values()) {
+        const c = (votes.get(r.digest) ?? 0) + 1;
+        votes.set(r.digest, c);
+        if (c >= this.o.f + 1) agreed = r.batch;
+      }
+      if (!agreed) break;
+      this.apply(this.lastExecuted + 1, -1, agreed);
+    }
+    for (const seq of this.reported.keys()) if (seq <= this.lastExecuted) this.reported.delete(seq);
   }
 
   // ---- view change ----------------------------------------------------------------------------

@@ -231,9 +231,17 @@ export function simulate(so: SimOptions): SimResult {
     }
     for (let i = 0; i < n; i++) if (alive(i)) emit(i, replicas[i]!.tick());
     checkSafety(decided, correct);
+    // Done early once the network healed, every request was issued and every live correct replica decided them all.
+    if (now > Math.max(healAt, issueTicks + 5) && now % 25 === 0 && correct.every((r) => !alive(r) || decidedCount(decided[r]!) === requests.length)) break;
   }
   return { decided, replicas, correct, requests, messages, decisionTicks };
 }
+
+const decidedCount = (log: Map<number, Decision>): number => {
+  let c = 0;
+  for (const d of log.values()) c += d.requests.length;
+  return c;
+};
 
 const decisionText = (d: Decision): string => JSON.stringify(d.requests.map((r) => [r.client, r.seq, r.payload]));
 

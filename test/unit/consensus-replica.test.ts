@@ -1,0 +1,158 @@
+// One ConsensusReplica driven by hand (src/consensus/replica.ts): the checks a Byzantine
+// replica's messages meet, each in the positive and the negative, where the simulator would
+// only show them as a rare schedule.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  batchDigest,
+  ConsensusReplica,
+  GENESIS_STATE,
+  nextState,
+  signable,
+  type Checkpoint,
+  type ConsensusMessage,
+  type ConsensusOptions,
+  type NewView,
+  type Output,
+  type PrePrepare,
+  type Prepare,
+  type Req,
+  type ViewChange,
+} from '../../src/consensus/index.js';
+import { simSigners } from '../helpers/consensus-sim.js';
+
+const N = 4;
+const signers = simSigners(N, 7);
+const OPTIONS: ConsensusOptions = {
+  id: 1,
+  n: N,
+  f: 1,
+  checkpointInterval: 2,
+  logWindow: 8,
+  batchMax: 8,
+  inflightMax: 4,
+  viewChangeTimeoutTicks: 10,
+  resendTicks: 1000,
+  pendingMax: 100,
+  retainDecided: 100,
+};
+
+const replica = (id = 1): ConsensusReplica => new ConsensusReplica({ ...OPTIONS, id }, signers[id]!);
+const sign = <T extends PrePrepare | Prepare | ViewChange | NewView | Checkpoint>(m: T): T => ({ ...m, sig: signers[m.from]!.sign(signable(m)) });
+const req = (seq: number): Req => ({ client: 'c', seq, payload: `p${seq}` });
+const prePrepare = (view: number, seq: number, batch: Req[]): PrePrepare => sign({ type: 'pre-prepare', view, seq, digest: batchDigest(batch), batch, from: view % N, sig: '' });
+const sent = (o: Output, type: ConsensusMessage['type']): ConsensusMessage[] => o.messages.filter((m) => m.msg.type === type).map((m) => m.msg);
+
+/** A valid NEW-VIEW for `view` from view changes of replicas 0, 2, 3 that prepared nothing. */
+function newView(view: number): NewView {
+  const vcs = [0, 2, 3].map((from) => sign<ViewChange>({ type: 'view-change', view, stable: { seq: 0, state: GENESIS_STATE, proof: [] }, prepared: [], from, sig: '' }));
+  return sign<NewView>({ type: 'new-view', view, viewChanges: vcs, prePrepares: [], from: view % N, sig: '' });
+}
+
+test('a backup prepares the leader\'s valid PRE-PREPARE of its view, and nothing forged or misdirected', () => {
+  const r = replica();
+  assert.equal(sent(r.receive(0, prePrepare(0, 1, [req(1)])), 'prepare').length, 1);
+  const r2 = replica();
+  const forged = { ...prePrepare(0, 1, [req(1)]), sig: 'forged' };
+  assert.equal(sent(r2.receive(0, forged), 'prepare').length, 0, 'a bad signature');
+  const wrongDigest = { ...prePrepare(0, 1, [req(1)]), batch: [req(2)] };
+  assert.equal(sent(r2.receive(0, wrongDigest), 'prepare').length, 0, 'a batch that is not the digest\'s');
+  const notLeader = sign<PrePrepare>({ ...prePrepare(0, 1, [req(1)]), from: 2 });
+  assert.equal(sent(r2.receive(2, notLeader), 'prepare').length, 0, 'a replica that is not the leader of the view');
+});
+
+test('a second PRE-PREPARE for the same seq and view (an equivocating leader) is not prepared', () => {
+  const r = replica();
+  r.receive(0, prePrepare(0, 1, [req(1)]));
+  assert.equal(sent(r.receive(0, prePrepare(0, 1, [req(9)])), 'prepare').length, 0);
+});
+
+test('after a view change, a valid message of the old view is void (BFT-SMaRt PR #121)', () => {
+  const r = replica(2);
+  r.receive(1, newView(1));
+  assert.equal(r.status.view, 1, 'entered view 1');
+  assert.equal(sent(r.receive(0, prePrepare(0, 1, [req(1)])), 'prepare').length, 0, 'view 0 PRE-PREPARE after view 1');
+});
+
+test('a NEW-VIEW is entered only with 2f+1 valid view changes that back exactly what it re-proposes', () => {
+  const tooFew = { ...newView(1), viewChanges: newView(1).viewChanges.slice(0, 2) };
+  const r = replica(2);
+  r.receive(1, sign<NewView>({ ...tooFew, sig: '' }));
+  assert.equal(r.status.view, 0, 'two view changes are not enough');
+  const extra = newView(1);
+  const smuggled = sign<NewView>({ ...extra, prePrepares: [prePrepare(1, 1, [req(5)])], sig: '' });
+  r.receive(1, smuggled);
+  assert.equal(r.status.view, 0, 'a re-proposal no view change backs');
+  r.receive(1, newView(1));
+  assert.equal(r.status.view, 1);
+});
+
+test('one replica voting to leave the view moves nobody; f+1 votes make others join, 2f+1 make them leave', () => {
+  const r = replica(2);
+  let o = r.receive(3, { type: 'stop', view: 1, from: 3 });
+  assert.equal(sent(o, 'stop').length, 0);
+  assert.equal(r.status.changingView, false);
+  o = r.receive(0, { type: 'stop', view: 1, from: 0 });
+  assert.equal(sent(o, 'stop').length, 1, 'f+1 votes: one of them is correct, so join');
+  assert.equal(sent(o, 'view-change').length, 1, 'with its own vote, 2f+1: leave view 0');
+  assert.equal(r.status.changingView, true);
+});
+
+test('catch-up takes only batches that chain from its state to a stable checkpoint 2f+1 replicas signed', () => {
+  const batches = [1, 2].map((seq) => ({ seq, batch: [req(seq)] }));
+  let state = GENESIS_STATE;
+  for (const b of batches) state = nextState(state, batchDigest(b.batch));
+  const proof = [0, 2, 3].map((from) => sign<Checkpoint>({ type: 'checkpoint', seq: 2, state, from, sig: '' }));
+  const lying = { type: 'batches' as const, stable: { seq: 2, state, proof }, batches: [{ seq: 1, batch: [req(1)] }, { seq: 2, batch: [req(7)] }], from: 3 };
+  const r = replica();
+  assert.equal(r.receive(3, lying).decided.length, 0, 'batches that do not chain to the checkpoint');
+  const weakProof = { type: 'batches' as const, stable: { seq: 2, state, proof: proof.slice(0, 2) }, batches, from: 3 };
+  assert.equal(r.receive(3, weakProof).decided.length, 0, 'a checkpoint only 2 replicas signed');
+  const good = { type: 'batches' as const, stable: { seq: 2, state, proof }, batches, from: 2 };
+  const o = r.receive(2, good);
+  assert.deepEqual(
+    o.decided.map((d) => d.requests.map((q) => q.seq)),
+    [[1], [2]],
+  );
+  assert.equal(r.status.lastDecided, 2);
+  assert.equal(r.status.stableCheckpoint, 2);
+});
+
+test('a request is decided once even when a faulty leader repeats it in two batches', () => {
+  const r = replica(1);
+  const commitAll = (seq: number, batch: Req[]): Output[] => {
+    const pp = prePrepare(0, seq, batch);
+    const outs = [r.receive(0, pp)];
+    for (const from of [2, 3]) outs.push(r.receive(from, sign<Prepare>({ type: 'prepare', view: 0, seq, digest: pp.digest, from, sig: '' })));
+    for (const from of [0, 2, 3]) outs.push(r.receive(from, { type: 'commit', view: 0, seq, digest: pp.digest, from }));
+    return outs;
+  };
+  const decided = [...commitAll(1, [req(1)]), ...commitAll(2, [req(1), req(2)])].flatMap((o) => o.decided);
+  assert.deepEqual(
+    decided.map((d) => d.requests.map((q) => q.seq)),
+    [[1], [2]],
+  );
+});
+
+test('above the stable checkpoint, a reported batch is taken only once f+1 replicas report the same one', () => {
+  const genesis = { seq: 0, state: GENESIS_STATE, proof: [] };
+  const report = (from: number, batch: Req[]) => ({ type: 'batches' as const, stable: genesis, batches: [{ seq: 1, batch }], from });
+  const r = replica();
+  assert.equal(r.receive(3, report(3, [req(9)])).decided.length, 0, 'one faulty replica\'s word');
+  assert.equal(r.receive(0, report(0, [req(1)])).decided.length, 0, 'two replicas, two different batches');
+  const o = r.receive(2, report(2, [req(1)]));
+  assert.deepEqual(
+    o.decided.map((d) => d.requests.map((q) => q.seq)),
+    [[1]],
+  );
+  assert.equal(r.receive(3, report(3, [req(9)])).decided.length, 0, 'nothing twice');
+});
+
+test('a replica left alone with its timeout (the leader sent it another batch) asks the others what they decided', () => {
+  const r = replica(1);
+  r.submit(req(1));
+  let asked = false;
+  for (let t = 0; t < 20 && !asked; t++) asked = sent(r.tick(), 'fetch').length > 0;
+  assert.ok(asked, 'no FETCH after the request timeout');
+});
