@@ -116,6 +116,10 @@ export interface Batches {
    * it, the sender's word alone, so the asker takes one only when f+1 replicas sent its digest.
    */
   batches: { seq: number; batch: Req[] }[];
+  /** The highest seq the sender executed: how far behind the asker is, and how far a restarted one stays passive. */
+  executed: number;
+  /** The sender restarted without its state and is still recovering. */
+  recovering: boolean;
   from: number;
 }
 

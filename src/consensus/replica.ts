@@ -56,6 +56,12 @@ export interface ConsensusOptions {
   retainDecided: number;
   /** Requests waiting to be ordered, all clients together; more are refused (counted). */
   pendingMax: number;
+  /**
+   * This replica restarted without its consensus state. It may have said things before that
+   * it no longer remembers, so it stays passive (sends no PREPARE, COMMIT or NEW-VIEW) at every
+   * seq it could have voted on before, until a checkpoint above them all is stable.
+   */
+  restarted?: boolean;
 }
 
 export interface Decision {
@@ -79,6 +85,10 @@ export interface ConsensusStatus {
   viewChanges: number;
   pending: number;
   refused: number;
+  /** Restarted without its state and not yet past every seq it could have voted on before. */
+  recovering: boolean;
+  /** Views this replica entered after view 0: leader changes it took part in. */
+  viewsEntered: number;
 }
 
 interface Slot {
@@ -173,6 +183,17 @@ export class ConsensusReplica {
   private viewChangeStartedAt = 0;
   private fetchAskedAt = -Infinity;
   private refused = 0;
+  /**
+   * Seqs at or below which this replica votes on nothing (see `restarted`): unknown (Infinity)
+   * until 2f other replicas said how far they executed, then the highest of those plus the
+   * log window, beyond anything this replica could have prepared before it went down.
+   */
+  private passiveUpTo: number;
+  /** The highest seq each replica said it executed (BATCHES replies). */
+  private readonly peerExecuted = new Map<number, number>();
+  /** Replicas that said they are recovering from a restart too. */
+  private readonly peerRecovering = new Set<number>();
+  private viewsEntered = 0;
   private out: Output = { messages: [], decided: [] };
 
   constructor(
@@ -184,6 +205,11 @@ export class ConsensusReplica {
       throw new FitError('FIT_ERR_CONFIG', `logWindow (${o.logWindow}) must be a multiple of checkpointInterval (${o.checkpointInterval}) and at least twice it`);
     }
     this.g = { n: o.n, f: o.f };
+    this.passiveUpTo = o.restarted === true ? Infinity : 0;
+  }
+
+  private get recovering(): boolean {
+    return this.stable.seq < this.passiveUpTo;
   }
 
   get status(): ConsensusStatus {
@@ -196,6 +222,8 @@ export class ConsensusReplica {
       viewChanges: this.viewChangeCount,
       pending: this.pending.size,
       refused: this.refused,
+      recovering: this.recovering,
+      viewsEntered: this.viewsEntered,
     };
   }
 
@@ -291,7 +319,7 @@ export class ConsensusReplica {
 
   /** The leader batches waiting requests, urgent ones first, into new instances. */
   private propose(): void {
-    if (!this.isLeader()) return;
+    if (!this.isLeader() || this.nextSeq <= this.passiveUpTo) return;
     while (this.nextSeq - 1 - this.lastExecuted < this.o.inflightMax && this.inWindow(this.nextSeq)) {
       const batch: Req[] = [];
       for (const queue of this.toPropose) {
@@ -320,7 +348,7 @@ export class ConsensusReplica {
   private acceptPrePrepare(m: PrePrepare): void {
     const s = this.slot(m.seq);
     s.prePrepare = m;
-    if (m.from !== this.o.id) {
+    if (m.from !== this.o.id && m.seq > this.passiveUpTo) {
       const p = this.signed<Prepare>({ type: 'prepare', view: m.view, seq: m.seq, digest: m.digest, from: this.o.id, sig: '' });
       s.prepares.set(this.o.id, p);
       this.send('all', p);
@@ -344,6 +372,7 @@ export class ConsensusReplica {
     if (matching.length < 2 * this.o.f) return;
     s.prepared = true;
     s.cert = { prePrepare: pp, prepares: matching.slice(0, 2 * this.o.f) };
+    if (seq <= this.passiveUpTo) return this.checkCommitted(seq);
     const c: Commit = { type: 'commit', view: pp.view, seq, digest: pp.digest, from: this.o.id };
     s.commits.set(this.o.id, c);
     this.send('all', c);
@@ -460,13 +489,17 @@ export class ConsensusReplica {
     this.send('all', { type: 'fetch', after: this.lastExecuted, from: this.o.id } satisfies Fetch);
   }
 
-  /** Answers with what this replica executed after `after`: a window's worth at most. */
+  /**
+   * Answers with what this replica executed after `after` (a window's worth at most, none
+   * if it no longer keeps them), and always with how far it got.
+   */
   private onFetch(m: Fetch): void {
-    if (m.after >= this.lastExecuted || !this.decidedBatches.has(m.after + 1)) return;
     const batches: Batches['batches'] = [];
-    const top = Math.min(this.lastExecuted, Math.max(this.stable.seq, m.after + this.o.logWindow));
-    for (let s = m.after + 1; s <= top; s++) batches.push({ seq: s, batch: this.decidedBatches.get(s)! });
-    this.send(m.from, { type: 'batches', stable: this.stable, batches, from: this.o.id } satisfies Batches);
+    if (this.decidedBatches.has(m.after + 1)) {
+      const top = Math.min(this.lastExecuted, Math.max(this.stable.seq, m.after + this.o.logWindow));
+      for (let s = m.after + 1; s <= top; s++) batches.push({ seq: s, batch: this.decidedBatches.get(s)! });
+    }
+    this.send(m.from, { type: 'batches', stable: this.stable, batches, executed: this.lastExecuted, recovering: this.recovering, from: this.o.id } satisfies Batches);
   }
 
   /**
@@ -474,6 +507,10 @@ export class ConsensusReplica {
    * Above the checkpoint, a batch is taken once f+1 replicas reported the same one at a seq.
    */
   private onBatches(m: Batches): void {
+    this.peerExecuted.set(m.from, m.executed);
+    if (m.recovering) this.peerRecovering.add(m.from);
+    else this.peerRecovering.delete(m.from);
+    if (this.passiveUpTo === Infinity && this.peerExecuted.size >= 2 * this.o.f) this.learnPassiveBound();
     const st = m.stable;
     if (st.seq > this.lastExecuted) {
       if (!validStable(st, this.g, this.signer)) return;
@@ -497,6 +534,19 @@ export class ConsensusReplica {
     }
     this.applyReported();
     this.execute();
+  }
+
+  /**
+   * With this replica counted among the f faulty, the others are correct, and 2f of the 3f
+   * other replicas include one that signed our last stable checkpoint before we went down:
+   * the highest seq they executed is past it, and the window above it holds every seq we
+   * could have voted on. When all of them restarted too and executed nothing, the cluster
+   * started over (its first start, or every replica lost its memory): nobody remembers a vote
+   * to contradict, and waiting would deadlock everyone.
+   */
+  private learnPassiveBound(): void {
+    const top = Math.max(...this.peerExecuted.values());
+    this.passiveUpTo = top === 0 && this.peerRecovering.size === this.peerExecuted.size ? 0 : top + this.o.logWindow;
   }
 
   private applyReported(): void {
@@ -578,7 +628,7 @@ export class ConsensusReplica {
 
   /** The leader of `view`, with 2f+1 view changes for it, re-proposes what they prepared. */
   private tryNewView(view: number): void {
-    if (leaderOf(view, this.o.n) !== this.o.id || !this.changing || this.target !== view) return;
+    if (leaderOf(view, this.o.n) !== this.o.id || !this.changing || this.target !== view || this.recovering) return;
     const vcs = [...this.viewChanges.values()].filter((v) => v.view === view);
     if (vcs.length < 2 * this.o.f + 1) return;
     const chosen = vcs.slice(0, 2 * this.o.f + 1);
@@ -605,6 +655,7 @@ export class ConsensusReplica {
   /** Enters a new view from a valid NEW-VIEW: its stable checkpoint, then its pre-prepares as in a normal view. */
   private enterView(nv: NewView, stable: StableCheckpoint): void {
     this.view = nv.view;
+    this.viewsEntered++;
     this.changing = false;
     this.target = nv.view;
     this.proposed.clear();
@@ -641,6 +692,7 @@ export class ConsensusReplica {
 
   /** Re-sends what this replica last said that others may have missed (the network may drop it). */
   private resend(): void {
+    if (this.behind()) this.askForBatches();
     if (this.ownStop) this.send('all', this.ownStop);
     if (this.changing) {
       if (this.ownViewChange) this.send('all', this.ownViewChange);
@@ -658,7 +710,13 @@ export class ConsensusReplica {
     // Also once stable: a replica that was cut off learns from 2f+1 of these where the others
     // are, and fetches what it missed (the slots below are gone from everyone's log).
     if (this.ownCheckpoint) this.send('all', this.ownCheckpoint);
-    if (this.lastExecuted < this.stable.seq) this.askForBatches();
+  }
+
+  /** Below a stable checkpoint, recovering, or behind what f+1 replicas said they executed. */
+  private behind(): boolean {
+    if (this.lastExecuted < this.stable.seq || this.recovering) return true;
+    const reported = [...this.peerExecuted.values()].sort((a, b) => b - a);
+    return reported.length > this.o.f && this.lastExecuted < reported[this.o.f]!;
   }
 
   private signed<T extends PrePrepare | Prepare | Checkpoint | ViewChange | NewView>(m: T): T {

@@ -24,7 +24,7 @@ function runSlice({ from, to }: Slice): void {
   for (let seed = from; seed < to; seed++) {
     const o = scenario(seed);
     try {
-      const problems = undecided(simulate(o), o.crash);
+      const problems = undecided(simulate(o));
       if (problems.length > 0) throw new Error(`liveness: ${problems.slice(0, 5).join('; ')}${problems.length > 5 ? ` (+${problems.length - 5} more)` : ''}`);
     } catch (e) {
       parentPort!.postMessage({ failure: { seed, error: `${(e as Error).message}\n    schedule: ${JSON.stringify(o)}` } } satisfies Report);

@@ -51,6 +51,10 @@ export interface SimOptions {
   byzantine?: Record<number, Byzantine>;
   /** Replicas that stop at a tick. */
   crash?: Record<number, number>;
+  /** Crashed replicas that come back at a tick, without any of their consensus state. */
+  restart?: Record<number, number>;
+  /** Every replica starts as a process does: not knowing whether it ran before (`restarted`). */
+  coldStart?: boolean;
   clients?: number;
   requestsPerClient?: number;
   /** Ticks over which clients issue their requests. */
@@ -72,6 +76,10 @@ export interface SimResult {
   decided: Map<number, Decision>[];
   replicas: ConsensusReplica[];
   correct: number[];
+  /** Replicas whose decisions are checked: the correct ones and the restarted ones. */
+  checked: number[];
+  /** Replicas expected to have decided every request at the end: the checked ones still up. */
+  live: number[];
   requests: Req[];
   messages: number;
   /** Ticks at which some replica decided, in order (for throughput and progress checks). */
@@ -99,6 +107,9 @@ export function simulate(so: SimOptions): SimResult {
   const faulty = new Set([...Object.keys(byz), ...Object.keys(crash)].map(Number));
   if (faulty.size > f) throw new Error(`simulation bug: ${faulty.size} faulty replicas for f=${f}`);
   const correct = Array.from({ length: n }, (_, i) => i).filter((i) => !faulty.has(i));
+  const restart = so.restart ?? {};
+  for (const i of Object.keys(restart).map(Number)) if (crash[i] === undefined || restart[i]! <= crash[i]!) throw new Error(`simulation bug: replica ${i} restarts without crashing first`);
+  const checked = Array.from({ length: n }, (_, i) => i).filter((i) => !faulty.has(i) || restart[i] !== undefined);
   const signers = simSigners(n, so.seed);
   const options: ConsensusOptions = {
     id: 0,
@@ -114,7 +125,7 @@ export function simulate(so: SimOptions): SimResult {
     retainDecided: 1_000,
     ...so.consensus,
   };
-  const replicas = Array.from({ length: n }, (_, i) => new ConsensusReplica({ ...options, id: i }, signers[i]!));
+  const replicas = Array.from({ length: n }, (_, i) => new ConsensusReplica({ ...options, id: i, restarted: so.coldStart === true }, signers[i]!));
   const decided = Array.from({ length: n }, () => new Map<number, Decision>());
   const decisionTicks: number[] = [];
   const maxDelay = so.maxDelay ?? 3;
@@ -142,12 +153,12 @@ export function simulate(so: SimOptions): SimResult {
 
   const emit = (from: number, out: Output): void => {
     for (const d of out.decided) {
-      if (faulty.has(from)) continue;
+      if (!checked.includes(from)) continue;
       decided[from]!.set(d.seq, d);
       decisionTicks.push(now);
     }
     const kind = byz[from];
-    if (kind === 'silent' || crash[from] !== undefined && now >= crash[from]!) return;
+    if (kind === 'silent' || !alive(from)) return;
     for (const { to, msg } of out.messages) {
       if (kind === 'replay') seen.push(msg);
       const targets = to === 'all' ? Array.from({ length: n }, (_, i) => i) : [to];
@@ -209,9 +220,15 @@ export function simulate(so: SimOptions): SimResult {
     }
   }
 
-  const alive = (i: number): boolean => crash[i] === undefined || now < crash[i]!;
+  const wanted = new Set(requests.map((q) => `${q.client}#${q.seq}`));
+  const alive = (i: number): boolean => crash[i] === undefined || now < crash[i]! || (restart[i] !== undefined && now >= restart[i]!);
 
   for (now = 0; now < ticks; now++) {
+    for (let i = 0; i < n; i++) {
+      if (restart[i] !== now) continue;
+      replicas[i] = new ConsensusReplica({ ...options, id: i, restarted: true }, signers[i]!);
+      decided[i] = new Map();
+    }
     for (const req of schedule.get(now) ?? []) for (let i = 0; i < n; i++) if (alive(i)) emit(i, replicas[i]!.submit(req));
     const due = queue.filter((m) => m.at <= now);
     if (due.length > 0) {
@@ -230,16 +247,18 @@ export function simulate(so: SimOptions): SimResult {
       }
     }
     for (let i = 0; i < n; i++) if (alive(i)) emit(i, replicas[i]!.tick());
-    checkSafety(decided, correct);
-    // Done early once the network healed, every request was issued and every live correct replica decided them all.
-    if (now > Math.max(healAt, issueTicks + 5) && now % 25 === 0 && correct.every((r) => !alive(r) || decidedCount(decided[r]!) === requests.length)) break;
+    checkSafety(decided, checked);
+    // Done early once the network healed, every request was issued and every live checked replica decided them all.
+    if (now > Math.max(healAt, issueTicks + 5) && now % 25 === 0 && checked.every((r) => !alive(r) || decidedCount(decided[r]!, wanted) === requests.length)) break;
   }
-  return { decided, replicas, correct, requests, messages, decisionTicks };
+  const live = checked.filter(alive);
+  return { decided, replicas, correct, checked, live, requests, messages, decisionTicks };
 }
 
-const decidedCount = (log: Map<number, Decision>): number => {
+/** How many of the clients' requests a replica decided (a faulty leader's made-up ones aside). */
+const decidedCount = (log: Map<number, Decision>, wanted: Set<string>): number => {
   let c = 0;
-  for (const d of log.values()) c += d.requests.length;
+  for (const d of log.values()) for (const q of d.requests) if (wanted.has(`${q.client}#${q.seq}`)) c++;
   return c;
 };
 
@@ -262,11 +281,10 @@ export function checkSafety(decided: Map<number, Decision>[], correct: number[])
   }
 }
 
-/** Every request decided exactly once at every live correct replica, and no request twice. */
-export function undecided(res: SimResult, crash: Record<number, number> = {}): string[] {
+/** Every request decided exactly once at every live checked replica, and no request twice. */
+export function undecided(res: SimResult): string[] {
   const problems: string[] = [];
-  for (const r of res.correct) {
-    if (crash[r] !== undefined) continue;
+  for (const r of res.live) {
     const got = new Map<string, number>();
     for (const d of res.decided[r]!.values()) for (const q of d.requests) got.set(`${q.client}#${q.seq}`, (got.get(`${q.client}#${q.seq}`) ?? 0) + 1);
     for (const q of res.requests) {
@@ -288,7 +306,10 @@ export function scenario(seed: number): SimOptions {
   const fault = r();
   const who = Math.floor(r() * n);
   if (fault < 0.45) o.byzantine = { [who]: KINDS[Math.floor(r() * KINDS.length)]! };
-  else if (fault < 0.65) o.crash = { [who]: Math.floor(r() * 200) };
+  else if (fault < 0.65) {
+    o.crash = { [who]: Math.floor(r() * 200) };
+    if (r() < 0.5) o.restart = { [who]: o.crash[who]! + 30 + Math.floor(r() * 220) };
+  }
   if (r() < 0.3) {
     const cutOff = Array.from({ length: n }, (_, i) => i).filter(() => r() < 0.5);
     if (cutOff.length > 0 && cutOff.length < n) {
@@ -296,6 +317,7 @@ export function scenario(seed: number): SimOptions {
       o.partitionFrom = Math.floor(r() * 100);
     }
   }
+  o.coldStart = r() < 0.3;
   o.clients = 1 + Math.floor(r() * 4);
   o.requestsPerClient = 5 + Math.floor(r() * 20);
   return o;
