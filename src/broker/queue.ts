@@ -63,6 +63,8 @@ export interface QueueCounters {
   /** Of droppedCapacity, those dropped for the replica's byte budget (queuedBytesMax). */
   droppedBytes: number;
   droppedTtl: number;
+  /** Dropped because the client was unsubscribed from the channel (`fitbroker acl unsubscribe`). */
+  droppedUnsubscribed: number;
 }
 
 /**
@@ -96,6 +98,13 @@ export class QueueBudget {
   /** A queue shares this budget from its creation on. */
   register(q: ClientQueue): void {
     this.queues.push(q);
+  }
+
+  /** A queue that was closed (emptied first) no longer shares the budget. */
+  unregister(q: ClientQueue): void {
+    const i = this.queues.indexOf(q);
+    if (i >= 0) this.queues.splice(i, 1);
+    if (this.largest === q) this.largest = undefined;
   }
 
   /** Drops events until `cost` more bytes fit (or nothing is left to drop). */
@@ -140,7 +149,7 @@ export class ClientQueue {
   private attaches = 0;
   /** Bytes counted for the events in the level FIFOs (record + QUEUE_ENTRY_OVERHEAD_BYTES each). */
   bytes = 0;
-  readonly counters: QueueCounters = { enqueued: 0, sent: 0, droppedCapacity: 0, droppedBytes: 0, droppedTtl: 0 };
+  readonly counters: QueueCounters = { enqueued: 0, sent: 0, droppedCapacity: 0, droppedBytes: 0, droppedTtl: 0, droppedUnsubscribed: 0 };
 
   constructor(
     private readonly capacityEvents: number,
@@ -314,6 +323,18 @@ export class ClientQueue {
       }
     }
     return false;
+  }
+
+  /** The client was unsubscribed: every queued event is dropped, counted, and the budget released. */
+  close(): void {
+    for (const fifo of this.levels) {
+      for (let e = fifo.shift(); e; e = fifo.shift()) {
+        this.uncounted(e);
+        e.dropped = true;
+        this.counters.droppedUnsubscribed++;
+      }
+    }
+    this.budget.unregister(this);
   }
 
   /** Called by the budget this queue shares when the replica is over queuedBytesMax. */

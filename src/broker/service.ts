@@ -18,8 +18,8 @@ export interface Channel {
   readonly tag: string;
   readonly cls: ChannelClass;
   readonly queues: Map<string, ClientQueue>;
-  /** queues' entries, for the per-record loop (a Map iterator per record showed in profiles). */
-  readonly queueList: readonly (readonly [string, ClientQueue])[];
+  /** queues' entries, for the per-record loop (a Map iterator per record showed in profiles); rebuilt when a subscriber comes or goes. */
+  queueList: readonly (readonly [string, ClientQueue])[];
   readonly dedupe: Dedupe;
   readonly counters: ChannelCounters;
   readonly slab: Slab;
@@ -73,6 +73,8 @@ export class BrokerService {
   private readonly cursor: RecordCursor;
   /** Called after events were queued for a client on a channel, so sessions can be flushed. */
   onQueued: (channel: string, client: string, queue: ClientQueue) => void = () => {};
+  /** Called when a client was unsubscribed from a channel: sessions on its queue must end. */
+  onQueueClosed: (queue: ClientQueue) => void = () => {};
 
   constructor(
     private readonly table: ControlTable,
@@ -95,6 +97,33 @@ export class BrokerService {
   client(id: string): ClientInfo | undefined {
     return this.table.clients.get(id);
   }
+
+  get controlTable(): ControlTable {
+    return this.table;
+  }
+
+  /** Gives `client` a queue on `tag` (it was just allowed to subscribe): events from now on wait for it. */
+  openQueue(tag: string, client: string): void {
+    const ch = this.channel(tag);
+    if (ch.queues.has(client)) return;
+    ch.queues.set(client, new ClientQueue(ch.cls.capacityEvents, ch.cls.ttlMs, this.budget));
+    ch.queueList = [...ch.queues];
+  }
+
+  /** Takes `client`'s queue on `tag` away (it may no longer subscribe); what it held is dropped and counted. */
+  closeQueue(tag: string, client: string): void {
+    const ch = this.channel(tag);
+    const q = ch.queues.get(client);
+    if (!q) return;
+    ch.queues.delete(client);
+    ch.queueList = [...ch.queues];
+    q.close();
+    this.closedCounters.droppedUnsubscribed += q.counters.droppedUnsubscribed;
+    this.onQueueClosed(q);
+  }
+
+  /** Events dropped from queues that were closed since (so status still counts them). */
+  readonly closedCounters = { droppedUnsubscribed: 0 };
 
   channel(tag: string): Channel {
     const ch = this.channels.get(tag);

@@ -12,6 +12,7 @@ import { status } from './status.js';
 import { publish } from './publish.js';
 import { subscribe } from './subscribe.js';
 import { demo } from './demo.js';
+import { aclChange, aclRegister } from './acl.js';
 
 const program = new Command();
 program
@@ -101,6 +102,28 @@ program
   .option('--count <n>', 'exit 0 after N events', intFlag(1))
   .option('--timeout <seconds>', 'with --count: fail if N events have not arrived in time; without: stop after this long', secondsFlag)
   .action((o) => run(() => subscribe(o)));
+
+const acl = program
+  .command('acl')
+  .description('change who may publish and subscribe where while the cluster runs: signed by an admin, ordered by consensus, applied at the same point on every correct replica, then written to DIR/cluster.yaml');
+const aclFlags = (c: Command): Command =>
+  c
+    .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+    .option('--as <admin>', 'admin client that signs the change (default: the admin client from init)')
+    .option('--timeout <seconds>', 'fail if f+1 replicas have not confirmed the change in this time', secondsFlag, 10);
+aclFlags(acl.command('register').argument('<client>', 'new client id').description('add a client (a new key pair goes to DIR/keys/CLIENT.pem unless --public-key is given)'))
+  .option('--publish <channels>', 'comma-separated channels it may publish on')
+  .option('--subscribe <channels>', 'comma-separated channels it may subscribe to')
+  .option('--public-key <base64>', 'its Ed25519 public key (base64 SPKI DER) when it made its own key pair')
+  .action((client, o) => run(() => aclRegister(client, o)));
+for (const [kind, what] of [
+  ['subscribe', 'let CLIENT subscribe to CHANNEL (its queue starts with the next event)'],
+  ['unsubscribe', 'stop CLIENT subscribing to CHANNEL (its queue and open sessions end; queued events are dropped and counted)'],
+  ['grant', 'let CLIENT publish on CHANNEL'],
+  ['revoke', 'stop CLIENT publishing on CHANNEL (later publishes are refused)'],
+] as const) {
+  aclFlags(acl.command(kind).argument('<client>').argument('<channel>').description(what)).action((client, channel, o) => run(() => aclChange(kind, client, channel, o)));
+}
 
 program
   .command('demo')

@@ -1,7 +1,9 @@
 // `fitbroker replica --id N`: one replica, the unit a real deployment runs per host.
 
 import pino from 'pino';
-import { loadConfig, replicaKeyPath } from '../config/index.js';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { loadConfig, replicaDataDir, replicaKeyPath } from '../config/index.js';
 import { FitError } from '../core/index.js';
 import { loadPrivateKey, publicKeyOf } from '../protection/index.js';
 import { ReplicaServer, assertFaultsAllowed, parseFault } from '../replica/index.js';
@@ -28,7 +30,9 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
     throw new FitError('FIT_ERR_USAGE', `log level "${level}" is not one of ${[...Object.keys(pino.levels.values), 'silent'].join(', ')} (--log-level or FITBROKER_LOG_LEVEL)`);
   }
   const logger = pino({ level, base: { replica: o.id, pid: process.pid } });
-  const server = new ReplicaServer({ config, id: o.id, privateKey, faults, logger });
+  const restarted = markStarted(replicaDataDir(o.dir, o.id));
+  if (restarted) logger.warn({ dataDir: replicaDataDir(o.dir, o.id) }, 'this replica ran before and kept no consensus state: it stays passive in ordering until it is past every instance it may have voted on (docs/consensus.md)');
+  const server = new ReplicaServer({ config, id: o.id, privateKey, faults, logger, restarted });
   try {
     await server.listen();
   } catch (e) {
@@ -59,4 +63,20 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/**
+ * Whether this replica ran before since init: a marker in its data directory, written (and
+ * synced) before it can take part in anything. Without it, a replica restarted after a crash
+ * could contradict votes it gave before and no longer remembers.
+ */
+function markStarted(dataDir: string): boolean {
+  const marker = join(dataDir, 'started');
+  if (existsSync(marker)) return true;
+  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+  const fd = openSync(marker, 'w', 0o600);
+  writeSync(fd, `${new Date().toISOString()}\n`);
+  fsyncSync(fd);
+  closeSync(fd);
+  return false;
 }

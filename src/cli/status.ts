@@ -46,6 +46,19 @@ export async function status(o: StatusOptions): Promise<void> {
   }
 }
 
+interface ConsensusStat {
+  view: number;
+  leader: number;
+  changingView: boolean;
+  recovering: boolean;
+  lastDecided: number;
+  stableCheckpoint: number;
+  viewsEntered: number;
+  peersConnected: number[];
+  controlApplied: number;
+  controlRefused: number;
+}
+
 function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): string {
   const lines = [`cluster: n=${n} f=${f}; ${rs.filter((r) => r.reachable).length} of ${n} replicas reachable (quorum ${quorum})`];
   const suspects = new Map<number, number>();
@@ -71,6 +84,13 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
     for (const [id, c] of Object.entries(s.evidence)) suspects.set(Number(id), Math.max(suspects.get(Number(id)) ?? 0, c));
     const faults = s.faults.length ? `  INJECTED FAULTS: ${s.faults.join(',')}` : '';
     lines.push(`replica ${r.replica} ${r.endpoint}  up ${(s.uptimeMs / 1000).toFixed(0)}s  conns ${s.connections}  channels ${s.channels.length}  in ${inn}  out ${out}  queued ${depth}  dropped ${dropped}${faults}`);
+    const c = (r.status as { consensus?: ConsensusStat | null }).consensus;
+    if (c) {
+      const state = c.changingView ? '  CHANGING VIEW' : c.recovering ? '  RECOVERING (passive after a restart)' : '';
+      lines.push(
+        `    ordering: view ${c.view} (leader ${c.leader})  decided ${c.lastDecided}  stable checkpoint ${c.stableCheckpoint}  leader changes ${c.viewsEntered}  peers ${c.peersConnected.length}/${n - 1}  acl applied ${c.controlApplied} refused ${c.controlRefused}${state}`,
+      );
+    }
     for (const ch of s.channels) {
       const qs = Object.entries(ch.queues)
         .map(([c, q]) => `${c}=${q.depth}${q.droppedCapacity + q.droppedTtl ? ` (dropped ${q.droppedCapacity + q.droppedTtl})` : ''}`)

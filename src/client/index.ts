@@ -10,3 +10,5 @@ export { StreamAcks } from './acks.js';
 export { queryStatus } from './status.js';
 export { Receiver } from './receiver.js';
 export type { ReplicaStatus } from './status.js';
+export { submitControl, signControl } from './control.js';
+export type { ControlResult } from './control.js';

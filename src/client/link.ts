@@ -37,7 +37,14 @@ export class ReplicaLink {
     private readonly privateKey: KeyObject,
     private readonly limits: Limits,
     private readonly handlers: LinkHandlers,
+    /** Set when a replica connects to another one: it proves it is replica `asReplica`, with that replica's key. */
+    private readonly asReplica?: number,
   ) {}
+
+  /** Who this link says it is in the handshake transcripts. */
+  private get party(): string {
+    return this.asReplica === undefined ? this.clientId : `replica-${this.asReplica}`;
+  }
 
   get id(): number {
     return this.replica.id;
@@ -105,13 +112,14 @@ export class ReplicaLink {
     if (type === MessageType.Challenge && msg) {
       if (msg.replica !== this.id) return this.fail(new FitError('FIT_ERR_AUTH_FAILED', `expected replica ${this.id} at ${this.replica.host}:${this.replica.port}, it says it is ${String(msg.replica)}; check cluster.yaml`));
       this.challenge = Buffer.from(String(msg.nonce ?? ''), 'base64');
-      const sig = signBytes(this.privateKey, authTranscript('client', this.id, this.clientId, this.challenge, nonce));
-      this.conn!.send(encodeJson(MessageType.Hello, { client: this.clientId, nonce: nonce.toString('base64'), signature: sig.toString('base64') }));
+      const sig = signBytes(this.privateKey, authTranscript(this.asReplica === undefined ? 'client' : 'peer', this.id, this.party, this.challenge, nonce));
+      const who = this.asReplica === undefined ? { client: this.clientId } : { peer: this.asReplica };
+      this.conn!.send(encodeJson(MessageType.Hello, { ...who, nonce: nonce.toString('base64'), signature: sig.toString('base64') }));
       return;
     }
     if (type === MessageType.Welcome && msg) {
       const sig = Buffer.from(String(msg.signature ?? ''), 'base64');
-      if (!verifyBytes(this.replica.publicKey, authTranscript('replica', this.id, this.clientId, this.challenge, nonce), sig)) {
+      if (!verifyBytes(this.replica.publicKey, authTranscript('replica', this.id, this.party, this.challenge, nonce), sig)) {
         return this.fail(new FitError('FIT_ERR_AUTH_FAILED', `replica ${this.id} at ${this.replica.host}:${this.replica.port} could not prove it holds its key from cluster.yaml; refusing to trust it`, { replica: this.id }));
       }
       this.authed = true;

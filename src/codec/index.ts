@@ -26,3 +26,5 @@ export {
   decodeCredit,
 } from './messages.js';
 export type { PublishView, PublishSection, EventsSection, RecordRef } from './messages.js';
+export { controlOpSchema, signedControlSchema, controlClient, controlSignable, CONTROL_OPS } from './control.js';
+export type { ControlOp, SignedControl } from './control.js';

@@ -17,6 +17,8 @@ export const MessageType = {
   Ack: 7,
   Events: 8,
   Credit: 9,
+  /** Replica to replica: one ordering-protocol message as JSON (src/consensus/wire.ts). */
+  Consensus: 10,
 } as const;
 export type MessageType = (typeof MessageType)[keyof typeof MessageType];
 

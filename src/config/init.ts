@@ -1,6 +1,7 @@
 // `fitbroker init`: writes cluster.yaml and one Ed25519 key pair per replica and client.
 
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { FitError, DEFAULT_LIMITS, type FaultModel } from '../core/index.js';
 import { generateIdentity } from '../protection/index.js';
@@ -52,6 +53,9 @@ export function initCluster(o: InitOptions): ClusterConfig {
     if (!NAME_PATTERN.test(ch)) throw new FitError('FIT_ERR_USAGE', `--channels: "${ch}" is not a valid channel name (letters, digits, ".", "_", "-")`, { channel: ch });
   }
   mkdirSync(`${o.dir}/keys`, { recursive: true, mode: 0o700 });
+  // New keys make a new cluster: what replicas of the old one kept must not make the new ones
+  // believe they ran before.
+  rmSync(join(o.dir, 'data'), { recursive: true, force: true });
   const replicas = Array.from({ length: o.replicas }, (_, id) => {
     const k = generateIdentity();
     writeFileSync(replicaKeyPath(o.dir, id), k.privatePem, { mode: 0o600 });

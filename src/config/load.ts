@@ -107,3 +107,8 @@ export function replicaKeyPath(dir: string, id: number): string {
 export function clientKeyPath(dir: string, client: string): string {
   return join(dir, 'keys', `${client}.pem`);
 }
+
+/** Replica n's own data directory: what it keeps across restarts. */
+export function replicaDataDir(dir: string, id: number): string {
+  return join(dir, 'data', `replica-${id}`);
+}

@@ -2,9 +2,9 @@
 // names the key, not a silently ignored setting; a person edits this file by hand.
 
 import { z } from 'zod';
-import { DEFAULT_LIMITS } from '../core/index.js';
+import { DEFAULT_LIMITS, NAME_PATTERN } from '../core/index.js';
 
-export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+export { NAME_PATTERN };
 const name = z.string().regex(NAME_PATTERN, 'a name of letters, digits, ".", "_" or "-", starting with a letter or digit, at most 128 characters');
 const positiveInt = z.number().int().positive();
 

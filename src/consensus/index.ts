@@ -3,3 +3,6 @@ export type { ConsensusOptions, ConsensusStatus, Decision, Output } from './repl
 export { batchDigest, nextState, signable, sha256, GENESIS_STATE } from './messages.js';
 export type { Batches, Checkpoint, Commit, ConsensusMessage, Fetch, NewView, PrePrepare, Prepare, PreparedCert, Req, Signer, StableCheckpoint, ViewChange } from './messages.js';
 export { leaderOf, planNewView, validNewView, validViewChange, validPreparedCert, validStable, GENESIS } from './certs.js';
+export { ConsensusDriver, consensusOptions, ed25519Signer } from './driver.js';
+export type { DriverOptions, DriverStatus } from './driver.js';
+export { parseConsensusMessage } from './wire.js';

@@ -118,7 +118,14 @@ export interface Batches {
   batches: { seq: number; batch: Req[] }[];
   /** The highest seq the sender executed: how far behind the asker is, and how far a restarted one stays passive. */
   executed: number;
-  /** The sender restarted without its state and is still recovering. */
+  /** The sender's view, or the view it is changing to. */
+  view: number;
+  /** The highest seq in the sender's log: executed, or with a PRE-PREPARE it accepted or sent. */
+  top: number;
+  /**
+   * The sender restarted without its state and is still recovering, or concluded, having
+   * executed nothing, that every replica it heard from had restarted too (the cluster started over).
+   */
   recovering: boolean;
   from: number;
 }

@@ -179,20 +179,27 @@ export class ConsensusReplica {
   /** When the oldest request still waiting started to wait, or since the last decision. */
   private waitingSince: number | undefined;
   private decisionTicksAvg = 0;
-  private lastDecisionAt = 0;
   private viewChangeStartedAt = 0;
   private fetchAskedAt = -Infinity;
   private refused = 0;
   /**
-   * Seqs at or below which this replica votes on nothing (see `restarted`): unknown (Infinity)
-   * until 2f other replicas said how far they executed, then the highest of those plus the
-   * log window, beyond anything this replica could have prepared before it went down.
+   * After a restart without state (see `restarted`), this replica votes on nothing at a seq up
+   * to passiveSeq in a view up to passiveView: it may have voted there before and forgotten.
+   * Both unknown (Infinity) until 2f other replicas said where they are; then the highest view
+   * and the highest seq in any of their logs, beyond anything a vote of ours could have
+   * reached; -1 and 0 once this replica is past them (or never restarted).
    */
-  private passiveUpTo: number;
-  /** The highest seq each replica said it executed (BATCHES replies). */
+  private passiveView: number;
+  private passiveSeq: number;
+  /** What each replica said in its BATCHES replies: how far it executed, its view, the top of its log. */
   private readonly peerExecuted = new Map<number, number>();
+  private readonly peerReach = new Map<number, { view: number; top: number }>();
   /** Replicas that said they are recovering from a restart too. */
   private readonly peerRecovering = new Set<number>();
+  /** This replica restarted and found that every replica it heard from had too, with nothing executed. */
+  private startedOver = false;
+  /** When each replica's last FETCH was answered: a faulty one asking in a loop gets one answer per half resend period. */
+  private readonly answeredAt = new Map<number, number>();
   private viewsEntered = 0;
   private out: Output = { messages: [], decided: [] };
 
@@ -205,11 +212,22 @@ export class ConsensusReplica {
       throw new FitError('FIT_ERR_CONFIG', `logWindow (${o.logWindow}) must be a multiple of checkpointInterval (${o.checkpointInterval}) and at least twice it`);
     }
     this.g = { n: o.n, f: o.f };
-    this.passiveUpTo = o.restarted === true ? Infinity : 0;
+    this.passiveView = o.restarted === true ? Infinity : -1;
+    this.passiveSeq = o.restarted === true ? Infinity : 0;
   }
 
   private get recovering(): boolean {
-    return this.stable.seq < this.passiveUpTo;
+    if (this.passiveView >= 0 && (this.view > this.passiveView || this.stable.seq >= this.passiveSeq)) {
+      // Past every (view, seq) it could have voted on: a replica like any other from now on.
+      this.passiveView = -1;
+      this.passiveSeq = 0;
+    }
+    return this.passiveView >= 0;
+  }
+
+  /** The highest seq at which this replica may not vote in `view` (0: none). */
+  private passiveThrough(view: number): number {
+    return this.recovering && view <= this.passiveView ? this.passiveSeq : 0;
   }
 
   get status(): ConsensusStatus {
@@ -319,7 +337,13 @@ export class ConsensusReplica {
 
   /** The leader batches waiting requests, urgent ones first, into new instances. */
   private propose(): void {
-    if (!this.isLeader() || this.nextSeq <= this.passiveUpTo) return;
+    if (!this.isLeader()) return;
+    if (this.nextSeq <= this.passiveThrough(this.view)) {
+      // Restarted as the leader of a view it led before: it may have proposed these seqs
+      // already. Until it knows how far, it proposes nothing; then only above.
+      if (this.passiveSeq === Infinity) return;
+      this.nextSeq = this.passiveSeq + 1;
+    }
     while (this.nextSeq - 1 - this.lastExecuted < this.o.inflightMax && this.inWindow(this.nextSeq)) {
       const batch: Req[] = [];
       for (const queue of this.toPropose) {
@@ -348,7 +372,7 @@ export class ConsensusReplica {
   private acceptPrePrepare(m: PrePrepare): void {
     const s = this.slot(m.seq);
     s.prePrepare = m;
-    if (m.from !== this.o.id && m.seq > this.passiveUpTo) {
+    if (m.from !== this.o.id && m.seq > this.passiveThrough(m.view)) {
       const p = this.signed<Prepare>({ type: 'prepare', view: m.view, seq: m.seq, digest: m.digest, from: this.o.id, sig: '' });
       s.prepares.set(this.o.id, p);
       this.send('all', p);
@@ -372,7 +396,7 @@ export class ConsensusReplica {
     if (matching.length < 2 * this.o.f) return;
     s.prepared = true;
     s.cert = { prePrepare: pp, prepares: matching.slice(0, 2 * this.o.f) };
-    if (seq <= this.passiveUpTo) return this.checkCommitted(seq);
+    if (seq <= this.passiveThrough(pp.view)) return this.checkCommitted(seq);
     const c: Commit = { type: 'commit', view: pp.view, seq, digest: pp.digest, from: this.o.id };
     s.commits.set(this.o.id, c);
     this.send('all', c);
@@ -448,9 +472,10 @@ export class ConsensusReplica {
    * (BFT-SMaRt issue #57), and the timeout follows how long decisions take.
    */
   private progress(): void {
-    const took = this.now - this.lastDecisionAt;
+    // How long requests waited for this decision (since the previous one, while some waited
+    // all along): idle time between decisions says nothing about how fast the leader is.
+    const took = this.now - (this.waitingSince ?? this.now);
     this.decisionTicksAvg = this.decisionTicksAvg === 0 ? took : 0.8 * this.decisionTicksAvg + 0.2 * took;
-    this.lastDecisionAt = this.now;
     this.waitingSince = this.pending.size > 0 ? this.now : undefined;
     this.viewChangeCount = 0;
   }
@@ -494,12 +519,19 @@ export class ConsensusReplica {
    * if it no longer keeps them), and always with how far it got.
    */
   private onFetch(m: Fetch): void {
+    // A correct replica asks once per resend period at most; answering a flood would let one
+    // faulty replica make every other one send window-sized replies in a loop.
+    if (this.now - (this.answeredAt.get(m.from) ?? -Infinity) < Math.max(1, Math.floor(this.o.resendTicks / 2))) return;
+    this.answeredAt.set(m.from, this.now);
     const batches: Batches['batches'] = [];
     if (this.decidedBatches.has(m.after + 1)) {
       const top = Math.min(this.lastExecuted, Math.max(this.stable.seq, m.after + this.o.logWindow));
       for (let s = m.after + 1; s <= top; s++) batches.push({ seq: s, batch: this.decidedBatches.get(s)! });
     }
-    this.send(m.from, { type: 'batches', stable: this.stable, batches, executed: this.lastExecuted, recovering: this.recovering, from: this.o.id } satisfies Batches);
+    let top = Math.max(this.lastExecuted, this.nextSeq - 1);
+    for (const [seq, sl] of this.slots) if (sl.prePrepare && seq > top) top = seq;
+    const view = this.changing ? this.target : this.view;
+    this.send(m.from, { type: 'batches', stable: this.stable, batches, executed: this.lastExecuted, view, top, recovering: this.recovering || this.startedOver, from: this.o.id } satisfies Batches);
   }
 
   /**
@@ -510,7 +542,10 @@ export class ConsensusReplica {
     this.peerExecuted.set(m.from, m.executed);
     if (m.recovering) this.peerRecovering.add(m.from);
     else this.peerRecovering.delete(m.from);
-    if (this.passiveUpTo === Infinity && this.peerExecuted.size >= 2 * this.o.f) this.learnPassiveBound();
+    if (this.passiveSeq === Infinity) {
+      this.peerReach.set(m.from, { view: m.view, top: m.top });
+      if (this.peerReach.size >= 2 * this.o.f) this.learnPassiveBound();
+    }
     const st = m.stable;
     if (st.seq > this.lastExecuted) {
       if (!validStable(st, this.g, this.signer)) return;
@@ -537,16 +572,20 @@ export class ConsensusReplica {
   }
 
   /**
-   * With this replica counted among the f faulty, the others are correct, and 2f of the 3f
-   * other replicas include one that signed our last stable checkpoint before we went down:
-   * the highest seq they executed is past it, and the window above it holds every seq we
-   * could have voted on. When all of them restarted too and executed nothing, the cluster
-   * started over (its first start, or every replica lost its memory): nobody remembers a vote
-   * to contradict, and waiting would deadlock everyone.
+   * A vote this replica gave before it went down reached someone's log, or it cannot matter:
+   * with this replica counted among the f faulty, the 2f others that answered are correct, and
+   * the highest view and seq in their logs bound every (view, seq) it may have voted on. When
+   * all of them restarted too and nothing was executed, the cluster started over (every
+   * replica lost its memory): nobody remembers a vote to contradict, and waiting would
+   * deadlock everyone.
    */
   private learnPassiveBound(): void {
-    const top = Math.max(...this.peerExecuted.values());
-    this.passiveUpTo = top === 0 && this.peerRecovering.size === this.peerExecuted.size ? 0 : top + this.o.logWindow;
+    const reach = [...this.peerReach.values()];
+    const top = Math.max(...reach.map((r) => r.top));
+    this.startedOver = top === 0 && this.peerRecovering.size === this.peerExecuted.size;
+    this.passiveView = this.startedOver ? -1 : Math.max(...reach.map((r) => r.view));
+    this.passiveSeq = this.startedOver ? 0 : top;
+    this.peerReach.clear();
   }
 
   private applyReported(): void {
@@ -608,6 +647,9 @@ export class ConsensusReplica {
     this.target = view;
     this.viewChangeStartedAt = this.now;
     this.viewChangeCount++;
+    // Until it knows where the others are, a restarted replica has no say: it may have sent a
+    // VIEW-CHANGE for this view before, with certificates it no longer has.
+    if (this.passiveSeq === Infinity) return;
     const prepared: PreparedCert[] = [];
     for (const [seq, s] of [...this.slots].sort((a, b) => a[0] - b[0])) if (seq > this.stable.seq && s.cert) prepared.push(s.cert);
     this.ownViewChange = this.signed<ViewChange>({ type: 'view-change', view, stable: this.stable, prepared, from: this.o.id, sig: '' });
@@ -628,7 +670,8 @@ export class ConsensusReplica {
 
   /** The leader of `view`, with 2f+1 view changes for it, re-proposes what they prepared. */
   private tryNewView(view: number): void {
-    if (leaderOf(view, this.o.n) !== this.o.id || !this.changing || this.target !== view || this.recovering) return;
+    // A restarted replica may have led this view before: it leads only views above those.
+    if (leaderOf(view, this.o.n) !== this.o.id || !this.changing || this.target !== view || (this.recovering && view <= this.passiveView)) return;
     const vcs = [...this.viewChanges.values()].filter((v) => v.view === view);
     if (vcs.length < 2 * this.o.f + 1) return;
     const chosen = vcs.slice(0, 2 * this.o.f + 1);

@@ -43,6 +43,27 @@ export const DEFAULT_LIMITS = {
   socketWriteBufferBytesMax: 4 * 1024 * 1024,
   /** Client identifiers and channel names. */
   nameBytesMax: 128,
+  /** The ordering protocol's clock: timeouts and resends are counted in these ticks. */
+  consensusTickMs: 10,
+  /**
+   * The least a request waits to be ordered before its replica votes to replace the leader;
+   * it grows to 4x the time decisions take and doubles per failed leader change.
+   */
+  consensusTimeoutMs: 1_000,
+  /** How often a replica resends what it last said to replicas that may have missed it. */
+  consensusResendMs: 200,
+  /** Requests ordered in one consensus instance. */
+  consensusBatchMax: 512,
+  /** Consensus instances the leader runs at once. */
+  consensusInflightMax: 4,
+  /** Instances between checkpoints (the log is truncated at each stable one). */
+  consensusCheckpointInterval: 128,
+  /** Instances accepted above the stable checkpoint: a multiple of the interval, at least twice it. */
+  consensusLogWindow: 512,
+  /** Decided batches kept below the stable checkpoint to bring a lagging replica up to date. */
+  consensusRetainDecided: 10_000,
+  /** Requests waiting to be ordered on one replica; more are refused and counted. */
+  consensusPendingMax: 100_000,
 } as const;
 
 export type Limits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number };

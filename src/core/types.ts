@@ -1,5 +1,8 @@
 // The data units of the paper (§4): events, channels and their class, the control table.
 
+/** Client ids and channel names: letters, digits, ".", "_", "-", starting with a letter or digit, at most 128 characters. */
+export const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+
 export type FaultModel = 'cft' | 'bft';
 export type OrderMode = 'none' | 'channel' | 'global';
 export type Protection = 'si' | 'ha' | 'pks' | 'pke';

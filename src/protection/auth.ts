@@ -13,6 +13,10 @@ export function newNonce(): Buffer {
   return randomBytes(NONCE_BYTES);
 }
 
-export function authTranscript(role: 'client' | 'replica', replicaId: number, clientId: string, challenge: Buffer, clientNonce: Buffer): Buffer {
+/**
+ * `clientId` is the connecting party: a client's id, or `replica-N` when replica N connects
+ * to another replica (role 'peer' for its proof, so a client proof is never a replica's).
+ */
+export function authTranscript(role: 'client' | 'peer' | 'replica', replicaId: number, clientId: string, challenge: Buffer, clientNonce: Buffer): Buffer {
   return Buffer.concat([Buffer.from(`${AUTH_VERSION}\0${role}\0${replicaId}\0${clientId}\0`, 'utf8'), challenge, clientNonce]);
 }

@@ -10,6 +10,7 @@ import type { Logger } from 'pino';
 import { FitError, isFitError, type ClientInfo } from '../core/index.js';
 import { decodeCredit, decodeJson, decodePublish, encodeAck, encodeEvents, encodeJson, MessageType } from '../codec/index.js';
 import { BrokerService, type ClientQueue } from '../broker/index.js';
+import { Ordering } from './ordering.js';
 import { authTranscript, newNonce, signBytes, verifyBytes, AUTH_VERSION } from '../protection/index.js';
 import { Connection } from '../net/index.js';
 import type { ClusterConfig } from '../config/index.js';
@@ -23,13 +24,21 @@ export interface ReplicaOptions {
   faults?: Fault[];
   logger: Logger;
   nowMs?: () => number;
+  /**
+   * This replica ran before since the cluster was created and kept no consensus state: it may
+   * have voted on things it no longer remembers, so the ordering protocol keeps it passive
+   * where that matters (docs/consensus.md, "Restart without state").
+   */
+  restarted?: boolean;
 }
 
-interface Peer {
+export interface Peer {
   conn: Connection;
   handshakeTimer?: NodeJS.Timeout;
   challenge: Buffer;
   client: ClientInfo | undefined;
+  /** Set instead of client when another replica connected (for the ordering protocol). */
+  replica: number | undefined;
   streams: Map<number, PushStream>;
   remote: string;
 }
@@ -46,6 +55,8 @@ export class ReplicaServer {
   private readonly nowMs: () => number;
   private readonly faults: Fault[];
   private readonly scheduler: PushScheduler;
+  /** The ordering protocol and what it orders; absent when n < 3f+1 (it cannot run). */
+  readonly ordering: Ordering | undefined;
 
   constructor(private readonly o: ReplicaOptions) {
     this.nowMs = o.nowMs ?? Date.now;
@@ -56,6 +67,9 @@ export class ReplicaServer {
       const set = this.streams.get(queue);
       if (set) for (const s of set) s.schedule();
     };
+    this.service.onQueueClosed = (queue) => this.closeStreamsOf(queue);
+    const { replicas, f } = o.config;
+    if (replicas.length >= 3 * f + 1) this.ordering = new Ordering({ config: o.config, id: o.id, privateKey: o.privateKey, restarted: o.restarted === true, service: this.service, logger: o.logger, reply: (p, seq, body) => this.reply(p, seq, body), refuse: (p, seq, e) => this.refuse(p, seq, e, false) });
     this.server = createServer({ noDelay: true }, (socket: Socket) => this.handle(socket, `${socket.remoteAddress}:${socket.remotePort}`));
   }
 
@@ -69,6 +83,7 @@ export class ReplicaServer {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
         this.server.off('error', reject);
+        this.ordering?.start();
         const addr = this.server.address();
         resolve(typeof addr === 'object' && addr ? addr.port : port);
       });
@@ -76,6 +91,7 @@ export class ReplicaServer {
   }
 
   async close(): Promise<void> {
+    this.ordering?.stop();
     for (const p of this.peers) p.conn.close();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -83,14 +99,14 @@ export class ReplicaServer {
   /** Serves one connection over any duplex stream: a socket, or an in-memory pair in tests. */
   handle(stream: Duplex, remote: string): void {
     const limits = this.o.config.limits;
-    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, streams: new Map(), remote };
+    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote };
     peer.conn = new Connection(stream, limits.frameBytesMax, limits.socketWriteBufferBytesMax, {
       onFrame: (body) => this.onFrame(peer, body),
       onClose: (reason) => this.onClose(peer, reason),
     });
     this.peers.add(peer);
     peer.handshakeTimer = setTimeout(() => {
-      if (!peer.client && !peer.conn.isClosed) this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `no authentication within ${limits.handshakeTimeoutMs} ms; the peer is not a fitbroker client`), true);
+      if (!peer.client && peer.replica === undefined && !peer.conn.isClosed) this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `no authentication within ${limits.handshakeTimeoutMs} ms; the peer is not a fitbroker client`), true);
     }, limits.handshakeTimeoutMs);
     peer.handshakeTimer.unref();
     peer.conn.send(encodeJson(MessageType.Challenge, { replica: this.o.id, nonce: peer.challenge.toString('base64'), version: AUTH_VERSION }));
@@ -106,6 +122,7 @@ export class ReplicaServer {
       channels: this.service.stats(),
       evidence: Object.fromEntries(this.evidence),
       faults: this.faults.map((f) => f.kind),
+      consensus: this.ordering?.status() ?? null,
     };
   }
 
@@ -120,6 +137,7 @@ export class ReplicaServer {
 
   private onFrame(peer: Peer, body: Buffer): void {
     try {
+      if (peer.replica !== undefined) return this.onReplicaFrame(peer, body);
       if (!peer.client) return this.onHello(peer, body);
       switch (body[0]) {
         case MessageType.Publish:
@@ -144,6 +162,7 @@ export class ReplicaServer {
   private onHello(peer: Peer, body: Buffer): void {
     if (body[0] !== MessageType.Hello) throw new FitError('FIT_ERR_AUTH_FAILED', 'the first message must be HELLO; authenticate before anything else');
     const hello = decodeJson(body);
+    if (typeof hello.peer === 'number') return this.onReplicaHello(peer, hello);
     const id = typeof hello.client === 'string' ? hello.client : '';
     const client = this.service.client(id);
     if (!client) {
@@ -159,6 +178,29 @@ export class ReplicaServer {
     const proof = signBytes(this.o.privateKey, authTranscript('replica', this.o.id, id, peer.challenge, nonce));
     peer.conn.send(encodeJson(MessageType.Welcome, { replica: this.o.id, signature: proof.toString('base64') }));
     this.o.logger.debug({ client: id, remote: peer.remote }, 'client authenticated');
+  }
+
+  /** Another replica connects to send us its ordering-protocol messages. */
+  private onReplicaHello(peer: Peer, hello: Record<string, unknown>): void {
+    const id = Number(hello.peer);
+    const info = this.o.config.replicas[id];
+    const nonce = Buffer.from(String(hello.nonce ?? ''), 'base64');
+    const sig = Buffer.from(String(hello.signature ?? ''), 'base64');
+    if (!info || id === this.o.id || !verifyBytes(info.publicKey, authTranscript('peer', this.o.id, `replica-${id}`, peer.challenge, nonce), sig)) {
+      return this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `a peer claiming to be replica ${id} did not prove it holds that replica's key in cluster.yaml`, { replica: id }), true);
+    }
+    peer.replica = id;
+    clearTimeout(peer.handshakeTimer);
+    const proof = signBytes(this.o.privateKey, authTranscript('replica', this.o.id, `replica-${id}`, peer.challenge, nonce));
+    peer.conn.send(encodeJson(MessageType.Welcome, { replica: this.o.id, signature: proof.toString('base64') }));
+    this.o.logger.info({ peer: id, remote: peer.remote }, 'replica connected');
+  }
+
+  private onReplicaFrame(peer: Peer, body: Buffer): void {
+    if (body[0] !== MessageType.Consensus || !this.ordering) {
+      throw new FitError('FIT_ERR_MALFORMED', `replica ${peer.replica} sent message type ${body[0]}; replicas send each other CONSENSUS messages only`, { replica: peer.replica });
+    }
+    this.ordering.receive(peer.replica!, decodeJson(body));
   }
 
   private onPublish(peer: Peer, body: Buffer): void {
@@ -193,8 +235,13 @@ export class ReplicaServer {
         case 'report':
           this.report(client, req.mismatches);
           return this.reply(peer, seq, {});
+        case 'control':
+          if (!this.ordering) {
+            throw new FitError('FIT_ERR_NOT_SUPPORTED', `changing the control table at runtime needs the ordering protocol, which needs n >= 3f+1 replicas; this cluster has n=${this.o.config.replicas.length}, f=${this.o.config.f}. Edit cluster.yaml and restart instead`);
+          }
+          return this.ordering.control(peer, seq, req.change);
         default:
-          throw new FitError('FIT_ERR_UNKNOWN_METHOD', `unknown method "${String(req.method)}"; this replica knows subscribe, unsubscribe, receive, status and report`, {
+          throw new FitError('FIT_ERR_UNKNOWN_METHOD', `unknown method "${String(req.method)}"; this replica knows subscribe, unsubscribe, receive, status, report and control`, {
             method: String(req.method),
           });
       }
@@ -242,6 +289,20 @@ export class ReplicaServer {
       if (!Number.isInteger(id) || id < 0 || id >= this.o.config.replicas.length || !Number.isInteger(n) || n <= 0) continue;
       this.evidence.set(id, (this.evidence.get(id) ?? 0) + n);
       this.o.logger.warn({ suspect: id, mismatches: n, reporter: client.id }, 'a subscriber reported copies from this replica that did not match the voted event');
+    }
+  }
+
+  /** The client was unsubscribed from the queue's channel: its sessions there end, with a reason. */
+  private closeStreamsOf(queue: ClientQueue): void {
+    const set = this.streams.get(queue);
+    if (!set) return;
+    this.streams.delete(queue);
+    for (const p of this.peers) {
+      for (const s of p.streams.values()) {
+        if (!set.has(s)) continue;
+        this.dropStream(s, p);
+        this.refuse(p, s.id, new FitError('FIT_ERR_NOT_AUTHORIZED', `client "${s.client}" was unsubscribed from channel "${s.channel}" by an admin (fitbroker acl)`, { channel: s.channel, client: s.client }), false);
+      }
     }
   }
 

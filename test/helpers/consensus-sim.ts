@@ -197,13 +197,16 @@ export function simulate(so: SimOptions): SimResult {
         { type: 'checkpoint', seq: 8, state: 'z'.repeat(64), from: other, sig: 'forged' },
       ];
     }
-    // flood: votes and a valid view change for some high view, alone: others must not follow one replica.
-    if (random() >= 0.05) return [];
+    // flood: FETCHes in a loop (each answered with up to a window of batches, so answering
+    // every one would be an amplifier), and now and then votes and a valid view change for
+    // some high view, alone: others must not follow one replica.
+    const fetch: ConsensusMessage = { type: 'fetch', after: 0, from };
+    if (random() >= 0.05) return [fetch];
     const view = 5 + Math.floor(random() * 50);
     const vc: ViewChange = { type: 'view-change', view, stable: { seq: 0, state: GENESIS_STATE, proof: [] }, prepared: [], from, sig: '' };
     vc.sig = signers[from]!.sign(signable(vc));
     void to;
-    return [{ type: 'stop', view, from }, vc];
+    return [fetch, { type: 'stop', view, from }, vc];
   };
 
   const requests: Req[] = [];
@@ -234,7 +237,7 @@ export function simulate(so: SimOptions): SimResult {
     if (due.length > 0) {
       const rest = queue.filter((m) => m.at > now);
       queue.length = 0;
-      queue.push(...rest);
+      for (const m of rest) queue.push(m);
       // Seeded reordering among what arrives in the same tick.
       due.sort((a, b) => a.order - b.order);
       for (let i = due.length - 1; i > 0; i--) {
@@ -317,7 +320,9 @@ export function scenario(seed: number): SimOptions {
       o.partitionFrom = Math.floor(r() * 100);
     }
   }
-  o.coldStart = r() < 0.3;
+  // Every replica starting as if it may have run before is a fault of its own when one comes
+  // late (it stays passive a while): only with no other fault, or it would be more than f.
+  o.coldStart = r() < 0.3 && !o.byzantine && !o.crash;
   o.clients = 1 + Math.floor(r() * 4);
   o.requestsPerClient = 5 + Math.floor(r() * 20);
   return o;

@@ -104,12 +104,12 @@ test('catch-up takes only batches that chain from its state to a stable checkpoi
   let state = GENESIS_STATE;
   for (const b of batches) state = nextState(state, batchDigest(b.batch));
   const proof = [0, 2, 3].map((from) => sign<Checkpoint>({ type: 'checkpoint', seq: 2, state, from, sig: '' }));
-  const lying = { type: 'batches' as const, stable: { seq: 2, state, proof }, batches: [{ seq: 1, batch: [req(1)] }, { seq: 2, batch: [req(7)] }], executed: 2, recovering: false, from: 3 };
+  const lying = { type: 'batches' as const, stable: { seq: 2, state, proof }, batches: [{ seq: 1, batch: [req(1)] }, { seq: 2, batch: [req(7)] }], executed: 2, view: 0, top: 2, recovering: false, from: 3 };
   const r = replica();
   assert.equal(r.receive(3, lying).decided.length, 0, 'batches that do not chain to the checkpoint');
-  const weakProof = { type: 'batches' as const, stable: { seq: 2, state, proof: proof.slice(0, 2) }, batches, executed: 2, recovering: false, from: 3 };
+  const weakProof = { type: 'batches' as const, stable: { seq: 2, state, proof: proof.slice(0, 2) }, batches, executed: 2, view: 0, top: 2, recovering: false, from: 3 };
   assert.equal(r.receive(3, weakProof).decided.length, 0, 'a checkpoint only 2 replicas signed');
-  const good = { type: 'batches' as const, stable: { seq: 2, state, proof }, batches, executed: 2, recovering: false, from: 2 };
+  const good = { type: 'batches' as const, stable: { seq: 2, state, proof }, batches, executed: 2, view: 0, top: 2, recovering: false, from: 2 };
   const o = r.receive(2, good);
   assert.deepEqual(
     o.decided.map((d) => d.requests.map((q) => q.seq)),
@@ -137,7 +137,7 @@ test('a request is decided once even when a faulty leader repeats it in two batc
 
 test('above the stable checkpoint, a reported batch is taken only once f+1 replicas report the same one', () => {
   const genesis = { seq: 0, state: GENESIS_STATE, proof: [] };
-  const report = (from: number, batch: Req[]) => ({ type: 'batches' as const, stable: genesis, batches: [{ seq: 1, batch }], executed: 1, recovering: false, from });
+  const report = (from: number, batch: Req[]) => ({ type: 'batches' as const, stable: genesis, batches: [{ seq: 1, batch }], executed: 1, view: 0, top: 1, recovering: false, from });
   const r = replica();
   assert.equal(r.receive(3, report(3, [req(9)])).decided.length, 0, 'one faulty replica\'s word');
   assert.equal(r.receive(0, report(0, [req(1)])).decided.length, 0, 'two replicas, two different batches');
@@ -157,27 +157,38 @@ test('a replica left alone with its timeout (the leader sent it another batch) a
   assert.ok(asked, 'no FETCH after the request timeout');
 });
 
-test('a restarted replica votes on nothing until 2f others said how far they got, then only above that plus the window', () => {
+test('a restarted replica votes on nothing until 2f others said where they are, then nowhere it may have voted before', () => {
   const r = new ConsensusReplica({ ...OPTIONS, id: 1, restarted: true }, signers[1]!);
   assert.equal(sent(r.receive(0, prePrepare(0, 1, [req(1)])), 'prepare').length, 0, 'before any report');
-  const report = (from: number, executed: number, recovering = false) => ({ type: 'batches' as const, stable: { seq: 0, state: GENESIS_STATE, proof: [] }, batches: [], executed, recovering, from });
-  r.receive(0, report(0, 0));
+  const report = (from: number, view: number, top: number, recovering = false) => ({ type: 'batches' as const, stable: { seq: 0, state: GENESIS_STATE, proof: [] }, batches: [], executed: 0, view, top, recovering, from });
+  r.receive(0, report(0, 0, 3));
   assert.equal(sent(r.receive(0, prePrepare(0, 2, [req(2)])), 'prepare').length, 0, 'after one report of two');
-  r.receive(3, report(3, 0));
-  // The highest executed (0) plus the window (8): seqs up to 8 may hold votes it forgot.
-  assert.equal(sent(r.receive(0, prePrepare(0, 8, [req(8)])), 'prepare').length, 0, 'a seq it may have voted on before');
-  // Once a checkpoint moves the window up, it votes above the bound.
-  const batches = [1, 2].map((seq) => ({ seq, batch: [req(seq)] }));
-  let state = GENESIS_STATE;
-  for (const b of batches) state = nextState(state, batchDigest(b.batch));
-  const proof = [0, 2, 3].map((from) => sign<Checkpoint>({ type: 'checkpoint', seq: 2, state, from, sig: '' }));
-  r.receive(2, { type: 'batches', stable: { seq: 2, state, proof }, batches, executed: 2, recovering: false, from: 2 });
-  assert.equal(r.status.stableCheckpoint, 2);
-  assert.equal(sent(r.receive(0, prePrepare(0, 9, [req(9)])), 'prepare').length, 1, 'above every seq it could have voted on');
+  r.receive(3, report(3, 0, 5));
+  assert.equal(r.status.recovering, true);
+  // In view 0 (the highest the others are in), seqs up to 5 (the top of their logs) may hold votes it forgot.
+  assert.equal(sent(r.receive(0, prePrepare(0, 5, [req(5)])), 'prepare').length, 0, 'a seq it may have voted on before');
+  assert.equal(sent(r.receive(0, prePrepare(0, 6, [req(6)])), 'prepare').length, 1, 'a seq nobody had reached');
+  // In a view above any the others were in, it cannot have voted: a full member again.
+  r.receive(2, newView(2));
+  assert.equal(r.status.recovering, false);
+  assert.equal(sent(r.receive(2, prePrepare(2, 3, [req(3)])), 'prepare').length, 1, 'a new view');
   const fresh = new ConsensusReplica({ ...OPTIONS, id: 1 }, signers[1]!);
-  const allRestarted = new ConsensusReplica({ ...OPTIONS, id: 1, restarted: true }, signers[1]!);
-  allRestarted.receive(0, report(0, 0, true));
-  allRestarted.receive(2, report(2, 0, true));
-  assert.equal(sent(allRestarted.receive(0, prePrepare(0, 1, [req(1)])), 'prepare').length, 1, 'the whole cluster started over: nobody to contradict');
   assert.equal(sent(fresh.receive(0, prePrepare(0, 1, [req(1)])), 'prepare').length, 1, 'a replica that did not restart votes at once');
+  const allRestarted = new ConsensusReplica({ ...OPTIONS, id: 1, restarted: true }, signers[1]!);
+  allRestarted.receive(0, report(0, 0, 0, true));
+  allRestarted.receive(2, report(2, 0, 0, true));
+  assert.equal(sent(allRestarted.receive(0, prePrepare(0, 1, [req(1)])), 'prepare').length, 1, 'the whole cluster started over: nobody to contradict');
+});
+
+test('a restarted leader proposes nothing until it knows how far it may have proposed, then only above that', () => {
+  const r = new ConsensusReplica({ ...OPTIONS, id: 0, restarted: true }, signers[0]!);
+  assert.equal(sent(r.submit(req(1)), 'pre-prepare').length, 0);
+  const report = (from: number, top: number) => ({ type: 'batches' as const, stable: { seq: 0, state: GENESIS_STATE, proof: [] }, batches: [], executed: 0, view: 0, top, recovering: false, from });
+  r.receive(1, report(1, 2));
+  const o = r.receive(2, report(2, 1));
+  const pps = sent(o, 'pre-prepare').concat(sent(r.tick(), 'pre-prepare')) as PrePrepare[];
+  assert.deepEqual(
+    pps.map((p) => p.seq),
+    [3],
+  );
 });

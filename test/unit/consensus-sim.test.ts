@@ -97,7 +97,7 @@ test('a cluster whose replicas all start not knowing whether they ran before sta
   assert.ok(r.replicas.every((x) => !x.status.recovering));
 });
 
-test('a replica restarted without its state catches up, decides what the others decided, and votes again once past its old window', () => {
+test('a replica restarted without its state catches up, decides what the others decided, and votes again once a checkpoint is past all it may have voted on', () => {
   const r = run({ seed: 91, crash: { 2: 60 }, restart: { 2: 140 }, clients: 4, requestsPerClient: 60, issueTicks: 500, ticks: 1500, consensus: { batchMax: 2 } });
   const back = r.replicas[2]!.status;
   assert.equal(back.lastDecided, r.replicas[0]!.status.lastDecided);

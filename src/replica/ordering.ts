@@ -1,0 +1,138 @@
+// What this replica orders through the consensus protocol (src/consensus, docs/consensus.md),
+// and what it does with each decision. For now: control-table changes (`fitbroker acl`). The
+// admin's request comes in on a client connection, is submitted to consensus, and once
+// decided is executed at its place in the order (src/broker/control.ts); the replica then
+// answers every connection that asked for it with where it was decided and how it went.
+
+import type { KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import { FitError } from '../core/index.js';
+import { controlClient, signedControlSchema } from '../codec/index.js';
+import { executeControl, type BrokerService, type ControlOutcome } from '../broker/index.js';
+import { ConsensusDriver, type Decision, type DriverStatus } from '../consensus/index.js';
+import type { ClusterConfig } from '../config/index.js';
+import { PeerLinks } from './peers.js';
+import type { Peer } from './server.js';
+
+export interface OrderingOptions {
+  config: ClusterConfig;
+  id: number;
+  privateKey: KeyObject;
+  /** This process is not the replica's first since init (see ReplicaOptions.restarted). */
+  restarted: boolean;
+  service: BrokerService;
+  logger: Logger;
+  reply(peer: Peer, seq: number, body: Record<string, unknown>): void;
+  refuse(peer: Peer, seq: number, err: FitError): void;
+}
+
+/** Outcomes kept to answer an admin that asks again for a change already decided. */
+const OUTCOMES_KEPT = 1024;
+
+interface Decided {
+  at: number;
+  outcome: ControlOutcome;
+}
+
+export class Ordering {
+  private readonly links: PeerLinks;
+  private readonly driver: ConsensusDriver;
+  /** Connections waiting for a change to be decided, by the change's client#seq. */
+  private readonly waiting = new Map<string, { peer: Peer; seq: number }[]>();
+  private readonly outcomes = new Map<string, Decided>();
+  private controlApplied = 0;
+  private controlRefused = 0;
+  /** Decided requests of a kind this build does not order (a newer replica's, or a faulty leader's). */
+  private unknownDecided = 0;
+
+  constructor(private readonly o: OrderingOptions) {
+    const { config } = o;
+    this.links = new PeerLinks(config, o.id, o.privateKey);
+    this.driver = new ConsensusDriver({
+      id: o.id,
+      n: config.replicas.length,
+      f: config.f,
+      limits: config.limits,
+      restarted: o.restarted,
+      privateKey: o.privateKey,
+      publicKeys: config.replicas.map((r) => r.publicKey),
+      send: (to, msg) => this.links.send(to, msg),
+      onDecided: (d) => this.onDecided(d),
+    });
+  }
+
+  start(): void {
+    this.links.start();
+    this.driver.start();
+  }
+
+  stop(): void {
+    this.driver.stop();
+    this.links.stop();
+  }
+
+  receive(from: number, value: unknown): void {
+    this.driver.receive(from, value);
+  }
+
+  status(): DriverStatus & { peersConnected: number[]; linkDrops: number; controlApplied: number; controlRefused: number; unknownDecided: number } {
+    return {
+      ...this.driver.status,
+      peersConnected: this.links.connected,
+      linkDrops: this.links.dropped,
+      controlApplied: this.controlApplied,
+      controlRefused: this.controlRefused,
+      unknownDecided: this.unknownDecided,
+    };
+  }
+
+  /** An admin's signed change, from a client connection: ordered, then answered. */
+  control(peer: Peer, seq: number, change: unknown): void {
+    const r = signedControlSchema.safeParse(change);
+    if (!r.success) throw new FitError('FIT_ERR_MALFORMED', `control needs change: a signed change (${r.error.issues[0]?.message ?? 'malformed'}); use fitbroker acl`);
+    const admin = peer.client!;
+    // Checked again when it executes; here it keeps other clients from filling the order with junk.
+    if (!admin.admin || admin.id !== r.data.admin) {
+      throw new FitError('FIT_ERR_NOT_AUTHORIZED', `client "${admin.id}" may not change the control table; connect as an admin client (admin: true in cluster.yaml) and sign as it`, { client: admin.id });
+    }
+    const client = controlClient(r.data.admin);
+    const key = `${client}#${r.data.seq}`;
+    const done = this.outcomes.get(key);
+    if (done) return this.answer(peer, seq, done);
+    const list = this.waiting.get(key) ?? [];
+    list.push({ peer, seq });
+    this.waiting.set(key, list);
+    this.driver.submit({ client, seq: r.data.seq, payload: JSON.stringify(r.data) });
+  }
+
+  private onDecided(d: Decision): void {
+    for (const req of d.requests) {
+      if (!req.client.startsWith('control/')) {
+        this.unknownDecided++;
+        this.o.logger.warn({ seq: d.seq, client: req.client }, 'decided a request of a kind this replica does not order; ignored');
+        continue;
+      }
+      const outcome = executeControl(this.o.service, req.payload);
+      const decided: Decided = { at: d.seq, outcome };
+      if (outcome.error) {
+        this.controlRefused++;
+        this.o.logger.warn({ seq: d.seq, admin: outcome.admin, op: outcome.op, code: outcome.error.code }, `control change refused: ${outcome.error.message}`);
+      } else {
+        this.controlApplied++;
+        this.o.logger.info({ seq: d.seq, admin: outcome.admin, op: outcome.op }, 'control change applied');
+      }
+      const key = `${req.client}#${req.seq}`;
+      this.outcomes.set(key, decided);
+      if (this.outcomes.size > OUTCOMES_KEPT) this.outcomes.delete(this.outcomes.keys().next().value!);
+      for (const w of this.waiting.get(key) ?? []) if (!w.peer.conn.isClosed) this.answer(w.peer, w.seq, decided);
+      this.waiting.delete(key);
+    }
+  }
+
+  private answer(peer: Peer, seq: number, d: Decided): void {
+    if (d.outcome.error) {
+      const e = d.outcome.error;
+      this.o.refuse(peer, seq, new FitError(e.code, e.message, { ...e.fields, decided: d.at }));
+    } else this.o.reply(peer, seq, { decided: d.at, change: d.outcome.op });
+  }
+}
