@@ -46,7 +46,10 @@ export function executeControl(svc: BrokerService, payload: string): ControlOutc
 
 function apply(svc: BrokerService, table: ControlTable, op: ControlOp): void {
   if (op.op === 'register') {
-    if (table.clients.has(op.client)) throw new FitError('FIT_ERR_CLIENT_EXISTS', `client "${op.client}" is already in the control table`, { client: op.client });
+    const existing = table.clients.get(op.client);
+    // The same client with the same key: a retried register (the first one went through).
+    if (existing && existing.publicKey === op.publicKey) return;
+    if (existing) throw new FitError('FIT_ERR_CLIENT_EXISTS', `client "${op.client}" is already in the control table with another key`, { client: op.client });
     if (!isValidPublicKey(op.publicKey)) throw new FitError('FIT_ERR_KEY', `the public key given for "${op.client}" is not an Ed25519 key (base64 SPKI)`, { client: op.client });
     for (const ch of [...op.publish, ...op.subscribe]) svc.channel(ch);
     const client: ClientInfo = { id: op.client, publicKey: op.publicKey, publish: [...new Set(op.publish)], subscribe: [...new Set(op.subscribe)], admin: false };

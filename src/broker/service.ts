@@ -12,6 +12,8 @@ export interface ChannelCounters {
   eventsIn: number;
   duplicates: number;
   droppedTtl: number;
+  /** Events that were queued for a client when it was unsubscribed (`fitbroker acl unsubscribe`). */
+  droppedUnsubscribed: number;
 }
 
 export interface Channel {
@@ -90,7 +92,7 @@ export class BrokerService {
       for (const client of table.clients.values()) {
         if (maySubscribe(client, tag)) queues.set(client.id, new ClientQueue(cls.capacityEvents, cls.ttlMs, this.budget));
       }
-      this.channels.set(tag, { tag, cls, queues, queueList: [...queues], dedupe: new Dedupe(limits.dedupeStreamsMax), counters: { eventsIn: 0, duplicates: 0, droppedTtl: 0 }, slab: new Slab() });
+      this.channels.set(tag, { tag, cls, queues, queueList: [...queues], dedupe: new Dedupe(limits.dedupeStreamsMax), counters: { eventsIn: 0, duplicates: 0, droppedTtl: 0, droppedUnsubscribed: 0 }, slab: new Slab() });
     }
   }
 
@@ -118,12 +120,9 @@ export class BrokerService {
     ch.queues.delete(client);
     ch.queueList = [...ch.queues];
     q.close();
-    this.closedCounters.droppedUnsubscribed += q.counters.droppedUnsubscribed;
+    ch.counters.droppedUnsubscribed += q.counters.droppedUnsubscribed;
     this.onQueueClosed(q);
   }
-
-  /** Events dropped from queues that were closed since (so status still counts them). */
-  readonly closedCounters = { droppedUnsubscribed: 0 };
 
   channel(tag: string): Channel {
     const ch = this.channels.get(tag);

@@ -19,6 +19,7 @@ interface ChannelStat {
   eventsIn: number;
   duplicates: number;
   droppedTtl: number;
+  droppedUnsubscribed?: number;
   queues: Record<string, { depth: number; sent: number; droppedCapacity: number; droppedTtl: number; sessions: number }>;
 }
 
@@ -74,7 +75,7 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
     let depth = 0;
     for (const ch of s.channels) {
       inn += ch.eventsIn;
-      dropped += ch.droppedTtl;
+      dropped += ch.droppedTtl + (ch.droppedUnsubscribed ?? 0);
       for (const q of Object.values(ch.queues)) {
         out += q.sent;
         depth += q.depth;

@@ -96,6 +96,8 @@ interface InFlight {
 
 export class SafetyViolation extends Error {}
 
+const IN_FLIGHT_MAX = 100_000;
+
 const clone = <T>(m: T): T => structuredClone(m);
 
 export function simulate(so: SimOptions): SimResult {
@@ -149,6 +151,9 @@ export function simulate(so: SimOptions): SimResult {
     if (now < healAt && random() < (so.loss ?? 0)) return;
     const copies = now < healAt && random() < (so.duplicate ?? 0) ? 2 : 1;
     for (let c = 0; c < copies; c++) queue.push({ at: now + 1 + Math.floor(random() * maxDelay), order: order++, from, to, msg: clone(msg) });
+    // Correct replicas send a bounded number of messages per tick; a flood this big means one
+    // faulty replica found a way to make the others amplify it.
+    if (queue.length > IN_FLIGHT_MAX) throw new Error(`message explosion: ${queue.length} messages in flight at tick ${now}`);
   };
 
   const emit = (from: number, out: Output): void => {
