@@ -6,3 +6,7 @@ export { Dedupe } from './dedupe.js';
 export { Deque } from './deque.js';
 export { executeControl } from './control.js';
 export type { ControlOutcome } from './control.js';
+export { OrderedLog } from './ordered-log.js';
+export type { LoggedEvent, OrderedLogCounters, OrderedLogOptions } from './ordered-log.js';
+export { Sequencer } from './sequencer.js';
+export type { Sequenced } from './sequencer.js';

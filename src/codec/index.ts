@@ -28,3 +28,5 @@ export {
 export type { PublishView, PublishSection, EventsSection, RecordRef } from './messages.js';
 export { controlOpSchema, signedControlSchema, controlClient, controlSignable, CONTROL_OPS } from './control.js';
 export type { ControlOp, SignedControl } from './control.js';
+export { encodeOrdered, readOrdered, ORDERED_KIND, ORDERED_HEADER_BYTES } from './ordered.js';
+export type { OrderedView } from './ordered.js';

@@ -1,0 +1,116 @@
+// The events of one ordered channel (or of the one order `global` channels share), as the
+// replicas decided them, kept for subscribers to read from any retained position: a bounded
+// log, not a queue per subscriber, because `subscribe --from SEQ` must be able to go back, and
+// because every correct replica must hand out the same event at the same seq.
+//
+// Each subscribing client has a position (the next seq it needs, moved by its acknowledgements)
+// so that events wait for a console that is away, as queues do for unordered channels. The
+// log is bounded by capacity, bytes and TTL; an event evicted before a client acknowledged it
+// is counted against that client, never dropped silently.
+
+import { FitError } from '../core/index.js';
+import type { RecordRef } from '../codec/index.js';
+import { Deque } from './deque.js';
+
+export interface LoggedEvent extends RecordRef {
+  readonly seq: number;
+  readonly expiresAtMs: number;
+}
+
+export interface OrderedLogCounters {
+  appended: number;
+  evictedCapacity: number;
+  evictedTtl: number;
+}
+
+export interface OrderedLogOptions {
+  capacityEvents: number;
+  bytesMax: number;
+  ttlMs: number;
+}
+
+export class OrderedLog {
+  private readonly entries = new Deque<LoggedEvent>();
+  private bytes = 0;
+  private top = 0;
+  /** Per client: the highest seq it acknowledged. */
+  private readonly acked = new Map<string, number>();
+  /** Per client: events evicted before it acknowledged them. */
+  private readonly missed = new Map<string, number>();
+  readonly counters: OrderedLogCounters = { appended: 0, evictedCapacity: 0, evictedTtl: 0 };
+
+  constructor(private readonly o: OrderedLogOptions) {}
+
+  /** The last seq appended (0 before any). */
+  get high(): number {
+    return this.top;
+  }
+
+  /** The oldest seq still retained (high + 1 when the log is empty). */
+  get low(): number {
+    return this.entries.peek()?.seq ?? this.top + 1;
+  }
+
+  get depth(): number {
+    return this.entries.length;
+  }
+
+  /**
+   * Adds the envelope at `seq`, which must follow the last one: the log is the decided order,
+   * and a gap or a repeat here would be a bug upstream, never something to paper over.
+   */
+  append(seq: number, envelope: Buffer, timestampMs: number): void {
+    if (seq !== this.top + 1) throw new FitError('FIT_ERR_INTERNAL', `invariant broken: ordered log appended seq ${seq} after ${this.top}; this is a bug, please report it`);
+    this.top = seq;
+    this.entries.push({ buf: envelope, at: 0, len: envelope.length, seq, expiresAtMs: timestampMs + this.o.ttlMs });
+    this.bytes += envelope.length;
+    this.counters.appended++;
+    while (this.entries.length > this.o.capacityEvents || (this.bytes > this.o.bytesMax && this.entries.length > 1)) this.evict('capacity');
+  }
+
+  /** Up to `max` events from `fromSeq` on (from the oldest retained when it was evicted). */
+  read(fromSeq: number, max: number): LoggedEvent[] {
+    const out: LoggedEvent[] = [];
+    const first = this.low;
+    for (let i = Math.max(0, fromSeq - first); i < this.entries.length && out.length < max; i++) out.push(this.entries.at(i)!);
+    return out;
+  }
+
+  /** A client that may read this log from now on starts at the next event (one from the start starts at 1). */
+  addClient(client: string, fromStart: boolean): void {
+    if (!this.acked.has(client)) this.acked.set(client, fromStart ? 0 : this.top);
+  }
+
+  removeClient(client: string): void {
+    this.acked.delete(client);
+    this.missed.delete(client);
+  }
+
+  /** The next seq `client` needs: after what it acknowledged, and not before what is retained. */
+  position(client: string): number {
+    return Math.max((this.acked.get(client) ?? this.top) + 1, this.low);
+  }
+
+  ack(client: string, seq: number): void {
+    const had = this.acked.get(client);
+    if (had !== undefined && seq > had) this.acked.set(client, Math.min(seq, this.top));
+  }
+
+  /** Events `client` never acknowledged that left the log (capacity, bytes or TTL). */
+  missedBy(client: string): number {
+    return this.missed.get(client) ?? 0;
+  }
+
+  /** Drops expired events from the front (the oldest go first). */
+  expire(nowMs: number): void {
+    for (let e = this.entries.peek(); e && e.expiresAtMs < nowMs; e = this.entries.peek()) this.evict('ttl');
+  }
+
+  private evict(why: 'capacity' | 'ttl'): void {
+    const e = this.entries.shift()!;
+    this.bytes -= e.len;
+    if (why === 'ttl') this.counters.evictedTtl++;
+    else this.counters.evictedCapacity++;
+    for (const [client, acked] of this.acked) if (acked < e.seq) this.missed.set(client, (this.missed.get(client) ?? 0) + 1);
+  }
+}
