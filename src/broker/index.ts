@@ -1,5 +1,5 @@
 export { BrokerService } from './service.js';
-export type { Channel, ChannelCounters, ChannelStats } from './service.js';
+export type { Channel, ChannelCounters, ChannelStats, UnorderedEvent } from './service.js';
 export { ClientQueue } from './queue.js';
 export type { QueueEntry, QueueSession, QueueCounters } from './queue.js';
 export { Dedupe } from './dedupe.js';

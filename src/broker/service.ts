@@ -3,10 +3,22 @@
 // injected. The replica server (src/replica) feeds it frames and drains its queues.
 // Channels share nothing but this object's maps: no lock or loop spans two of them.
 
-import { FitError, mayPublish, maySubscribe, type ChannelClass, type ClientInfo, type ControlTable, type Limits } from '../core/index.js';
+import { FitError, mayPublish, maySubscribe, PRIORITY_URGENT, type ChannelClass, type ClientInfo, type ControlTable, type Limits } from '../core/index.js';
 import { RecordCursor, type PublishSection } from '../codec/index.js';
 import { ClientQueue, QueueBudget, type QueueCounters } from './queue.js';
 import { Dedupe, type DedupeStream } from './dedupe.js';
+import { Sequencer } from './sequencer.js';
+import type { OrderedLog } from './ordered-log.js';
+
+/** An event of an ordered channel as received from its publisher, before consensus orders it. */
+export interface UnorderedEvent {
+  /** The whole record, copied out of the frame. */
+  record: Buffer;
+  /** The publishing process (publisher id and epoch) and its seq: the event's identity. */
+  process: string;
+  seq: number;
+  urgent: boolean;
+}
 
 export interface ChannelCounters {
   eventsIn: number;
@@ -64,6 +76,9 @@ class Slab {
 export interface ChannelStats extends ChannelCounters {
   tag: string;
   fault: string;
+  order: string;
+  /** An ordered channel's log: the seqs held, and per subscribing client the events it missed (evicted before it acknowledged them). */
+  log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; positions: Record<string, { next: number; missed: number }> };
   queues: Record<string, QueueCounters & { depth: number; sessions: number }>;
 }
 
@@ -75,8 +90,14 @@ export class BrokerService {
   private readonly cursor: RecordCursor;
   /** Called after events were queued for a client on a channel, so sessions can be flushed. */
   onQueued: (channel: string, client: string, queue: ClientQueue) => void = () => {};
-  /** Called when a client was unsubscribed from a channel: sessions on its queue must end. */
-  onQueueClosed: (queue: ClientQueue) => void = () => {};
+  /** Called when a client was unsubscribed from a channel: its sessions on the queue or log `key` must end. */
+  onSubscriptionEnded: (key: object, client: string) => void = () => {};
+  /** Events of ordered channels, checked and ready to be ordered by consensus. */
+  onUnordered: (channel: string, events: UnorderedEvent[]) => void = () => {};
+  /** An ordered channel's log grew: sessions reading it can be flushed. */
+  onAppended: (channel: string, log: OrderedLog) => void = () => {};
+  /** The numbering and logs of ordered channels. */
+  readonly sequencer: Sequencer;
 
   constructor(
     private readonly table: ControlTable,
@@ -85,12 +106,16 @@ export class BrokerService {
   ) {
     this.budget = new QueueBudget(limits.queuedBytesMax);
     this.cursor = new RecordCursor(Buffer.alloc(0), 0, limits.eventBytesMax);
+    this.sequencer = new Sequencer(table.channels, limits);
     for (const [tag, cls] of table.channels) {
       const queues = new Map<string, ClientQueue>();
-      // Every subscriber in the control table has its queue from the start, so events
-      // published before a console first connects wait for it.
+      const log = this.sequencer.log(tag);
+      // Every subscriber in the control table has its queue (or its place in the ordered log)
+      // from the start, so events published before a console first connects wait for it.
       for (const client of table.clients.values()) {
-        if (maySubscribe(client, tag)) queues.set(client.id, new ClientQueue(cls.capacityEvents, cls.ttlMs, this.budget));
+        if (!maySubscribe(client, tag)) continue;
+        if (log) log.addClient(client.id, true);
+        else queues.set(client.id, new ClientQueue(cls.capacityEvents, cls.ttlMs, this.budget));
       }
       this.channels.set(tag, { tag, cls, queues, queueList: [...queues], dedupe: new Dedupe(limits.dedupeStreamsMax), counters: { eventsIn: 0, duplicates: 0, droppedTtl: 0, droppedUnsubscribed: 0 }, slab: new Slab() });
     }
@@ -107,6 +132,8 @@ export class BrokerService {
   /** Gives `client` a queue on `tag` (it was just allowed to subscribe): events from now on wait for it. */
   openQueue(tag: string, client: string): void {
     const ch = this.channel(tag);
+    const log = this.sequencer.log(tag);
+    if (log) return log.addClient(client, false);
     if (ch.queues.has(client)) return;
     ch.queues.set(client, new ClientQueue(ch.cls.capacityEvents, ch.cls.ttlMs, this.budget));
     ch.queueList = [...ch.queues];
@@ -115,13 +142,18 @@ export class BrokerService {
   /** Takes `client`'s queue on `tag` away (it may no longer subscribe); what it held is dropped and counted. */
   closeQueue(tag: string, client: string): void {
     const ch = this.channel(tag);
+    const log = this.sequencer.log(tag);
+    if (log) {
+      log.removeClient(client);
+      return this.onSubscriptionEnded(log, client);
+    }
     const q = ch.queues.get(client);
     if (!q) return;
     ch.queues.delete(client);
     ch.queueList = [...ch.queues];
     q.close();
     ch.counters.droppedUnsubscribed += q.counters.droppedUnsubscribed;
-    this.onQueueClosed(q);
+    this.onSubscriptionEnded(q, client);
   }
 
   channel(tag: string): Channel {
@@ -144,9 +176,19 @@ export class BrokerService {
     return ch;
   }
 
+  /** The log of an ordered channel `client` may subscribe to; undefined for an unordered channel. */
+  logFor(client: ClientInfo, tag: string): OrderedLog | undefined {
+    const log = this.sequencer.log(tag);
+    if (log && !maySubscribe(client, tag)) this.queueFor(client, tag);
+    return log;
+  }
+
   /** Throws FIT_ERR_NOT_AUTHORIZED unless `client` may subscribe to `tag`; returns its queue. */
   queueFor(client: ClientInfo, tag: string): ClientQueue {
     const ch = this.channel(tag);
+    if (ch.cls.order !== 'none' && maySubscribe(client, tag)) {
+      throw new FitError('FIT_ERR_NOT_SUPPORTED', `channel "${tag}" is ordered: read it with subscribe (which can resume from a seq), not receive`, { channel: tag });
+    }
     const q = ch.queues.get(client.id);
     if (!q) {
       throw new FitError('FIT_ERR_NOT_AUTHORIZED', `client "${client.id}" may not subscribe to channel "${tag}"; add the channel to clients.${client.id}.subscribe in cluster.yaml`, {
@@ -172,6 +214,10 @@ export class BrokerService {
     let accepted = 0;
     let duplicates = 0;
     for (let i = 0; i < sections.length; i++) {
+      if (channels[i]!.cls.order !== 'none') {
+        accepted += this.toOrder(channels[i]!, body, sections[i]!);
+        continue;
+      }
       const r = this.route(channels[i]!, body, sections[i]!, now);
       accepted += r.accepted;
       duplicates += r.duplicates;
@@ -242,6 +288,37 @@ export class BrokerService {
     return { accepted, duplicates };
   }
 
+  /**
+   * An ordered channel's events are not queued here: consensus orders them first (every
+   * correct replica submits what it received; the order dedupes), and placeOrdered() puts each
+   * at its position once decided.
+   */
+  private toOrder(ch: Channel, body: Buffer, s: PublishSection): number {
+    const events: UnorderedEvent[] = [];
+    const cursor = this.cursor.reset(body, s.recordsAt, s.recordsEnd);
+    while (cursor.next()) {
+      events.push({
+        record: Buffer.from(body.subarray(cursor.start, cursor.end)),
+        process: body.toString('hex', cursor.streamFrom, cursor.streamTo),
+        seq: cursor.seq,
+        urgent: cursor.priority === PRIORITY_URGENT,
+      });
+    }
+    this.onUnordered(ch.tag, events);
+    return events.length;
+  }
+
+  /** A decided event of an ordered channel: numbered, logged, and its readers woken. */
+  placeOrdered(tag: string, record: Buffer): void {
+    const ch = this.channel(tag);
+    const cursor = this.cursor.reset(record, 0, record.length);
+    // Checked when it was received by f+1 replicas, one of them correct; read again for its time.
+    const timestampMs = cursor.next() ? cursor.timestampMs : this.nowMs();
+    this.sequencer.place(tag, record, timestampMs);
+    ch.counters.eventsIn++;
+    this.onAppended(tag, this.sequencer.log(tag)!);
+  }
+
   private readonly idCache = new Map<string, Buffer>();
   private idBytes(id: string): Buffer {
     let b = this.idCache.get(id);
@@ -249,11 +326,22 @@ export class BrokerService {
     return b;
   }
 
+  private logStats(tag: string, now: number): Pick<ChannelStats, 'log'> {
+    const log = this.sequencer.log(tag);
+    if (!log) return {};
+    log.expire(now);
+    const positions: Record<string, { next: number; missed: number }> = {};
+    for (const c of this.table.clients.values()) if (maySubscribe(c, tag)) positions[c.id] = { next: log.position(c.id), missed: log.missedBy(c.id) };
+    return { log: { low: log.low, high: log.high, depth: log.depth, evictedCapacity: log.counters.evictedCapacity, evictedTtl: log.counters.evictedTtl, positions } };
+  }
+
   stats(): ChannelStats[] {
     const now = this.nowMs();
     return [...this.channels.values()].map((ch) => ({
       tag: ch.tag,
       fault: ch.cls.fault,
+      order: ch.cls.order,
+      ...this.logStats(ch.tag, now),
       ...ch.counters,
       queues: Object.fromEntries(
         [...ch.queues].map(([id, q]) => {

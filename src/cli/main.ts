@@ -36,6 +36,8 @@ program
   .option('--host <host>', 'address the replicas listen on', '127.0.0.1')
   .addOption(new Option('--fault-model <model>', 'class of every channel created').choices(['cft', 'bft']).default('bft'))
   .option('--clients <list>', 'more clients as NAME:ROLE,... with ROLE pub, sub or pubsub (e.g. siem1:sub,siem2:sub)', '')
+  .option('--ordered <channels>', 'comma-separated channels (also created if not in --channels) with total order inside each (order: channel); every subscriber delivers their events in the same order, each with a seq', '')
+  .option('--ordered-global <channels>', 'comma-separated channels sharing one order across them (order: global)', '')
   .option('--force', 'overwrite an existing config and its keys', false)
   .action((o) =>
     run(async () => {
@@ -49,6 +51,8 @@ program
         faultModel: o.faultModel,
         clients: parseClientsFlag(o.clients),
         force: o.force,
+        ordered: String(o.ordered).split(',').map((s) => s.trim()).filter(Boolean),
+        orderedGlobal: String(o.orderedGlobal).split(',').map((s) => s.trim()).filter(Boolean),
       });
       process.stdout.write(
         `wrote ${c.file}: ${c.replicas.length} replicas (f=${c.f}), channels ${[...c.table.channels.keys()].join(', ')}, clients ${[...c.table.clients.keys()].join(', ')}; keys in ${o.dir}/keys\n` +
@@ -101,6 +105,7 @@ program
   .requiredOption('--channel <channel>', 'channel to subscribe to, or several comma-separated (one connection per replica for all)')
   .option('--count <n>', 'exit 0 after N events', intFlag(1))
   .option('--timeout <seconds>', 'with --count: fail if N events have not arrived in time; without: stop after this long', secondsFlag)
+  .option('--from <seq>', 'ordered channels: start at this seq, if the replicas still hold it (default: where this client left off)', intFlag(1))
   .action((o) => run(() => subscribe(o)));
 
 const acl = program

@@ -20,6 +20,8 @@ interface ChannelStat {
   duplicates: number;
   droppedTtl: number;
   droppedUnsubscribed?: number;
+  order?: string;
+  log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; positions: Record<string, { next: number; missed: number }> };
   queues: Record<string, { depth: number; sent: number; droppedCapacity: number; droppedTtl: number; sessions: number }>;
 }
 
@@ -76,6 +78,7 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
     for (const ch of s.channels) {
       inn += ch.eventsIn;
       dropped += ch.droppedTtl + (ch.droppedUnsubscribed ?? 0);
+      if (ch.log) for (const p of Object.values(ch.log.positions)) dropped += p.missed;
       for (const q of Object.values(ch.queues)) {
         out += q.sent;
         depth += q.depth;
@@ -93,6 +96,13 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
       );
     }
     for (const ch of s.channels) {
+      if (ch.log) {
+        const pos = Object.entries(ch.log.positions)
+          .map(([c, p]) => `${c}@${p.next}${p.missed ? ` (missed ${p.missed})` : ''}`)
+          .join(' ');
+        lines.push(`    ${ch.tag} (order: ${ch.order}): ordered ${ch.eventsIn}  seqs ${ch.log.low}..${ch.log.high} held ${ch.log.depth}  readers ${pos || '-'}`);
+        continue;
+      }
       const qs = Object.entries(ch.queues)
         .map(([c, q]) => `${c}=${q.depth}${q.droppedCapacity + q.droppedTtl ? ` (dropped ${q.droppedCapacity + q.droppedTtl})` : ''}`)
         .join(' ');

@@ -11,6 +11,7 @@ export interface SubscribeCommandOptions {
   channel: string;
   count?: number;
   timeout?: number;
+  from?: number;
 }
 
 export function eventToJson(ev: BrokerEvent): Record<string, unknown> {
@@ -25,6 +26,8 @@ export function eventToJson(ev: BrokerEvent): Record<string, unknown> {
   else content = ev.content.toString('base64');
   return {
     channel: ev.channel,
+    ...(ev.seq !== undefined ? { seq: ev.seq } : {}),
+    ...(ev.global !== undefined ? { global: ev.global } : {}),
     publisher: ev.publisher,
     id: ev.id,
     timestamp: new Date(ev.timestampMs).toISOString(),
@@ -42,6 +45,7 @@ export async function subscribe(o: SubscribeCommandOptions): Promise<void> {
   const finished = new Promise<FitError | undefined>((resolve) => (finish = resolve));
   const sub = new Subscriber(config, o.as, key, {
     channels: o.channel.split(',').map((c) => c.trim()).filter(Boolean),
+    ...(o.from !== undefined ? { from: o.from } : {}),
     ...(o.count !== undefined ? { limit: o.count, onLimit: () => finish() } : {}),
     onEvent: (ev) => {
       delivered++;
@@ -62,6 +66,7 @@ export async function subscribe(o: SubscribeCommandOptions): Promise<void> {
     `delivered ${delivered} events from ${o.channel} as ${o.as}` +
       (suspects.length ? `; mismatching copies by replica: ${suspects.map(([r, m]) => `${r}=${m}`).join(' ')}` : '; all replica copies agreed') +
       (s.expired || s.undecided ? `; dropped: ${s.expired} expired, ${s.undecided} undecided` : '') +
+      (s.skipped ? `; ${s.skipped} seqs skipped (the replicas no longer held them: fitbroker status shows what each client missed)` : '') +
       '\n',
   );
   if (err && !(err.code === 'FIT_ERR_QUORUM_TIMEOUT' && o.count === undefined)) throw err;

@@ -4,6 +4,8 @@ export { Subscriber } from './subscriber.js';
 export type { SubscriberOptions, SubscriberSummary } from './subscriber.js';
 export { Voter } from './voter.js';
 export type { VoterOptions, VoterCounters, VoterSink, Copy } from './voter.js';
+export { OrderedVoter } from './ordered-voter.js';
+export type { OrderedVoterOptions, OrderedSink, OrderedVoterCounters } from './ordered-voter.js';
 export { ReplicaLink, believedRefusal } from './link.js';
 export type { LinkHandlers } from './link.js';
 export { StreamAcks } from './acks.js';

@@ -13,11 +13,12 @@
 
 import type { KeyObject } from 'node:crypto';
 import { FitError, maySubscribe, voteQuorum, type BrokerEvent, type ChannelClass, type ClientInfo } from '../core/index.js';
-import { decodeEvents, encodeCredit, RecordDecoder, MessageType, RecordCursor } from '../codec/index.js';
+import { decodeEvents, encodeCredit, RecordDecoder, MessageType, RecordCursor, ORDERED_HEADER_BYTES, readOrdered } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 import { StreamAcks } from './acks.js';
 import { Voter, type VoterCounters } from './voter.js';
+import { OrderedVoter } from './ordered-voter.js';
 
 export interface SubscriberOptions {
   /** One channel; or give `channels`. */
@@ -33,6 +34,8 @@ export interface SubscriberOptions {
    */
   limit?: number;
   onLimit?(): void;
+  /** For ordered channels: deliver from this seq on, if the replicas still hold it (default: where this client left off). */
+  from?: number;
 }
 
 interface Stream {
@@ -49,7 +52,10 @@ interface Stream {
 interface ChannelState {
   name: string;
   cls: ChannelClass;
-  voter: Voter;
+  /** Unordered channels. */
+  voter: Voter | undefined;
+  /** Ordered channels: events delivered in the replicas' order, each with its seq. */
+  ordered: OrderedVoter | undefined;
   /** The current stream from each replica, by replica id. */
   streams: Map<number, Stream>;
   subscribed: Set<number>;
@@ -64,6 +70,8 @@ export interface SubscriberSummary extends VoterCounters {
   mismatches: Record<number, number>;
   malformedFrames: Record<number, number>;
   pending: number;
+  /** Ordered channels: seqs given up on after voterPendingMs (the replicas dropped them; see their status). */
+  skipped?: number;
 }
 
 const GEN = 0x1_0000_0000;
@@ -132,13 +140,23 @@ export class Subscriber {
     const ch: ChannelState = {
       name,
       cls,
-      voter: undefined as unknown as Voter,
+      voter: undefined,
+      ordered: undefined,
       streams: new Map(),
       subscribed: new Set(),
       refusals: new Map(),
       malformed: new Array<number>(n).fill(0),
       reported: new Array<number>(n).fill(0),
     };
+    const threshold = voteQuorum(cls.fault, this.config.f);
+    const pendingMax = Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(limits.voterPendingEventsMax / channelCount));
+    if (cls.order !== 'none') {
+      ch.ordered = new OrderedVoter(
+        { replicas: n, threshold, pendingMax, gapWaitMs: limits.voterPendingMs, ...(this.o.from !== undefined ? { from: this.o.from } : {}) },
+        { deliver: (seq, buf, start) => this.deliver(ch, buf, start, seq), resolve: (replica, pos) => this.resolve(ch, replica, pos) },
+      );
+      return ch;
+    }
     ch.voter = new Voter(
       {
         replicas: n,
@@ -166,13 +184,31 @@ export class Subscriber {
 
   /** One summary per channel. */
   summaries(): SubscriberSummary[] {
-    return this.channels.map((ch) => ({
-      channel: ch.name,
-      ...ch.voter.counters,
-      mismatches: Object.fromEntries(ch.voter.mismatches.map((m, i) => [i, m])),
-      malformedFrames: Object.fromEntries(ch.malformed.map((m, i) => [i, m])),
-      pending: ch.voter.pendingCount,
-    }));
+    return this.channels.map((ch) => {
+      if (ch.ordered) {
+        const c = ch.ordered.counters;
+        return {
+          channel: ch.name,
+          delivered: c.delivered,
+          expired: 0,
+          undecided: 0,
+          stale: c.stale + c.ahead,
+          duplicateCopies: c.duplicateCopies,
+          skipped: c.skipped,
+          mismatches: Object.fromEntries(c.mismatches.map((m, i) => [i, m])),
+          malformedFrames: Object.fromEntries(ch.malformed.map((m, i) => [i, m + c.malformed[i]!])),
+          pending: ch.ordered.pending,
+        };
+      }
+      const v = ch.voter!;
+      return {
+        channel: ch.name,
+        ...v.counters,
+        mismatches: Object.fromEntries(v.mismatches.map((m, i) => [i, m])),
+        malformedFrames: Object.fromEntries(ch.malformed.map((m, i) => [i, m])),
+        pending: v.pendingCount,
+      };
+    });
   }
 
   /** The channels' summaries added up (the channel field lists them). */
@@ -181,6 +217,7 @@ export class Subscriber {
     const total = { ...all[0]!, channel: all.map((s) => s.channel).join(','), mismatches: { ...all[0]!.mismatches }, malformedFrames: { ...all[0]!.malformedFrames } };
     for (const s of all.slice(1)) {
       for (const k of ['delivered', 'expired', 'undecided', 'stale', 'duplicateCopies', 'pending'] as const) total[k] += s[k];
+      if (s.skipped !== undefined) total.skipped = (total.skipped ?? 0) + s.skipped;
       for (const [r, m] of Object.entries(s.mismatches)) total.mismatches[Number(r)] = (total.mismatches[Number(r)] ?? 0) + m;
       for (const [r, m] of Object.entries(s.malformedFrames)) total.malformedFrames[Number(r)] = (total.malformedFrames[Number(r)] ?? 0) + m;
     }
@@ -195,7 +232,7 @@ export class Subscriber {
   async close(lingerMs = 500): Promise<void> {
     this.closing = true;
     const until = Date.now() + lingerMs;
-    while (this.channels.some((ch) => ch.voter.incompleteCount > 0) && Date.now() < until && this.links.some((l) => l.ready)) {
+    while (this.channels.some((ch) => (ch.voter?.incompleteCount ?? 0) > 0) && Date.now() < until && this.links.some((l) => l.ready)) {
       this.grantAll();
       await new Promise((r) => setTimeout(r, 10));
     }
@@ -210,7 +247,8 @@ export class Subscriber {
       const stream: Stream = { id: link.peekSeq(), gen: ++this.gen, replica: link.id, ch, acks: new StreamAcks(), ackedSent: 0, due: false };
       ch.streams.set(link.id, stream);
       this.byStreamId[link.id]!.set(stream.id, stream);
-      link.request('subscribe', { channel: ch.name, credits: this.credits }).then(
+      const from = ch.ordered && this.o.from !== undefined ? { from: this.o.from } : {};
+      link.request('subscribe', { channel: ch.name, credits: this.credits, ...from }).then(
         () => {
           ch.refusals.delete(link.id);
           ch.subscribed.add(link.id);
@@ -267,9 +305,15 @@ export class Subscriber {
     for (const h of sections) {
       const stream = streams.get(h.streamId);
       if (!stream || stream.ch.streams.get(link.id) !== stream) continue;
-      const voter = stream.ch.voter;
-      const eventBytesMax = this.config.limits.eventBytesMax;
       let pos = stream.gen * GEN + h.firstPos;
+      const ordered = stream.ch.ordered;
+      if (ordered) {
+        // While closing, nothing new is taken: what was not resolved is read again next session.
+        if (!this.closing) ordered.offerSection(link.id, body, h.recordsAt, h.recordsEnd, pos, now);
+        continue;
+      }
+      const voter = stream.ch.voter!;
+      const eventBytesMax = this.config.limits.eventBytesMax;
       try {
         if (!this.closing) {
           voter.offerSection(link.id, body, h.recordsAt, h.recordsEnd, pos, now, eventBytesMax);
@@ -287,9 +331,14 @@ export class Subscriber {
     this.grantDue();
   }
 
-  private deliver(ch: ChannelState, buf: Buffer, start: number): void {
+  private deliver(ch: ChannelState, buf: Buffer, start: number, seq?: number): void {
     this.delivered++;
-    this.o.onEvent(this.decoder.decodeAt(buf, start, ch.name));
+    const event = this.decoder.decodeAt(buf, start, ch.name);
+    if (seq !== undefined) {
+      event.seq = seq;
+      if (ch.cls.order === 'global') event.global = readOrdered(buf, start - ORDERED_HEADER_BYTES).global;
+    }
+    this.o.onEvent(event);
     if (this.o.limit !== undefined && this.delivered >= this.o.limit && !this.closing) {
       this.closing = true;
       this.o.onLimit?.();
@@ -323,7 +372,10 @@ export class Subscriber {
 
   private tick(): void {
     const now = Date.now();
-    for (const ch of this.channels) ch.voter.sweep(now);
+    for (const ch of this.channels) {
+      ch.voter?.sweep(now);
+      ch.ordered?.tick(now);
+    }
     this.grantAll();
     void this.report().catch(() => undefined);
   }
@@ -352,7 +404,8 @@ export class Subscriber {
     for (const ch of this.channels) {
       const delta: Record<number, number> = {};
       let any = false;
-      ch.voter.mismatches.forEach((m, i) => {
+      const mismatches = ch.ordered ? ch.ordered.counters.mismatches.map((m, i) => m + ch.ordered!.counters.malformed[i]!) : ch.voter!.mismatches;
+      mismatches.forEach((m, i) => {
         const d = m + ch.malformed[i]! - ch.reported[i]!;
         if (d > 0) {
           delta[i] = d;
@@ -360,7 +413,7 @@ export class Subscriber {
         }
       });
       if (!any) continue;
-      ch.reported = ch.voter.mismatches.map((m, i) => m + ch.malformed[i]!);
+      ch.reported = mismatches.map((m, i) => m + ch.malformed[i]!);
       for (const l of this.links) if (l.ready) requests.push(l.request('report', { channel: ch.name, mismatches: delta }));
     }
     await Promise.allSettled(requests);

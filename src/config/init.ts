@@ -22,6 +22,9 @@ export interface InitOptions {
   force: boolean;
   /** Adds probe, console and admin unless `clients` names them (default true). */
   defaultClients?: boolean;
+  /** Channels with order: channel, and with order: global (added to `channels` when missing). */
+  ordered?: string[];
+  orderedGlobal?: string[];
 }
 
 export const DEFAULT_CLIENTS: { name: string; role: ClientRole }[] = [
@@ -48,8 +51,18 @@ export function initCluster(o: InitOptions): ClusterConfig {
   if (existsSync(file) && !o.force) {
     throw new FitError('FIT_ERR_USAGE', `${file} already exists; pass --force to overwrite it and its keys, or choose another --dir`, { file });
   }
-  if (o.channels.length === 0) throw new FitError('FIT_ERR_USAGE', '--channels needs at least one channel name, e.g. --channels alerts,metrics');
-  for (const ch of o.channels) {
+  const orderOf = new Map<string, 'channel' | 'global'>();
+  for (const ch of o.ordered ?? []) orderOf.set(ch, 'channel');
+  for (const ch of o.orderedGlobal ?? []) {
+    if (orderOf.has(ch)) throw new FitError('FIT_ERR_USAGE', `channel "${ch}" is in both --ordered and --ordered-global; choose one order for it`, { channel: ch });
+    orderOf.set(ch, 'global');
+  }
+  const channelNames = [...new Set([...o.channels, ...orderOf.keys()])];
+  if (channelNames.length === 0) throw new FitError('FIT_ERR_USAGE', '--channels needs at least one channel name, e.g. --channels alerts,metrics');
+  if (orderOf.size > 0 && (o.faultModel !== 'bft' || o.replicas < 3 * o.faults + 1)) {
+    throw new FitError('FIT_ERR_USAGE', `--ordered channels are ordered by consensus, which needs --fault-model bft and --replicas at least 3f+1 = ${3 * o.faults + 1}`);
+  }
+  for (const ch of channelNames) {
     if (!NAME_PATTERN.test(ch)) throw new FitError('FIT_ERR_USAGE', `--channels: "${ch}" is not a valid channel name (letters, digits, ".", "_", "-")`, { channel: ch });
   }
   mkdirSync(`${o.dir}/keys`, { recursive: true, mode: 0o700 });
@@ -75,7 +88,7 @@ export function initCluster(o: InitOptions): ClusterConfig {
     };
   }
   const channels = Object.fromEntries(
-    o.channels.map((ch) => [ch, { fault: o.faultModel, order: 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, persist: 'memory', protection: 'si' }]),
+    channelNames.map((ch) => [ch, { fault: o.faultModel, order: orderOf.get(ch) ?? 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, persist: 'memory', protection: 'si' }]),
   );
   const doc = { version: 1, f: o.faults, replicas, channels, clients, limits: {} };
   const text = `# fitbroker cluster config, written by \`fitbroker init\`. Edit by hand; it is checked on load.\n# Private keys are in keys/ beside this file: give each host only its own.\n${stringify(doc, { lineWidth: 0 })}`;

@@ -77,7 +77,9 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
     if (n < needed) {
       throw configError(file, `channels.${tag}.fault`, `${ch.fault} with f=${c.f} needs at least ${needed} replicas (${ch.fault === 'bft' ? '3f+1' : 'f+1'}), the config lists ${n}`);
     }
-    if (ch.order !== 'none') throw notYet(file, `channels.${tag}.order`, `order: ${ch.order} (total order through consensus)`);
+    if (ch.order !== 'none' && (ch.fault !== 'bft' || n < 3 * c.f + 1)) {
+      throw configError(file, `channels.${tag}.order`, `order: none for a ${ch.fault} channel with ${n} replicas: order: ${ch.order} is decided by consensus, which needs fault: bft and at least 3f+1 = ${3 * c.f + 1} replicas`);
+    }
     if (ch.persist !== 'memory') throw notYet(file, `channels.${tag}.persist`, `persist: ${ch.persist}`);
     if (ch.protection !== 'si') throw notYet(file, `channels.${tag}.protection`, `protection: ${ch.protection}`);
     channels.set(tag, { ...ch, priority: ch.priority as Priority });
@@ -96,7 +98,7 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
 }
 
 function notYet(file: string, key: string, what: string): FitError {
-  return new FitError('FIT_ERR_NOT_SUPPORTED', `${file}: ${key}: ${what} is not available in this build yet; use the default (order: none, persist: memory, protection: si)`, { file, key });
+  return new FitError('FIT_ERR_NOT_SUPPORTED', `${file}: ${key}: ${what} is not available in this build yet; use the default (persist: memory, protection: si)`, { file, key });
 }
 
 /** Replica n's private key file, relative to the cluster dir. */

@@ -2,7 +2,7 @@
 // computation two replicas must agree on during a view change (which batches the new view
 // re-proposes). Pure functions: everything a Byzantine replica sends passes through here.
 
-import { batchDigest, GENESIS_STATE, signable, type NewView, type PrePrepare, type PreparedCert, type Prepare, type Req, type Signer, type StableCheckpoint, type ViewChange } from './messages.js';
+import { batchDigest, GENESIS_STATE, signable, type NewView, type PrePrepare, type PreparedCert, type Prepare, type Ref, type Signer, type StableCheckpoint, type ViewChange } from './messages.js';
 
 export interface Group {
   n: number;
@@ -62,7 +62,7 @@ export function validViewChange(vc: ViewChange, g: Group, signer: Signer): boole
 export interface NewViewPlan {
   stable: StableCheckpoint;
   /** seq -> batch: the highest-view prepared batch at that seq, or an empty (null) batch. */
-  batches: { seq: number; batch: Req[] }[];
+  batches: { seq: number; batch: Ref[] }[];
 }
 
 /**

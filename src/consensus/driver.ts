@@ -84,7 +84,7 @@ export class ConsensusDriver {
     this.timer = undefined;
   }
 
-  submit(req: Req): void {
+  submit(req: Req | readonly Req[]): void {
     this.handle(this.core.submit(req));
   }
 

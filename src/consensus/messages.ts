@@ -16,12 +16,24 @@ export interface Req {
   urgent?: boolean;
 }
 
+/**
+ * A request by reference: what consensus orders. Its body (the Req) travels apart, from the
+ * client to every replica and, for a replica without it, from a peer that attested holding
+ * it; `digest` binds the two (reqDigest).
+ */
+export interface Ref {
+  client: string;
+  seq: number;
+  digest: string;
+  urgent?: boolean;
+}
+
 export interface PrePrepare {
   type: 'pre-prepare';
   view: number;
   seq: number;
   digest: string;
-  batch: Req[];
+  batch: Ref[];
   from: number;
   sig: string;
 }
@@ -108,6 +120,31 @@ export interface Fetch {
   from: number;
 }
 
+/**
+ * "I hold these requests' bodies": an attestation. A reference is proposed, and prepared, only
+ * once f+1 replicas attested it, so one of them is correct and will hand the body out: a
+ * request no correct replica holds (made up by a faulty leader, or sent by a faulty client to
+ * faulty replicas alone) is never ordered, and every ordered one can be fetched.
+ */
+export interface Hold {
+  type: 'hold';
+  refs: Ref[];
+  from: number;
+}
+
+/** Asks for the bodies of references this replica must execute and does not hold. */
+export interface BodyFetch {
+  type: 'body-fetch';
+  refs: Ref[];
+  from: number;
+}
+
+export interface Bodies {
+  type: 'bodies';
+  reqs: Req[];
+  from: number;
+}
+
 export interface Batches {
   type: 'batches';
   stable: StableCheckpoint;
@@ -130,7 +167,7 @@ export interface Batches {
   from: number;
 }
 
-export type ConsensusMessage = PrePrepare | Prepare | Commit | Checkpoint | Stop | ViewChange | NewView | Fetch | Batches;
+export type ConsensusMessage = PrePrepare | Prepare | Commit | Checkpoint | Stop | ViewChange | NewView | Fetch | Batches | Hold | BodyFetch | Bodies;
 
 /** Signs and checks the signed messages; injected, so the simulator runs without real keys. */
 export interface Signer {
@@ -142,10 +179,26 @@ export function sha256(s: string): string {
   return createHash('sha256').update(s).digest('hex');
 }
 
-const reqText = (r: Req): string => JSON.stringify([r.client, r.seq, r.payload, r.urgent === true]);
+/** Binds a request's body to its reference: the payload and whether it is urgent. */
+export function reqDigest(r: Req): string {
+  return sha256(`req|${JSON.stringify([r.payload, r.urgent === true])}`);
+}
 
-export function batchDigest(batch: readonly Req[]): string {
-  return sha256(`batch|${batch.map(reqText).join('|')}`);
+export function refOf(r: Req): Ref {
+  const ref: Ref = { client: r.client, seq: r.seq, digest: reqDigest(r) };
+  if (r.urgent === true) ref.urgent = true;
+  return ref;
+}
+
+/** The same request, by reference: client, seq, body digest and urgency all agree. */
+export function sameRef(a: Ref, b: Ref): boolean {
+  return a.client === b.client && a.seq === b.seq && a.digest === b.digest && (a.urgent === true) === (b.urgent === true);
+}
+
+const refText = (r: Ref): string => JSON.stringify([r.client, r.seq, r.digest, r.urgent === true]);
+
+export function batchDigest(batch: readonly Ref[]): string {
+  return sha256(`batch|${batch.map(refText).join('|')}`);
 }
 
 /** The state digest chain: the state after a batch, from the state before it. */

@@ -12,12 +12,18 @@
 
 import { FitError } from '../core/index.js';
 import { GENESIS, leaderOf, planNewView, validNewView, validPrePrepare, validPrepare, validStable, validViewChange, type Group } from './certs.js';
+import { Availability } from './availability.js';
 import {
   batchDigest,
   GENESIS_STATE,
   nextState,
+  refOf,
   signable,
   type Batches,
+  type Bodies,
+  type BodyFetch,
+  type Hold,
+  type Ref,
   type Checkpoint,
   type Commit,
   type ConsensusMessage,
@@ -98,11 +104,14 @@ interface Slot {
   commits: Map<number, Commit>;
   prepared: boolean;
   committed: boolean;
+  /** A PRE-PREPARE this replica will PREPARE once every reference in it has f+1 attestations. */
+  awaiting: boolean;
   /** The highest-view certificate this replica prepared at this seq, kept across views. */
   cert: PreparedCert | undefined;
 }
 
-const key = (r: Req): string => `${r.client}\u0000${r.seq}`;
+const key = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
+const refKeyOf = (r: Ref): string => `${key(r)}\u0000${r.digest}`;
 
 /** Seqs a client keeps decided above this many out of order: past it, the lowest gap is given up. */
 export const CLIENT_OUT_OF_ORDER_MAX = 4096;
@@ -169,10 +178,18 @@ export class ConsensusReplica {
   private ownNewView: NewView | undefined;
   /** Per client, which seqs were decided, so no request executes twice. */
   private readonly decidedBy = new Map<string, DecidedSeqs>();
-  /** Requests waiting to be decided, in arrival order. */
-  private readonly pending = new Map<string, Req>();
+  /**
+   * Requests waiting to be decided, by reference, in arrival order: the ones this replica holds
+   * the body of, and the ones f+1 replicas attested (so a leader that ignores them is suspected).
+   */
+  private readonly pending = new Map<string, Ref>();
   /** Of those, the ones not yet in a batch of this view, urgent ones apart: what the leader proposes next. */
-  private readonly toPropose: [Req[], Req[]] = [[], []];
+  private readonly toPropose: [Ref[], Ref[]] = [[], []];
+  private readonly avail: Availability;
+  /** Retained decided requests by reference, to answer BODY-FETCH from a replica executing them. */
+  private readonly decidedBodies = new Map<string, Req>();
+  /** When the bodies missing for the next seq were last asked for. */
+  private bodiesAskedAt = -Infinity;
   private readonly proposed = new Set<string>();
   private nextSeq = 1;
   private now = 0;
@@ -212,6 +229,7 @@ export class ConsensusReplica {
       throw new FitError('FIT_ERR_CONFIG', `logWindow (${o.logWindow}) must be a multiple of checkpointInterval (${o.checkpointInterval}) and at least twice it`);
     }
     this.g = { n: o.n, f: o.f };
+    this.avail = new Availability(o.n, o.f, o.id, o.pendingMax);
     this.passiveView = o.restarted === true ? Infinity : -1;
     this.passiveSeq = o.restarted === true ? Infinity : 0;
   }
@@ -245,19 +263,26 @@ export class ConsensusReplica {
     };
   }
 
-  /** A client's request, as every replica receives it (clients send to all). */
-  submit(req: Req): Output {
-    const k = key(req);
-    if (this.wasDecided(req) || this.pending.has(k)) return this.flush();
-    if (this.pending.size >= this.o.pendingMax) {
-      this.refused++;
-      return this.flush();
+  /** Client requests, as every replica receives them (clients send to all); one HOLD announces them all. */
+  submit(reqs: Req | readonly Req[]): Output {
+    for (const req of Array.isArray(reqs) ? (reqs as readonly Req[]) : [reqs as Req]) {
+      if (this.wasDecided(req) || this.avail.body(refOf(req))) continue;
+      if (this.pending.size >= this.o.pendingMax && !this.pending.has(key(req))) {
+        this.refused++;
+        continue;
+      }
+      this.addPending(this.avail.hold(req));
     }
-    this.pending.set(k, req);
-    this.toPropose[req.urgent === true ? 0 : 1].push(req);
-    this.waitingSince ??= this.now;
     this.propose();
     return this.flush();
+  }
+
+  private addPending(ref: Ref): void {
+    const k = key(ref);
+    if (this.pending.has(k) || this.wasDecided(ref)) return;
+    this.pending.set(k, ref);
+    this.toPropose[ref.urgent === true ? 0 : 1].push(ref);
+    this.waitingSince ??= this.now;
   }
 
   receive(from: number, msg: ConsensusMessage): Output {
@@ -291,6 +316,15 @@ export class ConsensusReplica {
       case 'batches':
         this.onBatches(msg);
         break;
+      case 'hold':
+        this.onHold(msg);
+        break;
+      case 'body-fetch':
+        this.onBodyFetch(msg);
+        break;
+      case 'bodies':
+        this.onBodies(msg);
+        break;
     }
     return this.flush();
   }
@@ -306,7 +340,9 @@ export class ConsensusReplica {
     } else if (this.waitingSince !== undefined && this.now - this.waitingSince >= timeout) {
       // Requests decided meanwhile (a resend, a client's seq given up on) are no reason to suspect anyone.
       this.dropObsolete();
-      if (this.pending.size > 0) {
+      // Only a request f+1 replicas attested is the leader's to propose: a client that sent one
+      // to a few replicas alone must not be able to set off leader changes.
+      if (this.anyReadyPending()) {
         this.stop(this.view + 1);
         // The others may have decided without this replica (a leader that sent it alone a
         // different batch): then it is alone to suspect, and catches up from their reports.
@@ -331,7 +367,7 @@ export class ConsensusReplica {
 
   private slot(seq: number): Slot {
     let s = this.slots.get(seq);
-    if (!s) this.slots.set(seq, (s = { prePrepare: undefined, prepares: new Map(), commits: new Map(), prepared: false, committed: false, cert: undefined }));
+    if (!s) this.slots.set(seq, (s = { prePrepare: undefined, prepares: new Map(), commits: new Map(), prepared: false, committed: false, awaiting: false, cert: undefined }));
     return s;
   }
 
@@ -345,19 +381,26 @@ export class ConsensusReplica {
       this.nextSeq = this.passiveSeq + 1;
     }
     while (this.nextSeq - 1 - this.lastExecuted < this.o.inflightMax && this.inWindow(this.nextSeq)) {
-      const batch: Req[] = [];
-      for (const queue of this.toPropose) {
-        while (batch.length < this.o.batchMax && queue.length > 0) {
-          const r = queue.shift()!;
+      const batch: Ref[] = [];
+      for (let q = 0; q < this.toPropose.length; q++) {
+        // References not attested by f+1 yet stay queued, in order; the rest go.
+        const later: Ref[] = [];
+        const queue = this.toPropose[q]!;
+        let i = 0;
+        for (; i < queue.length && batch.length < this.o.batchMax; i++) {
+          const r = queue[i]!;
           const k = key(r);
-          if (this.pending.has(k) && !this.proposed.has(k)) batch.push(r);
+          if (!this.pending.has(k) || this.proposed.has(k)) continue;
+          if (this.avail.ready(r)) batch.push(r);
+          else later.push(r);
         }
+        this.toPropose[q] = later.concat(queue.slice(i));
       }
       if (batch.length === 0) return;
       for (const r of batch) this.proposed.add(key(r));
       const pp = this.signed<PrePrepare>({ type: 'pre-prepare', view: this.view, seq: this.nextSeq++, digest: batchDigest(batch), batch, from: this.o.id, sig: '' });
       this.send('all', pp);
-      this.acceptPrePrepare(pp);
+      this.acceptPrePrepare(pp, false);
     }
   }
 
@@ -366,18 +409,46 @@ export class ConsensusReplica {
     const s = this.slot(m.seq);
     if (s.prePrepare) return; // the first one of this view stands; a second is equivocation
     if (!validPrePrepare(m, this.g, this.signer)) return;
-    this.acceptPrePrepare(m);
+    this.acceptPrePrepare(m, false);
   }
 
-  private acceptPrePrepare(m: PrePrepare): void {
+  /**
+   * `proven`: re-proposed by a NEW-VIEW, whose certificates show 2f+1 replicas prepared it
+   * (or an empty batch); a new proposal is prepared only once f+1 attested every reference.
+   */
+  private acceptPrePrepare(m: PrePrepare, proven: boolean): void {
     const s = this.slot(m.seq);
     s.prePrepare = m;
-    if (m.from !== this.o.id && m.seq > this.passiveThrough(m.view)) {
-      const p = this.signed<Prepare>({ type: 'prepare', view: m.view, seq: m.seq, digest: m.digest, from: this.o.id, sig: '' });
-      s.prepares.set(this.o.id, p);
-      this.send('all', p);
-    }
+    s.awaiting = m.from !== this.o.id && m.seq > this.passiveThrough(m.view);
+    if (s.awaiting && (proven || this.avail.allReady(m.batch))) this.sendPrepare(s, m);
     this.checkPrepared(m.seq);
+  }
+
+  private sendPrepare(s: Slot, m: PrePrepare): void {
+    s.awaiting = false;
+    const p = this.signed<Prepare>({ type: 'prepare', view: m.view, seq: m.seq, digest: m.digest, from: this.o.id, sig: '' });
+    s.prepares.set(this.o.id, p);
+    this.send('all', p);
+  }
+
+  /** Attestations arrived: PRE-PREPAREs waiting for them may be prepared now. */
+  private onHold(m: Hold): void {
+    let readied = false;
+    for (const ref of m.refs.slice(0, 4 * this.o.batchMax)) {
+      if (this.wasDecided(ref)) continue;
+      if (this.avail.attest(m.from, ref)) {
+        readied = true;
+        if (this.pending.size < this.o.pendingMax) this.addPending(ref);
+      }
+    }
+    if (!readied) return;
+    for (const [seq, s] of this.slots) {
+      if (s.awaiting && s.prePrepare && s.prePrepare.view === this.view && !this.changing && this.avail.allReady(s.prePrepare.batch)) {
+        this.sendPrepare(s, s.prePrepare);
+        this.checkPrepared(seq);
+      }
+    }
+    this.propose();
   }
 
   private onPrepare(m: Prepare): void {
@@ -422,17 +493,48 @@ export class ConsensusReplica {
     // A seq executed here in an earlier view is decided again only with the same batch: the
     // view change carries it over. Anything else means more than f replicas are faulty.
     const done = seq <= this.lastExecuted ? this.decidedBatches.get(seq) : undefined;
-    if (done && batchDigest(done) !== pp.digest) {
+    if (done && batchDigest(done.map(refOf)) !== pp.digest) {
       throw new FitError('FIT_ERR_INTERNAL', `invariant broken: seq ${seq} committed in view ${pp.view} with a batch other than the one executed; more than f=${this.o.f} replicas are faulty`);
     }
     this.execute();
   }
 
-  /** Executes committed batches in seq order. */
+  /** Executes committed batches in seq order, once it holds every body in them. */
   private execute(): void {
     for (let s = this.slots.get(this.lastExecuted + 1); s?.committed; s = this.slots.get(this.lastExecuted + 1)) {
-      this.apply(this.lastExecuted + 1, s.prePrepare!.view, s.prePrepare!.batch);
+      const refs = s.prePrepare!.batch;
+      const bodies = refs.map((r) => this.avail.body(r) ?? this.decidedBodies.get(refKeyOf(r)));
+      const missing = refs.filter((_, i) => bodies[i] === undefined);
+      if (missing.length > 0) return this.askForBodies(missing);
+      this.apply(this.lastExecuted + 1, s.prePrepare!.view, bodies as Req[]);
     }
+  }
+
+  /** Asks the replicas that attested the missing bodies (one of them is correct) for them. */
+  private askForBodies(missing: Ref[]): void {
+    if (this.now - this.bodiesAskedAt < Math.max(1, Math.floor(this.o.resendTicks / 2))) return;
+    this.bodiesAskedAt = this.now;
+    const to = new Map<number, Ref[]>();
+    for (const r of missing) for (const h of this.avail.holders(r)) (to.get(h) ?? to.set(h, []).get(h)!).push(r);
+    for (const [h, refs] of to) this.send(h, { type: 'body-fetch', refs, from: this.o.id } satisfies BodyFetch);
+  }
+
+  private onBodyFetch(m: BodyFetch): void {
+    const reqs: Req[] = [];
+    for (const r of m.refs.slice(0, 4 * this.o.batchMax)) {
+      const b = this.avail.body(r) ?? this.decidedBodies.get(refKeyOf(r));
+      if (b) reqs.push(b);
+    }
+    if (reqs.length > 0) this.send(m.from, { type: 'bodies', reqs, from: this.o.id } satisfies Bodies);
+  }
+
+  /** Bodies are believed by their digest: only those of references this replica must execute are kept. */
+  private onBodies(m: Bodies): void {
+    const wanted = new Set<string>();
+    for (let s = this.slots.get(this.lastExecuted + 1), seq = this.lastExecuted + 1; s?.prePrepare; s = this.slots.get(++seq)) for (const r of s.prePrepare.batch) wanted.add(refKeyOf(r));
+    let added = false;
+    for (const req of m.reqs.slice(0, 4 * this.o.batchMax)) if (this.avail.addBody(req, (ref) => wanted.has(refKeyOf(ref)))) added = true;
+    if (added) this.execute();
   }
 
   private apply(seq: number, view: number, batch: Req[]): void {
@@ -440,6 +542,8 @@ export class ConsensusReplica {
     for (const r of batch) {
       this.pending.delete(key(r));
       this.proposed.delete(key(r));
+      this.avail.forget(r);
+      this.decidedBodies.set(refKeyOf(refOf(r)), r);
       if (this.wasDecided(r)) continue;
       let d = this.decidedBy.get(r.client);
       if (!d) this.decidedBy.set(r.client, (d = new DecidedSeqs()));
@@ -448,7 +552,7 @@ export class ConsensusReplica {
     }
     this.lastExecuted = seq;
     if (this.nextSeq <= seq) this.nextSeq = seq + 1;
-    this.state = nextState(this.state, batchDigest(batch));
+    this.state = nextState(this.state, batchDigest(batch.map(refOf)));
     this.decidedBatches.set(seq, batch);
     this.out.decided.push({ seq, view, requests });
     this.progress();
@@ -459,8 +563,13 @@ export class ConsensusReplica {
     }
   }
 
-  private wasDecided(r: Req): boolean {
+  private wasDecided(r: { client: string; seq: number }): boolean {
     return this.decidedBy.get(r.client)?.has(r.seq) ?? false;
+  }
+
+  private anyReadyPending(): boolean {
+    for (const ref of this.pending.values()) if (this.avail.ready(ref)) return true;
+    return false;
   }
 
   private dropObsolete(): void {
@@ -503,7 +612,11 @@ export class ConsensusReplica {
     this.stable = st;
     for (const seq of this.slots.keys()) if (seq <= st.seq) this.slots.delete(seq);
     for (const [from, c] of this.checkpoints) if (c.seq <= st.seq) this.checkpoints.delete(from);
-    for (const seq of this.decidedBatches.keys()) if (seq <= st.seq - this.o.retainDecided) this.decidedBatches.delete(seq);
+    for (const [seq, batch] of this.decidedBatches) {
+      if (seq > st.seq - this.o.retainDecided) continue;
+      this.decidedBatches.delete(seq);
+      for (const r of batch) this.decidedBodies.delete(refKeyOf(refOf(r)));
+    }
     if (this.nextSeq <= st.seq) this.nextSeq = st.seq + 1;
     if (this.lastExecuted < st.seq) this.askForBatches();
   }
@@ -553,7 +666,7 @@ export class ConsensusReplica {
       let seq = this.lastExecuted;
       for (const b of m.batches) {
         if (b.seq !== seq + 1) return;
-        state = nextState(state, batchDigest(b.batch));
+        state = nextState(state, batchDigest(b.batch.map(refOf)));
         seq = b.seq;
         if (seq === st.seq) break;
       }
@@ -565,7 +678,7 @@ export class ConsensusReplica {
       if (b.seq <= this.lastExecuted || b.seq > this.lastExecuted + this.o.logWindow) continue;
       let at = this.reported.get(b.seq);
       if (!at) this.reported.set(b.seq, (at = new Map()));
-      at.set(m.from, { digest: batchDigest(b.batch), batch: b.batch });
+      at.set(m.from, { digest: batchDigest(b.batch.map(refOf)), batch: b.batch });
     }
     this.applyReported();
     this.execute();
@@ -722,7 +835,7 @@ export class ConsensusReplica {
     let top = this.stable.seq;
     for (const pp of nv.prePrepares) {
       if (!this.inWindow(pp.seq)) continue;
-      this.acceptPrePrepare(pp);
+      this.acceptPrePrepare(pp, true);
       for (const r of pp.batch) this.proposed.add(key(r));
       top = Math.max(top, pp.seq);
     }
@@ -736,6 +849,13 @@ export class ConsensusReplica {
   /** Re-sends what this replica last said that others may have missed (the network may drop it). */
   private resend(): void {
     if (this.behind()) this.askForBatches();
+    // Attestations may have been lost, or a replica restarted and forgot them.
+    const held: Ref[] = [];
+    for (const ref of this.pending.values()) {
+      if (held.length >= 4 * this.o.batchMax) break;
+      if (this.avail.body(ref)) held.push(ref);
+    }
+    if (held.length > 0) this.send('all', { type: 'hold', refs: held, from: this.o.id } satisfies Hold);
     if (this.ownStop) this.send('all', this.ownStop);
     if (this.changing) {
       if (this.ownViewChange) this.send('all', this.ownViewChange);
@@ -772,6 +892,8 @@ export class ConsensusReplica {
   }
 
   private flush(): Output {
+    const holds = this.avail.takeHolds();
+    if (holds.length > 0) this.send('all', { type: 'hold', refs: holds, from: this.o.id } satisfies Hold);
     const o = this.out;
     this.out = { messages: [], decided: [] };
     return o;

@@ -12,13 +12,20 @@ const digest = z.string().max(128);
 const sig = z.string().max(256);
 
 const req = z.strictObject({
-  client: z.string().min(1).max(256),
+  client: z.string().min(1).max(1024),
   seq: seqNo,
   payload: z.string(),
   urgent: z.boolean().optional(),
 });
 
-const prePrepare = z.strictObject({ type: z.literal('pre-prepare'), view: seqNo, seq: seqNo, digest, batch: z.array(req), from: replicaId, sig });
+const ref = z.strictObject({
+  client: z.string().min(1).max(1024),
+  seq: seqNo,
+  digest,
+  urgent: z.boolean().optional(),
+});
+
+const prePrepare = z.strictObject({ type: z.literal('pre-prepare'), view: seqNo, seq: seqNo, digest, batch: z.array(ref), from: replicaId, sig });
 const prepare = z.strictObject({ type: z.literal('prepare'), view: seqNo, seq: seqNo, digest, from: replicaId, sig });
 const checkpoint = z.strictObject({ type: z.literal('checkpoint'), seq: seqNo, state: digest, from: replicaId, sig });
 const stable = z.strictObject({ seq: seqNo, state: digest, proof: z.array(checkpoint).max(30) });
@@ -44,6 +51,9 @@ const message = z.discriminatedUnion('type', [
     recovering: z.boolean(),
     from: replicaId,
   }),
+  z.strictObject({ type: z.literal('hold'), refs: z.array(ref), from: replicaId }),
+  z.strictObject({ type: z.literal('body-fetch'), refs: z.array(ref), from: replicaId }),
+  z.strictObject({ type: z.literal('bodies'), reqs: z.array(req), from: replicaId }),
 ]);
 
 /** The message, or undefined when it is not one (the caller counts it). */

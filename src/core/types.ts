@@ -36,6 +36,10 @@ export interface BrokerEvent {
   priority: Priority;
   contentType: ContentType;
   content: Buffer;
+  /** Ordered channels: the event's position in its channel, the same at every correct subscriber. */
+  seq?: number;
+  /** `order: global` channels: its position among the events of every ordered channel. */
+  global?: number;
 }
 
 export interface ReplicaInfo {

@@ -1,14 +1,17 @@
 // What this replica orders through the consensus protocol (src/consensus, docs/consensus.md),
-// and what it does with each decision. For now: control-table changes (`fitbroker acl`). The
-// admin's request comes in on a client connection, is submitted to consensus, and once
-// decided is executed at its place in the order (src/broker/control.ts); the replica then
-// answers every connection that asked for it with where it was decided and how it went.
+// and what it does with each decision:
+// - control-table changes (`fitbroker acl`): the admin's request comes in on a client
+//   connection, is ordered, and is executed at its place in the order (src/broker/control.ts);
+//   the replica then answers every connection that asked for it with where it was decided;
+// - events of ordered channels: each replica submits what its publishers sent it, consensus
+//   orders them (by reference, once f+1 replicas attest holding a body), and each decided event
+//   is numbered and logged for the channel's subscribers (BrokerService.placeOrdered).
 
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FitError } from '../core/index.js';
 import { controlClient, signedControlSchema } from '../codec/index.js';
-import { executeControl, type BrokerService, type ControlOutcome } from '../broker/index.js';
+import { executeControl, type BrokerService, type ControlOutcome, type UnorderedEvent } from '../broker/index.js';
 import { ConsensusDriver, type Decision, type DriverStatus } from '../consensus/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { PeerLinks } from './peers.js';
@@ -26,6 +29,9 @@ export interface OrderingOptions {
   refuse(peer: Peer, seq: number, err: FitError): void;
 }
 
+/** The ordering protocol's client name for a publishing process's events on a channel: ev/CHANNEL/PROCESS. */
+const EVENT_PREFIX = 'ev/';
+
 /** Outcomes kept to answer an admin that asks again for a change already decided. */
 const OUTCOMES_KEPT = 1024;
 
@@ -42,8 +48,9 @@ export class Ordering {
   private readonly outcomes = new Map<string, Decided>();
   private controlApplied = 0;
   private controlRefused = 0;
-  /** Decided requests of a kind this build does not order (a newer replica's, or a faulty leader's). */
+  /** Decided requests of a kind this build does not order (a newer replica's). */
   private unknownDecided = 0;
+  private eventsOrdered = 0;
 
   constructor(private readonly o: OrderingOptions) {
     const { config } = o;
@@ -59,6 +66,12 @@ export class Ordering {
       send: (to, msg) => this.links.send(to, msg),
       onDecided: (d) => this.onDecided(d),
     });
+    o.service.onUnordered = (channel, events) => this.submitEvents(channel, events);
+  }
+
+  /** Events of an ordered channel from a publisher: to be ordered (resends are deduplicated by the order). */
+  private submitEvents(channel: string, events: UnorderedEvent[]): void {
+    this.driver.submit(events.map((e) => ({ client: `${EVENT_PREFIX}${channel}/${e.process}`, seq: e.seq, payload: e.record.toString('base64'), ...(e.urgent ? { urgent: true } : {}) })));
   }
 
   start(): void {
@@ -75,9 +88,10 @@ export class Ordering {
     this.driver.receive(from, value);
   }
 
-  status(): DriverStatus & { peersConnected: number[]; linkDrops: number; controlApplied: number; controlRefused: number; unknownDecided: number } {
+  status(): DriverStatus & { peersConnected: number[]; linkDrops: number; controlApplied: number; controlRefused: number; unknownDecided: number; eventsOrdered: number } {
     return {
       ...this.driver.status,
+      eventsOrdered: this.eventsOrdered,
       peersConnected: this.links.connected,
       linkDrops: this.links.dropped,
       controlApplied: this.controlApplied,
@@ -107,6 +121,14 @@ export class Ordering {
 
   private onDecided(d: Decision): void {
     for (const req of d.requests) {
+      if (req.client.startsWith(EVENT_PREFIX)) {
+        const channel = req.client.slice(EVENT_PREFIX.length, req.client.lastIndexOf('/'));
+        if (this.o.service.sequencer.log(channel)) {
+          this.o.service.placeOrdered(channel, Buffer.from(req.payload, 'base64'));
+          this.eventsOrdered++;
+          continue;
+        }
+      }
       if (!req.client.startsWith('control/')) {
         this.unknownDecided++;
         this.o.logger.warn({ seq: d.seq, client: req.client }, 'decided a request of a kind this replica does not order; ignored');

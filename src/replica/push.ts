@@ -3,8 +3,8 @@
 // socket is backed up. That is the flow control that keeps a slow console from growing a
 // replica's memory: what it cannot take stays in the bounded queue.
 
-import type { ClientQueue, QueueEntry, QueueSession } from '../broker/index.js';
-import { EventsWriter, refOf, type RecordRef } from '../codec/index.js';
+import type { ClientQueue, OrderedLog, QueueSession } from '../broker/index.js';
+import { EventsWriter, refOf, ORDERED_HEADER_BYTES, ORDERED_KIND, type RecordRef } from '../codec/index.js';
 import type { Connection } from '../net/index.js';
 import { tamperRecord, type Fault } from './faults.js';
 
@@ -79,6 +79,104 @@ export interface PushContext {
   faults: readonly Fault[];
 }
 
+/**
+ * What a push stream drains: a client's queue (unordered channels), or an ordered channel's
+ * log from a position on. Positions count what this session was sent, from 0.
+ */
+export interface PushSource {
+  /** The queue or log, by which the server finds the streams to wake when events arrive. */
+  readonly key: object;
+  /** The position the next entry taken will have. */
+  readonly nextPos: number;
+  take(max: number, nowMs: number): readonly RecordRef[];
+  /** Unacknowledged entries this session holds. */
+  inflight(): number;
+  /** Everything up to and including `pos` was acknowledged. */
+  ack(pos: number): void;
+  detach(): void;
+}
+
+export class QueueSource implements PushSource {
+  private readonly qs: QueueSession;
+
+  constructor(private readonly queue: ClientQueue) {
+    this.qs = queue.attach();
+  }
+
+  get key(): object {
+    return this.queue;
+  }
+
+  get nextPos(): number {
+    return this.qs.nextPos;
+  }
+
+  take(max: number, nowMs: number): readonly RecordRef[] {
+    return this.queue.take(this.qs, max, nowMs);
+  }
+
+  inflight(): number {
+    return this.queue.inflightOf(this.qs);
+  }
+
+  ack(pos: number): void {
+    this.queue.ack(this.qs, pos);
+  }
+
+  detach(): void {
+    this.queue.detach(this.qs);
+  }
+}
+
+/**
+ * A session reading an ordered channel's log from a seq on. Acknowledgements move the client's
+ * position in the log, so its next session resumes after what this one had resolved; what was
+ * sent and not acknowledged is simply read again (the log keeps it), not requeued.
+ */
+export class LogSource implements PushSource {
+  nextPos = 0;
+  private nextSeq: number;
+  /** The seq sent at each unacknowledged position, from position ackedPos + 1. */
+  private readonly sentSeqs: number[] = [];
+  private ackedPos = -1;
+
+  constructor(
+    private readonly log: OrderedLog,
+    private readonly client: string,
+    fromSeq: number,
+  ) {
+    this.nextSeq = fromSeq;
+  }
+
+  get key(): object {
+    return this.log;
+  }
+
+  take(max: number, nowMs: number): readonly RecordRef[] {
+    this.log.expire(nowMs);
+    const out = this.log.read(this.nextSeq, max);
+    for (const e of out) this.sentSeqs.push(e.seq);
+    if (out.length > 0) this.nextSeq = out[out.length - 1]!.seq + 1;
+    this.nextPos += out.length;
+    return out;
+  }
+
+  inflight(): number {
+    return this.sentSeqs.length;
+  }
+
+  ack(pos: number): void {
+    const drop = Math.min(this.sentSeqs.length, pos - this.ackedPos);
+    if (drop <= 0) return;
+    const seq = this.sentSeqs[drop - 1]!;
+    this.sentSeqs.splice(0, drop);
+    this.ackedPos += drop;
+    this.log.ack(this.client, seq);
+  }
+
+  detach(): void {}
+}
+
 export class PushStream {
   credits: number;
   private scheduled = false;
@@ -91,8 +189,7 @@ export class PushStream {
     readonly id: number,
     readonly channel: string,
     readonly client: string,
-    readonly queue: ClientQueue,
-    private readonly qs: QueueSession,
+    readonly source: PushSource,
     private readonly conn: Connection,
     credits: number,
     private readonly salt: number,
@@ -105,7 +202,7 @@ export class PushStream {
 
   grant(credits: number, ackedPos: number): void {
     this.credits += credits;
-    this.queue.ack(this.qs, ackedPos);
+    this.source.ack(ackedPos);
     this.schedule();
   }
 
@@ -118,7 +215,7 @@ export class PushStream {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    this.queue.detach(this.qs);
+    this.source.detach();
   }
 
   /** Hands the scheduler what credits allow; called by the scheduler. */
@@ -128,13 +225,13 @@ export class PushStream {
     const now = this.ctx.nowMs();
     while (this.credits > 0 && this.conn.writable) {
       const max = Math.min(this.credits, this.ctx.pushBatchEventsMax);
-      const entries = this.queue.take(this.qs, max, now);
+      const entries = this.source.take(max, now);
       if (entries.length === 0) break;
       this.credits -= entries.length;
-      const firstPos = this.qs.nextPos - entries.length;
+      const firstPos = this.source.nextPos - entries.length;
       this.ctx.scheduler.write(this.conn, this.id, firstPos, this.records(entries));
-      const over = this.queue.inflightOf(this.qs) - this.ctx.inflightEventsMax;
-      if (over > 0) this.queue.ack(this.qs, this.qs.nextPos - this.ctx.inflightEventsMax - 1);
+      const over = this.source.inflight() - this.ctx.inflightEventsMax;
+      if (over > 0) this.source.ack(this.source.nextPos - this.ctx.inflightEventsMax - 1);
       // Fewer than asked for: the queue has nothing more for this session now.
       if (entries.length < max) break;
     }
@@ -142,12 +239,14 @@ export class PushStream {
   }
 
   /** The entries as they are, or as a faulty replica alters them. */
-  private records(entries: readonly QueueEntry[]): readonly RecordRef[] {
+  private records(entries: readonly RecordRef[]): readonly RecordRef[] {
     if (!this.alters) return entries;
-    return entries.map((e) => refOf(this.transform(e.rec)));
+    return entries.map((e) => refOf(this.transform(e.buf.subarray(e.at, e.at + e.len))));
   }
 
   private transform(rec: Buffer): Buffer {
+    // An ordered event: alter the record inside the envelope, keep the envelope readable.
+    if (rec[4] === ORDERED_KIND) return Buffer.concat([rec.subarray(0, ORDERED_HEADER_BYTES), this.transform(rec.subarray(ORDERED_HEADER_BYTES))]);
     for (const f of this.ctx.faults) {
       if (f.kind === 'tamper') return tamperRecord(rec, 0x5a);
       if (f.kind === 'equivocate') return tamperRecord(rec, this.salt);

@@ -14,7 +14,7 @@ import { Ordering } from './ordering.js';
 import { authTranscript, newNonce, signBytes, verifyBytes, AUTH_VERSION } from '../protection/index.js';
 import { Connection } from '../net/index.js';
 import type { ClusterConfig } from '../config/index.js';
-import { PushScheduler, PushStream } from './push.js';
+import { LogSource, PushScheduler, PushStream, QueueSource } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
 
 export interface ReplicaOptions {
@@ -48,7 +48,7 @@ export class ReplicaServer {
   private readonly server: Server;
   private readonly peers = new Set<Peer>();
   /** Push streams by the queue they drain: the queue names its channel and client at no cost. */
-  private readonly streams = new Map<ClientQueue, Set<PushStream>>();
+  private readonly streams = new Map<object, Set<PushStream>>();
   /** Mismatching copies subscribers reported, by the replica that sent them. */
   private readonly evidence = new Map<number, number>();
   private readonly startedAtMs = Date.now();
@@ -67,7 +67,11 @@ export class ReplicaServer {
       const set = this.streams.get(queue);
       if (set) for (const s of set) s.schedule();
     };
-    this.service.onQueueClosed = (queue) => this.closeStreamsOf(queue);
+    this.service.onSubscriptionEnded = (key, client) => this.endStreams(key, client);
+    this.service.onAppended = (_channel, log) => {
+      const set = this.streams.get(log);
+      if (set) for (const s of set) s.schedule();
+    };
     const { replicas, f } = o.config;
     if (replicas.length >= 3 * f + 1) this.ordering = new Ordering({ config: o.config, id: o.id, privateKey: o.privateKey, restarted: o.restarted === true, service: this.service, logger: o.logger, reply: (p, seq, body) => this.reply(p, seq, body), refuse: (p, seq, e) => this.refuse(p, seq, e, false) });
     this.server = createServer({ noDelay: true }, (socket: Socket) => this.handle(socket, `${socket.remoteAddress}:${socket.remotePort}`));
@@ -222,7 +226,7 @@ export class ReplicaServer {
     try {
       switch (req.method) {
         case 'subscribe':
-          return this.subscribe(peer, seq, String(req.channel), Number(req.credits));
+          return this.subscribe(peer, seq, String(req.channel), Number(req.credits), req.from);
         case 'unsubscribe': {
           const s = peer.streams.get(Number(req.stream));
           if (s) this.dropStream(s, peer);
@@ -251,13 +255,20 @@ export class ReplicaServer {
     }
   }
 
-  private subscribe(peer: Peer, seq: number, channel: string, credits: number): void {
-    const queue = this.service.queueFor(peer.client!, channel);
+  /** `from`: for an ordered channel, the seq to start at (default: where the client left off). */
+  private subscribe(peer: Peer, seq: number, channel: string, credits: number, from: unknown): void {
+    const client = peer.client!;
+    const log = this.service.logFor(client, channel);
     if (!Number.isInteger(credits) || credits < 0) throw new FitError('FIT_ERR_MALFORMED', 'subscribe needs credits: a non-negative integer');
+    if (from !== undefined && (!log || !Number.isSafeInteger(from) || (from as number) < 1)) {
+      throw new FitError('FIT_ERR_USAGE', log ? 'subscribe --from needs a positive whole seq' : `channel "${channel}" is not ordered: its events have no seq to resume from`, { channel });
+    }
     // Replacing an open stream would orphan it: attached to the queue and never closed.
     if (peer.streams.has(seq)) throw new FitError('FIT_ERR_MALFORMED', `stream ${seq} is already open on this connection; subscribe with a new request seq`, { stream: seq });
+    const start = log ? (from === undefined ? log.position(client.id) : Math.max(from as number, log.low)) : 0;
+    const source = log ? new LogSource(log, client.id, start) : new QueueSource(this.service.queueFor(client, channel));
     const limits = this.o.config.limits;
-    const ps = new PushStream(seq, channel, peer.client!.id, queue, queue.attach(), peer.conn, credits, subscriberSalt(peer.client!.id), {
+    const ps = new PushStream(seq, channel, client.id, source, peer.conn, credits, subscriberSalt(client.id), {
       pushBatchEventsMax: limits.pushBatchEventsMax,
       inflightEventsMax: 4 * limits.subscribeCreditsEvents,
       nowMs: this.nowMs,
@@ -265,10 +276,11 @@ export class ReplicaServer {
       scheduler: this.scheduler,
     });
     peer.streams.set(seq, ps);
-    let set = this.streams.get(queue);
-    if (!set) this.streams.set(queue, (set = new Set()));
+    let set = this.streams.get(source.key);
+    if (!set) this.streams.set(source.key, (set = new Set()));
     set.add(ps);
-    this.reply(peer, seq, { stream: seq });
+    // For an ordered channel, where this session starts and what the replica still holds.
+    this.reply(peer, seq, log ? { stream: seq, from: start, low: log.low, high: log.high } : { stream: seq });
     ps.schedule();
   }
 
@@ -293,13 +305,12 @@ export class ReplicaServer {
   }
 
   /** The client was unsubscribed from the queue's channel: its sessions there end, with a reason. */
-  private closeStreamsOf(queue: ClientQueue): void {
-    const set = this.streams.get(queue);
+  private endStreams(key: object, client: string): void {
+    const set = this.streams.get(key);
     if (!set) return;
-    this.streams.delete(queue);
     for (const p of this.peers) {
       for (const s of p.streams.values()) {
-        if (!set.has(s)) continue;
+        if (!set.has(s) || s.client !== client) continue;
         this.dropStream(s, p);
         this.refuse(p, s.id, new FitError('FIT_ERR_NOT_AUTHORIZED', `client "${s.client}" was unsubscribed from channel "${s.channel}" by an admin (fitbroker acl)`, { channel: s.channel, client: s.client }), false);
       }
@@ -309,7 +320,7 @@ export class ReplicaServer {
   private dropStream(s: PushStream, peer?: Peer): void {
     s.close();
     peer?.streams.delete(s.id);
-    this.streams.get(s.queue)?.delete(s);
+    this.streams.get(s.source.key)?.delete(s);
   }
 
   private reply(peer: Peer, seq: number, body: Record<string, unknown>): void {

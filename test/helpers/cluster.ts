@@ -29,6 +29,9 @@ export interface ClusterOptions {
   defaultClients?: boolean;
   /** Extra node flags for the replica processes (e.g. --cpu-prof for a profile). */
   replicaNodeArgs?: string[];
+  /** Channels with order: channel (init --ordered), and with order: global (--ordered-global). */
+  ordered?: string[];
+  orderedGlobal?: string[];
 }
 
 export interface TestCluster {
@@ -99,6 +102,8 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     clients: o.clients ?? [],
     force: false,
     defaultClients: o.defaultClients ?? true,
+    ordered: o.ordered ?? [],
+    orderedGlobal: o.orderedGlobal ?? [],
   });
   if (o.capacityEvents !== undefined || o.limits !== undefined) {
     const file = join(dir, 'cluster.yaml');

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import {
   batchDigest,
   ConsensusReplica,
+  refOf,
   signable,
   type ConsensusMessage,
   type ConsensusOptions,
@@ -16,6 +17,7 @@ import {
   type Output,
   type PrePrepare,
   type Prepare,
+  type Ref,
   type Req,
   type Signer,
   type ViewChange,
@@ -53,6 +55,12 @@ export interface SimOptions {
   crash?: Record<number, number>;
   /** Crashed replicas that come back at a tick, without any of their consensus state. */
   restart?: Record<number, number>;
+  /**
+   * The share of requests a faulty client sends to a random subset of replicas only. Those sent
+   * to f+1 replicas that are correct and never crash must be decided; the others may or may not
+   * be, but at most once, and never block the rest.
+   */
+  sparse?: number;
   /** Every replica starts as a process does: not knowing whether it ran before (`restarted`). */
   coldStart?: boolean;
   clients?: number;
@@ -80,6 +88,8 @@ export interface SimResult {
   checked: number[];
   /** Replicas expected to have decided every request at the end: the checked ones still up. */
   live: number[];
+  /** Requests that must be decided (`client#seq`); the others may be decided once, or not at all. */
+  must: Set<string>;
   requests: Req[];
   messages: number;
   /** Ticks at which some replica decided, in order (for throughput and progress checks). */
@@ -177,7 +187,7 @@ export function simulate(so: SimOptions): SimResult {
   const byzantineTwist = (kind: Byzantine | undefined, from: number, to: number, msg: ConsensusMessage): ConsensusMessage => {
     if (kind !== 'equivocate' || to % 2 === 0) return msg;
     if (msg.type === 'pre-prepare') {
-      const batch: Req[] = [{ client: 'evil', seq: msg.seq, payload: `forged at ${msg.seq}` }, ...msg.batch.slice(1)];
+      const batch: Ref[] = [refOf({ client: 'evil', seq: msg.seq, payload: `forged at ${msg.seq}` }), ...msg.batch.slice(1)];
       const m: PrePrepare = { ...msg, batch, digest: batchDigest(batch), sig: '' };
       m.sig = signers[from]!.sign(signable(m));
       return m;
@@ -218,17 +228,22 @@ export function simulate(so: SimOptions): SimResult {
   const clients = so.clients ?? 3;
   const perClient = so.requestsPerClient ?? 10;
   const issueTicks = so.issueTicks ?? 200;
-  const schedule = new Map<number, Req[]>();
+  const schedule = new Map<number, { req: Req; to: number[] }[]>();
+  const must = new Set<string>();
+  const everyone = Array.from({ length: n }, (_, i) => i);
+  const dependable = everyone.filter((i) => !faulty.has(i));
   for (let c = 0; c < clients; c++) {
     for (let s = 1; s <= perClient; s++) {
       const at = Math.floor((s / (perClient + 1)) * issueTicks + random() * 5);
       const req: Req = { client: `c${c}`, seq: s, payload: `c${c}-${s}`, urgent: random() < 0.1 };
+      const to = random() < (so.sparse ?? 0) ? everyone.filter(() => random() < 0.5) : everyone;
       requests.push(req);
-      (schedule.get(at) ?? schedule.set(at, []).get(at)!).push(req);
+      if (to.filter((i) => dependable.includes(i)).length >= f + 1) must.add(`${req.client}#${req.seq}`);
+      (schedule.get(at) ?? schedule.set(at, []).get(at)!).push({ req, to });
     }
   }
 
-  const wanted = new Set(requests.map((q) => `${q.client}#${q.seq}`));
+  const wanted = must;
   const alive = (i: number): boolean => crash[i] === undefined || now < crash[i]! || (restart[i] !== undefined && now >= restart[i]!);
 
   for (now = 0; now < ticks; now++) {
@@ -237,7 +252,7 @@ export function simulate(so: SimOptions): SimResult {
       replicas[i] = new ConsensusReplica({ ...options, id: i, restarted: true }, signers[i]!);
       decided[i] = new Map();
     }
-    for (const req of schedule.get(now) ?? []) for (let i = 0; i < n; i++) if (alive(i)) emit(i, replicas[i]!.submit(req));
+    for (const { req, to } of schedule.get(now) ?? []) for (const i of to) if (alive(i)) emit(i, replicas[i]!.submit(req));
     const due = queue.filter((m) => m.at <= now);
     if (due.length > 0) {
       const rest = queue.filter((m) => m.at > now);
@@ -260,7 +275,7 @@ export function simulate(so: SimOptions): SimResult {
     if (now > Math.max(healAt, issueTicks + 5) && now % 25 === 0 && checked.every((r) => !alive(r) || decidedCount(decided[r]!, wanted) === requests.length)) break;
   }
   const live = checked.filter(alive);
-  return { decided, replicas, correct, checked, live, requests, messages, decisionTicks };
+  return { decided, replicas, correct, checked, live, must, requests, messages, decisionTicks };
 }
 
 /** How many of the clients' requests a replica decided (a faulty leader's made-up ones aside). */
@@ -298,8 +313,11 @@ export function undecided(res: SimResult): string[] {
     for (const q of res.requests) {
       const k = `${q.client}#${q.seq}`;
       const c = got.get(k) ?? 0;
-      if (c !== 1) problems.push(`replica ${r}: ${k} decided ${c} times`);
+      if (res.must.has(k) ? c !== 1 : c > 1) problems.push(`replica ${r}: ${k} decided ${c} times`);
+      got.delete(k);
     }
+    // A faulty leader's made-up requests (no client sent them) must never be decided.
+    for (const k of got.keys()) problems.push(`replica ${r}: ${k} decided, but no client sent it`);
   }
   return problems;
 }
@@ -328,6 +346,7 @@ export function scenario(seed: number): SimOptions {
   // Every replica starting as if it may have run before is a fault of its own when one comes
   // late (it stays passive a while): only with no other fault, or it would be more than f.
   o.coldStart = r() < 0.3 && !o.byzantine && !o.crash;
+  o.sparse = r() < 0.3 ? r() * 0.3 : 0;
   o.clients = 1 + Math.floor(r() * 4);
   o.requestsPerClient = 5 + Math.floor(r() * 20);
   return o;

@@ -147,10 +147,18 @@ test('an invalid public key is refused for replicas and clients', () => {
   assert.match(e.message, /Ed25519 public key/);
 });
 
-test('order, persist and protection beyond the defaults are FIT_ERR_NOT_SUPPORTED naming the key', () => {
+test('order: channel and global load on a bft channel with 3f+1 replicas, and are refused naming the key on a cft one', () => {
+  for (const order of ['channel', 'global']) assert.equal(parse((d) => (d.channels.alerts.order = order)).table.channels.get('alerts')!.order, order);
+  const e = configError((d) => {
+    d.channels.alerts.order = 'channel';
+    d.channels.alerts.fault = 'cft';
+  });
+  assert.equal(e.fields.key, 'channels.alerts.order');
+  assert.match(e.message, /decided by consensus, which needs fault: bft and at least 3f\+1 = 4 replicas/);
+});
+
+test('persist and protection beyond the defaults are FIT_ERR_NOT_SUPPORTED naming the key', () => {
   const cases: [string, unknown][] = [
-    ['order', 'channel'],
-    ['order', 'global'],
     ['persist', 'disk'],
     ['protection', 'pks'],
   ];

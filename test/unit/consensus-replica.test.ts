@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import {
   batchDigest,
   ConsensusReplica,
+  refOf,
   GENESIS_STATE,
   nextState,
   signable,
@@ -41,7 +42,12 @@ const OPTIONS: ConsensusOptions = {
 const replica = (id = 1): ConsensusReplica => new ConsensusReplica({ ...OPTIONS, id }, signers[id]!);
 const sign = <T extends PrePrepare | Prepare | ViewChange | NewView | Checkpoint>(m: T): T => ({ ...m, sig: signers[m.from]!.sign(signable(m)) });
 const req = (seq: number): Req => ({ client: 'c', seq, payload: `p${seq}` });
-const prePrepare = (view: number, seq: number, batch: Req[]): PrePrepare => sign({ type: 'pre-prepare', view, seq, digest: batchDigest(batch), batch, from: view % N, sig: '' });
+const prePrepare = (view: number, seq: number, batch: Req[]): PrePrepare => {
+  const refs = batch.map(refOf);
+  return sign({ type: 'pre-prepare', view, seq, digest: batchDigest(refs), batch: refs, from: view % N, sig: '' });
+};
+/** Replicas `by` attest holding the requests' bodies (HOLD). */
+const attest = (r: ConsensusReplica, reqs: Req[], by = [2, 3]): Output[] => by.map((from) => r.receive(from, { type: 'hold', refs: reqs.map(refOf), from }));
 const sent = (o: Output, type: ConsensusMessage['type']): ConsensusMessage[] => o.messages.filter((m) => m.msg.type === type).map((m) => m.msg);
 
 /** A valid NEW-VIEW for `view` from view changes of replicas 0, 2, 3 that prepared nothing. */
@@ -50,13 +56,17 @@ function newView(view: number): NewView {
   return sign<NewView>({ type: 'new-view', view, viewChanges: vcs, prePrepares: [], from: view % N, sig: '' });
 }
 
-test('a backup prepares the leader\'s valid PRE-PREPARE of its view, and nothing forged or misdirected', () => {
+test('a backup prepares the leader\'s valid PRE-PREPARE of its view once f+1 replicas attested its requests, and nothing forged or misdirected', () => {
   const r = replica();
-  assert.equal(sent(r.receive(0, prePrepare(0, 1, [req(1)])), 'prepare').length, 1);
+  assert.equal(sent(r.receive(0, prePrepare(0, 1, [req(1)])), 'prepare').length, 0, 'nobody attested the request yet');
+  const [one, two] = attest(r, [req(1)]);
+  assert.equal(sent(one!, 'prepare').length, 0, 'one attestation could be a faulty replica\'s');
+  assert.equal(sent(two!, 'prepare').length, 1, 'f+1 attestations: a correct replica holds the body');
   const r2 = replica();
+  attest(r2, [req(1), req(2)]);
   const forged = { ...prePrepare(0, 1, [req(1)]), sig: 'forged' };
   assert.equal(sent(r2.receive(0, forged), 'prepare').length, 0, 'a bad signature');
-  const wrongDigest = { ...prePrepare(0, 1, [req(1)]), batch: [req(2)] };
+  const wrongDigest = { ...prePrepare(0, 1, [req(1)]), batch: [refOf(req(2))] };
   assert.equal(sent(r2.receive(0, wrongDigest), 'prepare').length, 0, 'a batch that is not the digest\'s');
   const notLeader = sign<PrePrepare>({ ...prePrepare(0, 1, [req(1)]), from: 2 });
   assert.equal(sent(r2.receive(2, notLeader), 'prepare').length, 0, 'a replica that is not the leader of the view');
@@ -102,7 +112,7 @@ test('one replica voting to leave the view moves nobody; f+1 votes make others j
 test('catch-up takes only batches that chain from its state to a stable checkpoint 2f+1 replicas signed', () => {
   const batches = [1, 2].map((seq) => ({ seq, batch: [req(seq)] }));
   let state = GENESIS_STATE;
-  for (const b of batches) state = nextState(state, batchDigest(b.batch));
+  for (const b of batches) state = nextState(state, batchDigest(b.batch.map(refOf)));
   const proof = [0, 2, 3].map((from) => sign<Checkpoint>({ type: 'checkpoint', seq: 2, state, from, sig: '' }));
   const lying = { type: 'batches' as const, stable: { seq: 2, state, proof }, batches: [{ seq: 1, batch: [req(1)] }, { seq: 2, batch: [req(7)] }], executed: 2, view: 0, top: 2, recovering: false, from: 3 };
   const r = replica();
@@ -122,6 +132,7 @@ test('catch-up takes only batches that chain from its state to a stable checkpoi
 test('a request is decided once even when a faulty leader repeats it in two batches', () => {
   const r = replica(1);
   const commitAll = (seq: number, batch: Req[]): Output[] => {
+    r.submit(batch);
     const pp = prePrepare(0, seq, batch);
     const outs = [r.receive(0, pp)];
     for (const from of [2, 3]) outs.push(r.receive(from, sign<Prepare>({ type: 'prepare', view: 0, seq, digest: pp.digest, from, sig: '' })));
@@ -152,6 +163,7 @@ test('above the stable checkpoint, a reported batch is taken only once f+1 repli
 test('a replica left alone with its timeout (the leader sent it another batch) asks the others what they decided', () => {
   const r = replica(1);
   r.submit(req(1));
+  attest(r, [req(1)], [2]);
   let asked = false;
   for (let t = 0; t < 20 && !asked; t++) asked = sent(r.tick(), 'fetch').length > 0;
   assert.ok(asked, 'no FETCH after the request timeout');
@@ -167,14 +179,17 @@ test('a restarted replica votes on nothing until 2f others said where they are, 
   assert.equal(r.status.recovering, true);
   // In view 0 (the highest the others are in), seqs up to 5 (the top of their logs) may hold votes it forgot.
   assert.equal(sent(r.receive(0, prePrepare(0, 5, [req(5)])), 'prepare').length, 0, 'a seq it may have voted on before');
+  attest(r, [req(6), req(3)], [0, 2]);
   assert.equal(sent(r.receive(0, prePrepare(0, 6, [req(6)])), 'prepare').length, 1, 'a seq nobody had reached');
   // In a view above any the others were in, it cannot have voted: a full member again.
   r.receive(2, newView(2));
   assert.equal(r.status.recovering, false);
   assert.equal(sent(r.receive(2, prePrepare(2, 3, [req(3)])), 'prepare').length, 1, 'a new view');
   const fresh = new ConsensusReplica({ ...OPTIONS, id: 1 }, signers[1]!);
+  attest(fresh, [req(1)]);
   assert.equal(sent(fresh.receive(0, prePrepare(0, 1, [req(1)])), 'prepare').length, 1, 'a replica that did not restart votes at once');
   const allRestarted = new ConsensusReplica({ ...OPTIONS, id: 1, restarted: true }, signers[1]!);
+  attest(allRestarted, [req(1)]);
   allRestarted.receive(0, report(0, 0, 0, true));
   allRestarted.receive(2, report(2, 0, 0, true));
   assert.equal(sent(allRestarted.receive(0, prePrepare(0, 1, [req(1)])), 'prepare').length, 1, 'the whole cluster started over: nobody to contradict');
@@ -182,6 +197,7 @@ test('a restarted replica votes on nothing until 2f others said where they are, 
 
 test('a restarted leader proposes nothing until it knows how far it may have proposed, then only above that', () => {
   const r = new ConsensusReplica({ ...OPTIONS, id: 0, restarted: true }, signers[0]!);
+  attest(r, [req(1)], [2]);
   assert.equal(sent(r.submit(req(1)), 'pre-prepare').length, 0);
   const report = (from: number, top: number) => ({ type: 'batches' as const, stable: { seq: 0, state: GENESIS_STATE, proof: [] }, batches: [], executed: 0, view: 0, top, recovering: false, from });
   r.receive(1, report(1, 2));

@@ -1,0 +1,122 @@
+// Which request bodies this replica holds, and which references f+1 replicas said they hold.
+// Consensus orders references (client, seq, body digest); a reference is proposed and
+// prepared only once f+1 replicas attested its body, so at least one correct replica holds it
+// and answers a fetch: a faulty leader cannot order a request nobody sent, and a faulty client
+// that sends a body to faulty replicas alone cannot make correct ones wait for it forever.
+
+import { refOf, sameRef, type Ref, type Req } from './messages.js';
+
+const reqKey = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
+const refKey = (r: Ref): string => `${reqKey(r)}\u0000${r.digest}`;
+
+interface Attested {
+  ref: Ref;
+  by: Set<number>;
+}
+
+export class Availability {
+  private readonly bodies = new Map<string, Req>();
+  private readonly attested = new Map<string, Attested>();
+  /** The references known for each (client, seq): a faulty client may send different bodies under one. */
+  private readonly byReq = new Map<string, Set<string>>();
+  /** Attestations each replica has outstanding: a faulty one cannot fill memory with made-up references. */
+  private readonly outstanding: number[];
+  private holdOut: Ref[] = [];
+
+  constructor(
+    private readonly n: number,
+    private readonly f: number,
+    private readonly id: number,
+    /** Attestations kept per replica (pendingMax): past it, a replica's further ones are ignored. */
+    private readonly perReplicaMax: number,
+  ) {
+    this.outstanding = new Array<number>(n).fill(0);
+  }
+
+  /** A body this replica received from its client: held, attested, announced with the next HOLD. */
+  hold(req: Req): Ref {
+    const ref = refOf(req);
+    this.bodies.set(refKey(ref), req);
+    this.index(ref, refKey(ref));
+    this.holdOut.push(ref);
+    this.attest(this.id, ref);
+    return ref;
+  }
+
+  /** `from` attests `ref`; true when that makes it ready (f+1 attestations) just now. */
+  attest(from: number, ref: Ref): boolean {
+    if (from < 0 || from >= this.n) return false;
+    const k = refKey(ref);
+    let a = this.attested.get(k);
+    if (!a) {
+      if (this.outstanding[from]! >= this.perReplicaMax) return false;
+      this.attested.set(k, (a = { ref, by: new Set() }));
+      this.index(ref, k);
+    }
+    if (a.by.has(from) || !sameRef(a.ref, ref)) return false;
+    if (this.outstanding[from]! >= this.perReplicaMax) return false;
+    a.by.add(from);
+    this.outstanding[from]!++;
+    return a.by.size === this.f + 1;
+  }
+
+  ready(ref: Ref): boolean {
+    return (this.attested.get(refKey(ref))?.by.size ?? 0) >= this.f + 1;
+  }
+
+  allReady(refs: readonly Ref[]): boolean {
+    return refs.every((r) => this.ready(r));
+  }
+
+  body(ref: Ref): Req | undefined {
+    return this.bodies.get(refKey(ref));
+  }
+
+  /** Who attested `ref` (whom to ask for its body), or everyone else when nobody did here. */
+  holders(ref: Ref): number[] {
+    const by = this.attested.get(refKey(ref))?.by;
+    const list = by ? [...by].filter((r) => r !== this.id) : [];
+    return list.length > 0 ? list : Array.from({ length: this.n }, (_, i) => i).filter((i) => i !== this.id);
+  }
+
+  /** A fetched body: kept only if it is the body of a reference this replica was told of. */
+  addBody(req: Req, wanted: (ref: Ref) => boolean): boolean {
+    const ref = refOf(req);
+    const k = refKey(ref);
+    if (this.bodies.has(k) || !(this.attested.has(k) || wanted(ref))) return false;
+    this.bodies.set(k, req);
+    this.index(ref, k);
+    return true;
+  }
+
+  private index(ref: Ref, k: string): void {
+    const rk = reqKey(ref);
+    let set = this.byReq.get(rk);
+    if (!set) this.byReq.set(rk, (set = new Set()));
+    set.add(k);
+  }
+
+  /** The references to announce in a HOLD (emptied). */
+  takeHolds(): Ref[] {
+    const out = this.holdOut;
+    this.holdOut = [];
+    return out;
+  }
+
+  /** A decided request: the bodies and attestations of every reference under its (client, seq) go. */
+  forget(req: { client: string; seq: number }): void {
+    const rk = reqKey(req);
+    for (const k of this.byReq.get(rk) ?? []) {
+      this.bodies.delete(k);
+      const a = this.attested.get(k);
+      if (!a) continue;
+      for (const r of a.by) this.outstanding[r]!--;
+      this.attested.delete(k);
+    }
+    this.byReq.delete(rk);
+  }
+
+  get size(): { bodies: number; attested: number } {
+    return { bodies: this.bodies.size, attested: this.attested.size };
+  }
+}
