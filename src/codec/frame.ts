@@ -11,7 +11,12 @@ export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
-  constructor(private readonly frameBytesMax: number) {}
+  constructor(private frameBytesMax: number) {}
+
+  /** A peer proved it is another replica: its messages (view changes, catch-up) may be bigger. */
+  raiseLimit(frameBytesMax: number): void {
+    this.frameBytesMax = Math.max(this.frameBytesMax, frameBytesMax);
+  }
 
   /** Feeds bytes; returns whole frame bodies. Throws FIT_ERR_FRAME_TOO_LARGE on a bad prefix. */
   push(chunk: Buffer): Buffer[] {

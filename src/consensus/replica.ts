@@ -62,6 +62,8 @@ export interface ConsensusOptions {
   retainDecided: number;
   /** Requests waiting to be ordered, all clients together; more are refused (counted). */
   pendingMax: number;
+  /** Payload bytes one BATCHES reply carries at most (it must fit a frame between replicas). */
+  replyBytesMax?: number;
   /**
    * This replica restarted without its consensus state. It may have said things before that
    * it no longer remembers, so it stays passive (sends no PREPARE, COMMIT or NEW-VIEW) at every
@@ -639,7 +641,14 @@ export class ConsensusReplica {
     const batches: Batches['batches'] = [];
     if (this.decidedBatches.has(m.after + 1)) {
       const top = Math.min(this.lastExecuted, Math.max(this.stable.seq, m.after + this.o.logWindow));
-      for (let s = m.after + 1; s <= top; s++) batches.push({ seq: s, batch: this.decidedBatches.get(s)! });
+      let bytes = 0;
+      for (let s = m.after + 1; s <= top; s++) {
+        const batch = this.decidedBatches.get(s)!;
+        for (const r of batch) bytes += r.payload.length + r.client.length + 64;
+        // Always at least one batch, so a replica far behind still moves.
+        if (batches.length > 0 && bytes > (this.o.replyBytesMax ?? Infinity)) break;
+        batches.push({ seq: s, batch });
+      }
     }
     let top = Math.max(this.lastExecuted, this.nextSeq - 1);
     for (const [seq, sl] of this.slots) if (sl.prePrepare && seq > top) top = seq;

@@ -43,6 +43,12 @@ export const DEFAULT_LIMITS = {
   socketWriteBufferBytesMax: 4 * 1024 * 1024,
   /** Client identifiers and channel names. */
   nameBytesMax: 128,
+  /**
+   * Largest frame one replica accepts from another (after it proved it is one): a view change
+   * carries the certificates of every instance above the stable checkpoint, and catch-up
+   * carries decided batches with their events.
+   */
+  peerFrameBytesMax: 64 * 1024 * 1024,
   /** The ordering protocol's clock: timeouts and resends are counted in these ticks. */
   consensusTickMs: 10,
   /**
@@ -53,13 +59,13 @@ export const DEFAULT_LIMITS = {
   /** How often a replica resends what it last said to replicas that may have missed it. */
   consensusResendMs: 200,
   /** Requests ordered in one consensus instance. */
-  consensusBatchMax: 512,
+  consensusBatchMax: 256,
   /** Consensus instances the leader runs at once. */
   consensusInflightMax: 4,
   /** Instances between checkpoints (the log is truncated at each stable one). */
-  consensusCheckpointInterval: 128,
+  consensusCheckpointInterval: 32,
   /** Instances accepted above the stable checkpoint: a multiple of the interval, at least twice it. */
-  consensusLogWindow: 512,
+  consensusLogWindow: 128,
   /** Decided batches kept below the stable checkpoint to bring a lagging replica up to date. */
   consensusRetainDecided: 10_000,
   /** Requests waiting to be ordered on one replica; more are refused and counted. */

@@ -36,6 +36,11 @@ export class Connection {
     });
   }
 
+  /** Raises the largest frame this connection accepts (once the peer proved it is a replica). */
+  raiseFrameLimit(frameBytesMax: number): void {
+    this.decoder.raiseLimit(frameBytesMax);
+  }
+
   get isClosed(): boolean {
     return this.closed;
   }

@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { FitError } from '../core/index.js';
 import { controlClient, signedControlSchema } from '../codec/index.js';
 import { executeControl, type BrokerService, type ControlOutcome, type UnorderedEvent } from '../broker/index.js';
-import { ConsensusDriver, type Decision, type DriverStatus } from '../consensus/index.js';
+import { ConsensusDriver, sha256, type Decision, type DriverStatus } from '../consensus/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { PeerLinks } from './peers.js';
 import type { Peer } from './server.js';
@@ -71,7 +71,8 @@ export class Ordering {
 
   /** Events of an ordered channel from a publisher: to be ordered (resends are deduplicated by the order). */
   private submitEvents(channel: string, events: UnorderedEvent[]): void {
-    this.driver.submit(events.map((e) => ({ client: `${EVENT_PREFIX}${channel}/${e.process}`, seq: e.seq, payload: e.record.toString('base64'), ...(e.urgent ? { urgent: true } : {}) })));
+    // The process (publisher id and epoch) by a 128-bit digest: every reference in a view change carries it.
+    this.driver.submit(events.map((e) => ({ client: `${EVENT_PREFIX}${channel}/${sha256(e.process).slice(0, 32)}`, seq: e.seq, payload: e.record.toString('base64'), ...(e.urgent ? { urgent: true } : {}) })));
   }
 
   start(): void {

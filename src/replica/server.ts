@@ -195,6 +195,7 @@ export class ReplicaServer {
     }
     peer.replica = id;
     clearTimeout(peer.handshakeTimer);
+    peer.conn.raiseFrameLimit(this.o.config.limits.peerFrameBytesMax);
     const proof = signBytes(this.o.privateKey, authTranscript('replica', this.o.id, `replica-${id}`, peer.challenge, nonce));
     peer.conn.send(encodeJson(MessageType.Welcome, { replica: this.o.id, signature: proof.toString('base64') }));
     this.o.logger.info({ peer: id, remote: peer.remote }, 'replica connected');
