@@ -47,7 +47,7 @@ async function main(): Promise<void> {
   const program = new Command('bench')
     .description('fitbroker throughput and latency against channels, beside NATS, NATS JetStream, Mosquitto and Redis on the same machine')
     .option('--quick', 'one channel count (50), bft, fewer events: under two minutes', false)
-    .option('--mode <modes>', 'fitbroker modes, comma-separated: cft, bft, or "none" for peers only (default cft,bft; with --quick, bft)')
+    .option('--mode <modes>', 'fitbroker modes, comma-separated: cft, bft, bft-ordered, or "none" for peers only (default cft,bft,bft-ordered; with --quick, bft)')
     .option('--channels <counts>', `channel counts, comma-separated (default ${FULL_CHANNELS.join(',')}; with --quick, 50)`)
     .option('--events <n>', 'events per saturation run, all publishers together (default 500000; with --quick, 200000)', positiveInt('--events'))
     .option('--size <bytes>', 'payload bytes per event', positiveInt('--size'), 200)
@@ -61,8 +61,8 @@ async function main(): Promise<void> {
     .option('--no-chart', 'do not write the chart')
     .parse();
   const o = program.opts<Flags>();
-  const modes = o.mode === 'none' ? [] : list(o.mode ?? (o.quick ? 'bft' : 'cft,bft'));
-  for (const m of modes) if (m !== 'cft' && m !== 'bft') program.error(`--mode: "${m}" is not a fitbroker mode; use cft or bft (bft-ordered arrives with total order)`);
+  const modes = o.mode === 'none' ? [] : list(o.mode ?? (o.quick ? 'bft' : 'cft,bft,bft-ordered'));
+  for (const m of modes) if (m !== 'cft' && m !== 'bft' && m !== 'bft-ordered') program.error(`--mode: "${m}" is not a fitbroker mode; use cft, bft or bft-ordered`);
   const channelCounts = list(o.channels ?? (o.quick ? '50' : FULL_CHANNELS.join(','))).map(positiveInt('--channels'));
   const peerNames = o.peers === 'none' ? [] : o.peers === 'all' ? PEER_NAMES : list(o.peers);
   for (const p of peerNames) if (!PEER_NAMES.includes(p)) program.error(`--peers: "${p}" is not one of ${PEER_NAMES.join(', ')}, all, none`);

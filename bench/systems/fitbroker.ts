@@ -9,13 +9,22 @@ import { publishQuorum, type FaultModel } from '../../src/core/index.js';
 import { startCluster } from '../../test/helpers/cluster.js';
 import { workerName, type ClientFactory, type ClientSide, type RunShape, type ServerHandle, type ServerSide } from './types.js';
 
-export type FitMode = 'cft' | 'bft';
+export type FitMode = 'cft' | 'bft' | 'bft-ordered';
+
+const LABELS: Record<FitMode, string> = {
+  cft: 'fitbroker cft (n=2, f=1)',
+  bft: 'fitbroker bft (n=4, f=1)',
+  'bft-ordered': 'fitbroker bft-ordered (n=4, f=1, order: channel)',
+};
+
+/** The channel class a mode runs: bft-ordered is bft with every channel ordered by consensus. */
+const faultOf = (mode: string): FaultModel => (mode === 'cft' ? 'cft' : 'bft');
 
 export function fitbrokerServer(mode: FitMode): ServerSide {
   return {
     system: 'fitbroker',
     mode,
-    label: mode === 'bft' ? 'fitbroker bft (n=4, f=1)' : 'fitbroker cft (n=2, f=1)',
+    label: LABELS[mode],
     unavailable: async () => undefined,
     async start(shape: RunShape): Promise<ServerHandle> {
       const clients = [
@@ -23,10 +32,11 @@ export function fitbrokerServer(mode: FitMode): ServerSide {
         ...Array.from({ length: shape.subscribers }, (_, i) => ({ name: workerName('subscriber', i), role: 'sub' as const })),
       ];
       const cluster = await startCluster({
-        replicas: mode === 'bft' ? 4 : 2,
+        replicas: mode === 'cft' ? 2 : 4,
         f: 1,
-        faultModel: mode as FaultModel,
-        channels: shape.channels,
+        faultModel: faultOf(mode),
+        channels: mode === 'bft-ordered' ? [] : shape.channels,
+        ordered: mode === 'bft-ordered' ? shape.channels : [],
         clients,
         defaultClients: false,
         // e.g. FIT_BENCH_REPLICA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/performance.md)
@@ -55,7 +65,7 @@ export const fitbrokerClient: ClientFactory = async (endpoint, role) => {
     async connect() {
       if (role.kind !== 'publisher') return;
       pub = new Publisher(config, role.name, key).connect();
-      const quorum = publishQuorum(endpoint.mode as FaultModel, config.f);
+      const quorum = publishQuorum(faultOf(endpoint.mode), config.f);
       while (pub.readyReplicas < Math.min(quorum, config.replicas.length)) await new Promise((r) => setTimeout(r, 20));
     },
     async subscribe(channels, onMessage) {

@@ -52,7 +52,7 @@ test('bench --out writes the runs in the documented shape', { timeout: 120_000 }
 
 test('bench refuses an unknown mode or peer with a clear error', () => {
   for (const [flag, value, want] of [
-    ['--mode', 'fast', /--mode: "fast" is not a fitbroker mode; use cft or bft/],
+    ['--mode', 'fast', /--mode: "fast" is not a fitbroker mode; use cft, bft or bft-ordered/],
     ['--peers', 'kafka', /--peers: "kafka" is not one of nats, nats-jetstream/],
   ] as const) {
     const r = spawnSync(process.execPath, [BENCH, flag, value, '--no-save'], { encoding: 'utf8', timeout: 30_000 });
