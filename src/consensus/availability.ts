@@ -7,7 +7,13 @@
 import { refOf, sameRef, type Ref, type Req } from './messages.js';
 
 const reqKey = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
-const refKey = (r: Ref): string => `${reqKey(r)}\u0000${r.digest}`;
+/** Keys are built for every reference at every step: once per Ref object. */
+const keys = new WeakMap<Ref, string>();
+export const refKey = (r: Ref): string => {
+  let k = keys.get(r);
+  if (k === undefined) keys.set(r, (k = `${reqKey(r)}\u0000${r.digest}`));
+  return k;
+};
 
 interface Attested {
   ref: Ref;

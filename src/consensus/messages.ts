@@ -184,9 +184,16 @@ export function reqDigest(r: Req): string {
   return sha256(`req|${JSON.stringify([r.payload, r.urgent === true])}`);
 }
 
+/** A body's reference is asked for at every step it passes (held, proposed, executed, kept): hashed once. */
+const refs = new WeakMap<Req, Ref>();
+
 export function refOf(r: Req): Ref {
-  const ref: Ref = { client: r.client, seq: r.seq, digest: reqDigest(r) };
-  if (r.urgent === true) ref.urgent = true;
+  let ref = refs.get(r);
+  if (ref === undefined) {
+    ref = { client: r.client, seq: r.seq, digest: reqDigest(r) };
+    if (r.urgent === true) ref.urgent = true;
+    refs.set(r, ref);
+  }
   return ref;
 }
 

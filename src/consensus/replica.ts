@@ -12,7 +12,7 @@
 
 import { FitError } from '../core/index.js';
 import { GENESIS, leaderOf, planNewView, validNewView, validPrePrepare, validPrepare, validStable, validViewChange, type Group } from './certs.js';
-import { Availability } from './availability.js';
+import { Availability, refKey } from './availability.js';
 import {
   batchDigest,
   GENESIS_STATE,
@@ -113,7 +113,6 @@ interface Slot {
 }
 
 const key = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
-const refKeyOf = (r: Ref): string => `${key(r)}\u0000${r.digest}`;
 
 /** Seqs a client keeps decided above this many out of order: past it, the lowest gap is given up. */
 export const CLIENT_OUT_OF_ORDER_MAX = 4096;
@@ -505,7 +504,7 @@ export class ConsensusReplica {
   private execute(): void {
     for (let s = this.slots.get(this.lastExecuted + 1); s?.committed; s = this.slots.get(this.lastExecuted + 1)) {
       const refs = s.prePrepare!.batch;
-      const bodies = refs.map((r) => this.avail.body(r) ?? this.decidedBodies.get(refKeyOf(r)));
+      const bodies = refs.map((r) => this.avail.body(r) ?? this.decidedBodies.get(refKey(r)));
       const missing = refs.filter((_, i) => bodies[i] === undefined);
       if (missing.length > 0) return this.askForBodies(missing);
       this.apply(this.lastExecuted + 1, s.prePrepare!.view, bodies as Req[]);
@@ -524,7 +523,7 @@ export class ConsensusReplica {
   private onBodyFetch(m: BodyFetch): void {
     const reqs: Req[] = [];
     for (const r of m.refs.slice(0, 4 * this.o.batchMax)) {
-      const b = this.avail.body(r) ?? this.decidedBodies.get(refKeyOf(r));
+      const b = this.avail.body(r) ?? this.decidedBodies.get(refKey(r));
       if (b) reqs.push(b);
     }
     if (reqs.length > 0) this.send(m.from, { type: 'bodies', reqs, from: this.o.id } satisfies Bodies);
@@ -533,9 +532,9 @@ export class ConsensusReplica {
   /** Bodies are believed by their digest: only those of references this replica must execute are kept. */
   private onBodies(m: Bodies): void {
     const wanted = new Set<string>();
-    for (let s = this.slots.get(this.lastExecuted + 1), seq = this.lastExecuted + 1; s?.prePrepare; s = this.slots.get(++seq)) for (const r of s.prePrepare.batch) wanted.add(refKeyOf(r));
+    for (let s = this.slots.get(this.lastExecuted + 1), seq = this.lastExecuted + 1; s?.prePrepare; s = this.slots.get(++seq)) for (const r of s.prePrepare.batch) wanted.add(refKey(r));
     let added = false;
-    for (const req of m.reqs.slice(0, 4 * this.o.batchMax)) if (this.avail.addBody(req, (ref) => wanted.has(refKeyOf(ref)))) added = true;
+    for (const req of m.reqs.slice(0, 4 * this.o.batchMax)) if (this.avail.addBody(req, (ref) => wanted.has(refKey(ref)))) added = true;
     if (added) this.execute();
   }
 
@@ -545,7 +544,7 @@ export class ConsensusReplica {
       this.pending.delete(key(r));
       this.proposed.delete(key(r));
       this.avail.forget(r);
-      this.decidedBodies.set(refKeyOf(refOf(r)), r);
+      this.decidedBodies.set(refKey(refOf(r)), r);
       if (this.wasDecided(r)) continue;
       let d = this.decidedBy.get(r.client);
       if (!d) this.decidedBy.set(r.client, (d = new DecidedSeqs()));
@@ -617,7 +616,7 @@ export class ConsensusReplica {
     for (const [seq, batch] of this.decidedBatches) {
       if (seq > st.seq - this.o.retainDecided) continue;
       this.decidedBatches.delete(seq);
-      for (const r of batch) this.decidedBodies.delete(refKeyOf(refOf(r)));
+      for (const r of batch) this.decidedBodies.delete(refKey(refOf(r)));
     }
     if (this.nextSeq <= st.seq) this.nextSeq = st.seq + 1;
     if (this.lastExecuted < st.seq) this.askForBatches();
