@@ -341,14 +341,12 @@ export class ConsensusReplica {
     } else if (this.waitingSince !== undefined && this.now - this.waitingSince >= timeout) {
       // Requests decided meanwhile (a resend, a client's seq given up on) are no reason to suspect anyone.
       this.dropObsolete();
+      // The others may have decided without this replica (cut off, or sent another batch by the
+      // leader alone): it asks what they decided, and catches up from their reports.
+      if (this.pending.size > 0) this.askForBatches();
       // Only a request f+1 replicas attested is the leader's to propose: a client that sent one
       // to a few replicas alone must not be able to set off leader changes.
-      if (this.anyReadyPending()) {
-        this.stop(this.view + 1);
-        // The others may have decided without this replica (a leader that sent it alone a
-        // different batch): then it is alone to suspect, and catches up from their reports.
-        this.askForBatches();
-      }
+      if (this.anyReadyPending()) this.stop(this.view + 1);
       this.waitingSince = this.pending.size > 0 ? this.now : undefined;
     }
     if (this.now % this.o.resendTicks === 0) this.resend();
@@ -857,6 +855,8 @@ export class ConsensusReplica {
   /** Re-sends what this replica last said that others may have missed (the network may drop it). */
   private resend(): void {
     if (this.behind()) this.askForBatches();
+    // A committed batch waiting for bodies asks again (the last answer may have been lost).
+    this.execute();
     // Attestations may have been lost, or a replica restarted and forgot them.
     const held: Ref[] = [];
     for (const ref of this.pending.values()) {
