@@ -48,6 +48,7 @@ export function consensusOptions(id: number, n: number, f: number, l: Limits, re
     pendingMax: l.consensusPendingMax,
     // JSON of base64 bodies is ~1.4x their size: a quarter of the frame leaves room.
     replyBytesMax: Math.floor(l.peerFrameBytesMax / 4),
+    clientsMax: l.dedupeStreamsMax,
     restarted,
   };
 }

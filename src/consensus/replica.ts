@@ -65,6 +65,12 @@ export interface ConsensusOptions {
   /** Payload bytes one BATCHES reply carries at most (it must fit a frame between replicas). */
   replyBytesMax?: number;
   /**
+   * Clients whose decided seqs are remembered; past it, the one whose last request was decided
+   * longest ago is forgotten (a publishing process is a client: they come and go). Driven by
+   * decisions alone, so every correct replica forgets the same ones at the same point.
+   */
+  clientsMax?: number;
+  /**
    * This replica restarted without its consensus state. It may have said things before that
    * it no longer remembers, so it stays passive (sends no PREPARE, COMMIT or NEW-VIEW) at every
    * seq it could have voted on before, until a checkpoint above them all is stable.
@@ -545,7 +551,10 @@ export class ConsensusReplica {
       this.decidedBodies.set(refKey(refOf(r)), r);
       if (this.wasDecided(r)) continue;
       let d = this.decidedBy.get(r.client);
-      if (!d) this.decidedBy.set(r.client, (d = new DecidedSeqs()));
+      if (d) this.decidedBy.delete(r.client);
+      else d = new DecidedSeqs();
+      this.decidedBy.set(r.client, d);
+      if (this.decidedBy.size > (this.o.clientsMax ?? Infinity)) this.decidedBy.delete(this.decidedBy.keys().next().value!);
       d.add(r.seq);
       requests.push(r);
     }

@@ -208,3 +208,21 @@ test('a restarted leader proposes nothing until it knows how far it may have pro
     [3],
   );
 });
+
+test('clients whose requests were decided longest ago are forgotten past clientsMax, the same way on every replica', () => {
+  const r = new ConsensusReplica({ ...OPTIONS, id: 1, clientsMax: 2 }, signers[1]!);
+  const of = (client: string, seq: number): Req => ({ client, seq, payload: `${client}${seq}` });
+  const decide = (seq: number, batch: Req[]): number => {
+    r.submit(batch);
+    attest(r, batch);
+    const pp = prePrepare(0, seq, batch);
+    r.receive(0, pp);
+    for (const from of [2, 3]) r.receive(from, sign<Prepare>({ type: 'prepare', view: 0, seq, digest: pp.digest, from, sig: '' }));
+    let decided = 0;
+    for (const from of [0, 2, 3]) decided += r.receive(from, { type: 'commit', view: 0, seq, digest: pp.digest, from }).decided.reduce((n, d) => n + d.requests.length, 0);
+    return decided;
+  };
+  assert.equal(decide(1, [of('a', 1), of('b', 1)]), 2);
+  assert.equal(decide(2, [of('c', 1)]), 1, 'a third client: "a" is forgotten');
+  assert.equal(decide(3, [of('b', 1), of('a', 1)]), 1, '"b" is remembered, "a" was forgotten and is decided again');
+});
