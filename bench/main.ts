@@ -12,6 +12,7 @@ import { peerServers, PEER_NAMES } from './systems/servers.js';
 import { fitbrokerServer, type FitMode } from './systems/fitbroker.js';
 import { printTable, writeReport } from './report.js';
 import type { ServerSide } from './systems/types.js';
+import { FAULT_KINDS, parseFault } from '../src/replica/index.js';
 
 const FULL_CHANNELS = [5, 10, 25, 50, 70, 90];
 
@@ -29,6 +30,7 @@ interface Flags {
   out?: string;
   save: boolean;
   chart: boolean;
+  fault: string[];
 }
 
 function list(v: string): string[] {
@@ -59,6 +61,7 @@ async function main(): Promise<void> {
     .option('--out <file>', 'also write the results JSON to this file')
     .option('--no-save', 'do not write bench/results/ and docs/performance-chart.svg')
     .option('--no-chart', 'do not write the chart')
+    .option('--fault <ID:KIND>', `fitbroker runs with replica ID faulty (repeatable; ${FAULT_KINDS.join(', ')}): throughput with a faulty replica, not only safety`, (v: string, prev: string[]) => [...prev, v], [])
     .parse();
   const o = program.opts<Flags>();
   const modes = o.mode === 'none' ? [] : list(o.mode ?? (o.quick ? 'bft' : 'cft,bft,bft-ordered'));
@@ -69,7 +72,19 @@ async function main(): Promise<void> {
   const events = o.events ?? (o.quick ? 200_000 : 500_000);
   const fixedMs = o.fixedMs ?? (o.quick ? 2000 : 5000);
 
-  const systems: ServerSide[] = [...modes.map((m) => fitbrokerServer(m as FitMode))];
+  const faults: Record<number, string[]> = {};
+  for (const spec of o.fault) {
+    const at = spec.indexOf(':');
+    const id = Number(spec.slice(0, at));
+    if (at < 0 || !Number.isInteger(id) || id < 0 || id > 3) program.error(`--fault: "${spec}" is not ID:KIND with ID a replica 0-3`);
+    try {
+      parseFault(spec.slice(at + 1));
+    } catch (e) {
+      program.error(`--fault: ${(e as Error).message}`);
+    }
+    (faults[id] ??= []).push(spec.slice(at + 1));
+  }
+  const systems: ServerSide[] = [...modes.map((m) => fitbrokerServer(m as FitMode, faults))];
   for (const peer of peerServers(peerNames)) {
     const why = await peer.unavailable();
     if (why) process.stderr.write(`skipping ${peer.label}: ${why}\n`);

@@ -12,9 +12,11 @@ export type Fault =
   | { kind: 'tamper' }
   | { kind: 'duplicate' }
   | { kind: 'delay'; ms: number }
-  | { kind: 'equivocate' };
+  | { kind: 'equivocate' }
+  /** Holds every ordering-protocol message it sends to other replicas MS: a slow (not silent) leader or follower. */
+  | { kind: 'slow-order'; ms: number };
 
-export const FAULT_KINDS = ['crash', 'mute', 'tamper', 'duplicate', 'delay:MS', 'equivocate'] as const;
+export const FAULT_KINDS = ['crash', 'mute', 'tamper', 'duplicate', 'delay:MS', 'equivocate', 'slow-order:MS'] as const;
 export const ALLOW_FAULTS_ENV = 'FITBROKER_ALLOW_FAULTS';
 
 export function parseFault(text: string): Fault {
@@ -27,10 +29,11 @@ export function parseFault(text: string): Fault {
       if (!Number.isInteger(afterMs) || afterMs < 0) throw bad();
       return { kind: 'crash', afterMs };
     }
-    case 'delay': {
+    case 'delay':
+    case 'slow-order': {
       const ms = Number(arg);
       if (arg === undefined || !Number.isInteger(ms) || ms < 0) throw bad();
-      return { kind: 'delay', ms };
+      return { kind, ms };
     }
     case 'mute':
     case 'tamper':

@@ -23,6 +23,8 @@ export interface OrderingOptions {
   privateKey: KeyObject;
   /** This process is not the replica's first since init (see ReplicaOptions.restarted). */
   restarted: boolean;
+  /** Test-only: hold every outgoing protocol message this long (fault slow-order:MS). */
+  slowOrderMs: number;
   service: BrokerService;
   logger: Logger;
   reply(peer: Peer, seq: number, body: Record<string, unknown>): void;
@@ -54,7 +56,7 @@ export class Ordering {
 
   constructor(private readonly o: OrderingOptions) {
     const { config } = o;
-    this.links = new PeerLinks(config, o.id, o.privateKey);
+    this.links = new PeerLinks(config, o.id, o.privateKey, o.slowOrderMs);
     this.driver = new ConsensusDriver({
       id: o.id,
       n: config.replicas.length,

@@ -19,6 +19,8 @@ export class PeerLinks {
     private readonly config: ClusterConfig,
     private readonly id: number,
     privateKey: KeyObject,
+    /** Test-only (fault slow-order:MS): every message leaves this much later. */
+    private readonly delayMs = 0,
   ) {
     for (const r of config.replicas) {
       if (r.id === id) continue;
@@ -43,6 +45,14 @@ export class PeerLinks {
   }
 
   send(to: number | 'all', msg: ConsensusMessage): void {
+    if (this.delayMs > 0) {
+      setTimeout(() => this.sendNow(to, msg), this.delayMs);
+      return;
+    }
+    this.sendNow(to, msg);
+  }
+
+  private sendNow(to: number | 'all', msg: ConsensusMessage): void {
     const frame = encodeJson(MessageType.Consensus, msg);
     if (to === 'all') for (const l of this.links.values()) this.sendOn(l, frame);
     else {

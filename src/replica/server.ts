@@ -17,6 +17,11 @@ import type { ClusterConfig } from '../config/index.js';
 import { LogSource, PushScheduler, PushStream, QueueSource } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
 
+const slowOrderMs = (faults: readonly Fault[]): number => {
+  const f = faults.find((x) => x.kind === 'slow-order');
+  return f && f.kind === 'slow-order' ? f.ms : 0;
+};
+
 export interface ReplicaOptions {
   config: ClusterConfig;
   id: number;
@@ -73,7 +78,7 @@ export class ReplicaServer {
       if (set) for (const s of set) s.schedule();
     };
     const { replicas, f } = o.config;
-    if (replicas.length >= 3 * f + 1) this.ordering = new Ordering({ config: o.config, id: o.id, privateKey: o.privateKey, restarted: o.restarted === true, service: this.service, logger: o.logger, reply: (p, seq, body) => this.reply(p, seq, body), refuse: (p, seq, e) => this.refuse(p, seq, e, false) });
+    if (replicas.length >= 3 * f + 1) this.ordering = new Ordering({ config: o.config, id: o.id, privateKey: o.privateKey, restarted: o.restarted === true, slowOrderMs: slowOrderMs(this.faults), service: this.service, logger: o.logger, reply: (p, seq, body) => this.reply(p, seq, body), refuse: (p, seq, e) => this.refuse(p, seq, e, false) });
     this.server = createServer({ noDelay: true }, (socket: Socket) => this.handle(socket, `${socket.remoteAddress}:${socket.remotePort}`));
   }
 

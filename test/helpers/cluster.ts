@@ -57,7 +57,10 @@ async function portFree(port: number): Promise<boolean> {
 
 export async function freeBasePort(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 40000);
+    // Below Linux's ephemeral range (32768-60999): replicas now connect to each other, and the
+    // kernel may give one of those connections, as its local port, a port this cluster's next
+    // replica is about to listen on.
+    const base = 20000 + Math.floor(Math.random() * 12000);
     let ok = true;
     for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
     if (ok) return base;
