@@ -27,6 +27,8 @@ const HOST = '127.0.0.1';
 const REPLICAS = 4;
 const FAULTS = 1;
 const CHANNELS = ['alerts', 'metrics'] as const;
+/** Alerts go through consensus: every console sees them in one order, each numbered. */
+const ORDERED = ['alerts'];
 const READY_TIMEOUT_MS = 20_000;
 const READY_POLL_MS = 250;
 const SUBSCRIBE_TIMEOUT_MS = 10_000;
@@ -46,7 +48,8 @@ export async function demo(o: DemoOptions): Promise<void> {
     dir: o.dir,
     replicas: REPLICAS,
     faults: FAULTS,
-    channels: [...CHANNELS],
+    channels: CHANNELS.filter((c) => !ORDERED.includes(c)),
+    ordered: ORDERED,
     basePort: o.basePort,
     host: HOST,
     faultModel: 'bft',
@@ -167,6 +170,7 @@ function header(config: ClusterConfig, dir: string, logPath: string): string {
     `  replicas  \`fitbroker up\` runs them as child processes; their output goes to ${logPath}`,
     '  probe     publishes real events of this host: metrics every 2 s, new processes, auth failures, load and memory alerts',
     `  console   subscribes to ${CHANNELS.join(' and ')}; its voter delivers an event once ${FAULTS + 1} replicas sent matching copies`,
+    `  order     ${ORDERED.join(', ')} ${ORDERED.length > 1 ? 'are' : 'is'} ordered by consensus among the replicas: every console gets the same order, each event numbered (#seq)`,
     'in another terminal, while this runs:',
     `  ${cli} subscribe --dir ${dir} --as console --channel alerts`,
     `  echo '{"type":"note","text":"hello"}' | ${cli} publish --dir ${dir} --as probe --channel alerts`,
@@ -293,7 +297,8 @@ export function formatEvent(ev: BrokerEvent, nowMs = Date.now()): string {
   const time = `${t.toTimeString().slice(0, 8)}.${String(t.getMilliseconds()).padStart(3, '0')}`;
   const mark = ev.priority === 3 ? 'URGENT' : ev.priority > 0 ? `p${ev.priority}` : '';
   const from = ev.publisher === 'probe' ? '' : ` [from ${ev.publisher}]`;
-  return `${time} ${ev.channel.padEnd(7)} ${mark.padEnd(6)} ${summarizeContent(eventToJson(ev).content)}${from}  (+${nowMs - ev.timestampMs} ms)`;
+  const channel = ev.seq === undefined ? ev.channel : `${ev.channel} #${ev.seq}`;
+  return `${time} ${channel.padEnd(11)} ${mark.padEnd(6)} ${summarizeContent(eventToJson(ev).content)}${from}  (+${nowMs - ev.timestampMs} ms)`;
 }
 
 /** One line for an event's content: the host probe's types in words, anything else as JSON. */
