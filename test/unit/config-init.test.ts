@@ -107,3 +107,17 @@ test('parseClientsFlag refuses a missing or unknown role and an invalid name, qu
     assert.equal(e.fields.value, bad.trim());
   }
 });
+
+test('init --ordered and --ordered-global set each channel\'s order, adding channels not in --channels; the two lists cannot share one, and order needs bft with 3f+1', () => {
+  const c = initCluster(options({ channels: ['alerts'], ordered: ['orders'], orderedGlobal: ['audit'] }));
+  assert.deepEqual(
+    [...c.table.channels].map(([tag, cls]) => [tag, cls.order]),
+    [
+      ['alerts', 'none'],
+      ['orders', 'channel'],
+      ['audit', 'global'],
+    ],
+  );
+  usageError(() => initCluster(options({ ordered: ['x'], orderedGlobal: ['x'] })), /"x" is in both --ordered and --ordered-global/);
+  usageError(() => initCluster(options({ ordered: ['x'], faultModel: 'cft' })), /ordered by consensus, which needs --fault-model bft and --replicas at least 3f\+1 = 4/);
+});
