@@ -179,6 +179,27 @@ export class OrderedVoter {
     this.checkHole(nowMs);
   }
 
+  /**
+   * Nothing below `seq` can be delivered any more (the caller learned that fewer than
+   * `threshold` replicas still hold it): give those seqs up now, counted as skipped, instead of
+   * waiting gapWaitMs for each hole.
+   */
+  skipTo(seq: number, nowMs: number): void {
+    const from = this.next;
+    if (from === undefined || !isCount(seq, 1) || seq <= from) return;
+    const to = Math.min(seq, from + this.o.pendingMax);
+    for (let s = from; s < to; s++) {
+      const p = this.entries.get(s);
+      if (p) this.drop(p);
+    }
+    this.next = to;
+    this.counters.skipped += to - from;
+    this.sink.skipped?.(from, to - 1);
+    this.holeSinceMs = undefined;
+    this.drain(nowMs);
+    this.checkHole(nowMs);
+  }
+
   /** Skips a hole that has waited gapWaitMs; call it periodically. */
   tick(nowMs: number): void {
     this.checkHole(nowMs);

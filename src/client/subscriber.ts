@@ -62,6 +62,8 @@ interface ChannelState {
   refusals: Map<number, FitError>;
   malformed: number[];
   reported: number[];
+  /** Ordered channels: the seq each replica said its session starts at (the oldest it holds, when asked for older). */
+  starts: Map<number, number>;
 }
 
 export interface SubscriberSummary extends VoterCounters {
@@ -147,6 +149,7 @@ export class Subscriber {
       refusals: new Map(),
       malformed: new Array<number>(n).fill(0),
       reported: new Array<number>(n).fill(0),
+      starts: new Map(),
     };
     const threshold = voteQuorum(cls.fault, this.config.f);
     const pendingMax = Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(limits.voterPendingEventsMax / channelCount));
@@ -249,7 +252,8 @@ export class Subscriber {
       this.byStreamId[link.id]!.set(stream.id, stream);
       const from = ch.ordered && this.o.from !== undefined ? { from: this.o.from } : {};
       link.request('subscribe', { channel: ch.name, credits: this.credits, ...from }).then(
-        () => {
+        (reply) => {
+          if (ch.ordered && typeof reply.from === 'number') this.startedAt(ch, link.id, reply.from);
           ch.refusals.delete(link.id);
           ch.subscribed.add(link.id);
           if (this.channels.every((c) => c.subscribed.size >= voteQuorum(c.cls.fault, this.config.f))) this.settle();
@@ -262,6 +266,20 @@ export class Subscriber {
         },
       );
     }
+  }
+
+  /**
+   * Asked for seqs older than the replicas hold, every session starts later: once fewer than
+   * f+1 replicas can still send a seq it can never be delivered, so the voter gives those up at
+   * once (counted as skipped) rather than waiting voterPendingMs for the hole. The (f+1)-th
+   * smallest start of 2f+1 replicas: the f faulty cannot make it skip what f+1 correct hold.
+   */
+  private startedAt(ch: ChannelState, replica: number, start: number): void {
+    ch.starts.set(replica, start);
+    const f = this.config.f;
+    if (this.o.from === undefined || ch.starts.size < 2 * f + 1) return;
+    const sorted = [...ch.starts.values()].sort((a, b) => a - b);
+    ch.ordered!.skipTo(sorted[f]!, Date.now());
   }
 
   private onDown(link: ReplicaLink, reason: FitError | undefined): void {

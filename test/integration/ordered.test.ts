@@ -143,3 +143,29 @@ describe('ordered channel: 4 replicas, 3 publishers, 2 subscribers, the leader k
     );
   });
 });
+
+describe('ordered channel: subscribe --from older than the replicas still hold', { timeout: 120_000 }, () => {
+  it('starts at the oldest held at once, and says how many seqs it skipped', async () => {
+    const c = await startCluster({ channels: [], clients, ordered: ['orders'], capacityEvents: 100 });
+    try {
+      const pub = c.publisher('pub1');
+      for (let i = 0; i < 300; i++) pub.publish('orders', `o${i}`);
+      await pub.flush(30_000);
+      // Wait until every replica ordered all 300 (and so dropped the oldest 200).
+      for (let i = 0; i < 100; i++) {
+        const all = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 3_000);
+        const highs = all.map((x) => (x.status as { channels: { log: { high: number } }[] } | undefined)?.channels[0]?.log.high ?? 0);
+        if (highs.every((h) => h === 300)) break;
+        await sleep(100);
+      }
+      // --timeout 30 is below voterPendingMs (60 s): waiting for the hole instead would fail it.
+      const r = runCli(['subscribe', '--dir', c.dir, '--as', 'siem1', '--channel', 'orders', '--from', '1', '--count', '100', '--timeout', '30']);
+      assert.equal(r.code, 0, r.stderr);
+      const seqs = r.stdout.trim().split('\n').map((l) => (JSON.parse(l) as { seq: number }).seq);
+      assert.deepEqual([seqs[0], seqs.at(-1), seqs.length], [201, 300, 100]);
+      assert.match(r.stderr, /200 seqs skipped \(the replicas no longer held them/);
+    } finally {
+      await c.stop();
+    }
+  });
+});

@@ -135,6 +135,19 @@ test('from: delivers seqs >= from only; lower copies are stale and resolved at o
   assert.equal(v.counters.stale, 4);
 });
 
+test('skipTo: asked for seqs the replicas no longer hold, it gives them up at once instead of waiting for the hole', () => {
+  const { v, send, seqs, skips } = harness({ from: 5 });
+  send(0, envs(9, 10));
+  send(1, envs(9, 10));
+  assert.deepEqual(seqs(), [], 'seq 9 is decided, but waits for 5..8');
+  v.skipTo(9, NOW);
+  assert.deepEqual(seqs(), [9, 10]);
+  assert.deepEqual(skips, [[5, 8]]);
+  assert.equal(v.counters.skipped, 4);
+  v.skipTo(3, NOW);
+  assert.equal(v.expected, 11, 'never back');
+});
+
 test('without from, the start is the threshold-th smallest first seq of 2f+1 replicas, whoever sends first (10, 10, 12 -> 10)', () => {
   const firstOf = [10, 10, 12];
   for (const order of [[0, 1, 2], [0, 2, 1], [1, 0, 2], [1, 2, 0], [2, 0, 1], [2, 1, 0]]) {
