@@ -31,6 +31,7 @@ interface Flags {
   save: boolean;
   chart: boolean;
   fault: string[];
+  crashRate: number;
 }
 
 function list(v: string): string[] {
@@ -61,6 +62,7 @@ async function main(): Promise<void> {
     .option('--out <file>', 'also write the results JSON to this file')
     .option('--no-save', 'do not write bench/results/ and docs/performance-chart.svg')
     .option('--no-chart', 'do not write the chart')
+    .option('--crash-rate <events/s>', 'offered load of the leader-crash phase of bft-ordered (the leader is killed a quarter in; 0 skips it)', (v) => Number(v), 1000)
     .option('--fault <ID:KIND>', `fitbroker runs with replica ID faulty (repeatable; ${FAULT_KINDS.join(', ')}): throughput with a faulty replica, not only safety`, (v: string, prev: string[]) => [...prev, v], [])
     .parse();
   const o = program.opts<Flags>();
@@ -91,7 +93,8 @@ async function main(): Promise<void> {
     else systems.push(peer);
   }
   const plan = channelCounts.flatMap((c) => systems.map((server) => ({ server, channels: c })));
-  const progress = new Progress(plan.length * (o.rate > 0 ? 4 : 3));
+  const steps = (p: (typeof plan)[number]): number => 3 + (o.rate > 0 ? 1 : 0) + (p.server.mode === 'bft-ordered' && o.crashRate > 0 ? 1 : 0);
+  const progress = new Progress(plan.reduce((n, p) => n + steps(p), 0));
   const runs: RunResult[] = [];
   for (const p of plan) {
     const channels = Array.from({ length: p.channels }, (_, i) => `bench.${i}`);
@@ -102,6 +105,7 @@ async function main(): Promise<void> {
         events,
         fixedRate: o.rate,
         fixedMs,
+        crashRate: o.crashRate,
         onPhase: (what) => progress.step(`${p.server.label}, ${p.channels} channels: ${what}`),
       });
       runs.push(r);
@@ -131,6 +135,9 @@ function summaryLine(r: RunResult): string {
     `${r.label}, ${r.channels} ch: publish ${k(r.publishRate)}/s, deliver ${r.deliverRates.map(k).join(' / ')}/s ` +
     `(${r.delivered.map((d) => `${((100 * d) / r.published).toFixed(1)}%`).join(' / ')}), p99 ${r.latencyMs.p99} ms` +
     (r.fixedLoad ? `; at ${k(r.fixedLoad.offeredRate)}/s p50 ${r.fixedLoad.latencyMs.p50} p99 ${r.fixedLoad.latencyMs.p99} p99.9 ${r.fixedLoad.latencyMs.p999} ms` : '') +
+    (r.leaderCrash
+      ? `; leader ${r.leaderCrash.killedReplica} killed at ${k(r.leaderCrash.offeredRate)}/s: longest pause ${r.leaderCrash.longestGapMs.join(' / ')} ms, delivered ${r.leaderCrash.delivered.map((d) => `${((100 * d) / r.leaderCrash!.published).toFixed(1)}%`).join(' / ')}`
+      : '') +
     `; peak RSS ${r.peakRssMb} MB; cpu s servers ${r.cpuSec.servers.join('/')} pubs ${r.cpuSec.publishers.join('/')} subs ${r.cpuSec.subscribers.join('/')} in ${r.wallSec} s`
   );
 }

@@ -36,6 +36,8 @@ export interface SubscriberReport {
   firstNs: string;
   lastNs: string;
   histogram: string;
+  /** The longest time between two deliveries in the phase (a stall: a leader change, say). */
+  longestGapMs: number;
 }
 
 export type FromWorker = { type: 'ready' } | { type: 'count'; received: number } | PublishDone | SubscriberReport | { type: 'error'; message: string };

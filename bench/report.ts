@@ -222,8 +222,20 @@ export function markdownTable(runs: RunResult[]): string {
           rs.map((r) => [String(r.channels), `fitbroker ${r.ours}`, r.peer, r.deliver, r.publish]),
           [true, false, false, true, true],
         );
+  const crashes = runs.filter((r) => r.leaderCrash);
+  const crashTable =
+    crashes.length === 0
+      ? ''
+      : `\n\nLeader killed (SIGKILL) a quarter into a paced phase, ordered channels: the longest pause between two deliveries at each subscriber is what the leader change cost it.\n\n${mdTable(
+          ['system', 'channels', 'offered/s', 'killed replica', 'longest pause ms', 'delivered'],
+          crashes.map((r) => {
+            const c = r.leaderCrash!;
+            return [r.label, String(r.channels), String(c.offeredRate), String(c.killedReplica), c.longestGapMs.join(' / '), c.delivered.map((d) => `${((100 * d) / c.published).toFixed(1)}%`).join(' / ')];
+          }),
+          [false, true, true, true, false, false],
+        )}`;
   return [
-    main,
+    main + crashTable,
     '',
     'Latency is end to end, publisher to subscriber, in ms; "deliver/s per sub" is the slowest subscriber (all shown when they differ by more than 5%); "fixed load" is the offered rate of the fixed-load phase.',
     '',

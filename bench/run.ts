@@ -30,6 +30,8 @@ export interface RunResult extends PhaseResult {
   subscribers: number;
   /** Fixed offered load (events/s, all publishers together), measured separately. */
   fixedLoad?: PhaseResult & { offeredRate: number };
+  /** Systems with a leader: a paced phase during which the leader is killed (SIGKILL). */
+  leaderCrash?: { offeredRate: number; killedReplica: number; killedAfterMs: number; longestGapMs: number[]; delivered: number[]; published: number };
   /** The largest peak RSS among the system's server processes (each replica, or the server). */
   peakRssMb: number;
   serverRssMb: number[];
@@ -43,6 +45,8 @@ export interface RunPlan {
   /** Offered load for the fixed-load phase; 0 skips it. */
   fixedRate: number;
   fixedMs: number;
+  /** Offered load of the leader-crash phase (systems that have a leader); 0 skips it. */
+  crashRate?: number;
   onPhase?(what: string): void;
 }
 
@@ -76,6 +80,19 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
       const r = await phase(pubs, subs, pids, { rate: plan.fixedRate / shape.publishers, durationMs: plan.fixedMs });
       fixedLoad = { offeredRate: plan.fixedRate, ...r };
     }
+    let leaderCrash: RunResult['leaderCrash'];
+    if (handle.killLeader && (plan.crashRate ?? 0) > 0) {
+      plan.onPhase?.('leader crash');
+      // The leader is killed a quarter into a paced phase: the longest pause between two
+      // deliveries at each subscriber is what the leader change cost it.
+      const durationMs = Math.max(8000, plan.fixedMs);
+      const killedAfterMs = Math.round(durationMs / 4);
+      let killedReplica = -1;
+      const kill = setTimeout(() => void handle.killLeader!().then((id) => (killedReplica = id)), killedAfterMs);
+      const r = await phase(pubs, subs, pids, { rate: plan.crashRate! / shape.publishers, durationMs }, handle.pids);
+      clearTimeout(kill);
+      leaderCrash = { offeredRate: plan.crashRate!, killedReplica, killedAfterMs, longestGapMs: r.longestGapMs, delivered: r.delivered, published: r.published };
+    }
     const serverRssMb = handle.pids().map((p) => peakRssMb(p) ?? 0);
     return {
       system: server.system,
@@ -87,6 +104,7 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
       subscribers: shape.subscribers,
       ...saturated,
       ...(fixedLoad ? { fixedLoad } : {}),
+      ...(leaderCrash ? { leaderCrash } : {}),
       peakRssMb: Math.max(0, ...serverRssMb),
       serverRssMb,
     };
@@ -104,7 +122,9 @@ function cpuOf(pids: Pids): Pids {
   return { servers: of(pids.servers), publishers: of(pids.publishers), subscribers: of(pids.subscribers) };
 }
 
-async function phase(pubs: Worker[], subs: Worker[], pids: Pids, cmd: { events?: number; rate?: number; durationMs?: number }): Promise<PhaseResult> {
+async function phase(pubs: Worker[], subs: Worker[], pids: Pids, cmd: { events?: number; rate?: number; durationMs?: number }, serverPids?: () => number[]): Promise<PhaseResult & { longestGapMs: number[] }> {
+  // A phase that kills a server measures the live ones: a dead process has no CPU to read.
+  if (serverPids) pids = { ...pids, servers: serverPids() };
   for (const s of subs) s.send({ type: 'reset' });
   const cpuBefore = cpuOf(pids);
   const wallBefore = performance.now();
@@ -114,7 +134,7 @@ async function phase(pubs: Worker[], subs: Worker[], pids: Pids, cmd: { events?:
   const endNs = done.reduce((m, d) => (BigInt(d.endNs) > m ? BigInt(d.endNs) : m), 0n);
   const reports = await waitForSubscribers(subs, published);
   const cpuAfter = cpuOf(pids);
-  const delta = (k: keyof Pids): number[] => cpuAfter[k].map((c, i) => Math.round((c - cpuBefore[k][i]!) * 100) / 100);
+  const delta = (k: keyof Pids): number[] => cpuAfter[k].map((c, i) => Math.max(0, Math.round((c - cpuBefore[k][i]!) * 100) / 100));
   const seconds = (ns: bigint): number => Number(ns) / 1e9;
   return {
     published,
@@ -124,6 +144,7 @@ async function phase(pubs: Worker[], subs: Worker[], pids: Pids, cmd: { events?:
     latencyMs: latencyMs(mergeHistograms(reports.map((r) => r.histogram))),
     cpuSec: { servers: delta('servers'), publishers: delta('publishers'), subscribers: delta('subscribers') },
     wallSec: Math.round(performance.now() - wallBefore) / 1000,
+    longestGapMs: reports.map((r) => r.longestGapMs),
   };
 }
 

@@ -22,10 +22,12 @@ let histogram = newHistogram();
 let received = 0;
 let firstNs = 0n;
 let lastNs = 0n;
+let longestGapNs = 0n;
 
 function onMessage(payload: Buffer): void {
   const now = process.hrtime.bigint();
   if (received === 0) firstNs = now;
+  else if (now - lastNs > longestGapNs) longestGapNs = now - lastNs;
   lastNs = now;
   received++;
   histogram.recordValue(Math.max(1, ageMicros(payload, now)));
@@ -87,12 +89,12 @@ async function handle(m: ToWorker): Promise<void> {
     case 'reset':
       histogram = newHistogram();
       received = 0;
-      firstNs = lastNs = 0n;
+      firstNs = lastNs = longestGapNs = 0n;
       return;
     case 'count':
       return send({ type: 'count', received });
     case 'report':
-      return send({ type: 'report', received, firstNs: String(firstNs), lastNs: String(lastNs), histogram: encodeHistogram(histogram) });
+      return send({ type: 'report', received, firstNs: String(firstNs), lastNs: String(lastNs), histogram: encodeHistogram(histogram), longestGapMs: Number(longestGapNs / 1_000_000n) });
     case 'exit':
       await client?.close().catch(() => undefined);
       process.exit(0);

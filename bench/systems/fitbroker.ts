@@ -4,7 +4,7 @@
 
 import { clientKeyPath, loadConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
-import { Publisher, Subscriber } from '../../src/client/index.js';
+import { Publisher, Subscriber, queryStatus } from '../../src/client/index.js';
 import { publishQuorum, type FaultModel } from '../../src/core/index.js';
 import { startCluster } from '../../test/helpers/cluster.js';
 import { workerName, type ClientFactory, type ClientSide, type RunShape, type ServerHandle, type ServerSide } from './types.js';
@@ -31,6 +31,8 @@ export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> 
       const clients = [
         ...Array.from({ length: shape.publishers }, (_, i) => ({ name: workerName('publisher', i), role: 'pub' as const })),
         ...Array.from({ length: shape.subscribers }, (_, i) => ({ name: workerName('subscriber', i), role: 'sub' as const })),
+        // Asks the replicas who leads (the leader-crash phase).
+        { name: 'admin', role: 'admin' as const },
       ];
       const cluster = await startCluster({
         replicas: mode === 'cft' ? 2 : 4,
@@ -47,6 +49,21 @@ export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> 
       return {
         endpoint: { system: 'fitbroker', mode, params: { dir: cluster.dir } },
         pids: () => cluster.procs.map((p) => p?.pid).filter((p): p is number => p !== undefined),
+        ...(mode === 'bft-ordered'
+          ? {
+              async killLeader() {
+                const all = await queryStatus(cluster.config, 'admin', loadPrivateKey(clientKeyPath(cluster.dir, 'admin')), 3_000);
+                const votes = new Map<number, number>();
+                for (const r of all) if (r.reachable) {
+                  const l = (r.status as { consensus: { leader: number } }).consensus.leader;
+                  votes.set(l, (votes.get(l) ?? 0) + 1);
+                }
+                const leader = [...votes].sort((a, b) => b[1] - a[1])[0]![0];
+                await cluster.kill(leader);
+                return leader;
+              },
+            }
+          : {}),
         async stop() {
           // SIGTERM first: a replica run with --cpu-prof writes its profile only on a clean exit.
           await Promise.all(cluster.config.replicas.map((r) => cluster.kill(r.id, 'SIGTERM')));

@@ -32,6 +32,8 @@ export interface ServerHandle {
   /** Processes whose peak resident memory the run reports (replicas, or the one server). */
   pids(): number[];
   stop(): Promise<void>;
+  /** Kills the current leader of the ordering protocol (SIGKILL); the systems that have one. */
+  killLeader?(): Promise<number>;
 }
 
 export interface ServerSide {
