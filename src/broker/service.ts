@@ -92,8 +92,6 @@ export class BrokerService {
   onQueued: (channel: string, client: string, queue: ClientQueue) => void = () => {};
   /** Called when a client was unsubscribed from a channel: its sessions on the queue or log `key` must end. */
   onSubscriptionEnded: (key: object, client: string) => void = () => {};
-  /** Events of ordered channels, checked and ready to be ordered by consensus. */
-  onUnordered: (channel: string, events: UnorderedEvent[]) => void = () => {};
   /** An ordered channel's log grew: sessions reading it can be flushed. */
   onAppended: (channel: string, log: OrderedLog) => void = () => {};
   /** The numbering and logs of ordered channels. */
@@ -207,22 +205,25 @@ export class BrokerService {
    * cannot leave part of a frame queued (and remembered by dedupe) with the client unsure
    * what to resend.
    */
-  publish(client: ClientInfo, body: Buffer, sections: readonly PublishSection[]): { accepted: number; duplicates: number } {
+  publish(client: ClientInfo, body: Buffer, sections: readonly PublishSection[]): { accepted: number; duplicates: number; unordered: { channel: string; events: UnorderedEvent[] }[] } {
     const channels = sections.map((s) => this.checkPublish(client, s.channel));
     for (let i = 0; i < sections.length; i++) this.checkSection(client, channels[i]!, body, sections[i]!);
     const now = this.nowMs();
     let accepted = 0;
     let duplicates = 0;
+    const unordered: { channel: string; events: UnorderedEvent[] }[] = [];
     for (let i = 0; i < sections.length; i++) {
       if (channels[i]!.cls.order !== 'none') {
-        accepted += this.toOrder(channels[i]!, body, sections[i]!);
+        const events = this.toOrder(body, sections[i]!);
+        unordered.push({ channel: channels[i]!.tag, events });
+        accepted += events.length;
         continue;
       }
       const r = this.route(channels[i]!, body, sections[i]!, now);
       accepted += r.accepted;
       duplicates += r.duplicates;
     }
-    return { accepted, duplicates };
+    return { accepted, duplicates, unordered };
   }
 
   private checkSection(client: ClientInfo, ch: Channel, body: Buffer, s: PublishSection): void {
@@ -293,7 +294,7 @@ export class BrokerService {
    * correct replica submits what it received; the order dedupes), and placeOrdered() puts each
    * at its position once decided.
    */
-  private toOrder(ch: Channel, body: Buffer, s: PublishSection): number {
+  private toOrder(body: Buffer, s: PublishSection): UnorderedEvent[] {
     const events: UnorderedEvent[] = [];
     const cursor = this.cursor.reset(body, s.recordsAt, s.recordsEnd);
     while (cursor.next()) {
@@ -304,8 +305,7 @@ export class BrokerService {
         urgent: cursor.priority === PRIORITY_URGENT,
       });
     }
-    this.onUnordered(ch.tag, events);
-    return events.length;
+    return events;
   }
 
   /** A decided event of an ordered channel: numbered, logged, and its readers woken. */

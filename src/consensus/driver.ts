@@ -87,6 +87,10 @@ export class ConsensusDriver {
     this.timer = undefined;
   }
 
+  isDecided(client: string, seq: number): boolean {
+    return this.core.isDecided(client, seq);
+  }
+
   submit(req: Req | readonly Req[]): void {
     this.handle(this.core.submit(req));
   }

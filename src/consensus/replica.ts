@@ -571,6 +571,11 @@ export class ConsensusReplica {
     }
   }
 
+  /** Whether (client, seq) was decided here already (as far as clientsMax remembers). */
+  isDecided(client: string, seq: number): boolean {
+    return this.wasDecided({ client, seq });
+  }
+
   private wasDecided(r: { client: string; seq: number }): boolean {
     return this.decidedBy.get(r.client)?.has(r.seq) ?? false;
   }

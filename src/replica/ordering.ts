@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { FitError } from '../core/index.js';
 import { controlClient, signedControlSchema } from '../codec/index.js';
 import { executeControl, type BrokerService, type ControlOutcome, type UnorderedEvent } from '../broker/index.js';
-import { ConsensusDriver, sha256, type Decision, type DriverStatus } from '../consensus/index.js';
+import { ConsensusDriver, sha256, type Decision, type DriverStatus, type Req } from '../consensus/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { PeerLinks } from './peers.js';
 import type { Peer } from './server.js';
@@ -53,6 +53,8 @@ export class Ordering {
   /** Decided requests of a kind this build does not order (a newer replica's). */
   private unknownDecided = 0;
   private eventsOrdered = 0;
+  /** Publish frames waiting for their ordered events to be decided, by event (client#seq). */
+  private readonly eventWaiters = new Map<string, Set<{ remaining: number; done: () => void }>>();
 
   constructor(private readonly o: OrderingOptions) {
     const { config } = o;
@@ -68,13 +70,39 @@ export class Ordering {
       send: (to, msg) => this.links.send(to, msg),
       onDecided: (d) => this.onDecided(d),
     });
-    o.service.onUnordered = (channel, events) => this.submitEvents(channel, events);
   }
 
-  /** Events of an ordered channel from a publisher: to be ordered (resends are deduplicated by the order). */
-  private submitEvents(channel: string, events: UnorderedEvent[]): void {
-    // The process (publisher id and epoch) by a 128-bit digest: every reference in a view change carries it.
-    this.driver.submit(events.map((e) => ({ client: `${EVENT_PREFIX}${channel}/${sha256(e.process).slice(0, 32)}`, seq: e.seq, payload: e.record.toString('base64'), ...(e.urgent ? { urgent: true } : {}) })));
+  /**
+   * Events of ordered channels from one publish frame: submitted to be ordered (resends are
+   * deduplicated by the order), and `done` once every one of them is decided.
+   */
+  order(sections: { channel: string; events: UnorderedEvent[] }[], done: () => void): void {
+    const reqs: Req[] = [];
+    const waiter = { remaining: 0, done };
+    for (const { channel, events } of sections) {
+      for (const e of events) {
+        // The process (publisher id and epoch) by a 128-bit digest: every reference in a view change carries it.
+        const client = `${EVENT_PREFIX}${channel}/${sha256(e.process).slice(0, 32)}`;
+        if (this.driver.isDecided(client, e.seq)) continue;
+        const key = `${client}#${e.seq}`;
+        let set = this.eventWaiters.get(key);
+        if (!set) this.eventWaiters.set(key, (set = new Set()));
+        set.add(waiter);
+        waiter.remaining++;
+        reqs.push({ client, seq: e.seq, payload: e.record.toString('base64'), ...(e.urgent ? { urgent: true } : {}) });
+      }
+    }
+    if (waiter.remaining === 0) return done();
+    this.driver.submit(reqs);
+  }
+
+  /** An event was decided: frames waiting for it are one closer to their acknowledgement. */
+  private released(client: string, seq: number): void {
+    const key = `${client}#${seq}`;
+    const set = this.eventWaiters.get(key);
+    if (!set) return;
+    this.eventWaiters.delete(key);
+    for (const w of set) if (--w.remaining === 0) w.done();
   }
 
   start(): void {
@@ -129,6 +157,7 @@ export class Ordering {
         if (this.o.service.sequencer.log(channel)) {
           this.o.service.placeOrdered(channel, Buffer.from(req.payload, 'base64'));
           this.eventsOrdered++;
+          this.released(req.client, req.seq);
           continue;
         }
       }
