@@ -205,7 +205,7 @@ export class BrokerService {
    * cannot leave part of a frame queued (and remembered by dedupe) with the client unsure
    * what to resend.
    */
-  publish(client: ClientInfo, body: Buffer, sections: readonly PublishSection[]): { accepted: number; duplicates: number; unordered: { channel: string; events: UnorderedEvent[] }[] } {
+  publish(client: ClientInfo, body: Buffer, sections: readonly PublishSection[]): { accepted: number; duplicates: number; unordered?: { channel: string; events: UnorderedEvent[] }[] } {
     const channels = sections.map((s) => this.checkPublish(client, s.channel));
     for (let i = 0; i < sections.length; i++) this.checkSection(client, channels[i]!, body, sections[i]!);
     const now = this.nowMs();
@@ -223,7 +223,8 @@ export class BrokerService {
       accepted += r.accepted;
       duplicates += r.duplicates;
     }
-    return { accepted, duplicates, unordered };
+    // Events of ordered channels, for the replica to have them ordered (absent when none).
+    return unordered.length > 0 ? { accepted, duplicates, unordered } : { accepted, duplicates };
   }
 
   private checkSection(client: ClientInfo, ch: Channel, body: Buffer, s: PublishSection): void {

@@ -220,7 +220,7 @@ export class ReplicaServer {
       const ack = (): void => peer.conn.send(encodeAck(p.reqSeq, r.accepted, r.duplicates));
       // Events of ordered channels are acknowledged once ordered: the publisher's window then
       // holds it to the rate the order sustains, and an acknowledged event is an ordered one.
-      if (r.unordered.length > 0 && this.ordering) this.ordering.order(r.unordered, ack);
+      if (r.unordered && this.ordering) this.ordering.order(r.unordered, ack);
       else ack();
     } catch (e) {
       if (!isFitError(e)) throw e;
