@@ -67,7 +67,7 @@ export const DEFAULT_LIMITS = {
   /** Instances accepted above the stable checkpoint: a multiple of the interval, at least twice it. */
   consensusLogWindow: 128,
   /** Decided batches kept below the stable checkpoint to bring a lagging replica up to date. */
-  consensusRetainDecided: 10_000,
+  consensusRetainDecided: 1_000,
   /** Requests waiting to be ordered on one replica; more are refused and counted. */
   consensusPendingMax: 100_000,
 } as const;
