@@ -187,16 +187,8 @@ export class OrderedVoter {
   skipTo(seq: number, nowMs: number): void {
     const from = this.next;
     if (from === undefined || !isCount(seq, 1) || seq <= from) return;
-    const to = Math.min(seq, from + this.o.pendingMax);
-    for (let s = from; s < to; s++) {
-      const p = this.entries.get(s);
-      if (p) this.drop(p);
-    }
-    this.next = to;
-    this.counters.skipped += to - from;
-    this.sink.skipped?.(from, to - 1);
     this.holeSinceMs = undefined;
-    this.drain(nowMs);
+    this.giveUp(from, Math.min(seq, from + this.o.pendingMax), nowMs);
     this.checkHole(nowMs);
   }
 
@@ -349,6 +341,11 @@ export class OrderedVoter {
     while (this.entries.get(to)?.winner === undefined) {
       if (++to >= from + this.o.pendingMax) throw new FitError('FIT_ERR_INTERNAL', `invariant broken: ordered voter found no decided seq above hole ${from}; this is a bug, please report it`);
     }
+    this.giveUp(from, to, nowMs);
+  }
+
+  /** Gives up on seqs [from, to): dropped (their copies resolved), counted, reported; delivery goes on from `to`. */
+  private giveUp(from: number, to: number, nowMs: number): void {
     for (let s = from; s < to; s++) {
       const p = this.entries.get(s);
       if (p) this.drop(p);

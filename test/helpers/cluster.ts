@@ -186,6 +186,23 @@ export function runCliAsync(args: string[], input?: string): Promise<{ code: num
   });
 }
 
+/**
+ * Publishes one event every `everyMs` until stopped or until the publisher throws (a refusal
+ * the replicas agreed on): a stream to change rights in the middle of.
+ */
+export function publishStream(pub: Publisher, channel: string, everyMs: number): { sent(): number; refused(): unknown; stop(): void } {
+  let sent = 0;
+  let refused: unknown;
+  const timer = setInterval(() => {
+    try {
+      if (refused === undefined && pub.publish(channel, `${channel}-${sent}`)) sent++;
+    } catch (e) {
+      refused = e;
+    }
+  }, everyMs);
+  return { sent: () => sent, refused: () => refused, stop: () => clearInterval(timer) };
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
 }

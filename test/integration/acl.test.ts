@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { clientKeyPath } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { queryStatus } from '../../src/client/index.js';
-import { runCli, sleep, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { publishStream, runCli, sleep, startCluster, type TestCluster } from '../helpers/cluster.js';
 
 interface Ordering {
   view: number;
@@ -68,28 +68,19 @@ describe('fitbroker acl: control-table changes ordered through consensus', { tim
   });
 
   it('a revoke made during a publish stream takes effect at one sequence number on every replica, and the replicas refuse the publisher from then on', async () => {
-    const pub = c.publisher('probe');
-    let sent = 0;
-    let refused: unknown;
-    const stream = setInterval(() => {
-      try {
-        if (refused === undefined && pub.publish('metrics', `m${sent}`)) sent++;
-      } catch (e) {
-        refused = e;
-      }
-    }, 2);
+    const stream = publishStream(c.publisher('probe'), 'metrics', 2);
     await sleep(300);
     const r = runCli(['acl', 'revoke', 'probe', 'metrics', '--dir', c.dir]);
     assert.equal(r.code, 0, r.stderr);
     const seq = decidedSeq(r.stdout);
     await sleep(300);
-    clearInterval(stream);
+    stream.stop();
     for (let id = 0; id < 4; id++) assert.deepEqual(appliedAt(c, id, 'revoke', 'probe'), [seq], `replica ${id} applied the revoke at another seq`);
     // This publisher's copy of the config still allows it: the refusal comes from the replicas,
     // for the first batch they order after the revoke.
-    assert.match(String((refused as Error | undefined)?.message), /client "probe" may not publish on channel "metrics"/);
-    assert.equal((refused as { code?: string }).code, 'FIT_ERR_NOT_AUTHORIZED');
-    assert.ok(sent > 50, `only ${sent} events went out before the revoke`);
+    assert.match(String((stream.refused() as Error | undefined)?.message), /client "probe" may not publish on channel "metrics"/);
+    assert.equal((stream.refused() as { code?: string }).code, 'FIT_ERR_NOT_AUTHORIZED');
+    assert.ok(stream.sent() > 50, `only ${stream.sent()} events went out before the revoke`);
   });
 
   it('the leader killed with SIGKILL is replaced and changes go on; restarted, it catches up; the new leader killed, the restarted one helps decide', async () => {

@@ -9,7 +9,7 @@ import type { BrokerEvent } from '../../src/core/index.js';
 import { clientKeyPath, type ClientRole } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { queryStatus, type Subscriber } from '../../src/client/index.js';
-import { runCli, sleep, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { publishStream, runCli, sleep, startCluster, type TestCluster } from '../helpers/cluster.js';
 
 const clients: { name: string; role: ClientRole }[] = [
   ...['pub1', 'pub2', 'pub3'].map((name) => ({ name, role: 'pub' as const })),
@@ -103,22 +103,13 @@ describe('ordered channel: 4 replicas, 3 publishers, 2 subscribers, the leader k
   it('a revoke during a publish stream: the replicas refuse the publisher from then on, and every replica orders the same events', async () => {
     // Needs every replica: restart the one the first test left dead.
     for (let id = 0; id < 4; id++) if (!c.alive(id)) await c.start(id);
-    const pub = c.publisher('pub3');
-    let refused: unknown;
-    let sent = 0;
-    const stream = setInterval(() => {
-      try {
-        if (refused === undefined && pub.publish('orders', `r${sent}`)) sent++;
-      } catch (e) {
-        refused = e;
-      }
-    }, 1);
+    const stream = publishStream(c.publisher('pub3'), 'orders', 1);
     await sleep(500);
     const r = runCli(['acl', 'revoke', 'pub3', 'orders', '--dir', c.dir, '--timeout', '30']);
     assert.equal(r.code, 0, r.stderr);
     await sleep(1500);
-    clearInterval(stream);
-    assert.match(String((refused as Error | undefined)?.message), /may not publish on channel "orders"/);
+    stream.stop();
+    assert.match(String((stream.refused() as Error | undefined)?.message), /may not publish on channel "orders"/);
     let logs: { high: number }[] = [];
     for (let i = 0; i < 100; i++) {
       const all = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 3_000);
@@ -129,7 +120,7 @@ describe('ordered channel: 4 replicas, 3 publishers, 2 subscribers, the leader k
       if (logs.every((l) => l.high === logs[0]!.high)) break;
       await sleep(200);
     }
-    assert.ok(sent > 100, `only ${sent} events went out before the revoke`);
+    assert.ok(stream.sent() > 100, `only ${stream.sent()} events went out before the revoke`);
     assert.ok(logs.every((l) => l.high === logs[0]!.high && l.high > 20_000), `replicas disagree: ${JSON.stringify(logs)}`);
   });
 
