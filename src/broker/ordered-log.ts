@@ -37,6 +37,8 @@ export class OrderedLog {
   private readonly acked = new Map<string, number>();
   /** Per client: events evicted before it acknowledged them. */
   private readonly missed = new Map<string, number>();
+  /** Per client: events sent to its sessions (re-sends after a reconnect count again, as for queues). */
+  private readonly sent = new Map<string, number>();
   readonly counters: OrderedLogCounters = { appended: 0, evictedCapacity: 0, evictedTtl: 0 };
 
   constructor(private readonly o: OrderedLogOptions) {}
@@ -84,6 +86,7 @@ export class OrderedLog {
   removeClient(client: string): void {
     this.acked.delete(client);
     this.missed.delete(client);
+    this.sent.delete(client);
   }
 
   /** The next seq `client` needs: after what it acknowledged, and not before what is retained. */
@@ -94,6 +97,14 @@ export class OrderedLog {
   ack(client: string, seq: number): void {
     const had = this.acked.get(client);
     if (had !== undefined && seq > had) this.acked.set(client, Math.min(seq, this.top));
+  }
+
+  countSent(client: string, events: number): void {
+    if (this.acked.has(client)) this.sent.set(client, (this.sent.get(client) ?? 0) + events);
+  }
+
+  sentTo(client: string): number {
+    return this.sent.get(client) ?? 0;
   }
 
   /** Events `client` never acknowledged that left the log (capacity, bytes or TTL). */

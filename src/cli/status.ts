@@ -21,7 +21,7 @@ interface ChannelStat {
   droppedTtl: number;
   droppedUnsubscribed?: number;
   order?: string;
-  log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; positions: Record<string, { next: number; missed: number }> };
+  log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; positions: Record<string, { next: number; missed: number; sent: number }> };
   queues: Record<string, { depth: number; sent: number; droppedCapacity: number; droppedTtl: number; sessions: number }>;
 }
 
@@ -78,7 +78,12 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
     for (const ch of s.channels) {
       inn += ch.eventsIn;
       dropped += ch.droppedTtl + (ch.droppedUnsubscribed ?? 0);
-      if (ch.log) for (const p of Object.values(ch.log.positions)) dropped += p.missed;
+      if (ch.log) {
+        for (const p of Object.values(ch.log.positions)) {
+          out += p.sent;
+          dropped += p.missed;
+        }
+      }
       for (const q of Object.values(ch.queues)) {
         out += q.sent;
         depth += q.depth;

@@ -156,6 +156,7 @@ export class LogSource implements PushSource {
     this.log.expire(nowMs);
     const out = this.log.read(this.nextSeq, max);
     for (const e of out) this.sentSeqs.push(e.seq);
+    this.log.countSent(this.client, out.length);
     if (out.length > 0) this.nextSeq = out[out.length - 1]!.seq + 1;
     this.nextPos += out.length;
     return out;

@@ -127,12 +127,21 @@ export class ReplicaServer {
       n: this.o.config.replicas.length,
       f: this.o.config.f,
       uptimeMs: Date.now() - this.startedAtMs,
-      connections: this.peers.size,
+      // Replica links come and go on their own (a peer dials when it first has something to
+      // say, and redials after a drop), so clients and replicas are counted apart.
+      connections: this.clientConnections(),
+      replicaLinks: this.peers.size - this.clientConnections(),
       channels: this.service.stats(),
       evidence: Object.fromEntries(this.evidence),
       faults: this.faults.map((f) => f.kind),
       consensus: this.ordering?.status() ?? null,
     };
+  }
+
+  private clientConnections(): number {
+    let n = 0;
+    for (const p of this.peers) if (p.replica === undefined) n++;
+    return n;
   }
 
   private onClose(peer: Peer, reason: FitError | undefined): void {

@@ -49,6 +49,17 @@ test('a client starts at the beginning or at the next event, moves with its ackn
   assert.equal(log.position('late'), 5, 'an acknowledgement past the end is capped at the end');
 });
 
+test('counts what was sent to each client that may read it, for status', () => {
+  const log = new OrderedLog({ capacityEvents: 10, bytesMax: 1 << 20, ttlMs: 60_000 });
+  log.addClient('siem', true);
+  log.countSent('siem', 3);
+  log.countSent('siem', 2);
+  log.countSent('stranger', 4);
+  assert.deepEqual([log.sentTo('siem'), log.sentTo('stranger')], [5, 0]);
+  log.removeClient('siem');
+  assert.equal(log.sentTo('siem'), 0, 'an unsubscribed client is forgotten');
+});
+
 test('bytes and TTL bound the log too', () => {
   const log = new OrderedLog({ capacityEvents: 100, bytesMax: 25, ttlMs: 1000 });
   for (let s = 1; s <= 4; s++) log.append(s, env(s, 10), s * 100);
