@@ -79,6 +79,41 @@ function apply(svc: BrokerService, table: ControlTable, op: ControlOp): void {
   }
 }
 
+/** A client of the control table as a snapshot holds it: rights sorted, so equal tables encode equally. */
+export type ClientSnapshot = [id: string, publicKey: string, admin: boolean, publish: string[], subscribe: string[]];
+
+/** The control table's clients, canonically (the channels come from cluster.yaml and never change). */
+export function controlSnapshot(table: ControlTable): ClientSnapshot[] {
+  const sorted = (l: string[]): string[] => [...l].sort();
+  return [...table.clients.values()].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0)).map((c) => [c.id, c.publicKey, c.admin, sorted(c.publish), sorted(c.subscribe)]);
+}
+
+/**
+ * Makes the control table the one in a snapshot other replicas signed (state transfer). Clients
+ * are changed in place, as a change would, so connections authenticated as them see it at
+ * once; subscriptions that ended lose their queues, new ones get theirs.
+ */
+export function restoreControl(svc: BrokerService, clients: readonly ClientSnapshot[]): void {
+  const table = svc.controlTable;
+  const wanted = new Map(clients.map((c) => [c[0], c]));
+  for (const c of table.clients.values()) {
+    const next = wanted.get(c.id);
+    for (const ch of table.channels.keys()) if (maySubscribe(c, ch) && !(next && (next[4].includes('*') || next[4].includes(ch)))) svc.closeQueue(ch, c.id);
+    if (next) continue;
+    c.publish.length = 0;
+    c.subscribe.length = 0;
+    table.clients.delete(c.id);
+  }
+  for (const [id, publicKey, admin, publish, subscribe] of clients) {
+    let c = table.clients.get(id);
+    if (!c) table.clients.set(id, (c = { id, publicKey, admin, publish: [], subscribe: [] }));
+    Object.assign(c, { publicKey, admin });
+    c.publish.splice(0, c.publish.length, ...publish);
+    c.subscribe.splice(0, c.subscribe.length, ...subscribe);
+    for (const ch of table.channels.keys()) if (maySubscribe(c, ch)) svc.openQueue(ch, id);
+  }
+}
+
 /** Removes `channel` from a rights list, spelling out "*" as every other channel first. */
 function without(list: string[], channel: string, table: ControlTable): void {
   if (list.includes('*')) list.splice(0, list.length, ...table.channels.keys());

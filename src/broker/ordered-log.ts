@@ -21,6 +21,8 @@ export interface OrderedLogCounters {
   appended: number;
   evictedCapacity: number;
   evictedTtl: number;
+  /** Events dropped or never held because a snapshot moved the log on (state transfer). */
+  skipped: number;
 }
 
 export interface OrderedLogOptions {
@@ -39,7 +41,7 @@ export class OrderedLog {
   private readonly missed = new Map<string, number>();
   /** Per client: events sent to its sessions (re-sends after a reconnect count again, as for queues). */
   private readonly sent = new Map<string, number>();
-  readonly counters: OrderedLogCounters = { appended: 0, evictedCapacity: 0, evictedTtl: 0 };
+  readonly counters: OrderedLogCounters = { appended: 0, evictedCapacity: 0, evictedTtl: 0, skipped: 0 };
 
   constructor(private readonly o: OrderedLogOptions) {}
 
@@ -68,6 +70,18 @@ export class OrderedLog {
     this.bytes += envelope.length;
     this.counters.appended++;
     while (this.entries.length > this.o.capacityEvents || (this.bytes > this.o.bytesMax && this.entries.length > 1)) this.evict('capacity');
+  }
+
+  /**
+   * Continues after `seq` (a snapshot was installed): what the log held goes, and every reader
+   * is told of each event it had not acknowledged and will never get from here.
+   */
+  skipTo(seq: number): void {
+    if (seq <= this.top) return;
+    while (this.entries.length > 0) this.evict('skip');
+    for (const [client, acked] of this.acked) this.missed.set(client, (this.missed.get(client) ?? 0) + seq - Math.max(acked, this.top));
+    this.counters.skipped += seq - this.top;
+    this.top = seq;
   }
 
   /** Up to `max` events from `fromSeq` on (from the oldest retained when it was evicted). */
@@ -117,10 +131,11 @@ export class OrderedLog {
     for (let e = this.entries.peek(); e && e.expiresAtMs < nowMs; e = this.entries.peek()) this.evict('ttl');
   }
 
-  private evict(why: 'capacity' | 'ttl'): void {
+  private evict(why: 'capacity' | 'ttl' | 'skip'): void {
     const e = this.entries.shift()!;
     this.bytes -= e.len;
     if (why === 'ttl') this.counters.evictedTtl++;
+    else if (why === 'skip') this.counters.skipped++;
     else this.counters.evictedCapacity++;
     for (const [client, acked] of this.acked) if (acked < e.seq) this.missed.set(client, (this.missed.get(client) ?? 0) + 1);
   }

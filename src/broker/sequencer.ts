@@ -40,6 +40,21 @@ export class Sequencer {
     return this.global;
   }
 
+  /** Where the order stands: the global position and each channel's last seq, canonically. */
+  snapshot(): { global: number; channels: [string, number][] } {
+    return { global: this.global, channels: [...this.logs].map(([tag, log]): [string, number] => [tag, log.high]).sort((a, b) => (a[0] < b[0] ? -1 : 1)) };
+  }
+
+  /**
+   * Moves to where a snapshot other replicas signed stands (state transfer). The events in
+   * between were never executed here: each log skips them, and counts them against every
+   * reader that had not acknowledged them (subscribers get them from the other replicas).
+   */
+  restore(s: { global: number; channels: [string, number][] }): void {
+    this.global = Math.max(this.global, s.global);
+    for (const [tag, high] of s.channels) this.logs.get(tag)?.skipTo(high);
+  }
+
   /** Places a decided event (a whole record) at the end of its channel's order. */
   place(channel: string, record: Buffer, timestampMs: number): Sequenced {
     const log = this.logs.get(channel);

@@ -78,7 +78,7 @@ export interface ChannelStats extends ChannelCounters {
   fault: string;
   order: string;
   /** An ordered channel's log: the seqs held, and per subscribing client the events it missed (evicted before it acknowledged them). */
-  log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; positions: Record<string, { next: number; missed: number; sent: number }> };
+  log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; skipped: number; positions: Record<string, { next: number; missed: number; sent: number }> };
   queues: Record<string, QueueCounters & { depth: number; sessions: number }>;
 }
 
@@ -333,7 +333,7 @@ export class BrokerService {
     log.expire(now);
     const positions: Record<string, { next: number; missed: number; sent: number }> = {};
     for (const c of this.table.clients.values()) if (maySubscribe(c, tag)) positions[c.id] = { next: log.position(c.id), missed: log.missedBy(c.id), sent: log.sentTo(c.id) };
-    return { log: { low: log.low, high: log.high, depth: log.depth, evictedCapacity: log.counters.evictedCapacity, evictedTtl: log.counters.evictedTtl, positions } };
+    return { log: { low: log.low, high: log.high, depth: log.depth, evictedCapacity: log.counters.evictedCapacity, evictedTtl: log.counters.evictedTtl, skipped: log.counters.skipped, positions } };
   }
 
   stats(): ChannelStats[] {

@@ -21,7 +21,7 @@ interface ChannelStat {
   droppedTtl: number;
   droppedUnsubscribed?: number;
   order?: string;
-  log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; positions: Record<string, { next: number; missed: number; sent: number }> };
+  log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; skipped: number; positions: Record<string, { next: number; missed: number; sent: number }> };
   queues: Record<string, { depth: number; sent: number; droppedCapacity: number; droppedTtl: number; sessions: number }>;
 }
 
@@ -60,6 +60,9 @@ interface ConsensusStat {
   peersConnected: number[];
   controlApplied: number;
   controlRefused: number;
+  snapshotsInstalled: number;
+  snapshotInstalledAt: number;
+  snapshotMismatches: number;
 }
 
 function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): string {
@@ -96,8 +99,11 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
     const c = (r.status as { consensus?: ConsensusStat | null }).consensus;
     if (c) {
       const state = c.changingView ? '  CHANGING VIEW' : c.recovering ? '  RECOVERING (passive after a restart)' : '';
+      const snapshots = c.snapshotsInstalled > 0 ? `  snapshots installed ${c.snapshotsInstalled} (last at ${c.snapshotInstalledAt})` : '';
+      // Its state after a checkpoint was not the one 2f+1 replicas signed: it diverged.
+      const diverged = c.snapshotMismatches > 0 ? `  STATE DIVERGED at ${c.snapshotMismatches} checkpoints (check that every replica runs the same cluster.yaml and version)` : '';
       lines.push(
-        `    ordering: view ${c.view} (leader ${c.leader})  decided ${c.lastDecided}  stable checkpoint ${c.stableCheckpoint}  leader changes ${c.viewsEntered}  peers ${c.peersConnected.length}/${n - 1}  acl applied ${c.controlApplied} refused ${c.controlRefused}${state}`,
+        `    ordering: view ${c.view} (leader ${c.leader})  decided ${c.lastDecided}  stable checkpoint ${c.stableCheckpoint}  leader changes ${c.viewsEntered}  peers ${c.peersConnected.length}/${n - 1}  acl applied ${c.controlApplied} refused ${c.controlRefused}${snapshots}${state}${diverged}`,
       );
     }
     for (const ch of s.channels) {
@@ -105,7 +111,8 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
         const pos = Object.entries(ch.log.positions)
           .map(([c, p]) => `${c}@${p.next}${p.missed ? ` (missed ${p.missed})` : ''}`)
           .join(' ');
-        lines.push(`    ${ch.tag} (order: ${ch.order}): ordered ${ch.eventsIn}  seqs ${ch.log.low}..${ch.log.high} held ${ch.log.depth}  readers ${pos || '-'}`);
+        const skipped = ch.log.skipped ? `  skipped ${ch.log.skipped} (snapshot)` : '';
+        lines.push(`    ${ch.tag} (order: ${ch.order}): ordered ${ch.eventsIn}  seqs ${ch.log.low}..${ch.log.high} held ${ch.log.depth}${skipped}  readers ${pos || '-'}`);
         continue;
       }
       const qs = Object.entries(ch.queues)

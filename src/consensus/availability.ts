@@ -122,6 +122,12 @@ export class Availability {
     this.byReq.delete(rk);
   }
 
+  /** After a snapshot skipped decisions: forgets every request `decided` says was decided. */
+  forgetDecided(decided: (client: string, seq: number) => boolean): void {
+    const refs = [...this.attested.values()].map((a) => a.ref);
+    for (const req of [...refs, ...this.bodies.values()]) if (decided(req.client, req.seq)) this.forget(req);
+  }
+
   get size(): { bodies: number; attested: number } {
     return { bodies: this.bodies.size, attested: this.attested.size };
   }

@@ -11,7 +11,7 @@ export interface Group {
 
 export const leaderOf = (view: number, n: number): number => view % n;
 
-export const GENESIS: StableCheckpoint = { seq: 0, state: GENESIS_STATE, proof: [] };
+export const GENESIS: StableCheckpoint = { seq: 0, state: GENESIS_STATE, snapshot: '', proof: [] };
 
 export function validPrePrepare(m: PrePrepare, g: Group, signer: Signer): boolean {
   return m.from === leaderOf(m.view, g.n) && m.seq > 0 && m.digest === batchDigest(m.batch) && signer.verify(m.from, signable(m), m.sig);
@@ -36,10 +36,10 @@ export function validPreparedCert(c: PreparedCert, g: Group, signer: Signer): bo
 
 /** 2f+1 matching signed checkpoints from distinct replicas (the genesis state needs none). */
 export function validStable(s: StableCheckpoint, g: Group, signer: Signer): boolean {
-  if (s.seq === 0) return s.state === GENESIS_STATE;
+  if (s.seq === 0) return s.state === GENESIS_STATE && s.snapshot === '';
   const from = new Set<number>();
   for (const c of s.proof) {
-    if (c.seq !== s.seq || c.state !== s.state || c.from < 0 || c.from >= g.n || from.has(c.from)) return false;
+    if (c.seq !== s.seq || c.state !== s.state || c.snapshot !== s.snapshot || c.from < 0 || c.from >= g.n || from.has(c.from)) return false;
     if (!signer.verify(c.from, signable(c), c.sig)) return false;
     from.add(c.from);
   }

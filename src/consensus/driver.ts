@@ -6,7 +6,8 @@
 import type { KeyObject } from 'node:crypto';
 import type { Limits } from '../core/index.js';
 import { signBytes, verifyBytes } from '../protection/index.js';
-import { ConsensusReplica, type ConsensusOptions, type ConsensusStatus, type Decision, type Output } from './replica.js';
+import { ConsensusReplica, type ConsensusOptions, type ConsensusStatus, type Output } from './replica.js';
+import type { StateMachine } from './state.js';
 import type { ConsensusMessage, Req, Signer } from './messages.js';
 import { parseConsensusMessage } from './wire.js';
 
@@ -22,8 +23,8 @@ export interface DriverOptions {
   publicKeys: readonly string[];
   /** Sends to one replica, or to every other one; a message that cannot leave is dropped (the protocol resends). */
   send(to: number | 'all', msg: ConsensusMessage): void;
-  /** Called for each decided batch, in seq order, exactly once. */
-  onDecided(d: Decision): void;
+  /** What decisions execute on, and what a snapshot holds (see StateMachine). */
+  machine: StateMachine;
 }
 
 export interface DriverStatus extends ConsensusStatus {
@@ -69,7 +70,7 @@ export class ConsensusDriver {
   private malformed = 0;
 
   constructor(private readonly o: DriverOptions) {
-    this.core = new ConsensusReplica(consensusOptions(o.id, o.n, o.f, o.limits, o.restarted), ed25519Signer(o.privateKey, o.publicKeys));
+    this.core = new ConsensusReplica(consensusOptions(o.id, o.n, o.f, o.limits, o.restarted), ed25519Signer(o.privateKey, o.publicKeys), o.machine);
   }
 
   get status(): DriverStatus {
@@ -107,6 +108,5 @@ export class ConsensusDriver {
 
   private handle(out: Output): void {
     for (const m of out.messages) this.o.send(m.to, m.msg);
-    for (const d of out.decided) this.o.onDecided(d);
   }
 }

@@ -1,5 +1,7 @@
 export { ConsensusReplica } from './replica.js';
-export type { ConsensusOptions, ConsensusStatus, Decision, Output } from './replica.js';
+export type { ConsensusOptions, ConsensusStatus, Output } from './replica.js';
+export { ExecutedRequests, snapshotDigest, CLIENT_OUT_OF_ORDER_MAX } from './state.js';
+export type { Decision, StateMachine } from './state.js';
 export { batchDigest, nextState, refOf, reqDigest, sameRef, signable, sha256, GENESIS_STATE } from './messages.js';
 export type { Batches, Bodies, BodyFetch, Checkpoint, Commit, ConsensusMessage, Fetch, Hold, NewView, PrePrepare, Prepare, PreparedCert, Ref, Req, Signer, StableCheckpoint, ViewChange } from './messages.js';
 export { leaderOf, planNewView, validNewView, validViewChange, validPreparedCert, validStable, GENESIS } from './certs.js';

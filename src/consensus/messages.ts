@@ -61,6 +61,8 @@ export interface Checkpoint {
   seq: number;
   /** The state digest after executing every batch up to seq (a hash chain of batch digests). */
   state: string;
+  /** The digest of the sender's snapshot after executing seq (state.ts): what state transfer installs. */
+  snapshot: string;
   from: number;
   sig: string;
 }
@@ -69,6 +71,7 @@ export interface Checkpoint {
 export interface StableCheckpoint {
   seq: number;
   state: string;
+  snapshot: string;
   proof: Checkpoint[];
 }
 
@@ -164,6 +167,11 @@ export interface Batches {
    * executed nothing, that every replica it heard from had restarted too (the cluster started over).
    */
   recovering: boolean;
+  /**
+   * The sender's snapshot at a stable checkpoint, sent when the asker is below the sender's
+   * stable checkpoint and the batches after it are no longer kept (or it has executed nothing).
+   */
+  snapshot?: { stable: StableCheckpoint; body: string };
   from: number;
 }
 
@@ -223,7 +231,7 @@ export function signable(m: PrePrepare | Prepare | Checkpoint | ViewChange | New
     case 'prepare':
       return JSON.stringify(['prepare', m.view, m.seq, m.digest, m.from]);
     case 'checkpoint':
-      return JSON.stringify(['checkpoint', m.seq, m.state, m.from]);
+      return JSON.stringify(['checkpoint', m.seq, m.state, m.snapshot, m.from]);
     case 'view-change':
       return JSON.stringify([
         'view-change',

@@ -38,6 +38,9 @@ import {
   type Stop,
   type ViewChange,
 } from './messages.js';
+import { ExecutedRequests, snapshotDigest, type Decision, type StateMachine } from './state.js';
+
+export type { Decision, StateMachine } from './state.js';
 
 export interface ConsensusOptions {
   id: number;
@@ -57,7 +60,7 @@ export interface ConsensusOptions {
   resendTicks: number;
   /**
    * Decided batches kept below the stable checkpoint, to bring a replica that fell behind up
-   * to date. One that fell further behind needs a snapshot of the state (not built yet).
+   * to date. One that fell further behind installs a snapshot.
    */
   retainDecided: number;
   /** Requests waiting to be ordered, all clients together; more are refused (counted). */
@@ -78,16 +81,11 @@ export interface ConsensusOptions {
   restarted?: boolean;
 }
 
-export interface Decision {
-  seq: number;
-  view: number;
-  /** The batch's requests, less any a client had decided already (a faulty leader may repeat one). */
-  requests: Req[];
-}
-
 export interface Output {
   messages: { to: number | 'all'; msg: ConsensusMessage }[];
   decided: Decision[];
+  /** A snapshot was installed: the state is now the one after this seq (decisions up to it were skipped). */
+  installed?: number;
 }
 
 export interface ConsensusStatus {
@@ -103,6 +101,14 @@ export interface ConsensusStatus {
   recovering: boolean;
   /** Views this replica entered after view 0: leader changes it took part in. */
   viewsEntered: number;
+  /** Snapshots installed from other replicas (state transfer), and the seq of the last one. */
+  snapshotsInstalled: number;
+  snapshotInstalledAt: number;
+  /**
+   * Checkpoints where this replica's own snapshot differed from the one 2f+1 replicas signed:
+   * its application state diverged (a bug, or a replica configured differently). Never 0 → n.
+   */
+  snapshotMismatches: number;
 }
 
 interface Slot {
@@ -120,34 +126,8 @@ interface Slot {
 
 const key = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
 
-/** Seqs a client keeps decided above this many out of order: past it, the lowest gap is given up. */
-export const CLIENT_OUT_OF_ORDER_MAX = 4096;
-
-/**
- * The seqs of one client that were decided: all up to `low`, and some above it. A client may
- * have many requests in flight and a batch may decide a later one first; a gap that never
- * fills (a client that skipped a seq) is given up once CLIENT_OUT_OF_ORDER_MAX seqs wait above
- * it, so memory stays bounded.
- */
-class DecidedSeqs {
-  private low = 0;
-  private readonly above = new Set<number>();
-
-  has(seq: number): boolean {
-    return seq <= this.low || this.above.has(seq);
-  }
-
-  add(seq: number): void {
-    if (seq <= this.low) return;
-    this.above.add(seq);
-    while (this.above.delete(this.low + 1)) this.low++;
-    if (this.above.size > CLIENT_OUT_OF_ORDER_MAX) {
-      this.low = Math.min(...this.above);
-      this.above.delete(this.low);
-      while (this.above.delete(this.low + 1)) this.low++;
-    }
-  }
-}
+/** Resend periods before the same snapshot goes to the same asker again. */
+const SNAPSHOT_RESEND_PERIODS = 10;
 
 export class ConsensusReplica {
   private readonly g: Group;
@@ -184,7 +164,16 @@ export class ConsensusReplica {
   private ownViewChange: ViewChange | undefined;
   private ownNewView: NewView | undefined;
   /** Per client, which seqs were decided, so no request executes twice. */
-  private readonly decidedBy = new Map<string, DecidedSeqs>();
+  private readonly executed: ExecutedRequests;
+  /** This replica's snapshots at its checkpoints that are not stable yet, by seq. */
+  private readonly ownSnapshots = new Map<number, string>();
+  /** The snapshot at the latest stable checkpoint this replica has one for: what it serves. */
+  private served: { stable: StableCheckpoint; body: string } | undefined;
+  private snapshotsInstalled = 0;
+  private snapshotInstalledAt = 0;
+  private snapshotMismatches = 0;
+  /** The snapshot last sent to each replica, and when. */
+  private readonly snapshotSentAt = new Map<number, { seq: number; at: number }>();
   /**
    * Requests waiting to be decided, by reference, in arrival order: the ones this replica holds
    * the body of, and the ones f+1 replicas attested (so a leader that ignores them is suspected).
@@ -230,6 +219,7 @@ export class ConsensusReplica {
   constructor(
     private readonly o: ConsensusOptions,
     private readonly signer: Signer,
+    private readonly machine?: StateMachine,
   ) {
     if (o.n < 3 * o.f + 1) throw new FitError('FIT_ERR_CONFIG', `ordering needs n >= 3f+1 replicas; got n=${o.n}, f=${o.f}`);
     if (o.logWindow % o.checkpointInterval !== 0 || o.logWindow < 2 * o.checkpointInterval) {
@@ -237,6 +227,7 @@ export class ConsensusReplica {
     }
     this.g = { n: o.n, f: o.f };
     this.avail = new Availability(o.n, o.f, o.id, o.pendingMax);
+    this.executed = new ExecutedRequests(o.clientsMax);
     this.passiveView = o.restarted === true ? Infinity : -1;
     this.passiveSeq = o.restarted === true ? Infinity : 0;
   }
@@ -267,6 +258,9 @@ export class ConsensusReplica {
       refused: this.refused,
       recovering: this.recovering,
       viewsEntered: this.viewsEntered,
+      snapshotsInstalled: this.snapshotsInstalled,
+      snapshotInstalledAt: this.snapshotInstalledAt,
+      snapshotMismatches: this.snapshotMismatches,
     };
   }
 
@@ -550,25 +544,36 @@ export class ConsensusReplica {
       this.avail.forget(r);
       this.decidedBodies.set(refKey(refOf(r)), r);
       if (this.wasDecided(r)) continue;
-      let d = this.decidedBy.get(r.client);
-      if (d) this.decidedBy.delete(r.client);
-      else d = new DecidedSeqs();
-      this.decidedBy.set(r.client, d);
-      if (this.decidedBy.size > (this.o.clientsMax ?? Infinity)) this.decidedBy.delete(this.decidedBy.keys().next().value!);
-      d.add(r.seq);
+      this.executed.add(r.client, r.seq);
       requests.push(r);
     }
     this.lastExecuted = seq;
     if (this.nextSeq <= seq) this.nextSeq = seq + 1;
     this.state = nextState(this.state, batchDigest(batch.map(refOf)));
     this.decidedBatches.set(seq, batch);
-    this.out.decided.push({ seq, view, requests });
+    const decision = { seq, view, requests };
+    this.machine?.execute(decision);
+    this.out.decided.push(decision);
     this.progress();
-    if (seq % this.o.checkpointInterval === 0) {
-      this.ownCheckpoint = this.signed<Checkpoint>({ type: 'checkpoint', seq, state: this.state, from: this.o.id, sig: '' });
-      this.send('all', this.ownCheckpoint);
-      this.onCheckpoint(this.ownCheckpoint);
-    }
+    if (seq % this.o.checkpointInterval === 0) this.checkpoint(seq);
+  }
+
+  /** Signs this replica's state after `seq` and keeps the snapshot until a later one is stable. */
+  private checkpoint(seq: number): void {
+    // Catching up below a stable checkpoint: nothing to sign, nobody needs it.
+    if (seq < this.stable.seq) return;
+    const body = this.executed.encode(this.machine?.snapshot() ?? '');
+    const digest = snapshotDigest(body);
+    if (seq === this.stable.seq) return this.checkOwnSnapshot(this.stable, body, digest);
+    this.ownSnapshots.set(seq, body);
+    this.ownCheckpoint = this.signed<Checkpoint>({ type: 'checkpoint', seq, state: this.state, snapshot: digest, from: this.o.id, sig: '' });
+    this.send('all', this.ownCheckpoint);
+    this.onCheckpoint(this.ownCheckpoint);
+  }
+
+  private checkOwnSnapshot(st: StableCheckpoint, body: string, digest = snapshotDigest(body)): void {
+    if (digest === st.snapshot) this.served = { stable: st, body };
+    else this.snapshotMismatches++;
   }
 
   /** Whether (client, seq) was decided here already (as far as clientsMax remembers). */
@@ -577,7 +582,7 @@ export class ConsensusReplica {
   }
 
   private wasDecided(r: { client: string; seq: number }): boolean {
-    return this.decidedBy.get(r.client)?.has(r.seq) ?? false;
+    return this.executed.has(r.client, r.seq);
   }
 
   private anyReadyPending(): boolean {
@@ -615,14 +620,17 @@ export class ConsensusReplica {
     if (m.seq <= this.stable.seq || m.seq % this.o.checkpointInterval !== 0 || (this.checkpoints.get(m.from)?.seq ?? 0) >= m.seq) return;
     if (m.from !== this.o.id && !this.signer.verify(m.from, signable(m), m.sig)) return;
     this.checkpoints.set(m.from, m);
-    const same = [...this.checkpoints.values()].filter((c) => c.seq === m.seq && c.state === m.state);
-    if (same.length >= 2 * this.o.f + 1) this.makeStable({ seq: m.seq, state: m.state, proof: same });
+    const same = [...this.checkpoints.values()].filter((c) => c.seq === m.seq && c.state === m.state && c.snapshot === m.snapshot);
+    if (same.length >= 2 * this.o.f + 1) this.makeStable({ seq: m.seq, state: m.state, snapshot: m.snapshot, proof: same });
   }
 
   /** A checkpoint 2f+1 replicas signed: the log below it is no longer needed. */
   private makeStable(st: StableCheckpoint): void {
     if (st.seq <= this.stable.seq) return;
     this.stable = st;
+    const own = this.ownSnapshots.get(st.seq);
+    if (own !== undefined) this.checkOwnSnapshot(st, own);
+    for (const seq of this.ownSnapshots.keys()) if (seq <= st.seq) this.ownSnapshots.delete(seq);
     for (const seq of this.slots.keys()) if (seq <= st.seq) this.slots.delete(seq);
     for (const [from, c] of this.checkpoints) if (c.seq <= st.seq) this.checkpoints.delete(from);
     for (const [seq, batch] of this.decidedBatches) {
@@ -664,7 +672,25 @@ export class ConsensusReplica {
     let top = Math.max(this.lastExecuted, this.nextSeq - 1);
     for (const [seq, sl] of this.slots) if (sl.prePrepare && seq > top) top = seq;
     const view = this.changing ? this.target : this.view;
-    this.send(m.from, { type: 'batches', stable: this.stable, batches, executed: this.lastExecuted, view, top, recovering: this.recovering || this.startedOver, from: this.o.id } satisfies Batches);
+    const reply: Batches = { type: 'batches', stable: this.stable, batches, executed: this.lastExecuted, view, top, recovering: this.recovering || this.startedOver, from: this.o.id };
+    if (this.snapshotWanted(m)) reply.snapshot = this.served;
+    this.send(m.from, reply);
+  }
+
+  /**
+   * A snapshot goes to a replica below it that cannot chain up to it from here (the batches
+   * after its last are gone), or that executed nothing (a snapshot is the shortest way, and its
+   * start from configuration may be newer than the others'). Not again to the same asker for
+   * the same seq within a few resend periods: snapshots are large, and a faulty replica asking
+   * in a loop must not turn every correct one into a firehose.
+   */
+  private snapshotWanted(m: Fetch): boolean {
+    const at = this.served?.stable.seq ?? 0;
+    if (m.after >= at || (m.after > 0 && this.decidedBatches.has(m.after + 1))) return false;
+    const last = this.snapshotSentAt.get(m.from);
+    if (last && last.seq === at && this.now - last.at < SNAPSHOT_RESEND_PERIODS * this.o.resendTicks) return false;
+    this.snapshotSentAt.set(m.from, { seq: at, at: this.now });
+    return true;
   }
 
   /**
@@ -679,6 +705,8 @@ export class ConsensusReplica {
       this.peerReach.set(m.from, { view: m.view, top: m.top });
       if (this.peerReach.size >= 2 * this.o.f) this.learnPassiveBound();
     }
+    // A replica that executed nothing installs a snapshot first (see snapshotWanted).
+    if (m.snapshot && this.lastExecuted === 0) this.install(m.snapshot);
     const st = m.stable;
     if (st.seq > this.lastExecuted) {
       if (!validStable(st, this.g, this.signer)) return;
@@ -690,9 +718,11 @@ export class ConsensusReplica {
         seq = b.seq;
         if (seq === st.seq) break;
       }
-      if (seq !== st.seq || state !== st.state) return;
-      for (const b of m.batches) if (b.seq <= st.seq && b.seq > this.lastExecuted) this.apply(b.seq, -1, b.batch);
-      this.makeStable(st);
+      if (seq === st.seq && state === st.state) {
+        for (const b of m.batches) if (b.seq <= st.seq && b.seq > this.lastExecuted) this.apply(b.seq, -1, b.batch);
+        this.makeStable(st);
+      } else if (m.snapshot) this.install(m.snapshot);
+      else return;
     }
     for (const b of m.batches) {
       if (b.seq <= this.lastExecuted || b.seq > this.lastExecuted + this.o.logWindow) continue;
@@ -719,6 +749,33 @@ export class ConsensusReplica {
     this.passiveView = this.startedOver ? -1 : Math.max(...reach.map((r) => r.view));
     this.passiveSeq = this.startedOver ? 0 : top;
     this.peerReach.clear();
+  }
+
+  /**
+   * Installs another replica's snapshot at a stable checkpoint above what this one executed:
+   * one reply from anyone is enough, because 2f+1 replicas signed its digest. Like batch
+   * catch-up, it carries no view.
+   */
+  private install(snap: { stable: StableCheckpoint; body: string }): void {
+    const st = snap.stable;
+    if (st.seq <= this.lastExecuted || !validStable(st, this.g, this.signer) || snapshotDigest(snap.body) !== st.snapshot) return;
+    const app = this.executed.restore(snap.body);
+    if (app === undefined) return;
+    this.machine?.restore(st.seq, app);
+    this.lastExecuted = st.seq;
+    this.state = st.state;
+    if (this.nextSeq <= st.seq) this.nextSeq = st.seq + 1;
+    // What this replica kept no longer chains to its state: batches are served only from here on.
+    this.decidedBatches.clear();
+    this.decidedBodies.clear();
+    this.served = snap;
+    this.snapshotsInstalled++;
+    this.snapshotInstalledAt = st.seq;
+    this.out.installed = st.seq;
+    this.makeStable(st);
+    this.dropObsolete();
+    this.avail.forgetDecided((client, seq) => this.executed.has(client, seq));
+    this.progress();
   }
 
   private applyReported(): void {

@@ -27,8 +27,8 @@ const ref = z.strictObject({
 
 const prePrepare = z.strictObject({ type: z.literal('pre-prepare'), view: seqNo, seq: seqNo, digest, batch: z.array(ref), from: replicaId, sig });
 const prepare = z.strictObject({ type: z.literal('prepare'), view: seqNo, seq: seqNo, digest, from: replicaId, sig });
-const checkpoint = z.strictObject({ type: z.literal('checkpoint'), seq: seqNo, state: digest, from: replicaId, sig });
-const stable = z.strictObject({ seq: seqNo, state: digest, proof: z.array(checkpoint).max(30) });
+const checkpoint = z.strictObject({ type: z.literal('checkpoint'), seq: seqNo, state: digest, snapshot: digest, from: replicaId, sig });
+const stable = z.strictObject({ seq: seqNo, state: digest, snapshot: digest, proof: z.array(checkpoint).max(30) });
 const preparedCert = z.strictObject({ prePrepare, prepares: z.array(prepare).max(30) });
 const viewChange = z.strictObject({ type: z.literal('view-change'), view: seqNo, stable, prepared: z.array(preparedCert), from: replicaId, sig });
 
@@ -49,6 +49,7 @@ const message = z.discriminatedUnion('type', [
     view: seqNo,
     top: seqNo,
     recovering: z.boolean(),
+    snapshot: z.strictObject({ stable, body: z.string() }).optional(),
     from: replicaId,
   }),
   z.strictObject({ type: z.literal('hold'), refs: z.array(ref), from: replicaId }),

@@ -66,8 +66,11 @@ export const DEFAULT_LIMITS = {
   consensusCheckpointInterval: 32,
   /** Instances accepted above the stable checkpoint: a multiple of the interval, at least twice it. */
   consensusLogWindow: 128,
-  /** Decided batches kept below the stable checkpoint to bring a lagging replica up to date. */
-  consensusRetainDecided: 1_000,
+  /**
+   * Decided batches kept below the stable checkpoint to bring a lagging replica up to date
+   * batch by batch; one further behind installs a snapshot instead.
+   */
+  consensusRetainDecided: 256,
   /** Requests waiting to be ordered on one replica; more are refused and counted. */
   consensusPendingMax: 100_000,
 } as const;

@@ -11,8 +11,8 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FitError } from '../core/index.js';
 import { controlClient, signedControlSchema } from '../codec/index.js';
-import { executeControl, type BrokerService, type ControlOutcome, type UnorderedEvent } from '../broker/index.js';
-import { ConsensusDriver, sha256, type Decision, type DriverStatus, type Req } from '../consensus/index.js';
+import { controlSnapshot, executeControl, restoreControl, type BrokerService, type ClientSnapshot, type ControlOutcome, type UnorderedEvent } from '../broker/index.js';
+import { ConsensusDriver, sha256, type Decision, type DriverStatus, type Req, type StateMachine } from '../consensus/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { PeerLinks } from './peers.js';
 import type { Peer } from './server.js';
@@ -42,7 +42,13 @@ interface Decided {
   outcome: ControlOutcome;
 }
 
-export class Ordering {
+/** What this replica's snapshot holds beside the protocol's own state (src/consensus/state.ts). */
+interface AppSnapshot {
+  clients: ClientSnapshot[];
+  order: ReturnType<BrokerService['sequencer']['snapshot']>;
+}
+
+export class Ordering implements StateMachine {
   private readonly links: PeerLinks;
   private readonly driver: ConsensusDriver;
   /** Connections waiting for a change to be decided, by the change's client#seq. */
@@ -68,7 +74,7 @@ export class Ordering {
       privateKey: o.privateKey,
       publicKeys: config.replicas.map((r) => r.publicKey),
       send: (to, msg) => this.links.send(to, msg),
-      onDecided: (d) => this.onDecided(d),
+      machine: this,
     });
   }
 
@@ -150,7 +156,33 @@ export class Ordering {
     this.driver.submit({ client, seq: r.data.seq, payload: JSON.stringify(r.data) });
   }
 
-  private onDecided(d: Decision): void {
+  snapshot(): string {
+    return JSON.stringify({ clients: controlSnapshot(this.o.service.controlTable), order: this.o.service.sequencer.snapshot() } satisfies AppSnapshot);
+  }
+
+  /**
+   * The state after `seq` as 2f+1 replicas signed it: this replica fell too far behind to
+   * execute what it missed. Publishes and changes decided in between are answered now.
+   */
+  restore(seq: number, snapshot: string): void {
+    const s = JSON.parse(snapshot) as AppSnapshot;
+    restoreControl(this.o.service, s.clients);
+    this.o.service.sequencer.restore(s.order);
+    for (const key of [...this.eventWaiters.keys()]) {
+      const at = key.lastIndexOf('#');
+      if (this.driver.isDecided(key.slice(0, at), Number(key.slice(at + 1)))) this.released(key.slice(0, at), Number(key.slice(at + 1)));
+    }
+    for (const [key, list] of this.waiting) {
+      const at = key.lastIndexOf('#');
+      if (!this.driver.isDecided(key.slice(0, at), Number(key.slice(at + 1)))) continue;
+      const err = new FitError('FIT_ERR_REFUSED', `the change was decided while this replica was catching up (it installed the state after seq ${seq}); the other replicas answer with where`);
+      for (const w of list) if (!w.peer.conn.isClosed) this.o.refuse(w.peer, w.seq, err);
+      this.waiting.delete(key);
+    }
+    this.o.logger.warn({ seq }, 'installed a snapshot from the other replicas: this replica was too far behind to replay what it missed');
+  }
+
+  execute(d: Decision): void {
     for (const req of d.requests) {
       if (req.client.startsWith(EVENT_PREFIX)) {
         const channel = req.client.slice(EVENT_PREFIX.length, req.client.lastIndexOf('/'));

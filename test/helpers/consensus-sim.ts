@@ -20,8 +20,9 @@ import {
   type Ref,
   type Req,
   type Signer,
+  type StateMachine,
   type ViewChange,
-  GENESIS_STATE,
+  GENESIS,
 } from '../../src/consensus/index.js';
 
 /** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
@@ -41,6 +42,31 @@ export function simSigners(n: number, seed: number): Signer[] {
   const secret = (i: number): string => `secret-${seed}-${i}`;
   const mac = (i: number, bytes: string): string => createHash('sha256').update(secret(i)).update(bytes).digest('base64');
   return Array.from({ length: n }, (_, i) => ({ sign: (bytes: string) => mac(i, bytes), verify: (r: number, bytes: string, sig: string) => r >= 0 && r < n && mac(r, bytes) === sig }));
+}
+
+/**
+ * The application each simulated replica runs: the requests it executed, in order. Its
+ * snapshot is that whole list, so a replica that installs one from another replica (state
+ * transfer) still accounts for every request, and the lists of two replicas must agree on
+ * their common prefix whatever each of them installed.
+ */
+export class SimMachine implements StateMachine {
+  executed: string[] = [];
+  /** Seqs of the snapshots this replica installed. */
+  readonly installs: number[] = [];
+
+  execute(d: Decision): void {
+    for (const q of d.requests) this.executed.push(`${q.client}#${q.seq}#${q.payload}`);
+  }
+
+  snapshot(): string {
+    return JSON.stringify(this.executed);
+  }
+
+  restore(seq: number, snapshot: string): void {
+    this.executed = JSON.parse(snapshot) as string[];
+    this.installs.push(seq);
+  }
 }
 
 export type Byzantine = 'silent' | 'equivocate' | 'forge' | 'replay' | 'flood';
@@ -83,6 +109,7 @@ export interface SimOptions {
 export interface SimResult {
   decided: Map<number, Decision>[];
   replicas: ConsensusReplica[];
+  machines: SimMachine[];
   correct: number[];
   /** Replicas whose decisions are checked: the correct ones and the restarted ones. */
   checked: number[];
@@ -137,7 +164,8 @@ export function simulate(so: SimOptions): SimResult {
     retainDecided: 1_000,
     ...so.consensus,
   };
-  const replicas = Array.from({ length: n }, (_, i) => new ConsensusReplica({ ...options, id: i, restarted: so.coldStart === true }, signers[i]!));
+  const machines = Array.from({ length: n }, () => new SimMachine());
+  const replicas = Array.from({ length: n }, (_, i) => new ConsensusReplica({ ...options, id: i, restarted: so.coldStart === true }, signers[i]!, machines[i]));
   const decided = Array.from({ length: n }, () => new Map<number, Decision>());
   const decisionTicks: number[] = [];
   const maxDelay = so.maxDelay ?? 3;
@@ -209,7 +237,7 @@ export function simulate(so: SimOptions): SimResult {
         { type: 'commit', view: Math.floor(random() * 3), seq, digest: 'x'.repeat(64), from: other },
         { type: 'prepare', view: 0, seq, digest: 'y'.repeat(64), from: other, sig: 'forged' },
         { type: 'pre-prepare', view: 0, seq, digest: batchDigest([]), batch: [], from: 0, sig: 'forged' },
-        { type: 'checkpoint', seq: 8, state: 'z'.repeat(64), from: other, sig: 'forged' },
+        { type: 'checkpoint', seq: 8, state: 'z'.repeat(64), snapshot: 'z'.repeat(64), from: other, sig: 'forged' },
       ];
     }
     // flood: FETCHes in a loop (each answered with up to a window of batches, so answering
@@ -218,7 +246,7 @@ export function simulate(so: SimOptions): SimResult {
     const fetch: ConsensusMessage = { type: 'fetch', after: 0, from };
     if (random() >= 0.05) return [fetch];
     const view = 5 + Math.floor(random() * 50);
-    const vc: ViewChange = { type: 'view-change', view, stable: { seq: 0, state: GENESIS_STATE, proof: [] }, prepared: [], from, sig: '' };
+    const vc: ViewChange = { type: 'view-change', view, stable: GENESIS, prepared: [], from, sig: '' };
     vc.sig = signers[from]!.sign(signable(vc));
     void to;
     return [fetch, { type: 'stop', view, from }, vc];
@@ -249,7 +277,8 @@ export function simulate(so: SimOptions): SimResult {
   for (now = 0; now < ticks; now++) {
     for (let i = 0; i < n; i++) {
       if (restart[i] !== now) continue;
-      replicas[i] = new ConsensusReplica({ ...options, id: i, restarted: true }, signers[i]!);
+      machines[i] = new SimMachine();
+      replicas[i] = new ConsensusReplica({ ...options, id: i, restarted: true }, signers[i]!, machines[i]);
       decided[i] = new Map();
     }
     for (const { req, to } of schedule.get(now) ?? []) for (const i of to) if (alive(i)) emit(i, replicas[i]!.submit(req));
@@ -270,25 +299,26 @@ export function simulate(so: SimOptions): SimResult {
       }
     }
     for (let i = 0; i < n; i++) if (alive(i)) emit(i, replicas[i]!.tick());
-    checkSafety(decided, checked);
+    checkSafety(decided, checked, machines);
     // Done early once the network healed, every request was issued and every live checked replica decided them all.
-    if (now > Math.max(healAt, issueTicks + 5) && now % 25 === 0 && checked.every((r) => !alive(r) || decidedCount(decided[r]!, wanted) === requests.length)) break;
+    if (now > Math.max(healAt, issueTicks + 5) && now % 25 === 0 && checked.every((r) => !alive(r) || executedCount(machines[r]!, wanted) === requests.length)) break;
   }
   const live = checked.filter(alive);
-  return { decided, replicas, correct, checked, live, must, requests, messages, decisionTicks };
+  return { decided, replicas, machines, correct, checked, live, must, requests, messages, decisionTicks };
 }
 
-/** How many of the clients' requests a replica decided (a faulty leader's made-up ones aside). */
-const decidedCount = (log: Map<number, Decision>, wanted: Set<string>): number => {
-  let c = 0;
-  for (const d of log.values()) for (const q of d.requests) if (wanted.has(`${q.client}#${q.seq}`)) c++;
-  return c;
-};
+const reqOf = (entry: string): string => entry.slice(0, entry.lastIndexOf('#'));
+
+/** How many of the clients' requests a replica executed (a faulty leader's made-up ones aside). */
+const executedCount = (m: SimMachine, wanted: Set<string>): number => m.executed.filter((e) => wanted.has(reqOf(e))).length;
 
 const decisionText = (d: Decision): string => JSON.stringify(d.requests.map((r) => [r.client, r.seq, r.payload]));
 
-/** No two correct replicas decided different batches at one seq; each decided log has no gap. */
-export function checkSafety(decided: Map<number, Decision>[], correct: number[]): void {
+/**
+ * No two correct replicas decided different batches at one seq; each decided log has no gap
+ * above the last snapshot its replica installed (a snapshot stands for every seq below it).
+ */
+export function checkSafety(decided: Map<number, Decision>[], correct: number[], machines: SimMachine[]): void {
   const bySeq = new Map<number, { text: string; replica: number }>();
   for (const r of correct) {
     const log = decided[r]!;
@@ -300,16 +330,24 @@ export function checkSafety(decided: Map<number, Decision>[], correct: number[])
     }
     let top = 0;
     for (const seq of log.keys()) top = Math.max(top, seq);
-    if (top !== log.size) throw new SafetyViolation(`replica ${r} decided ${log.size} seqs, the highest ${top}: a gap`);
+    const from = Math.max(0, ...machines[r]!.installs);
+    for (let seq = from + 1; seq <= top; seq++) if (!log.has(seq)) throw new SafetyViolation(`replica ${r} decided up to seq ${top} but not ${seq}, above its last snapshot at ${from}: a gap`);
   }
 }
 
-/** Every request decided exactly once at every live checked replica, and no request twice. */
+/**
+ * Every request executed exactly once at every live checked replica, and no request twice, in
+ * the same order everywhere (snapshots included).
+ */
 export function undecided(res: SimResult): string[] {
   const problems: string[] = [];
+  const longest = res.live.map((r) => res.machines[r]!.executed).reduce<string[]>((a, b) => (b.length > a.length ? b : a), []);
   for (const r of res.live) {
+    const mine = res.machines[r]!.executed;
+    const at = mine.findIndex((e, i) => e !== longest[i]);
+    if (at >= 0) problems.push(`replica ${r} executed ${mine[at]} at position ${at}, another replica ${longest[at]}`);
     const got = new Map<string, number>();
-    for (const d of res.decided[r]!.values()) for (const q of d.requests) got.set(`${q.client}#${q.seq}`, (got.get(`${q.client}#${q.seq}`) ?? 0) + 1);
+    for (const e of mine) got.set(reqOf(e), (got.get(reqOf(e)) ?? 0) + 1);
     for (const q of res.requests) {
       const k = `${q.client}#${q.seq}`;
       const c = got.get(k) ?? 0;
@@ -349,5 +387,7 @@ export function scenario(seed: number): SimOptions {
   o.sparse = r() < 0.3 ? r() * 0.3 : 0;
   o.clients = 1 + Math.floor(r() * 4);
   o.requestsPerClient = 5 + Math.floor(r() * 20);
+  // A short retained history: a replica that fell behind (restarted, cut off) installs a snapshot.
+  if (r() < 0.35) o.consensus = { retainDecided: 8 };
   return o;
 }

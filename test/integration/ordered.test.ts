@@ -70,8 +70,8 @@ describe('ordered channel: 4 replicas, 3 publishers, 2 subscribers, the leader k
         const t0 = Date.now();
         await c.kill(leader);
         killed.push(leader);
-        // Publishes are acknowledged on receipt, not once ordered: wait for the leader change
-        // itself, or the next kill would find the old view still reported.
+        // Wait for the leader change itself, or the next kill would find the old view still
+        // reported.
         while ((await leaderOf(c)) === leader && Date.now() - t0 < 30_000) await sleep(50);
         process.stderr.write(`    killed leader ${leader} at event ${i}; the others followed a new leader ${Date.now() - t0} ms later\n`);
       }

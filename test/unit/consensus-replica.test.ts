@@ -8,9 +8,13 @@ import {
   batchDigest,
   ConsensusReplica,
   refOf,
+  ExecutedRequests,
+  GENESIS,
   GENESIS_STATE,
+  snapshotDigest,
   nextState,
   signable,
+  type Batches,
   type Checkpoint,
   type ConsensusMessage,
   type ConsensusOptions,
@@ -19,9 +23,10 @@ import {
   type PrePrepare,
   type Prepare,
   type Req,
+  type StableCheckpoint,
   type ViewChange,
 } from '../../src/consensus/index.js';
-import { simSigners } from '../helpers/consensus-sim.js';
+import { SimMachine, simSigners } from '../helpers/consensus-sim.js';
 
 const N = 4;
 const signers = simSigners(N, 7);
@@ -52,7 +57,7 @@ const sent = (o: Output, type: ConsensusMessage['type']): ConsensusMessage[] => 
 
 /** A valid NEW-VIEW for `view` from view changes of replicas 0, 2, 3 that prepared nothing. */
 function newView(view: number): NewView {
-  const vcs = [0, 2, 3].map((from) => sign<ViewChange>({ type: 'view-change', view, stable: { seq: 0, state: GENESIS_STATE, proof: [] }, prepared: [], from, sig: '' }));
+  const vcs = [0, 2, 3].map((from) => sign<ViewChange>({ type: 'view-change', view, stable: GENESIS, prepared: [], from, sig: '' }));
   return sign<NewView>({ type: 'new-view', view, viewChanges: vcs, prePrepares: [], from: view % N, sig: '' });
 }
 
@@ -109,24 +114,68 @@ test('one replica voting to leave the view moves nobody; f+1 votes make others j
   assert.equal(r.status.changingView, true);
 });
 
-test('catch-up takes only batches that chain from its state to a stable checkpoint 2f+1 replicas signed', () => {
+/** Decided batches 1 and 2 with the stable checkpoint at 2 that replicas 0, 2, 3 signed. */
+function checkpointAt2(): { batches: { seq: number; batch: Req[] }[]; stable: StableCheckpoint } {
   const batches = [1, 2].map((seq) => ({ seq, batch: [req(seq)] }));
   let state = GENESIS_STATE;
   for (const b of batches) state = nextState(state, batchDigest(b.batch.map(refOf)));
-  const proof = [0, 2, 3].map((from) => sign<Checkpoint>({ type: 'checkpoint', seq: 2, state, from, sig: '' }));
-  const lying = { type: 'batches' as const, stable: { seq: 2, state, proof }, batches: [{ seq: 1, batch: [req(1)] }, { seq: 2, batch: [req(7)] }], executed: 2, view: 0, top: 2, recovering: false, from: 3 };
-  const r = replica();
+  // The state every replica that executed them has: the protocol's part and the application's.
+  const executed = new ExecutedRequests();
+  const app = new SimMachine();
+  for (const b of batches) {
+    for (const q of b.batch) executed.add(q.client, q.seq);
+    app.execute({ seq: b.seq, view: 0, requests: b.batch });
+  }
+  const snapshot = snapshotDigest(executed.encode(app.snapshot()));
+  const proof = [0, 2, 3].map((from) => sign<Checkpoint>({ type: 'checkpoint', seq: 2, state, snapshot, from, sig: '' }));
+  return { batches, stable: { seq: 2, state, snapshot, proof } };
+}
+
+const batchesMsg = (from: number, stable: StableCheckpoint, batches: { seq: number; batch: Req[] }[]): Batches => ({ type: 'batches', stable, batches, executed: stable.seq, view: 0, top: stable.seq, recovering: false, from });
+
+test('catch-up takes only batches that chain from its state to a stable checkpoint 2f+1 replicas signed', () => {
+  const { batches, stable } = checkpointAt2();
+  const lying = batchesMsg(3, stable, [{ seq: 1, batch: [req(1)] }, { seq: 2, batch: [req(7)] }]);
+  const r = new ConsensusReplica({ ...OPTIONS, id: 1 }, signers[1]!, new SimMachine());
   assert.equal(r.receive(3, lying).decided.length, 0, 'batches that do not chain to the checkpoint');
-  const weakProof = { type: 'batches' as const, stable: { seq: 2, state, proof: proof.slice(0, 2) }, batches, executed: 2, view: 0, top: 2, recovering: false, from: 3 };
-  assert.equal(r.receive(3, weakProof).decided.length, 0, 'a checkpoint only 2 replicas signed');
-  const good = { type: 'batches' as const, stable: { seq: 2, state, proof }, batches, executed: 2, view: 0, top: 2, recovering: false, from: 2 };
-  const o = r.receive(2, good);
+  assert.equal(r.receive(3, batchesMsg(3, { ...stable, proof: stable.proof.slice(0, 2) }, batches)).decided.length, 0, 'a checkpoint only 2 replicas signed');
+  const o = r.receive(2, batchesMsg(2, stable, batches));
   assert.deepEqual(
     o.decided.map((d) => d.requests.map((q) => q.seq)),
     [[1], [2]],
   );
   assert.equal(r.status.lastDecided, 2);
   assert.equal(r.status.stableCheckpoint, 2);
+  assert.equal(r.status.snapshotMismatches, 0, 'its own state after seq 2 is the one the others signed');
+});
+
+test('state transfer: a snapshot is served to a replica that cannot chain up, and installed only when 2f+1 signed its digest', () => {
+  const { batches, stable } = checkpointAt2();
+  const server = new ConsensusReplica({ ...OPTIONS, id: 1 }, signers[1]!, new SimMachine());
+  server.receive(2, batchesMsg(2, stable, batches));
+  const fetch = (after: number): Batches | undefined => sent(server.receive(0, { type: 'fetch', after, from: 0 }), 'batches')[0] as Batches | undefined;
+  const reply = fetch(0);
+  assert.equal(reply?.snapshot?.stable.seq, 2, 'a replica that executed nothing gets the snapshot');
+  for (let t = 0; t < OPTIONS.resendTicks; t++) server.tick();
+  assert.equal(fetch(0)?.snapshot, undefined, 'not the same snapshot again to the same replica so soon');
+  for (let t = 0; t < OPTIONS.resendTicks; t++) server.tick();
+  assert.equal(fetch(1)?.snapshot, undefined, 'a replica that can chain up from seq 1 gets batches');
+
+  const snap = reply!.snapshot!;
+  const machine = new SimMachine();
+  const r = new ConsensusReplica({ ...OPTIONS, id: 0 }, signers[0]!, machine);
+  const offer = (snapshot: Batches['snapshot']): Output => r.receive(1, { ...batchesMsg(1, snap.stable, []), snapshot });
+  offer({ stable: snap.stable, body: snap.body.replace('p2', 'p9') });
+  assert.deepEqual(machine.installs, [], 'a body that is not the one signed');
+  offer({ stable: { ...snap.stable, proof: snap.stable.proof.slice(0, 2) }, body: snap.body });
+  assert.deepEqual(machine.installs, [], 'a checkpoint only 2 replicas signed');
+  const o = offer(snap);
+  assert.equal(o.installed, 2);
+  assert.deepEqual(machine.installs, [2]);
+  assert.deepEqual(machine.executed, ['c#1#p1', 'c#2#p2']);
+  assert.deepEqual([r.status.lastDecided, r.status.stableCheckpoint, r.status.snapshotsInstalled], [2, 2, 1]);
+  assert.ok(r.isDecided('c', 2), 'requests decided before the snapshot are never executed again');
+  assert.equal(offer(snap).installed, undefined, 'nothing twice');
 });
 
 test('a request is decided once even when a faulty leader repeats it in two batches', () => {
@@ -147,7 +196,7 @@ test('a request is decided once even when a faulty leader repeats it in two batc
 });
 
 test('above the stable checkpoint, a reported batch is taken only once f+1 replicas report the same one', () => {
-  const genesis = { seq: 0, state: GENESIS_STATE, proof: [] };
+  const genesis = GENESIS;
   const report = (from: number, batch: Req[]) => ({ type: 'batches' as const, stable: genesis, batches: [{ seq: 1, batch }], executed: 1, view: 0, top: 1, recovering: false, from });
   const r = replica();
   assert.equal(r.receive(3, report(3, [req(9)])).decided.length, 0, 'one faulty replica\'s word');
@@ -172,7 +221,7 @@ test('a replica left alone with its timeout (the leader sent it another batch) a
 test('a restarted replica votes on nothing until 2f others said where they are, then nowhere it may have voted before', () => {
   const r = new ConsensusReplica({ ...OPTIONS, id: 1, restarted: true }, signers[1]!);
   assert.equal(sent(r.receive(0, prePrepare(0, 1, [req(1)])), 'prepare').length, 0, 'before any report');
-  const report = (from: number, view: number, top: number, recovering = false) => ({ type: 'batches' as const, stable: { seq: 0, state: GENESIS_STATE, proof: [] }, batches: [], executed: 0, view, top, recovering, from });
+  const report = (from: number, view: number, top: number, recovering = false) => ({ type: 'batches' as const, stable: GENESIS, batches: [], executed: 0, view, top, recovering, from });
   r.receive(0, report(0, 0, 3));
   assert.equal(sent(r.receive(0, prePrepare(0, 2, [req(2)])), 'prepare').length, 0, 'after one report of two');
   r.receive(3, report(3, 0, 5));
@@ -199,7 +248,7 @@ test('a restarted leader proposes nothing until it knows how far it may have pro
   const r = new ConsensusReplica({ ...OPTIONS, id: 0, restarted: true }, signers[0]!);
   attest(r, [req(1)], [2]);
   assert.equal(sent(r.submit(req(1)), 'pre-prepare').length, 0);
-  const report = (from: number, top: number) => ({ type: 'batches' as const, stable: { seq: 0, state: GENESIS_STATE, proof: [] }, batches: [], executed: 0, view: 0, top, recovering: false, from });
+  const report = (from: number, top: number) => ({ type: 'batches' as const, stable: GENESIS, batches: [], executed: 0, view: 0, top, recovering: false, from });
   r.receive(1, report(1, 2));
   const o = r.receive(2, report(2, 1));
   const pps = sent(o, 'pre-prepare').concat(sent(r.tick(), 'pre-prepare')) as PrePrepare[];

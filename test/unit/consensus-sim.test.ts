@@ -104,6 +104,22 @@ test('a replica restarted without its state catches up, decides what the others 
   assert.equal(back.recovering, false, 'still passive at the end');
 });
 
+test('a replica restarted after the others moved past the batches they keep installs a snapshot 2f+1 signed, then decides on with them', () => {
+  const r = run({ seed: 94, crash: { 2: 40 }, restart: { 2: 450 }, clients: 4, requestsPerClient: 60, issueTicks: 800, ticks: 2500, consensus: { batchMax: 2, retainDecided: 8 } });
+  const back = r.replicas[2]!.status;
+  assert.ok(r.machines[2]!.installs.length >= 1, 'no snapshot installed');
+  assert.equal(back.snapshotsInstalled, r.machines[2]!.installs.length);
+  assert.equal(back.lastDecided, r.replicas[0]!.status.lastDecided);
+  assert.ok(r.decided[2]!.size > 0, 'it decided nothing itself after the snapshot');
+  assert.ok(r.replicas.every((x) => x.status.snapshotMismatches === 0), 'a replica\'s own snapshot differed from the one 2f+1 signed');
+});
+
+test('a replica cut off for long catches up by a snapshot after the heal, and by batches above it', () => {
+  const r = run({ seed: 95, partition: [3], partitionFrom: 20, healAt: 500, clients: 4, requestsPerClient: 50, issueTicks: 450, ticks: 2000, consensus: { batchMax: 2, retainDecided: 8 } });
+  assert.ok(r.machines[3]!.installs.length >= 1, 'no snapshot installed');
+  assert.equal(r.replicas[3]!.status.lastDecided, r.replicas[0]!.status.lastDecided);
+});
+
 test('a restarted leader rejoins the view the others moved to without it, from the NEW-VIEW alone', () => {
   const r = run({ seed: 92, crash: { 0: 40 }, restart: { 0: 160 }, clients: 3, requestsPerClient: 20, issueTicks: 300 });
   const v = r.replicas.map((x) => x.status.view);
