@@ -25,6 +25,7 @@ interface Flags {
   publishers: number;
   subscribers: number;
   rate: number;
+  orderedRate: number;
   fixedMs?: number;
   peers: string;
   out?: string;
@@ -57,6 +58,12 @@ async function main(): Promise<void> {
     .option('--publishers <n>', 'publisher processes', positiveInt('--publishers'), 2)
     .option('--subscribers <n>', 'subscriber processes (SIEMs), each subscribed to every channel', positiveInt('--subscribers'), 2)
     .option('--rate <events/s>', 'offered load of the fixed-load phase, all publishers together (0 skips it)', (v) => Number(v), 30_000)
+    .option(
+      '--ordered-rate <events/s>',
+      'offered load of the fixed-load phase of bft-ordered (0 skips it): below what the order sustains, or the latency measured is the queue ahead of the order',
+      (v) => Number(v),
+      2_000,
+    )
     .option('--fixed-ms <ms>', 'duration of the fixed-load phase (default 5000; with --quick, 2000)', positiveInt('--fixed-ms'))
     .addOption(new Option('--peers <names>', `peer systems, comma-separated, or "none" (${PEER_NAMES.join(', ')})`).default('all'))
     .option('--out <file>', 'also write the results JSON to this file')
@@ -93,9 +100,11 @@ async function main(): Promise<void> {
     else systems.push(peer);
   }
   const plan = channelCounts.flatMap((c) => systems.map((server) => ({ server, channels: c })));
-  const steps = (p: (typeof plan)[number]): number => 3 + (o.rate > 0 ? 1 : 0) + (p.server.mode === 'bft-ordered' && o.crashRate > 0 ? 1 : 0);
+  const fixedRate = (server: ServerSide): number => (server.mode === 'bft-ordered' ? o.orderedRate : o.rate);
+  const steps = (p: (typeof plan)[number]): number => 3 + (fixedRate(p.server) > 0 ? 1 : 0) + (p.server.mode === 'bft-ordered' && o.crashRate > 0 ? 1 : 0);
   const progress = new Progress(plan.reduce((n, p) => n + steps(p), 0));
   const runs: RunResult[] = [];
+  const failures: { label: string; channels: number; error: string }[] = [];
   for (const p of plan) {
     const channels = Array.from({ length: p.channels }, (_, i) => `bench.${i}`);
     try {
@@ -103,7 +112,7 @@ async function main(): Promise<void> {
         server: p.server,
         shape: { channels, publishers: o.publishers, subscribers: o.subscribers, size: o.size },
         events,
-        fixedRate: o.rate,
+        fixedRate: fixedRate(p.server),
         fixedMs,
         crashRate: o.crashRate,
         onPhase: (what) => progress.step(`${p.server.label}, ${p.channels} channels: ${what}`),
@@ -111,11 +120,13 @@ async function main(): Promise<void> {
       runs.push(r);
       progress.log(summaryLine(r));
     } catch (e) {
-      progress.log(`FAILED ${p.server.label}, ${p.channels} channels: ${e instanceof Error ? e.message : String(e)}`);
+      const error = e instanceof Error ? e.message : String(e);
+      failures.push({ label: p.server.label, channels: p.channels, error });
+      progress.log(`FAILED ${p.server.label}, ${p.channels} channels: ${error}`);
     }
   }
   progress.stop();
-  const doc = { machine: machine(), date: new Date().toISOString(), args: process.argv.slice(2), runs };
+  const doc = { machine: machine(), date: new Date().toISOString(), args: process.argv.slice(2), runs, ...(failures.length ? { failures } : {}) };
   printTable(runs);
   if (o.save) {
     const dir = new URL('../../bench/results/', import.meta.url).pathname;
