@@ -102,6 +102,7 @@ export function restoreControl(svc: BrokerService, clients: readonly ClientSnaps
     if (next) continue;
     c.publish.length = 0;
     c.subscribe.length = 0;
+    c.admin = false;
     table.clients.delete(c.id);
   }
   for (const [id, publicKey, admin, publish, subscribe] of clients) {

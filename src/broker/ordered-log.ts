@@ -21,7 +21,7 @@ export interface OrderedLogCounters {
   appended: number;
   evictedCapacity: number;
   evictedTtl: number;
-  /** Events dropped or never held because a snapshot moved the log on (state transfer). */
+  /** Events never held because a snapshot moved the log on (state transfer). */
   skipped: number;
 }
 
@@ -73,23 +73,38 @@ export class OrderedLog {
   }
 
   /**
-   * Continues after `seq` (a snapshot was installed): what the log held goes, and every reader
-   * is told of each event it had not acknowledged and will never get from here.
+   * Continues after `seq` (a snapshot was installed): the events held stay (readers behind
+   * still get them from here), the ones in between were never held, and every reader is told
+   * of each of those it had not acknowledged.
    */
   skipTo(seq: number): void {
     if (seq <= this.top) return;
-    while (this.entries.length > 0) this.evict('skip');
     for (const [client, acked] of this.acked) this.missed.set(client, (this.missed.get(client) ?? 0) + seq - Math.max(acked, this.top));
     this.counters.skipped += seq - this.top;
     this.top = seq;
   }
 
-  /** Up to `max` events from `fromSeq` on (from the oldest retained when it was evicted). */
+  /** Up to `max` events from `fromSeq` on (from the next one held when it is not). */
   read(fromSeq: number, max: number): LoggedEvent[] {
     const out: LoggedEvent[] = [];
-    const first = this.low;
-    for (let i = Math.max(0, fromSeq - first); i < this.entries.length && out.length < max; i++) out.push(this.entries.at(i)!);
+    for (let i = this.indexOf(fromSeq); i < this.entries.length && out.length < max; i++) out.push(this.entries.at(i)!);
     return out;
+  }
+
+  /** The index of the first entry at `seq` or after: by position while the log has no gap, by search across one. */
+  private indexOf(seq: number): number {
+    const n = this.entries.length;
+    if (n === 0) return 0;
+    const first = this.entries.at(0)!.seq;
+    if (this.entries.at(n - 1)!.seq - first === n - 1) return Math.min(n, Math.max(0, seq - first));
+    let lo = 0;
+    let hi = n;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (this.entries.at(mid)!.seq < seq) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
   }
 
   /** A client that may read this log from now on starts at the next event (one from the start starts at 1). */
@@ -131,11 +146,10 @@ export class OrderedLog {
     for (let e = this.entries.peek(); e && e.expiresAtMs < nowMs; e = this.entries.peek()) this.evict('ttl');
   }
 
-  private evict(why: 'capacity' | 'ttl' | 'skip'): void {
+  private evict(why: 'capacity' | 'ttl'): void {
     const e = this.entries.shift()!;
     this.bytes -= e.len;
     if (why === 'ttl') this.counters.evictedTtl++;
-    else if (why === 'skip') this.counters.skipped++;
     else this.counters.evictedCapacity++;
     for (const [client, acked] of this.acked) if (acked < e.seq) this.missed.set(client, (this.missed.get(client) ?? 0) + 1);
   }

@@ -63,6 +63,7 @@ interface ConsensusStat {
   snapshotsInstalled: number;
   snapshotInstalledAt: number;
   snapshotMismatches: number;
+  snapshotBytes: number;
 }
 
 function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): string {
@@ -99,7 +100,7 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
     const c = (r.status as { consensus?: ConsensusStat | null }).consensus;
     if (c) {
       const state = c.changingView ? '  CHANGING VIEW' : c.recovering ? '  RECOVERING (passive after a restart)' : '';
-      const snapshots = c.snapshotsInstalled > 0 ? `  snapshots installed ${c.snapshotsInstalled} (last at ${c.snapshotInstalledAt})` : '';
+      const snapshots = `  state ${(c.snapshotBytes / 1024).toFixed(0)} KiB${c.snapshotsInstalled > 0 ? `, snapshots installed ${c.snapshotsInstalled} (last at ${c.snapshotInstalledAt})` : ''}`;
       // Its state after a checkpoint was not the one 2f+1 replicas signed: it diverged.
       const diverged = c.snapshotMismatches > 0 ? `  STATE DIVERGED at ${c.snapshotMismatches} checkpoints (check that every replica runs the same cluster.yaml and version)` : '';
       lines.push(

@@ -109,6 +109,8 @@ export interface ConsensusStatus {
    * its application state diverged (a bug, or a replica configured differently). Never 0 → n.
    */
   snapshotMismatches: number;
+  /** The size of this replica's last snapshot, encoded: it travels in one frame between replicas (peerFrameBytesMax). */
+  snapshotBytes: number;
 }
 
 interface Slot {
@@ -172,8 +174,13 @@ export class ConsensusReplica {
   private snapshotsInstalled = 0;
   private snapshotInstalledAt = 0;
   private snapshotMismatches = 0;
-  /** The snapshot last sent to each replica, and when. */
-  private readonly snapshotSentAt = new Map<number, { seq: number; at: number }>();
+  /** When a snapshot was last sent to each replica. */
+  private readonly snapshotSentAt = new Map<number, number>();
+  /** The latest snapshot each replica offered above what this one executed. */
+  private readonly snapshotOffers = new Map<number, { stable: StableCheckpoint; body: string }>();
+  /** While applying batches up to a stable checkpoint: checkpoints below it are not signed. */
+  private catchingUpTo = 0;
+  private snapshotBytes = 0;
   /**
    * Requests waiting to be decided, by reference, in arrival order: the ones this replica holds
    * the body of, and the ones f+1 replicas attested (so a leader that ignores them is suspected).
@@ -261,6 +268,7 @@ export class ConsensusReplica {
       snapshotsInstalled: this.snapshotsInstalled,
       snapshotInstalledAt: this.snapshotInstalledAt,
       snapshotMismatches: this.snapshotMismatches,
+      snapshotBytes: this.snapshotBytes,
     };
   }
 
@@ -561,8 +569,9 @@ export class ConsensusReplica {
   /** Signs this replica's state after `seq` and keeps the snapshot until a later one is stable. */
   private checkpoint(seq: number): void {
     // Catching up below a stable checkpoint: nothing to sign, nobody needs it.
-    if (seq < this.stable.seq) return;
+    if (seq < this.stable.seq || seq < this.catchingUpTo) return;
     const body = this.executed.encode(this.machine?.snapshot() ?? '');
+    this.snapshotBytes = body.length;
     const digest = snapshotDigest(body);
     if (seq === this.stable.seq) return this.checkOwnSnapshot(this.stable, body, digest);
     this.ownSnapshots.set(seq, body);
@@ -673,23 +682,29 @@ export class ConsensusReplica {
     for (const [seq, sl] of this.slots) if (sl.prePrepare && seq > top) top = seq;
     const view = this.changing ? this.target : this.view;
     const reply: Batches = { type: 'batches', stable: this.stable, batches, executed: this.lastExecuted, view, top, recovering: this.recovering || this.startedOver, from: this.o.id };
-    if (this.snapshotWanted(m)) reply.snapshot = this.served;
+    if (this.snapshotWanted(m, batches)) {
+      // Alone in its frame: a snapshot can be large, and the asker cannot chain these anyway.
+      reply.snapshot = this.served;
+      reply.batches = [];
+    }
     this.send(m.from, reply);
   }
 
   /**
-   * A snapshot goes to a replica below it that cannot chain up to it from here (the batches
-   * after its last are gone), or that executed nothing (a snapshot is the shortest way, and its
-   * start from configuration may be newer than the others'). Not again to the same asker for
-   * the same seq within a few resend periods: snapshots are large, and a faulty replica asking
-   * in a loop must not turn every correct one into a firehose.
+   * A snapshot goes to a replica below it that cannot chain up to the stable checkpoint from
+   * this reply: the batch after its last is gone, or the reply stops short of the checkpoint
+   * (replyBytesMax), or it executed nothing (a snapshot is the shortest way, and its start from
+   * configuration may be newer than ours). At most once per few resend periods to one asker,
+   * whatever the seq: snapshots are large, and a faulty replica asking in a loop must not
+   * turn every correct one into a firehose.
    */
-  private snapshotWanted(m: Fetch): boolean {
+  private snapshotWanted(m: Fetch, batches: Batches['batches']): boolean {
     const at = this.served?.stable.seq ?? 0;
-    if (m.after >= at || (m.after > 0 && this.decidedBatches.has(m.after + 1))) return false;
-    const last = this.snapshotSentAt.get(m.from);
-    if (last && last.seq === at && this.now - last.at < SNAPSHOT_RESEND_PERIODS * this.o.resendTicks) return false;
-    this.snapshotSentAt.set(m.from, { seq: at, at: this.now });
+    if (m.after >= at) return false;
+    const short = batches.length === 0 || batches[batches.length - 1]!.seq < this.stable.seq;
+    if (m.after > 0 && !short) return false;
+    if (this.now - (this.snapshotSentAt.get(m.from) ?? -Infinity) < SNAPSHOT_RESEND_PERIODS * this.o.resendTicks) return false;
+    this.snapshotSentAt.set(m.from, this.now);
     return true;
   }
 
@@ -705,8 +720,9 @@ export class ConsensusReplica {
       this.peerReach.set(m.from, { view: m.view, top: m.top });
       if (this.peerReach.size >= 2 * this.o.f) this.learnPassiveBound();
     }
+    if (m.snapshot && m.snapshot.stable.seq > this.lastExecuted) this.snapshotOffers.set(m.from, m.snapshot);
     // A replica that executed nothing installs a snapshot first (see snapshotWanted).
-    if (m.snapshot && this.lastExecuted === 0) this.install(m.snapshot);
+    if (this.lastExecuted === 0) this.installOffered();
     const st = m.stable;
     if (st.seq > this.lastExecuted) {
       if (!validStable(st, this.g, this.signer)) return;
@@ -719,10 +735,14 @@ export class ConsensusReplica {
         if (seq === st.seq) break;
       }
       if (seq === st.seq && state === st.state) {
+        this.catchingUpTo = st.seq;
         for (const b of m.batches) if (b.seq <= st.seq && b.seq > this.lastExecuted) this.apply(b.seq, -1, b.batch);
+        this.catchingUpTo = 0;
         this.makeStable(st);
-      } else if (m.snapshot) this.install(m.snapshot);
-      else return;
+      } else {
+        this.installOffered();
+        if (st.seq > this.lastExecuted) return;
+      }
     }
     for (const b of m.batches) {
       if (b.seq <= this.lastExecuted || b.seq > this.lastExecuted + this.o.logWindow) continue;
@@ -756,12 +776,27 @@ export class ConsensusReplica {
    * one reply from anyone is enough, because 2f+1 replicas signed its digest. Like batch
    * catch-up, it carries no view.
    */
-  private install(snap: { stable: StableCheckpoint; body: string }): void {
+  /**
+   * Installs the highest valid snapshot offered, once f+1 replicas offered one: at least one
+   * correct replica then says this one cannot chain up from where it is, so a faulty replica
+   * cannot make a replica that could catch up batch by batch throw away what it holds. One
+   * offer is enough for a replica that executed nothing: it holds nothing to lose.
+   */
+  private installOffered(): void {
+    for (const [from, o] of this.snapshotOffers) if (o.stable.seq <= this.lastExecuted) this.snapshotOffers.delete(from);
+    if (this.snapshotOffers.size < (this.lastExecuted === 0 ? 1 : this.o.f + 1)) return;
+    const offers = [...this.snapshotOffers.values()].sort((a, b) => b.stable.seq - a.stable.seq);
+    for (const o of offers) if (this.install(o)) break;
+  }
+
+  private install(snap: { stable: StableCheckpoint; body: string }): boolean {
     const st = snap.stable;
-    if (st.seq <= this.lastExecuted || !validStable(st, this.g, this.signer) || snapshotDigest(snap.body) !== st.snapshot) return;
-    const app = this.executed.restore(snap.body);
-    if (app === undefined) return;
-    this.machine?.restore(st.seq, app);
+    if (st.seq <= this.lastExecuted || !validStable(st, this.g, this.signer) || snapshotDigest(snap.body) !== st.snapshot) return false;
+    const decoded = this.executed.decode(snap.body);
+    if (decoded === undefined) return false;
+    this.machine?.restore(st.seq, decoded.app);
+    decoded.load();
+    this.snapshotOffers.clear();
     this.lastExecuted = st.seq;
     this.state = st.state;
     if (this.nextSeq <= st.seq) this.nextSeq = st.seq + 1;
@@ -776,6 +811,7 @@ export class ConsensusReplica {
     this.dropObsolete();
     this.avail.forgetDecided((client, seq) => this.executed.has(client, seq));
     this.progress();
+    return true;
   }
 
   private applyReported(): void {

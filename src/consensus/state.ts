@@ -98,10 +98,11 @@ export class ExecutedRequests {
   }
 
   /**
-   * Replaces this state with the one in `snapshot` and returns the application's part, or
-   * undefined when it is not a snapshot (a bug: its digest was signed by 2f+1 replicas).
+   * Reads a snapshot without changing anything: the application's part, and `load` to make
+   * this state the snapshot's. Undefined when it is not a snapshot (a bug: 2f+1 replicas
+   * signed its digest).
    */
-  restore(snapshot: string): string | undefined {
+  decode(snapshot: string): { app: string; load(): void } | undefined {
     let e: Encoded;
     try {
       e = JSON.parse(snapshot) as Encoded;
@@ -109,9 +110,13 @@ export class ExecutedRequests {
       return undefined;
     }
     if (e?.v !== 1 || !Array.isArray(e.decided) || typeof e.app !== 'string') return undefined;
-    this.byClient.clear();
-    for (const [client, low, above] of e.decided) this.byClient.set(client, new DecidedSeqs(low, new Set(above)));
-    return e.app;
+    return {
+      app: e.app,
+      load: () => {
+        this.byClient.clear();
+        for (const [client, low, above] of e.decided) this.byClient.set(client, new DecidedSeqs(low, new Set(above)));
+      },
+    };
   }
 }
 

@@ -150,6 +150,9 @@ export class Ordering implements StateMachine {
     const key = `${client}#${r.data.seq}`;
     const done = this.outcomes.get(key);
     if (done) return this.answer(peer, seq, done);
+    if (this.driver.isDecided(client, r.data.seq)) {
+      throw new FitError('FIT_ERR_REFUSED', `the change ${key} was decided while this replica was catching up (it installed a snapshot) or too long ago to remember its outcome; the other replicas answer with where`);
+    }
     const list = this.waiting.get(key) ?? [];
     list.push({ peer, seq });
     this.waiting.set(key, list);
@@ -165,9 +168,17 @@ export class Ordering implements StateMachine {
    * execute what it missed. Publishes and changes decided in between are answered now.
    */
   restore(seq: number, snapshot: string): void {
-    const s = JSON.parse(snapshot) as AppSnapshot;
-    restoreControl(this.o.service, s.clients);
-    this.o.service.sequencer.restore(s.order);
+    try {
+      const s = JSON.parse(snapshot) as AppSnapshot;
+      // The order first: a reader the table adds starts at the snapshot's end, not before it.
+      this.o.service.sequencer.restore(s.order);
+      restoreControl(this.o.service, s.clients);
+    } catch (e) {
+      // 2f+1 replicas signed this state and it cannot be installed here: half installed, this
+      // replica would serve a state nobody agreed on. Stop (fail-stop) and say why.
+      this.o.logger.fatal({ seq, err: (e as Error).message }, 'could not install the snapshot the other replicas signed; stopping: this is a bug, please report it');
+      process.exit(70);
+    }
     for (const key of [...this.eventWaiters.keys()]) {
       const at = key.lastIndexOf('#');
       if (this.driver.isDecided(key.slice(0, at), Number(key.slice(at + 1)))) this.released(key.slice(0, at), Number(key.slice(at + 1)));

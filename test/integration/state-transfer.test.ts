@@ -108,7 +108,7 @@ describe('state transfer: a replica further behind than the others keep', { time
         `logs end at ${live.map((x) => ordersLog(x).high).join('/')}`,
       );
       const text = runCli(['status', '--dir', c.dir]).stdout;
-      assert.match(text, new RegExp(`replica ${down} [^\\n]*\\n    ordering: [^\\n]*snapshots installed \\d+ \\(last at \\d+\\)`));
+      assert.match(text, new RegExp(`replica ${down} [^\\n]*\\n    ordering: [^\\n]*state \\d+ KiB, snapshots installed \\d+ \\(last at \\d+\\)`));
     } finally {
       await c.stop();
     }

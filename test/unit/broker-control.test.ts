@@ -38,3 +38,16 @@ test('a restored table changes clients in place, opens and closes queues, and st
   assert.deepEqual([queues(svc, 'alerts'), queues(svc, 'metrics')], [['late'], ['late', 'siem']]);
   assert.deepEqual(controlSnapshot(svc.controlTable), controlSnapshot(other.controlTable));
 });
+
+test('on an ordered channel a restored table adds and removes readers of the log, a new one starting at its end', () => {
+  const table: ControlTable = {
+    channels: new Map([['orders', { ...cls, order: 'channel' }]]),
+    clients: new Map([client('old', [], ['orders'])].map((c) => [c.id, c])),
+  };
+  const svc = new BrokerService(table, limitsWith({}), () => 0);
+  for (let seq = 1; seq <= 3; seq++) svc.sequencer.log('orders')!.append(seq, Buffer.alloc(8), 0);
+  restoreControl(svc, [['new', 'key-new', false, [], ['orders']]]);
+  const positions = svc.stats().find((c) => c.tag === 'orders')!.log!.positions;
+  assert.deepEqual(Object.keys(positions), ['new']);
+  assert.equal(positions.new!.next, 4, 'a reader added by a snapshot starts after what the log holds, as one added by a change would');
+});

@@ -149,34 +149,69 @@ test('catch-up takes only batches that chain from its state to a stable checkpoi
   assert.equal(r.status.snapshotMismatches, 0, 'its own state after seq 2 is the one the others signed');
 });
 
-test('state transfer: a snapshot is served to a replica that cannot chain up, and installed only when 2f+1 signed its digest', () => {
+test('state transfer: a snapshot is served to a replica that cannot chain up, at most once per few resend periods to one asker', () => {
   const { batches, stable } = checkpointAt2();
   const server = new ConsensusReplica({ ...OPTIONS, id: 1 }, signers[1]!, new SimMachine());
   server.receive(2, batchesMsg(2, stable, batches));
-  const fetch = (after: number): Batches | undefined => sent(server.receive(0, { type: 'fetch', after, from: 0 }), 'batches')[0] as Batches | undefined;
+  const fetch = (after: number, from = 0): Batches | undefined => sent(server.receive(from, { type: 'fetch', after, from }), 'batches')[0] as Batches | undefined;
+  const wait = (periods: number): void => {
+    for (let t = 0; t < periods * OPTIONS.resendTicks; t++) server.tick();
+  };
   const reply = fetch(0);
   assert.equal(reply?.snapshot?.stable.seq, 2, 'a replica that executed nothing gets the snapshot');
-  for (let t = 0; t < OPTIONS.resendTicks; t++) server.tick();
-  assert.equal(fetch(0)?.snapshot, undefined, 'not the same snapshot again to the same replica so soon');
-  for (let t = 0; t < OPTIONS.resendTicks; t++) server.tick();
-  assert.equal(fetch(1)?.snapshot, undefined, 'a replica that can chain up from seq 1 gets batches');
+  assert.deepEqual(reply?.batches, [], 'alone in its frame');
+  wait(1);
+  assert.equal(fetch(0)?.snapshot, undefined, 'not again to the same replica so soon');
+  assert.equal(fetch(0, 3)?.snapshot?.stable.seq, 2, 'another replica gets it');
+  wait(10);
+  const chained = fetch(1);
+  assert.equal(chained?.snapshot, undefined, 'a replica that can chain up from seq 1 gets batches');
+  assert.deepEqual(chained?.batches.map((b) => b.seq), [2]);
+});
 
-  const snap = reply!.snapshot!;
+test('state transfer: installed only when 2f+1 signed its digest, and by a replica that executed something only once f+1 offered one', () => {
+  const { batches, stable } = checkpointAt2();
+  const servers = [0, 2].map((id) => {
+    const x = new ConsensusReplica({ ...OPTIONS, id }, signers[id]!, new SimMachine());
+    x.receive(id === 0 ? 2 : 0, batchesMsg(id === 0 ? 2 : 0, stable, batches));
+    return x;
+  });
+  const snapOf = (x: ConsensusReplica): NonNullable<Batches['snapshot']> => (sent(x.receive(1, { type: 'fetch', after: 0, from: 1 }), 'batches')[0] as Batches).snapshot!;
+  const [snap0, snap2] = servers.map(snapOf) as [NonNullable<Batches['snapshot']>, NonNullable<Batches['snapshot']>];
+  assert.equal(snap0.body, snap2.body, 'replicas that executed the same batches encode the same snapshot');
+
   const machine = new SimMachine();
-  const r = new ConsensusReplica({ ...OPTIONS, id: 0 }, signers[0]!, machine);
-  const offer = (snapshot: Batches['snapshot']): Output => r.receive(1, { ...batchesMsg(1, snap.stable, []), snapshot });
-  offer({ stable: snap.stable, body: snap.body.replace('p2', 'p9') });
+  const r = new ConsensusReplica({ ...OPTIONS, id: 1 }, signers[1]!, machine);
+  const offer = (from: number, snapshot: NonNullable<Batches['snapshot']>): Output => offerSnapshot(r, from, snapshot);
+  offer(0, { stable: snap0.stable, body: snap0.body.replace('p2', 'p9') });
   assert.deepEqual(machine.installs, [], 'a body that is not the one signed');
-  offer({ stable: { ...snap.stable, proof: snap.stable.proof.slice(0, 2) }, body: snap.body });
+  offer(0, { stable: { ...snap0.stable, proof: snap0.stable.proof.slice(0, 2) }, body: snap0.body });
   assert.deepEqual(machine.installs, [], 'a checkpoint only 2 replicas signed');
-  const o = offer(snap);
-  assert.equal(o.installed, 2);
+  const o = offer(0, snap0);
+  assert.equal(o.installed, 2, 'one offer is enough for a replica that executed nothing');
   assert.deepEqual(machine.installs, [2]);
   assert.deepEqual(machine.executed, ['c#1#p1', 'c#2#p2']);
   assert.deepEqual([r.status.lastDecided, r.status.stableCheckpoint, r.status.snapshotsInstalled], [2, 2, 1]);
   assert.ok(r.isDecided('c', 2), 'requests decided before the snapshot are never executed again');
-  assert.equal(offer(snap).installed, undefined, 'nothing twice');
+  assert.equal(offer(2, snap2).installed, undefined, 'nothing twice');
+
+  // A replica that executed seq 1 (reported by f+1) could chain up: one replica's offer does not move it.
+  const genesisReport = (from: number): Batches => ({ ...batchesMsg(from, GENESIS, [batches[0]!]), executed: 1, top: 1 });
+  const m2 = new SimMachine();
+  const behind = new ConsensusReplica({ ...OPTIONS, id: 1 }, signers[1]!, m2);
+  behind.receive(0, genesisReport(0));
+  behind.receive(2, genesisReport(2));
+  assert.equal(behind.status.lastDecided, 1);
+  offerSnapshot(behind, 3, snap0);
+  assert.deepEqual(m2.installs, [], 'one (perhaps faulty) replica cannot make it throw away what it holds');
+  offerSnapshot(behind, 2, snap2);
+  assert.deepEqual(m2.installs, [2], 'f+1 offers: a correct replica says it cannot chain up');
 });
+
+/** A BATCHES reply from `from` that offers only a snapshot. */
+function offerSnapshot(r: ConsensusReplica, from: number, snapshot: NonNullable<Batches['snapshot']>): Output {
+  return r.receive(from, { ...batchesMsg(from, snapshot.stable, []), snapshot });
+}
 
 test('a request is decided once even when a faulty leader repeats it in two batches', () => {
   const r = replica(1);
