@@ -111,6 +111,8 @@ export interface ConsensusStatus {
   snapshotMismatches: number;
   /** The size of this replica's last snapshot, encoded: it travels in one frame between replicas (peerFrameBytesMax). */
   snapshotBytes: number;
+  /** Times this replica voted to replace a leader that left it idle with requests ready (see watchIdleLeader). */
+  idleLeaderSuspicions: number;
 }
 
 interface Slot {
@@ -124,6 +126,8 @@ interface Slot {
   awaiting: boolean;
   /** The highest-view certificate this replica prepared at this seq, kept across views. */
   cert: PreparedCert | undefined;
+  /** When this replica accepted the PRE-PREPARE: the round to COMMIT is timed from here. */
+  at: number;
 }
 
 const key = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
@@ -199,6 +203,11 @@ export class ConsensusReplica {
   /** When the oldest request still waiting started to wait, or since the last decision. */
   private waitingSince: number | undefined;
   private decisionTicksAvg = 0;
+  private roundTicksAvg = 0;
+  /** Since when this backup has had requests ready to order and nothing of the leader's in flight. */
+  private idleSince: number | undefined;
+  private idleCheckedAt = -Infinity;
+  private idleLeaderSuspicions = 0;
   private viewChangeStartedAt = 0;
   private fetchAskedAt = -Infinity;
   private refused = 0;
@@ -269,6 +278,7 @@ export class ConsensusReplica {
       snapshotInstalledAt: this.snapshotInstalledAt,
       snapshotMismatches: this.snapshotMismatches,
       snapshotBytes: this.snapshotBytes,
+      idleLeaderSuspicions: this.idleLeaderSuspicions,
     };
   }
 
@@ -357,9 +367,47 @@ export class ConsensusReplica {
       if (this.anyReadyPending()) this.stop(this.view + 1);
       this.waitingSince = this.pending.size > 0 ? this.now : undefined;
     }
+    this.watchIdleLeader();
     if (this.now % this.o.resendTicks === 0) this.resend();
     this.propose();
     return this.flush();
+  }
+
+  /**
+   * A leader that leaves the backups idle while requests are ready to order — nothing of its
+   * view in flight and room in the window — is suspected after the base timeout (or 4x the
+   * round the replicas take among themselves, if longer), however slow decisions have become.
+   * The adaptive timeout stretches for a leader busy deciding (BFT-SMaRt issue #57); it must
+   * not stretch for a leader slow to propose, or a slow leader stays forever (Aardvark).
+   */
+  private watchIdleLeader(): void {
+    if (this.changing || leaderOf(this.view, this.o.n) === this.o.id || this.pending.size === 0 || this.leaderBusy()) {
+      this.idleSince = undefined;
+      return;
+    }
+    if (this.idleSince === undefined) {
+      // Finding a ready request may scan many that are not (a client that sent to few replicas): not every tick.
+      if (this.now - this.idleCheckedAt < this.o.resendTicks) return;
+      this.idleCheckedAt = this.now;
+      if (this.anyReadyPending()) this.idleSince = this.now;
+      return;
+    }
+    if (this.now - this.idleSince < Math.max(this.o.viewChangeTimeoutTicks, Math.ceil(4 * this.roundTicksAvg))) return;
+    this.idleSince = undefined;
+    if (!this.anyReadyPending()) return;
+    this.idleLeaderSuspicions++;
+    this.stop(this.view + 1);
+  }
+
+  /** Something of this view not executed here yet, or the window full: the leader has reason to wait. */
+  private leaderBusy(): boolean {
+    let top = this.lastExecuted;
+    for (const [seq, s] of this.slots) {
+      if (!s.prePrepare) continue;
+      if (seq > this.lastExecuted) return true;
+      top = Math.max(top, seq);
+    }
+    return top >= this.stable.seq + this.o.logWindow;
   }
 
   // ---- normal case ------------------------------------------------------------------------
@@ -374,7 +422,7 @@ export class ConsensusReplica {
 
   private slot(seq: number): Slot {
     let s = this.slots.get(seq);
-    if (!s) this.slots.set(seq, (s = { prePrepare: undefined, prepares: new Map(), commits: new Map(), prepared: false, committed: false, awaiting: false, cert: undefined }));
+    if (!s) this.slots.set(seq, (s = { prePrepare: undefined, prepares: new Map(), commits: new Map(), prepared: false, committed: false, awaiting: false, cert: undefined, at: 0 }));
     return s;
   }
 
@@ -426,6 +474,8 @@ export class ConsensusReplica {
   private acceptPrePrepare(m: PrePrepare, proven: boolean): void {
     const s = this.slot(m.seq);
     s.prePrepare = m;
+    s.at = this.now;
+    this.idleSince = undefined;
     s.awaiting = m.from !== this.o.id && m.seq > this.passiveThrough(m.view);
     if (s.awaiting && (proven || this.avail.allReady(m.batch))) this.sendPrepare(s, m);
     this.checkPrepared(m.seq);
@@ -497,6 +547,9 @@ export class ConsensusReplica {
     for (const c of s.commits.values()) if (c.digest === pp.digest && c.view === pp.view) matching++;
     if (matching < 2 * this.o.f + 1) return;
     s.committed = true;
+    // The round among the replicas, from PRE-PREPARE to COMMIT: what the leader's pace is measured against.
+    const round = this.now - s.at;
+    this.roundTicksAvg = this.roundTicksAvg === 0 ? round : 0.8 * this.roundTicksAvg + 0.2 * round;
     // A seq executed here in an earlier view is decided again only with the same batch: the
     // view change carries it over. Anything else means more than f replicas are faulty.
     const done = seq <= this.lastExecuted ? this.decidedBatches.get(seq) : undefined;
@@ -954,6 +1007,7 @@ export class ConsensusReplica {
     }
     this.nextSeq = Math.max(top, this.lastExecuted) + 1;
     this.waitingSince = this.pending.size > 0 ? this.now : undefined;
+    this.idleSince = undefined;
     this.propose();
   }
 

@@ -69,7 +69,21 @@ export class SimMachine implements StateMachine {
   }
 }
 
-export type Byzantine = 'silent' | 'equivocate' | 'forge' | 'replay' | 'flood';
+/**
+ * silent: sends nothing; equivocate: different batches or digests to different replicas;
+ * forge: messages under other names and bad signatures; replay: old messages again; flood:
+ * FETCHes in a loop and lonely view changes; slow: its messages later and later (SLOW_TICKS),
+ * a leader that stays under the adaptive timeout by slowing down by degrees.
+ */
+export type Byzantine = 'silent' | 'equivocate' | 'forge' | 'replay' | 'flood' | 'slow';
+
+/**
+ * How late a slow replica's messages get: from its `slowFrom` on, one tick later every
+ * SLOW_RAMP ticks, up to SLOW_TICKS. Slowing down by degrees is how a leader stays under a
+ * timeout that adapts to how long decisions take.
+ */
+export const SLOW_TICKS = 100;
+const SLOW_RAMP = 5;
 
 export interface SimOptions {
   seed: number;
@@ -77,6 +91,8 @@ export interface SimOptions {
   f?: number;
   /** Replicas that behave as given (at most f of them together with `crash`). */
   byzantine?: Record<number, Byzantine>;
+  /** A 'slow' replica starts slowing down at this tick (0: from the start), as one an intruder took over mid-run. */
+  slowFrom?: number;
   /** Replicas that stop at a tick. */
   crash?: Record<number, number>;
   /** Crashed replicas that come back at a tick, without any of their consensus state. */
@@ -188,7 +204,8 @@ export function simulate(so: SimOptions): SimResult {
     messages++;
     if (now < healAt && random() < (so.loss ?? 0)) return;
     const copies = now < healAt && random() < (so.duplicate ?? 0) ? 2 : 1;
-    for (let c = 0; c < copies; c++) queue.push({ at: now + 1 + Math.floor(random() * maxDelay), order: order++, from, to, msg: clone(msg) });
+    const late = byz[from] === 'slow' ? Math.max(0, Math.min(SLOW_TICKS, Math.floor((now - (so.slowFrom ?? 0)) / SLOW_RAMP))) : 0;
+    for (let c = 0; c < copies; c++) queue.push({ at: now + 1 + late + Math.floor(random() * maxDelay), order: order++, from, to, msg: clone(msg) });
     // Correct replicas send a bounded number of messages per tick; a flood this big means one
     // faulty replica found a way to make the others amplify it.
     if (queue.length > IN_FLIGHT_MAX) throw new Error(`message explosion: ${queue.length} messages in flight at tick ${now}`);
@@ -389,5 +406,8 @@ export function scenario(seed: number): SimOptions {
   o.requestsPerClient = 5 + Math.floor(r() * 20);
   // A short retained history: a replica that fell behind (restarted, cut off) installs a snapshot.
   if (r() < 0.35) o.consensus = { retainDecided: 8 };
+  // Drawn last, so the seeds above keep their schedules: a slow replica, often the leader.
+  const slow = r() < 0.5 ? 0 : Math.floor(r() * n);
+  if (!o.byzantine && !o.crash && !o.coldStart && r() < 0.15) o.byzantine = { [slow]: 'slow' };
   return o;
 }

@@ -78,6 +78,16 @@ test('a replica cut off alone does not strand itself in a view change: it catche
   assert.equal(lagger.lastDecided, r.replicas[0]!.status.lastDecided);
 });
 
+test('a leader that slows down by degrees, so the adaptive timeout stretches with it, is replaced: backups time how long it leaves them idle (Aardvark)', () => {
+  // The busy-leader load below, with the leader's messages one tick later every 5 ticks from tick 150.
+  const load = { maxDelay: 12, clients: 4, requestsPerClient: 40, issueTicks: 400, ticks: 2500, consensus: { viewChangeTimeoutTicks: 20, batchMax: 2, inflightMax: 2 } };
+  const r = run({ seed: 71, ...load, byzantine: { 0: 'slow' }, slowFrom: 150 });
+  assert.ok(views(r).every((v) => v >= 1), `views ${views(r).join('/')}`);
+  assert.ok(r.correct.some((c) => r.replicas[c]!.status.idleLeaderSuspicions > 0), 'replaced, but not for leaving the backups idle');
+  const slowFollower = run({ seed: 71, ...load, byzantine: { 2: 'slow' }, slowFrom: 150 });
+  assert.deepEqual(views(slowFollower), [0, 0, 0], 'a slow follower costs nobody a leader change');
+});
+
 test('a busy leader that keeps deciding is not replaced: the timeout follows the time decisions take (BFT-SMaRt #57)', () => {
   // Slow links and a heavy load: a decision takes longer than the base timeout, yet comes.
   const r = run({ seed: 71, maxDelay: 12, clients: 4, requestsPerClient: 40, issueTicks: 400, ticks: 2000, consensus: { viewChangeTimeoutTicks: 20, batchMax: 2, inflightMax: 2 } });
