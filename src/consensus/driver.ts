@@ -92,8 +92,16 @@ export class ConsensusDriver {
     return this.core.isDecided(client, seq);
   }
 
-  submit(req: Req | readonly Req[]): void {
-    this.handle(this.core.submit(req));
+  /** Submits requests to be ordered; returns the ones refused for want of room (see room). */
+  submit(req: Req | readonly Req[]): Req[] {
+    const out = this.core.submit(req);
+    this.handle(out);
+    return out.refused ?? [];
+  }
+
+  /** Requests that can be submitted before consensusPendingMax is reached. */
+  get room(): number {
+    return this.core.room;
   }
 
   /** A message from replica `from` (the link authenticated it), as parsed JSON. */

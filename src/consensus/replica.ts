@@ -86,6 +86,8 @@ export interface Output {
   decided: Decision[];
   /** A snapshot was installed: the state is now the one after this seq (decisions up to it were skipped). */
   installed?: number;
+  /** Requests submitted past pendingMax, not taken: the caller may submit them again once there is room. */
+  refused?: Req[];
 }
 
 export interface ConsensusStatus {
@@ -288,6 +290,7 @@ export class ConsensusReplica {
       if (this.wasDecided(req) || this.avail.body(refOf(req))) continue;
       if (this.pending.size >= this.o.pendingMax && !this.pending.has(key(req))) {
         this.refused++;
+        (this.out.refused ??= []).push(req);
         continue;
       }
       this.addPending(this.avail.hold(req));
@@ -636,6 +639,11 @@ export class ConsensusReplica {
   private checkOwnSnapshot(st: StableCheckpoint, body: string, digest = snapshotDigest(body)): void {
     if (digest === st.snapshot) this.served = { stable: st, body };
     else this.snapshotMismatches++;
+  }
+
+  /** Requests that can be submitted before pendingMax is reached. */
+  get room(): number {
+    return Math.max(0, this.o.pendingMax - this.pending.size);
   }
 
   /** Whether (client, seq) was decided here already (as far as clientsMax remembers). */

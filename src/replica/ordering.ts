@@ -14,6 +14,7 @@ import { controlClient, signedControlSchema } from '../codec/index.js';
 import { controlSnapshot, executeControl, restoreControl, type BrokerService, type ClientSnapshot, type ControlOutcome, type UnorderedEvent } from '../broker/index.js';
 import { ConsensusDriver, sha256, type Decision, type DriverStatus, type Req, type StateMachine } from '../consensus/index.js';
 import type { ClusterConfig } from '../config/index.js';
+import { Deque } from '../broker/index.js';
 import { PeerLinks } from './peers.js';
 import type { Peer } from './server.js';
 
@@ -61,6 +62,15 @@ export class Ordering implements StateMachine {
   private eventsOrdered = 0;
   /** Publish frames waiting for their ordered events to be decided, by event (client#seq). */
   private readonly eventWaiters = new Map<string, Set<{ remaining: number; done: () => void }>>();
+  /**
+   * Events waiting for room in the order (consensusPendingMax), oldest first: submitted as
+   * decisions make room. Their frames stay unacknowledged meanwhile, which is what holds the
+   * publishers back; refusing them instead would fail every publisher at once. Bounded by the
+   * frames each connection may have waiting (publishWindowBatches, checked by the server).
+   */
+  private readonly deferred = new Deque<Req>();
+  private drainScheduled = false;
+  private deferredTotal = 0;
 
   constructor(private readonly o: OrderingOptions) {
     const { config } = o;
@@ -99,7 +109,35 @@ export class Ordering implements StateMachine {
       }
     }
     if (waiter.remaining === 0) return done();
-    this.driver.submit(reqs);
+    // Behind events already waiting for room, so a publisher's events keep their order.
+    const before = this.deferred.length;
+    if (before > 0) for (const r of reqs) this.deferred.push(r);
+    else for (const r of this.driver.submit(reqs)) this.deferred.push(r);
+    this.deferredTotal += this.deferred.length - before;
+    this.scheduleDrain();
+  }
+
+  /** Deferred events are submitted once the current call (perhaps the protocol's own) returns. */
+  private scheduleDrain(): void {
+    if (this.deferred.length === 0 || this.drainScheduled) return;
+    this.drainScheduled = true;
+    queueMicrotask(() => this.drain());
+  }
+
+  /** Submits deferred events as far as there is room; after a decision, outside the protocol's own call. */
+  private drain(): void {
+    this.drainScheduled = false;
+    const batch: Req[] = [];
+    let room = this.driver.room;
+    for (let r = this.deferred.peek(); r; r = this.deferred.peek()) {
+      // Decided meanwhile (the others ordered it and this replica executed it): nothing to submit.
+      if (this.driver.isDecided(r.client, r.seq)) this.deferred.shift();
+      else if (room-- > 0) batch.push(this.deferred.shift()!);
+      else break;
+    }
+    if (batch.length === 0) return;
+    // Within the room just read, nothing is refused; should something be, it waits again.
+    for (const r of this.driver.submit(batch)) this.deferred.push(r);
   }
 
   /** An event was decided: frames waiting for it are one closer to their acknowledgement. */
@@ -125,10 +163,12 @@ export class Ordering implements StateMachine {
     this.driver.receive(from, value);
   }
 
-  status(): DriverStatus & { peersConnected: number[]; linkDrops: number; controlApplied: number; controlRefused: number; unknownDecided: number; eventsOrdered: number } {
+  status(): DriverStatus & { eventsDeferred: number; eventsDeferredTotal: number; peersConnected: number[]; linkDrops: number; controlApplied: number; controlRefused: number; unknownDecided: number; eventsOrdered: number } {
     return {
       ...this.driver.status,
       eventsOrdered: this.eventsOrdered,
+      eventsDeferred: this.deferred.length,
+      eventsDeferredTotal: this.deferredTotal,
       peersConnected: this.links.connected,
       linkDrops: this.links.dropped,
       controlApplied: this.controlApplied,
@@ -194,6 +234,8 @@ export class Ordering implements StateMachine {
   }
 
   execute(d: Decision): void {
+    // Decisions make room.
+    this.scheduleDrain();
     for (const req of d.requests) {
       if (req.client.startsWith(EVENT_PREFIX)) {
         const channel = req.client.slice(EVENT_PREFIX.length, req.client.lastIndexOf('/'));

@@ -46,6 +46,8 @@ export interface Peer {
   replica: number | undefined;
   streams: Map<number, PushStream>;
   remote: string;
+  /** Publish frames of this connection not acknowledged until their ordered events are decided. */
+  awaitingOrder: number;
 }
 
 export class ReplicaServer {
@@ -108,7 +110,7 @@ export class ReplicaServer {
   /** Serves one connection over any duplex stream: a socket, or an in-memory pair in tests. */
   handle(stream: Duplex, remote: string): void {
     const limits = this.o.config.limits;
-    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote };
+    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, awaitingOrder: 0 };
     peer.conn = new Connection(stream, limits.frameBytesMax, limits.socketWriteBufferBytesMax, {
       onFrame: (body) => this.onFrame(peer, body),
       onClose: (reason) => this.onClose(peer, reason),
@@ -225,12 +227,23 @@ export class ReplicaServer {
   private onPublish(peer: Peer, body: Buffer): void {
     const p = decodePublish(body);
     try {
+      const window = this.o.config.limits.publishWindowBatches;
+      // A publisher keeps at most its window unacknowledged: more waiting for the order on one
+      // connection is a client that ignores it, and would grow this replica's memory.
+      if (peer.awaitingOrder >= window) {
+        throw new FitError('FIT_ERR_REFUSED', `${peer.awaitingOrder} publish frames of this connection are waiting to be ordered, the most a publisher may have unacknowledged (publishWindowBatches ${window}); wait for acknowledgements`, { client: peer.client!.id });
+      }
       const r = this.service.publish(peer.client!, body, p.sections);
       const ack = (): void => peer.conn.send(encodeAck(p.reqSeq, r.accepted, r.duplicates));
       // Events of ordered channels are acknowledged once ordered: the publisher's window then
       // holds it to the rate the order sustains, and an acknowledged event is an ordered one.
-      if (r.unordered && this.ordering) this.ordering.order(r.unordered, ack);
-      else ack();
+      if (r.unordered && this.ordering) {
+        peer.awaitingOrder++;
+        this.ordering.order(r.unordered, () => {
+          peer.awaitingOrder--;
+          ack();
+        });
+      } else ack();
     } catch (e) {
       if (!isFitError(e)) throw e;
       this.refuse(peer, p.reqSeq, e, false, 'publish');

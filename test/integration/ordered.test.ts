@@ -160,3 +160,32 @@ describe('ordered channel: subscribe --from older than the replicas still hold',
     }
   });
 });
+
+describe('ordered channel: more events waiting than consensusPendingMax', { timeout: 120_000 }, () => {
+  it('holds the publishers back until there is room, and fails none of them', async () => {
+    const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { consensusPendingMax: 64 } });
+    try {
+      const got: Delivery = { seqs: [], contents: [], longestPauseMs: 0 };
+      const sub = collect(c, 'siem1', 'orders', got);
+      await sub.start();
+      const EVENTS = 6_000;
+      const pubs = ['pub1', 'pub2', 'pub3'].map((p) => c.publisher(p));
+      for (let i = 0; i < EVENTS; i++) {
+        const pub = pubs[i % 3]!;
+        if (!pub.publish('orders', `e${i}`)) await pub.drained();
+      }
+      await Promise.all(pubs.map((p) => p.flush(60_000)));
+      const until = Date.now() + 30_000;
+      while (got.seqs.length < EVENTS && Date.now() < until) await sleep(100);
+      assert.equal(got.seqs.length, EVENTS, `siem1 delivered ${got.seqs.length} of ${EVENTS}`);
+      assert.ok(got.seqs.every((s, i) => s === i + 1), 'a gap or a repeat in the seqs');
+      assert.equal(new Set(got.contents).size, EVENTS, 'an event delivered twice');
+      const status = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 3_000);
+      const deferred = status.map((r) => (r.status as { consensus: { eventsDeferredTotal: number; eventsDeferred: number } }).consensus);
+      assert.ok(deferred.some((d) => d.eventsDeferredTotal > 0), `no replica ever had to defer an event: the test did not fill consensusPendingMax (${JSON.stringify(deferred)})`);
+      assert.ok(deferred.every((d) => d.eventsDeferred === 0), 'events still waiting for room at the end');
+    } finally {
+      await c.stop();
+    }
+  });
+});
