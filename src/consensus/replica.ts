@@ -855,8 +855,9 @@ export class ConsensusReplica {
     if (st.seq <= this.lastExecuted || !validStable(st, this.g, this.signer) || snapshotDigest(snap.body) !== st.snapshot) return false;
     const decoded = this.executed.decode(snap.body);
     if (decoded === undefined) return false;
-    this.machine?.restore(st.seq, decoded.app);
+    // The protocol's part first: the application asks it which requests the snapshot decided.
     decoded.load();
+    this.machine?.restore(st.seq, decoded.app);
     this.snapshotOffers.clear();
     this.lastExecuted = st.seq;
     this.state = st.state;
