@@ -71,8 +71,13 @@ export const DEFAULT_LIMITS = {
    * batch by batch; one further behind installs a snapshot instead.
    */
   consensusRetainDecided: 256,
-  /** Requests waiting to be ordered on one replica; more are refused and counted. */
+  /** Requests waiting to be ordered on one replica; more wait in the replica for room. */
   consensusPendingMax: 100_000,
+  /**
+   * Events of ordered channels one connection may have waiting to be decided; past it, the
+   * replica stops reading from that connection until the order catches up (TCP backpressure).
+   */
+  orderBacklogEventsMax: 10_000,
 } as const;
 
 export type Limits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number };

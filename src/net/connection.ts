@@ -36,6 +36,15 @@ export class Connection {
     });
   }
 
+  /** Stops reading from the peer (its writes back up into TCP: backpressure), until resume(). */
+  pause(): void {
+    this.stream.pause();
+  }
+
+  resume(): void {
+    if (!this.closed) this.stream.resume();
+  }
+
   /** Raises the largest frame this connection accepts (once the peer proved it is a replica). */
   raiseFrameLimit(frameBytesMax: number): void {
     this.decoder.raiseLimit(frameBytesMax);

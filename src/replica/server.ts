@@ -46,8 +46,9 @@ export interface Peer {
   replica: number | undefined;
   streams: Map<number, PushStream>;
   remote: string;
-  /** Publish frames of this connection not acknowledged until their ordered events are decided. */
+  /** Publish frames of this connection not acknowledged until their ordered events are decided, and their events. */
   awaitingOrder: number;
+  awaitingOrderEvents: number;
 }
 
 export class ReplicaServer {
@@ -62,6 +63,9 @@ export class ReplicaServer {
   private readonly nowMs: () => number;
   private readonly faults: Fault[];
   private readonly scheduler: PushScheduler;
+  /** Connections not read from while their events waiting for the order are over orderBacklogEventsMax. */
+  private readonly pausedForOrder = new Set<Peer>();
+  private pausesForOrder = 0;
   /** The ordering protocol and what it orders; absent when n < 3f+1 (it cannot run). */
   readonly ordering: Ordering | undefined;
 
@@ -110,7 +114,7 @@ export class ReplicaServer {
   /** Serves one connection over any duplex stream: a socket, or an in-memory pair in tests. */
   handle(stream: Duplex, remote: string): void {
     const limits = this.o.config.limits;
-    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, awaitingOrder: 0 };
+    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, awaitingOrder: 0, awaitingOrderEvents: 0 };
     peer.conn = new Connection(stream, limits.frameBytesMax, limits.socketWriteBufferBytesMax, {
       onFrame: (body) => this.onFrame(peer, body),
       onClose: (reason) => this.onClose(peer, reason),
@@ -136,7 +140,7 @@ export class ReplicaServer {
       channels: this.service.stats(),
       evidence: Object.fromEntries(this.evidence),
       faults: this.faults.map((f) => f.kind),
-      consensus: this.ordering?.status() ?? null,
+      consensus: this.ordering ? { ...this.ordering.status(), pausedConnections: this.pausedForOrder.size, pausesForOrder: this.pausesForOrder } : null,
     };
   }
 
@@ -147,6 +151,7 @@ export class ReplicaServer {
   }
 
   private onClose(peer: Peer, reason: FitError | undefined): void {
+    this.pausedForOrder.delete(peer);
     clearTimeout(peer.handshakeTimer);
     this.peers.delete(peer);
     for (const s of peer.streams.values()) this.dropStream(s);
@@ -238,11 +243,24 @@ export class ReplicaServer {
       // Events of ordered channels are acknowledged once ordered: the publisher's window then
       // holds it to the rate the order sustains, and an acknowledged event is an ordered one.
       if (r.unordered && this.ordering) {
+        const events = r.unordered.reduce((n, s) => n + s.events.length, 0);
+        const max = this.o.config.limits.orderBacklogEventsMax;
         peer.awaitingOrder++;
+        peer.awaitingOrderEvents += events;
         this.ordering.order(r.unordered, () => {
           peer.awaitingOrder--;
+          peer.awaitingOrderEvents -= events;
           ack();
+          if (peer.awaitingOrderEvents <= max / 2 && this.pausedForOrder.delete(peer)) peer.conn.resume();
         });
+        // More of this publisher's events waiting for the order than are worth holding: its
+        // writes back up into TCP until the order catches up. Per connection, so a publisher
+        // whose events never become orderable holds back no one but itself.
+        if (peer.awaitingOrderEvents > max && !this.pausedForOrder.has(peer)) {
+          this.pausedForOrder.add(peer);
+          this.pausesForOrder++;
+          peer.conn.pause();
+        }
       } else ack();
     } catch (e) {
       if (!isFitError(e)) throw e;

@@ -161,9 +161,9 @@ describe('ordered channel: subscribe --from older than the replicas still hold',
   });
 });
 
-describe('ordered channel: more events waiting than consensusPendingMax', { timeout: 120_000 }, () => {
-  it('holds the publishers back until there is room, and fails none of them', async () => {
-    const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { consensusPendingMax: 64 } });
+describe('ordered channel: publishers faster than the order', { timeout: 120_000 }, () => {
+  it('past consensusPendingMax and orderBacklogEventsMax, holds the publishers back (waiting for room, then by TCP), and fails none of them', async () => {
+    const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { consensusPendingMax: 64, orderBacklogEventsMax: 500 } });
     try {
       const got: Delivery = { seqs: [], contents: [], longestPauseMs: 0 };
       const sub = collect(c, 'siem1', 'orders', got);
@@ -181,9 +181,11 @@ describe('ordered channel: more events waiting than consensusPendingMax', { time
       assert.ok(got.seqs.every((s, i) => s === i + 1), 'a gap or a repeat in the seqs');
       assert.equal(new Set(got.contents).size, EVENTS, 'an event delivered twice');
       const status = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 3_000);
-      const deferred = status.map((r) => (r.status as { consensus: { eventsDeferredTotal: number; eventsDeferred: number } }).consensus);
+      const deferred = status.map((r) => (r.status as { consensus: { eventsDeferredTotal: number; eventsDeferred: number; pausesForOrder: number; pausedConnections: number } }).consensus);
       assert.ok(deferred.some((d) => d.eventsDeferredTotal > 0), `no replica ever had to defer an event: the test did not fill consensusPendingMax (${JSON.stringify(deferred)})`);
       assert.ok(deferred.every((d) => d.eventsDeferred === 0), 'events still waiting for room at the end');
+      assert.ok(deferred.some((d) => d.pausesForOrder > 0), `no replica ever stopped reading a publisher: the test did not reach orderBacklogEventsMax (${JSON.stringify(deferred)})`);
+      assert.ok(deferred.every((d) => d.pausedConnections === 0), 'a connection still not read from at the end');
     } finally {
       await c.stop();
     }
