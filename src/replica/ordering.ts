@@ -66,7 +66,7 @@ export class Ordering implements StateMachine {
    * Events waiting for room in the order (consensusPendingMax), oldest first: submitted as
    * decisions make room. Their frames stay unacknowledged meanwhile, which is what holds the
    * publishers back; refusing them instead would fail every publisher at once. Bounded by the
-   * frames each connection may have waiting (publishWindowBatches, checked by the server).
+   * events each connection may have waiting (orderBacklogEventsMax: the server stops reading).
    */
   private readonly deferred = new Deque<Req>();
   private drainScheduled = false;

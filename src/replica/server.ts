@@ -46,8 +46,11 @@ export interface Peer {
   replica: number | undefined;
   streams: Map<number, PushStream>;
   remote: string;
-  /** Publish frames of this connection not acknowledged until their ordered events are decided, and their events. */
-  awaitingOrder: number;
+  /**
+   * Events of this connection's publish frames not acknowledged until they are decided. Not
+   * bounded by the publisher's window: that counts acknowledgements from a quorum, and a
+   * replica behind the others may hold more than a window's worth.
+   */
   awaitingOrderEvents: number;
 }
 
@@ -114,7 +117,7 @@ export class ReplicaServer {
   /** Serves one connection over any duplex stream: a socket, or an in-memory pair in tests. */
   handle(stream: Duplex, remote: string): void {
     const limits = this.o.config.limits;
-    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, awaitingOrder: 0, awaitingOrderEvents: 0 };
+    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, awaitingOrderEvents: 0 };
     peer.conn = new Connection(stream, limits.frameBytesMax, limits.socketWriteBufferBytesMax, {
       onFrame: (body) => this.onFrame(peer, body),
       onClose: (reason) => this.onClose(peer, reason),
@@ -232,12 +235,6 @@ export class ReplicaServer {
   private onPublish(peer: Peer, body: Buffer): void {
     const p = decodePublish(body);
     try {
-      const window = this.o.config.limits.publishWindowBatches;
-      // A publisher keeps at most its window unacknowledged: more waiting for the order on one
-      // connection is a client that ignores it, and would grow this replica's memory.
-      if (peer.awaitingOrder >= window) {
-        throw new FitError('FIT_ERR_REFUSED', `${peer.awaitingOrder} publish frames of this connection are waiting to be ordered, the most a publisher may have unacknowledged (publishWindowBatches ${window}); wait for acknowledgements`, { client: peer.client!.id });
-      }
       const r = this.service.publish(peer.client!, body, p.sections);
       const ack = (): void => peer.conn.send(encodeAck(p.reqSeq, r.accepted, r.duplicates));
       // Events of ordered channels are acknowledged once ordered: the publisher's window then
@@ -245,10 +242,8 @@ export class ReplicaServer {
       if (r.unordered && this.ordering) {
         const events = r.unordered.reduce((n, s) => n + s.events.length, 0);
         const max = this.o.config.limits.orderBacklogEventsMax;
-        peer.awaitingOrder++;
         peer.awaitingOrderEvents += events;
         this.ordering.order(r.unordered, () => {
-          peer.awaitingOrder--;
           peer.awaitingOrderEvents -= events;
           ack();
           if (peer.awaitingOrderEvents <= max / 2 && this.pausedForOrder.delete(peer)) peer.conn.resume();
