@@ -230,6 +230,8 @@ export class Ordering implements StateMachine {
       for (const w of list) if (!w.peer.conn.isClosed) this.o.refuse(w.peer, w.seq, err);
       this.waiting.delete(key);
     }
+    // Events waiting for room may be decided now.
+    this.scheduleDrain();
     this.o.logger.warn({ seq }, 'installed a snapshot from the other replicas: this replica was too far behind to replay what it missed');
   }
 

@@ -153,7 +153,10 @@ describe('refusals: clients outside the control table or off their channels (pap
     assert.throws(() => pub.publish('intake', 'again'), (e) => assertRefusal(e, 'FIT_ERR_UNKNOWN_CLIENT', 'intruder'));
     pub.close();
     await assertNothingQueued(c, 'intake');
-    assert.ok(await logMentions(c, 0, /FIT_ERR_UNKNOWN_CLIENT.*intruder|intruder.*FIT_ERR_UNKNOWN_CLIENT/), 'replica 0 did not log the refusal');
+    // The refusals of f+1 replicas end the publisher, which may close its other links before a
+    // slower replica read the hello: one of those that refused logged it.
+    const logged = await Promise.all([0, 1, 2, 3].map((r) => logMentions(c, r, /FIT_ERR_UNKNOWN_CLIENT.*intruder|intruder.*FIT_ERR_UNKNOWN_CLIENT/)));
+    assert.ok(logged.filter(Boolean).length >= 2, `only replicas [${logged.flatMap((l, i) => (l ? [i] : [])).join(', ')}] logged the refusal; the f+1 that refused should have`);
   });
 
   it('refuses a known client id presented with the wrong key with FIT_ERR_AUTH_FAILED naming it', async () => {
