@@ -171,6 +171,9 @@ export class ConsensusReplica {
   private readonly viewChanges = new Map<number, ViewChange>();
   private ownViewChange: ViewChange | undefined;
   private ownNewView: NewView | undefined;
+  /** The NEW-VIEW that moved this replica into its current view, to show replicas still in an older one. */
+  private enteredBy: NewView | undefined;
+  private readonly newViewShownAt = new Map<number, number>();
   /** Per client, which seqs were decided, so no request executes twice. */
   private readonly executed: ExecutedRequests;
   /** This replica's snapshots at its checkpoints that are not stable yet, by seq. */
@@ -906,7 +909,8 @@ export class ConsensusReplica {
   }
 
   private onStop(m: Stop): void {
-    if (m.view <= this.view || m.view <= (this.stops.get(m.from) ?? 0)) return;
+    if (m.view <= this.view) return this.showView(m.from);
+    if (m.view <= (this.stops.get(m.from) ?? 0)) return;
     this.stops.set(m.from, m.view);
     this.countStops();
   }
@@ -983,8 +987,23 @@ export class ConsensusReplica {
     this.enterView(m, plan.stable);
   }
 
+  /**
+   * A replica asking to move to a view at or below ours is in an older one: it missed the
+   * NEW-VIEW that moved us (cut off while it went round). Without it, it votes for views the
+   * others left long ago, and its votes never add up with theirs: a leader that crashed after
+   * that view change is then never replaced. The NEW-VIEW proves itself, so anyone may relay
+   * it; once per resend period per asker.
+   */
+  private showView(to: number): void {
+    if (!this.enteredBy || this.enteredBy.view !== this.view) return;
+    if (this.now - (this.newViewShownAt.get(to) ?? -Infinity) < this.o.resendTicks) return;
+    this.newViewShownAt.set(to, this.now);
+    this.send(to, this.enteredBy);
+  }
+
   /** Enters a new view from a valid NEW-VIEW: its stable checkpoint, then its pre-prepares as in a normal view. */
   private enterView(nv: NewView, stable: StableCheckpoint): void {
+    this.enteredBy = nv;
     this.view = nv.view;
     this.viewsEntered++;
     this.changing = false;
@@ -996,6 +1015,11 @@ export class ConsensusReplica {
     this.toPropose[1] = [...this.pending.values()].filter((r) => r.urgent !== true);
     for (const [from, vc] of this.viewChanges) if (vc.view <= nv.view) this.viewChanges.delete(from);
     for (const [from, v] of this.stops) if (v <= nv.view) this.stops.delete(from);
+    // This replica's own vote goes too, whatever view it was for: in the view it just entered it
+    // votes anew when its timer fires. A vote for a higher view kept without ownStop would make
+    // it believe it had voted, count that vote nowhere, and never vote again (campaign seed
+    // 3087717: stuck in a view whose leader could not prepare a batch).
+    this.stops.delete(this.o.id);
     this.ownViewChange = undefined;
     this.ownStop = undefined;
     if (stable.seq > this.stable.seq) this.makeStable(stable);
