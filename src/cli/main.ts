@@ -38,10 +38,12 @@ program
   .option('--clients <list>', 'more clients as NAME:ROLE,... with ROLE pub, sub or pubsub (e.g. siem1:sub,siem2:sub)', '')
   .option('--ordered <channels>', 'comma-separated channels (also created if not in --channels) with total order inside each (order: channel); every subscriber delivers their events in the same order, each with a seq', '')
   .option('--ordered-global <channels>', 'comma-separated channels sharing one order across them (order: global)', '')
+  .addOption(new Option('--protection <level>', 'quality of protection of every channel created: si (identification), ha (HMAC under a channel key), pks (publisher signatures), pke (signatures and encryption)').choices(['si', 'ha', 'pks', 'pke']).default('pks'))
   .option('--force', 'overwrite an existing config and its keys', false)
   .action((o) =>
     run(async () => {
       const c = initCluster({
+        protection: o.protection,
         dir: o.dir,
         replicas: o.replicas,
         faults: o.faults,

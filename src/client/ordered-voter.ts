@@ -19,6 +19,11 @@
 // delivered versions are remembered for late copies for at most pendingMax seqs. A copy past
 // the window is resolved at once, so correct replicas must not run further ahead than that:
 // the subscriber's credits per stream must not exceed pendingMax.
+//
+// Protected channels check the winning version's MAC or signature (`check`) when it is
+// decided; threshold copies are still needed, because the seq is the replicas' to assign. A
+// winner that fails was sealed wrongly by its publisher (threshold replicas agree on it): its
+// seq is passed over, counted as rejected, never delivered.
 
 import { FitError } from '../core/index.js';
 import { Deque } from '../broker/index.js';
@@ -34,6 +39,8 @@ export interface OrderedVoterOptions {
   gapWaitMs: number;
   /** The first seq to deliver; without it the replicas' first envelopes choose the start. */
   from?: number;
+  /** Protected channels: is the record at buf[start, end) authentic? */
+  check?: (buf: Buffer, start: number, end: number) => boolean;
 }
 
 export interface OrderedSink {
@@ -43,6 +50,8 @@ export interface OrderedSink {
   resolve(replica: number, pos: number): void;
   /** Seqs fromSeq..toSeq (inclusive) were given up on and will never be delivered. */
   skipped?(fromSeq: number, toSeq: number): void;
+  /** The event decided at `seq` failed the protection check; it is passed over. */
+  rejected?(seq: number, buf: Buffer, start: number, end: number, mask: number): void;
 }
 
 export interface OrderedVoterCounters {
@@ -59,6 +68,8 @@ export interface OrderedVoterCounters {
   mismatches: number[];
   /** Per replica: sections abandoned at an envelope that does not parse. */
   malformed: number[];
+  /** Decided seqs whose event failed the protection check: the publisher sealed it wrongly. */
+  rejected: number;
 }
 
 /** Replica sets are bitmasks; 30 keeps `1 << r` a positive small integer. */
@@ -70,6 +81,8 @@ interface Version {
   mask: number;
   /** (replica, pos) pairs held until the seq is delivered or skipped, or this version loses. */
   held: number[];
+  /** The winner failed the protection check: its seq is passed over. */
+  rejected?: boolean;
 }
 
 /** A seq held: undecided (winner undefined) or decided and waiting for the seqs below it. */
@@ -132,7 +145,7 @@ export class OrderedVoter {
     if (!(o.gapWaitMs >= 0 && Number.isFinite(o.gapWaitMs))) throw bad(`gapWaitMs ${o.gapWaitMs} is not a finite number >= 0`);
     if (o.from !== undefined && !isCount(o.from, 1)) throw bad(`from ${o.from} is not a positive safe integer`);
     this.allMask = (1 << o.replicas) - 1;
-    this.counters = { delivered: 0, skipped: 0, stale: 0, ahead: 0, duplicateCopies: 0, mismatches: new Array<number>(o.replicas).fill(0), malformed: new Array<number>(o.replicas).fill(0) };
+    this.counters = { delivered: 0, skipped: 0, stale: 0, ahead: 0, duplicateCopies: 0, mismatches: new Array<number>(o.replicas).fill(0), malformed: new Array<number>(o.replicas).fill(0), rejected: 0 };
     this.firstSeq = new Array<number | undefined>(o.replicas).fill(undefined);
     this.startReplicas = Math.min(o.replicas, 2 * o.threshold - 1);
     this.next = o.from;
@@ -262,6 +275,7 @@ export class OrderedVoter {
     }
     p.versions = [winner];
     p.winner = winner;
+    if (this.o.check !== undefined && !this.o.check(winner.env, ORDERED_HEADER_BYTES, winner.env.length)) winner.rejected = true;
     this.decidedHeld++;
   }
 
@@ -313,9 +327,14 @@ export class OrderedVoter {
     this.entries.delete(p.seq);
     this.decidedHeld--;
     this.next = p.seq + 1;
-    this.counters.delivered++;
+    if (!w.rejected) this.counters.delivered++;
     this.remember({ seq: p.seq, env: w.env, won: w.mask, seen: p.seen });
-    this.sink.deliver(p.seq, w.env, ORDERED_HEADER_BYTES, w.env.length);
+    if (w.rejected) {
+      this.counters.rejected++;
+      this.sink.rejected?.(p.seq, w.env, ORDERED_HEADER_BYTES, w.env.length, w.mask);
+    } else {
+      this.sink.deliver(p.seq, w.env, ORDERED_HEADER_BYTES, w.env.length);
+    }
     this.resolveHeld(w);
   }
 

@@ -37,7 +37,9 @@ import {
   EPOCH_BYTES,
 } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
+import { PROTECTION_CODE, type EventSealer } from '../protection/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
+import { channelSealer } from './protection.js';
 
 export interface PublishOptions {
   priority?: Priority;
@@ -51,6 +53,8 @@ interface OpenSection {
   channel: string;
   channelBytes: Buffer;
   fault: ChannelClass['fault'];
+  /** HA / PKS / PKE: fills the records' trailers once they are numbered. */
+  sealer: EventSealer | undefined;
   buf: Buffer;
   offset: number;
   count: number;
@@ -74,6 +78,8 @@ interface Batch {
   frame: Buffer;
   /** [recordsAt, recordsEnd) of each section, to number the records when the frame is sent. */
   ranges: number[];
+  /** Each section's sealer, to seal its records once numbered. */
+  sealers: (EventSealer | undefined)[];
   count: number;
   acks: Set<number>;
   errors: Map<number, FitError>;
@@ -98,6 +104,8 @@ export class Publisher {
   private openEvents = 0;
   private readonly outbox: Batch[] = [];
   private readonly inflight = new Map<number, Batch>();
+  /** One per protected channel this process published on: it keeps the tree and PKE key state. */
+  private readonly sealers = new Map<string, EventSealer | undefined>();
   private sealScheduled = false;
   /** When the last frame was sealed (performance.now()), for limits.publishLingerMs. */
   private lastSealMs = -Infinity;
@@ -108,7 +116,7 @@ export class Publisher {
   constructor(
     private readonly config: ClusterConfig,
     private readonly clientId: string,
-    privateKey: KeyObject,
+    private readonly privateKey: KeyObject,
   ) {
     this.idBytes = Buffer.from(clientId, 'utf8');
     this.links = config.replicas.map(
@@ -149,7 +157,9 @@ export class Publisher {
     if (Buffer.isBuffer(content)) [bytes, contentType] = [content, opts.contentType ?? ContentType.Binary];
     else if (typeof content === 'string') [bytes, contentType] = [Buffer.from(content, 'utf8'), opts.contentType ?? ContentType.Text];
     else [bytes, contentType] = [Buffer.from(JSON.stringify(content), 'utf8'), ContentType.Json];
-    const size = recordBytes(this.idBytes.length, bytes.length);
+    const sealer = this.sealerOf(channel, cls);
+    const trailerBytes = sealer?.trailerBytes ?? 0;
+    const size = recordBytes(this.idBytes.length, bytes.length, trailerBytes);
     const limits = this.config.limits;
     if (size > limits.eventBytesMax) {
       throw new FitError('FIT_ERR_EVENT_TOO_LARGE', `an event of ${size} bytes is over the limit of ${limits.eventBytesMax}; split the content or raise limits.eventBytesMax`, {
@@ -164,7 +174,7 @@ export class Publisher {
       this.sealAll();
       sec = this.open.get(channel);
     }
-    sec ??= this.openSection(channel, cls);
+    sec ??= this.openSection(channel, cls, sealer);
     if (sec.offset + size > sec.buf.length) this.grow(sec, sec.offset + size);
     const before = sec.offset;
     sec.offset = writeRecord(sec.buf, sec.offset, {
@@ -175,6 +185,8 @@ export class Publisher {
       priority,
       contentType,
       content: bytes,
+      protection: PROTECTION_CODE[cls.protection],
+      trailerBytes,
     });
     if (sec.count++ === 0) this.openBytes += publishSectionHeaderBytes(sec.channelBytes);
     this.openBytes += sec.offset - before;
@@ -229,8 +241,16 @@ export class Publisher {
     return cls;
   }
 
-  private openSection(channel: string, cls: ChannelClass): OpenSection {
-    const sec: OpenSection = { channel, channelBytes: Buffer.from(channel, 'utf8'), fault: cls.fault, buf: Buffer.allocUnsafe(SECTION_BYTES_INITIAL), offset: 0, count: 0, idleSeals: 0 };
+  /** The channel's sealer, made at its first event: a missing channel key fails that publish, clearly. */
+  private sealerOf(channel: string, cls: ChannelClass): EventSealer | undefined {
+    if (this.sealers.has(channel)) return this.sealers.get(channel);
+    const sealer = channelSealer(this.config, channel, cls, this.privateKey);
+    this.sealers.set(channel, sealer);
+    return sealer;
+  }
+
+  private openSection(channel: string, cls: ChannelClass, sealer: EventSealer | undefined): OpenSection {
+    const sec: OpenSection = { channel, channelBytes: Buffer.from(channel, 'utf8'), fault: cls.fault, sealer, buf: Buffer.allocUnsafe(SECTION_BYTES_INITIAL), offset: 0, count: 0, idleSeals: 0 };
     this.open.set(channel, sec);
     return sec;
   }
@@ -293,14 +313,16 @@ export class Publisher {
     const frame = Buffer.allocUnsafe(bytes);
     let o = writePublishFrameHeader(frame, secs.length, bytes);
     const ranges: number[] = [];
+    const sealers: (EventSealer | undefined)[] = [];
     let count = 0;
     for (const s of secs) {
       o = writePublishSection(frame, o, s.channelBytes, s.count, s.offset);
       ranges.push(o, o + s.offset);
+      sealers.push(s.sealer);
       o += s.buf.copy(frame, o, 0, s.offset);
       count += s.count;
     }
-    return { seq: 0, fault, frame, ranges, count, acks: new Set<number>(), errors: new Map<number, FitError>() };
+    return { seq: 0, fault, frame, ranges, sealers, count, acks: new Set<number>(), errors: new Map<number, FitError>() };
   }
 
   private pump(): void {
@@ -308,7 +330,10 @@ export class Publisher {
     while (this.outbox.length > 0 && this.inflight.size < window) {
       const b = this.outbox.shift()!;
       b.seq = this.nextBatchSeq++;
-      for (let i = 0; i < b.ranges.length; i += 2) this.seq = numberRecords(b.frame, b.ranges[i]!, this.seq, b.ranges[i + 1]);
+      for (let i = 0; i < b.ranges.length; i += 2) {
+        this.seq = numberRecords(b.frame, b.ranges[i]!, this.seq, b.ranges[i + 1]);
+        b.sealers[i / 2]?.seal(b.frame, b.ranges[i]!, b.ranges[i + 1]!);
+      }
       b.frame.writeUInt32BE(b.seq, PUBLISH_SEQ_AT);
       this.inflight.set(b.seq, b);
       this.counters.batches++;

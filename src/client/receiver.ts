@@ -10,6 +10,7 @@ import { decodeEvents, decodeRecord, MessageType, RecordCursor } from '../codec/
 import type { ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 import { Voter } from './voter.js';
+import { channelChecker, PublisherKeys } from './protection.js';
 
 export class Receiver {
   private readonly links: ReplicaLink[];
@@ -19,6 +20,8 @@ export class Receiver {
   private out: BrokerEvent[] = [];
   private readonly frames = new Map<string, Buffer>();
   private pos = 0;
+  /** PKE events voted but not decryptable with this client's channel keys. */
+  undecryptable = 0;
 
   constructor(
     private readonly config: ClusterConfig,
@@ -37,9 +40,27 @@ export class Receiver {
     }
     this.threshold = voteQuorum(cls.fault, config.f);
     const l = config.limits;
+    const checker = channelChecker(config, channel, cls, new PublisherKeys(config));
     this.voter = new Voter(
-      { replicas: config.replicas.length, threshold: this.threshold, ttlMs: cls.ttlMs, pendingMax: l.voterPendingEventsMax, deliveredMax: l.voterDeliveredEventsMax, pendingMs: l.voterPendingMs },
-      { deliver: (buf, start, end) => this.out.push(decodeRecord(buf.subarray(start, end), channel)), resolve: () => undefined },
+      {
+        replicas: config.replicas.length,
+        threshold: this.threshold,
+        ttlMs: cls.ttlMs,
+        pendingMax: l.voterPendingEventsMax,
+        deliveredMax: l.voterDeliveredEventsMax,
+        pendingMs: l.voterPendingMs,
+        ...(checker ? { check: (b: Buffer, s: number, e: number) => checker.check(b, s, e), oneValidEnough: cls.protection === 'pks' || cls.protection === 'pke' } : {}),
+      },
+      {
+        deliver: (buf, start, end) => {
+          const event = decodeRecord(buf.subarray(start, end), channel);
+          const plain = checker ? checker.open(buf, start) : event.content;
+          // A PKE event this client cannot decrypt is counted as undecryptable, not handed over as ciphertext.
+          if (plain === undefined) this.undecryptable++;
+          else this.out.push({ ...event, content: plain });
+        },
+        resolve: () => undefined,
+      },
     );
     let resolveReady: () => void = () => undefined;
     this.ready = new Promise((r) => (resolveReady = r));

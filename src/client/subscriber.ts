@@ -19,6 +19,8 @@ import { ReplicaLink, believedRefusal } from './link.js';
 import { StreamAcks } from './acks.js';
 import { Voter, type VoterCounters } from './voter.js';
 import { OrderedVoter } from './ordered-voter.js';
+import type { EventChecker } from '../protection/index.js';
+import { channelChecker, protectionError, PublisherKeys } from './protection.js';
 
 export interface SubscriberOptions {
   /** One channel; or give `channels`. */
@@ -64,6 +66,12 @@ interface ChannelState {
   reported: number[];
   /** Ordered channels: the seq each replica said its session starts at (the oldest it holds, when asked for older). */
   starts: Map<number, number>;
+  /** HA / PKS / PKE: checks each version before it is delivered, and opens PKE content. */
+  checker: EventChecker | undefined;
+  /** Delivered PKE events this subscriber could not decrypt (it lacks the channel key). */
+  undecryptable: number;
+  /** When a protection failure was last reported through onError (at most one a second). */
+  reportedForgeryMs: number;
 }
 
 export interface SubscriberSummary extends VoterCounters {
@@ -74,6 +82,8 @@ export interface SubscriberSummary extends VoterCounters {
   pending: number;
   /** Ordered channels: seqs given up on after voterPendingMs (the replicas dropped them; see their status). */
   skipped?: number;
+  /** PKE events delivered by the vote that this subscriber could not decrypt (no channel key). */
+  undecryptable: number;
 }
 
 const GEN = 0x1_0000_0000;
@@ -96,6 +106,7 @@ export class Subscriber {
   /** Publisher and epoch strings decoded once per publishing process. */
   private readonly decoder = new RecordDecoder();
   private readyWaiters: { resolve(): void; reject(e: FitError): void }[] = [];
+  private readonly publisherKeys: PublisherKeys;
   failure: FitError | undefined;
 
   constructor(
@@ -116,6 +127,7 @@ export class Subscriber {
     const pendingShare = Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(config.limits.voterPendingEventsMax / Math.max(1, (o.channels ?? [o.channel]).length)));
     const fits = Math.max(CREDITS_MIN, Math.floor(pendingShare / config.replicas.length));
     this.credits = Math.min(o.creditsEvents ?? config.limits.subscribeCreditsEvents, fits, o.limit ?? Infinity);
+    this.publisherKeys = new PublisherKeys(config);
     this.channels = names.map((name) => this.channelState(name, client, names.length));
     this.byStreamId = config.replicas.map(() => new Map());
     this.links = config.replicas.map(
@@ -150,13 +162,22 @@ export class Subscriber {
       malformed: new Array<number>(n).fill(0),
       reported: new Array<number>(n).fill(0),
       starts: new Map(),
+      checker: channelChecker(this.config, name, cls, this.publisherKeys),
+      undecryptable: 0,
+      reportedForgeryMs: -Infinity,
     };
     const threshold = voteQuorum(cls.fault, this.config.f);
+    const checker = ch.checker;
+    const check = checker ? (buf: Buffer, start: number, end: number) => checker.check(buf, start, end) : undefined;
     const pendingMax = Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(limits.voterPendingEventsMax / channelCount));
     if (cls.order !== 'none') {
       ch.ordered = new OrderedVoter(
-        { replicas: n, threshold, pendingMax, gapWaitMs: limits.voterPendingMs, ...(this.o.from !== undefined ? { from: this.o.from } : {}) },
-        { deliver: (seq, buf, start) => this.deliver(ch, buf, start, seq), resolve: (replica, pos) => this.resolve(ch, replica, pos) },
+        { replicas: n, threshold, pendingMax, gapWaitMs: limits.voterPendingMs, ...(this.o.from !== undefined ? { from: this.o.from } : {}), ...(check ? { check } : {}) },
+        {
+          deliver: (seq, buf, start) => this.deliver(ch, buf, start, seq),
+          resolve: (replica, pos) => this.resolve(ch, replica, pos),
+          rejected: (_seq, buf, start, _end, mask) => this.forged(ch, buf, start, mask, true),
+        },
       );
       return ch;
     }
@@ -170,10 +191,28 @@ export class Subscriber {
         pendingMax: Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(limits.voterPendingEventsMax / channelCount)),
         deliveredMax: Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(limits.voterDeliveredEventsMax / channelCount)),
         pendingMs: limits.voterPendingMs,
+        ...(check ? { check, oneValidEnough: cls.protection === 'pks' || cls.protection === 'pke' } : {}),
       },
-      { deliver: (buf, start) => this.deliver(ch, buf, start), resolve: (replica, pos) => this.resolve(ch, replica, pos) },
+      {
+        deliver: (buf, start) => this.deliver(ch, buf, start),
+        resolve: (replica, pos) => this.resolve(ch, replica, pos),
+        forged: (buf, start, _end, mask, byPublisher) => this.forged(ch, buf, start, mask, byPublisher),
+      },
     );
     return ch;
+  }
+
+  /**
+   * A version failed the channel's check. The replicas that sent it are blamed through the
+   * mismatch evidence once another version wins; one the publisher sealed wrongly is reported
+   * here, at most once a second per channel (the counters keep the full count).
+   */
+  private forged(ch: ChannelState, buf: Buffer, start: number, mask: number, byPublisher: boolean): void {
+    const now = performance.now();
+    if (!byPublisher || now - ch.reportedForgeryMs < 1000) return;
+    ch.reportedForgeryMs = now;
+    const replicas = this.config.replicas.map((r) => r.id).filter((id) => mask & (1 << id));
+    this.o.onError?.(protectionError(ch.name, this.decoder.decodeAt(buf, start, ch.name).publisher, ch.checker!.reason || 'it was sealed wrongly', replicas));
   }
 
   /** Connects to every replica; resolves once enough of them accepted every subscription. */
@@ -198,6 +237,9 @@ export class Subscriber {
           stale: c.stale + c.ahead,
           duplicateCopies: c.duplicateCopies,
           skipped: c.skipped,
+          forged: c.rejected,
+          rejected: c.rejected,
+          undecryptable: ch.undecryptable,
           mismatches: Object.fromEntries(c.mismatches.map((m, i) => [i, m])),
           malformedFrames: Object.fromEntries(ch.malformed.map((m, i) => [i, m + c.malformed[i]!])),
           pending: ch.ordered.pending,
@@ -207,6 +249,7 @@ export class Subscriber {
       return {
         channel: ch.name,
         ...v.counters,
+        undecryptable: ch.undecryptable,
         mismatches: Object.fromEntries(v.mismatches.map((m, i) => [i, m])),
         malformedFrames: Object.fromEntries(ch.malformed.map((m, i) => [i, m])),
         pending: v.pendingCount,
@@ -219,7 +262,7 @@ export class Subscriber {
     const all = this.summaries();
     const total = { ...all[0]!, channel: all.map((s) => s.channel).join(','), mismatches: { ...all[0]!.mismatches }, malformedFrames: { ...all[0]!.malformedFrames } };
     for (const s of all.slice(1)) {
-      for (const k of ['delivered', 'expired', 'undecided', 'stale', 'duplicateCopies', 'pending'] as const) total[k] += s[k];
+      for (const k of ['delivered', 'expired', 'undecided', 'stale', 'duplicateCopies', 'pending', 'forged', 'rejected', 'undecryptable'] as const) total[k] += s[k];
       if (s.skipped !== undefined) total.skipped = (total.skipped ?? 0) + s.skipped;
       for (const [r, m] of Object.entries(s.mismatches)) total.mismatches[Number(r)] = (total.mismatches[Number(r)] ?? 0) + m;
       for (const [r, m] of Object.entries(s.malformedFrames)) total.malformedFrames[Number(r)] = (total.malformedFrames[Number(r)] ?? 0) + m;
@@ -350,8 +393,19 @@ export class Subscriber {
   }
 
   private deliver(ch: ChannelState, buf: Buffer, start: number, seq?: number): void {
-    this.delivered++;
     const event = this.decoder.decodeAt(buf, start, ch.name);
+    if (ch.checker?.protection === 'pke') {
+      const plain = ch.checker.open(buf, start);
+      if (plain === undefined) {
+        ch.undecryptable++;
+        if (performance.now() - ch.reportedForgeryMs < 1000) return;
+        ch.reportedForgeryMs = performance.now();
+        this.o.onError?.(new FitError('FIT_ERR_KEY', `cannot decrypt an event of channel "${ch.name}" from ${event.publisher}: ${ch.checker.reason}`, { channel: ch.name, publisher: event.publisher }));
+        return;
+      }
+      event.content = plain;
+    }
+    this.delivered++;
     if (seq !== undefined) {
       event.seq = seq;
       if (ch.cls.order === 'global') event.global = readOrdered(buf, start - ORDERED_HEADER_BYTES).global;

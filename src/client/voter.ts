@@ -22,6 +22,12 @@
 // run is compared with one memcmp against the first version's bytes and counted for every
 // event in it; only records that do not line up are parsed and looked up one at a time. One
 // comparison of equal bytes says as much as one per record, so the vote is unchanged.
+//
+// Protected channels (DESIGN §3) add a check of each version before it is delivered: the MAC
+// or publisher signature (src/protection/check.ts), run once per version that would win, not
+// per copy. With a signature (pks, pke) one valid copy is enough (`oneValidEnough`): no
+// replica can forge it. A version that fails never wins; if `threshold` replicas sent it, the
+// publisher itself sealed it wrongly, and the event is rejected and reported.
 
 import { FitError } from '../core/index.js';
 import { Deque } from '../broker/index.js';
@@ -35,6 +41,10 @@ export interface VoterOptions {
   pendingMax: number;
   deliveredMax: number;
   pendingMs: number;
+  /** Protected channels: is the record at buf[start, end) authentic? */
+  check?: (buf: Buffer, start: number, end: number) => boolean;
+  /** Deliver the first version that passes `check`, without waiting for `threshold` copies. */
+  oneValidEnough?: boolean;
 }
 
 export interface VoterCounters {
@@ -43,6 +53,10 @@ export interface VoterCounters {
   undecided: number;
   stale: number;
   duplicateCopies: number;
+  /** Versions that failed the channel's protection check (each counted once). */
+  forged: number;
+  /** Events refused because `threshold` replicas sent a version that failed the check: the publisher's fault. */
+  rejected: number;
 }
 
 /** A copy of an event as one replica sent it, and where in that replica's stream it sat. */
@@ -56,14 +70,25 @@ export interface VoterSink {
   deliver(buf: Buffer, start: number, end: number): void;
   /** The copy at `pos` of `replica`'s stream needs nothing more: the subscriber may acknowledge it. */
   resolve(replica: number, pos: number): void;
+  /** A version of an event failed the protection check; `mask` holds the replicas that sent it so far. */
+  forged?(buf: Buffer, start: number, end: number, mask: number, byPublisher: boolean): void;
 }
 
 /** Replica sets are bitmasks; 30 keeps `1 << r` a positive small integer. */
 export const VOTER_REPLICAS_MAX = 30;
 
+/** A version's protection check: not yet run, passed, failed, failed and reported as the publisher's. */
+const enum Check {
+  Unknown = 0,
+  Valid = 1,
+  Invalid = 2,
+  Rejected = 3,
+}
+
 interface Variant {
   rec: Buffer;
   mask: number;
+  check: Check;
 }
 
 /**
@@ -87,6 +112,8 @@ interface Entry {
   next: Entry | undefined;
   /** Replicas whose copy equals the first version. */
   mask: number;
+  /** The first version's protection check. */
+  firstCheck: Check;
   /** The first version is the delivered one. */
   firstWon: boolean;
   /** The delivered version when it is not the first one. */
@@ -147,7 +174,7 @@ export class Voter {
   /** Reused by every offerSection() call (a section of one event each, at a modest rate). */
   private cursor: RecordCursor | undefined;
   readonly mismatches: number[];
-  readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0 };
+  readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0, forged: 0, rejected: 0 };
 
   constructor(
     private readonly o: VoterOptions,
@@ -270,7 +297,7 @@ export class Voter {
     }
     this.hold(p, replica, pos);
     p.mask |= bit;
-    if (popcount(p.mask) >= this.o.threshold) this.decide(p, undefined);
+    this.settle(p, undefined);
   }
 
   /**
@@ -319,6 +346,7 @@ export class Voter {
         fend: end,
         next: undefined,
         mask: 0,
+        firstCheck: Check.Unknown,
         firstWon: false,
         rec: undefined,
         others: undefined,
@@ -346,14 +374,49 @@ export class Voter {
     this.hold(p, replica, pos);
     if (p.mask === 0 || isFirstVersion(p, buf, start, end)) {
       p.mask |= bit;
-      if (popcount(p.mask) >= this.o.threshold) this.decide(p, undefined);
+      this.settle(p, undefined);
       return p;
     }
     let v = p.others?.find((x) => sameBytes(x.rec, buf, start, end));
-    if (!v) (p.others ??= []).push((v = { rec: buf.subarray(start, end), mask: 0 }));
+    if (!v) (p.others ??= []).push((v = { rec: buf.subarray(start, end), mask: 0, check: Check.Unknown }));
     v.mask |= bit;
-    if (popcount(v.mask) >= this.o.threshold) this.decide(p, v);
+    this.settle(p, v);
     return p;
+  }
+
+  /**
+   * A copy was added to version v of p (the first version if v is undefined): decides p if the
+   * version has the copies it needs and passes the channel's check.
+   */
+  private settle(p: Entry, v: Variant | undefined): void {
+    const mask = v ? v.mask : p.mask;
+    const check = this.o.check;
+    if (check === undefined) {
+      if (popcount(mask) >= this.o.threshold) this.decide(p, v);
+      return;
+    }
+    const copies = popcount(mask);
+    if (copies < (this.o.oneValidEnough ? 1 : this.o.threshold)) return;
+    let state = v ? v.check : p.firstCheck;
+    let report = false;
+    if (state === Check.Unknown) {
+      const ok = v ? check(v.rec, 0, v.rec.length) : check(p.fbuf!, p.fat, p.fend);
+      state = ok ? Check.Valid : Check.Invalid;
+      if (!ok) this.counters.forged++;
+      report = !ok;
+    }
+    if (state === Check.Invalid && copies >= this.o.threshold) {
+      this.counters.rejected++;
+      state = Check.Rejected;
+      report = true;
+    }
+    if (report) {
+      if (v) this.sink.forged?.(v.rec, 0, v.rec.length, mask, state === Check.Rejected);
+      else this.sink.forged?.(p.fbuf!, p.fat, p.fend, mask, state === Check.Rejected);
+    }
+    if (v) v.check = state;
+    else p.firstCheck = state;
+    if (state === Check.Valid) this.decide(p, v);
   }
 
   /**
@@ -382,7 +445,7 @@ export class Voter {
   private decide(p: Entry, winner: Variant | undefined): void {
     this.pendingSize--;
     if (p.others) {
-      const versions: Variant[] = [{ rec: p.fbuf!.subarray(p.fat, p.fend), mask: p.mask }, ...p.others];
+      const versions: Variant[] = [{ rec: p.fbuf!.subarray(p.fat, p.fend), mask: p.mask, check: p.firstCheck }, ...p.others];
       for (const v of versions) {
         if (v.mask === (winner ?? versions[0]!).mask) continue;
         for (let r = 0; r < this.o.replicas; r++) if (v.mask & (1 << r)) this.mismatches[r]!++;

@@ -1,7 +1,7 @@
 export { FrameDecoder, frame, FRAME_HEADER_BYTES } from './frame.js';
 export { u32, u16, f64be } from './bytes.js';
-export { RecordCursor, writeRecord, numberRecords, recordBytes, decodeRecord, RecordDecoder, contentOffset, sameBytesAt, EPOCH_BYTES, RECORD_VERSION } from './record.js';
-export type { RecordInput } from './record.js';
+export { RecordCursor, writeRecord, numberRecords, recordBytes, decodeRecord, RecordDecoder, contentOffset, sameBytesAt, recordLayout, newRecordLayout, EPOCH_BYTES, RECORD_VERSION, PROTECTION_MAX } from './record.js';
+export type { RecordInput, RecordLayout } from './record.js';
 export {
   MessageType,
   malformed,

@@ -7,8 +7,10 @@
 //
 // (publisher, epoch, seq) is the event's identity: the epoch is random per publishing process,
 // so restarts and concurrent processes of one client never collide, and seq rises within it.
-// The trailer is reserved for HA / PKS / PKE (MAC, signature); SI leaves it empty.
-// Replicas read only the fixed header fields (priority, timestamp, identity), never content.
+// `protection` is the channel's quality of protection (0 si, 1 ha, 2 pks, 3 pke) and the
+// trailer holds its MAC or signature (src/protection/seal.ts); SI leaves it empty.
+// Replicas read only the fixed header fields (priority, timestamp, identity), never content
+// or trailer; subscribers check the trailer against the channel's level, not the byte's claim.
 
 import { FitError, type BrokerEvent, type ContentType, type Priority } from '../core/index.js';
 import { f64be, u16, u32 } from './bytes.js';
@@ -28,21 +30,29 @@ export interface RecordInput {
   priority: Priority;
   contentType: ContentType;
   content: Buffer;
+  /** 0 si, 1 ha, 2 pks, 3 pke (default 0). */
+  protection?: number;
+  /** Zeroed bytes reserved for the trailer, filled when the record is sealed (default 0). */
+  trailerBytes?: number;
 }
 
-export function recordBytes(publisherBytes: number, contentBytes: number): number {
-  return FIXED_BEFORE_PUBLISHER + publisherBytes + ID_BYTES_AFTER_PUBLISHER + FIXED_AFTER_ID + contentBytes + TRAILER_LEN_BYTES;
+/** Highest value of the protection byte (pke). */
+export const PROTECTION_MAX = 3;
+
+export function recordBytes(publisherBytes: number, contentBytes: number, trailerBytes = 0): number {
+  return FIXED_BEFORE_PUBLISHER + publisherBytes + ID_BYTES_AFTER_PUBLISHER + FIXED_AFTER_ID + contentBytes + TRAILER_LEN_BYTES + trailerBytes;
 }
 
 /** Writes one record at `offset`; returns the offset after it. */
 export function writeRecord(out: Buffer, offset: number, r: RecordInput): number {
-  const total = recordBytes(r.publisher.length, r.content.length);
+  const trailerBytes = r.trailerBytes ?? 0;
+  const total = recordBytes(r.publisher.length, r.content.length, trailerBytes);
   let o = offset;
   o = out.writeUInt32BE(total - 4, o);
   o = out.writeUInt8(RECORD_VERSION, o);
   o = out.writeUInt8(r.priority, o);
   o = out.writeUInt8(r.contentType, o);
-  o = out.writeUInt8(0, o);
+  o = out.writeUInt8(r.protection ?? 0, o);
   o = out.writeUInt8(r.publisher.length, o);
   o += r.publisher.copy(out, o);
   o += r.epoch.copy(out, o, 0, EPOCH_BYTES);
@@ -51,8 +61,9 @@ export function writeRecord(out: Buffer, offset: number, r: RecordInput): number
   o = out.writeDoubleBE(r.timestampMs, o);
   o = out.writeUInt32BE(r.content.length, o);
   o += r.content.copy(out, o);
-  o = out.writeUInt16BE(0, o);
-  return o;
+  o = out.writeUInt16BE(trailerBytes, o);
+  out.fill(0, o, o + trailerBytes);
+  return o + trailerBytes;
 }
 
 /**
@@ -140,6 +151,7 @@ export class RecordCursor {
     const priority = buf[s + 5]!;
     if (priority > 3) throw malformed(`priority ${priority} is not 0..3`, s);
     if (buf[s + 6]! > 2) throw malformed(`content type ${buf[s + 6]} is unknown`, s);
+    if (buf[s + 7]! > PROTECTION_MAX) throw malformed(`protection ${buf[s + 7]} is not 0..${PROTECTION_MAX}`, s);
     const publisherBytes = buf[s + 8]!;
     if (publisherBytes === 0) throw malformed('empty publisher id', s);
     const publisherEnd = s + FIXED_BEFORE_PUBLISHER + publisherBytes;
@@ -263,4 +275,35 @@ export class RecordDecoder {
 export function contentOffset(rec: Buffer): { start: number; bytes: number } {
   const contentLenAt = FIXED_BEFORE_PUBLISHER + rec[8]! + ID_BYTES_AFTER_PUBLISHER + 8;
   return { start: contentLenAt + 4, bytes: rec.readUInt32BE(contentLenAt) };
+}
+
+/** Where the parts of a record that RecordCursor validated sit in buf, for sealing and checking. */
+export interface RecordLayout {
+  /** Start of the identity: publisherBytes, publisher, epoch, seq. */
+  idAt: number;
+  /** Start of the 8-byte seq. */
+  seqAt: number;
+  contentAt: number;
+  contentBytes: number;
+  /** Start of the u16 trailer length; the trailer follows it and ends the record. */
+  trailerLenAt: number;
+  trailerAt: number;
+  end: number;
+}
+
+export function recordLayout(buf: Buffer, start: number, out: RecordLayout): RecordLayout {
+  const publisherEnd = start + FIXED_BEFORE_PUBLISHER + buf[start + 8]!;
+  const contentLenAt = publisherEnd + ID_BYTES_AFTER_PUBLISHER + 8;
+  out.idAt = start + 8;
+  out.seqAt = publisherEnd + EPOCH_BYTES;
+  out.contentBytes = u32(buf, contentLenAt);
+  out.contentAt = contentLenAt + 4;
+  out.trailerLenAt = out.contentAt + out.contentBytes;
+  out.trailerAt = out.trailerLenAt + TRAILER_LEN_BYTES;
+  out.end = start + 4 + u32(buf, start);
+  return out;
+}
+
+export function newRecordLayout(): RecordLayout {
+  return { idAt: 0, seqAt: 0, contentAt: 0, contentBytes: 0, trailerLenAt: 0, trailerAt: 0, end: 0 };
 }

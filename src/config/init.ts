@@ -1,10 +1,11 @@
-// `fitbroker init`: writes cluster.yaml and one Ed25519 key pair per replica and client.
+// `fitbroker init`: writes cluster.yaml, one Ed25519 key pair per replica and client, and a key
+// ring per channel whose protection needs one (ha, pke).
 
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { FitError, DEFAULT_LIMITS, type FaultModel } from '../core/index.js';
-import { generateIdentity } from '../protection/index.js';
+import { FitError, DEFAULT_LIMITS, type FaultModel, type Protection } from '../core/index.js';
+import { createChannelKeys, generateIdentity, needsChannelKey } from '../protection/index.js';
 import { NAME_PATTERN } from './schema.js';
 import { clientKeyPath, configPath, parseConfig, replicaKeyPath, type ClusterConfig } from './load.js';
 
@@ -25,6 +26,8 @@ export interface InitOptions {
   /** Channels with order: channel, and with order: global (added to `channels` when missing). */
   ordered?: string[];
   orderedGlobal?: string[];
+  /** Quality of protection of every channel it creates (default pks). */
+  protection?: Protection;
 }
 
 export const DEFAULT_CLIENTS: { name: string; role: ClientRole }[] = [
@@ -87,11 +90,13 @@ export function initCluster(o: InitOptions): ClusterConfig {
       ...(c.role === 'admin' ? { admin: true } : {}),
     };
   }
+  const protection = o.protection ?? 'pks';
   const channels = Object.fromEntries(
-    channelNames.map((ch) => [ch, { fault: o.faultModel, order: orderOf.get(ch) ?? 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, persist: 'memory', protection: 'si' }]),
+    channelNames.map((ch) => [ch, { fault: o.faultModel, order: orderOf.get(ch) ?? 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, persist: 'memory', protection }]),
   );
+  if (needsChannelKey(protection)) for (const ch of channelNames) createChannelKeys(o.dir, ch, protection, true);
   const doc = { version: 1, f: o.faults, replicas, channels, clients, limits: {} };
-  const text = `# fitbroker cluster config, written by \`fitbroker init\`. Edit by hand; it is checked on load.\n# Private keys are in keys/ beside this file: give each host only its own.\n${stringify(doc, { lineWidth: 0 })}`;
+  const text = `# fitbroker cluster config, written by \`fitbroker init\`. Edit by hand; it is checked on load.\n# Private keys are in keys/ beside this file: give each host only its own, and each channel's\n# key ring (keys/channels/) to that channel's publishers and subscribers only, never to replicas.\n${stringify(doc, { lineWidth: 0 })}`;
   const config = parseConfig(text, file, o.dir);
   writeFileSync(file, text);
   return config;

@@ -81,7 +81,6 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
       throw configError(file, `channels.${tag}.order`, `order: none for a ${ch.fault} channel with ${n} replicas: order: ${ch.order} is decided by consensus, which needs fault: bft and at least 3f+1 = ${3 * c.f + 1} replicas`);
     }
     if (ch.persist !== 'memory') throw notYet(file, `channels.${tag}.persist`, `persist: ${ch.persist}`);
-    if (ch.protection !== 'si') throw notYet(file, `channels.${tag}.protection`, `protection: ${ch.protection}`);
     channels.set(tag, { ...ch, priority: ch.priority as Priority });
   }
   const clients = new Map<string, ClientInfo>();
@@ -94,11 +93,14 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
     }
     clients.set(id, { id, ...cl });
   }
-  return { dir, file, f: c.f, replicas: c.replicas, table: { channels, clients }, limits: limitsWith(c.limits as Partial<Limits>) };
+  const limits = limitsWith(c.limits as Partial<Limits>);
+  const tree = limits.signatureBatchEventsMax;
+  if ((tree & (tree - 1)) !== 0 || tree > 65_536) throw configError(file, 'limits.signatureBatchEventsMax', `a power of two up to 65536 (1, 2, 4, ... 16, ...), found ${tree}`);
+  return { dir, file, f: c.f, replicas: c.replicas, table: { channels, clients }, limits };
 }
 
 function notYet(file: string, key: string, what: string): FitError {
-  return new FitError('FIT_ERR_NOT_SUPPORTED', `${file}: ${key}: ${what} is not available in this build yet; use the default (persist: memory, protection: si)`, { file, key });
+  return new FitError('FIT_ERR_NOT_SUPPORTED', `${file}: ${key}: ${what} is not available in this build yet; use the default (persist: memory)`, { file, key });
 }
 
 /** Replica n's private key file, relative to the cluster dir. */

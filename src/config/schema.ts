@@ -15,7 +15,7 @@ export const channelSchema = z.strictObject({
   capacityEvents: positiveInt.default(DEFAULT_LIMITS.queueCapacityEvents),
   ttlMs: positiveInt.default(DEFAULT_LIMITS.ttlMs),
   persist: z.enum(['memory', 'disk']).default('memory'),
-  protection: z.enum(['si', 'ha', 'pks', 'pke']).default('si'),
+  protection: z.enum(['si', 'ha', 'pks', 'pke']).default('pks'),
 });
 
 export const replicaSchema = z.strictObject({

@@ -20,6 +20,7 @@ export const ERROR_CODES = {
   FIT_ERR_FAULTS_NOT_ALLOWED: 'fault injection was asked for without FITBROKER_ALLOW_FAULTS=1',
   FIT_ERR_REFUSED: 'replicas refused a request',
   FIT_ERR_CLIENT_EXISTS: 'acl register names a client already in the control table with another key',
+  FIT_ERR_FORGED: 'an event failed the protection check of its channel (MAC, signature or decryption)',
   FIT_ERR_INTERNAL: 'a bug: an invariant did not hold',
 } as const;
 

@@ -78,6 +78,12 @@ export const DEFAULT_LIMITS = {
    * replica stops reading from that connection until the order catches up (TCP backpressure).
    */
   orderBacklogEventsMax: 10_000,
+  /**
+   * Events of one channel one publisher signature covers (pks, pke): a power of two, at most
+   * 65,536. Each doubling saves subscribers half their signature checks and adds 32 bytes to
+   * every event (one more hash of its Merkle path).
+   */
+  signatureBatchEventsMax: 16,
 } as const;
 
 export type Limits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number };

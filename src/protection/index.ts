@@ -1,3 +1,11 @@
 export { generateIdentity, publicKeyOf, loadPrivateKey, parsePublicKey, isValidPublicKey, signBytes, verifyBytes } from './keys.js';
 export type { GeneratedKeyPair } from './keys.js';
 export { authTranscript, newNonce, AUTH_VERSION, NONCE_BYTES } from './auth.js';
+export { EventSealer } from './seal.js';
+export type { SealerOptions } from './seal.js';
+export { EventChecker } from './check.js';
+export type { CheckerOptions } from './check.js';
+export { ChannelKeyring, channelKeyPath, createChannelKeys, readChannelKeyring, rotateChannelKey, retireChannelKey, needsChannelKey } from './channel-keys.js';
+export type { ChannelKeyringFile, ChannelKey, KeyedProtection } from './channel-keys.js';
+export { trailerBytes, PROTECTION_CODE, PROTECTION_NAMES } from './trailer.js';
+export { MERKLE_DEPTH_MAX } from './merkle.js';
