@@ -59,6 +59,12 @@ function apply(svc: BrokerService, table: ControlTable, op: ControlOp): void {
   }
   const client = table.clients.get(op.client);
   if (!client) throw new FitError('FIT_ERR_UNKNOWN_CLIENT', `client "${op.client}" is not in the control table; register it first (fitbroker acl register)`, { client: op.client });
+  if (op.op === 'rekey') {
+    if (!isValidPublicKey(op.publicKey)) throw new FitError('FIT_ERR_KEY', `the public key given for "${op.client}" is not an Ed25519 key (base64 SPKI)`, { client: op.client });
+    // New connections must prove the new key; sessions already open keep running (see docs/security.md).
+    client.publicKey = op.publicKey;
+    return;
+  }
   svc.channel(op.channel);
   // Rights are changed in place: a connection authenticated as this client sees them at once.
   switch (op.op) {

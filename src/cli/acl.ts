@@ -59,11 +59,12 @@ export async function aclChange(kind: 'subscribe' | 'unsubscribe' | 'grant' | 'r
   await change(o, { op: kind, client, channel }, loadConfig(o.dir));
 }
 
-async function change(o: AclOptions, op: ControlOp, config = loadConfig(o.dir)): Promise<void> {
+/** Signs `op` as the admin, has it ordered and confirmed by f+1 replicas, and records it in cluster.yaml. */
+export async function change(o: AclOptions, op: ControlOp, config = loadConfig(o.dir)): Promise<void> {
   const admin = defaultClient(config, o.as);
   const key = loadPrivateKey(clientKeyPath(o.dir, admin));
   const r = await submitControl(config, admin, key, op, o.timeout * 1000);
   recordControl(o.dir, op);
-  const what = op.op === 'register' ? `registered client ${op.client}` : `${op.op} ${op.client} ${op.channel}`;
+  const what = op.op === 'register' ? `registered client ${op.client}` : op.op === 'rekey' ? `new key for client ${op.client}` : `${op.op} ${op.client} ${op.channel}`;
   process.stdout.write(`${what}: decided at consensus seq ${r.decided}, confirmed by replicas ${r.replicas.join(',')}; written to ${config.file}\n`);
 }

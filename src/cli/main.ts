@@ -13,6 +13,7 @@ import { publish } from './publish.js';
 import { subscribe } from './subscribe.js';
 import { demo } from './demo.js';
 import { aclChange, aclRegister } from './acl.js';
+import { keysChannel, keysList, keysRetire, keysRotate } from './keys.js';
 
 const program = new Command();
 program
@@ -131,6 +132,38 @@ for (const [kind, what] of [
 ] as const) {
   aclFlags(acl.command(kind).argument('<client>').argument('<channel>').description(what)).action((client, channel, o) => run(() => aclChange(kind, client, channel, o)));
 }
+
+const keys = program.command('keys').description('list, create and rotate replica, client and channel keys');
+keys
+  .command('list')
+  .description('every key of the cluster: replica and client identities (fingerprints) and channel key rings')
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+  .option('--json', 'one JSON array of rows', false)
+  .action((o) => run(() => keysList(o)));
+keys
+  .command('channel')
+  .argument('<channel>', 'a channel with protection: ha or pke')
+  .description("create the channel's key ring in DIR/keys/channels/CHANNEL.json (give it to its publishers and subscribers only)")
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+  .option('--force', 'replace an existing ring (events sealed with its keys become unreadable)', false)
+  .action((channel, o) => run(() => keysChannel(channel, o)));
+keys
+  .command('rotate')
+  .description('a new key for one channel (old keys kept for events in flight), client (applied by the replicas through consensus) or replica (needs a restart)')
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+  .option('--channel <channel>', 'add a key to this channel ring and make it current')
+  .option('--client <client>', "replace this client's key pair, signed by an admin and ordered like acl")
+  .option('--replica <id>', "replace this replica's key pair in cluster.yaml and keys/", intFlag(0, 29))
+  .option('--as <admin>', 'admin client that signs a client rotation (default: the admin client from init)')
+  .option('--timeout <seconds>', 'fail if f+1 replicas have not confirmed a client rotation in this time', secondsFlag, 10)
+  .action((o) => run(() => keysRotate(o)));
+keys
+  .command('retire')
+  .description('remove an old key from a channel ring: events still sealed with it no longer verify')
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+  .requiredOption('--channel <channel>', 'the channel')
+  .requiredOption('--key <id>', 'the key id, as `keys list` shows it')
+  .action((o) => run(() => keysRetire(o)));
 
 program
   .command('demo')

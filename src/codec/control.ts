@@ -14,10 +14,11 @@ export const controlOpSchema = z.discriminatedUnion('op', [
   z.strictObject({ op: z.literal('unsubscribe'), client: name, channel: name }),
   z.strictObject({ op: z.literal('grant'), client: name, channel: name }),
   z.strictObject({ op: z.literal('revoke'), client: name, channel: name }),
+  z.strictObject({ op: z.literal('rekey'), client: name, publicKey: z.string().min(1).max(1024) }),
 ]);
 
 export type ControlOp = z.infer<typeof controlOpSchema>;
-export const CONTROL_OPS = ['register', 'subscribe', 'unsubscribe', 'grant', 'revoke'] as const;
+export const CONTROL_OPS = ['register', 'subscribe', 'unsubscribe', 'grant', 'revoke', 'rekey'] as const;
 
 export const signedControlSchema = z.strictObject({
   admin: name,
@@ -35,6 +36,6 @@ export const controlClient = (admin: string): string => `control/${admin}`;
 /** The bytes an admin signs: every field by name, in a fixed order. */
 export function controlSignable(admin: string, seq: number, op: ControlOp): Buffer {
   const fields =
-    op.op === 'register' ? [op.client, op.publicKey, op.publish, op.subscribe] : [op.client, op.channel];
+    op.op === 'register' ? [op.client, op.publicKey, op.publish, op.subscribe] : op.op === 'rekey' ? [op.client, op.publicKey] : [op.client, op.channel];
   return Buffer.from(JSON.stringify(['fitbroker-control-v1', admin, seq, op.op, ...fields]), 'utf8');
 }

@@ -14,6 +14,9 @@ export function recordControl(dir: string, op: ControlOp): void {
   const doc = parseDocument(readFileSync(file, 'utf8'));
   if (op.op === 'register') {
     if (!doc.hasIn(['clients', op.client])) doc.setIn(['clients', op.client], doc.createNode({ publicKey: op.publicKey, publish: op.publish, subscribe: op.subscribe }));
+  } else if (op.op === 'rekey') {
+    rights(doc, op.client, 'publish');
+    doc.setIn(['clients', op.client, 'publicKey'], op.publicKey);
   } else {
     const key = op.op === 'grant' || op.op === 'revoke' ? 'publish' : 'subscribe';
     const add = op.op === 'grant' || op.op === 'subscribe';

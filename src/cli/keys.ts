@@ -1,0 +1,121 @@
+// `fitbroker keys`: lists, creates and rotates the keys of a cluster — replica and client
+// identities (Ed25519, public halves in cluster.yaml) and channel key rings for ha and pke.
+// A client's new key reaches the running replicas as a signed, ordered control change, like
+// `acl`; a replica's key is read by the others when they start, so rotating one needs a restart.
+
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { parseDocument } from 'yaml';
+import { FitError, NAME_PATTERN } from '../core/index.js';
+import { clientKeyPath, configPath, loadConfig, parseConfig, replicaKeyPath } from '../config/index.js';
+import { channelKeyPath, createChannelKeys, generateIdentity, needsChannelKey, readChannelKeyring, retireChannelKey, rotateChannelKey } from '../protection/index.js';
+import { change, type AclOptions } from './acl.js';
+
+export interface KeysListOptions {
+  dir: string;
+  json?: boolean;
+}
+
+interface KeyRow {
+  kind: 'replica' | 'client' | 'channel';
+  name: string;
+  /** Short SHA-256 fingerprint of the public key (identities) or the key id (channel keys). */
+  key: string;
+  current: boolean;
+  privateKeyHere: boolean;
+  detail: string;
+}
+
+function fingerprint(publicKey: string): string {
+  return createHash('sha256').update(Buffer.from(publicKey, 'base64')).digest('hex').slice(0, 16);
+}
+
+export function keysList(o: KeysListOptions): void {
+  const config = loadConfig(o.dir);
+  const rows: KeyRow[] = [];
+  for (const r of config.replicas) rows.push({ kind: 'replica', name: `replica-${r.id}`, key: fingerprint(r.publicKey), current: true, privateKeyHere: existsSync(replicaKeyPath(o.dir, r.id)), detail: `${r.host}:${r.port}` });
+  for (const c of config.table.clients.values()) rows.push({ kind: 'client', name: c.id, key: fingerprint(c.publicKey), current: true, privateKeyHere: existsSync(clientKeyPath(o.dir, c.id)), detail: c.admin ? 'admin' : '' });
+  for (const [name, cls] of config.table.channels) {
+    if (!needsChannelKey(cls.protection)) {
+      rows.push({ kind: 'channel', name, key: '-', current: true, privateKeyHere: false, detail: `${cls.protection}: no channel key (${cls.protection === 'pks' ? 'each publisher signs with its own key' : 'identification only'})` });
+      continue;
+    }
+    if (!existsSync(channelKeyPath(o.dir, name))) {
+      rows.push({ kind: 'channel', name, key: 'MISSING', current: false, privateKeyHere: false, detail: `${cls.protection}: create it with \`fitbroker keys channel ${name}\`` });
+      continue;
+    }
+    const ring = readChannelKeyring(o.dir, name);
+    for (const k of ring.keys) rows.push({ kind: 'channel', name, key: k.id, current: k.id === ring.current, privateKeyHere: k.secret !== undefined || k.privateKey !== undefined, detail: `${ring.protection}, created ${k.created}` });
+  }
+  if (o.json) {
+    process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+    return;
+  }
+  const table = [['KIND', 'NAME', 'KEY', 'CURRENT', 'PRIVATE HERE', 'DETAIL'], ...rows.map((r) => [r.kind, r.name, r.key, r.current ? 'yes' : 'no', r.privateKeyHere ? 'yes' : 'no', r.detail])];
+  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
+  process.stdout.write(table.map((row) => row.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd()).join('\n') + '\n');
+}
+
+export function keysChannel(channel: string, o: { dir: string; force?: boolean }): void {
+  const cls = loadConfig(o.dir).table.channels.get(channel);
+  if (!cls) throw new FitError('FIT_ERR_UNKNOWN_CHANNEL', `channel "${channel}" is not in ${configPath(o.dir)}; add it under channels:`, { channel });
+  if (!needsChannelKey(cls.protection)) {
+    throw new FitError('FIT_ERR_USAGE', `channel "${channel}" is protection: ${cls.protection}, which needs no channel key; set protection: ha or pke in cluster.yaml first`, { channel });
+  }
+  const file = createChannelKeys(o.dir, channel, cls.protection, o.force ?? false);
+  process.stdout.write(`wrote ${file} (${cls.protection}); give it to the publishers and subscribers of "${channel}" only, never to a replica\n`);
+}
+
+export interface RotateOptions extends AclOptions {
+  channel?: string;
+  client?: string;
+  replica?: number;
+}
+
+export async function keysRotate(o: RotateOptions): Promise<void> {
+  const chosen = [o.channel, o.client, o.replica].filter((v) => v !== undefined).length;
+  if (chosen !== 1) throw new FitError('FIT_ERR_USAGE', 'keys rotate needs exactly one of --channel CH, --client NAME or --replica N');
+  if (o.channel !== undefined) {
+    const ring = rotateChannelKey(o.dir, o.channel);
+    process.stdout.write(
+      `channel "${o.channel}": new current key ${ring.current}; ${ring.keys.length - 1} older key(s) kept so events sealed with them still verify.\n` +
+        `copy ${channelKeyPath(o.dir, o.channel)} to the channel's subscribers first, then its publishers; retire old keys later with \`fitbroker keys retire --channel ${o.channel} --key ID\`\n`,
+    );
+    return;
+  }
+  if (o.client !== undefined) return rotateClient(o.client, o);
+  return rotateReplica(o.replica!, o.dir);
+}
+
+async function rotateClient(client: string, o: RotateOptions): Promise<void> {
+  if (!NAME_PATTERN.test(client)) throw new FitError('FIT_ERR_USAGE', `--client "${client}" is not a valid client name`);
+  const config = loadConfig(o.dir);
+  if (!config.table.clients.has(client)) throw new FitError('FIT_ERR_UNKNOWN_CLIENT', `client "${client}" is not in ${config.file}`, { client });
+  const k = generateIdentity();
+  const file = clientKeyPath(o.dir, client);
+  // The new key waits beside the old one until f+1 replicas applied the change: a failed
+  // rotation leaves the client with the key the replicas still know.
+  writeFileSync(`${file}.next`, k.privatePem, { mode: 0o600 });
+  await change(o, { op: 'rekey', client, publicKey: k.publicKey }, config);
+  renameSync(`${file}.next`, file);
+  process.stdout.write(`  its new private key: ${file}; restart that client's processes so they use it (sessions already open keep the old one until then)\n`);
+}
+
+function rotateReplica(id: number, dir: string): void {
+  const file = loadConfig(dir).file;
+  const doc = parseDocument(readFileSync(file, 'utf8'));
+  if (!doc.hasIn(['replicas', id])) throw new FitError('FIT_ERR_USAGE', `--replica ${id}: ${file} has no replica ${id}`);
+  const k = generateIdentity();
+  doc.setIn(['replicas', id, 'publicKey'], k.publicKey);
+  const text = doc.toString({ lineWidth: 0 });
+  parseConfig(text, file, dir);
+  writeFileSync(replicaKeyPath(dir, id), k.privatePem, { mode: 0o600 });
+  writeFileSync(`${file}.tmp`, text);
+  renameSync(`${file}.tmp`, file);
+  process.stdout.write(`replica ${id}: new key in ${replicaKeyPath(dir, id)}, public key in ${file}.\ncopy cluster.yaml to every replica and client host and restart the replicas (one at a time keeps the cluster up): replicas read each other's keys when they start\n`);
+}
+
+export function keysRetire(o: { dir: string; channel: string; key: string }): void {
+  const ring = retireChannelKey(o.dir, o.channel, o.key);
+  process.stdout.write(`channel "${o.channel}": key ${o.key} retired; ${ring.keys.length} key(s) left, current ${ring.current}\n`);
+}
