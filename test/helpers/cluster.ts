@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { clientKeyPath, initCluster, loadConfig, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, type SubscriberOptions } from '../../src/client/index.js';
-import type { FaultModel, Limits } from '../../src/core/index.js';
+import type { FaultModel, Limits, Protection } from '../../src/core/index.js';
 
 export const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
@@ -32,6 +32,8 @@ export interface ClusterOptions {
   /** Channels with order: channel (init --ordered), and with order: global (--ordered-global). */
   ordered?: string[];
   orderedGlobal?: string[];
+  /** Every channel's quality of protection (init --protection; default pks). */
+  protection?: Protection;
 }
 
 export interface TestCluster {
@@ -107,6 +109,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     defaultClients: o.defaultClients ?? true,
     ordered: o.ordered ?? [],
     orderedGlobal: o.orderedGlobal ?? [],
+    ...(o.protection ? { protection: o.protection } : {}),
   });
   if (o.capacityEvents !== undefined || o.limits !== undefined) {
     const file = join(dir, 'cluster.yaml');

@@ -15,6 +15,12 @@ export interface WorkloadOptions {
   /** Called after each 1,000 events are queued, e.g. to kill a replica mid-run. */
   onProgress?(published: number): Promise<void> | void;
   deliverTimeoutMs?: number;
+  /**
+   * After every event is delivered, wait (up to 10 s) until this holds of the subscribers'
+   * summaries: with one valid signed copy enough, a faulty replica's copies may come after
+   * delivery, and so may the evidence against it.
+   */
+  settled?(summaries: Record<string, SubscriberSummary[]>): boolean;
 }
 
 export interface WorkloadResult {
@@ -80,12 +86,17 @@ export async function runWorkload(c: TestCluster, o: WorkloadOptions): Promise<W
     }
   }
   assert.deepEqual(duplicates.slice(0, 5), [], `events delivered twice: ${duplicates.length}`);
-  const summaries: Record<string, SubscriberSummary[]> = {};
-  const mismatches: Record<string, number[]> = {};
-  o.subscribers.forEach((siem, si) => {
-    const mine = bySiem[si]!.flatMap((s) => s.summaries());
-    summaries[siem] = mine;
-    mismatches[siem] = Array.from({ length: n }, (_, r) => mine.reduce((sum, s) => sum + (s.mismatches[r] ?? 0), 0));
-  });
-  return { summaries, mismatches };
+  const collect = (): WorkloadResult => {
+    const summaries: Record<string, SubscriberSummary[]> = {};
+    const mismatches: Record<string, number[]> = {};
+    o.subscribers.forEach((siem, si) => {
+      const mine = bySiem[si]!.flatMap((s) => s.summaries());
+      summaries[siem] = mine;
+      mismatches[siem] = Array.from({ length: n }, (_, r) => mine.reduce((sum, s) => sum + (s.mismatches[r] ?? 0), 0));
+    });
+    return { summaries, mismatches };
+  };
+  const settledBy = Date.now() + 10_000;
+  while (o.settled && !o.settled(collect().summaries) && Date.now() < settledBy) await sleep(50);
+  return collect();
 }
