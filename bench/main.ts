@@ -13,6 +13,7 @@ import { fitbrokerServer, type FitMode } from './systems/fitbroker.js';
 import { printTable, writeReport } from './report.js';
 import type { ServerSide } from './systems/types.js';
 import { FAULT_KINDS, parseFault } from '../src/replica/index.js';
+import type { Protection } from '../src/core/index.js';
 
 const FULL_CHANNELS = [5, 10, 25, 50, 70, 90];
 
@@ -33,6 +34,7 @@ interface Flags {
   chart: boolean;
   fault: string[];
   crashRate: number;
+  protection: string;
 }
 
 function list(v: string): string[] {
@@ -70,6 +72,7 @@ async function main(): Promise<void> {
     .option('--no-save', 'do not write bench/results/ and docs/performance-chart.svg')
     .option('--no-chart', 'do not write the chart')
     .option('--crash-rate <events/s>', 'offered load of the leader-crash phase of bft-ordered (the leader is killed a quarter in; 0 skips it)', (v) => Number(v), 1000)
+    .option('--protection <levels>', 'quality of protection of the fitbroker channels, comma-separated (a run per level): si, ha, pks, pke', 'si')
     .option('--fault <ID:KIND>', `fitbroker runs with replica ID faulty (repeatable; ${FAULT_KINDS.join(', ')}): throughput with a faulty replica, not only safety`, (v: string, prev: string[]) => [...prev, v], [])
     .parse();
   const o = program.opts<Flags>();
@@ -93,7 +96,9 @@ async function main(): Promise<void> {
     }
     (faults[id] ??= []).push(spec.slice(at + 1));
   }
-  const systems: ServerSide[] = [...modes.map((m) => fitbrokerServer(m as FitMode, faults))];
+  const levels = list(o.protection);
+  for (const l of levels) if (!['si', 'ha', 'pks', 'pke'].includes(l)) program.error(`--protection: "${l}" is not one of si, ha, pks, pke`);
+  const systems: ServerSide[] = modes.flatMap((m) => levels.map((l) => fitbrokerServer(m as FitMode, faults, l as Protection)));
   for (const peer of peerServers(peerNames)) {
     const why = await peer.unavailable();
     if (why) process.stderr.write(`skipping ${peer.label}: ${why}\n`);

@@ -97,6 +97,7 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
     return {
       system: server.system,
       mode: server.mode,
+      ...(server.protection ? { protection: server.protection } : {}),
       label: server.label,
       channels: shape.channels.length,
       size: shape.size,

@@ -5,7 +5,7 @@
 import { clientKeyPath, loadConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, queryStatus } from '../../src/client/index.js';
-import { publishQuorum, type FaultModel } from '../../src/core/index.js';
+import { publishQuorum, type FaultModel, type Protection } from '../../src/core/index.js';
 import { startCluster } from '../../test/helpers/cluster.js';
 import { workerName, type ClientFactory, type ClientSide, type RunShape, type ServerHandle, type ServerSide } from './types.js';
 
@@ -20,12 +20,13 @@ const LABELS: Record<FitMode, string> = {
 /** The channel class a mode runs: bft-ordered is bft with every channel ordered by consensus. */
 const faultOf = (mode: string): FaultModel => (mode === 'cft' ? 'cft' : 'bft');
 
-export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> = {}): ServerSide {
+export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> = {}, protection: Protection = 'si'): ServerSide {
   const faulty = Object.entries(faults).map(([id, kinds]) => `replica ${id} ${kinds.join('+')}`);
   return {
     system: 'fitbroker',
     mode,
-    label: LABELS[mode] + (faulty.length ? ` with ${faulty.join(', ')}` : ''),
+    protection,
+    label: LABELS[mode] + (protection !== 'si' ? ` ${protection}` : '') + (faulty.length ? ` with ${faulty.join(', ')}` : ''),
     unavailable: async () => undefined,
     async start(shape: RunShape): Promise<ServerHandle> {
       const clients = [
@@ -43,6 +44,7 @@ export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> 
         clients,
         defaultClients: false,
         faults,
+        protection,
         // e.g. FIT_BENCH_REPLICA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/performance.md)
         replicaNodeArgs: (process.env.FIT_BENCH_REPLICA_NODE_ARGS ?? '').split(' ').filter(Boolean),
       });

@@ -41,6 +41,8 @@ export interface ServerSide {
   readonly mode: string;
   /** Human label for tables and charts, e.g. "fitbroker bft" or "NATS JetStream (file, acked)". */
   readonly label: string;
+  /** fitbroker: the channels' quality of protection (si unless the bench is run with --protection). */
+  readonly protection?: string;
   /** Undefined when the system can run here; otherwise why not (printed, and the run skipped). */
   unavailable(): Promise<string | undefined>;
   start(shape: RunShape): Promise<ServerHandle>;

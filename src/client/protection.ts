@@ -5,7 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import { FitError, type ChannelClass } from '../core/index.js';
 import { loadConfig, type ClusterConfig } from '../config/index.js';
-import { ChannelKeyring, EventChecker, EventSealer, needsChannelKey } from '../protection/index.js';
+import { BatchSigner, ChannelKeyring, EventChecker, EventSealer, needsChannelKey } from '../protection/index.js';
 
 /** A subscriber meeting a publisher its config does not know re-reads cluster.yaml at most this often. */
 const CONFIG_RELOAD_MS = 1000;
@@ -18,10 +18,14 @@ export function treeDepth(config: ClusterConfig): number {
   return Math.log2(config.limits.signatureBatchEventsMax);
 }
 
-export function channelSealer(config: ClusterConfig, channel: string, cls: ChannelClass, signingKey: KeyObject): EventSealer | undefined {
+export function channelSealer(config: ClusterConfig, channel: string, cls: ChannelClass): EventSealer | undefined {
   if (cls.protection === 'si') return undefined;
   const keyring = keyringOf(config, channel, cls);
-  return new EventSealer({ channel, protection: cls.protection, signingKey, depth: treeDepth(config), ...(keyring ? { keyring } : {}) });
+  return new EventSealer({ channel, protection: cls.protection, ...(keyring ? { keyring } : {}) });
+}
+
+export function batchSigner(config: ClusterConfig, signingKey: KeyObject): BatchSigner {
+  return new BatchSigner(signingKey, treeDepth(config));
 }
 
 /**

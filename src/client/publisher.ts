@@ -37,9 +37,9 @@ import {
   EPOCH_BYTES,
 } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
-import { PROTECTION_CODE, type EventSealer } from '../protection/index.js';
+import { PROTECTION_CODE, type BatchSigner, type EventSealer } from '../protection/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
-import { channelSealer } from './protection.js';
+import { batchSigner, channelSealer } from './protection.js';
 
 export interface PublishOptions {
   priority?: Priority;
@@ -106,6 +106,8 @@ export class Publisher {
   private readonly inflight = new Map<number, Batch>();
   /** One per protected channel this process published on: it keeps the tree and PKE key state. */
   private readonly sealers = new Map<string, EventSealer | undefined>();
+  /** Signs the pks and pke events of each frame as it leaves, in trees that may span its channels. */
+  private readonly signer: BatchSigner;
   private sealScheduled = false;
   /** When the last frame was sealed (performance.now()), for limits.publishLingerMs. */
   private lastSealMs = -Infinity;
@@ -116,9 +118,10 @@ export class Publisher {
   constructor(
     private readonly config: ClusterConfig,
     private readonly clientId: string,
-    private readonly privateKey: KeyObject,
+    privateKey: KeyObject,
   ) {
     this.idBytes = Buffer.from(clientId, 'utf8');
+    this.signer = batchSigner(config, privateKey);
     this.links = config.replicas.map(
       (r) =>
         new ReplicaLink(r, clientId, privateKey, config.limits, {
@@ -158,7 +161,7 @@ export class Publisher {
     else if (typeof content === 'string') [bytes, contentType] = [Buffer.from(content, 'utf8'), opts.contentType ?? ContentType.Text];
     else [bytes, contentType] = [Buffer.from(JSON.stringify(content), 'utf8'), ContentType.Json];
     const sealer = this.sealerOf(channel, cls);
-    const trailerBytes = sealer?.trailerBytes ?? 0;
+    const trailerBytes = sealer?.trailerBytes(this.signer.treeDepth) ?? 0;
     const size = recordBytes(this.idBytes.length, bytes.length, trailerBytes);
     const limits = this.config.limits;
     if (size > limits.eventBytesMax) {
@@ -244,7 +247,7 @@ export class Publisher {
   /** The channel's sealer, made at its first event: a missing channel key fails that publish, clearly. */
   private sealerOf(channel: string, cls: ChannelClass): EventSealer | undefined {
     if (this.sealers.has(channel)) return this.sealers.get(channel);
-    const sealer = channelSealer(this.config, channel, cls, this.privateKey);
+    const sealer = channelSealer(this.config, channel, cls);
     this.sealers.set(channel, sealer);
     return sealer;
   }
@@ -332,8 +335,9 @@ export class Publisher {
       b.seq = this.nextBatchSeq++;
       for (let i = 0; i < b.ranges.length; i += 2) {
         this.seq = numberRecords(b.frame, b.ranges[i]!, this.seq, b.ranges[i + 1]);
-        b.sealers[i / 2]?.seal(b.frame, b.ranges[i]!, b.ranges[i + 1]!);
+        b.sealers[i / 2]?.seal(b.frame, b.ranges[i]!, b.ranges[i + 1]!, this.signer);
       }
+      this.signer.finish();
       b.frame.writeUInt32BE(b.seq, PUBLISH_SEQ_AT);
       this.inflight.set(b.seq, b);
       this.counters.batches++;

@@ -21,27 +21,52 @@ export interface CheckerOptions {
   /** The Ed25519 public key (base64 SPKI) of a client, or undefined if the client is unknown. */
   publicKeyOf(client: string): string | undefined;
   keyring?: ChannelKeyring;
+  /** Roots already verified; shared by default, since one tree may span channels. */
+  roots?: VerifiedRoots;
+}
+
+/** Verified roots, per publisher, with the signature that verified them; bounded, oldest first out. */
+export class VerifiedRoots {
+  private readonly map = new Map<string, Buffer>();
+
+  constructor(private readonly max = ROOTS_MAX) {}
+
+  get(key: string): Buffer | undefined {
+    return this.map.get(key);
+  }
+
+  set(key: string, signature: Buffer): void {
+    if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
+    this.map.set(key, signature);
+  }
 }
 
 /** Verified roots remembered per checker; a root is worth one signature verification. */
-const ROOTS_MAX = 4096;
+const ROOTS_MAX = 16_384;
 /** Content keys (one per publishing process and channel key) remembered per checker. */
 const CONTENT_KEYS_MAX = 1024;
+
+/** One per process: every subscriber's checkers verify a publisher's tree once between them. */
+const sharedRoots = new VerifiedRoots();
 
 export class EventChecker {
   /** Why the last check() or open() failed. */
   reason = '';
   private readonly code: number;
   private readonly label: Buffer;
+  private readonly pkeLabel: Buffer;
+  private readonly channelBytes: Buffer;
   private readonly layout = newRecordLayout();
-  /** Verified roots, per publisher, with the signature that verified them. */
-  private readonly roots = new Map<string, Buffer>();
+  private readonly roots: VerifiedRoots;
   private readonly contentKeys = new Map<string, Buffer>();
   private readonly nonce = Buffer.alloc(NONCE_BYTES);
 
   constructor(private readonly o: CheckerOptions) {
     this.code = PROTECTION_CODE[o.protection];
-    this.label = label(o.protection === 'ha' ? 'ha' : 'pks', o.channel);
+    this.label = o.protection === 'ha' ? label('ha', o.channel) : label('pks');
+    this.channelBytes = Buffer.from(o.channel, 'utf8');
+    this.pkeLabel = label('pke', o.channel);
+    this.roots = o.roots ?? sharedRoots;
   }
 
   get protection(): Protection {
@@ -86,7 +111,7 @@ export class EventChecker {
     if (depth > MERKLE_DEPTH_MAX || L.end - L.trailerAt !== trailerBytes(this.o.protection, depth)) return this.fail('trailer length does not match its tree depth');
     const index = u16(buf, p + 2);
     if (buf[p + 1] !== 0 || index >= 1 << depth) return this.fail('leaf index outside its tree');
-    const root = rootFrom(leafHash(buf, start, p), index, buf, p + PATH_OFFSET, depth);
+    const root = rootFrom(leafHash(this.channelBytes, buf, start, p), index, buf, p + PATH_OFFSET, depth);
     const publisherAt = L.idAt + 1;
     const rootKey = buf.toString('latin1', L.idAt, publisherAt + buf[L.idAt]!) + root.toString('latin1');
     const sigAt = p + PATH_OFFSET + depth * HASH_BYTES;
@@ -105,7 +130,6 @@ export class EventChecker {
     }
     const signature = buf.subarray(sigAt, sigAt + SIGNATURE_BYTES);
     if (!verify(null, Buffer.concat([this.label, root]), key, signature)) return this.fail(`signature does not verify under ${publisher}'s key`);
-    if (this.roots.size >= ROOTS_MAX) this.roots.delete(this.roots.keys().next().value!);
     this.roots.set(rootKey, Buffer.from(signature));
     return true;
   }
@@ -140,7 +164,7 @@ export class EventChecker {
     }
     try {
       const d = createDecipheriv('aes-256-gcm', key, nonceAt(buf, L.seqAt, this.nonce));
-      d.setAAD(Buffer.concat([label('pke', this.o.channel), buf.subarray(start, L.contentAt)]));
+      d.setAAD(this.pkeLabel).setAAD(buf.subarray(start, L.contentAt));
       d.setAuthTag(buf.subarray(ephAt + EPHEMERAL_BYTES, ephAt + EPHEMERAL_BYTES + TAG_BYTES));
       const plain = d.update(content);
       d.final();

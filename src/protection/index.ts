@@ -1,9 +1,9 @@
 export { generateIdentity, publicKeyOf, loadPrivateKey, parsePublicKey, isValidPublicKey, signBytes, verifyBytes } from './keys.js';
 export type { GeneratedKeyPair } from './keys.js';
 export { authTranscript, newNonce, AUTH_VERSION, NONCE_BYTES } from './auth.js';
-export { EventSealer } from './seal.js';
+export { EventSealer, BatchSigner } from './seal.js';
 export type { SealerOptions } from './seal.js';
-export { EventChecker } from './check.js';
+export { EventChecker, VerifiedRoots } from './check.js';
 export type { CheckerOptions } from './check.js';
 export { ChannelKeyring, channelKeyPath, createChannelKeys, readChannelKeyring, rotateChannelKey, retireChannelKey, needsChannelKey } from './channel-keys.js';
 export type { ChannelKeyringFile, ChannelKey, KeyedProtection } from './channel-keys.js';

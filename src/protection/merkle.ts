@@ -17,12 +17,14 @@ export const HASH_BYTES = 32;
 /** Deepest tree a record may claim: 65,536 leaves, a 2 KiB path. */
 export const MERKLE_DEPTH_MAX = 16;
 
-const LEAF = Buffer.from([0]);
+/** The leaf prefix and the length of the channel name that follows it. */
+const LEAF = Buffer.from([0, 0]);
 const NODE = 1;
 
-/** The leaf of buf[from, to). */
-export function leafHash(buf: Buffer, from: number, to: number): Buffer {
-  return createHash('sha256').update(LEAF).update(buf.subarray(from, to)).digest();
+/** The leaf of the record bytes buf[from, to) on `channel` (utf8, at most 255 bytes). */
+export function leafHash(channel: Buffer, buf: Buffer, from: number, to: number): Buffer {
+  LEAF[1] = channel.length;
+  return createHash('sha256').update(LEAF).update(channel).update(buf.subarray(from, to)).digest();
 }
 
 const scratch = Buffer.allocUnsafe(1 + 2 * HASH_BYTES);

@@ -6,9 +6,9 @@
 //   pks: u8 depth | u8 0 | u16 index | path (depth × 32) | Ed25519 signature of the root (64)
 //   pke: u32 keyId | X25519 ephemeral public key (32) | AES-GCM tag (16) | the pks part
 //
-// The HMAC covers the record up to and including its keyId. A pks/pke leaf covers the record
-// up to the pks part: header, identity (so seq too: an old signed copy cannot be renumbered),
-// content or ciphertext, and for pke the key id, ephemeral key and tag.
+// The HMAC covers the record up to and including its keyId. A pks/pke leaf covers the channel
+// name and the record up to the pks part: header, identity (so seq too: an old signed copy
+// cannot be renumbered), content or ciphertext, and for pke the key id, ephemeral key and tag.
 
 import type { Protection } from '../core/index.js';
 import { HASH_BYTES } from './merkle.js';
@@ -48,7 +48,10 @@ export function pksPartOffset(protection: Protection): number {
 /** Where the path starts relative to the pks part, and the signature relative to the path's end. */
 export const PATH_OFFSET = PKS_HEADER_BYTES;
 
-/** Domain labels: a MAC, signature or ciphertext made for one use and channel is never valid for another. */
-export function label(kind: 'ha' | 'pks' | 'pke', channel: string): Buffer {
+/**
+ * Domain labels: a MAC, signature or ciphertext made for one use is never valid for another.
+ * MACs and ciphertexts name their channel here; signatures cover trees whose leaves name theirs.
+ */
+export function label(kind: 'ha' | 'pks' | 'pke', channel = ''): Buffer {
   return Buffer.from(`fitbroker-${kind}-v1\0${channel}\0`, 'utf8');
 }

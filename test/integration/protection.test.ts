@@ -15,7 +15,7 @@ import { join } from 'node:path';
 import { clientKeyPath } from '../../src/config/index.js';
 import type { FitError, BrokerEvent, Protection } from '../../src/core/index.js';
 import { numberRecords, publishHeaderBytes, recordBytes, writePublishHeader, writeRecord, PUBLISH_SEQ_AT } from '../../src/codec/index.js';
-import { ChannelKeyring, EventSealer, PROTECTION_CODE, createChannelKeys, generateIdentity, loadPrivateKey, trailerBytes } from '../../src/protection/index.js';
+import { BatchSigner, ChannelKeyring, EventSealer, PROTECTION_CODE, createChannelKeys, generateIdentity, loadPrivateKey, trailerBytes } from '../../src/protection/index.js';
 import { startCluster, sleep, type TestCluster } from '../helpers/cluster.js';
 import { RawClient } from '../helpers/rawclient.js';
 import { runWorkload } from '../helpers/workload.js';
@@ -93,7 +93,9 @@ function forgedFrame(channel: string, level: Protection, client: string, content
   const epoch = randomBytes(8);
   for (const x of contents) o = writeRecord(out, o, { publisher, epoch, seq: 0, timestampMs: Date.now(), priority: 0, contentType: 0, content: Buffer.from(x), protection: PROTECTION_CODE[sealAs], trailerBytes: trailer });
   numberRecords(out, recordsAt, 0);
-  new EventSealer({ channel, protection: sealAs, signingKey: seal.signingKey, depth: 2, ...(seal.keyring ? { keyring: seal.keyring } : {}) }).seal(out, recordsAt, size);
+  const signer = new BatchSigner(seal.signingKey, 2);
+  new EventSealer({ channel, protection: sealAs, ...(seal.keyring ? { keyring: seal.keyring } : {}) }).seal(out, recordsAt, size, signer);
+  signer.finish();
   out.writeUInt32BE(1, PUBLISH_SEQ_AT);
   return out;
 }

@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import type { Protection } from '../../src/core/index.js';
 import { numberRecords, recordBytes, writeRecord, RecordCursor, decodeRecord } from '../../src/codec/index.js';
 import {
+  BatchSigner,
   ChannelKeyring,
   EventChecker,
   EventSealer,
@@ -61,7 +62,9 @@ function sealedSection(p: Protection, contents: string[], o: { depth?: number; p
   }
   numberRecords(buf, 0, o.lastSeq ?? 0);
   const keyring = keyringFor(p, channel);
-  new EventSealer({ channel, protection: p, signingKey: o.signingKey ?? probeKey, depth, ...(keyring ? { keyring } : {}) }).seal(buf, 0, buf.length);
+  const signer = new BatchSigner(o.signingKey ?? probeKey, depth);
+  new EventSealer({ channel, protection: p, ...(keyring ? { keyring } : {}) }).seal(buf, 0, buf.length, signer);
+  signer.finish();
   return buf;
 }
 
@@ -198,3 +201,25 @@ for (const p of ['ha', 'pke'] as const) {
     assert.equal(after.check(oldBuf, s, e) && after.open(oldBuf, s) !== undefined, false);
   });
 }
+
+test('pks: one signed tree may span channels; each record verifies on its own channel only', () => {
+  const signer = new BatchSigner(probeKey, 2);
+  const publisher = Buffer.from('probe');
+  const trailer = trailerBytes('pks', 2);
+  const sections = ['alerts', 'metrics', 'alerts'].map((channel, i) => {
+    const buf = Buffer.alloc(recordBytes(publisher.length, 6, trailer));
+    writeRecord(buf, 0, { publisher, epoch: EPOCH, seq: 0, timestampMs: 1, priority: 0, contentType: 0, content: Buffer.from(`event${i}`), protection: PROTECTION_CODE.pks, trailerBytes: trailer });
+    numberRecords(buf, 0, 100 + i);
+    return { channel, buf };
+  });
+  // One frame in the publisher; here three buffers, so the signer is finished per buffer and
+  // the one-frame rule holds: the test covers the leaves' channel binding, not the frame layout.
+  for (const s of sections) {
+    new EventSealer({ channel: s.channel, protection: 'pks' }).seal(s.buf, 0, s.buf.length, signer);
+    signer.finish();
+  }
+  for (const s of sections) {
+    assert.ok(checkerFor('pks', s.channel).check(s.buf, 0, s.buf.length));
+    assert.equal(checkerFor('pks', s.channel === 'alerts' ? 'metrics' : 'alerts').check(s.buf, 0, s.buf.length), false);
+  }
+});
