@@ -5,6 +5,7 @@
 
 import { FitError, mayPublish, maySubscribe, PRIORITY_URGENT, type ChannelClass, type ClientInfo, type ControlTable, type Limits } from '../core/index.js';
 import { RecordCursor, type PublishSection } from '../codec/index.js';
+import { PROTECTION_CODE, PROTECTION_NAMES } from '../protection/index.js';
 import { ClientQueue, QueueBudget, type QueueCounters } from './queue.js';
 import { Dedupe, type DedupeStream } from './dedupe.js';
 import { Sequencer } from './sequencer.js';
@@ -230,6 +231,7 @@ export class BrokerService {
   private checkSection(client: ClientInfo, ch: Channel, body: Buffer, s: PublishSection): void {
     const idBytes = this.idBytes(client.id);
     const check = this.cursor.reset(body, s.recordsAt, s.recordsEnd);
+    const level = PROTECTION_CODE[ch.cls.protection];
     let seen = 0;
     while (check.next()) {
       seen++;
@@ -238,6 +240,14 @@ export class BrokerService {
           channel: ch.tag,
           client: client.id,
         });
+      }
+      // Subscribers would reject it anyway; refused here, the publisher learns why at once.
+      if (check.protection !== level) {
+        throw new FitError(
+          'FIT_ERR_MALFORMED',
+          `an event on channel "${ch.tag}" is sealed as ${PROTECTION_NAMES[check.protection]} but the channel's protection is ${ch.cls.protection}; the publisher's cluster.yaml or fitbroker version is out of date`,
+          { channel: ch.tag, client: client.id },
+        );
       }
     }
     if (seen !== s.count) {

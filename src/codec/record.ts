@@ -105,6 +105,8 @@ export class RecordCursor {
   start = 0;
   end = 0;
   priority: Priority = 0;
+  /** The protection byte: 0 si, 1 ha, 2 pks, 3 pke. */
+  protection = 0;
   timestampMs = 0;
   seq = 0;
   private publisherEnd = 0;
@@ -166,6 +168,7 @@ export class RecordCursor {
     this.start = s;
     this.end = end;
     this.priority = priority as Priority;
+    this.protection = buf[s + 7]!;
     this.publisherEnd = publisherEnd;
     this.seq = seqHigh * 0x1_0000_0000 + u32(buf, publisherEnd + EPOCH_BYTES + 4);
     this.timestampMs = f64be(buf, publisherEnd + ID_BYTES_AFTER_PUBLISHER);

@@ -502,7 +502,7 @@ async function runLane(c: TestCluster, lane: number, progress: { done: number; s
 describe('fuzz: random and truncated frames at a replica (DESIGN §3, STYLE 5-7)', { timeout: 120_000 }, () => {
   it(`neither crash replica 0 nor disturb a concurrent publisher (${CASES} seeded cases, ${EVENTS} events)`, async (t) => {
     t.diagnostic(`seed ${SEED}; cases ${CASES}; replay: ${REPLAY}`);
-    const c = await startCluster({ channels: [CHANNEL, SCRATCH], clients: [{ name: FUZZ_CLIENT, role: 'pubsub' }] });
+    const c = await startCluster({ channels: [CHANNEL, SCRATCH], clients: [{ name: FUZZ_CLIENT, role: 'pubsub' }], protection: 'si' }); // hand-built records, unsealed
     try {
       const pid = c.procs[0]!.pid!;
       // The correct subscriber and publisher, as in production.

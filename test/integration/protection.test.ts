@@ -121,7 +121,6 @@ async function sendToAll(c: TestCluster, client: string, frame: Buffer): Promise
 describe('a forging publisher', { timeout: 120_000 }, () => {
   const forgeries: { level: Protection; how: string; seal: (c: TestCluster) => Parameters<typeof forgedFrame>[4] }[] = [
     { level: 'ha', how: 'a MAC under a channel key of its own', seal: () => ({ signingKey: createPrivateKey(generateIdentity().privatePem), keyring: ownRing('ha') }) },
-    { level: 'ha', how: 'an SI record on an HA channel', seal: () => ({ signingKey: createPrivateKey(generateIdentity().privatePem), sealAs: 'si' }) },
     { level: 'pks', how: 'a signature under a key that is not its own', seal: () => ({ signingKey: createPrivateKey(generateIdentity().privatePem) }) },
     { level: 'pke', how: 'a signature under a key that is not its own', seal: (c) => ({ signingKey: createPrivateKey(generateIdentity().privatePem), keyring: new ChannelKeyring(c.dir, 'alerts', 'pke') }) },
   ];
@@ -155,6 +154,29 @@ describe('a forging publisher', { timeout: 120_000 }, () => {
       }
     });
   }
+});
+
+describe('a publisher sealing below the channel level', { timeout: 60_000 }, () => {
+  it('is refused by the replicas with FIT_ERR_MALFORMED naming the channel and both levels', async () => {
+    const c = await startCluster({ channels: ['alerts'], clients, protection: 'ha' });
+    try {
+      const info = c.config.replicas[0]!;
+      const raw = await RawClient.open(info);
+      try {
+        assert.ok((await raw.authenticate(info, 'forger', loadPrivateKey(clientKeyPath(c.dir, 'forger'))))?.welcome);
+        raw.write(forgedFrame('alerts', 'ha', 'forger', ['downgraded'], { signingKey: createPrivateKey(generateIdentity().privatePem), sealAs: 'si' }));
+        const answer = await raw.next((b) => b.length > 0, 5_000);
+        assert.ok(answer, 'no answer to the publish');
+        const text = answer.toString('utf8');
+        assert.match(text, /FIT_ERR_MALFORMED/);
+        assert.match(text, /sealed as si but the channel's protection is ha/);
+      } finally {
+        raw.destroy();
+      }
+    } finally {
+      await c.stop();
+    }
+  });
 });
 
 function ownRing(level: 'ha' | 'pke'): ChannelKeyring {

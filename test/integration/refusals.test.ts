@@ -136,7 +136,10 @@ describe('refusals: clients outside the control table or off their channels (pap
   };
 
   before(async () => {
-    c = await startCluster({ channels: ['alerts', 'audit', 'raw', 'big', 'intake', 'trailing', 'streams'], clients: [{ name: 'probe2', role: 'pubsub' }] });
+    c = await startCluster({ channels: ['alerts', 'audit', 'raw', 'big', 'intake', 'trailing', 'streams'], clients: [{ name: 'probe2', role: 'pubsub' }],
+      // Records are built by hand here, unsealed: si, so what is refused is what each test names.
+      protection: 'si',
+    });
   });
   after(async () => {
     await Promise.all(closers.map((x) => Promise.resolve(x.close()).catch(() => undefined)));
