@@ -9,17 +9,17 @@
 import { describe, it, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clientKeyPath } from '../../src/config/index.js';
+import { clientKeyPath, loadConfig } from '../../src/config/index.js';
 import type { FitError, BrokerEvent, Protection } from '../../src/core/index.js';
 import { numberRecords, publishHeaderBytes, recordBytes, writePublishHeader, writeRecord, PUBLISH_SEQ_AT } from '../../src/codec/index.js';
-import { BatchSigner, ChannelKeyring, EventSealer, PROTECTION_CODE, createChannelKeys, generateIdentity, loadPrivateKey, trailerBytes } from '../../src/protection/index.js';
+import { BatchSigner, ChannelKeyring, EventSealer, PROTECTION_CODE, createChannelKeys, generateIdentity, loadPrivateKey, readChannelKeyring, retireChannelKey, rotateChannelKey, trailerBytes } from '../../src/protection/index.js';
 import { startCluster, sleep, type TestCluster } from '../helpers/cluster.js';
 import { RawClient } from '../helpers/rawclient.js';
 import { runWorkload } from '../helpers/workload.js';
-import { queryStatus } from '../../src/client/index.js';
+import { queryStatus, Subscriber } from '../../src/client/index.js';
 import { findInProcessMemory } from '../helpers/memscan.js';
 
 const LEVELS: Protection[] = ['si', 'ha', 'pks', 'pke'];
@@ -149,6 +149,52 @@ describe('a forging publisher', { timeout: 120_000 }, () => {
         assert.ok(report, `no FIT_ERR_FORGED reported: ${errors.map((e) => e.message).join('; ')}`);
         assert.equal(report.fields.publisher, 'forger');
         assert.equal(report.fields.channel, 'alerts');
+      } finally {
+        await c.stop();
+      }
+    });
+  }
+});
+
+describe('rotating a channel key while events flow', { timeout: 60_000 }, () => {
+  for (const level of ['ha', 'pke'] as const) {
+    it(`${level}: every event published before, during and after the rotation is delivered, under both keys`, async () => {
+      const c = await startCluster({ channels: ['alerts'], clients, protection: level });
+      try {
+        const got = new Set<string>();
+        const sub = c.subscriber('siem1', { channel: 'alerts', onEvent: (e) => got.add(e.content.toString()) });
+        await sub.start();
+        const pub = c.publisher('pub1');
+        const before = readChannelKeyring(c.dir, 'alerts').current;
+        const total = 3000;
+        for (let i = 0; i < total; i++) {
+          if (!pub.publish('alerts', `event-${i}`)) await pub.drained();
+          if (i === 1000) rotateChannelKey(c.dir, 'alerts');
+          // Spread over ~3 s, so the publisher picks up the new key (it looks once a second) mid-stream.
+          if (i % 100 === 0) await sleep(100);
+        }
+        await pub.flush();
+        await until(() => got.size === total, 15_000, `all ${total} events (got ${got.size})`);
+        const s = sub.summary();
+        assert.equal(s.rejected + s.undecryptable + s.undecided, 0, JSON.stringify(s));
+        const ring = readChannelKeyring(c.dir, 'alerts');
+        assert.notEqual(ring.current, before);
+        assert.equal(ring.keys.length, 2);
+        // Both keys were used: a subscriber whose ring lost the old key reads some events, not all.
+        const dir2 = mkdtempSync(join(scratch, 'retired-'));
+        cpSync(join(c.dir, 'cluster.yaml'), join(dir2, 'cluster.yaml'));
+        cpSync(join(c.dir, 'keys'), join(dir2, 'keys'), { recursive: true });
+        retireChannelKey(dir2, 'alerts', before);
+        let newKeyOnly = 0;
+        const sub2 = new Subscriber(loadConfig(dir2), 'siem2', loadPrivateKey(clientKeyPath(dir2, 'siem2')), { channel: 'alerts', onEvent: () => newKeyOnly++ });
+        try {
+          await sub2.start();
+          const refused = (): number => sub2.summary().rejected + sub2.summary().undecryptable;
+          await until(() => newKeyOnly + refused() === total, 15_000, `siem2 to deliver or refuse all ${total} (${newKeyOnly} + ${refused()})`);
+          assert.ok(newKeyOnly > 0 && newKeyOnly < total, `events under the new key: ${newKeyOnly} of ${total}`);
+        } finally {
+          await sub2.close();
+        }
       } finally {
         await c.stop();
       }
