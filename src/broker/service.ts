@@ -78,6 +78,7 @@ export interface ChannelStats extends ChannelCounters {
   tag: string;
   fault: string;
   order: string;
+  protection: string;
   /** An ordered channel's log: the seqs held, and per subscribing client the events it missed (evicted before it acknowledged them). */
   log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; skipped: number; positions: Record<string, { next: number; missed: number; sent: number }> };
   queues: Record<string, QueueCounters & { depth: number; sessions: number }>;
@@ -352,6 +353,7 @@ export class BrokerService {
       tag: ch.tag,
       fault: ch.cls.fault,
       order: ch.cls.order,
+      protection: ch.cls.protection,
       ...this.logStats(ch.tag, now),
       ...ch.counters,
       queues: Object.fromEntries(
