@@ -28,6 +28,7 @@
 import { FitError } from '../core/index.js';
 import { Deque } from '../broker/index.js';
 import { ORDERED_HEADER_BYTES, readOrdered } from '../codec/index.js';
+import type { CheckResult } from '../protection/index.js';
 
 export interface OrderedVoterOptions {
   replicas: number;
@@ -39,8 +40,12 @@ export interface OrderedVoterOptions {
   gapWaitMs: number;
   /** The first seq to deliver; without it the replicas' first envelopes choose the start. */
   from?: number;
-  /** Protected channels: is the record at buf[start, end) authentic? */
-  check?: (buf: Buffer, start: number, end: number) => boolean;
+  /**
+   * Protected channels: is the record at buf[start, end) authentic? 'unknown' (its publisher
+   * or key is not known here) is passed over like 'invalid': the order cannot wait for it.
+   */
+  check?: (buf: Buffer, start: number, end: number) => CheckResult;
+  checkReason?: () => string;
 }
 
 export interface OrderedSink {
@@ -51,7 +56,7 @@ export interface OrderedSink {
   /** Seqs fromSeq..toSeq (inclusive) were given up on and will never be delivered. */
   skipped?(fromSeq: number, toSeq: number): void;
   /** The event decided at `seq` failed the protection check; it is passed over. */
-  rejected?(seq: number, buf: Buffer, start: number, end: number, mask: number): void;
+  rejected?(seq: number, buf: Buffer, start: number, end: number, mask: number, reason: string): void;
 }
 
 export interface OrderedVoterCounters {
@@ -81,8 +86,8 @@ interface Version {
   mask: number;
   /** (replica, pos) pairs held until the seq is delivered or skipped, or this version loses. */
   held: number[];
-  /** The winner failed the protection check: its seq is passed over. */
-  rejected?: boolean;
+  /** Why the winner failed the protection check, if it did: its seq is passed over. */
+  rejected?: string;
 }
 
 /** A seq held: undecided (winner undefined) or decided and waiting for the seqs below it. */
@@ -275,7 +280,7 @@ export class OrderedVoter {
     }
     p.versions = [winner];
     p.winner = winner;
-    if (this.o.check !== undefined && !this.o.check(winner.env, ORDERED_HEADER_BYTES, winner.env.length)) winner.rejected = true;
+    if (this.o.check !== undefined && this.o.check(winner.env, ORDERED_HEADER_BYTES, winner.env.length) !== 'valid') winner.rejected = this.o.checkReason?.() ?? 'it failed its check';
     this.decidedHeld++;
   }
 
@@ -327,11 +332,11 @@ export class OrderedVoter {
     this.entries.delete(p.seq);
     this.decidedHeld--;
     this.next = p.seq + 1;
-    if (!w.rejected) this.counters.delivered++;
+    if (w.rejected === undefined) this.counters.delivered++;
     this.remember({ seq: p.seq, env: w.env, won: w.mask, seen: p.seen });
-    if (w.rejected) {
+    if (w.rejected !== undefined) {
       this.counters.rejected++;
-      this.sink.rejected?.(p.seq, w.env, ORDERED_HEADER_BYTES, w.env.length, w.mask);
+      this.sink.rejected?.(p.seq, w.env, ORDERED_HEADER_BYTES, w.env.length, w.mask, w.rejected);
     } else {
       this.sink.deliver(p.seq, w.env, ORDERED_HEADER_BYTES, w.env.length);
     }

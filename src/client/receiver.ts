@@ -10,7 +10,7 @@ import { decodeEvents, decodeRecord, MessageType, RecordCursor } from '../codec/
 import type { ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 import { Voter } from './voter.js';
-import { channelChecker, PublisherKeys } from './protection.js';
+import { channelChecker, checkOptions, PublisherKeys } from './protection.js';
 
 export class Receiver {
   private readonly links: ReplicaLink[];
@@ -49,7 +49,7 @@ export class Receiver {
         pendingMax: l.voterPendingEventsMax,
         deliveredMax: l.voterDeliveredEventsMax,
         pendingMs: l.voterPendingMs,
-        ...(checker ? { check: (b: Buffer, s: number, e: number) => checker.check(b, s, e), oneValidEnough: cls.protection === 'pks' || cls.protection === 'pke' } : {}),
+        ...checkOptions(checker, config, cls),
       },
       {
         deliver: (buf, start, end) => {

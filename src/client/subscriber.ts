@@ -20,7 +20,7 @@ import { StreamAcks } from './acks.js';
 import { Voter, type VoterCounters } from './voter.js';
 import { OrderedVoter } from './ordered-voter.js';
 import type { EventChecker } from '../protection/index.js';
-import { channelChecker, protectionError, PublisherKeys } from './protection.js';
+import { channelChecker, checkOptions, protectionError, PublisherKeys } from './protection.js';
 
 export interface SubscriberOptions {
   /** One channel; or give `channels`. */
@@ -169,14 +169,15 @@ export class Subscriber {
     const threshold = voteQuorum(cls.fault, this.config.f);
     const checker = ch.checker;
     const check = checker ? (buf: Buffer, start: number, end: number) => checker.check(buf, start, end) : undefined;
+    const protection = checkOptions(checker, this.config, cls);
     const pendingMax = Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(limits.voterPendingEventsMax / channelCount));
     if (cls.order !== 'none') {
       ch.ordered = new OrderedVoter(
-        { replicas: n, threshold, pendingMax, gapWaitMs: limits.voterPendingMs, ...(this.o.from !== undefined ? { from: this.o.from } : {}), ...(check ? { check } : {}) },
+        { replicas: n, threshold, pendingMax, gapWaitMs: limits.voterPendingMs, ...(this.o.from !== undefined ? { from: this.o.from } : {}), ...(check ? { check, checkReason: () => checker!.reason } : {}) },
         {
           deliver: (seq, buf, start) => this.deliver(ch, buf, start, seq),
           resolve: (replica, pos) => this.resolve(ch, replica, pos),
-          rejected: (_seq, buf, start, _end, mask) => this.forged(ch, buf, start, mask, true),
+          rejected: (_seq, buf, start, _end, mask, reason) => this.forged(ch, buf, start, mask, true, reason),
         },
       );
       return ch;
@@ -191,15 +192,30 @@ export class Subscriber {
         pendingMax: Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(limits.voterPendingEventsMax / channelCount)),
         deliveredMax: Math.max(VOTER_EVENTS_PER_CHANNEL_MIN, Math.ceil(limits.voterDeliveredEventsMax / channelCount)),
         pendingMs: limits.voterPendingMs,
-        ...(check ? { check, oneValidEnough: cls.protection === 'pks' || cls.protection === 'pke' } : {}),
+        ...protection,
       },
       {
         deliver: (buf, start) => this.deliver(ch, buf, start),
         resolve: (replica, pos) => this.resolve(ch, replica, pos),
-        forged: (buf, start, _end, mask, byPublisher) => this.forged(ch, buf, start, mask, byPublisher),
+        forged: (buf, start, _end, mask, byPublisher, reason) => this.forged(ch, buf, start, mask, byPublisher, reason),
+        unverifiable: (buf, start, _end, reason) => this.unverifiable(ch, buf, start, reason),
       },
     );
     return ch;
+  }
+
+  /** Events f+1 replicas vouch for, from a publisher this subscriber's config lacks: said, at most once a second per channel. */
+  private unverifiable(ch: ChannelState, buf: Buffer, start: number, reason: string): void {
+    const now = performance.now();
+    if (now - ch.reportedForgeryMs < 1000) return;
+    ch.reportedForgeryMs = now;
+    const publisher = this.decoder.decodeAt(buf, start, ch.name).publisher;
+    this.o.onError?.(
+      new FitError('FIT_ERR_UNKNOWN_CLIENT', `events on channel "${ch.name}" from "${publisher}" cannot be verified here: ${reason}; they wait (up to voterPendingMs) for this subscriber's cluster.yaml to list that client`, {
+        channel: ch.name,
+        client: publisher,
+      }),
+    );
   }
 
   /**
@@ -207,12 +223,12 @@ export class Subscriber {
    * mismatch evidence once another version wins; one the publisher sealed wrongly is reported
    * here, at most once a second per channel (the counters keep the full count).
    */
-  private forged(ch: ChannelState, buf: Buffer, start: number, mask: number, byPublisher: boolean): void {
+  private forged(ch: ChannelState, buf: Buffer, start: number, mask: number, byPublisher: boolean, reason: string): void {
     const now = performance.now();
     if (!byPublisher || now - ch.reportedForgeryMs < 1000) return;
     ch.reportedForgeryMs = now;
     const replicas = this.config.replicas.map((r) => r.id).filter((id) => mask & (1 << id));
-    this.o.onError?.(protectionError(ch.name, this.decoder.decodeAt(buf, start, ch.name).publisher, ch.checker!.reason || 'it was sealed wrongly', replicas));
+    this.o.onError?.(protectionError(ch.name, this.decoder.decodeAt(buf, start, ch.name).publisher, reason || 'it was sealed wrongly', replicas));
   }
 
   /** Connects to every replica; resolves once enough of them accepted every subscription. */

@@ -26,12 +26,22 @@
 // Protected channels (DESIGN §3) add a check of each version before it is delivered: the MAC
 // or publisher signature (src/protection/check.ts), run once per version that would win, not
 // per copy. With a signature (pks, pke) one valid copy is enough (`oneValidEnough`): no
-// replica can forge it. A version that fails never wins; if `threshold` replicas sent it, the
-// publisher itself sealed it wrongly, and the event is rejected and reported.
+// replica can forge it. A version that fails never wins; if `blameQuorum` replicas (f+1) sent
+// it, the publisher itself sealed it wrongly, and the event is rejected and reported. A
+// version that cannot be checked yet (its publisher or key is not known here) is not judged:
+// the next copy tries again.
+//
+// One valid copy must not let one faulty replica replay an event this voter has forgotten (or
+// delivered in a session before this one): a valid signature says who made an event, not that
+// it is new. So one copy is enough only for events timestamped after `horizonMs` — the
+// subscriber's start (plus the clock skew allowed between publishers and subscriber), raised
+// to the signed timestamp of every delivered event the voter forgets. Older events need
+// `threshold` copies, as on an si channel, and correct replicas do not replay.
 
 import { FitError } from '../core/index.js';
 import { Deque } from '../broker/index.js';
 import { RecordCursor, f64be, u32 } from '../codec/index.js';
+import type { CheckResult } from '../protection/index.js';
 import { StreamIndex, type Stream } from './voter-streams.js';
 
 export interface VoterOptions {
@@ -41,10 +51,16 @@ export interface VoterOptions {
   pendingMax: number;
   deliveredMax: number;
   pendingMs: number;
-  /** Protected channels: is the record at buf[start, end) authentic? */
-  check?: (buf: Buffer, start: number, end: number) => boolean;
+  /** Protected channels: is the record at buf[start, end) authentic, or can it not be told yet? */
+  check?: (buf: Buffer, start: number, end: number) => CheckResult;
+  /** Why the last check failed, for the report. */
+  checkReason?: () => string;
   /** Deliver the first version that passes `check`, without waiting for `threshold` copies. */
   oneValidEnough?: boolean;
+  /** Copies of a failing version that make it the publisher's fault (f+1; default threshold). */
+  blameQuorum?: number;
+  /** With oneValidEnough: events timestamped at or before this need `threshold` copies (see the top). */
+  horizonMs?: number;
 }
 
 export interface VoterCounters {
@@ -71,7 +87,9 @@ export interface VoterSink {
   /** The copy at `pos` of `replica`'s stream needs nothing more: the subscriber may acknowledge it. */
   resolve(replica: number, pos: number): void;
   /** A version of an event failed the protection check; `mask` holds the replicas that sent it so far. */
-  forged?(buf: Buffer, start: number, end: number, mask: number, byPublisher: boolean): void;
+  forged?(buf: Buffer, start: number, end: number, mask: number, byPublisher: boolean, reason: string): void;
+  /** f+1 replicas sent a version that cannot be checked here (its publisher is not in this config). */
+  unverifiable?(buf: Buffer, start: number, end: number, reason: string): void;
 }
 
 /** Replica sets are bitmasks; 30 keeps `1 << r` a positive small integer. */
@@ -89,6 +107,8 @@ interface Variant {
   rec: Buffer;
   mask: number;
   check: Check;
+  /** Why the check failed. */
+  reason?: string;
 }
 
 /**
@@ -112,8 +132,9 @@ interface Entry {
   next: Entry | undefined;
   /** Replicas whose copy equals the first version. */
   mask: number;
-  /** The first version's protection check. */
+  /** The first version's protection check, and why it failed. */
   firstCheck: Check;
+  firstReason?: string;
   /** The first version is the delivered one. */
   firstWon: boolean;
   /** The delivered version when it is not the first one. */
@@ -130,7 +151,9 @@ interface Entry {
   moreHeld: number[] | undefined;
   firstSeenMs: number;
   seq: number;
+  /** The delivered version's priority and timestamp (before that, the first copy's, unchecked). */
   priority: number;
+  timestampMs: number;
 }
 
 /** Record offset of the identity (publisherBytes, publisher, epoch, seq). */
@@ -149,6 +172,11 @@ function sameBytes(rec: Buffer, buf: Buffer, start: number, end: number): boolea
 
 function isFirstVersion(p: Entry, buf: Buffer, start: number, end: number): boolean {
   return p.fend - p.fat === end - start && buf.compare(p.fbuf!, p.fat, p.fend, start, end) === 0;
+}
+
+/** The signed timestamp of the record at `at`. */
+function recordTimestamp(buf: Buffer, at: number): number {
+  return f64be(buf, at + ID_AT + 1 + buf[at + ID_AT]! + EPOCH_BYTES + 8);
 }
 
 function popcount(x: number): number {
@@ -173,6 +201,8 @@ export class Voter {
   private created: Entry | undefined;
   /** Reused by every offerSection() call (a section of one event each, at a modest rate). */
   private cursor: RecordCursor | undefined;
+  /** One valid copy is enough only for events timestamped after this (see the top). */
+  private horizonMs: number;
   readonly mismatches: number[];
   readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0, forged: 0, rejected: 0 };
 
@@ -184,6 +214,7 @@ export class Voter {
       throw new FitError('FIT_ERR_INTERNAL', `invariant broken: voter threshold ${o.threshold} outside 1..${o.replicas}, or more than ${VOTER_REPLICAS_MAX} replicas`);
     }
     this.allMask = (1 << o.replicas) - 1;
+    this.horizonMs = o.horizonMs ?? -Infinity;
     this.mismatches = new Array<number>(o.replicas).fill(0);
     this.expect = new Array<Entry | undefined>(o.replicas).fill(undefined);
     this.span = new Array<number>(o.replicas).fill(RUN_RECORDS_MAX);
@@ -357,6 +388,7 @@ export class Voter {
         firstSeenMs: nowMs,
         seq,
         priority,
+        timestampMs: 0,
       };
       s.events.set(seq, p);
       this.pendingSize++;
@@ -391,31 +423,41 @@ export class Voter {
   private settle(p: Entry, v: Variant | undefined): void {
     const mask = v ? v.mask : p.mask;
     const check = this.o.check;
+    const copies = popcount(mask);
     if (check === undefined) {
-      if (popcount(mask) >= this.o.threshold) this.decide(p, v);
+      if (copies >= this.o.threshold) this.decide(p, v);
       return;
     }
-    const copies = popcount(mask);
-    if (copies < (this.o.oneValidEnough ? 1 : this.o.threshold)) return;
+    const buf = v ? v.rec : p.fbuf!;
+    const start = v ? 0 : p.fat;
+    const end = v ? v.rec.length : p.fend;
+    if (copies < this.o.threshold && !(this.o.oneValidEnough && recordTimestamp(buf, start) > this.horizonMs)) return;
     let state = v ? v.check : p.firstCheck;
     let report = false;
     if (state === Check.Unknown) {
-      const ok = v ? check(v.rec, 0, v.rec.length) : check(p.fbuf!, p.fat, p.fend);
-      state = ok ? Check.Valid : Check.Invalid;
-      if (!ok) this.counters.forged++;
-      report = !ok;
+      const verdict = check(buf, start, end);
+      // Not judged: the next copy (or the same one, re-sent) tries again.
+      if (verdict === 'unknown') {
+        if (copies >= (this.o.blameQuorum ?? this.o.threshold)) this.sink.unverifiable?.(buf, start, end, this.o.checkReason?.() ?? '');
+        return;
+      }
+      state = verdict === 'valid' ? Check.Valid : Check.Invalid;
+      if (state === Check.Invalid) {
+        this.counters.forged++;
+        report = true;
+        const reason = this.o.checkReason?.() ?? '';
+        if (v) v.reason = reason;
+        else p.firstReason = reason;
+      }
     }
-    if (state === Check.Invalid && copies >= this.o.threshold) {
+    if (state === Check.Invalid && copies >= (this.o.blameQuorum ?? this.o.threshold)) {
       this.counters.rejected++;
       state = Check.Rejected;
       report = true;
     }
-    if (report) {
-      if (v) this.sink.forged?.(v.rec, 0, v.rec.length, mask, state === Check.Rejected);
-      else this.sink.forged?.(p.fbuf!, p.fat, p.fend, mask, state === Check.Rejected);
-    }
     if (v) v.check = state;
     else p.firstCheck = state;
+    if (report) this.sink.forged?.(buf, start, end, mask, state === Check.Rejected, (v ? v.reason : p.firstReason) ?? '');
     if (state === Check.Valid) this.decide(p, v);
   }
 
@@ -452,6 +494,12 @@ export class Voter {
       }
     }
     this.counters.delivered++;
+    // The winner's own priority and timestamp: the first copy's were unchecked, and a faulty
+    // replica's first copy would otherwise place this event's floor at another level.
+    const wbuf = winner ? winner.rec : p.fbuf!;
+    const wat = winner ? 0 : p.fat;
+    p.priority = wbuf[wat + 5]!;
+    p.timestampMs = recordTimestamp(wbuf, wat);
     if (winner) this.sink.deliver(winner.rec, 0, winner.rec.length);
     else this.sink.deliver(p.fbuf!, p.fat, p.fend);
     this.resolveCopies(p);
@@ -547,6 +595,7 @@ export class Voter {
     const floors = (s.floors ??= [-1, -1, -1, -1]); // one per priority level; no seq is below 0
     const floor = floors[d.priority];
     if (floor === undefined || d.seq > floor) floors[d.priority] = d.seq;
+    if (d.timestampMs > this.horizonMs) this.horizonMs = d.timestampMs;
     if (s.events.size === 0) this.streams.emptied(s);
   }
 }

@@ -15,6 +15,9 @@ import { leafHash, rootFrom, HASH_BYTES, MERKLE_DEPTH_MAX } from './merkle.js';
 import { contentKey, nonceAt, rawX25519, x25519FromRaw, NONCE_BYTES } from './pke.js';
 import { label, pksPartOffset, trailerBytes, EPHEMERAL_BYTES, KEY_ID_BYTES, MAC_BYTES, PATH_OFFSET, PROTECTION_CODE, PROTECTION_NAMES, SIGNATURE_BYTES, TAG_BYTES } from './trailer.js';
 
+/** valid; invalid (never delivered); unknown: cannot be told here yet (publisher or key not known). */
+export type CheckResult = 'valid' | 'invalid' | 'unknown';
+
 export interface CheckerOptions {
   channel: string;
   protection: Protection;
@@ -25,7 +28,7 @@ export interface CheckerOptions {
   roots?: VerifiedRoots;
 }
 
-/** Verified roots, per publisher, with the signature that verified them; bounded, oldest first out. */
+/** Verified roots, per publisher key and name, with the signature that verified them; bounded, oldest first out. */
 export class VerifiedRoots {
   private readonly map = new Map<string, Buffer>();
 
@@ -73,14 +76,14 @@ export class EventChecker {
     return this.o.protection;
   }
 
-  /** True if the record at buf[start, end) (already parsed by RecordCursor) is authentic. */
-  check(buf: Buffer, start: number, end: number): boolean {
+  /** Whether the record at buf[start, end) (already parsed by RecordCursor) is authentic. */
+  check(buf: Buffer, start: number, end: number): CheckResult {
     const L = recordLayout(buf, start, this.layout);
     if (L.end !== end) return this.fail('record bounds do not match');
     if (buf[start + 7] !== this.code) return this.fail(`sealed as ${PROTECTION_NAMES[buf[start + 7]!] ?? buf[start + 7]}, the channel is ${this.o.protection}`);
     switch (this.o.protection) {
       case 'si':
-        return true;
+        return 'valid';
       case 'ha':
         return this.checkMac(buf, start);
       default:
@@ -88,22 +91,29 @@ export class EventChecker {
     }
   }
 
-  private fail(reason: string): false {
+  private fail(reason: string): 'invalid' {
     this.reason = reason;
-    return false;
+    return 'invalid';
   }
 
-  private checkMac(buf: Buffer, start: number): boolean {
+  private unknown(reason: string): 'unknown' {
+    this.reason = reason;
+    return 'unknown';
+  }
+
+  private checkMac(buf: Buffer, start: number): CheckResult {
     const L = this.layout;
     if (L.end - L.trailerAt !== trailerBytes('ha', 0)) return this.fail('trailer is not an HA trailer');
     const key = this.o.keyring!.byId(u32(buf, L.trailerAt));
+    // byId() just re-read the ring if it changed: a key still missing is one this subscriber
+    // was never given (or one already retired), and the event cannot be delivered here.
     if (!key) return this.fail(`channel key ${u32(buf, L.trailerAt).toString(16).padStart(8, '0')} is not in ${this.o.keyring!.file}`);
     const mac = createHmac('sha256', key.secret!).update(this.label).update(buf.subarray(start, L.trailerAt + KEY_ID_BYTES)).digest();
     if (!timingSafeEqual(mac, buf.subarray(L.trailerAt + KEY_ID_BYTES, L.trailerAt + KEY_ID_BYTES + MAC_BYTES))) return this.fail('MAC does not verify');
-    return true;
+    return 'valid';
   }
 
-  private checkSignature(buf: Buffer, start: number): boolean {
+  private checkSignature(buf: Buffer, start: number): CheckResult {
     const L = this.layout;
     const p = L.trailerAt + pksPartOffset(this.o.protection);
     if (p + PATH_OFFSET > L.end) return this.fail('trailer too short');
@@ -113,15 +123,16 @@ export class EventChecker {
     if (buf[p + 1] !== 0 || index >= 1 << depth) return this.fail('leaf index outside its tree');
     const root = rootFrom(leafHash(this.channelBytes, buf, start, p), index, buf, p + PATH_OFFSET, depth);
     const publisherAt = L.idAt + 1;
-    const rootKey = buf.toString('latin1', L.idAt, publisherAt + buf[L.idAt]!) + root.toString('latin1');
+    const publisher = buf.toString('utf8', publisherAt, publisherAt + buf[L.idAt]!);
+    const pk = this.o.publicKeyOf(publisher);
+    if (pk === undefined) return this.unknown(`publisher "${publisher}" is not a known client (copy the current cluster.yaml here)`);
+    // Keyed by the publisher's current key too: after a rotation, trees the old key signed stop verifying.
+    const rootKey = `${pk}\0${publisher}\0${root.toString('latin1')}`;
     const sigAt = p + PATH_OFFSET + depth * HASH_BYTES;
     const known = this.roots.get(rootKey);
     // A known root still needs the very signature that verified it: a delivered copy must
     // verify on its own wherever it is forwarded next.
-    if (known !== undefined) return known.compare(buf, sigAt, sigAt + SIGNATURE_BYTES) === 0 || this.fail('signature differs from the one its root verified with');
-    const publisher = buf.toString('utf8', publisherAt, publisherAt + buf[L.idAt]!);
-    const pk = this.o.publicKeyOf(publisher);
-    if (pk === undefined) return this.fail(`publisher "${publisher}" is not a known client`);
+    if (known !== undefined) return known.compare(buf, sigAt, sigAt + SIGNATURE_BYTES) === 0 ? 'valid' : this.fail('signature differs from the one its root verified with');
     let key: KeyObject;
     try {
       key = parsePublicKey(pk);
@@ -131,7 +142,7 @@ export class EventChecker {
     const signature = buf.subarray(sigAt, sigAt + SIGNATURE_BYTES);
     if (!verify(null, Buffer.concat([this.label, root]), key, signature)) return this.fail(`signature does not verify under ${publisher}'s key`);
     this.roots.set(rootKey, Buffer.from(signature));
-    return true;
+    return 'valid';
   }
 
   /**

@@ -4,7 +4,7 @@ export { authTranscript, newNonce, AUTH_VERSION, NONCE_BYTES } from './auth.js';
 export { EventSealer, BatchSigner } from './seal.js';
 export type { SealerOptions } from './seal.js';
 export { EventChecker, VerifiedRoots } from './check.js';
-export type { CheckerOptions } from './check.js';
+export type { CheckerOptions, CheckResult } from './check.js';
 export { ChannelKeyring, channelKeyPath, createChannelKeys, readChannelKeyring, rotateChannelKey, retireChannelKey, needsChannelKey } from './channel-keys.js';
 export type { ChannelKeyringFile, ChannelKey, KeyedProtection } from './channel-keys.js';
 export { trailerBytes, PROTECTION_CODE, PROTECTION_NAMES } from './trailer.js';

@@ -20,11 +20,11 @@ export interface SealerOptions {
 }
 
 /**
- * The publisher's signatures (pks, pke) over the records of one frame, whatever their channel:
- * each leaf binds its record's channel, so one tree may span a frame's sections, and with
- * fifty channels in a frame a signature still covers 2^depth events, not the few each channel
- * has. Records are added as their channel's sealer prepares them; finish() signs and writes
- * the trees once the frame is complete.
+ * The publisher's signatures (pks, pke) over runs of records: records are added as their
+ * channel's sealer prepares them, and finish() signs what is left of the tree. The publisher
+ * finishes a tree at the end of each channel's section: a path holds the hashes of its tree's
+ * other events, and with a tree spanning channels a subscriber of one channel could confirm a
+ * guess of another channel's content from them. Each leaf still names its channel.
  */
 export class BatchSigner {
   /** Where each added record's pks part starts, and its leaf. */
