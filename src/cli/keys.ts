@@ -4,7 +4,7 @@
 // `acl`; a replica's key is read by the others when they start, so rotating one needs a restart.
 
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { FitError, NAME_PATTERN } from '../core/index.js';
 import { clientKeyPath, configPath, loadConfig, parseConfig, replicaKeyPath } from '../config/index.js';
@@ -96,7 +96,18 @@ async function rotateClient(client: string, o: RotateOptions): Promise<void> {
   // The new key waits beside the old one until f+1 replicas applied the change: a failed
   // rotation leaves the client with the key the replicas still know.
   writeFileSync(`${file}.next`, k.privatePem, { mode: 0o600 });
-  await change(o, { op: 'rekey', client, publicKey: k.publicKey }, config);
+  chmodSync(`${file}.next`, 0o600);
+  try {
+    await change(o, { op: 'rekey', client, publicKey: k.publicKey }, config);
+  } catch (e) {
+    if (!(e instanceof FitError)) throw e;
+    if (e.code !== 'FIT_ERR_QUORUM_TIMEOUT' && e.code !== 'FIT_ERR_CONFIG') {
+      rmSync(`${file}.next`, { force: true }); // refused: the replicas keep the old key
+      throw e;
+    }
+    // Not confirmed, or confirmed but cluster.yaml not written: the replicas may hold the new key.
+    throw new FitError(e.code, `${e.message}; the new key is in ${file}.next: if a retry of this rotation or \`fitbroker status\` shows the change applied, move it to ${file}`, { file });
+  }
   renameSync(`${file}.next`, file);
   process.stdout.write(`  its new private key: ${file}; restart that client's processes so they use it (sessions already open keep the old one until then)\n`);
 }
@@ -109,10 +120,24 @@ function rotateReplica(id: number, dir: string): void {
   doc.setIn(['replicas', id, 'publicKey'], k.publicKey);
   const text = doc.toString({ lineWidth: 0 });
   parseConfig(text, file, dir);
-  writeFileSync(replicaKeyPath(dir, id), k.privatePem, { mode: 0o600 });
+  // Both files are renamed into place, key first: a crash between leaves the new key beside an
+  // old config, which rotating again repairs, never a half-written key.
+  const keyFile = replicaKeyPath(dir, id);
+  writeFileSync(`${keyFile}.tmp`, k.privatePem, { mode: 0o600 });
+  chmodSync(`${keyFile}.tmp`, 0o600);
+  renameSync(`${keyFile}.tmp`, keyFile);
   writeFileSync(`${file}.tmp`, text);
   renameSync(`${file}.tmp`, file);
   process.stdout.write(`replica ${id}: new key in ${replicaKeyPath(dir, id)}, public key in ${file}.\ncopy cluster.yaml to every replica and client host and restart the replicas (one at a time keeps the cluster up): replicas read each other's keys when they start\n`);
+}
+
+/** A copy of a channel ring for its publishers: for pke, without the private keys (they only encrypt). */
+export function keysExport(o: { dir: string; channel: string; public?: boolean; out: string }): void {
+  const ring = readChannelKeyring(o.dir, o.channel);
+  if (o.public && ring.protection !== 'pke') throw new FitError('FIT_ERR_USAGE', `--public: channel "${o.channel}" is ${ring.protection}, whose key is one secret that publishers and subscribers share; export it whole`, { channel: o.channel });
+  const copy = o.public ? { ...ring, keys: ring.keys.map(({ privateKey: _, ...k }) => k) } : ring;
+  writeFileSync(o.out, `${JSON.stringify(copy, null, 2)}\n`, { mode: 0o600 });
+  process.stdout.write(`wrote ${o.out}${o.public ? ' (public keys only: it seals, it cannot read)' : ''}; it goes to keys/channels/${o.channel}.json on the client's host\n`);
 }
 
 export function keysRetire(o: { dir: string; channel: string; key: string }): void {

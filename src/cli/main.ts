@@ -13,7 +13,7 @@ import { publish } from './publish.js';
 import { subscribe } from './subscribe.js';
 import { demo } from './demo.js';
 import { aclChange, aclRegister } from './acl.js';
-import { keysChannel, keysList, keysRetire, keysRotate } from './keys.js';
+import { keysChannel, keysExport, keysList, keysRetire, keysRotate } from './keys.js';
 
 const program = new Command();
 program
@@ -157,6 +157,14 @@ keys
   .option('--as <admin>', 'admin client that signs a client rotation (default: the admin client from init)')
   .option('--timeout <seconds>', 'fail if f+1 replicas have not confirmed a client rotation in this time', secondsFlag, 10)
   .action((o) => run(() => keysRotate(o)));
+keys
+  .command('export')
+  .description("write a copy of a channel's key ring for one of its clients; --public drops pke private keys, for publishers")
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+  .requiredOption('--channel <channel>', 'the channel')
+  .requiredOption('--out <file>', 'where to write the copy (mode 0600)')
+  .option('--public', 'pke only: public keys only (a publisher seals with them and cannot read)', false)
+  .action((o) => run(() => keysExport(o)));
 keys
   .command('retire')
   .description('remove an old key from a channel ring: events still sealed with it no longer verify')
