@@ -180,3 +180,11 @@ test('loadConfig on a directory without cluster.yaml says how to create one', ()
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+// Found by parser fuzzing (npm run fuzz -- --parser config --seed 1 --case 59): zod reports a
+// missing key as "received undefined", which names a JavaScript value, not what to fix.
+test('a required key that is missing is called missing, not "received undefined" (fuzz seed 1, case 59)', () => {
+  const e = configError((d) => delete d.f);
+  assert.match(e.message, /cluster\.yaml: f: expected number, but the key is missing/);
+  assert.doesNotMatch(e.message, /undefined/);
+});
