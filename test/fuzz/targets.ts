@@ -34,6 +34,7 @@ import { ConsensusReplica, batchDigest, parseConsensusMessage, refOf, signable, 
 import { parseConfig } from '../../src/config/index.js';
 import { generateIdentity, signBytes } from '../../src/protection/index.js';
 import { simSigners } from '../helpers/consensus-sim.js';
+import { OrderedVoter, Voter } from '../../src/client/index.js';
 import { makeRecord, multiPublishFrame } from '../helpers/records.js';
 import { Rng, mutate, type FuzzTarget } from '../helpers/fuzz.js';
 
@@ -324,12 +325,18 @@ const consensusTarget: FuzzTarget = {
   // message meets a replica some valid ones have already moved on.
   sample: (rng) => Buffer.from(JSON.stringify(Array.from({ length: rng.range(1, 4) }, () => consensusSample(rng))), 'utf8'),
   mutateInput: jsonMutator,
-  run(input) {
+  run(input, rng) {
     const list = decodeJson(Buffer.concat([Buffer.from([MessageType.Consensus]), Buffer.from('{"m":'), input, Buffer.from('}')])).m;
     const r = new ConsensusReplica(CONSENSUS_OPTIONS, SIGNERS[1]!);
+    // Half the time the sender signs what it sends, mutated or not: a faulty replica signs
+    // whatever it likes with its own key, so signed nonsense must get as far as the protocol.
+    const resign = rng.chance(0.5);
     for (const value of Array.isArray(list) ? list : [list]) {
       const msg = parseConsensusMessage(value);
-      if (msg) r.receive(msg.from, msg);
+      if (msg) {
+        if (resign && 'sig' in msg && msg.from !== 1 && msg.from < N) msg.sig = SIGNERS[msg.from]!.sign(signable(msg));
+        r.receive(msg.from, msg);
+      }
       r.tick();
     }
   },
@@ -379,7 +386,88 @@ const configTarget: FuzzTarget = {
   },
 };
 
-export const TARGETS: readonly FuzzTarget[] = [frameTarget, publishTarget, ackTarget, creditTarget, eventsTarget, orderedTarget, recordTarget, controlMessageTarget, controlTarget, consensusTarget, configTarget];
+// ---------------------------------------------------------------------------------------------
+// The subscriber's voters read EVENTS sections from replicas that may be faulty: the parse
+// and the vote together. Three correct replicas send the true section; replica 3 sends a
+// mutated one (twice, around them). Each true event must be delivered exactly once, nothing
+// else ever, and the faulty section may only be refused with an allowed code.
+
+const TRUTH_RNG = new Rng(0x5eed);
+const TRUTH: Buffer[] = Array.from({ length: 6 }, (_, i) => makeRecord({ publisher: 'probe', epoch: Buffer.from('0102030405060708', 'hex'), seq: i + 1, timestampMs: 1_700_000_000_000, content: TRUTH_RNG.bytes(20 + i * 7) }));
+const TRUTH_SECTION = Buffer.concat(TRUTH);
+
+function offerAll(offer: (replica: number, section: Buffer) => void, faulty: Buffer, truth: Buffer): FitError | undefined {
+  let refusal: FitError | undefined;
+  const fromFaulty = (): void => {
+    try {
+      offer(3, faulty);
+    } catch (e) {
+      if (!(e instanceof FitError)) throw e;
+      refusal = e;
+    }
+  };
+  fromFaulty();
+  offer(0, truth);
+  fromFaulty();
+  offer(1, truth);
+  offer(2, truth);
+  return refusal;
+}
+
+const voterTarget: FuzzTarget = {
+  name: 'voter',
+  what: 'Voter.offerSection: a faulty replica\'s mutated EVENTS section voted beside three correct ones',
+  allowed: ['FIT_ERR_MALFORMED', 'FIT_ERR_EVENT_TOO_LARGE'],
+  sample: (rng) => (rng.chance(0.7) ? TRUTH_SECTION : Buffer.concat(TRUTH.slice(rng.int(3), 3 + rng.int(4)))),
+  run(input) {
+    const delivered: string[] = [];
+    const v = new Voter({ replicas: 4, threshold: 2, ttlMs: 1e12, pendingMax: 1000, deliveredMax: 1000, pendingMs: 60_000 }, { deliver: (buf, a, b) => delivered.push(buf.toString('hex', a, b)), resolve: () => undefined });
+    const pos = [0, 0, 0, 0];
+    const refusal = offerAll(
+      (r, section) => {
+        const buf = Buffer.from(section); // each copy in its own frame buffer, as off the wire
+        const before = pos[r]!;
+        pos[r]! += 64;
+        v.offerSection(r, buf, 0, buf.length, before, 1_700_000_000_000, EVENT_BYTES_MAX);
+      },
+      input,
+      TRUTH_SECTION,
+    );
+    const want = TRUTH.map((t) => t.toString('hex')).sort();
+    if (JSON.stringify([...delivered].sort()) !== JSON.stringify(want)) throw new Error(`delivered ${delivered.length} events, not the ${want.length} true ones once each`);
+    if (refusal) throw refusal;
+  },
+};
+
+const ORDERED_TRUTH = TRUTH.map((r, i) => encodeOrdered(i + 1, r));
+const ORDERED_TRUTH_SECTION = Buffer.concat(ORDERED_TRUTH);
+
+const orderedVoterTarget: FuzzTarget = {
+  name: 'ordered-voter',
+  what: 'OrderedVoter.offerSection: a faulty replica\'s mutated ordered section beside three correct ones',
+  allowed: ['FIT_ERR_MALFORMED'],
+  sample: (rng) => (rng.chance(0.7) ? ORDERED_TRUTH_SECTION : Buffer.concat(ORDERED_TRUTH.slice(rng.int(3), 3 + rng.int(4)))),
+  run(input) {
+    const delivered: string[] = [];
+    const v = new OrderedVoter({ replicas: 4, threshold: 2, pendingMax: 64, gapWaitMs: 60_000, from: 1 }, { deliver: (seq, buf, a, b) => delivered.push(`${seq}:${buf.toString('hex', a, b)}`), resolve: () => undefined });
+    const pos = [0, 0, 0, 0];
+    // The ordered voter counts a malformed section against its replica instead of throwing.
+    offerAll(
+      (r, section) => {
+        const buf = Buffer.from(section);
+        const before = pos[r]!;
+        pos[r]! += 64;
+        v.offerSection(r, buf, 0, buf.length, before, 1_700_000_000_000);
+      },
+      input,
+      ORDERED_TRUTH_SECTION,
+    );
+    const want = TRUTH.map((t, i) => `${i + 1}:${t.toString('hex')}`);
+    if (JSON.stringify(delivered) !== JSON.stringify(want)) throw new Error(`delivered seqs ${delivered.map((d) => d.split(':')[0]).join(',')}, not 1..6 once each with the true records`);
+  },
+};
+
+export const TARGETS: readonly FuzzTarget[] = [frameTarget, publishTarget, ackTarget, creditTarget, eventsTarget, orderedTarget, recordTarget, controlMessageTarget, controlTarget, consensusTarget, configTarget, voterTarget, orderedVoterTarget];
 
 export function targetNamed(name: string): FuzzTarget {
   const t = TARGETS.find((x) => x.name === name);
