@@ -14,11 +14,11 @@ import type { Limits } from '../core/index.js';
 export interface ClientUsageCounters {
   /** Connections refused because the client already held connectionsPerClientMax. */
   connectionsRefused: number;
-  /** Times the replica stopped reading a connection of this client for its rate. */
+  /** Times the client went over its rate (its bucket went into debt): each begins a throttle. */
   throttles: number;
-  /** Total time those pauses lasted, as computed when each began. */
+  /** Total time its connections were not read for its rate (the debts it repaid). */
   throttledMs: number;
-  /** Times the replica stopped reading a connection for clientRequestsPendingMax. */
+  /** Times its pending request frames went over clientRequestsPendingMax. */
   pendingPauses: number;
 }
 
@@ -81,12 +81,15 @@ export class ClientQuotas {
     const now = this.nowMs();
     u.tokens = Math.min(this.limits.clientEventsBurstMax, u.tokens + ((now - u.refilledAtMs) * rate) / 1000);
     u.refilledAtMs = now;
+    const debtMs = (tokens: number): number => (tokens < 0 ? (-tokens * 1000) / rate : 0);
+    const before = debtMs(u.tokens);
     u.tokens -= events;
-    if (u.tokens >= 0) return 0;
-    const ms = Math.ceil((-u.tokens * 1000) / rate);
-    u.throttles++;
-    u.throttledMs += ms;
-    return ms;
+    const after = debtMs(u.tokens);
+    if (after === 0) return 0;
+    // One throttle per spell in debt; frames read while in debt lengthen it.
+    if (before === 0) u.throttles++;
+    u.throttledMs += after - before;
+    return Math.ceil(after);
   }
 
   /** One more request frame of `client` waits for an answer; true when that puts it over its limit. */
@@ -94,7 +97,7 @@ export class ClientQuotas {
     const u = this.of(client);
     u.pendingFrames++;
     if (u.pendingFrames <= this.limits.clientRequestsPendingMax) return false;
-    u.pendingPauses++;
+    if (u.pendingFrames === this.limits.clientRequestsPendingMax + 1) u.pendingPauses++;
     return true;
   }
 
@@ -110,7 +113,8 @@ export class ClientQuotas {
     const totals: ClientUsageCounters = { connectionsRefused: 0, throttles: 0, throttledMs: 0, pendingPauses: 0 };
     const clients: Record<string, ClientUsageCounters & { connections: number; pendingFrames: number }> = {};
     for (const [id, u] of this.usage) {
-      const { connections, pendingFrames, connectionsRefused, throttles, throttledMs, pendingPauses } = u;
+      const { connections, pendingFrames, connectionsRefused, throttles, pendingPauses } = u;
+      const throttledMs = Math.round(u.throttledMs);
       clients[id] = { connections, pendingFrames, connectionsRefused, throttles, throttledMs, pendingPauses };
       totals.connectionsRefused += connectionsRefused;
       totals.throttles += throttles;

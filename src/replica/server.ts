@@ -301,10 +301,7 @@ export class ReplicaServer {
       this.refuse(peer, p.reqSeq, e, false, 'publish');
     } finally {
       // Refused frames were read and checked too: they count against the rate like any other.
-      this.throttle(
-        peer,
-        p.sections.reduce((n, s) => n + s.count, 0),
-      );
+      this.throttle(peer, p.sections.reduce((n, s) => n + s.count, 0));
     }
   }
 

@@ -35,7 +35,8 @@ test('a burst up to clientEventsBurstMax goes unthrottled; past it the pause is 
   assert.equal(q.charge('a', 500), 0, 'refilled to the burst, not beyond');
   assert.ok(q.charge('a', 1) > 0);
   const s = q.status();
-  assert.equal(s.clients.a!.throttles, 3);
+  assert.equal(s.clients.a!.throttles, 3, 'three spells in debt');
+  assert.equal(s.clients.a!.throttledMs, 102);
   assert.equal(s.clients.b!.throttles, 0);
   assert.equal(s.totals.throttles, 3);
 });
@@ -52,14 +53,26 @@ test('over a long run a client at twice its rate gets the rate: the pauses add u
   const rate = 20_000 / elapsedS;
   assert.ok(rate > 950 && rate < 1_100, `got ${rate.toFixed(0)} events/s for a limit of 1,000/s`);
   assert.ok(pausedMs > 0);
+  const u = q.status().clients.a!;
+  assert.ok(Math.abs(u.throttledMs - pausedMs) <= 1000, `throttledMs ${u.throttledMs} should be the time held, ${pausedMs}`);
+});
+
+test('frames read while already in debt lengthen the throttle rather than count new ones', () => {
+  const { q } = quotas();
+  assert.equal(q.charge('a', 600), 100);
+  assert.equal(q.charge('a', 100), 200);
+  assert.equal(q.status().clients.a!.throttles, 1);
+  assert.equal(q.status().clients.a!.throttledMs, 200);
 });
 
 test('pending request frames: over clientRequestsPendingMax asks for a hold, and half answered lets it go', () => {
   const { q } = quotas();
   for (let i = 0; i < 4; i++) assert.equal(q.pendingAdded('a'), false);
   assert.equal(q.pendingAdded('a'), true, 'the fifth is one too many');
+  assert.equal(q.pendingAdded('a'), true, 'and the sixth, in the same spell');
   assert.equal(q.pendingAdded('b'), false, 'another client is not affected');
-  assert.equal(q.pendingDone('a'), false, '4 left, over half of 4');
+  assert.equal(q.pendingDone('a'), false, '5 left, over half of 4');
+  assert.equal(q.pendingDone('a'), false);
   assert.equal(q.pendingDone('a'), false);
   assert.equal(q.pendingDone('a'), true, '2 left: back to half');
   assert.equal(q.status().clients.a!.pendingPauses, 1);
