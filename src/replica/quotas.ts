@@ -20,6 +20,8 @@ export interface ClientUsageCounters {
   throttledMs: number;
   /** Times its pending request frames went over clientRequestsPendingMax. */
   pendingPauses: number;
+  /** Requests and connections the replica refused, by error code (frames over frameBytesMax included). */
+  refused: Record<string, number>;
 }
 
 interface ClientUsage extends ClientUsageCounters {
@@ -34,6 +36,8 @@ interface ClientUsage extends ClientUsageCounters {
 export class ClientQuotas {
   /** By client id; bounded by the control table (only authenticated clients get one). */
   private readonly usage = new Map<string, ClientUsage>();
+  /** Refusals of connections that never authenticated: no client id can be trusted for them. */
+  private readonly refusedUnauthenticated: Record<string, number> = {};
 
   constructor(
     private readonly limits: Pick<Limits, 'connectionsPerClientMax' | 'clientEventsPerSecondMax' | 'clientEventsBurstMax' | 'clientRequestsPendingMax'>,
@@ -43,7 +47,7 @@ export class ClientQuotas {
   private of(client: string): ClientUsage {
     let u = this.usage.get(client);
     if (!u) {
-      u = { connections: 0, pendingFrames: 0, tokens: this.limits.clientEventsBurstMax, refilledAtMs: this.nowMs(), connectionsRefused: 0, throttles: 0, throttledMs: 0, pendingPauses: 0 };
+      u = { connections: 0, pendingFrames: 0, tokens: this.limits.clientEventsBurstMax, refilledAtMs: this.nowMs(), connectionsRefused: 0, throttles: 0, throttledMs: 0, pendingPauses: 0, refused: {} };
       this.usage.set(client, u);
     }
     return u;
@@ -108,14 +112,24 @@ export class ClientQuotas {
     return u.pendingFrames <= this.limits.clientRequestsPendingMax / 2;
   }
 
+  /**
+   * Counts a refusal: against `client` if it authenticated (an unauthenticated peer may claim
+   * any id, and counting by claimed ids would let it grow this map without bound).
+   */
+  refused(client: string | undefined, code: string): void {
+    const to = client === undefined ? this.refusedUnauthenticated : this.of(client).refused;
+    to[code] = (to[code] ?? 0) + 1;
+  }
+
   /** For `fitbroker status`: per client, what it holds now and what its limits cost it. */
   status(): { totals: ClientUsageCounters; clients: Record<string, ClientUsageCounters & { connections: number; pendingFrames: number }> } {
-    const totals: ClientUsageCounters = { connectionsRefused: 0, throttles: 0, throttledMs: 0, pendingPauses: 0 };
+    const totals: ClientUsageCounters = { connectionsRefused: 0, throttles: 0, throttledMs: 0, pendingPauses: 0, refused: { ...this.refusedUnauthenticated } };
     const clients: Record<string, ClientUsageCounters & { connections: number; pendingFrames: number }> = {};
     for (const [id, u] of this.usage) {
       const { connections, pendingFrames, connectionsRefused, throttles, pendingPauses } = u;
       const throttledMs = Math.round(u.throttledMs);
-      clients[id] = { connections, pendingFrames, connectionsRefused, throttles, throttledMs, pendingPauses };
+      clients[id] = { connections, pendingFrames, connectionsRefused, throttles, throttledMs, pendingPauses, refused: { ...u.refused } };
+      for (const [code, n] of Object.entries(u.refused)) totals.refused[code] = (totals.refused[code] ?? 0) + n;
       totals.connectionsRefused += connectionsRefused;
       totals.throttles += throttles;
       totals.throttledMs += throttledMs;

@@ -183,6 +183,8 @@ export class ReplicaServer {
     for (const done of [...peer.unanswered]) done();
     this.peers.delete(peer);
     for (const s of peer.streams.values()) this.dropStream(s);
+    // A frame over frameBytesMax (or one that is empty) is refused by closing, not by refuse().
+    if (reason?.code === 'FIT_ERR_FRAME_TOO_LARGE' && peer.replica === undefined) this.quotas.refused(peer.client?.id, reason.code);
     if (reason && reason.code !== 'FIT_ERR_CONNECTION') {
       this.o.logger.warn({ remote: peer.remote, client: peer.client?.id, code: reason.code, reason: reason.message }, 'closed connection');
     }
@@ -471,6 +473,9 @@ export class ReplicaServer {
 
   private refuse(peer: Peer, seq: number, err: FitError, close: boolean, kind = 'request'): void {
     if (kind !== 'publish') this.answered(peer, seq);
+    // A connection over connectionsPerClientMax is refused after its client proved its key.
+    const client = peer.client?.id ?? (err.code === 'FIT_ERR_TOO_MANY_CONNECTIONS' ? String(err.fields.client) : undefined);
+    if (peer.replica === undefined) this.quotas.refused(client, err.code);
     peer.conn.send(encodeJson(MessageType.Reply, { seq, kind, ok: false, error: err.toJSON() }));
     this.o.logger.warn({ remote: peer.remote, client: peer.client?.id, code: err.code, ...err.fields }, err.message);
     if (close) peer.conn.end(err);

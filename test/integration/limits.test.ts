@@ -21,6 +21,7 @@ interface ClientLimits {
   throttles: number;
   throttledMs: number;
   pendingPauses: number;
+  refused: Record<string, number>;
 }
 
 const LIMITS = { connectionsPerClientMax: 3, clientEventsPerSecondMax: 2_000, clientEventsBurstMax: 500, clientRequestsPendingMax: 4 };
@@ -89,6 +90,7 @@ describe('per-client limits: one client over its limit, another unaffected (docs
     assert.ok(again?.welcome, 'a connection freed by a close was not given back');
     const u = await usage(c, 0, 'probe2');
     assert.equal(u?.connectionsRefused, 1);
+    assert.equal(u?.refused.FIT_ERR_TOO_MANY_CONNECTIONS, 1);
     assert.equal(u?.connections, LIMITS.connectionsPerClientMax);
     for (const r of [...held, again.raw]) r.destroy();
     assert.ok(c.alive(0));

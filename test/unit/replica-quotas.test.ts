@@ -77,3 +77,15 @@ test('pending request frames: over clientRequestsPendingMax asks for a hold, and
   assert.equal(q.pendingDone('a'), true, '2 left: back to half');
   assert.equal(q.status().clients.a!.pendingPauses, 1);
 });
+
+test('refusals are counted by code against an authenticated client, and in the totals only for a peer that never authenticated', () => {
+  const { q } = quotas();
+  q.admit('a');
+  q.refused('a', 'FIT_ERR_NOT_AUTHORIZED');
+  q.refused('a', 'FIT_ERR_NOT_AUTHORIZED');
+  for (let i = 0; i < 100; i++) q.refused(undefined, 'FIT_ERR_UNKNOWN_CLIENT');
+  const s = q.status();
+  assert.deepEqual(s.clients.a!.refused, { FIT_ERR_NOT_AUTHORIZED: 2 });
+  assert.deepEqual(Object.keys(s.clients), ['a'], 'an unauthenticated peer added no client entry');
+  assert.deepEqual(s.totals.refused, { FIT_ERR_UNKNOWN_CLIENT: 100, FIT_ERR_NOT_AUTHORIZED: 2 });
+});
