@@ -107,6 +107,8 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
         `    ordering: view ${c.view} (leader ${c.leader})  decided ${c.lastDecided}  stable checkpoint ${c.stableCheckpoint}  leader changes ${c.viewsEntered}  peers ${c.peersConnected.length}/${n - 1}  acl applied ${c.controlApplied} refused ${c.controlRefused}${snapshots}${state}${diverged}`,
       );
     }
+    const held = limitsLine((r.status as { limits?: LimitsStat }).limits);
+    if (held) lines.push(held);
     for (const ch of s.channels) {
       if (ch.log) {
         const pos = Object.entries(ch.log.positions)
@@ -124,4 +126,17 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
   }
   for (const [id, c] of suspects) if (c > 0) lines.push(`evidence: subscribers reported ${c} mismatching copies from replica ${id}`);
   return `${lines.join('\n')}\n`;
+}
+
+interface LimitsStat {
+  clients: Record<string, { connectionsRefused: number; throttles: number; throttledMs: number; pendingPauses: number }>;
+}
+
+/** The clients the per-client limits held back on this replica, if any (docs/limits.md). */
+function limitsLine(l: LimitsStat | undefined): string | undefined {
+  if (!l) return undefined;
+  const parts = Object.entries(l.clients)
+    .filter(([, u]) => u.connectionsRefused + u.throttles + u.pendingPauses > 0)
+    .map(([id, u]) => `${id} (connections refused ${u.connectionsRefused}, throttled ${u.throttles}x for ${u.throttledMs} ms, paused for pending ${u.pendingPauses}x)`);
+  return parts.length ? `    limits: ${parts.join('  ')}` : undefined;
 }

@@ -56,7 +56,9 @@ export function parseConfig(text: string, file: string, dir: string): ClusterCon
 function describeIssue(issue: { code: string; message: string; keys?: string[] }): string {
   if (issue.code === 'unrecognized_keys') return `no unknown keys, found ${issue.keys?.join(', ')} (check the spelling)`;
   // zod's messages already say "expected ..." after a prefix; configError adds its own "expected".
-  return issue.message.replace(/^(Invalid input|Invalid option|Too big|Too small): /, '').replace(/^expected /, '');
+  const text = issue.message.replace(/^(Invalid input|Invalid option|Too big|Too small): /, '').replace(/^expected /, '');
+  // zod says "received undefined" for a key that is not there; the operator needs "missing".
+  return text.replace(/, received undefined$/, ', but the key is missing (add it)');
 }
 
 function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfig {

@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   FIT_ERR_CONNECTION: 'a connection to a replica failed or closed',
   FIT_ERR_FAULTS_NOT_ALLOWED: 'fault injection was asked for without FITBROKER_ALLOW_FAULTS=1',
   FIT_ERR_REFUSED: 'replicas refused a request',
+  FIT_ERR_TOO_MANY_CONNECTIONS: 'the client already holds connectionsPerClientMax connections to that replica',
   FIT_ERR_CLIENT_EXISTS: 'acl register names a client already in the control table with another key',
   FIT_ERR_FORGED: 'an event failed the protection check of its channel (MAC, signature or decryption)',
   FIT_ERR_INTERNAL: 'a bug: an invariant did not hold',

@@ -84,6 +84,21 @@ export const DEFAULT_LIMITS = {
    * every event (one more hash of its Merkle path).
    */
   signatureBatchEventsMax: 16,
+  /** Connections one client id may hold to one replica; one more is refused (FIT_ERR_TOO_MANY_CONNECTIONS). */
+  connectionsPerClientMax: 64,
+  /**
+   * Events per second one client id may publish to one replica, on average; past it the replica
+   * stops reading that client's connection until it is back under (throttling, as Kafka's quotas).
+   */
+  clientEventsPerSecondMax: 200_000,
+  /** Events a client may publish at once above that rate (the token bucket's size). */
+  clientEventsBurstMax: 400_000,
+  /**
+   * Request frames of one client id waiting for an answer on one replica (ordered publishes
+   * waiting for the order, control changes waiting for a decision); past it the replica stops
+   * reading the connection that sent more, until half are answered.
+   */
+  clientRequestsPendingMax: 1_024,
 } as const;
 
 export type Limits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number };

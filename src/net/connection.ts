@@ -111,7 +111,16 @@ export class Connection {
       // A handler may have closed or ended the connection: later frames in this chunk were
       // sent by a peer we stopped trusting, and acting on them would undo that decision.
       if (this.closed || this.ending) return;
-      this.handlers.onFrame(f);
+      try {
+        this.handlers.onFrame(f);
+      } catch (e) {
+        // A frame its handler could not read (a faulty replica's short ACK, say) costs this
+        // connection, never the process: thrown out of a socket's data event it would kill
+        // every client and session in it. A broken invariant is a bug and still crashes.
+        if (!isFitError(e) || e.code === 'FIT_ERR_INTERNAL') throw e;
+        this.close(e);
+        return;
+      }
     }
   }
 }

@@ -16,6 +16,10 @@ import { Connection } from '../net/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import { LogSource, PushScheduler, PushStream, QueueSource } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
+import { ClientQuotas } from './quotas.js';
+
+/** Why the replica stopped reading a connection; it reads again once none is left. */
+type HoldReason = 'order' | 'rate' | 'pending';
 
 const slowOrderMs = (faults: readonly Fault[]): number => {
   const f = faults.find((x) => x.kind === 'slow-order');
@@ -52,6 +56,16 @@ export interface Peer {
    * replica behind the others may hold more than a window's worth.
    */
   awaitingOrderEvents: number;
+  /** Why reading is stopped, if it is (several limits may hold a connection at once). */
+  holds: Set<HoldReason>;
+  /** Ends a rate-limit hold. */
+  throttleTimer?: NodeJS.Timeout;
+  /** Set once quotas counted this connection against its client. */
+  admitted: boolean;
+  /** Its request frames counted as pending, each with what ends that (run on close too). */
+  unanswered: Set<() => void>;
+  /** Control requests waiting for their decision, by request seq. */
+  controlWaiting: Map<number, () => void>;
 }
 
 export class ReplicaServer {
@@ -69,12 +83,16 @@ export class ReplicaServer {
   /** Connections not read from while their events waiting for the order are over orderBacklogEventsMax. */
   private readonly pausedForOrder = new Set<Peer>();
   private pausesForOrder = 0;
+  private readonly quotas: ClientQuotas;
+  /** Connections held for clientRequestsPendingMax, by client id. */
+  private readonly heldForPending = new Map<string, Set<Peer>>();
   /** The ordering protocol and what it orders; absent when n < 3f+1 (it cannot run). */
   readonly ordering: Ordering | undefined;
 
   constructor(private readonly o: ReplicaOptions) {
     this.nowMs = o.nowMs ?? Date.now;
     this.faults = o.faults ?? [];
+    this.quotas = new ClientQuotas(o.config.limits, this.nowMs);
     this.scheduler = new PushScheduler(this.faults, o.config.limits.pushLingerMs);
     this.service = new BrokerService(o.config.table, o.config.limits, this.nowMs);
     this.service.onQueued = (_channel, _client, queue) => {
@@ -117,7 +135,7 @@ export class ReplicaServer {
   /** Serves one connection over any duplex stream: a socket, or an in-memory pair in tests. */
   handle(stream: Duplex, remote: string): void {
     const limits = this.o.config.limits;
-    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, awaitingOrderEvents: 0 };
+    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, awaitingOrderEvents: 0, holds: new Set(), admitted: false, unanswered: new Set(), controlWaiting: new Map() };
     peer.conn = new Connection(stream, limits.frameBytesMax, limits.socketWriteBufferBytesMax, {
       onFrame: (body) => this.onFrame(peer, body),
       onClose: (reason) => this.onClose(peer, reason),
@@ -144,6 +162,8 @@ export class ReplicaServer {
       evidence: Object.fromEntries(this.evidence),
       faults: this.faults.map((f) => f.kind),
       consensus: this.ordering ? { ...this.ordering.status(), pausedConnections: this.pausedForOrder.size, pausesForOrder: this.pausesForOrder } : null,
+      // What the per-client limits cost each client: refused connections, throttles, pauses.
+      limits: this.quotas.status(),
     };
   }
 
@@ -156,8 +176,15 @@ export class ReplicaServer {
   private onClose(peer: Peer, reason: FitError | undefined): void {
     this.pausedForOrder.delete(peer);
     clearTimeout(peer.handshakeTimer);
+    clearTimeout(peer.throttleTimer);
+    if (peer.client) this.heldForPending.get(peer.client.id)?.delete(peer);
+    if (peer.admitted) this.quotas.release(peer.client!.id);
+    // What it was waiting for will be answered to no one: it no longer counts against its client.
+    for (const done of [...peer.unanswered]) done();
     this.peers.delete(peer);
     for (const s of peer.streams.values()) this.dropStream(s);
+    // A frame over frameBytesMax (or one that is empty) is refused by closing, not by refuse().
+    if (reason?.code === 'FIT_ERR_FRAME_TOO_LARGE' && peer.replica === undefined) this.quotas.refused(peer.client?.id, reason.code);
     if (reason && reason.code !== 'FIT_ERR_CONNECTION') {
       this.o.logger.warn({ remote: peer.remote, client: peer.client?.id, code: reason.code, reason: reason.message }, 'closed connection');
     }
@@ -176,6 +203,8 @@ export class ReplicaServer {
           return;
         }
         case MessageType.Request:
+          // A request costs a replica more than an event does: it counts as one against the rate.
+          this.throttle(peer, 1);
           return this.onRequest(peer, decodeJson(body));
         default:
           throw new FitError('FIT_ERR_MALFORMED', `message type ${body[0]} is not one a client sends`, { type: body[0] });
@@ -201,6 +230,16 @@ export class ReplicaServer {
     if (!verifyBytes(client.publicKey, authTranscript('client', this.o.id, id, peer.challenge, nonce), sig)) {
       return this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `client "${id}" did not prove it holds the key in cluster.yaml; check that keys/${id}.pem belongs to this cluster`, { client: id }), true);
     }
+    if (!this.quotas.admit(id)) {
+      const max = this.o.config.limits.connectionsPerClientMax;
+      return this.refuse(
+        peer,
+        0,
+        new FitError('FIT_ERR_TOO_MANY_CONNECTIONS', `client "${id}" already holds ${max} connections to replica ${this.o.id}, the most limits.connectionsPerClientMax allows; close publishers and subscribers it no longer uses, or raise the limit in cluster.yaml`, { client: id, limit: max }),
+        true,
+      );
+    }
+    peer.admitted = true;
     peer.client = client;
     clearTimeout(peer.handshakeTimer);
     const proof = signBytes(this.o.privateKey, authTranscript('replica', this.o.id, id, peer.challenge, nonce));
@@ -243,10 +282,12 @@ export class ReplicaServer {
         const events = r.unordered.reduce((n, s) => n + s.events.length, 0);
         const max = this.o.config.limits.orderBacklogEventsMax;
         peer.awaitingOrderEvents += events;
+        const done = this.pending(peer);
         this.ordering.order(r.unordered, () => {
           peer.awaitingOrderEvents -= events;
           ack();
-          if (peer.awaitingOrderEvents <= max / 2 && this.pausedForOrder.delete(peer)) peer.conn.resume();
+          done();
+          if (peer.awaitingOrderEvents <= max / 2 && this.pausedForOrder.delete(peer)) this.release(peer, 'order');
         });
         // More of this publisher's events waiting for the order than are worth holding: its
         // writes back up into TCP until the order catches up. Per connection, so a publisher
@@ -254,13 +295,61 @@ export class ReplicaServer {
         if (peer.awaitingOrderEvents > max && !this.pausedForOrder.has(peer)) {
           this.pausedForOrder.add(peer);
           this.pausesForOrder++;
-          peer.conn.pause();
+          this.hold(peer, 'order');
         }
       } else ack();
     } catch (e) {
       if (!isFitError(e)) throw e;
       this.refuse(peer, p.reqSeq, e, false, 'publish');
+    } finally {
+      // Refused frames were read and checked too: they count against the rate like any other.
+      this.throttle(peer, p.sections.reduce((n, s) => n + s.count, 0));
     }
+  }
+
+  /**
+   * Counts a request frame of the peer's client as waiting for an answer, holding the
+   * connection while its client has more than clientRequestsPendingMax; returns what to call
+   * once it is answered.
+   */
+  private pending(peer: Peer): () => void {
+    const id = peer.client!.id;
+    if (this.quotas.pendingAdded(id)) {
+      let set = this.heldForPending.get(id);
+      if (!set) this.heldForPending.set(id, (set = new Set()));
+      set.add(peer);
+      this.hold(peer, 'pending');
+    }
+    const done = (): void => {
+      if (!peer.unanswered.delete(done)) return;
+      if (!this.quotas.pendingDone(id)) return;
+      const set = this.heldForPending.get(id);
+      if (!set || set.size === 0) return;
+      for (const held of set) this.release(held, 'pending');
+      set.clear();
+    };
+    peer.unanswered.add(done);
+    return done;
+  }
+
+  /** Charges events to the peer's client; over its rate, stops reading until it is back under. */
+  private throttle(peer: Peer, events: number): void {
+    if (events <= 0 || !peer.client) return;
+    const ms = this.quotas.charge(peer.client.id, events);
+    if (ms === 0) return;
+    // Frames already read in this turn add to the debt: the hold ends when all of it is repaid.
+    clearTimeout(peer.throttleTimer);
+    peer.throttleTimer = setTimeout(() => this.release(peer, 'rate'), ms);
+    this.hold(peer, 'rate');
+  }
+
+  private hold(peer: Peer, why: HoldReason): void {
+    if (peer.holds.size === 0) peer.conn.pause();
+    peer.holds.add(why);
+  }
+
+  private release(peer: Peer, why: HoldReason): void {
+    if (peer.holds.delete(why) && peer.holds.size === 0) peer.conn.resume();
   }
 
   private onRequest(peer: Peer, req: Record<string, unknown>): void {
@@ -288,6 +377,7 @@ export class ReplicaServer {
           if (!this.ordering) {
             throw new FitError('FIT_ERR_NOT_SUPPORTED', `changing the control table at runtime needs the ordering protocol, which needs n >= 3f+1 replicas; this cluster has n=${this.o.config.replicas.length}, f=${this.o.config.f}. Edit cluster.yaml and restart instead`);
           }
+          if (!peer.controlWaiting.has(seq)) peer.controlWaiting.set(seq, this.pending(peer));
           return this.ordering.control(peer, seq, req.change);
         default:
           throw new FitError('FIT_ERR_UNKNOWN_METHOD', `unknown method "${String(req.method)}"; this replica knows subscribe, unsubscribe, receive, status, report and control`, {
@@ -369,10 +459,23 @@ export class ReplicaServer {
   }
 
   private reply(peer: Peer, seq: number, body: Record<string, unknown>): void {
+    this.answered(peer, seq);
     peer.conn.send(encodeJson(MessageType.Reply, { seq, ok: true, ...body }));
   }
 
+  /** A control request was answered: it no longer counts as pending. */
+  private answered(peer: Peer, seq: number): void {
+    const done = peer.controlWaiting.get(seq);
+    if (!done) return;
+    peer.controlWaiting.delete(seq);
+    done();
+  }
+
   private refuse(peer: Peer, seq: number, err: FitError, close: boolean, kind = 'request'): void {
+    if (kind !== 'publish') this.answered(peer, seq);
+    // A connection over connectionsPerClientMax is refused after its client proved its key.
+    const client = peer.client?.id ?? (err.code === 'FIT_ERR_TOO_MANY_CONNECTIONS' ? String(err.fields.client) : undefined);
+    if (peer.replica === undefined) this.quotas.refused(client, err.code);
     peer.conn.send(encodeJson(MessageType.Reply, { seq, kind, ok: false, error: err.toJSON() }));
     this.o.logger.warn({ remote: peer.remote, client: peer.client?.id, code: err.code, ...err.fields }, err.message);
     if (close) peer.conn.end(err);

@@ -336,6 +336,10 @@ describe('refusals: clients outside the control table or off their channels (pap
     const line = c.log(0).split('\n').find((l) => l.includes('FIT_ERR_FRAME_TOO_LARGE'))!;
     assert.match(line, /probe2/, `the log line does not name the client: ${line}`);
     assert.match(line, new RegExp(String(c.config.limits.frameBytesMax)), `the log line does not state the limit: ${line}`);
+    // And it is counted against the client in status (docs/cli.md, limits.clients.<id>.refused).
+    const [zeroStatus] = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 5_000);
+    const refused = (zeroStatus!.status as { limits: { clients: Record<string, { refused: Record<string, number> }> } }).limits.clients.probe2?.refused;
+    assert.ok((refused?.FIT_ERR_FRAME_TOO_LARGE ?? 0) >= 1, `status does not count the oversized frame against probe2: ${JSON.stringify(refused)}`);
     pub.close();
   });
 });

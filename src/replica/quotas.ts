@@ -1,0 +1,140 @@
+// Per-client limits a replica enforces (docs/limits.md, docs/security.md "Hardening"): how many
+// connections one client id may hold, and how fast it may publish. Both are per client id, not
+// per connection, so opening more connections buys a client nothing; and both cost only that
+// client: a refused connection, or a connection the replica stops reading for a while.
+//
+// The rate limit throttles rather than refuses, as Kafka's quotas do: a client over its rate
+// is not read from until its bucket is out of debt, so its writes wait in TCP and its publish
+// window fills; nothing it sent is dropped and no error needs handling. A refusal would make
+// every publisher grow a retry loop, and a burst slightly over the limit would lose events.
+// Kept apart from the server so the arithmetic is testable without sockets or clocks.
+
+import type { Limits } from '../core/index.js';
+
+export interface ClientUsageCounters {
+  /** Connections refused because the client already held connectionsPerClientMax. */
+  connectionsRefused: number;
+  /** Times the client went over its rate (its bucket went into debt): each begins a throttle. */
+  throttles: number;
+  /** Total time its connections were not read for its rate (the debts it repaid). */
+  throttledMs: number;
+  /** Times its pending request frames went over clientRequestsPendingMax. */
+  pendingPauses: number;
+  /** Requests and connections the replica refused, by error code (frames over frameBytesMax included). */
+  refused: Record<string, number>;
+}
+
+interface ClientUsage extends ClientUsageCounters {
+  connections: number;
+  /** Request frames of this client waiting for an answer (ordered publishes, control changes). */
+  pendingFrames: number;
+  /** Token bucket for clientEventsPerSecondMax: may go negative (a debt to wait out). */
+  tokens: number;
+  refilledAtMs: number;
+}
+
+export class ClientQuotas {
+  /** By client id; bounded by the control table (only authenticated clients get one). */
+  private readonly usage = new Map<string, ClientUsage>();
+  /** Refusals of connections that never authenticated: no client id can be trusted for them. */
+  private readonly refusedUnauthenticated: Record<string, number> = {};
+
+  constructor(
+    private readonly limits: Pick<Limits, 'connectionsPerClientMax' | 'clientEventsPerSecondMax' | 'clientEventsBurstMax' | 'clientRequestsPendingMax'>,
+    private readonly nowMs: () => number,
+  ) {}
+
+  private of(client: string): ClientUsage {
+    let u = this.usage.get(client);
+    if (!u) {
+      u = { connections: 0, pendingFrames: 0, tokens: this.limits.clientEventsBurstMax, refilledAtMs: this.nowMs(), connectionsRefused: 0, throttles: 0, throttledMs: 0, pendingPauses: 0, refused: {} };
+      this.usage.set(client, u);
+    }
+    return u;
+  }
+
+  /** Counts a new connection of `client`; false (and counted) when it already holds the most it may. */
+  admit(client: string): boolean {
+    const u = this.of(client);
+    if (u.connections >= this.limits.connectionsPerClientMax) {
+      u.connectionsRefused++;
+      return false;
+    }
+    u.connections++;
+    return true;
+  }
+
+  connections(client: string): number {
+    return this.usage.get(client)?.connections ?? 0;
+  }
+
+  /** A connection admit() counted has closed. */
+  release(client: string): void {
+    const u = this.usage.get(client);
+    if (u && u.connections > 0) u.connections--;
+  }
+
+  /**
+   * Takes `events` from the client's bucket; returns how long to stop reading from it (0: go
+   * on). The events were already read, so the bucket may go into debt: the pause is the time
+   * it takes to refill to zero, after which the client's average is the limit.
+   */
+  charge(client: string, events: number): number {
+    const u = this.of(client);
+    const rate = this.limits.clientEventsPerSecondMax;
+    const now = this.nowMs();
+    u.tokens = Math.min(this.limits.clientEventsBurstMax, u.tokens + ((now - u.refilledAtMs) * rate) / 1000);
+    u.refilledAtMs = now;
+    const debtMs = (tokens: number): number => (tokens < 0 ? (-tokens * 1000) / rate : 0);
+    const before = debtMs(u.tokens);
+    u.tokens -= events;
+    const after = debtMs(u.tokens);
+    if (after === 0) return 0;
+    // One throttle per spell in debt; frames read while in debt lengthen it.
+    if (before === 0) u.throttles++;
+    u.throttledMs += after - before;
+    return Math.ceil(after);
+  }
+
+  /** One more request frame of `client` waits for an answer; true when that puts it over its limit. */
+  pendingAdded(client: string): boolean {
+    const u = this.of(client);
+    u.pendingFrames++;
+    if (u.pendingFrames <= this.limits.clientRequestsPendingMax) return false;
+    if (u.pendingFrames === this.limits.clientRequestsPendingMax + 1) u.pendingPauses++;
+    return true;
+  }
+
+  /** A pending frame was answered; true when the client is back to half its limit (resume it). */
+  pendingDone(client: string): boolean {
+    const u = this.of(client);
+    if (u.pendingFrames > 0) u.pendingFrames--;
+    return u.pendingFrames <= this.limits.clientRequestsPendingMax / 2;
+  }
+
+  /**
+   * Counts a refusal: against `client` if it authenticated (an unauthenticated peer may claim
+   * any id, and counting by claimed ids would let it grow this map without bound).
+   */
+  refused(client: string | undefined, code: string): void {
+    const to = client === undefined ? this.refusedUnauthenticated : this.of(client).refused;
+    to[code] = (to[code] ?? 0) + 1;
+  }
+
+  /** For `fitbroker status`: per client, what it holds now and what its limits cost it. */
+  status(): { totals: ClientUsageCounters; clients: Record<string, ClientUsageCounters & { connections: number; pendingFrames: number }> } {
+    const totals: ClientUsageCounters = { connectionsRefused: 0, throttles: 0, throttledMs: 0, pendingPauses: 0, refused: { ...this.refusedUnauthenticated } };
+    const clients: Record<string, ClientUsageCounters & { connections: number; pendingFrames: number }> = {};
+    for (const [id, u] of this.usage) {
+      const { connections, pendingFrames, connectionsRefused, throttles, pendingPauses } = u;
+      const throttledMs = Math.round(u.throttledMs);
+      clients[id] = { connections, pendingFrames, connectionsRefused, throttles, throttledMs, pendingPauses, refused: { ...u.refused } };
+      for (const [code, n] of Object.entries(u.refused)) totals.refused[code] = (totals.refused[code] ?? 0) + n;
+      totals.connectionsRefused += connectionsRefused;
+      totals.throttles += throttles;
+      totals.throttledMs += throttledMs;
+      totals.pendingPauses += pendingPauses;
+    }
+    return { totals, clients };
+  }
+}

@@ -1,0 +1,142 @@
+// Per-client limits over real sockets (docs/limits.md, docs/security.md "Hardening"): one
+// client over its limit gets a clear refusal or is slowed down, the replica stays up, and
+// another client publishing at the same time is not affected. Every refusal and throttle is
+// counted in `fitbroker status --json` under limits.clients.<id>.
+
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { startCluster, sleep, type TestCluster } from '../helpers/cluster.js';
+import { RawClient } from '../helpers/rawclient.js';
+import { makeRecord, publishFrame } from '../helpers/records.js';
+import { clientKeyPath } from '../../src/config/index.js';
+import { loadPrivateKey } from '../../src/protection/index.js';
+import { queryStatus } from '../../src/client/index.js';
+import { MessageType, decodeAck } from '../../src/codec/index.js';
+
+interface ClientLimits {
+  connections: number;
+  pendingFrames: number;
+  connectionsRefused: number;
+  throttles: number;
+  throttledMs: number;
+  pendingPauses: number;
+  refused: Record<string, number>;
+}
+
+const LIMITS = { connectionsPerClientMax: 3, clientEventsPerSecondMax: 2_000, clientEventsBurstMax: 500, clientRequestsPendingMax: 4 };
+
+async function usage(c: TestCluster, replica: number, client: string): Promise<ClientLimits | undefined> {
+  const all = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 5_000);
+  const r = all[replica]!;
+  assert.ok(r.reachable, `replica ${replica} did not answer status: ${r.error}`);
+  return (r.status as { limits: { clients: Record<string, ClientLimits> } }).limits.clients[client];
+}
+
+async function open(c: TestCluster, replica: number, client: string): Promise<{ raw: RawClient; welcome?: Record<string, unknown>; refusal?: Record<string, unknown> }> {
+  const info = c.config.replicas[replica]!;
+  const raw = await RawClient.open(info);
+  const r = await raw.authenticate(info, client, loadPrivateKey(clientKeyPath(c.dir, client)));
+  return { raw, ...r };
+}
+
+/** Publishes `count` events as `client` on `channel` and resolves with the ms it took until all were acknowledged. */
+async function publishTimed(c: TestCluster, client: string, channel: string, count: number): Promise<number> {
+  const pub = c.publisher(client);
+  const t0 = Date.now();
+  for (let i = 0; i < count; i++) if (!pub.publish(channel, `event ${i}`)) await pub.drained(30_000);
+  await pub.flush(30_000);
+  assert.equal(pub.counters.acknowledged, count);
+  return Date.now() - t0;
+}
+
+describe('per-client limits: one client over its limit, another unaffected (docs/limits.md)', { timeout: 90_000 }, () => {
+  let c: TestCluster;
+
+  before(async () => {
+    c = await startCluster({ channels: ['alerts'], ordered: ['ledger'], clients: [{ name: 'probe2', role: 'pubsub' }], limits: LIMITS });
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  it('refuses a connection past connectionsPerClientMax with FIT_ERR_TOO_MANY_CONNECTIONS naming the client, admits another client, and admits again after a close', async () => {
+    const held = [];
+    for (let i = 0; i < LIMITS.connectionsPerClientMax; i++) {
+      const o = await open(c, 0, 'probe2');
+      assert.ok(o.welcome, `connection ${i + 1} of ${LIMITS.connectionsPerClientMax} was refused: ${JSON.stringify(o.refusal)}`);
+      held.push(o.raw);
+    }
+    const over = await open(c, 0, 'probe2');
+    const err = over.refusal?.error as { code: string; message: string; fields: Record<string, unknown> } | undefined;
+    assert.equal(err?.code, 'FIT_ERR_TOO_MANY_CONNECTIONS', `expected a refusal, got ${JSON.stringify(over)}`);
+    assert.match(err.message, /"probe2"/);
+    assert.match(err.message, /connectionsPerClientMax/);
+    await over.raw.closed;
+
+    const other = await open(c, 0, 'probe');
+    assert.ok(other.welcome, 'another client was refused while probe2 was at its limit');
+    other.raw.destroy();
+    // probe2's open connections still work: a status request is answered.
+    assert.equal((await held[0]!.request(1, 'status'))?.ok, true);
+
+    held.pop()!.destroy();
+    let again: Awaited<ReturnType<typeof open>> | undefined;
+    for (let i = 0; i < 50 && !again?.welcome; i++) {
+      again?.raw.destroy();
+      await sleep(20);
+      again = await open(c, 0, 'probe2');
+    }
+    assert.ok(again?.welcome, 'a connection freed by a close was not given back');
+    const u = await usage(c, 0, 'probe2');
+    assert.equal(u?.connectionsRefused, 1);
+    assert.equal(u?.refused.FIT_ERR_TOO_MANY_CONNECTIONS, 1);
+    assert.equal(u?.connections, LIMITS.connectionsPerClientMax);
+    for (const r of [...held, again.raw]) r.destroy();
+    assert.ok(c.alive(0));
+  });
+
+  it('throttles a client over clientEventsPerSecondMax (slower, nothing dropped) while another client publishing at once is not slowed', async () => {
+    const flood = 6_000;
+    const flooding = publishTimed(c, 'probe2', 'alerts', flood);
+    await sleep(300);
+    // 200 events: under the other client's own burst, so any delay would be the flood's doing.
+    const quietMs = await publishTimed(c, 'probe', 'alerts', 200);
+    const floodMs = await flooding;
+    // (6,000 - 500 burst) / 2,000 per second: at least 2.75 s; without the limit it takes well under one.
+    assert.ok(floodMs >= 2_000, `the flood of ${flood} events took ${floodMs} ms; the limit of ${LIMITS.clientEventsPerSecondMax}/s did not hold it back`);
+    assert.ok(quietMs < 2_500, `the other client took ${quietMs} ms for 200 events while probe2 was throttled`);
+    const u = await usage(c, 0, 'probe2');
+    assert.ok((u?.throttles ?? 0) > 0 && (u?.throttledMs ?? 0) > 0, `throttles not counted: ${JSON.stringify(u)}`);
+    assert.equal((await usage(c, 0, 'probe'))?.throttles ?? 0, 0, 'the other client was throttled');
+    assert.ok(c.alive(0));
+  });
+
+  it('stops reading a client past clientRequestsPendingMax ordered frames waiting, then acknowledges every one, while another client is ordered as usual', async () => {
+    const frames = 40;
+    const epoch = randomBytes(8);
+    const raws = await Promise.all(c.config.replicas.map(async (r) => (await open(c, r.id, 'probe2')).raw));
+    try {
+      // One event per frame, all in one write: 40 frames pending at once, ten times the limit.
+      const burst = Buffer.concat(Array.from({ length: frames }, (_, i) => publishFrame('ledger', [makeRecord({ publisher: 'probe2', epoch, seq: i + 1, timestampMs: Date.now() })], i + 1)));
+      for (const raw of raws) raw.write(burst);
+      const quietMs = await publishTimed(c, 'probe', 'ledger', 20);
+      assert.ok(quietMs < 5_000, `the other client took ${quietMs} ms to have 20 events ordered`);
+      const acked = new Set<number>();
+      const until = Date.now() + 20_000;
+      while (acked.size < frames && Date.now() < until) {
+        const body = await raws[0]!.next((b) => b[0] === MessageType.Ack || b[0] === MessageType.Reply, 2_000);
+        if (body?.[0] === MessageType.Ack) acked.add(decodeAck(body).reqSeq);
+        else if (body) assert.fail(`replica 0 refused a frame: ${body.toString('utf8', 1)}`);
+      }
+      assert.equal(acked.size, frames, `replica 0 acknowledged ${acked.size} of ${frames} frames`);
+      const u = await usage(c, 0, 'probe2');
+      assert.ok((u?.pendingPauses ?? 0) > 0, `no pause counted: ${JSON.stringify(u)}`);
+      assert.equal(u?.pendingFrames, 0, 'frames still counted as pending after their acknowledgements');
+      assert.equal((await usage(c, 0, 'probe'))?.pendingPauses ?? 0, 0);
+    } finally {
+      for (const r of raws) r.destroy();
+    }
+    assert.ok(c.alive(0));
+  });
+});
