@@ -37,6 +37,7 @@ import { simSigners } from '../helpers/consensus-sim.js';
 import { OrderedVoter, Voter } from '../../src/client/index.js';
 import { makeRecord, multiPublishFrame } from '../helpers/records.js';
 import { Rng, mutate, type FuzzTarget } from '../helpers/fuzz.js';
+import { sealedTarget } from './sealed-target.js';
 
 /** Small, so that mutated lengths cross them often. */
 const FRAME_BYTES_MAX = 64 * 1024;
@@ -467,7 +468,7 @@ const orderedVoterTarget: FuzzTarget = {
   },
 };
 
-export const TARGETS: readonly FuzzTarget[] = [frameTarget, publishTarget, ackTarget, creditTarget, eventsTarget, orderedTarget, recordTarget, controlMessageTarget, controlTarget, consensusTarget, configTarget, voterTarget, orderedVoterTarget];
+export const TARGETS: readonly FuzzTarget[] = [frameTarget, publishTarget, ackTarget, creditTarget, eventsTarget, orderedTarget, recordTarget, controlMessageTarget, controlTarget, consensusTarget, configTarget, voterTarget, orderedVoterTarget, sealedTarget];
 
 export function targetNamed(name: string): FuzzTarget {
   const t = TARGETS.find((x) => x.name === name);
