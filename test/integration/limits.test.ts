@@ -54,7 +54,7 @@ describe('per-client limits: one client over its limit, another unaffected (docs
   let c: TestCluster;
 
   before(async () => {
-    c = await startCluster({ channels: ['alerts'], ordered: ['ledger'], clients: [{ name: 'probe2', role: 'pubsub' }], limits: LIMITS });
+    c = await startCluster({ channels: ['alerts'], ordered: ['ledger'], clients: [{ name: 'probe2', role: 'pubsub' }], limits: LIMITS, protection: 'si' }); // hand-built records, unsealed
   });
   after(async () => {
     await c?.stop();

@@ -65,7 +65,7 @@ describe('replay: a client resending old frames or changes gets nothing delivere
   const got: BrokerEvent[] = [];
 
   before(async () => {
-    c = await startCluster({ channels: ['alerts'], clients: [{ name: 'probe2', role: 'pubsub' }], limits: { dedupeStreamsMax: DEDUPE_STREAMS } });
+    c = await startCluster({ channels: ['alerts'], clients: [{ name: 'probe2', role: 'pubsub' }], limits: { dedupeStreamsMax: DEDUPE_STREAMS }, protection: 'si' }); // hand-built records, unsealed
     sub = c.subscriber('console', { channel: 'alerts', onEvent: (e) => got.push(e) });
     await sub.start();
   });
