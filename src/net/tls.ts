@@ -63,6 +63,8 @@ export function tlsAcceptor(identity: TlsIdentity, limits: Limits, handlers: Tls
       clearTimeout(timer);
       socket.off('data', onData);
       socket.off('error', onError);
+      socket.off('end', onGone);
+      socket.off('close', onGone);
       if (first) {
         socket.pause();
         // node:tls reads what is already buffered on the socket before its own reads.
@@ -72,8 +74,15 @@ export function tlsAcceptor(identity: TlsIdentity, limits: Limits, handlers: Tls
       else handlers.onPlain(socket, remote);
     };
     const onData = (chunk: Buffer): void => decide(chunk);
+    // Closed before it said anything (a port check, a health probe): nobody to tell.
+    const onGone = (): void => {
+      decided = true;
+      clearTimeout(timer);
+    };
     socket.on('error', onError);
     socket.on('data', onData);
+    socket.once('end', onGone);
+    socket.once('close', onGone);
     // setImmediate: had the event loop been busy past the timer, a first byte that arrived
     // meanwhile is read (poll phase) before this decides (check phase) that none came.
     const timer = setTimeout(() => setImmediate(() => decide(undefined)), limits.tlsFirstByteMs);

@@ -19,7 +19,8 @@ export interface TlsFiles {
 export interface TlsIdentity {
   /** `replica-N` or the client id: what the certificate names. */
   name: string;
-  ca: Buffer;
+  /** The CA certificates, one PEM each (a file of several, or one without its last newline, stays whole). */
+  ca: string[];
   cert: Buffer;
   key: Buffer;
   certFile: string;
@@ -103,5 +104,5 @@ export function loadTlsIdentity(files: TlsFiles, name: string, nowMs = Date.now(
   if (!names.includes(name)) {
     throw certError(certFile, `names ${names.map((n) => `"${n}"`).join(', ') || 'nobody'}, not "${name}"`, `each node needs a certificate for its own name (CN or DNS subject alternative name "${name}")`);
   }
-  return { name, ca, cert, key, certFile, caFile: files.ca };
+  return { name, ca: cas.map((c) => c.toString()), cert, key, certFile, caFile: files.ca };
 }

@@ -121,7 +121,8 @@ export function caKeyPathFor(caFile: string): string {
 function writePair(certFile: string, keyFile: string, pair: PemPair): void {
   mkdirSync(dirname(certFile), { recursive: true, mode: 0o700 });
   mkdirSync(dirname(keyFile), { recursive: true, mode: 0o700 });
-  writeFileSync(certFile, pair.certPem, { mode: 0o644 });
+  // A final newline, so that `cat ca.crt other.crt > bundle.crt` makes a bundle that parses.
+  writeFileSync(certFile, pair.certPem.endsWith('\n') ? pair.certPem : `${pair.certPem}\n`, { mode: 0o644 });
   writeFileSync(keyFile, pair.keyPem, { mode: 0o600 });
   // writeFileSync's mode applies only to a new file: an overwritten key keeps its old mode.
   chmodSync(keyFile, 0o600);

@@ -7,7 +7,7 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clientKeyPath, initCluster, loadConfig, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
+import { clientKeyPath, initCluster, loadConfig, makeClusterTls, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, type SubscriberOptions } from '../../src/client/index.js';
 import type { FaultModel, Limits } from '../../src/core/index.js';
@@ -32,6 +32,8 @@ export interface ClusterOptions {
   /** Channels with order: channel (init --ordered), and with order: global (--ordered-global). */
   ordered?: string[];
   orderedGlobal?: string[];
+  /** TLS on every connection, as `init --tls` sets it up (a CA and a certificate per node). */
+  tls?: boolean;
 }
 
 export interface TestCluster {
@@ -107,7 +109,9 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     defaultClients: o.defaultClients ?? true,
     ordered: o.ordered ?? [],
     orderedGlobal: o.orderedGlobal ?? [],
+    tls: o.tls ?? false,
   });
+  if (o.tls) await makeClusterTls(loadConfig(dir));
   if (o.capacityEvents !== undefined || o.limits !== undefined) {
     const file = join(dir, 'cluster.yaml');
     const doc = parseYaml(readFileSync(file, 'utf8')) as { channels: Record<string, { capacityEvents: number }>; limits?: Partial<Limits> };
