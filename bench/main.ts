@@ -33,6 +33,7 @@ interface Flags {
   chart: boolean;
   fault: string[];
   crashRate: number;
+  tls: boolean;
 }
 
 function list(v: string): string[] {
@@ -70,6 +71,7 @@ async function main(): Promise<void> {
     .option('--no-save', 'do not write bench/results/ and docs/performance-chart.svg')
     .option('--no-chart', 'do not write the chart')
     .option('--crash-rate <events/s>', 'offered load of the leader-crash phase of bft-ordered (the leader is killed a quarter in; 0 skips it)', (v) => Number(v), 1000)
+    .option('--tls', 'fitbroker runs with TLS on every client and replica connection (init --tls): what TLS costs, beside a run without', false)
     .option('--fault <ID:KIND>', `fitbroker runs with replica ID faulty (repeatable; ${FAULT_KINDS.join(', ')}): throughput with a faulty replica, not only safety`, (v: string, prev: string[]) => [...prev, v], [])
     .parse();
   const o = program.opts<Flags>();
@@ -93,7 +95,7 @@ async function main(): Promise<void> {
     }
     (faults[id] ??= []).push(spec.slice(at + 1));
   }
-  const systems: ServerSide[] = [...modes.map((m) => fitbrokerServer(m as FitMode, faults))];
+  const systems: ServerSide[] = [...modes.map((m) => fitbrokerServer(m as FitMode, faults, o.tls))];
   for (const peer of peerServers(peerNames)) {
     const why = await peer.unavailable();
     if (why) process.stderr.write(`skipping ${peer.label}: ${why}\n`);

@@ -14,6 +14,11 @@ import { certificateNames, replicaTlsName, type TlsIdentity } from '../protectio
 /** A TLS connection starts with a handshake record (RFC 8446 §5.1, ContentType handshake(22)). */
 const TLS_HANDSHAKE_RECORD = 0x16;
 
+/** True when a connection's first bytes are a TLS ClientHello, not a fitbroker frame. */
+export function startsTls(first: Buffer): boolean {
+  return first[0] === TLS_HANDSHAKE_RECORD;
+}
+
 export interface TlsAcceptorHandlers {
   /** The handshake finished and the peer's certificate chains to the cluster CA. */
   onSecure(socket: TLSSocket, names: string[], remote: string): void;
@@ -70,7 +75,7 @@ export function tlsAcceptor(identity: TlsIdentity, limits: Limits, handlers: Tls
         // node:tls reads what is already buffered on the socket before its own reads.
         socket.unshift(first);
       }
-      if (first?.[0] === TLS_HANDSHAKE_RECORD) server.emit('connection', socket);
+      if (first && startsTls(first)) server.emit('connection', socket);
       else handlers.onPlain(socket, remote);
     };
     const onData = (chunk: Buffer): void => decide(chunk);

@@ -12,7 +12,7 @@ import { decodeCredit, decodeJson, decodePublish, encodeAck, encodeEvents, encod
 import { BrokerService, type ClientQueue } from '../broker/index.js';
 import { Ordering } from './ordering.js';
 import { authTranscript, newNonce, replicaTlsName, signBytes, verifyBytes, AUTH_VERSION, type TlsIdentity } from '../protection/index.js';
-import { Connection, tlsAcceptor } from '../net/index.js';
+import { Connection, startsTls, tlsAcceptor } from '../net/index.js';
 import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { LogSource, PushScheduler, PushStream, QueueSource } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
@@ -134,6 +134,13 @@ export class ReplicaServer {
   handle(stream: Duplex, remote: string, tlsNames?: string[]): void {
     const limits = this.o.config.limits;
     const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, tlsNames, awaitingOrderEvents: 0 };
+    // Before the Connection's reader: a TLS ClientHello read as a frame would be logged as a
+    // frame too large, which sends the operator looking in the wrong place.
+    if (!this.tls) {
+      stream.once('data', (first: Buffer) => {
+        if (startsTls(first)) peer.conn.close(new FitError('FIT_ERR_TLS_HANDSHAKE', `a client started a TLS handshake, but replica ${this.o.id} runs without TLS (its cluster.yaml has no tls: section); every replica and client must use the same cluster.yaml`, { replica: this.o.id }));
+      });
+    }
     peer.conn = new Connection(stream, limits.frameBytesMax, limits.socketWriteBufferBytesMax, {
       onFrame: (body) => this.onFrame(peer, body),
       onClose: (reason) => this.onClose(peer, reason),

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { startCluster, type TestCluster } from '../helpers/cluster.js';
 import { clientKeyPath, withTlsFiles, type ClusterConfig } from '../../src/config/index.js';
 import { FitError, type ClientInfo } from '../../src/core/index.js';
-import { generateIdentity, issueCertificate, issueTlsFiles, loadPrivateKey, makeCertificateAuthority, type TlsIdentity } from '../../src/protection/index.js';
+import { generateIdentity, issueCertificate, issueTlsFiles, loadPrivateKey, makeCertificateAuthority, writeClusterTls, type TlsIdentity } from '../../src/protection/index.js';
 import { Publisher, ReplicaLink, queryStatus } from '../../src/client/index.js';
 
 const DAY_MS = 24 * 60 * 60 * 1000;
@@ -172,5 +172,23 @@ describe('TLS on every connection', () => {
     pub.close();
     assert.ok(Date.now() - started < c.config.limits.tlsFirstByteMs + 3_000, 'the plain client hears it within about tlsFirstByteMs');
     await stillServes(c, 'after-plain');
+  });
+});
+
+describe('TLS on one side only', () => {
+  it('a TLS client dialing a replica without TLS hears that it does not speak TLS, and the replica logs why', async () => {
+    // The cluster runs plain; the client's copy of the config has the tls: section.
+    const c = await startCluster({ replicas: 1, f: 0, faultModel: 'cft', channels: ['alerts'] });
+    try {
+      const files = { ca: join(c.dir, 'keys/tls/ca.crt'), cert: join(c.dir, 'keys/tls/{name}.crt'), key: join(c.dir, 'keys/tls/{name}.key') };
+      await writeClusterTls(files, ['probe']);
+      const pub = new Publisher({ ...c.config, tls: files }, 'probe', loadPrivateKey(clientKeyPath(c.dir, 'probe'))).connect();
+      pub.publish('alerts', 'over TLS');
+      await assert.rejects(pub.flush(10_000), expectRefusal('FIT_ERR_TLS_HANDSHAKE', /does not speak TLS: it runs with a cluster.yaml without a tls: section/));
+      pub.close();
+      assert.match(c.log(0), /FIT_ERR_TLS_HANDSHAKE.*started a TLS handshake, but replica 0 runs without TLS/);
+    } finally {
+      await c.stop();
+    }
   });
 });
