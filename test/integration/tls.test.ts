@@ -8,9 +8,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startCluster, type TestCluster } from '../helpers/cluster.js';
+import { runCli, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { clientKeyPath, withTlsFiles, type ClusterConfig } from '../../src/config/index.js';
 import { FitError, type ClientInfo } from '../../src/core/index.js';
 import { generateIdentity, issueCertificate, issueTlsFiles, loadPrivateKey, makeCertificateAuthority, writeClusterTls, type TlsIdentity } from '../../src/protection/index.js';
@@ -31,6 +32,12 @@ function expectRefusal(code: string, pattern: RegExp): (e: unknown) => boolean {
     assert.match(e.message, pattern);
     return true;
   };
+}
+
+/** Replica logs are files another process writes: give the line a moment to land. */
+async function logsMatch(read: () => string, pattern: RegExp): Promise<void> {
+  for (let i = 0; i < 100 && !pattern.test(read()); i++) await new Promise((r) => setTimeout(r, 20));
+  assert.match(read(), pattern);
 }
 
 /** Publishes `count` events as probe and waits for the quorum: the cluster still serves. */
@@ -121,7 +128,7 @@ describe('TLS on every connection', () => {
     pub.publish('alerts', 'from outside');
     await assert.rejects(pub.flush(10_000), expectRefusal('FIT_ERR_TLS_HANDSHAKE', /refused the TLS certificate of "probe": it does not chain to the cluster CA/));
     pub.close();
-    assert.match(c.log(0) + c.log(1) + c.log(2) + c.log(3), /FIT_ERR_TLS_HANDSHAKE.*does not chain to the cluster CA/);
+    await logsMatch(() => c.log(0) + c.log(1) + c.log(2) + c.log(3), /FIT_ERR_TLS_HANDSHAKE.*does not chain to the cluster CA/);
 
     // The other way round: a client that trusts only the other CA refuses the replicas.
     const cfg2 = withTlsFiles({ ...c.config, tls: { ...c.config.tls!, ca: join(c.dir, 'other-ca.crt') } }, { tlsCert: join(c.dir, 'foreign.crt'), tlsKey: join(c.dir, 'foreign.key') });
@@ -186,9 +193,29 @@ describe('TLS on one side only', () => {
       pub.publish('alerts', 'over TLS');
       await assert.rejects(pub.flush(10_000), expectRefusal('FIT_ERR_TLS_HANDSHAKE', /does not speak TLS: it runs with a cluster.yaml without a tls: section/));
       pub.close();
-      assert.match(c.log(0), /FIT_ERR_TLS_HANDSHAKE.*started a TLS handshake, but replica 0 runs without TLS/);
+      // The client may hear first: it reads the replica's challenge as a bad TLS record before
+      // the replica has read (and logged) the ClientHello.
+      await logsMatch(() => c.log(0), /FIT_ERR_TLS_HANDSHAKE.*started a TLS handshake, but replica 0 runs without TLS/);
     } finally {
       await c.stop();
+    }
+  });
+});
+
+describe('TLS on the command line', () => {
+  it('init --tls writes the tls: section and the files; a node pointed at a missing certificate stops with FIT_ERR_TLS_CERT, exit 2', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'fitbroker-tls-cli-'));
+    try {
+      const init = runCli(['init', '--dir', dir, '--tls', '--replicas', '1', '--faults', '0', '--fault-model', 'cft']);
+      assert.equal(init.code, 0, init.stderr);
+      assert.match(init.stdout, /TLS on: cluster CA .*ca\.crt/);
+      assert.match(readFileSync(join(dir, 'cluster.yaml'), 'utf8'), /tls:\n  ca: keys\/tls\/ca.crt\n  cert: keys\/tls\/\{name\}.crt\n  key: keys\/tls\/\{name\}.key/);
+      for (const f of ['ca.crt', 'ca.key', 'replica-0.crt', 'replica-0.key', 'probe.crt', 'probe.key', 'console.crt', 'admin.key']) assert.ok(statSync(join(dir, 'keys/tls', f)).isFile(), f);
+      const r = runCli(['publish', '--dir', dir, '--as', 'probe', '--channel', 'alerts', '--tls-cert', join(dir, 'nowhere.crt')], 'x\n');
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^fitbroker: FIT_ERR_TLS_CERT: .*nowhere\.crt: cannot read this TLS certificate of probe \(ENOENT\)/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });
