@@ -35,6 +35,7 @@ interface Flags {
   fault: string[];
   crashRate: number;
   protection: string;
+  tls: boolean;
 }
 
 function list(v: string): string[] {
@@ -73,6 +74,7 @@ async function main(): Promise<void> {
     .option('--no-chart', 'do not write the chart')
     .option('--crash-rate <events/s>', 'offered load of the leader-crash phase of bft-ordered (the leader is killed a quarter in; 0 skips it)', (v) => Number(v), 1000)
     .option('--protection <levels>', 'quality of protection of the fitbroker channels, comma-separated (a run per level): si, ha, pks, pke', 'si')
+    .option('--tls', 'fitbroker runs with TLS on every client and replica connection (init --tls): what TLS costs, beside a run without', false)
     .option('--fault <ID:KIND>', `fitbroker runs with replica ID faulty (repeatable; ${FAULT_KINDS.join(', ')}): throughput with a faulty replica, not only safety`, (v: string, prev: string[]) => [...prev, v], [])
     .parse();
   const o = program.opts<Flags>();
@@ -98,7 +100,7 @@ async function main(): Promise<void> {
   }
   const levels = list(o.protection);
   for (const l of levels) if (!['si', 'ha', 'pks', 'pke'].includes(l)) program.error(`--protection: "${l}" is not one of si, ha, pks, pke`);
-  const systems: ServerSide[] = modes.flatMap((m) => levels.map((l) => fitbrokerServer(m as FitMode, faults, l as Protection)));
+  const systems: ServerSide[] = modes.flatMap((m) => levels.map((l) => fitbrokerServer(m as FitMode, faults, l as Protection, o.tls)));
   for (const peer of peerServers(peerNames)) {
     const why = await peer.unavailable();
     if (why) process.stderr.write(`skipping ${peer.label}: ${why}\n`);

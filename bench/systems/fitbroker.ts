@@ -20,13 +20,13 @@ const LABELS: Record<FitMode, string> = {
 /** The channel class a mode runs: bft-ordered is bft with every channel ordered by consensus. */
 const faultOf = (mode: string): FaultModel => (mode === 'cft' ? 'cft' : 'bft');
 
-export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> = {}, protection: Protection = 'si'): ServerSide {
+export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> = {}, protection: Protection = 'si', tls = false): ServerSide {
   const faulty = Object.entries(faults).map(([id, kinds]) => `replica ${id} ${kinds.join('+')}`);
   return {
     system: 'fitbroker',
     mode,
     protection,
-    label: LABELS[mode] + (protection !== 'si' ? ` ${protection}` : '') + (faulty.length ? ` with ${faulty.join(', ')}` : ''),
+    label: LABELS[mode] + (protection !== 'si' ? ` ${protection}` : '') + (tls ? ' over TLS' : '') + (faulty.length ? ` with ${faulty.join(', ')}` : ''),
     unavailable: async () => undefined,
     async start(shape: RunShape): Promise<ServerHandle> {
       const clients = [
@@ -45,6 +45,8 @@ export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> 
         defaultClients: false,
         faults,
         protection,
+        // The workers load the config from the cluster dir: with its tls: section they dial TLS.
+        tls,
         // e.g. FIT_BENCH_REPLICA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/performance.md)
         replicaNodeArgs: (process.env.FIT_BENCH_REPLICA_NODE_ARGS ?? '').split(' ').filter(Boolean),
       });

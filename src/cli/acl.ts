@@ -4,9 +4,9 @@
 
 import { existsSync, writeFileSync } from 'node:fs';
 import { FitError, NAME_PATTERN } from '../core/index.js';
-import { clientKeyPath, loadConfig, recordControl } from '../config/index.js';
+import { clientKeyPath, loadConfig, recordControl, withTlsFiles } from '../config/index.js';
 import type { ControlOp } from '../codec/index.js';
-import { generateIdentity, isValidPublicKey, loadPrivateKey } from '../protection/index.js';
+import { caKeyPathFor, generateIdentity, isValidPublicKey, issueTlsFiles, loadPrivateKey } from '../protection/index.js';
 import { submitControl } from '../client/index.js';
 import { defaultClient } from './common.js';
 
@@ -14,6 +14,9 @@ export interface AclOptions {
   dir: string;
   as?: string;
   timeout: number;
+  /** --tls-cert, --tls-key: this node's certificate and key, when not where cluster.yaml's tls: says. */
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export interface RegisterOptions extends AclOptions {
@@ -49,8 +52,12 @@ export async function aclRegister(client: string, o: RegisterOptions): Promise<v
   const op: ControlOp = { op: 'register', client, publicKey, publish: channelList('--publish', o.publish), subscribe: channelList('--subscribe', o.subscribe) };
   // The key is written before the change is sent: a change applied with its key lost would be a client nobody can use.
   if (privatePem !== undefined) writeFileSync(keyFile, privatePem, { mode: 0o600 });
+  // With TLS on, a client also needs a certificate: issued here when this host holds the CA.
+  const tls = config.tls && existsSync(caKeyPathFor(config.tls.ca)) ? await issueTlsFiles(config.tls, client) : undefined;
   await change(o, op, config);
   if (privatePem !== undefined) process.stdout.write(`  its private key: ${keyFile} (give it to that client only)\n`);
+  if (tls) process.stdout.write(`  its TLS certificate: ${tls.certFile}, key ${tls.keyFile} (from the cluster CA)\n`);
+  else if (config.tls) process.stdout.write(`  TLS is on: issue it a certificate naming "${client}" from the cluster CA (${config.tls.ca})\n`);
 }
 
 export async function aclChange(kind: 'subscribe' | 'unsubscribe' | 'grant' | 'revoke', client: string, channel: string, o: AclOptions): Promise<void> {
@@ -63,7 +70,7 @@ export async function aclChange(kind: 'subscribe' | 'unsubscribe' | 'grant' | 'r
 export async function change(o: AclOptions, op: ControlOp, config = loadConfig(o.dir)): Promise<void> {
   const admin = defaultClient(config, o.as);
   const key = loadPrivateKey(clientKeyPath(o.dir, admin));
-  const r = await submitControl(config, admin, key, op, o.timeout * 1000);
+  const r = await submitControl(withTlsFiles(config, o), admin, key, op, o.timeout * 1000);
   recordControl(o.dir, op);
   const what = op.op === 'register' ? `registered client ${op.client}` : op.op === 'rekey' ? `new key for client ${op.client}` : `${op.op} ${op.client} ${op.channel}`;
   process.stdout.write(`${what}: decided at consensus seq ${r.decided}, confirmed by replicas ${r.replicas.join(',')}; written to ${config.file}\n`);

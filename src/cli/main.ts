@@ -3,7 +3,7 @@
 // project: extend them, never rename them.
 
 import { Command, Option } from 'commander';
-import { initCluster, parseClientsFlag } from '../config/index.js';
+import { initCluster, makeClusterTls, parseClientsFlag } from '../config/index.js';
 import { FAULT_KINDS } from '../replica/index.js';
 import { collect, fail, intFlag, secondsFlag, EXIT_USAGE } from './common.js';
 import { up } from './up.js';
@@ -14,6 +14,10 @@ import { subscribe } from './subscribe.js';
 import { demo } from './demo.js';
 import { aclChange, aclRegister } from './acl.js';
 import { keysChannel, keysExport, keysList, keysRetire, keysRotate } from './keys.js';
+
+// Per-node TLS files when a host keeps them elsewhere than cluster.yaml's tls: section says.
+const TLS_CERT_HELP = "this node's TLS certificate (default: tls.cert of cluster.yaml, {name} replaced)";
+const TLS_KEY_HELP = "this node's TLS private key (default: tls.key of cluster.yaml)";
 
 const program = new Command();
 program
@@ -40,6 +44,7 @@ program
   .option('--ordered <channels>', 'comma-separated channels (also created if not in --channels) with total order inside each (order: channel); every subscriber delivers their events in the same order, each with a seq', '')
   .option('--ordered-global <channels>', 'comma-separated channels sharing one order across them (order: global)', '')
   .addOption(new Option('--protection <level>', 'quality of protection of every channel created: si (identification), ha (HMAC under a channel key), pks (publisher signatures), pke (signatures and encryption)').choices(['si', 'ha', 'pks', 'pke']).default('pks'))
+  .option('--tls', 'TLS on every connection: make a cluster CA and a certificate per replica and client in DIR/keys/tls, and a tls: section in cluster.yaml', false)
   .option('--force', 'overwrite an existing config and its keys', false)
   .action((o) =>
     run(async () => {
@@ -56,9 +61,12 @@ program
         force: o.force,
         ordered: String(o.ordered).split(',').map((s) => s.trim()).filter(Boolean),
         orderedGlobal: String(o.orderedGlobal).split(',').map((s) => s.trim()).filter(Boolean),
+        tls: o.tls,
       });
+      if (o.tls) await makeClusterTls(c);
       process.stdout.write(
         `wrote ${c.file}: ${c.replicas.length} replicas (f=${c.f}), channels ${[...c.table.channels.keys()].join(', ')}, clients ${[...c.table.clients.keys()].join(', ')}; keys in ${o.dir}/keys\n` +
+          (o.tls ? `TLS on: cluster CA ${o.dir}/keys/tls/ca.crt (its key ca.key issues more certificates: keep it off the replica hosts), one certificate and key per replica and client beside it\n` : '') +
           `next: fitbroker up --dir ${o.dir}\n`,
       );
     }),
@@ -79,6 +87,8 @@ program
   .requiredOption('--id <n>', 'replica id from cluster.yaml', intFlag(0, 29))
   .option('--fault <KIND>', `TESTS ONLY, needs FITBROKER_ALLOW_FAULTS=1: ${FAULT_KINDS.join(', ')} (repeatable)`, collect, [])
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
+  .option('--tls-cert <file>', TLS_CERT_HELP)
+  .option('--tls-key <file>', TLS_KEY_HELP)
   .action((o) => run(() => runReplica(o)));
 
 program
@@ -88,6 +98,8 @@ program
   .option('--as <client>', 'client to authenticate as (default: the admin client from init)')
   .option('--json', 'print JSON', false)
   .option('--wait <seconds>', 'wait until a quorum (n-f) answers; exit non-zero if it does not in time', secondsFlag)
+  .option('--tls-cert <file>', TLS_CERT_HELP)
+  .option('--tls-key <file>', TLS_KEY_HELP)
   .action((o) => run(() => status(o)));
 
 program
@@ -98,6 +110,8 @@ program
   .requiredOption('--channel <channel>', 'channel to publish on')
   .option('--priority <0-3>', 'priority; 3 is urgent and overtakes queued events', intFlag(0, 3))
   .option('--timeout <seconds>', 'give up if the quorum has not acknowledged everything in this time', secondsFlag, 30)
+  .option('--tls-cert <file>', TLS_CERT_HELP)
+  .option('--tls-key <file>', TLS_KEY_HELP)
   .action((o) => run(() => publish(o)));
 
 program
@@ -109,6 +123,8 @@ program
   .option('--count <n>', 'exit 0 after N events', intFlag(1))
   .option('--timeout <seconds>', 'with --count: fail if N events have not arrived in time; without: stop after this long', secondsFlag)
   .option('--from <seq>', 'ordered channels: start at this seq, if the replicas still hold it (default: where this client left off)', intFlag(1))
+  .option('--tls-cert <file>', TLS_CERT_HELP)
+  .option('--tls-key <file>', TLS_KEY_HELP)
   .action((o) => run(() => subscribe(o)));
 
 const acl = program
@@ -118,7 +134,9 @@ const aclFlags = (c: Command): Command =>
   c
     .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
     .option('--as <admin>', 'admin client that signs the change (default: the admin client from init)')
-    .option('--timeout <seconds>', 'fail if f+1 replicas have not confirmed the change in this time', secondsFlag, 10);
+    .option('--timeout <seconds>', 'fail if f+1 replicas have not confirmed the change in this time', secondsFlag, 10)
+    .option('--tls-cert <file>', "the admin's TLS certificate (default: tls.cert of cluster.yaml, {name} replaced)")
+    .option('--tls-key <file>', "the admin's TLS private key (default: tls.key of cluster.yaml)");
 aclFlags(acl.command('register').argument('<client>', 'new client id').description('add a client (a new key pair goes to DIR/keys/CLIENT.pem unless --public-key is given)'))
   .option('--publish <channels>', 'comma-separated channels it may publish on')
   .option('--subscribe <channels>', 'comma-separated channels it may subscribe to')

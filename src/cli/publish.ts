@@ -4,7 +4,7 @@
 
 import { createInterface } from 'node:readline';
 import { ContentType, FitError, type Priority } from '../core/index.js';
-import { clientKeyPath, loadConfig } from '../config/index.js';
+import { clientKeyPath, loadConfig, withTlsFiles } from '../config/index.js';
 import { loadPrivateKey } from '../protection/index.js';
 import { Publisher } from '../client/index.js';
 import { publishQuorum } from '../core/index.js';
@@ -15,6 +15,9 @@ export interface PublishCommandOptions {
   channel: string;
   priority?: number;
   timeout?: number;
+  /** --tls-cert, --tls-key: this node's certificate and key, when not where cluster.yaml's tls: says. */
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export function lineContentType(line: string): ContentType {
@@ -30,7 +33,7 @@ export function lineContentType(line: string): ContentType {
 }
 
 export async function publish(o: PublishCommandOptions): Promise<void> {
-  const config = loadConfig(o.dir);
+  const config = withTlsFiles(loadConfig(o.dir), o);
   const key = loadPrivateKey(clientKeyPath(o.dir, o.as));
   const started = Date.now();
   const pub = new Publisher(config, o.as, key);

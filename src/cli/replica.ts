@@ -3,7 +3,7 @@
 import pino from 'pino';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
-import { loadConfig, replicaDataDir, replicaKeyPath } from '../config/index.js';
+import { loadConfig, replicaDataDir, replicaKeyPath, withTlsFiles } from '../config/index.js';
 import { FitError } from '../core/index.js';
 import { loadPrivateKey, publicKeyOf } from '../protection/index.js';
 import { ReplicaServer, assertFaultsAllowed, parseFault } from '../replica/index.js';
@@ -13,10 +13,13 @@ export interface ReplicaCommandOptions {
   id: number;
   fault?: string[];
   logLevel?: string;
+  /** --tls-cert, --tls-key: this node's certificate and key, when not where cluster.yaml's tls: says. */
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
-  const config = loadConfig(o.dir);
+  const config = withTlsFiles(loadConfig(o.dir), o);
   const info = config.replicas[o.id];
   if (!info) throw new FitError('FIT_ERR_USAGE', `--id ${o.id}: ${config.file} lists replicas 0 to ${config.replicas.length - 1}`, { id: o.id });
   const faults = (o.fault ?? []).map(parseFault);
@@ -46,6 +49,7 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
     );
   }
   logger.info({ host: info.host, port: info.port, n: config.replicas.length, f: config.f, channels: [...config.table.channels.keys()], faults: o.fault ?? [] }, 'replica listening');
+  if (config.tls) logger.info({ ca: config.tls.ca }, 'TLS on: clients and replicas must present a certificate from this CA naming who they are');
   const crash = faults.find((f) => f.kind === 'crash');
   if (crash && crash.kind === 'crash') {
     setTimeout(() => {

@@ -2,7 +2,7 @@
 // exits 0 once a quorum (n - f) answers.
 
 import { FitError } from '../core/index.js';
-import { clientKeyPath, loadConfig } from '../config/index.js';
+import { clientKeyPath, loadConfig, withTlsFiles } from '../config/index.js';
 import { loadPrivateKey } from '../protection/index.js';
 import { queryStatus, type ReplicaStatus } from '../client/index.js';
 import { defaultClient } from './common.js';
@@ -12,6 +12,9 @@ export interface StatusOptions {
   as?: string;
   json?: boolean;
   wait?: number;
+  /** --tls-cert, --tls-key: this node's certificate and key, when not where cluster.yaml's tls: says. */
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 interface ChannelStat {
@@ -26,7 +29,7 @@ interface ChannelStat {
 }
 
 export async function status(o: StatusOptions): Promise<void> {
-  const config = loadConfig(o.dir);
+  const config = withTlsFiles(loadConfig(o.dir), o);
   const as = defaultClient(config, o.as);
   const key = loadPrivateKey(clientKeyPath(o.dir, as));
   const quorum = config.replicas.length - config.f;

@@ -1,7 +1,7 @@
 // `fitbroker subscribe`: the command-line console. Prints each voted event as one JSON line.
 
 import { ContentType, FitError, type BrokerEvent } from '../core/index.js';
-import { clientKeyPath, loadConfig } from '../config/index.js';
+import { clientKeyPath, loadConfig, withTlsFiles } from '../config/index.js';
 import { loadPrivateKey } from '../protection/index.js';
 import { Subscriber } from '../client/index.js';
 
@@ -12,6 +12,9 @@ export interface SubscribeCommandOptions {
   count?: number;
   timeout?: number;
   from?: number;
+  /** --tls-cert, --tls-key: this node's certificate and key, when not where cluster.yaml's tls: says. */
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export function eventToJson(ev: BrokerEvent): Record<string, unknown> {
@@ -38,7 +41,7 @@ export function eventToJson(ev: BrokerEvent): Record<string, unknown> {
 }
 
 export async function subscribe(o: SubscribeCommandOptions): Promise<void> {
-  const config = loadConfig(o.dir);
+  const config = withTlsFiles(loadConfig(o.dir), o);
   const key = loadPrivateKey(clientKeyPath(o.dir, o.as));
   let delivered = 0;
   let finish: (err?: FitError) => void = () => undefined;

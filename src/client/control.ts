@@ -5,7 +5,7 @@
 import type { KeyObject } from 'node:crypto';
 import { FitError } from '../core/index.js';
 import { controlSignable, type ControlOp, type SignedControl } from '../codec/index.js';
-import type { ClusterConfig } from '../config/index.js';
+import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { signBytes } from '../protection/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 
@@ -26,6 +26,7 @@ export function signControl(admin: string, key: KeyObject, op: ControlOp, seq = 
 export function submitControl(config: ClusterConfig, admin: string, key: KeyObject, op: ControlOp, timeoutMs: number): Promise<ControlResult> {
   const change = signControl(admin, key, op);
   const need = config.f + 1;
+  const tls = tlsIdentityFor(config, admin);
   return new Promise((resolve, reject) => {
     const applied = new Map<number, number[]>();
     const refusals = new Map<number, FitError>();
@@ -72,7 +73,7 @@ export function submitControl(config: ClusterConfig, admin: string, key: KeyObje
           const believed = believedRefusal(refusals.values(), need);
           if (believed) finish(believed);
         },
-      });
+      }, undefined, tls);
       links.push(link);
       link.start();
     }

@@ -6,8 +6,8 @@ import { connect } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { FitError, isFitError, type Limits, type ReplicaInfo } from '../core/index.js';
 import { MessageType, decodeJson, encodeJson } from '../codec/index.js';
-import { authTranscript, newNonce, signBytes, verifyBytes } from '../protection/index.js';
-import { Connection } from '../net/index.js';
+import { authTranscript, newNonce, signBytes, verifyBytes, type TlsIdentity } from '../protection/index.js';
+import { Connection, dialTls, tlsDialError } from '../net/index.js';
 
 export interface LinkHandlers {
   onReady(link: ReplicaLink): void;
@@ -39,6 +39,8 @@ export class ReplicaLink {
     private readonly handlers: LinkHandlers,
     /** Set when a replica connects to another one: it proves it is replica `asReplica`, with that replica's key. */
     private readonly asReplica?: number,
+    /** This node's TLS material: dial with TLS. Absent: plain TCP. */
+    private readonly tls?: TlsIdentity,
   ) {}
 
   /** Who this link says it is in the handshake transcripts. */
@@ -69,7 +71,16 @@ export class ReplicaLink {
 
   start(): void {
     if (this.stopped || this.conn) return;
-    const socket = connect({ host: this.replica.host, port: this.replica.port, noDelay: true });
+    const socket = this.tls ? dialTls(this.replica, this.tls) : connect({ host: this.replica.host, port: this.replica.port, noDelay: true });
+    if (this.tls) {
+      const tls = this.tls;
+      // Before the Connection's own listener, which sees any error as FIT_ERR_CONNECTION: a
+      // certificate problem is not one that retrying fixes, and the user must hear which.
+      socket.on('error', (e: NodeJS.ErrnoException) => {
+        const err = tlsDialError(e, this.replica, tls);
+        if (err) this.lastError = err;
+      });
+    }
     const nonce = newNonce();
     this.conn = new Connection(socket, this.limits.frameBytesMax, this.limits.socketWriteBufferBytesMax, {
       onFrame: (body) => (this.authed ? this.onFrame(body) : this.onHandshake(body, nonce)),

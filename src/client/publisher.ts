@@ -36,8 +36,8 @@ import {
   writeRecord,
   EPOCH_BYTES,
 } from '../codec/index.js';
-import type { ClusterConfig } from '../config/index.js';
 import { PROTECTION_CODE, type BatchSigner, type EventSealer } from '../protection/index.js';
+import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 import { batchSigner, channelSealer } from './protection.js';
 
@@ -92,6 +92,9 @@ export interface PublisherCounters {
   duplicates: number;
 }
 
+/** Refusals at the handshake that no retry will change: the client, its key or its certificate. */
+const FINAL_AT_HANDSHAKE = new Set(['FIT_ERR_UNKNOWN_CLIENT', 'FIT_ERR_AUTH_FAILED', 'FIT_ERR_TLS_HANDSHAKE', 'FIT_ERR_TLS_REQUIRED']);
+
 export class Publisher {
   private readonly links: ReplicaLink[];
   private readonly epoch = randomBytes(EPOCH_BYTES);
@@ -122,13 +125,14 @@ export class Publisher {
   ) {
     this.idBytes = Buffer.from(clientId, 'utf8');
     this.signer = batchSigner(config, privateKey);
+    const tls = tlsIdentityFor(config, clientId);
     this.links = config.replicas.map(
       (r) =>
         new ReplicaLink(r, clientId, privateKey, config.limits, {
           onReady: (link) => this.resend(link),
           onFrame: (link, body) => this.onFrame(link, body),
           onDown: () => this.onDown(),
-        }),
+        }, undefined, tls),
     );
   }
 
@@ -376,7 +380,7 @@ export class Publisher {
       this.links.map((l) => l.lastError),
       Math.min(this.links.length, this.config.f + 1),
     );
-    if (refusal && (refusal.code === 'FIT_ERR_UNKNOWN_CLIENT' || refusal.code === 'FIT_ERR_AUTH_FAILED')) return this.fail(refusal);
+    if (refusal && FINAL_AT_HANDSHAKE.has(refusal.code)) return this.fail(refusal);
     this.recheckAll();
   }
 

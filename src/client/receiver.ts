@@ -7,7 +7,7 @@
 import type { KeyObject } from 'node:crypto';
 import { FitError, maySubscribe, voteQuorum, type BrokerEvent } from '../core/index.js';
 import { decodeEvents, decodeRecord, MessageType, RecordCursor } from '../codec/index.js';
-import type { ClusterConfig } from '../config/index.js';
+import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 import { Voter } from './voter.js';
 import { channelChecker, checkOptions, PublisherKeys } from './protection.js';
@@ -65,6 +65,7 @@ export class Receiver {
     let resolveReady: () => void = () => undefined;
     this.ready = new Promise((r) => (resolveReady = r));
     let up = 0;
+    const tls = tlsIdentityFor(config, clientId);
     this.links = config.replicas.map(
       (r) =>
         new ReplicaLink(r, clientId, privateKey, l, {
@@ -75,7 +76,7 @@ export class Receiver {
             if (body[0] === MessageType.Events) this.frames.set(`${link.id}:${decodeEvents(body)[0]?.streamId}`, body);
           },
           onDown: () => undefined,
-        }),
+        }, undefined, tls),
     );
     for (const link of this.links) link.start();
   }

@@ -3,7 +3,7 @@
 
 import type { KeyObject } from 'node:crypto';
 import type { FitError } from '../core/index.js';
-import type { ClusterConfig } from '../config/index.js';
+import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { ReplicaLink } from './link.js';
 
 export interface ReplicaStatus {
@@ -15,6 +15,7 @@ export interface ReplicaStatus {
 }
 
 export async function queryStatus(config: ClusterConfig, clientId: string, key: KeyObject, timeoutMs: number): Promise<ReplicaStatus[]> {
+  const tls = tlsIdentityFor(config, clientId);
   return Promise.all(
     config.replicas.map(
       (r) =>
@@ -37,7 +38,7 @@ export async function queryStatus(config: ClusterConfig, clientId: string, key: 
             onDown: (_l, reason) => {
               lastError = reason;
             },
-          });
+          }, undefined, tls);
           const timer = setTimeout(() => done({ replica: r.id, endpoint, reachable: false, error: lastError?.message ?? `no answer within ${timeoutMs} ms` }), timeoutMs);
           link.start();
         }),

@@ -14,7 +14,7 @@
 import type { KeyObject } from 'node:crypto';
 import { FitError, maySubscribe, voteQuorum, type BrokerEvent, type ChannelClass, type ClientInfo } from '../core/index.js';
 import { decodeEvents, encodeCredit, RecordDecoder, MessageType, RecordCursor, ORDERED_HEADER_BYTES, readOrdered } from '../codec/index.js';
-import type { ClusterConfig } from '../config/index.js';
+import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 import { StreamAcks } from './acks.js';
 import { Voter, type VoterCounters } from './voter.js';
@@ -130,13 +130,14 @@ export class Subscriber {
     this.publisherKeys = new PublisherKeys(config);
     this.channels = names.map((name) => this.channelState(name, client, names.length));
     this.byStreamId = config.replicas.map(() => new Map());
+    const tls = tlsIdentityFor(config, clientId);
     this.links = config.replicas.map(
       (r) =>
         new ReplicaLink(r, clientId, privateKey, config.limits, {
           onReady: (link) => this.subscribe(link),
           onFrame: (link, body) => this.onFrame(link, body),
           onDown: (link, reason) => this.onDown(link, reason),
-        }),
+        }, undefined, tls),
     );
   }
 

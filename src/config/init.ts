@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { FitError, DEFAULT_LIMITS, type FaultModel, type Protection } from '../core/index.js';
-import { createChannelKeys, generateIdentity, needsChannelKey } from '../protection/index.js';
+import { createChannelKeys, generateIdentity, needsChannelKey, replicaTlsName, writeClusterTls } from '../protection/index.js';
 import { NAME_PATTERN } from './schema.js';
 import { clientKeyPath, configPath, parseConfig, replicaKeyPath, type ClusterConfig } from './load.js';
 
@@ -28,7 +28,12 @@ export interface InitOptions {
   orderedGlobal?: string[];
   /** Quality of protection of every channel it creates (default pks). */
   protection?: Protection;
+  /** Writes a tls: section (TLS on every connection); then makeClusterTls() makes the files. */
+  tls?: boolean;
 }
+
+/** Where `init --tls` puts the CA and each node's certificate and key, relative to the dir. */
+export const DEFAULT_TLS = { ca: 'keys/tls/ca.crt', cert: 'keys/tls/{name}.crt', key: 'keys/tls/{name}.key' } as const;
 
 export const DEFAULT_CLIENTS: { name: string; role: ClientRole }[] = [
   { name: 'probe', role: 'pub' },
@@ -95,9 +100,18 @@ export function initCluster(o: InitOptions): ClusterConfig {
     channelNames.map((ch) => [ch, { fault: o.faultModel, order: orderOf.get(ch) ?? 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, persist: 'memory', protection }]),
   );
   if (needsChannelKey(protection)) for (const ch of channelNames) createChannelKeys(o.dir, ch, protection, true);
-  const doc = { version: 1, f: o.faults, replicas, channels, clients, limits: {} };
+  const doc = { version: 1, f: o.faults, replicas, channels, clients, limits: {}, ...(o.tls ? { tls: DEFAULT_TLS } : {}) };
   const text = `# fitbroker cluster config, written by \`fitbroker init\`. Edit by hand; it is checked on load.\n# Private keys are in keys/ beside this file: give each host only its own, and each channel's\n# key ring (keys/channels/) to that channel's publishers and subscribers only, never to replicas.\n${stringify(doc, { lineWidth: 0 })}`;
   const config = parseConfig(text, file, o.dir);
   writeFileSync(file, text);
   return config;
+}
+
+/**
+ * Makes a new cluster CA and a certificate and key for every replica and client of the config
+ * (`init --tls`); the CA's own key stays beside its certificate, to issue more later.
+ */
+export async function makeClusterTls(config: ClusterConfig): Promise<void> {
+  if (!config.tls) throw new FitError('FIT_ERR_USAGE', `${config.file} has no tls: section to make certificates for; run fitbroker init --tls`, { file: config.file });
+  await writeClusterTls(config.tls, [...config.replicas.map((r) => replicaTlsName(r.id)), ...config.table.clients.keys()]);
 }

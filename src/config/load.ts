@@ -2,10 +2,10 @@
 // because the reader is an operator with the file open in an editor.
 
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { FitError, limitsWith, type ChannelClass, type ClientInfo, type ControlTable, type Limits, type Priority, type ReplicaInfo } from '../core/index.js';
-import { isValidPublicKey } from '../protection/index.js';
+import { isValidPublicKey, loadTlsIdentity, type TlsFiles, type TlsIdentity } from '../protection/index.js';
 import { clusterSchema, type ClusterFile } from './schema.js';
 
 export const CONFIG_FILE = 'cluster.yaml';
@@ -17,6 +17,8 @@ export interface ClusterConfig {
   replicas: ReplicaInfo[];
   table: ControlTable;
   limits: Limits;
+  /** Absent: plain TCP. Present: TLS on every connection, with these files (absolute paths). */
+  tls?: TlsFiles;
 }
 
 export function configPath(dir: string): string {
@@ -95,10 +97,33 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
     }
     clients.set(id, { id, ...cl });
   }
+  const tls = c.tls ? { ca: inDir(dir, c.tls.ca), cert: inDir(dir, c.tls.cert), key: inDir(dir, c.tls.key) } : undefined;
   const limits = limitsWith(c.limits as Partial<Limits>);
   const tree = limits.signatureBatchEventsMax;
   if ((tree & (tree - 1)) !== 0 || tree > 65_536) throw configError(file, 'limits.signatureBatchEventsMax', `a power of two up to 65536 (1, 2, 4, ... 16, ...), found ${tree}`);
-  return { dir, file, f: c.f, replicas: c.replicas, table: { channels, clients }, limits };
+  return { dir, file, f: c.f, replicas: c.replicas, table: { channels, clients }, limits, ...(tls ? { tls } : {}) };
+}
+
+/** A path from cluster.yaml: relative ones are relative to the file's directory, not the cwd. */
+function inDir(dir: string, path: string): string {
+  return isAbsolute(path) ? path : join(dir, path);
+}
+
+/** The node's checked TLS material when the cluster runs TLS; undefined for plain TCP. */
+export function tlsIdentityFor(config: ClusterConfig, name: string): TlsIdentity | undefined {
+  return config.tls ? loadTlsIdentity(config.tls, name) : undefined;
+}
+
+/**
+ * The config with one node's certificate and key taken from other files (the --tls-cert and
+ * --tls-key flags): a host whose files are not where cluster.yaml's template says.
+ */
+export function withTlsFiles(config: ClusterConfig, o: { tlsCert?: string; tlsKey?: string }): ClusterConfig {
+  if (o.tlsCert === undefined && o.tlsKey === undefined) return config;
+  if (!config.tls) {
+    throw new FitError('FIT_ERR_USAGE', `--tls-cert and --tls-key need TLS on: ${config.file} has no tls: section (add one, or run \`fitbroker init --tls\`)`, { file: config.file });
+  }
+  return { ...config, tls: { ...config.tls, ...(o.tlsCert !== undefined ? { cert: o.tlsCert } : {}), ...(o.tlsKey !== undefined ? { key: o.tlsKey } : {}) } };
 }
 
 function notYet(file: string, key: string, what: string): FitError {

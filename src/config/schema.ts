@@ -32,6 +32,22 @@ export const clientSchema = z.strictObject({
   admin: z.boolean().default(false),
 });
 
+/**
+ * TLS on every client and replica connection (docs/security.md). Paths are relative to the
+ * directory of cluster.yaml; `{name}` is the node's name, `replica-N` or the client id, so one
+ * file serves every host while each node finds its own certificate.
+ */
+const perNode = (what: string) =>
+  z
+    .string()
+    .min(1)
+    .refine((p) => p.includes('{name}'), `a path holding {name} (e.g. keys/tls/{name}.${what}): every replica and client needs its own; to point one node at other files, use --tls-cert and --tls-key`);
+export const tlsSchema = z.strictObject({
+  ca: z.string().min(1),
+  cert: perNode('crt').default('keys/tls/{name}.crt'),
+  key: perNode('key').default('keys/tls/{name}.key'),
+});
+
 /** Lingers may be 0 (send at the end of the event-loop turn); every other limit is positive. */
 const limitValue = (key: string) => (key.endsWith('LingerMs') ? z.number().int().min(0) : positiveInt);
 const limitsShape = Object.fromEntries(Object.keys(DEFAULT_LIMITS).map((k) => [k, limitValue(k).optional()])) as Record<
@@ -47,7 +63,9 @@ export const clusterSchema = z.strictObject({
   channels: z.record(name, channelSchema),
   clients: z.record(name, clientSchema),
   limits: z.strictObject(limitsShape).default({}),
+  tls: tlsSchema.optional(),
 });
 
 export type ClusterFile = z.infer<typeof clusterSchema>;
+export type TlsFile = z.infer<typeof tlsSchema>;
 export type ChannelFile = z.infer<typeof channelSchema>;

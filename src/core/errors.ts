@@ -22,6 +22,9 @@ export const ERROR_CODES = {
   FIT_ERR_TOO_MANY_CONNECTIONS: 'the client already holds connectionsPerClientMax connections to that replica',
   FIT_ERR_CLIENT_EXISTS: 'acl register names a client already in the control table with another key',
   FIT_ERR_FORGED: 'an event failed the protection check of its channel (MAC, signature or decryption)',
+  FIT_ERR_TLS_CERT: 'a TLS certificate, key or CA file is missing, invalid, expired, not issued by the cluster CA, or does not name its node',
+  FIT_ERR_TLS_HANDSHAKE: 'a TLS handshake with a replica failed, or the peer on the other side does not speak TLS',
+  FIT_ERR_TLS_REQUIRED: 'a plain TCP connection reached a replica that accepts TLS connections only',
   FIT_ERR_INTERNAL: 'a bug: an invariant did not hold',
 } as const;
 

@@ -39,6 +39,12 @@ export const DEFAULT_LIMITS = {
   voterPendingMs: 60_000,
   /** Time to complete the authentication handshake. */
   handshakeTimeoutMs: 5_000,
+  /**
+   * With TLS on, how long a replica waits for a new connection's first byte (a TLS client
+   * speaks first, a plain fitbroker client waits for the challenge) before it tells a plain
+   * client that this replica needs TLS.
+   */
+  tlsFirstByteMs: 1_000,
   /** Bytes queued on a socket before a replica stops pushing to it until it drains. */
   socketWriteBufferBytesMax: 4 * 1024 * 1024,
   /** Client identifiers and channel names. */

@@ -14,6 +14,7 @@ import { controlClient, signedControlSchema } from '../codec/index.js';
 import { controlSnapshot, executeControl, restoreControl, type BrokerService, type ClientSnapshot, type ControlOutcome, type UnorderedEvent } from '../broker/index.js';
 import { ConsensusDriver, sha256, type Decision, type DriverStatus, type Req, type StateMachine } from '../consensus/index.js';
 import type { ClusterConfig } from '../config/index.js';
+import type { TlsIdentity } from '../protection/index.js';
 import { Deque } from '../broker/index.js';
 import { PeerLinks } from './peers.js';
 import type { Peer } from './server.js';
@@ -26,6 +27,8 @@ export interface OrderingOptions {
   restarted: boolean;
   /** Test-only: hold every outgoing protocol message this long (fault slow-order:MS). */
   slowOrderMs: number;
+  /** This replica's TLS material for its links to the others; absent: plain TCP. */
+  tls?: TlsIdentity | undefined;
   service: BrokerService;
   logger: Logger;
   reply(peer: Peer, seq: number, body: Record<string, unknown>): void;
@@ -74,7 +77,7 @@ export class Ordering implements StateMachine {
 
   constructor(private readonly o: OrderingOptions) {
     const { config } = o;
-    this.links = new PeerLinks(config, o.id, o.privateKey, o.slowOrderMs);
+    this.links = new PeerLinks(config, o.id, o.privateKey, o.slowOrderMs, o.tls);
     this.driver = new ConsensusDriver({
       id: o.id,
       n: config.replicas.length,

@@ -9,6 +9,7 @@ import type { ClusterConfig } from '../config/index.js';
 import { encodeJson, MessageType } from '../codec/index.js';
 import { ReplicaLink } from '../client/index.js';
 import type { ConsensusMessage } from '../consensus/index.js';
+import type { TlsIdentity } from '../protection/index.js';
 
 export class PeerLinks {
   private readonly links = new Map<number, ReplicaLink>();
@@ -21,12 +22,13 @@ export class PeerLinks {
     privateKey: KeyObject,
     /** Test-only (fault slow-order:MS): every message leaves this much later. */
     private readonly delayMs = 0,
+    tls?: TlsIdentity,
   ) {
     for (const r of config.replicas) {
       if (r.id === id) continue;
       this.links.set(
         r.id,
-        new ReplicaLink(r, `replica-${id}`, privateKey, config.limits, { onReady: () => undefined, onFrame: () => undefined, onDown: () => undefined }, id),
+        new ReplicaLink(r, `replica-${id}`, privateKey, config.limits, { onReady: () => undefined, onFrame: () => undefined, onDown: () => undefined }, id, tls),
       );
     }
   }

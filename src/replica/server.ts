@@ -11,9 +11,9 @@ import { FitError, isFitError, type ClientInfo } from '../core/index.js';
 import { decodeCredit, decodeJson, decodePublish, encodeAck, encodeEvents, encodeJson, MessageType } from '../codec/index.js';
 import { BrokerService, type ClientQueue } from '../broker/index.js';
 import { Ordering } from './ordering.js';
-import { authTranscript, newNonce, signBytes, verifyBytes, AUTH_VERSION } from '../protection/index.js';
-import { Connection } from '../net/index.js';
-import type { ClusterConfig } from '../config/index.js';
+import { authTranscript, newNonce, replicaTlsName, signBytes, verifyBytes, AUTH_VERSION, type TlsIdentity } from '../protection/index.js';
+import { Connection, startsTls, tlsAcceptor } from '../net/index.js';
+import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { LogSource, PushScheduler, PushStream, QueueSource } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
 import { ClientQuotas } from './quotas.js';
@@ -39,6 +39,8 @@ export interface ReplicaOptions {
    * where that matters (docs/consensus.md, "Restart without state").
    */
   restarted?: boolean;
+  /** This replica's TLS material; default: from the config's tls: section, if it has one. */
+  tls?: TlsIdentity;
 }
 
 export interface Peer {
@@ -50,6 +52,8 @@ export interface Peer {
   replica: number | undefined;
   streams: Map<number, PushStream>;
   remote: string;
+  /** With TLS: the names the peer's certificate binds, checked against the id it claims. */
+  tlsNames: string[] | undefined;
   /**
    * Events of this connection's publish frames not acknowledged until they are decided. Not
    * bounded by the publisher's window: that counts acknowledgements from a quorum, and a
@@ -88,8 +92,11 @@ export class ReplicaServer {
   private readonly heldForPending = new Map<string, Set<Peer>>();
   /** The ordering protocol and what it orders; absent when n < 3f+1 (it cannot run). */
   readonly ordering: Ordering | undefined;
+  /** Absent: plain TCP. */
+  private readonly tls: TlsIdentity | undefined;
 
   constructor(private readonly o: ReplicaOptions) {
+    this.tls = o.tls ?? tlsIdentityFor(o.config, replicaTlsName(o.id));
     this.nowMs = o.nowMs ?? Date.now;
     this.faults = o.faults ?? [];
     this.quotas = new ClientQuotas(o.config.limits, this.nowMs);
@@ -105,8 +112,17 @@ export class ReplicaServer {
       if (set) for (const s of set) s.schedule();
     };
     const { replicas, f } = o.config;
-    if (replicas.length >= 3 * f + 1) this.ordering = new Ordering({ config: o.config, id: o.id, privateKey: o.privateKey, restarted: o.restarted === true, slowOrderMs: slowOrderMs(this.faults), service: this.service, logger: o.logger, reply: (p, seq, body) => this.reply(p, seq, body), refuse: (p, seq, e) => this.refuse(p, seq, e, false) });
-    this.server = createServer({ noDelay: true }, (socket: Socket) => this.handle(socket, `${socket.remoteAddress}:${socket.remotePort}`));
+    if (replicas.length >= 3 * f + 1) this.ordering = new Ordering({ config: o.config, id: o.id, privateKey: o.privateKey, restarted: o.restarted === true, slowOrderMs: slowOrderMs(this.faults), tls: this.tls, service: this.service, logger: o.logger, reply: (p, seq, body) => this.reply(p, seq, body), refuse: (p, seq, e) => this.refuse(p, seq, e, false) });
+    const accept = this.tls
+      ? tlsAcceptor(this.tls, o.config.limits, {
+          onSecure: (socket, names, remote) => this.handle(socket, remote, names),
+          onRefused: (socket, err, remote) => this.refuseSocket(socket, err, remote),
+          onPlain: (socket, remote) =>
+            this.refuseSocket(socket, new FitError('FIT_ERR_TLS_REQUIRED', `replica ${o.id} accepts TLS connections only and this one is plain TCP; use the cluster.yaml the replicas use, with its tls: section, and this client's certificate (fitbroker init --tls)`, { replica: o.id }), remote),
+          onFailed: (err, remote) => o.logger.warn({ remote, code: err.code, ...err.fields }, err.message),
+        })
+      : (socket: Socket) => this.handle(socket, `${socket.remoteAddress}:${socket.remotePort}`);
+    this.server = createServer({ noDelay: true }, accept);
   }
 
   get info(): { id: number; host: string; port: number } {
@@ -133,9 +149,16 @@ export class ReplicaServer {
   }
 
   /** Serves one connection over any duplex stream: a socket, or an in-memory pair in tests. */
-  handle(stream: Duplex, remote: string): void {
+  handle(stream: Duplex, remote: string, tlsNames?: string[]): void {
     const limits = this.o.config.limits;
-    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, awaitingOrderEvents: 0, holds: new Set(), admitted: false, unanswered: new Set(), controlWaiting: new Map() };
+    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, tlsNames, awaitingOrderEvents: 0, holds: new Set(), admitted: false, unanswered: new Set(), controlWaiting: new Map() };
+    // Before the Connection's reader: a TLS ClientHello read as a frame would be logged as a
+    // frame too large, which sends the operator looking in the wrong place.
+    if (!this.tls) {
+      stream.once('data', (first: Buffer) => {
+        if (startsTls(first)) peer.conn.close(new FitError('FIT_ERR_TLS_HANDSHAKE', `a client started a TLS handshake, but replica ${this.o.id} runs without TLS (its cluster.yaml has no tls: section); every replica and client must use the same cluster.yaml`, { replica: this.o.id }));
+      });
+    }
     peer.conn = new Connection(stream, limits.frameBytesMax, limits.socketWriteBufferBytesMax, {
       onFrame: (body) => this.onFrame(peer, body),
       onClose: (reason) => this.onClose(peer, reason),
@@ -161,6 +184,7 @@ export class ReplicaServer {
       channels: this.service.stats(),
       evidence: Object.fromEntries(this.evidence),
       faults: this.faults.map((f) => f.kind),
+      tls: this.tls !== undefined,
       consensus: this.ordering ? { ...this.ordering.status(), pausedConnections: this.pausedForOrder.size, pausesForOrder: this.pausesForOrder } : null,
       // What the per-client limits cost each client: refused connections, throttles, pauses.
       limits: this.quotas.status(),
@@ -225,6 +249,9 @@ export class ReplicaServer {
     if (!client) {
       return this.refuse(peer, 0, new FitError('FIT_ERR_UNKNOWN_CLIENT', `client "${id}" is not in the control table; add it under clients: in cluster.yaml (fitbroker init --clients)`, { client: id }), true);
     }
+    if (!this.tlsNameMatches(peer, id)) {
+      return this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `a client claiming to be "${id}" presented the TLS certificate of ${peer.tlsNames!.map((n) => `"${n}"`).join(', ')}; each client connects with its own certificate (tls.cert in cluster.yaml, or --tls-cert)`, { client: id, certificate: peer.tlsNames!.join(',') }), true);
+    }
     const nonce = Buffer.from(String(hello.nonce ?? ''), 'base64');
     const sig = Buffer.from(String(hello.signature ?? ''), 'base64');
     if (!verifyBytes(client.publicKey, authTranscript('client', this.o.id, id, peer.challenge, nonce), sig)) {
@@ -253,6 +280,9 @@ export class ReplicaServer {
     const info = this.o.config.replicas[id];
     const nonce = Buffer.from(String(hello.nonce ?? ''), 'base64');
     const sig = Buffer.from(String(hello.signature ?? ''), 'base64');
+    if (info && !this.tlsNameMatches(peer, replicaTlsName(id))) {
+      return this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `a peer claiming to be replica ${id} presented the TLS certificate of ${peer.tlsNames!.map((n) => `"${n}"`).join(', ')}, not ${replicaTlsName(id)}`, { replica: id, certificate: peer.tlsNames!.join(',') }), true);
+    }
     if (!info || id === this.o.id || !verifyBytes(info.publicKey, authTranscript('peer', this.o.id, `replica-${id}`, peer.challenge, nonce), sig)) {
       return this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `a peer claiming to be replica ${id} did not prove it holds that replica's key in cluster.yaml`, { replica: id }), true);
     }
@@ -262,6 +292,23 @@ export class ReplicaServer {
     const proof = signBytes(this.o.privateKey, authTranscript('replica', this.o.id, `replica-${id}`, peer.challenge, nonce));
     peer.conn.send(encodeJson(MessageType.Welcome, { replica: this.o.id, signature: proof.toString('base64') }));
     this.o.logger.info({ peer: id, remote: peer.remote }, 'replica connected');
+  }
+
+  /**
+   * With TLS, the certificate must name the identity the peer claims: a certificate stolen
+   * from one client is no use with another's key, and TLS names who is behind the connection
+   * in logs. True without TLS (nothing to bind).
+   */
+  private tlsNameMatches(peer: Peer, name: string): boolean {
+    return peer.tlsNames === undefined || peer.tlsNames.includes(name);
+  }
+
+  /** Refuses a connection before the fitbroker handshake (TLS refused, or TLS missing). */
+  private refuseSocket(socket: Duplex, err: FitError, remote: string): void {
+    this.o.logger.warn({ remote, code: err.code, ...err.fields }, err.message);
+    socket.on('error', () => socket.destroy());
+    socket.end(encodeJson(MessageType.Reply, { seq: 0, kind: 'request', ok: false, error: err.toJSON() }));
+    setTimeout(() => socket.destroy(), 1000).unref();
   }
 
   private onReplicaFrame(peer: Peer, body: Buffer): void {

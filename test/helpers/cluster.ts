@@ -7,7 +7,7 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clientKeyPath, initCluster, loadConfig, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
+import { clientKeyPath, initCluster, loadConfig, makeClusterTls, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, type SubscriberOptions } from '../../src/client/index.js';
 import type { FaultModel, Limits, Protection } from '../../src/core/index.js';
@@ -34,6 +34,8 @@ export interface ClusterOptions {
   orderedGlobal?: string[];
   /** Every channel's quality of protection (init --protection; default pks). */
   protection?: Protection;
+  /** TLS on every connection, as `init --tls` sets it up (a CA and a certificate per node). */
+  tls?: boolean;
 }
 
 export interface TestCluster {
@@ -110,7 +112,9 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     ordered: o.ordered ?? [],
     orderedGlobal: o.orderedGlobal ?? [],
     ...(o.protection ? { protection: o.protection } : {}),
+    tls: o.tls ?? false,
   });
+  if (o.tls) await makeClusterTls(loadConfig(dir));
   if (o.capacityEvents !== undefined || o.limits !== undefined) {
     const file = join(dir, 'cluster.yaml');
     const doc = parseYaml(readFileSync(file, 'utf8')) as { channels: Record<string, { capacityEvents: number }>; limits?: Partial<Limits> };

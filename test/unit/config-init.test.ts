@@ -8,8 +8,8 @@ import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FitError } from '../../src/core/index.js';
-import { initCluster, loadConfig, parseClientsFlag, clientKeyPath, replicaKeyPath, configPath, type InitOptions } from '../../src/config/index.js';
-import { loadPrivateKey, publicKeyOf } from '../../src/protection/index.js';
+import { initCluster, loadConfig, makeClusterTls, parseClientsFlag, clientKeyPath, replicaKeyPath, configPath, withTlsFiles, tlsIdentityFor, type InitOptions } from '../../src/config/index.js';
+import { loadPrivateKey, publicKeyOf, replicaTlsName } from '../../src/protection/index.js';
 
 const root = mkdtempSync(join(tmpdir(), 'fitbroker-init-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -120,4 +120,28 @@ test('init --ordered and --ordered-global set each channel\'s order, adding chan
   );
   usageError(() => initCluster(options({ ordered: ['x'], orderedGlobal: ['x'] })), /"x" is in both --ordered and --ordered-global/);
   usageError(() => initCluster(options({ ordered: ['x'], faultModel: 'cft' })), /ordered by consensus, which needs --fault-model bft and --replicas at least 3f\+1 = 4/);
+});
+
+test('init --tls writes the tls: section and a CA, and a certificate every replica and client loads as its own', async () => {
+  const o = options({ tls: true, clients: [{ name: 'siem1', role: 'sub' }] });
+  const config = initCluster(o);
+  assert.deepEqual(config.tls, { ca: join(o.dir, 'keys/tls/ca.crt'), cert: join(o.dir, 'keys/tls/{name}.crt'), key: join(o.dir, 'keys/tls/{name}.key') });
+  await makeClusterTls(config);
+  const names = [...config.replicas.map((r) => replicaTlsName(r.id)), ...config.table.clients.keys()];
+  assert.deepEqual(names, ['replica-0', 'replica-1', 'replica-2', 'replica-3', 'probe', 'console', 'admin', 'siem1']);
+  for (const name of names) {
+    assert.equal(tlsIdentityFor(config, name)!.name, name);
+    assert.equal(statSync(join(o.dir, 'keys/tls', `${name}.key`)).mode & 0o777, 0o600, name);
+  }
+  assert.equal(statSync(join(o.dir, 'keys/tls/ca.key')).mode & 0o777, 0o600);
+  assert.equal(tlsIdentityFor(initCluster(options()), 'probe'), undefined, 'without --tls, plain TCP');
+});
+
+test('--tls-cert and --tls-key replace one node\'s files, and need a tls: section', () => {
+  const plain = initCluster(options());
+  usageError(() => withTlsFiles(plain, { tlsCert: '/x.crt' }), /--tls-cert and --tls-key need TLS on: .*no tls: section/);
+  assert.equal(withTlsFiles(plain, {}), plain);
+  const tls = initCluster(options({ tls: true }));
+  const moved = withTlsFiles(tls, { tlsCert: '/etc/pki/probe.crt', tlsKey: '/etc/pki/probe.key' });
+  assert.deepEqual(moved.tls, { ca: tls.tls!.ca, cert: '/etc/pki/probe.crt', key: '/etc/pki/probe.key' });
 });

@@ -192,3 +192,21 @@ test('a required key that is missing is called missing, not "received undefined"
   assert.match(e.message, /cluster\.yaml: f: expected number, but the key is missing/);
   assert.doesNotMatch(e.message, /undefined/);
 });
+
+test('a tls: section resolves its paths against the config dir, with {name} templates by default', () => {
+  const c = parse((d) => (d.tls = { ca: 'keys/tls/ca.crt' }));
+  assert.deepEqual(c.tls, { ca: `${DIR}/keys/tls/ca.crt`, cert: `${DIR}/keys/tls/{name}.crt`, key: `${DIR}/keys/tls/{name}.key` });
+  const abs = parse((d) => (d.tls = { ca: '/pki/ca.pem', cert: '/pki/{name}/cert.pem', key: '/pki/{name}/key.pem' }));
+  assert.deepEqual(abs.tls, { ca: '/pki/ca.pem', cert: '/pki/{name}/cert.pem', key: '/pki/{name}/key.pem' });
+  assert.equal(parse().tls, undefined, 'no tls: section, plain TCP');
+});
+
+test('a tls: section refuses unknown keys and a cert or key path every node would share', () => {
+  const typo = configError((d) => (d.tls = { ca: 'ca.crt', certfile: 'x' }));
+  assert.equal(typo.fields.key, 'tls');
+  assert.match(typo.message, /certfile/);
+  const shared = configError((d) => (d.tls = { ca: 'ca.crt', cert: 'keys/tls/node.crt' }));
+  assert.equal(shared.fields.key, 'tls.cert');
+  assert.match(shared.message, /\{name\}.*--tls-cert/);
+  assert.equal(configError((d) => (d.tls = { cert: 'keys/{name}.crt' })).fields.key, 'tls.ca');
+});
