@@ -14,6 +14,7 @@ import { randomInt } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { startCluster, sleep, type TestCluster } from '../helpers/cluster.js';
 import { RawClient } from '../helpers/rawclient.js';
+import { INTERESTING_U32, Rng } from '../helpers/fuzz.js';
 import { clientKeyPath } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { queryStatus } from '../../src/client/index.js';
@@ -47,50 +48,11 @@ const CHANNEL = 'alerts';
 const SCRATCH = 'scratch';
 
 // ---------------------------------------------------------------------------------------------
-// A seeded PRNG (mulberry32): tiny, fast, and good enough to pick inputs.
-
-class Rng {
-  private a: number;
-  constructor(seed: number) {
-    this.a = seed >>> 0;
-  }
-  /** Uniform in [0, 1). */
-  next(): number {
-    this.a = (this.a + 0x6d2b79f5) >>> 0;
-    let t = this.a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  }
-  /** Uniform integer in [0, n). */
-  int(n: number): number {
-    return Math.floor(this.next() * n);
-  }
-  range(lo: number, hi: number): number {
-    return lo + this.int(hi - lo + 1);
-  }
-  chance(p: number): boolean {
-    return this.next() < p;
-  }
-  pick<T>(xs: readonly T[]): T {
-    return xs[this.int(xs.length)]!;
-  }
-  bytes(n: number): Buffer {
-    const b = Buffer.allocUnsafe(n);
-    for (let i = 0; i < n; i++) b[i] = this.int(256);
-    return b;
-  }
-  u32(): number {
-    return this.chance(0.5) ? this.pick(INTERESTING_U32) : (this.next() * 2 ** 32) >>> 0;
-  }
-}
-
 /** The case's own generator: depends only on the seed and the case number. */
 function caseRng(seed: number, i: number): Rng {
   return new Rng((seed ^ Math.imul(i + 1, 0x9e3779b9)) >>> 0);
 }
 
-const INTERESTING_U32 = [0, 1, 2, 3, 0x7f, 0x80, 0xff, 0x100, 0xffff, 0x10000, 0x7fffffff, 0x80000000, 0xfffffffe, 0xffffffff];
 const INTERESTING_NUMBERS = [...INTERESTING_U32, -1, -0x80000000, 2 ** 32, 2 ** 32 + 1, 2 ** 53, 2 ** 53 + 2, 1.5, -0.5, 1e300, -1e300, Number.MAX_SAFE_INTEGER];
 
 function randomString(rng: Rng): string {
