@@ -109,7 +109,7 @@ export class Publisher {
   private readonly inflight = new Map<number, Batch>();
   /** One per protected channel this process published on: it keeps the tree and PKE key state. */
   private readonly sealers = new Map<string, EventSealer | undefined>();
-  /** Signs the pks and pke events of each frame as it leaves, a tree (or more) per channel section. */
+  /** Signs the pks and pke events of each frame as it leaves, in trees that may span its channels. */
   private readonly signer: BatchSigner;
   private sealScheduled = false;
   /** When the last frame was sealed (performance.now()), for limits.publishLingerMs. */
@@ -340,9 +340,8 @@ export class Publisher {
       for (let i = 0; i < b.ranges.length; i += 2) {
         this.seq = numberRecords(b.frame, b.ranges[i]!, this.seq, b.ranges[i + 1]);
         b.sealers[i / 2]?.seal(b.frame, b.ranges[i]!, b.ranges[i + 1]!, this.signer);
-        // A tree per channel: a subscriber's paths then hold only hashes of events it may read.
-        this.signer.finish();
       }
+      this.signer.finish();
       b.frame.writeUInt32BE(b.seq, PUBLISH_SEQ_AT);
       this.inflight.set(b.seq, b);
       this.counters.batches++;

@@ -85,11 +85,11 @@ export const DEFAULT_LIMITS = {
    */
   orderBacklogEventsMax: 10_000,
   /**
-   * Events of one channel one publisher signature covers (pks, pke): a power of two, at most
-   * 65,536. Each doubling saves subscribers half their signature checks and adds 32 bytes to
-   * every event (one more hash of its Merkle path).
+   * Events one publisher signature covers (pks, pke): a power of two, at most 65,536. Each
+   * doubling saves subscribers half their signature checks and adds 32 bytes to every event
+   * (one more hash of its Merkle path).
    */
-  signatureBatchEventsMax: 16,
+  signatureBatchEventsMax: 32,
   /** Connections one client id may hold to one replica; one more is refused (FIT_ERR_TOO_MANY_CONNECTIONS). */
   connectionsPerClientMax: 64,
   /**

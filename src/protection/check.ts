@@ -8,12 +8,13 @@
 
 import { createDecipheriv, createHmac, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 import { type Protection } from '../core/index.js';
-import { newRecordLayout, recordLayout, u16, u32 } from '../codec/index.js';
+import { newRecordLayout, recordLayout, sameBytesAt, u16, u32 } from '../codec/index.js';
 import type { ChannelKeyring } from './channel-keys.js';
 import { parsePublicKey } from './keys.js';
-import { leafHash, rootFrom, HASH_BYTES, MERKLE_DEPTH_MAX } from './merkle.js';
+import { leafHash, nodeHash, HASH_BYTES, MERKLE_DEPTH_MAX } from './merkle.js';
+import { VerifiedNodes } from './verified.js';
 import { contentKey, nonceAt, rawX25519, x25519FromRaw, NONCE_BYTES } from './pke.js';
-import { label, pksPartOffset, trailerBytes, EPHEMERAL_BYTES, KEY_ID_BYTES, MAC_BYTES, PATH_OFFSET, PROTECTION_CODE, PROTECTION_NAMES, SIGNATURE_BYTES, TAG_BYTES } from './trailer.js';
+import { label, pksPartOffset, trailerBytes, EPHEMERAL_BYTES, KEY_ID_BYTES, MAC_BYTES, PATH_OFFSET, PROTECTION_CODE, PROTECTION_NAMES, SALT_BYTES, SALT_OFFSET, SIGNATURE_BYTES, TAG_BYTES } from './trailer.js';
 
 /** valid; invalid (never delivered); unknown: cannot be told here yet (publisher or key not known). */
 export type CheckResult = 'valid' | 'invalid' | 'unknown';
@@ -24,33 +25,17 @@ export interface CheckerOptions {
   /** The Ed25519 public key (base64 SPKI) of a client, or undefined if the client is unknown. */
   publicKeyOf(client: string): string | undefined;
   keyring?: ChannelKeyring;
-  /** Roots already verified; shared by default, since one tree may span channels. */
-  roots?: VerifiedRoots;
+  /** Tree nodes already verified; shared by default, since one tree may span channels. */
+  verified?: VerifiedNodes;
 }
 
-/** Verified roots, per publisher key and name, with the signature that verified them; bounded, oldest first out. */
-export class VerifiedRoots {
-  private readonly map = new Map<string, Buffer>();
-
-  constructor(private readonly max = ROOTS_MAX) {}
-
-  get(key: string): Buffer | undefined {
-    return this.map.get(key);
-  }
-
-  set(key: string, signature: Buffer): void {
-    if (this.map.size >= this.max) this.map.delete(this.map.keys().next().value!);
-    this.map.set(key, signature);
-  }
-}
-
-/** Verified roots remembered per checker; a root is worth one signature verification. */
-const ROOTS_MAX = 16_384;
+/** How long a checker trusts its last publisher lookup (a rotated client key is seen after this). */
+const SIGNER_CACHE_MS = 1000;
 /** Content keys (one per publishing process and channel key) remembered per checker. */
 const CONTENT_KEYS_MAX = 1024;
 
 /** One per process: every subscriber's checkers verify a publisher's tree once between them. */
-const sharedRoots = new VerifiedRoots();
+const sharedNodes = new VerifiedNodes();
 
 export class EventChecker {
   /** Why the last check() or open() failed. */
@@ -60,7 +45,8 @@ export class EventChecker {
   private readonly pkeLabel: Buffer;
   private readonly channelBytes: Buffer;
   private readonly layout = newRecordLayout();
-  private readonly roots: VerifiedRoots;
+  private readonly verified: VerifiedNodes;
+  private lastSigner: { id: Buffer; publisher: string; pk: string | undefined; signer: string; at: number } | undefined;
   private readonly contentKeys = new Map<string, Buffer>();
   private readonly nonce = Buffer.alloc(NONCE_BYTES);
 
@@ -69,7 +55,7 @@ export class EventChecker {
     this.label = o.protection === 'ha' ? label('ha', o.channel) : label('pks');
     this.channelBytes = Buffer.from(o.channel, 'utf8');
     this.pkeLabel = label('pke', o.channel);
-    this.roots = o.roots ?? sharedRoots;
+    this.verified = o.verified ?? sharedNodes;
   }
 
   get protection(): Protection {
@@ -121,28 +107,53 @@ export class EventChecker {
     if (depth > MERKLE_DEPTH_MAX || L.end - L.trailerAt !== trailerBytes(this.o.protection, depth)) return this.fail('trailer length does not match its tree depth');
     const index = u16(buf, p + 2);
     if (buf[p + 1] !== 0 || index >= 1 << depth) return this.fail('leaf index outside its tree');
-    const root = rootFrom(leafHash(this.channelBytes, buf, start, p), index, buf, p + PATH_OFFSET, depth);
-    const publisherAt = L.idAt + 1;
-    const publisher = buf.toString('utf8', publisherAt, publisherAt + buf[L.idAt]!);
-    const pk = this.o.publicKeyOf(publisher);
-    if (pk === undefined) return this.unknown(`publisher "${publisher}" is not a known client (copy the current cluster.yaml here)`);
-    // Keyed by the publisher's current key too: after a rotation, trees the old key signed stop verifying.
-    const rootKey = `${pk}\0${publisher}\0${root.toString('latin1')}`;
-    const sigAt = p + PATH_OFFSET + depth * HASH_BYTES;
-    const known = this.roots.get(rootKey);
-    // A known root still needs the very signature that verified it: a delivered copy must
-    // verify on its own wherever it is forwarded next.
-    if (known !== undefined) return known.compare(buf, sigAt, sigAt + SIGNATURE_BYTES) === 0 ? 'valid' : this.fail('signature differs from the one its root verified with');
+    const s = this.signerOf(buf, L.idAt);
+    if (s.pk === undefined) return this.unknown(`publisher "${s.publisher}" is not a known client (copy the current cluster.yaml here)`);
+    const { publisher, pk, signer } = s;
+    const pathAt = p + PATH_OFFSET;
+    const sigEnd = pathAt + depth * HASH_BYTES + SIGNATURE_BYTES;
+    // Climb from the leaf until a node some earlier record's verified path vouched for, with
+    // the same rest of the path and signature: most records of a tree stop after a hash or two.
+    const ancestors: Buffer[] = [];
+    let h = leafHash(this.channelBytes, buf, start, p, p + SALT_OFFSET, SALT_BYTES);
+    for (let k = 0; ; k++) {
+      ancestors.push(h);
+      if (this.verified.vouches(signer, h, k, index >>> k, depth, buf, pathAt + k * HASH_BYTES, sigEnd)) {
+        if (k > 0) this.verified.remember(signer, ancestors, index, depth, buf, pathAt, sigEnd, k);
+        return 'valid';
+      }
+      if (k === depth) break;
+      const at = pathAt + k * HASH_BYTES;
+      h = (index >>> k) & 1 ? nodeHash(buf, at, h, 0) : nodeHash(h, 0, buf, at);
+    }
     let key: KeyObject;
     try {
       key = parsePublicKey(pk);
     } catch {
       return this.fail(`publisher "${publisher}" has no valid public key`);
     }
-    const signature = buf.subarray(sigAt, sigAt + SIGNATURE_BYTES);
-    if (!verify(null, Buffer.concat([this.label, root]), key, signature)) return this.fail(`signature does not verify under ${publisher}'s key`);
-    this.roots.set(rootKey, Buffer.from(signature));
+    const signature = buf.subarray(sigEnd - SIGNATURE_BYTES, sigEnd);
+    if (!verify(null, Buffer.concat([this.label, h]), key, signature)) return this.fail(`signature does not verify under ${publisher}'s key`);
+    this.verified.remember(signer, ancestors, index, depth, buf, pathAt, sigEnd);
     return 'valid';
+  }
+
+  /**
+   * The publisher a record names, its key, and the signer key of verified nodes — remembered
+   * for the last publisher seen (runs of one publisher's records are the rule) for at most
+   * SIGNER_CACHE_MS, so that a rotated key is looked up again.
+   */
+  private signerOf(buf: Buffer, idAt: number): { publisher: string; pk: string | undefined; signer: string } {
+    const n = buf[idAt]!;
+    const now = performance.now();
+    const last = this.lastSigner;
+    if (last !== undefined && now - last.at < SIGNER_CACHE_MS && last.id.length === n && sameBytesAt(last.id, 0, buf, idAt + 1, n)) return last;
+    const publisher = buf.toString('utf8', idAt + 1, idAt + 1 + n);
+    const pk = this.o.publicKeyOf(publisher);
+    // Keyed by the publisher's current key too: after a rotation, trees the old key signed stop verifying.
+    const s = { id: Buffer.from(buf.subarray(idAt + 1, idAt + 1 + n)), publisher, pk, signer: `${pk}\0${publisher}\0`, at: now };
+    this.lastSigner = pk === undefined ? undefined : s;
+    return s;
   }
 
   /**

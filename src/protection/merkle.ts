@@ -11,20 +11,27 @@
 // and empty nodes hash under distinct one-byte prefixes (RFC 6962 style), so no node can pass
 // for a leaf or the reverse.
 
-import { createHash, hash } from 'node:crypto';
+import { hash } from 'node:crypto';
 
 export const HASH_BYTES = 32;
 /** Deepest tree a record may claim: 65,536 leaves, a 2 KiB path. */
 export const MERKLE_DEPTH_MAX = 16;
 
-/** The leaf prefix and the length of the channel name that follows it. */
-const LEAF = Buffer.from([0, 0]);
 const NODE = 1;
 
-/** The leaf of the record bytes buf[from, to) on `channel` (utf8, at most 255 bytes). */
-export function leafHash(channel: Buffer, buf: Buffer, from: number, to: number): Buffer {
-  LEAF[1] = channel.length;
-  return createHash('sha256').update(LEAF).update(channel).update(buf.subarray(from, to)).digest();
+/** Reused for leaves: one contiguous input makes one one-shot hash, not a hasher object and four updates. */
+let leafScratch = Buffer.allocUnsafe(1024);
+
+/** The leaf of the record bytes buf[from, to) on `channel` (utf8, at most 255 bytes), salted with buf[saltAt, saltAt + saltBytes). */
+export function leafHash(channel: Buffer, buf: Buffer, from: number, to: number, saltAt: number, saltBytes: number): Buffer {
+  const n = 2 + channel.length + saltBytes + (to - from);
+  if (n > leafScratch.length) leafScratch = Buffer.allocUnsafe(Math.max(n, 2 * leafScratch.length));
+  leafScratch[0] = 0;
+  leafScratch[1] = channel.length;
+  let o = 2 + channel.copy(leafScratch, 2);
+  o += buf.copy(leafScratch, o, saltAt, saltAt + saltBytes);
+  o += buf.copy(leafScratch, o, from, to);
+  return hash('sha256', leafScratch.subarray(0, o), 'buffer');
 }
 
 const scratch = Buffer.allocUnsafe(1 + 2 * HASH_BYTES);
@@ -63,14 +70,4 @@ export function writePath(levels: Buffer[][], index: number, out: Buffer, at: nu
     const sibling = levels[k]![i ^ 1] ?? EMPTY[k]!;
     sibling.copy(out, at + k * HASH_BYTES);
   }
-}
-
-/** The root that `leaf` at `index` reaches through the path at buf[pathAt, pathAt + depth × 32). */
-export function rootFrom(leaf: Buffer, index: number, buf: Buffer, pathAt: number, depth: number): Buffer {
-  let h = leaf;
-  for (let k = 0, i = index; k < depth; k++, i >>= 1) {
-    const at = pathAt + k * HASH_BYTES;
-    h = i & 1 ? nodeHash(buf, at, h, 0) : nodeHash(h, 0, buf, at);
-  }
-  return h;
 }

@@ -4,13 +4,13 @@
 // per publishing process; they run when a batch leaves the client, once per batch, whatever
 // the number of replicas it goes to.
 
-import { createCipheriv, createHmac, sign, type KeyObject } from 'node:crypto';
+import { createCipheriv, createHmac, randomFillSync, sign, type KeyObject } from 'node:crypto';
 import { FitError, type Protection } from '../core/index.js';
 import { newRecordLayout, recordLayout } from '../codec/index.js';
 import type { ChannelKeyring } from './channel-keys.js';
 import { buildTree, leafHash, writePath, HASH_BYTES, MERKLE_DEPTH_MAX } from './merkle.js';
 import { newEphemeral, nonceAt, NONCE_BYTES, type Ephemeral } from './pke.js';
-import { label, pksPartOffset, trailerBytes, EPHEMERAL_BYTES, KEY_ID_BYTES, PATH_OFFSET, PROTECTION_CODE, TAG_BYTES } from './trailer.js';
+import { label, pksPartOffset, trailerBytes, EPHEMERAL_BYTES, KEY_ID_BYTES, PATH_OFFSET, PROTECTION_CODE, SALT_BYTES, SALT_OFFSET, TAG_BYTES } from './trailer.js';
 
 export interface SealerOptions {
   channel: string;
@@ -20,11 +20,12 @@ export interface SealerOptions {
 }
 
 /**
- * The publisher's signatures (pks, pke) over runs of records: records are added as their
- * channel's sealer prepares them, and finish() signs what is left of the tree. The publisher
- * finishes a tree at the end of each channel's section: a path holds the hashes of its tree's
- * other events, and with a tree spanning channels a subscriber of one channel could confirm a
- * guess of another channel's content from them. Each leaf still names its channel.
+ * The publisher's signatures (pks, pke) over the records of one frame, whatever their channel:
+ * each leaf names its record's channel and a random salt, so one tree may span a frame's
+ * sections — with fifty channels in a frame a signature still covers 2^depth events, not the
+ * few each channel has — and a path, which holds other leaves' hashes, says nothing about
+ * them to a subscriber of another channel. Records are added as their channel's sealer
+ * prepares them; finish() signs what is left once the frame is complete.
  */
 export class BatchSigner {
   /** Where each added record's pks part starts, and its leaf. */
@@ -117,7 +118,9 @@ export class EventSealer {
         continue;
       }
       if (p === 'pke') this.encrypt(buf, at);
-      signer.add(buf, L.trailerAt + pksAt, leafHash(this.channelBytes, buf, at, L.trailerAt + pksAt));
+      const part = L.trailerAt + pksAt;
+      randomFillSync(buf, part + SALT_OFFSET, SALT_BYTES);
+      signer.add(buf, part, leafHash(this.channelBytes, buf, at, part, part + SALT_OFFSET, SALT_BYTES));
     }
   }
 

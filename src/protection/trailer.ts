@@ -3,11 +3,11 @@
 // the channel: a MAC or signature made for one channel never verifies on another.
 //
 //   ha:  u32 keyId | HMAC-SHA-256 (32)
-//   pks: u8 depth | u8 0 | u16 index | path (depth × 32) | Ed25519 signature of the root (64)
+//   pks: u8 depth | u8 0 | u16 index | salt (16) | path (depth × 32) | Ed25519 signature of the root (64)
 //   pke: u32 keyId | X25519 ephemeral public key (32) | AES-GCM tag (16) | the pks part
 //
 // The HMAC covers the record up to and including its keyId. A pks/pke leaf covers the channel
-// name and the record up to the pks part: header, identity (so seq too: an old signed copy
+// name, the salt and the record up to the pks part: header, identity (so seq too: an old signed copy
 // cannot be renumbered), content or ciphertext, and for pke the key id, ephemeral key and tag.
 
 import type { Protection } from '../core/index.js';
@@ -24,7 +24,11 @@ export const TAG_BYTES = 16;
 /** The pke part before the pks part. */
 export const PKE_PART_BYTES = KEY_ID_BYTES + EPHEMERAL_BYTES + TAG_BYTES;
 export const SIGNATURE_BYTES = 64;
-const PKS_HEADER_BYTES = 4;
+/** Random per record, in its leaf: a path shows other leaves, and an unsalted leaf would let its reader confirm a guess of their content. */
+export const SALT_BYTES = 16;
+/** Offset of the salt inside the pks part. */
+export const SALT_OFFSET = 4;
+const PKS_HEADER_BYTES = SALT_OFFSET + SALT_BYTES;
 
 /** Trailer bytes of a record sealed at `protection` with trees of 2^depth leaves. */
 export function trailerBytes(protection: Protection, depth: number): number {

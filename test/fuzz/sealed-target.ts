@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Protection } from '../../src/core/index.js';
 import { numberRecords, recordBytes, writeRecord, RecordCursor } from '../../src/codec/index.js';
-import { BatchSigner, ChannelKeyring, EventChecker, EventSealer, VerifiedRoots, createChannelKeys, generateIdentity, trailerBytes, PROTECTION_CODE } from '../../src/protection/index.js';
+import { BatchSigner, ChannelKeyring, EventChecker, EventSealer, VerifiedNodes, createChannelKeys, generateIdentity, trailerBytes, PROTECTION_CODE } from '../../src/protection/index.js';
 import type { FuzzTarget, Rng } from '../helpers/fuzz.js';
 
 const LEVELS: Protection[] = ['ha', 'pks', 'pke'];
@@ -63,7 +63,7 @@ function getPool(): Pool {
     for (let i = 0; i < list.length; i++) byBytes.set(list[i]!.toString('latin1'), contents[i]!);
     records.set(level, list);
     sealed.set(level, byBytes);
-    checkers.set(level, new EventChecker({ channel, protection: level, publicKeyOf: (c) => (c === 'probe' ? id.publicKey : undefined), roots: new VerifiedRoots(64), ...(keyring ? { keyring } : {}) }));
+    checkers.set(level, new EventChecker({ channel, protection: level, publicKeyOf: (c) => (c === 'probe' ? id.publicKey : undefined), verified: new VerifiedNodes(64), ...(keyring ? { keyring } : {}) }));
   }
   pool = { records, sealed, checkers };
   return pool;

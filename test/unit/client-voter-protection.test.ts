@@ -9,7 +9,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createPrivateKey } from 'node:crypto';
 import { contentOffset, numberRecords, recordBytes, writeRecord, encodeOrdered } from '../../src/codec/index.js';
-import { BatchSigner, EventChecker, EventSealer, generateIdentity, trailerBytes, PROTECTION_CODE, VerifiedRoots } from '../../src/protection/index.js';
+import { BatchSigner, EventChecker, EventSealer, generateIdentity, trailerBytes, PROTECTION_CODE, VerifiedNodes } from '../../src/protection/index.js';
 import { Voter, OrderedVoter } from '../../src/client/index.js';
 import type { Priority } from '../../src/core/index.js';
 
@@ -40,7 +40,7 @@ function tampered(rec: Buffer): Buffer {
 
 function setup(o: { known?: Set<string>; deliveredMax?: number; horizonMs?: number } = {}) {
   const known = o.known ?? new Set(['probe']);
-  const checker = new EventChecker({ channel: 'alerts', protection: 'pks', publicKeyOf: (c) => (known.has(c) ? probe.publicKey : undefined), roots: new VerifiedRoots() });
+  const checker = new EventChecker({ channel: 'alerts', protection: 'pks', publicKeyOf: (c) => (known.has(c) ? probe.publicKey : undefined), verified: new VerifiedNodes() });
   const delivered: string[] = [];
   const reports: { byPublisher: boolean; mask: number; reason: string }[] = [];
   const voter = new Voter(
@@ -152,7 +152,10 @@ test("an event's floor is at its signed priority, not at a faulty replica's firs
   offer(0, urgent);
   // Normal events 1 and 2 overtaken by the urgent one arrive now (f+1 copies each: forgetting
   // `urgent` raised the horizon past them); it must not have floored priority 0 at seq 3.
-  for (const seq of [1, 2]) for (const r of [0, 1]) offer(r, sealed(seq, `normal ${seq}`));
+  for (const seq of [1, 2]) {
+    const normal = sealed(seq, `normal ${seq}`);
+    for (const r of [0, 1]) offer(r, normal);
+  }
   assert.deepEqual(
     delivered.map((d) => d.includes('normal') || d.includes('urgent')),
     [true, true, true],
@@ -161,7 +164,7 @@ test("an event's floor is at its signed priority, not at a faulty replica's firs
 });
 
 test('ordered voter: a decided version that fails its check is passed over, reported with its reason, and delivery goes on', () => {
-  const checker = new EventChecker({ channel: 'alerts', protection: 'pks', publicKeyOf: () => probe.publicKey, roots: new VerifiedRoots() });
+  const checker = new EventChecker({ channel: 'alerts', protection: 'pks', publicKeyOf: () => probe.publicKey, verified: new VerifiedNodes() });
   const out: number[] = [];
   const rejected: [number, string][] = [];
   const v = new OrderedVoter(

@@ -1,0 +1,69 @@
+// The tree nodes a subscriber has seen verified, so that most records of a signed tree cost a
+// leaf hash and a node hash or two instead of a climb to the root. Once a root's signature
+// verified, every node on that record's path is authentic — its ancestors and the siblings it
+// carried — and any other record of the tree reaches one of them within a level or two. A node
+// vouches for a record only with the rest of the path and the signature the record carries
+// equal, byte for byte, to the ones that verified it (one memcmp), and at the same level and
+// position: a delivered copy still verifies on its own wherever it is forwarded next.
+
+import { HASH_BYTES } from './merkle.js';
+
+interface Known {
+  level: number;
+  /** The node's position in its level (the leaf index shifted right by `level`). */
+  pos: number;
+  depth: number;
+  /** The path above this node and the signature: [path from this level on] ‖ signature. */
+  tail: Buffer;
+}
+
+/** Bounded: a tree of 2^d records leaves about 2·d nodes per record verified in full. */
+const NODES_MAX = 32_768;
+
+export class VerifiedNodes {
+  /** By signer (publisher key and name), then by node bytes as latin1: short keys to hash. */
+  private readonly bySigner = new Map<string, Map<string, Known>>();
+  /** Insertion order across signers, for eviction. */
+  private readonly order: [Map<string, Known>, string][] = [];
+  private head = 0;
+
+  constructor(private readonly max = NODES_MAX) {}
+
+  /** True if `node` at (level, pos) was verified with the tail buf[tailAt, tailEnd), under `signer`. */
+  vouches(signer: string, node: Buffer, level: number, pos: number, depth: number, buf: Buffer, tailAt: number, tailEnd: number): boolean {
+    const k = this.bySigner.get(signer)?.get(node.toString('latin1'));
+    return k !== undefined && k.level === level && k.pos === pos && k.depth === depth && k.tail.length === tailEnd - tailAt && k.tail.compare(buf, tailAt, tailEnd) === 0;
+  }
+
+  /**
+   * Remembers the nodes of a record's path below level `upTo` (exclusive), now that its climb
+   * reached a verified node at that level (or, with upTo = depth + 1, a root whose signature
+   * just verified): ancestors[k] is its node at level k (the leaf at 0), buf[pathAt, sigEnd)
+   * its path and signature. The next records of the tree then stop a level or two up, or at
+   * their own leaf.
+   */
+  remember(signer: string, ancestors: Buffer[], index: number, depth: number, buf: Buffer, pathAt: number, sigEnd: number, upTo = depth + 1): void {
+    let nodes = this.bySigner.get(signer);
+    if (nodes === undefined) this.bySigner.set(signer, (nodes = new Map()));
+    for (let k = 0; k < upTo; k++) {
+      const at = pathAt + k * HASH_BYTES;
+      this.set(nodes, ancestors[k]!.toString('latin1'), { level: k, pos: index >>> k, depth, tail: Buffer.from(buf.subarray(at, sigEnd)) });
+      if (k === depth) break;
+      // The sibling at level k: below it, its own sibling at this level is our ancestor.
+      this.set(nodes, buf.toString('latin1', at, at + HASH_BYTES), { level: k, pos: (index >>> k) ^ 1, depth, tail: Buffer.concat([ancestors[k]!, buf.subarray(at + HASH_BYTES, sigEnd)]) });
+    }
+  }
+
+  private set(nodes: Map<string, Known>, key: string, known: Known): void {
+    if (this.order.length - this.head >= this.max) {
+      const [m, oldest] = this.order[this.head++]!;
+      m.delete(oldest);
+      if (this.head > this.max) {
+        this.order.splice(0, this.head);
+        this.head = 0;
+      }
+    }
+    nodes.set(key, known);
+    this.order.push([nodes, key]);
+  }
+}
