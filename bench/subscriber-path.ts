@@ -5,19 +5,28 @@
 // when frames arrive at them in different orders. Like replica-path.ts, this is for A/B
 // comparisons of the subscriber's own code on a machine too noisy for end-to-end runs.
 //
-//   node dist/bench/subscriber-path.js [--per-section N] [--rounds R] [--build-only]
+//   node dist/bench/subscriber-path.js [--per-section N] [--rounds R] [--protection si|pks] [--build-only]
+//
+// --protection pks seals each round's records as a publisher does (one signer per publisher
+// and round, trees across channels) and votes with the checker a pks subscriber uses.
 //
 // --build-only builds the same frames and stops: under callgrind, the difference of the two
 // is the subscriber's own instructions (docs/performance.md shows the command).
 
 import { parseArgs } from 'node:util';
-import { randomBytes } from 'node:crypto';
-import { decodeEvents, EventsWriter, recordBytes, RecordDecoder, writeRecord, type RecordRef } from '../src/codec/index.js';
+import { createPrivateKey, randomBytes } from 'node:crypto';
+import { decodeEvents, EventsWriter, numberRecords, recordBytes, RecordDecoder, writeRecord, type RecordRef } from '../src/codec/index.js';
 import { StreamAcks, Voter } from '../src/client/index.js';
+import { BatchSigner, EventChecker, EventSealer, generateIdentity, trailerBytes, PROTECTION_CODE } from '../src/protection/index.js';
 
 const { values } = parseArgs({
-  options: { 'per-section': { type: 'string', default: '12' }, rounds: { type: 'string', default: '400' }, 'build-only': { type: 'boolean', default: false } },
+  options: { 'per-section': { type: 'string', default: '12' }, rounds: { type: 'string', default: '400' }, protection: { type: 'string', default: 'si' }, 'build-only': { type: 'boolean', default: false } },
 });
+const SIGNED = values.protection === 'pks';
+if (!SIGNED && values.protection !== 'si') throw new Error('--protection: si or pks');
+const identity = generateIdentity();
+const signingKey = createPrivateKey(identity.privatePem);
+const TRAILER = SIGNED ? trailerBytes('pks', 5) : 0;
 const PER_SECTION = Number(values['per-section']);
 const ROUNDS = Number(values.rounds);
 const CHANNELS = 50;
@@ -33,16 +42,38 @@ function buildRound(): Buffer[] {
   const byChannel = Array.from({ length: CHANNELS }, () =>
     publishers.map((p) =>
       Array.from({ length: PER_SECTION }, (): RecordRef => {
-        const buf = Buffer.allocUnsafe(recordBytes(p.id.length, PAYLOAD_BYTES));
-        writeRecord(buf, 0, { publisher: p.id, epoch: p.epoch, seq: ++p.seq, timestampMs: Date.now(), priority: 0, contentType: 0, content });
+        const buf = Buffer.allocUnsafe(recordBytes(p.id.length, PAYLOAD_BYTES, TRAILER));
+        writeRecord(buf, 0, { publisher: p.id, epoch: p.epoch, seq: ++p.seq, timestampMs: Date.now(), priority: 0, contentType: 0, content, ...(SIGNED ? { protection: PROTECTION_CODE.pks, trailerBytes: TRAILER } : {}) });
         return { buf, at: 0, len: buf.length };
       }),
     ),
   );
+  if (SIGNED) seal(byChannel);
   return Array.from({ length: REPLICAS }, (_, r) => {
     const w = new EventsWriter();
     byChannel.forEach((runs, ch) => w.add(ch, 0, r % 2 === 0 ? [...runs[0]!, ...runs[1]!] : [...runs[1]!, ...runs[0]!]));
     return w.take()!.subarray(4);
+  });
+}
+
+/** Seals each publisher's records of the round as one frame: trees of 32 across channels. */
+function seal(byChannel: RecordRef[][][]): void {
+  publishers.forEach((_, pi) => {
+    const recs = byChannel.map((runs) => runs[pi]!).flat();
+    const frame = Buffer.concat(recs.map((r) => r.buf));
+    const signer = new BatchSigner(signingKey, 5);
+    let at = 0;
+    byChannel.forEach((runs, ch) => {
+      const bytes = runs[pi]!.reduce((n, r) => n + r.len, 0);
+      new EventSealer({ channel: `ch${ch}`, protection: 'pks' }).seal(frame, at, at + bytes, signer);
+      at += bytes;
+    });
+    signer.finish();
+    at = 0;
+    for (const r of recs) {
+      frame.copy(r.buf, 0, at, at + r.len);
+      at += r.len;
+    }
   });
 }
 
@@ -55,7 +86,15 @@ const voters = Array.from(
   { length: CHANNELS },
   (_, ch) =>
     new Voter(
-      { replicas: REPLICAS, threshold: 2, ttlMs: 600_000, pendingMax: 4_000, deliveredMax: 2_000, pendingMs: 60_000 },
+      {
+        replicas: REPLICAS,
+        threshold: 2,
+        ttlMs: 600_000,
+        pendingMax: 4_000,
+        deliveredMax: 2_000,
+        pendingMs: 60_000,
+        ...(SIGNED ? signedVoting(ch) : {}),
+      },
       {
         deliver: (buf, start) => {
           delivered++;
@@ -65,6 +104,11 @@ const voters = Array.from(
       },
     ),
 );
+
+function signedVoting(ch: number): Partial<ConstructorParameters<typeof Voter>[0]> {
+  const checker = new EventChecker({ channel: `ch${ch}`, protection: 'pks', publicKeyOf: () => identity.publicKey });
+  return { check: (b, s, e) => checker.check(b, s, e), checkReason: () => checker.reason, oneValidEnough: true, blameQuorum: 2, horizonMs: -Infinity };
+}
 
 function feed(body: Buffer, replica: number, nowMs: number): void {
   for (const h of decodeEvents(body)) {
@@ -92,5 +136,5 @@ if (delivered !== events || contentBytes !== (events + warmup.length * CHANNELS 
   throw new Error(`delivered ${delivered} of ${events} events`);
 }
 console.log(
-  `subscriber path, ${PER_SECTION} event(s) per section from each publisher, ${REPLICAS} replicas: ${(((cpu.user + cpu.system) * 1000) / events).toFixed(0)} ns CPU per event (${(wallNs / events).toFixed(0)} ns wall), ${events} events`,
+  `subscriber path, ${values.protection}, ${PER_SECTION} event(s) per section from each publisher, ${REPLICAS} replicas: ${(((cpu.user + cpu.system) * 1000) / events).toFixed(0)} ns CPU per event (${(wallNs / events).toFixed(0)} ns wall), ${events} events`,
 );

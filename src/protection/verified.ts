@@ -13,8 +13,10 @@ interface Known {
   /** The node's position in its level (the leaf index shifted right by `level`). */
   pos: number;
   depth: number;
-  /** The path above this node and the signature: [path from this level on] ‖ signature. */
-  tail: Buffer;
+  /** The whole path and signature of the record that vouched for it, shared by its nodes. */
+  path: Buffer;
+  /** For a sibling it carried: the node beside it at this level (that record's ancestor). */
+  beside: Buffer | undefined;
 }
 
 /** Bounded: a tree of 2^d records leaves about 2·d nodes per record verified in full. */
@@ -29,10 +31,12 @@ export class VerifiedNodes {
 
   constructor(private readonly max = NODES_MAX) {}
 
-  /** True if `node` at (level, pos) was verified with the tail buf[tailAt, tailEnd), under `signer`. */
+  /** True if `node` at (level, pos) was verified with the path above it and signature buf[tailAt, tailEnd), under `signer`. */
   vouches(signer: string, node: Buffer, level: number, pos: number, depth: number, buf: Buffer, tailAt: number, tailEnd: number): boolean {
     const k = this.bySigner.get(signer)?.get(node.toString('latin1'));
-    return k !== undefined && k.level === level && k.pos === pos && k.depth === depth && k.tail.length === tailEnd - tailAt && k.tail.compare(buf, tailAt, tailEnd) === 0;
+    if (k === undefined || k.level !== level || k.pos !== pos || k.depth !== depth || k.path.length - level * HASH_BYTES !== tailEnd - tailAt) return false;
+    if (k.beside === undefined) return k.path.compare(buf, tailAt, tailEnd, level * HASH_BYTES) === 0;
+    return k.beside.compare(buf, tailAt, tailAt + HASH_BYTES) === 0 && k.path.compare(buf, tailAt + HASH_BYTES, tailEnd, (level + 1) * HASH_BYTES) === 0;
   }
 
   /**
@@ -45,12 +49,12 @@ export class VerifiedNodes {
   remember(signer: string, ancestors: Buffer[], index: number, depth: number, buf: Buffer, pathAt: number, sigEnd: number, upTo = depth + 1): void {
     let nodes = this.bySigner.get(signer);
     if (nodes === undefined) this.bySigner.set(signer, (nodes = new Map()));
+    const path = Buffer.from(buf.subarray(pathAt, sigEnd));
     for (let k = 0; k < upTo; k++) {
-      const at = pathAt + k * HASH_BYTES;
-      this.set(nodes, ancestors[k]!.toString('latin1'), { level: k, pos: index >>> k, depth, tail: Buffer.from(buf.subarray(at, sigEnd)) });
+      this.set(nodes, ancestors[k]!.toString('latin1'), { level: k, pos: index >>> k, depth, path, beside: undefined });
       if (k === depth) break;
       // The sibling at level k: below it, its own sibling at this level is our ancestor.
-      this.set(nodes, buf.toString('latin1', at, at + HASH_BYTES), { level: k, pos: (index >>> k) ^ 1, depth, tail: Buffer.concat([ancestors[k]!, buf.subarray(at + HASH_BYTES, sigEnd)]) });
+      this.set(nodes, path.toString('latin1', k * HASH_BYTES, (k + 1) * HASH_BYTES), { level: k, pos: (index >>> k) ^ 1, depth, path, beside: ancestors[k]! });
     }
   }
 
