@@ -61,8 +61,11 @@ function apply(svc: BrokerService, table: ControlTable, op: ControlOp): void {
   if (!client) throw new FitError('FIT_ERR_UNKNOWN_CLIENT', `client "${op.client}" is not in the control table; register it first (fitbroker acl register)`, { client: op.client });
   if (op.op === 'rekey') {
     if (!isValidPublicKey(op.publicKey)) throw new FitError('FIT_ERR_KEY', `the public key given for "${op.client}" is not an Ed25519 key (base64 SPKI)`, { client: op.client });
-    // New connections must prove the new key; sessions already open keep running (see docs/security.md).
+    // Connections proved the old key, which may be the reason for the change: they end, and the
+    // client reconnects proving the new one.
+    const changed = client.publicKey !== op.publicKey;
     client.publicKey = op.publicKey;
+    if (changed) svc.onClientRekeyed(op.client);
     return;
   }
   svc.channel(op.channel);
@@ -114,7 +117,9 @@ export function restoreControl(svc: BrokerService, clients: readonly ClientSnaps
   for (const [id, publicKey, admin, publish, subscribe] of clients) {
     let c = table.clients.get(id);
     if (!c) table.clients.set(id, (c = { id, publicKey, admin, publish: [], subscribe: [] }));
+    const rekeyed = c.publicKey !== publicKey;
     Object.assign(c, { publicKey, admin });
+    if (rekeyed) svc.onClientRekeyed(id);
     c.publish.splice(0, c.publish.length, ...publish);
     c.subscribe.splice(0, c.subscribe.length, ...subscribe);
     for (const ch of table.channels.keys()) if (maySubscribe(c, ch)) svc.openQueue(ch, id);

@@ -94,6 +94,8 @@ export class BrokerService {
   onQueued: (channel: string, client: string, queue: ClientQueue) => void = () => {};
   /** Called when a client was unsubscribed from a channel: its sessions on the queue or log `key` must end. */
   onSubscriptionEnded: (key: object, client: string) => void = () => {};
+  /** `client`'s key was replaced: connections it opened with the old one must end. */
+  onClientRekeyed: (client: string) => void = () => {};
   /** An ordered channel's log grew: sessions reading it can be flushed. */
   onAppended: (channel: string, log: OrderedLog) => void = () => {};
   /** The numbering and logs of ordered channels. */

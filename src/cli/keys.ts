@@ -109,7 +109,7 @@ async function rotateClient(client: string, o: RotateOptions): Promise<void> {
     throw new FitError(e.code, `${e.message}; the new key is in ${file}.next: if a retry of this rotation or \`fitbroker status\` shows the change applied, move it to ${file}`, { file });
   }
   renameSync(`${file}.next`, file);
-  process.stdout.write(`  its new private key: ${file}; restart that client's processes so they use it (sessions already open keep the old one until then)\n`);
+  process.stdout.write(`  its new private key: ${file}; restart that client's processes with it (the replicas ended the connections the old key opened)\n`);
 }
 
 function rotateReplica(id: number, dir: string): void {

@@ -46,9 +46,9 @@ export class PublisherKeys {
     this.mtimeMs = statSync(config.file, { throwIfNoEntry: false })?.mtimeMs ?? -1;
   }
 
-  readonly publicKeyOf = (client: string): string | undefined => {
+  readonly publicKeyOf = (client: string, fresh = false): string | undefined => {
     const known = this.config.table.clients.get(client)?.publicKey;
-    if (known === undefined || performance.now() - this.checkedAt >= CONFIG_CHECK_MS) this.reloadIfChanged();
+    if (fresh || known === undefined || performance.now() - this.checkedAt >= CONFIG_CHECK_MS) this.reloadIfChanged();
     return this.config.table.clients.get(client)?.publicKey;
   };
 

@@ -22,8 +22,11 @@ export type CheckResult = 'valid' | 'invalid' | 'unknown';
 export interface CheckerOptions {
   channel: string;
   protection: Protection;
-  /** The Ed25519 public key (base64 SPKI) of a client, or undefined if the client is unknown. */
-  publicKeyOf(client: string): string | undefined;
+  /**
+   * The Ed25519 public key (base64 SPKI) of a client, or undefined if the client is unknown.
+   * `fresh`: a signature just failed under the key given before; look again now (a rotation).
+   */
+  publicKeyOf(client: string, fresh?: boolean): string | undefined;
   keyring?: ChannelKeyring;
   /** Tree nodes already verified; shared by default, since one tree may span channels. */
   verified?: VerifiedNodes;
@@ -133,9 +136,16 @@ export class EventChecker {
       return this.fail(`publisher "${publisher}" has no valid public key`);
     }
     const signature = buf.subarray(sigEnd - SIGNATURE_BYTES, sigEnd);
-    if (!verify(null, Buffer.concat([this.label, h]), key, signature)) return this.fail(`signature does not verify under ${publisher}'s key`);
-    this.verified.remember(signer, ancestors, index, depth, buf, pathAt, sigEnd);
-    return 'valid';
+    const signed = Buffer.concat([this.label, h]);
+    if (verify(null, signed, key, signature)) {
+      this.verified.remember(signer, ancestors, index, depth, buf, pathAt, sigEnd);
+      return 'valid';
+    }
+    // The client's key may have been rotated since it was looked up: look once more, now.
+    const now = this.o.publicKeyOf(publisher, true);
+    if (now === undefined || now === pk) return this.fail(`signature does not verify under ${publisher}'s key`);
+    this.lastSigner = undefined;
+    return this.checkSignature(buf, start);
   }
 
   /**

@@ -107,6 +107,7 @@ export class ReplicaServer {
       if (set) for (const s of set) s.schedule();
     };
     this.service.onSubscriptionEnded = (key, client) => this.endStreams(key, client);
+    this.service.onClientRekeyed = (client) => this.endClient(client);
     this.service.onAppended = (_channel, log) => {
       const set = this.streams.get(log);
       if (set) for (const s of set) s.schedule();
@@ -487,6 +488,19 @@ export class ReplicaServer {
   }
 
   /** The client was unsubscribed from the queue's channel: its sessions there end, with a reason. */
+  /** Ends every connection `client` authenticated with a key the control table no longer holds. */
+  private endClient(client: string): void {
+    // After this turn: the change's own answer (to an admin rotating its own key) goes out first.
+    setImmediate(() => this.endClientNow(client));
+  }
+
+  private endClientNow(client: string): void {
+    for (const p of this.peers) {
+      if (p.client?.id !== client) continue;
+      this.refuse(p, 0, new FitError('FIT_ERR_AUTH_FAILED', `client "${client}"'s key was replaced (fitbroker keys rotate --client); reconnect with the new key`, { client }), true);
+    }
+  }
+
   private endStreams(key: object, client: string): void {
     const set = this.streams.get(key);
     if (!set) return;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { clientKeyPath } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { queryStatus } from '../../src/client/index.js';
-import { publishStream, runCli, sleep, startCluster, type TestCluster } from '../helpers/cluster.js';
+import { publishStream, runCli, runCliAsync, sleep, startCluster, type TestCluster } from '../helpers/cluster.js';
 
 interface Ordering {
   view: number;
@@ -116,5 +116,36 @@ describe('fitbroker acl: control-table changes ordered through consensus', { tim
     for (const id of [0, 1, 2, 3].filter((i) => i !== second)) assert.deepEqual(appliedAt(c, id, 'subscribe', 'siem3'), [seq2], `replica ${id}`);
     const last = await ordering(c);
     assert.ok(last.filter((o) => o !== undefined).every((o) => o!.view > view), 'a second leader change');
+  });
+});
+
+describe('fitbroker keys rotate --client: a new key through consensus', { timeout: 60_000 }, () => {
+  it("ends the connections the old key opened; the old key is refused, the new one publishes and is verified (pks)", async () => {
+    const c = await startCluster({ channels: ['alerts'], clients: [{ name: 'siem1', role: 'sub' }] });
+    try {
+      const got: string[] = [];
+      const sub = c.subscriber('siem1', { channel: 'alerts', onEvent: (e) => got.push(e.content.toString()) });
+      await sub.start();
+      const old = c.publisher('probe');
+      old.publish('alerts', 'before');
+      await old.flush();
+      const r = await runCliAsync(['keys', 'rotate', '--dir', c.dir, '--client', 'probe']);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /new key for client probe: decided at consensus seq \d+/);
+      // Every replica ended the old key's connections, and refuses them when they come back.
+      const until = Date.now() + 10_000;
+      while (old.readyReplicas > 0 && Date.now() < until) await sleep(50);
+      assert.equal(old.readyReplicas, 0, 'a connection opened with the old key is still up');
+      old.publish('alerts', 'with the old key');
+      await assert.rejects(old.flush(5_000));
+      const fresh = c.publisher('probe'); // loads keys/probe.pem: the new key
+      fresh.publish('alerts', 'after');
+      await fresh.flush();
+      const end = Date.now() + 10_000;
+      while (got.length < 2 && Date.now() < end) await sleep(50);
+      assert.deepEqual(got, ['before', 'after'], JSON.stringify(sub.summary()));
+    } finally {
+      await c.stop();
+    }
   });
 });
