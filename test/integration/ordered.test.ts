@@ -104,7 +104,8 @@ describe('ordered channel: 4 replicas, 3 publishers, 2 subscribers, the leader k
     // Needs every replica: restart the one the first test left dead.
     for (let id = 0; id < 4; id++) if (!c.alive(id)) await c.start(id);
     const stream = publishStream(c.publisher('pub3'), 'orders', 1);
-    await sleep(500);
+    // Until a hundred went out, however loaded the machine (a fixed wait flaked under load).
+    for (const until = Date.now() + 20_000; stream.sent() <= 100 && Date.now() < until; ) await sleep(50);
     const r = runCli(['acl', 'revoke', 'pub3', 'orders', '--dir', c.dir, '--timeout', '30']);
     assert.equal(r.code, 0, r.stderr);
     await sleep(1500);
