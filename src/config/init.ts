@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { FitError, DEFAULT_LIMITS, type FaultModel, type Protection } from '../core/index.js';
-import { createChannelKeys, generateIdentity, needsChannelKey, replicaTlsName, writeClusterTls } from '../protection/index.js';
+import { createChannelKeys, generateIdentity, needsChannelKey, replicaTlsName, writeClusterTls, NODE_NAME_TOKEN } from '../protection/index.js';
 import { NAME_PATTERN } from './schema.js';
 import { clientKeyPath, configPath, parseConfig, replicaKeyPath, type ClusterConfig } from './load.js';
 
@@ -33,7 +33,7 @@ export interface InitOptions {
 }
 
 /** Where `init --tls` puts the CA and each node's certificate and key, relative to the dir. */
-export const DEFAULT_TLS = { ca: 'keys/tls/ca.crt', cert: 'keys/tls/{name}.crt', key: 'keys/tls/{name}.key' } as const;
+export const DEFAULT_TLS = { ca: 'keys/tls/ca.crt', cert: `keys/tls/${NODE_NAME_TOKEN}.crt`, key: `keys/tls/${NODE_NAME_TOKEN}.key` } as const;
 
 export const DEFAULT_CLIENTS: { name: string; role: ClientRole }[] = [
   { name: 'probe', role: 'pub' },

@@ -3,6 +3,7 @@
 
 import { z } from 'zod';
 import { DEFAULT_LIMITS, NAME_PATTERN } from '../core/index.js';
+import { NODE_NAME_TOKEN } from '../protection/tls.js';
 
 export { NAME_PATTERN };
 const name = z.string().regex(NAME_PATTERN, 'a name of letters, digits, ".", "_" or "-", starting with a letter or digit, at most 128 characters');
@@ -41,11 +42,11 @@ const perNode = (what: string) =>
   z
     .string()
     .min(1)
-    .refine((p) => p.includes('{name}'), `a path holding {name} (e.g. keys/tls/{name}.${what}): every replica and client needs its own; to point one node at other files, use --tls-cert and --tls-key`);
+    .refine((p) => p.includes(NODE_NAME_TOKEN), `a path holding ${NODE_NAME_TOKEN} (e.g. keys/tls/${NODE_NAME_TOKEN}.${what}): every replica and client needs its own; to point one node at other files, use --tls-cert and --tls-key`);
 export const tlsSchema = z.strictObject({
   ca: z.string().min(1),
-  cert: perNode('crt').default('keys/tls/{name}.crt'),
-  key: perNode('key').default('keys/tls/{name}.key'),
+  cert: perNode('crt').default(`keys/tls/${NODE_NAME_TOKEN}.crt`),
+  key: perNode('key').default(`keys/tls/${NODE_NAME_TOKEN}.key`),
 });
 
 /** Lingers may be 0 (send at the end of the event-loop turn); every other limit is positive. */

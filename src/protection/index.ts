@@ -10,7 +10,7 @@ export { ChannelKeyring, channelKeyPath, createChannelKeys, readChannelKeyring, 
 export type { ChannelKeyringFile, ChannelKey, KeyedProtection } from './channel-keys.js';
 export { trailerBytes, PROTECTION_CODE, PROTECTION_NAMES } from './trailer.js';
 export { MERKLE_DEPTH_MAX } from './merkle.js';
-export { loadTlsIdentity, certificateNames, parseCertificates, replicaTlsName, tlsPathFor, NAME_PLACEHOLDER } from './tls.js';
+export { loadTlsIdentity, certificateNames, parseCertificates, replicaTlsName, tlsPathFor, NODE_NAME_TOKEN } from './tls.js';
 export type { TlsFiles, TlsIdentity } from './tls.js';
 export { makeCertificateAuthority, issueCertificate, issueTlsFiles, writeClusterTls, caKeyPathFor, CA_VALIDITY_DAYS, CERT_VALIDITY_DAYS } from './x509.js';
 export type { PemPair, IssueOptions } from './x509.js';

@@ -27,7 +27,8 @@ export interface TlsIdentity {
   caFile: string;
 }
 
-export const NAME_PLACEHOLDER = '{name}';
+/** In cluster.yaml's tls.cert and tls.key paths, the token each node replaces with its own name (replica-N or a client id). */
+export const NODE_NAME_TOKEN = '{name}';
 
 /** The name a replica's certificate carries. */
 export function replicaTlsName(id: number): string {
@@ -35,7 +36,7 @@ export function replicaTlsName(id: number): string {
 }
 
 export function tlsPathFor(template: string, name: string): string {
-  return template.split(NAME_PLACEHOLDER).join(name);
+  return template.split(NODE_NAME_TOKEN).join(name);
 }
 
 function certError(file: string, what: string, fix: string): FitError {

@@ -46,6 +46,16 @@ async function heldByAll(c: TestCluster, events: number): Promise<void> {
   }
 }
 
+/** Publishes `${marker} 0..199` on `channel` as pub1 and waits until every replica holds all 200. */
+async function publishToAll(c: TestCluster, channel: string, marker: string): Promise<void> {
+  const pub = c.publisher('pub1');
+  // Every replica connected first: batches a quorum acknowledged are not resent to a late one.
+  await until(() => pub.readyReplicas === c.procs.length, 10_000, 'the publisher to reach every replica');
+  for (let i = 0; i < 200; i++) pub.publish(channel, `${marker} ${i}`);
+  await pub.flush();
+  await heldByAll(c, 200);
+}
+
 async function until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
   const end = Date.now() + timeoutMs;
   while (!cond()) {
@@ -247,13 +257,8 @@ describe('pke keeps content from the replicas', { timeout: 120_000 }, () => {
     try {
       // The next test runs the same search on a pks channel and must find its marker: the search can fail.
       const secret = `PKE-MARKER-${randomBytes(6).toString('hex')}`;
-      const pub = c.publisher('pub1');
-      // Every replica connected first: batches a quorum acknowledged are not resent to a late one.
-      await until(() => pub.readyReplicas === c.procs.length, 10_000, 'the publisher to reach every replica');
       // No subscriber is connected: the events stay queued in every replica for siem1 and siem2.
-      for (let i = 0; i < 200; i++) pub.publish('secret', `${secret} ${i}`);
-      await pub.flush();
-      await heldByAll(c, 200);
+      await publishToAll(c, 'secret', secret);
       const needle = Buffer.from(secret);
       for (let id = 0; id < c.procs.length; id++) {
         const pid = c.procs[id]!.pid!;
@@ -282,11 +287,7 @@ describe('pke keeps content from the replicas', { timeout: 120_000 }, () => {
     const c = await startCluster({ channels: ['open'], clients, protection: 'pks' });
     try {
       const marker = `PKS-MARKER-${randomBytes(6).toString('hex')}`;
-      const pub = c.publisher('pub1');
-      await until(() => pub.readyReplicas === c.procs.length, 10_000, 'the publisher to reach every replica');
-      for (let i = 0; i < 200; i++) pub.publish('open', `${marker} ${i}`);
-      await pub.flush();
-      await heldByAll(c, 200);
+      await publishToAll(c, 'open', marker);
       for (let id = 0; id < c.procs.length; id++) assert.notDeepEqual(findInProcessMemory(c.procs[id]!.pid!, Buffer.from(marker)), [], `replica ${id}: the search did not find a marker it holds`);
     } finally {
       await c.stop();
