@@ -10,3 +10,8 @@ export { OrderedLog } from './ordered-log.js';
 export type { LoggedEvent, OrderedLogCounters, OrderedLogOptions } from './ordered-log.js';
 export { Sequencer } from './sequencer.js';
 export type { Sequenced } from './sequencer.js';
+export { DiskStore } from './store.js';
+export type { EventStore, StoredChannel } from './store.js';
+export { DurableChannel } from './durable.js';
+export type { DiskStats } from './durable.js';
+export { ResolvedPrefix } from './prefix.js';

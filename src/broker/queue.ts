@@ -18,6 +18,7 @@
 import { DEFAULT_LIMITS, PRIORITY_LEVELS, type Priority } from '../core/index.js';
 import type { RecordRef } from '../codec/index.js';
 import { Deque } from './deque.js';
+import type { ResolvedPrefix } from './prefix.js';
 
 /**
  * One queued copy of an event. The record is where the service copied it (buf, at, len), not
@@ -39,6 +40,8 @@ export class QueueEntry implements RecordRef {
     public idx: number,
     readonly priority: Priority,
     readonly expiresAtMs: number,
+    /** Its index in a disk channel (durable.ts); -1 on a memory channel. */
+    readonly logIdx: number,
   ) {}
 
   /** The record as a Buffer view, for the paths that want one (pull, faults, tests). */
@@ -150,6 +153,11 @@ export class ClientQueue {
   /** Bytes counted for the events in the level FIFOs (record + QUEUE_ENTRY_OVERHEAD_BYTES each). */
   bytes = 0;
   readonly counters: QueueCounters = { enqueued: 0, sent: 0, droppedCapacity: 0, droppedBytes: 0, droppedTtl: 0, droppedUnsubscribed: 0 };
+  /**
+   * On a disk channel: the indexes this client is done with (acknowledged, pulled, or dropped
+   * and counted), which the replica writes to disk as its position (durable.ts).
+   */
+  done: ResolvedPrefix | undefined;
 
   constructor(
     private readonly capacityEvents: number,
@@ -176,11 +184,11 @@ export class ClientQueue {
     this.enqueueAt(rec, 0, rec.length, priority, timestampMs);
   }
 
-  /** enqueue() for the record at [at, at + len) of buf. */
-  enqueueAt(buf: Buffer, at: number, len: number, priority: Priority, timestampMs: number): void {
+  /** enqueue() for the record at [at, at + len) of buf; `logIdx` is its index in a disk channel. */
+  enqueueAt(buf: Buffer, at: number, len: number, priority: Priority, timestampMs: number, logIdx = -1): void {
     if (this.size >= this.capacityEvents) this.dropOldest();
     this.budget.makeRoom(this, len + QUEUE_ENTRY_OVERHEAD_BYTES);
-    const e = new QueueEntry(buf, at, len, this.nextIdx++, priority, timestampMs + this.ttlMs);
+    const e = new QueueEntry(buf, at, len, this.nextIdx++, priority, timestampMs + this.ttlMs, logIdx);
     this.levels[priority]!.push(e);
     this.counted(e);
     this.counters.enqueued++;
@@ -234,7 +242,13 @@ export class ClientQueue {
   ack(s: QueueSession, pos: number): void {
     // Positions are consecutive, so the count to drop follows from the head's position.
     const drop = Math.min(s.inflight.length, pos - (s.nextPos - s.inflight.length) + 1);
-    for (let i = 0; i < drop; i++) s.inflight.shift();
+    if (this.done === undefined) for (let i = 0; i < drop; i++) s.inflight.shift();
+    else for (let i = 0; i < drop; i++) this.finished(s.inflight.shift()!);
+  }
+
+  /** The client is done with `e`: on a disk channel, its position may move past it. */
+  private finished(e: QueueEntry): void {
+    if (this.done !== undefined && e.logIdx >= 0) this.done.resolve(e.logIdx);
   }
 
   /** Unacknowledged entries a session holds; the credit window bounds it. */
@@ -285,6 +299,7 @@ export class ClientQueue {
       while (out.length < max && fifo.length > 0) {
         const e = fifo.shift()!;
         this.uncounted(e);
+        this.finished(e);
         if (e.expiresAtMs < nowMs) this.countExpired(e);
         else out.push(e);
       }
@@ -308,6 +323,7 @@ export class ClientQueue {
   private countExpired(e: QueueEntry): void {
     if (e.dropped) return;
     e.dropped = true;
+    this.finished(e);
     this.counters.droppedTtl++;
   }
 
@@ -318,6 +334,7 @@ export class ClientQueue {
       if (e) {
         this.uncounted(e);
         e.dropped = true;
+        this.finished(e);
         this.counters.droppedCapacity++;
         return true;
       }

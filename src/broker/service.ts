@@ -10,6 +10,8 @@ import { ClientQueue, QueueBudget, type QueueCounters } from './queue.js';
 import { Dedupe, type DedupeStream } from './dedupe.js';
 import { Sequencer } from './sequencer.js';
 import type { OrderedLog } from './ordered-log.js';
+import { DurableChannel, type DiskStats } from './durable.js';
+import type { EventStore } from './store.js';
 
 /** An event of an ordered channel as received from its publisher, before consensus orders it. */
 export interface UnorderedEvent {
@@ -38,9 +40,21 @@ export interface Channel {
   readonly dedupe: Dedupe;
   readonly counters: ChannelCounters;
   readonly slab: Slab;
+  /** `persist: disk`: what writes its records and its subscribers' positions to the store. */
+  readonly durable: DurableChannel | undefined;
 }
 
 const SLAB_BYTES = 16 * 1024;
+
+/** The byte ranges [starts[i], ends[i]) of buf (pairs in `ranges`), back to back in a new buffer. */
+function gather(buf: Buffer, ranges: readonly number[]): Buffer {
+  let n = 0;
+  for (let i = 0; i < ranges.length; i += 2) n += ranges[i + 1]! - ranges[i]!;
+  const out = Buffer.allocUnsafe(n);
+  let at = 0;
+  for (let i = 0; i < ranges.length; i += 2) at += buf.copy(out, at, ranges[i]!, ranges[i + 1]!);
+  return out;
+}
 
 /**
  * Where a channel's queued records live: sections are copied back to back into 16 KiB
@@ -82,6 +96,9 @@ export interface ChannelStats extends ChannelCounters {
   /** An ordered channel's log: the seqs held, and per subscribing client the events it missed (evicted before it acknowledged them). */
   log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; skipped: number; positions: Record<string, { next: number; missed: number; sent: number }> };
   queues: Record<string, QueueCounters & { depth: number; sessions: number }>;
+  persist: string;
+  /** A disk channel's store: the next index, sections held and deleted, each client's position on disk. */
+  disk?: DiskStats;
 }
 
 export class BrokerService {
@@ -105,6 +122,8 @@ export class BrokerService {
     private readonly table: ControlTable,
     private readonly limits: Limits,
     private readonly nowMs: () => number,
+    /** Where `persist: disk` channels are written; without one, every channel is in memory. */
+    private readonly store?: EventStore,
   ) {
     this.budget = new QueueBudget(limits.queuedBytesMax);
     this.cursor = new RecordCursor(Buffer.alloc(0), 0, limits.eventBytesMax);
@@ -119,8 +138,45 @@ export class BrokerService {
         if (log) log.addClient(client.id, true);
         else queues.set(client.id, new ClientQueue(cls.capacityEvents, cls.ttlMs, this.budget));
       }
-      this.channels.set(tag, { tag, cls, queues, queueList: [...queues], dedupe: new Dedupe(limits.dedupeStreamsMax), counters: { eventsIn: 0, duplicates: 0, droppedTtl: 0, droppedUnsubscribed: 0 }, slab: new Slab() });
+      const durable = store && cls.persist === 'disk' && !log ? new DurableChannel(tag, store) : undefined;
+      const ch: Channel = { tag, cls, queues, queueList: [...queues], dedupe: new Dedupe(limits.dedupeStreamsMax), counters: { eventsIn: 0, duplicates: 0, droppedTtl: 0, droppedUnsubscribed: 0 }, slab: new Slab(), durable };
+      this.channels.set(tag, ch);
+      if (durable) this.restore(ch, durable);
     }
+  }
+
+  /**
+   * Refills a disk channel's queues from the store: each client gets the records above its
+   * position, in index order. Expired ones are dropped and counted as the queue would.
+   */
+  private restore(ch: Channel, durable: DurableChannel): void {
+    const stored = durable.load();
+    for (const [client, q] of ch.queues) q.done = durable.track(client);
+    for (const [key, last] of stored.streams) ch.dedupe.accept(key, last);
+    let next = stored.sections.length > 0 ? stored.sections[0]!.first : 0;
+    for (const { first, records } of stored.sections) {
+      const cursor = this.cursor.reset(records, 0, records.length);
+      let idx = first;
+      while (cursor.next()) {
+        durable.restored++;
+        for (const [, q] of ch.queueList) if (idx > q.done!.ackedPos) q.enqueueAt(records, cursor.start, cursor.end - cursor.start, cursor.priority, cursor.timestampMs, idx);
+        idx++;
+      }
+      next = idx;
+    }
+    // Sections every client was done with are gone; positions still say how far indexes went.
+    for (const pos of stored.positions.values()) next = Math.max(next, pos + 1);
+    durable.loaded(next);
+  }
+
+  /** Disk channels: writes positions that moved and deletes what every subscriber is done with. */
+  flushStore(): void {
+    for (const ch of this.channels.values()) ch.durable?.flush();
+  }
+
+  /** Resolves once everything written to the store so far is on disk (at once without a store). */
+  durable(): Promise<void> {
+    return this.store ? this.store.durable() : Promise.resolve();
   }
 
   client(id: string): ClientInfo | undefined {
@@ -137,7 +193,10 @@ export class BrokerService {
     const log = this.sequencer.log(tag);
     if (log) return log.addClient(client, false);
     if (ch.queues.has(client)) return;
-    ch.queues.set(client, new ClientQueue(ch.cls.capacityEvents, ch.cls.ttlMs, this.budget));
+    const q = new ClientQueue(ch.cls.capacityEvents, ch.cls.ttlMs, this.budget);
+    // From the next record on: what was published before it was allowed is not its to read.
+    if (ch.durable) q.done = ch.durable.track(client, ch.durable.nextIdx - 1);
+    ch.queues.set(client, q);
     ch.queueList = [...ch.queues];
   }
 
@@ -154,6 +213,7 @@ export class BrokerService {
     ch.queues.delete(client);
     ch.queueList = [...ch.queues];
     q.close();
+    ch.durable?.untrack(client);
     ch.counters.droppedUnsubscribed += q.counters.droppedUnsubscribed;
     this.onSubscriptionEnded(q, client);
   }
@@ -209,12 +269,17 @@ export class BrokerService {
    * cannot leave part of a frame queued (and remembered by dedupe) with the client unsure
    * what to resend.
    */
-  publish(client: ClientInfo, body: Buffer, sections: readonly PublishSection[]): { accepted: number; duplicates: number; unordered?: { channel: string; events: UnorderedEvent[] }[] } {
+  publish(
+    client: ClientInfo,
+    body: Buffer,
+    sections: readonly PublishSection[],
+  ): { accepted: number; duplicates: number; unordered?: { channel: string; events: UnorderedEvent[] }[]; stored?: boolean } {
     const channels = sections.map((s) => this.checkPublish(client, s.channel));
     for (let i = 0; i < sections.length; i++) this.checkSection(client, channels[i]!, body, sections[i]!);
     const now = this.nowMs();
     let accepted = 0;
     let duplicates = 0;
+    let stored = false;
     const unordered: { channel: string; events: UnorderedEvent[] }[] = [];
     for (let i = 0; i < sections.length; i++) {
       if (channels[i]!.cls.order !== 'none') {
@@ -226,9 +291,12 @@ export class BrokerService {
       const r = this.route(channels[i]!, body, sections[i]!, now);
       accepted += r.accepted;
       duplicates += r.duplicates;
+      if (channels[i]!.durable && r.accepted > 0) stored = true;
     }
-    // Events of ordered channels, for the replica to have them ordered (absent when none).
-    return unordered.length > 0 ? { accepted, duplicates, unordered } : { accepted, duplicates };
+    // Events of ordered channels, for the replica to have them ordered (absent when none);
+    // `stored`: records went to the store, so acknowledge once durable() resolves.
+    const r = unordered.length > 0 ? { accepted, duplicates, unordered } : { accepted, duplicates };
+    return stored ? { ...r, stored } : r;
   }
 
   private checkSection(client: ClientInfo, ch: Channel, body: Buffer, s: PublishSection): void {
@@ -267,6 +335,13 @@ export class BrokerService {
     const own = slab.buf;
     const cursor = this.cursor.reset(own, slab.at, slab.end);
     const queues = ch.queueList;
+    // A disk channel numbers what it accepts; with no subscriber there is nothing to keep.
+    const durable = queues.length > 0 ? ch.durable : undefined;
+    const firstIdx = durable ? durable.nextIdx : -1;
+    // Accepted records as [start, end) pairs, when some were not (a gap makes the stored copy differ).
+    let kept: number[] | undefined;
+    let keptFrom = -1;
+    let keptTo = -1;
     let accepted = 0;
     let duplicates = 0;
     // A section is almost always one publishing process: look its stream up once per run of
@@ -277,7 +352,7 @@ export class BrokerService {
     let runLast = -1;
     while (cursor.next()) {
       if (run === undefined || !cursor.sameStreamAs(runFrom, runTo)) {
-        if (run !== undefined) ch.dedupe.accepted(run, runLast);
+        if (run !== undefined) this.acceptedRun(ch, run, runLast);
         runFrom = cursor.streamFrom;
         runTo = cursor.streamTo;
         run = ch.dedupe.streamAt(own, runFrom, runTo);
@@ -294,13 +369,29 @@ export class BrokerService {
       }
       accepted++;
       const len = cursor.end - cursor.start;
+      if (durable) {
+        const idx = durable.nextIdx++;
+        for (let i = 0; i < queues.length; i++) queues[i]![1].enqueueAt(own, cursor.start, len, cursor.priority, cursor.timestampMs, idx);
+        if (keptFrom < 0) keptFrom = cursor.start;
+        else if (cursor.start !== keptTo) (kept ??= [keptFrom, keptTo]).push(cursor.start, cursor.end);
+        else kept?.push(cursor.start, cursor.end);
+        keptTo = cursor.end;
+        continue;
+      }
       for (let i = 0; i < queues.length; i++) queues[i]![1].enqueueAt(own, cursor.start, len, cursor.priority, cursor.timestampMs);
     }
-    if (run !== undefined) ch.dedupe.accepted(run, runLast);
+    if (run !== undefined) this.acceptedRun(ch, run, runLast);
+    if (durable && accepted > 0) durable.append(firstIdx, accepted, kept ? gather(own, kept) : own.subarray(keptFrom, keptTo));
     ch.counters.eventsIn += accepted;
     ch.counters.duplicates += duplicates;
     if (accepted > 0) for (const [clientId, q] of queues) this.onQueued(ch.tag, clientId, q);
     return { accepted, duplicates };
+  }
+
+  /** A run of one publishing process's records ends at `last`; a disk channel keeps that too. */
+  private acceptedRun(ch: Channel, run: DedupeStream, last: number): void {
+    if (ch.durable && run.last !== last) ch.durable.accepted(run.key, last);
+    ch.dedupe.accepted(run, last);
   }
 
   /**
@@ -356,6 +447,8 @@ export class BrokerService {
       fault: ch.cls.fault,
       order: ch.cls.order,
       protection: ch.cls.protection,
+      persist: ch.cls.persist,
+      ...(ch.durable ? { disk: ch.durable.stats() } : {}),
       ...this.logStats(ch.tag, now),
       ...ch.counters,
       queues: Object.fromEntries(

@@ -44,12 +44,14 @@ program
   .option('--ordered <channels>', 'comma-separated channels (also created if not in --channels) with total order inside each (order: channel); every subscriber delivers their events in the same order, each with a seq', '')
   .option('--ordered-global <channels>', 'comma-separated channels sharing one order across them (order: global)', '')
   .addOption(new Option('--protection <level>', 'quality of protection of every channel created: si (identification), ha (HMAC under a channel key), pks (publisher signatures), pke (signatures and encryption)').choices(['si', 'ha', 'pks', 'pke']).default('pks'))
+  .addOption(new Option('--persist <where>', 'where every channel created keeps its events: memory, or disk (kept in each replica\'s data directory, acknowledged once written, back after a restart; unordered channels only in this build)').choices(['memory', 'disk']).default('memory'))
   .option('--tls', 'TLS on every connection: make a cluster CA and a certificate per replica and client in DIR/keys/tls, and a tls: section in cluster.yaml', false)
   .option('--force', 'overwrite an existing config and its keys', false)
   .action((o) =>
     run(async () => {
       const c = initCluster({
         protection: o.protection,
+        persist: o.persist,
         dir: o.dir,
         replicas: o.replicas,
         faults: o.faults,

@@ -7,6 +7,7 @@ import { loadConfig, replicaDataDir, replicaKeyPath, withTlsFiles } from '../con
 import { FitError } from '../core/index.js';
 import { loadPrivateKey, publicKeyOf } from '../protection/index.js';
 import { ReplicaServer, assertFaultsAllowed, parseFault } from '../replica/index.js';
+import { DiskStore } from '../broker/index.js';
 
 export interface ReplicaCommandOptions {
   dir: string;
@@ -35,7 +36,10 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
   const logger = pino({ level, base: { replica: o.id, pid: process.pid } });
   const restarted = markStarted(replicaDataDir(o.dir, o.id));
   if (restarted) logger.warn({ dataDir: replicaDataDir(o.dir, o.id) }, 'this replica ran before and kept no consensus state: it stays passive in ordering until it is past every instance it may have voted on (docs/consensus.md)');
-  const server = new ReplicaServer({ config, id: o.id, privateKey, faults, logger, restarted });
+  const disk = [...config.table.channels].filter(([, c]) => c.persist === 'disk').map(([tag]) => tag);
+  const store = disk.length > 0 ? new DiskStore(join(replicaDataDir(o.dir, o.id), 'store')) : undefined;
+  if (store) logger.info({ path: store.path, channels: disk }, 'disk channels: records are acknowledged once on disk, and come back after a restart');
+  const server = new ReplicaServer({ config, id: o.id, privateKey, faults, logger, restarted, ...(store ? { store } : {}) });
   try {
     await server.listen();
   } catch (e) {

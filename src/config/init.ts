@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { FitError, DEFAULT_LIMITS, type FaultModel, type Protection } from '../core/index.js';
+import { FitError, DEFAULT_LIMITS, type FaultModel, type Persist, type Protection } from '../core/index.js';
 import { createChannelKeys, generateIdentity, needsChannelKey, replicaTlsName, writeClusterTls, NODE_NAME_TOKEN } from '../protection/index.js';
 import { NAME_PATTERN } from './schema.js';
 import { clientKeyPath, configPath, parseConfig, replicaKeyPath, type ClusterConfig } from './load.js';
@@ -28,6 +28,8 @@ export interface InitOptions {
   orderedGlobal?: string[];
   /** Quality of protection of every channel it creates (default pks). */
   protection?: Protection;
+  /** Where every channel it creates keeps its events (default memory). */
+  persist?: Persist;
   /** Writes a tls: section (TLS on every connection); then makeClusterTls() makes the files. */
   tls?: boolean;
 }
@@ -96,8 +98,12 @@ export function initCluster(o: InitOptions): ClusterConfig {
     };
   }
   const protection = o.protection ?? 'pks';
+  const persist = o.persist ?? 'memory';
+  if (persist === 'disk' && orderOf.size > 0) {
+    throw new FitError('FIT_ERR_NOT_SUPPORTED', `--persist disk with --ordered or --ordered-global: ordered channels on disk need the consensus state on disk as well, which this build does not have yet; leave ordered channels in memory (edit persist: per channel in cluster.yaml afterwards)`, {});
+  }
   const channels = Object.fromEntries(
-    channelNames.map((ch) => [ch, { fault: o.faultModel, order: orderOf.get(ch) ?? 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, persist: 'memory', protection }]),
+    channelNames.map((ch) => [ch, { fault: o.faultModel, order: orderOf.get(ch) ?? 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, persist, protection }]),
   );
   if (needsChannelKey(protection)) for (const ch of channelNames) createChannelKeys(o.dir, ch, protection, true);
   const doc = { version: 1, f: o.faults, replicas, channels, clients, limits: {}, ...(o.tls ? { tls: DEFAULT_TLS } : {}) };

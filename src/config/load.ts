@@ -84,7 +84,8 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
     if (ch.order !== 'none' && (ch.fault !== 'bft' || n < 3 * c.f + 1)) {
       throw configError(file, `channels.${tag}.order`, `order: none for a ${ch.fault} channel with ${n} replicas: order: ${ch.order} is decided by consensus, which needs fault: bft and at least 3f+1 = ${3 * c.f + 1} replicas`);
     }
-    if (ch.persist !== 'memory') throw notYet(file, `channels.${tag}.persist`, `persist: ${ch.persist}`);
+    // Ordered channels need the consensus state on disk as well (docs/persistence.md).
+    if (ch.persist === 'disk' && ch.order !== 'none') throw notYet(file, `channels.${tag}.persist`, `persist: disk on an ordered channel (order: ${ch.order})`);
     channels.set(tag, { ...ch, priority: ch.priority as Priority });
   }
   const clients = new Map<string, ClientInfo>();
@@ -127,7 +128,7 @@ export function withTlsFiles(config: ClusterConfig, o: { tlsCert?: string; tlsKe
 }
 
 function notYet(file: string, key: string, what: string): FitError {
-  return new FitError('FIT_ERR_NOT_SUPPORTED', `${file}: ${key}: ${what} is not available in this build yet; use the default (persist: memory)`, { file, key });
+  return new FitError('FIT_ERR_NOT_SUPPORTED', `${file}: ${key}: ${what} is not available in this build yet; use persist: memory there, or persist: disk with order: none`, { file, key });
 }
 
 /** Replica n's private key file, relative to the cluster dir. */

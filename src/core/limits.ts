@@ -29,6 +29,13 @@ export const DEFAULT_LIMITS = {
   queuedBytesMax: 256 * 1024 * 1024,
   /** Event time to live when a channel does not set one. */
   ttlMs: 10 * 60 * 1000,
+  /**
+   * How often a replica writes its subscribers' positions on disk channels and deletes what
+   * every subscriber is done with. Records are on disk before their publisher is acknowledged
+   * whatever this is; after a crash, up to this much of what subscribers acknowledged is sent
+   * to them again (their voters drop it).
+   */
+  storeFlushMs: 100,
   /** Distinct publisher streams (client id + process epoch) a replica remembers for dedupe. */
   dedupeStreamsMax: 100_000,
   /** Events a voter holds waiting for f+1 matching copies. */

@@ -9,7 +9,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FitError, isFitError, type ClientInfo } from '../core/index.js';
 import { decodeCredit, decodeJson, decodePublish, encodeAck, encodeEvents, encodeJson, MessageType } from '../codec/index.js';
-import { BrokerService, type ClientQueue } from '../broker/index.js';
+import { BrokerService, type ClientQueue, type EventStore } from '../broker/index.js';
 import { Ordering } from './ordering.js';
 import { authTranscript, newNonce, replicaTlsName, signBytes, verifyBytes, AUTH_VERSION, type TlsIdentity } from '../protection/index.js';
 import { Connection, startsTls, tlsAcceptor } from '../net/index.js';
@@ -41,6 +41,8 @@ export interface ReplicaOptions {
   restarted?: boolean;
   /** This replica's TLS material; default: from the config's tls: section, if it has one. */
   tls?: TlsIdentity;
+  /** Where `persist: disk` channels are kept (its data directory); without one they live in memory only. */
+  store?: EventStore;
 }
 
 export interface Peer {
@@ -94,6 +96,8 @@ export class ReplicaServer {
   readonly ordering: Ordering | undefined;
   /** Absent: plain TCP. */
   private readonly tls: TlsIdentity | undefined;
+  /** Writes disk channels' positions and trims them, every storeFlushMs. */
+  private storeTimer: NodeJS.Timeout | undefined;
 
   constructor(private readonly o: ReplicaOptions) {
     this.tls = o.tls ?? tlsIdentityFor(o.config, replicaTlsName(o.id));
@@ -101,7 +105,11 @@ export class ReplicaServer {
     this.faults = o.faults ?? [];
     this.quotas = new ClientQuotas(o.config.limits, this.nowMs);
     this.scheduler = new PushScheduler(this.faults, o.config.limits.pushLingerMs);
-    this.service = new BrokerService(o.config.table, o.config.limits, this.nowMs);
+    this.service = new BrokerService(o.config.table, o.config.limits, this.nowMs, o.store);
+    if (o.store) {
+      this.storeTimer = setInterval(() => this.service.flushStore(), o.config.limits.storeFlushMs);
+      this.storeTimer.unref();
+    }
     this.service.onQueued = (_channel, _client, queue) => {
       const set = this.streams.get(queue);
       if (set) for (const s of set) s.schedule();
@@ -147,6 +155,12 @@ export class ReplicaServer {
     this.ordering?.stop();
     for (const p of this.peers) p.conn.close();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    clearInterval(this.storeTimer);
+    if (this.o.store) {
+      // Positions as they stand now, so a restart sends subscribers nothing they acknowledged.
+      this.service.flushStore();
+      await this.o.store.close();
+    }
   }
 
   /** Serves one connection over any duplex stream: a socket, or an in-memory pair in tests. */
@@ -323,7 +337,8 @@ export class ReplicaServer {
     const p = decodePublish(body);
     try {
       const r = this.service.publish(peer.client!, body, p.sections);
-      const ack = (): void => peer.conn.send(encodeAck(p.reqSeq, r.accepted, r.duplicates));
+      const sendAck = (): void => peer.conn.send(encodeAck(p.reqSeq, r.accepted, r.duplicates));
+      const ack = r.stored ? (): void => this.whenStored(peer, p.reqSeq, sendAck) : sendAck;
       // Events of ordered channels are acknowledged once ordered: the publisher's window then
       // holds it to the rate the order sustains, and an acknowledged event is an ordered one.
       if (r.unordered && this.ordering) {
@@ -353,6 +368,26 @@ export class ReplicaServer {
       // Refused frames were read and checked too: they count against the rate like any other.
       this.throttle(peer, p.sections.reduce((n, s) => n + s.count, 0));
     }
+  }
+
+  /**
+   * Disk channels: a publish frame is acknowledged once its records are on disk. Group commit:
+   * every frame of one event-loop turn waits for the same flush.
+   */
+  private whenStored(peer: Peer, reqSeq: number, sendAck: () => void): void {
+    const done = this.pending(peer);
+    this.service.durable().then(
+      () => {
+        done();
+        if (!peer.conn.isClosed) sendAck();
+      },
+      (e: unknown) => {
+        done();
+        const err = e as FitError;
+        this.o.logger.error({ code: err.code, ...err.fields }, err.message);
+        if (!peer.conn.isClosed) this.refuse(peer, reqSeq, err, false, 'publish');
+      },
+    );
   }
 
   /**

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { clientKeyPath, initCluster, loadConfig, makeClusterTls, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, type SubscriberOptions } from '../../src/client/index.js';
-import type { FaultModel, Limits, Protection } from '../../src/core/index.js';
+import type { FaultModel, Limits, Persist, Protection } from '../../src/core/index.js';
 
 export const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
@@ -36,6 +36,8 @@ export interface ClusterOptions {
   protection?: Protection;
   /** TLS on every connection, as `init --tls` sets it up (a CA and a certificate per node). */
   tls?: boolean;
+  /** Where every channel keeps its events (init --persist; default memory). */
+  persist?: Persist;
 }
 
 export interface TestCluster {
@@ -112,6 +114,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     ordered: o.ordered ?? [],
     orderedGlobal: o.orderedGlobal ?? [],
     ...(o.protection ? { protection: o.protection } : {}),
+    ...(o.persist ? { persist: o.persist } : {}),
     tls: o.tls ?? false,
   });
   if (o.tls) await makeClusterTls(loadConfig(dir));

@@ -157,10 +157,14 @@ test('order: channel and global load on a bft channel with 3f+1 replicas, and ar
   assert.match(e.message, /decided by consensus, which needs fault: bft and at least 3f\+1 = 4 replicas/);
 });
 
-test('persist beyond the default is FIT_ERR_NOT_SUPPORTED naming the key; every protection level loads', () => {
-  const e = configError((d) => (d.channels.alerts.persist = 'disk'), 'FIT_ERR_NOT_SUPPORTED');
+test('persist: disk loads on an unordered channel; on an ordered one it is FIT_ERR_NOT_SUPPORTED naming the key; every protection level loads', () => {
+  assert.equal(parse((d) => (d.channels.alerts.persist = 'disk')).table.channels.get('alerts')!.persist, 'disk');
+  const e = configError((d) => {
+    d.channels.alerts.persist = 'disk';
+    d.channels.alerts.order = 'channel';
+  }, 'FIT_ERR_NOT_SUPPORTED');
   assert.equal(e.fields.key, 'channels.alerts.persist');
-  assert.match(e.message, /persist: disk is not available in this build yet/);
+  assert.match(e.message, /persist: disk on an ordered channel \(order: channel\) is not available in this build yet/);
   for (const level of ['si', 'ha', 'pks', 'pke']) assert.equal(parse((d) => (d.channels.alerts.protection = level)).table.channels.get('alerts')!.protection, level);
 });
 
