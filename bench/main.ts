@@ -13,7 +13,7 @@ import { fitbrokerServer, type FitMode } from './systems/fitbroker.js';
 import { printTable, writeReport } from './report.js';
 import type { ServerSide } from './systems/types.js';
 import { FAULT_KINDS, parseFault } from '../src/replica/index.js';
-import type { Protection } from '../src/core/index.js';
+import type { Persist, Protection } from '../src/core/index.js';
 
 const FULL_CHANNELS = [5, 10, 25, 50, 70, 90];
 
@@ -35,6 +35,7 @@ interface Flags {
   fault: string[];
   crashRate: number;
   protection: string;
+  persist: string;
   tls: boolean;
 }
 
@@ -74,6 +75,7 @@ async function main(): Promise<void> {
     .option('--no-chart', 'do not write the chart')
     .option('--crash-rate <events/s>', 'offered load of the leader-crash phase of bft-ordered (the leader is killed a quarter in; 0 skips it)', (v) => Number(v), 1000)
     .option('--protection <levels>', 'quality of protection of the fitbroker channels, comma-separated (a run per level): si, ha, pks, pke', 'si')
+    .option('--persist <where>', 'where the fitbroker channels keep their events, comma-separated (a run per value): memory, disk (acknowledged once on disk: group commit)', 'memory')
     .option('--tls', 'fitbroker runs with TLS on every client and replica connection (init --tls): what TLS costs, beside a run without', false)
     .option('--fault <ID:KIND>', `fitbroker runs with replica ID faulty (repeatable; ${FAULT_KINDS.join(', ')}): throughput with a faulty replica, not only safety`, (v: string, prev: string[]) => [...prev, v], [])
     .parse();
@@ -100,7 +102,14 @@ async function main(): Promise<void> {
   }
   const levels = list(o.protection);
   for (const l of levels) if (!['si', 'ha', 'pks', 'pke'].includes(l)) program.error(`--protection: "${l}" is not one of si, ha, pks, pke`);
-  const systems: ServerSide[] = modes.flatMap((m) => levels.map((l) => fitbrokerServer(m as FitMode, faults, l as Protection, o.tls)));
+  const stores = list(o.persist);
+  for (const p of stores) if (p !== 'memory' && p !== 'disk') program.error(`--persist: "${p}" is not one of memory, disk`);
+  const systems: ServerSide[] = [];
+  for (const server of modes.flatMap((m) => levels.flatMap((l) => stores.map((p) => fitbrokerServer(m as FitMode, faults, l as Protection, o.tls, p as Persist))))) {
+    const why = await server.unavailable();
+    if (why) process.stderr.write(`skipping ${server.label}: ${why}\n`);
+    else systems.push(server);
+  }
   for (const peer of peerServers(peerNames)) {
     const why = await peer.unavailable();
     if (why) process.stderr.write(`skipping ${peer.label}: ${why}\n`);

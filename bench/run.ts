@@ -23,6 +23,9 @@ export interface PhaseResult {
 export interface RunResult extends PhaseResult {
   system: string;
   mode: string;
+  /** fitbroker: the channels' quality of protection and where they keep their events. */
+  protection?: string;
+  persist?: string;
   label: string;
   channels: number;
   size: number;
@@ -98,6 +101,7 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
       system: server.system,
       mode: server.mode,
       ...(server.protection ? { protection: server.protection } : {}),
+      ...(server.persist ? { persist: server.persist } : {}),
       label: server.label,
       channels: shape.channels.length,
       size: shape.size,

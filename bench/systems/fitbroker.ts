@@ -5,7 +5,7 @@
 import { clientKeyPath, loadConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, queryStatus } from '../../src/client/index.js';
-import { publishQuorum, type FaultModel, type Protection } from '../../src/core/index.js';
+import { publishQuorum, type FaultModel, type Persist, type Protection } from '../../src/core/index.js';
 import { startCluster } from '../../test/helpers/cluster.js';
 import { workerName, type ClientFactory, type ClientSide, type RunShape, type ServerHandle, type ServerSide } from './types.js';
 
@@ -20,14 +20,15 @@ const LABELS: Record<FitMode, string> = {
 /** The channel class a mode runs: bft-ordered is bft with every channel ordered by consensus. */
 const faultOf = (mode: string): FaultModel => (mode === 'cft' ? 'cft' : 'bft');
 
-export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> = {}, protection: Protection = 'si', tls = false): ServerSide {
+export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> = {}, protection: Protection = 'si', tls = false, persist: Persist = 'memory'): ServerSide {
   const faulty = Object.entries(faults).map(([id, kinds]) => `replica ${id} ${kinds.join('+')}`);
   return {
     system: 'fitbroker',
     mode,
     protection,
-    label: LABELS[mode] + (protection !== 'si' ? ` ${protection}` : '') + (tls ? ' over TLS' : '') + (faulty.length ? ` with ${faulty.join(', ')}` : ''),
-    unavailable: async () => undefined,
+    persist,
+    label: LABELS[mode] + (protection !== 'si' ? ` ${protection}` : '') + (persist === 'disk' ? ' on disk' : '') + (tls ? ' over TLS' : '') + (faulty.length ? ` with ${faulty.join(', ')}` : ''),
+    unavailable: async () => (persist === 'disk' && mode === 'bft-ordered' ? 'persist: disk on ordered channels is not in this build yet (docs/persistence.md)' : undefined),
     async start(shape: RunShape): Promise<ServerHandle> {
       const clients = [
         ...Array.from({ length: shape.publishers }, (_, i) => ({ name: workerName('publisher', i), role: 'pub' as const })),
@@ -45,6 +46,7 @@ export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> 
         defaultClients: false,
         faults,
         protection,
+        persist,
         // The workers load the config from the cluster dir: with its tls: section they dial TLS.
         tls,
         // e.g. FIT_BENCH_REPLICA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/performance.md)

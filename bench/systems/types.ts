@@ -43,6 +43,8 @@ export interface ServerSide {
   readonly label: string;
   /** fitbroker: the channels' quality of protection (si unless the bench is run with --protection). */
   readonly protection?: string;
+  /** fitbroker: where the channels keep their events (memory unless the bench is run with --persist disk). */
+  readonly persist?: string;
   /** Undefined when the system can run here; otherwise why not (printed, and the run skipped). */
   unavailable(): Promise<string | undefined>;
   start(shape: RunShape): Promise<ServerHandle>;

@@ -89,6 +89,7 @@ program
   .requiredOption('--id <n>', 'replica id from cluster.yaml', intFlag(0, 29))
   .option('--fault <KIND>', `TESTS ONLY, needs FITBROKER_ALLOW_FAULTS=1: ${FAULT_KINDS.join(', ')} (repeatable)`, collect, [])
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
+  .option('--data-dir <dir>', 'where this replica keeps its state: disk channels, the restart marker (default DIR/data/replica-N)')
   .option('--tls-cert <file>', TLS_CERT_HELP)
   .option('--tls-key <file>', TLS_KEY_HELP)
   .action((o) => run(() => runReplica(o)));

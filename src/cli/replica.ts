@@ -14,6 +14,8 @@ export interface ReplicaCommandOptions {
   id: number;
   fault?: string[];
   logLevel?: string;
+  /** --data-dir: where this replica keeps its state (default DIR/data/replica-N). */
+  dataDir?: string;
   /** --tls-cert, --tls-key: this node's certificate and key, when not where cluster.yaml's tls: says. */
   tlsCert?: string;
   tlsKey?: string;
@@ -34,10 +36,11 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
     throw new FitError('FIT_ERR_USAGE', `log level "${level}" is not one of ${[...Object.keys(pino.levels.values), 'silent'].join(', ')} (--log-level or FITBROKER_LOG_LEVEL)`);
   }
   const logger = pino({ level, base: { replica: o.id, pid: process.pid } });
-  const restarted = markStarted(replicaDataDir(o.dir, o.id));
-  if (restarted) logger.warn({ dataDir: replicaDataDir(o.dir, o.id) }, 'this replica ran before and kept no consensus state: it stays passive in ordering until it is past every instance it may have voted on (docs/consensus.md)');
+  const dataDir = o.dataDir ?? replicaDataDir(o.dir, o.id);
+  const restarted = markStarted(dataDir);
+  if (restarted) logger.warn({ dataDir }, 'this replica ran before and kept no consensus state: it stays passive in ordering until it is past every instance it may have voted on (docs/consensus.md)');
   const disk = [...config.table.channels].filter(([, c]) => c.persist === 'disk').map(([tag]) => tag);
-  const store = disk.length > 0 ? new DiskStore(join(replicaDataDir(o.dir, o.id), 'store')) : undefined;
+  const store = disk.length > 0 ? new DiskStore(join(dataDir, 'store')) : undefined;
   if (store) logger.info({ path: store.path, channels: disk }, 'disk channels: records are acknowledged once on disk, and come back after a restart');
   const server = new ReplicaServer({ config, id: o.id, privateKey, faults, logger, restarted, ...(store ? { store } : {}) });
   try {
@@ -81,10 +84,14 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
 function markStarted(dataDir: string): boolean {
   const marker = join(dataDir, 'started');
   if (existsSync(marker)) return true;
-  mkdirSync(dataDir, { recursive: true, mode: 0o700 });
-  const fd = openSync(marker, 'w', 0o600);
-  writeSync(fd, `${new Date().toISOString()}\n`);
-  fsyncSync(fd);
-  closeSync(fd);
+  try {
+    mkdirSync(dataDir, { recursive: true, mode: 0o700 });
+    const fd = openSync(marker, 'w', 0o600);
+    writeSync(fd, `${new Date().toISOString()}\n`);
+    fsyncSync(fd);
+    closeSync(fd);
+  } catch (e) {
+    throw new FitError('FIT_ERR_STORE', `cannot write the data directory ${dataDir}: ${(e as Error).message}; make it writable by the user running the replica, or point --data-dir elsewhere`, { path: dataDir });
+  }
   return false;
 }

@@ -26,6 +26,8 @@ interface ChannelStat {
   order?: string;
   log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; skipped: number; positions: Record<string, { next: number; missed: number; sent: number }> };
   queues: Record<string, { depth: number; sent: number; droppedCapacity: number; droppedTtl: number; sessions: number }>;
+  /** persist: disk channels (src/broker/durable.ts DiskStats). */
+  disk?: { nextIdx: number; sections: number; restored: number };
 }
 
 export async function status(o: StatusOptions): Promise<void> {
@@ -124,7 +126,8 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
       const qs = Object.entries(ch.queues)
         .map(([c, q]) => `${c}=${q.depth}${q.droppedCapacity + q.droppedTtl ? ` (dropped ${q.droppedCapacity + q.droppedTtl})` : ''}`)
         .join(' ');
-      lines.push(`    ${ch.tag}: in ${ch.eventsIn}  dup ${ch.duplicates}  expired ${ch.droppedTtl}  queues ${qs || '-'}`);
+      const disk = ch.disk ? `  disk: ${ch.disk.sections} sections to index ${ch.disk.nextIdx - 1}, ${ch.disk.restored} read back at start` : '';
+      lines.push(`    ${ch.tag}: in ${ch.eventsIn}  dup ${ch.duplicates}  expired ${ch.droppedTtl}  queues ${qs || '-'}${disk}`);
     }
   }
   for (const [id, c] of suspects) if (c > 0) lines.push(`evidence: subscribers reported ${c} mismatching copies from replica ${id}`);
