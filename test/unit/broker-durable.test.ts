@@ -4,10 +4,10 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { limitsWith, type ChannelClass, type ClientInfo, type ControlTable } from '../../src/core/index.js';
+import { FitError, limitsWith, type ChannelClass, type ClientInfo, type ControlTable } from '../../src/core/index.js';
 import { BrokerService, DiskStore, type ClientQueue } from '../../src/broker/index.js';
 import { RecordCursor } from '../../src/codec/index.js';
 import { makeRecord, publishBody, EPOCH_B, T0_MS } from '../helpers/records.js';
@@ -159,5 +159,19 @@ test('a client allowed to subscribe later starts at the next record, across a re
     assert.equal(svc.queueFor(siem1, 'scratch').depth, 0, 'a memory channel comes back empty');
   } finally {
     await f.done();
+  }
+});
+
+test('a store that cannot be opened is FIT_ERR_STORE naming its path and what to check', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-durable-'));
+  try {
+    const path = join(dir, 'store');
+    writeFileSync(path, 'not a store');
+    assert.throws(
+      () => new DiskStore(path),
+      (e: unknown) => e instanceof FitError && e.code === 'FIT_ERR_STORE' && e.fields.path === path && /permissions and free space/.test(e.message),
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
