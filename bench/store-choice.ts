@@ -5,7 +5,7 @@
 // trims interleaved, the restart scan, and SIGKILL crash rounds. Prints markdown tables and
 // writes the results JSON to bench/results/.
 //
-//   node dist/bench/store-choice.js [--quick] [--stores lmdb,sqlite] [--seed N] [--no-save] [--out FILE]
+//   node dist/bench/store-choice.js [--quick] [--stores lmdb,sqlite] [--repeat N] [--seed N] [--no-save] [--out FILE]
 //   node dist/bench/store-choice.js --report FILE.json [--report FILE2.json]   (tables of saved runs, pooled)
 //
 // The temp directory must be on the disk the replicas will use: TMPDIR=/path/on/that/disk.
@@ -31,12 +31,14 @@ const ENTRY = fileURLToPath(import.meta.url);
  * docs/persistence.md gives its figures from such a run.
  */
 const DEFAULT_KINDS = ['lmdb', 'lmdb-sync', 'level', 'sqlite', 'sqlite-normal'];
+const FSYNC_SAMPLE_MS = 300;
 
 const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     stores: { type: 'string', default: DEFAULT_KINDS.join(',') },
     seed: { type: 'string', default: '1' },
+    repeat: { type: 'string' },
     'no-save': { type: 'boolean', default: false },
     out: { type: 'string' },
     report: { type: 'string', multiple: true },
@@ -68,6 +70,7 @@ function emptyResult(kind: StoreKind): KindResult {
     mixed: { plain: [], positions: [], positionsAndTrim: [] },
     scan: { fresh: [], afterTrim: [] },
     crash: { rounds: [], passed: 0, ackedRecords: 0 },
+    fsyncPerSec: [],
     errors: [],
   };
 }
@@ -94,22 +97,29 @@ async function run(): Promise<void> {
   const seed = Number(values.seed);
   if (!Number.isInteger(seed)) throw new Error(`--seed must be an integer, got "${values.seed}"`);
   const plan = planFor(quick, seed);
+  if (values.repeat !== undefined) {
+    plan.repeat = Number(values.repeat);
+    if (!Number.isInteger(plan.repeat) || plan.repeat < 1) throw new Error(`--repeat must be a positive integer, got "${values.repeat}"`);
+  }
   const kinds = values.stores.split(',').map((s) => kindNamed(s.trim()));
   const results = kinds.map(emptyResult);
-  const fsyncPerSec: number[] = [];
   const t0 = performance.now();
   const loadStart = loadavg();
   // Passes interleave the kinds, so a noisy minute on this shared machine does not land on
   // one candidate's every figure.
   for (let pass = 0; pass < plan.repeat; pass++) {
-    fsyncPerSec.push(fsyncRate(quick ? 500 : 1000));
-    log(`pass ${pass + 1}/${plan.repeat}: disk fdatasync ${Math.round(fsyncPerSec[pass]!)}/s`);
+    log(`pass ${pass + 1}/${plan.repeat}`);
     // Every other pass goes through the kinds backwards: a drift in the machine's load over
     // the run then does not always favour the kinds measured first.
     const order = pass % 2 ? [...kinds.keys()].reverse() : [...kinds.keys()];
     for (const i of order) {
       const kind = kinds[i]!;
       const tPass = performance.now();
+      // The disk's own rate just before this kind's runs: it moves by several times within
+      // minutes on this shared machine, so one figure for the whole run would compare nothing.
+      const fsync = fsyncRate(FSYNC_SAMPLE_MS);
+      results[i]!.fsyncPerSec.push(fsync);
+      log(`  disk: ${Math.round(fsync)} fdatasync/s`);
       try {
         await appendPass(kind, results[i]!, plan);
         log(`  ${kind.name} pass ${pass + 1} (${secondsSince(tPass)})`);
@@ -149,7 +159,6 @@ async function run(): Promise<void> {
     args,
     command: ['node dist/bench/store-choice.js', ...args].join(' '),
     plan,
-    fsyncPerSec,
     tmpdir: tmpdir(),
     loadAverage: { start: loadStart, end: loadavg() },
     kinds: results,

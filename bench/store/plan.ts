@@ -47,6 +47,8 @@ export interface KindResult {
   mixed: { plain: AppendResult[]; positions: AppendResult[]; positionsAndTrim: AppendResult[] };
   scan: ScanRuns;
   crash: CrashResult;
+  /** The disk's own 4 KiB write + fdatasync rate, one at a time, measured just before each pass of this kind. */
+  fsyncPerSec: number[];
   errors: string[];
 }
 
@@ -57,8 +59,6 @@ export interface StoreChoiceDoc {
   args: string[];
   command: string;
   plan: Plan;
-  /** The disk's own 4 KiB write + fdatasync rate, one at a time, per pass. */
-  fsyncPerSec: number[];
   tmpdir: string;
   /** os.loadavg() at the start and the end: other work on the machine shows here. */
   loadAverage: { start: number[]; end: number[] };

@@ -48,19 +48,20 @@ function cell(k: KindResult, writers: number, batch: number): AppendResult[] {
 function appendsTable(doc: StoreChoiceDoc): string {
   const shapes = WRITERS.flatMap((w) => BATCHES.map((b) => [w, b] as const));
   return table(
-    ['store', ...shapes.map(([w, b]) => `${w} × ${b}`)],
-    doc.kinds.map((k) => [label(k), ...shapes.map(([w, b]) => spread(cell(k, w, b).map((r) => r.recordsPerSec)))]),
+    ['store', 'passes', ...shapes.map(([w, b]) => `${w} × ${b}`)],
+    doc.kinds.map((k) => [label(k), String(cell(k, 1, 32).length), ...shapes.map(([w, b]) => spread(cell(k, w, b).map((r) => r.recordsPerSec)))]),
   );
 }
 
 function detailTable(doc: StoreChoiceDoc): string {
   const at = (k: KindResult, w: number, b: number): AppendResult[] => cell(k, w, b);
   return table(
-    ['store', 'MB/s at 64 × 256', 'batches/s at 1 × 32', 'ack p50 / p99 ms at 8 × 32', 'ack p50 / p99 ms at 64 × 256', 'event-loop delay p99 / max ms at 64 × 256'],
+    ['store', 'MB/s at 64 × 256', 'batches/s at 1 × 32', "the disk's fdatasync/s just before", 'ack p50 / p99 ms at 8 × 32', 'ack p50 / p99 ms at 64 × 256', 'event-loop delay p99 / max ms at 64 × 256'],
     doc.kinds.map((k) => [
       label(k),
       spread(at(k, 64, 256).map((r) => r.mbPerSec), (n) => n.toFixed(1)),
       spread(at(k, 1, 32).map((r) => r.batchesPerSec)),
+      spread(k.fsyncPerSec),
       `${ms(median(at(k, 8, 32).map((r) => r.ackMs.p50)))} / ${ms(median(at(k, 8, 32).map((r) => r.ackMs.p99)))}`,
       `${ms(median(at(k, 64, 256).map((r) => r.ackMs.p50)))} / ${ms(median(at(k, 64, 256).map((r) => r.ackMs.p99)))}`,
       `${ms(median(at(k, 64, 256).map((r) => r.eventLoopDelayMs.p99)))} / ${ms(median(at(k, 64, 256).map((r) => r.eventLoopDelayMs.max)))}`,
@@ -108,11 +109,10 @@ export function provenance(docs: StoreChoiceDoc[]): string {
     return (
       `- \`${doc.command}\`, ${doc.date.slice(0, 16).replace('T', ' ')} UTC, commit ${m.commit.slice(0, 12)}: ${m.cpuModel}, ${m.cpus} vCPUs, ` +
       `Linux ${m.kernel}, Node ${m.node}; ${versions}; stores under ${doc.tmpdir}; ` +
-      `the disk's own 4 KiB write + fdatasync: ${doc.fsyncPerSec.map((n) => `${num(n)}/s`).join(', ')}${load}.`
+      `${doc.plan.repeat} pass${doc.plan.repeat > 1 ? 'es' : ''}${load}.`
     );
   });
-  const passes = docs.reduce((n, d) => n + d.plan.repeat, 0);
-  return `${lines.join('\n')}\n\n${passes > 1 ? `Each figure is the median of ${passes} passes, with the range in brackets.` : 'One pass.'}`;
+  return `${lines.join('\n')}\n\nEach figure is the median over the passes of that store (the \`passes\` column), with the range in brackets.`;
 }
 
 /** Several runs as one: every pass, scan and crash round of each, side by side. */
@@ -141,9 +141,10 @@ export function merge(docs: StoreChoiceDoc[]): StoreChoiceDoc {
       into.crash.passed += k.crash.passed;
       into.crash.ackedRecords += k.crash.ackedRecords;
       into.errors.push(...k.errors);
+      into.fsyncPerSec.push(...k.fsyncPerSec);
     }
   }
-  return { ...first, kinds, fsyncPerSec: docs.flatMap((d) => d.fsyncPerSec), plan: { ...first.plan, repeat: docs.reduce((n, d) => n + d.plan.repeat, 0) } };
+  return { ...first, kinds, plan: { ...first.plan, repeat: docs.reduce((n, d) => n + d.plan.repeat, 0) } };
 }
 
 export function markdownTables(doc: StoreChoiceDoc): string {
