@@ -19,7 +19,8 @@ import { machine } from './machine.js';
 import { kindNamed } from './store/kinds.js';
 import { appendRun, fsyncRate, scanRuns, tempDir, type AppendResult } from './store/workloads.js';
 import { crashChild, crashRounds } from './store/crash.js';
-import { BATCHES, MIXED, WRITERS, planFor, type KindResult, type Plan, type StoreChoiceDoc } from './store/plan.js';
+import { straceAvailable, syncCheck } from './store/sync-check.js';
+import { BATCHES, WRITERS, planFor, type KindResult, type Plan, type StoreChoiceDoc } from './store/plan.js';
 import { failures, markdownTables, merge, provenance } from './store/table.js';
 import { packageVersion } from './store/version.js';
 import type { StoreKind } from './store/types.js';
@@ -44,6 +45,7 @@ const { values } = parseArgs({
     report: { type: 'string', multiple: true },
     'crash-child': { type: 'string' },
     dir: { type: 'string' },
+    'stop-after-ms': { type: 'string' },
   },
 });
 
@@ -70,6 +72,7 @@ function emptyResult(kind: StoreKind): KindResult {
     mixed: { plain: [], positions: [], positionsAndTrim: [] },
     scan: { fresh: [], afterTrim: [] },
     crash: { rounds: [], passed: 0, ackedRecords: 0 },
+    syncChecks: [],
     fsyncPerSec: [],
     errors: [],
   };
@@ -82,14 +85,29 @@ async function appendPass(kind: StoreKind, res: KindResult, plan: Plan): Promise
     c.runs.push(r);
     log(`  ${kind.name} ${c.writers} × ${c.batch}: ${fmt(r)}`);
   }
-  const base = { writers: MIXED.writers, batch: MIXED.batch, durationMs: plan.cellMs };
+  const m = plan.mixed;
+  const base = { writers: m.writers, batch: m.batch, durationMs: plan.cellMs };
   const plain = await appendRun(kind, { ...base, positionsPerBatch: 0, trimEveryMs: 0, retainRecords: 0 });
-  const positions = await appendRun(kind, { ...base, positionsPerBatch: MIXED.positionsPerBatch, trimEveryMs: 0, retainRecords: 0 });
-  const both = await appendRun(kind, { ...base, positionsPerBatch: MIXED.positionsPerBatch, trimEveryMs: MIXED.trimEveryMs, retainRecords: MIXED.retainRecords });
+  const positions = await appendRun(kind, { ...base, positionsPerBatch: m.positionsPerBatch, trimEveryMs: 0, retainRecords: 0 });
+  const both = await appendRun(kind, { ...base, positionsPerBatch: m.positionsPerBatch, trimEveryMs: m.trimEveryMs, retainRecords: m.retainRecords });
   res.mixed.plain.push(plain);
   res.mixed.positions.push(positions);
   res.mixed.positionsAndTrim.push(both);
   log(`  ${kind.name} mixed: alone ${fmt(plain)}; positions ${Math.round(positions.recordsPerSec)} rec/s + ${Math.round(positions.positionsPerSec)} pos/s; + trims ${Math.round(both.recordsPerSec)} rec/s, ${Math.round(both.trimmedPerSec)} trimmed/s`);
+}
+
+async function runSyncCheck(kind: StoreKind, plan: Plan): Promise<KindResult['syncChecks'][number]> {
+  if (!straceAvailable()) return { skipped: 'strace is not installed (apt-get install strace)' };
+  const dir = tempDir(`${kind.name}-strace`);
+  try {
+    const r = await syncCheck(ENTRY, kind, dir, plan.seed, plan.syncCheckMs);
+    log(`  ${kind.name} sync check: ${r.acksWithoutSync} of ${r.acks} acknowledgements had no sync completed since their append; ${r.syncs} syncs`);
+    return r;
+  } catch (e) {
+    return { skipped: `failed: ${e instanceof Error ? e.message : String(e)}` };
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 }
 
 async function run(): Promise<void> {
@@ -148,6 +166,7 @@ async function run(): Promise<void> {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+    res.syncChecks.push(await runSyncCheck(kind, plan));
   }
   log(`done in ${((performance.now() - t0) / 1000).toFixed(0)} s`);
 
@@ -181,12 +200,13 @@ async function run(): Promise<void> {
 async function main(): Promise<void> {
   if (values['crash-child'] !== undefined) {
     if (!values.dir) throw new Error('--crash-child needs --dir');
-    return crashChild(kindNamed(values['crash-child']), values.dir, Number(values.seed));
+    const stop = values['stop-after-ms'];
+    return crashChild(kindNamed(values['crash-child']), values.dir, Number(values.seed), stop === undefined ? undefined : Number(stop));
   }
   if (values.report !== undefined) {
     // Several files: their passes are pooled, so each figure is the median over all of them.
     const docs = values.report.map((f) => JSON.parse(readFileSync(f, 'utf8')) as StoreChoiceDoc);
-    process.stdout.write(`${provenance(docs)}\n\n${markdownTables(merge(docs))}\n`);
+    process.stdout.write(`${provenance(docs)}\n\n${markdownTables(merge(docs), [...new Set(docs.map((d) => d.plan.seed))])}\n`);
     return;
   }
   return run();

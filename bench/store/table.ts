@@ -2,7 +2,8 @@
 // shows after a run and what docs/persistence.md carries are the same text, never retyped.
 
 import type { AppendResult, ScanResult } from './workloads.js';
-import { BATCHES, MIXED, WRITERS, type KindResult, type StoreChoiceDoc } from './plan.js';
+import type { SyncCheck } from './sync-check.js';
+import { BATCHES, WRITERS, type KindResult, type StoreChoiceDoc } from './plan.js';
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
@@ -87,15 +88,24 @@ function scanCell(rs: ScanResult[]): string {
   return rs.length === 0 ? '-' : `${spread(rs.map((r) => r.recordsPerSec))}; open ${spread(rs.map((r) => r.openMs), ms)} ms`;
 }
 
+function syncCell(checks: KindResult['syncChecks']): string {
+  const done = checks.filter((c): c is SyncCheck => !('skipped' in c));
+  if (done.length === 0) return checks.map((c) => ('skipped' in c ? c.skipped : '')).join('; ') || '-';
+  const acks = done.reduce((n, c) => n + c.acks, 0);
+  const without = done.reduce((n, c) => n + c.acksWithoutSync, 0);
+  return `${num(without)} of ${num(acks)}`;
+}
+
 function scanAndCrashTable(doc: StoreChoiceDoc): string {
   return table(
-    ['store', `scan of ${num(doc.plan.scanRecords)} records/s`, `same after ${num(doc.plan.scanRecords / 2)} more appended and the first ${num(doc.plan.scanRecords / 2)} trimmed`, 'crash rounds passed', 'records acknowledged before the kills'],
+    ['store', `scan of ${num(doc.plan.scanRecords)} records/s`, `same after ${num(doc.plan.scanRecords / 2)} more appended and the first ${num(doc.plan.scanRecords / 2)} trimmed`, 'crash rounds passed', 'records acknowledged before the kills', 'acks with no sync since their append (strace)'],
     doc.kinds.map((k) => [
       label(k),
       scanCell(k.scan.fresh),
       scanCell(k.scan.afterTrim),
       `${k.crash.passed} / ${k.crash.rounds.length}`,
       num(k.crash.ackedRecords),
+      syncCell(k.syncChecks),
     ]),
   );
 }
@@ -142,12 +152,14 @@ export function merge(docs: StoreChoiceDoc[]): StoreChoiceDoc {
       into.crash.ackedRecords += k.crash.ackedRecords;
       into.errors.push(...k.errors);
       into.fsyncPerSec.push(...k.fsyncPerSec);
+      into.syncChecks.push(...(k.syncChecks ?? []));
     }
   }
   return { ...first, kinds, plan: { ...first.plan, repeat: docs.reduce((n, d) => n + d.plan.repeat, 0) } };
 }
 
-export function markdownTables(doc: StoreChoiceDoc): string {
+export function markdownTables(doc: StoreChoiceDoc, seeds: number[] = [doc.plan.seed]): string {
+  const m = doc.plan.mixed;
   return [
     `Durable appends, records/s (writers × records per batch; each writer awaits durability per batch; ${doc.plan.cellMs} ms per run):`,
     '',
@@ -155,11 +167,11 @@ export function markdownTables(doc: StoreChoiceDoc): string {
     '',
     detailTable(doc),
     '',
-    `Mixed: ${MIXED.writers} writers × ${MIXED.batch}, each acknowledged batch followed by ${MIXED.positionsPerBatch} lazy position updates; trims every ${MIXED.trimEveryMs} ms keep the last ${num(MIXED.retainRecords)} records of each channel:`,
+    `Mixed: ${m.writers} writers × ${m.batch}, each acknowledged batch followed by ${m.positionsPerBatch} lazy position updates; trims every ${m.trimEveryMs} ms keep the last ${num(m.retainRecords)} records of each channel:`,
     '',
     mixedTable(doc),
     '',
-    `Restart (warm page cache; the open time of each restart after the rate) and crash safety (SIGKILL at a random moment; seed ${doc.plan.seed}):`,
+    `Restart (warm page cache; the open time of each restart after the rate) and crash safety (SIGKILL at a random moment; seed ${seeds.join(', ')}; the strace check is explained below the table):`,
     '',
     scanAndCrashTable(doc),
   ].join('\n');
