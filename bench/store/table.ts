@@ -28,7 +28,9 @@ function spread(xs: number[], fmt: (n: number) => string = num): string {
   return `${fmt(median(xs))} (${fmt(Math.min(...xs))}–${fmt(Math.max(...xs))})`;
 }
 
-const ms = (n: number): string => (n < 10 ? n.toFixed(1) : String(Math.round(n)));
+const ms = (n: number): string => (!Number.isFinite(n) ? '-' : n < 10 ? n.toFixed(1) : String(Math.round(n)));
+const percent = (share: number): string => (Number.isFinite(share) ? `${Math.round(100 * share)} %` : '-');
+const count = (n: number): string => n.toLocaleString('en-US');
 
 function row(cells: string[]): string {
   return `| ${cells.join(' | ')} |`;
@@ -57,7 +59,16 @@ function appendsTable(doc: StoreChoiceDoc): string {
 function detailTable(doc: StoreChoiceDoc): string {
   const at = (k: KindResult, w: number, b: number): AppendResult[] => cell(k, w, b);
   return table(
-    ['store', 'MB/s at 64 × 256', 'batches/s at 1 × 32', "the disk's fdatasync/s just before", 'ack p50 / p99 ms at 8 × 32', 'ack p50 / p99 ms at 64 × 256', 'event-loop delay p99 / max ms at 64 × 256'],
+    [
+      'store',
+      'MB/s at 64 × 256',
+      'batches/s at 1 × 32',
+      "the disk's fdatasync/s just before",
+      'ack p50 / p99 ms at 8 × 32',
+      'ack p50 / p99 ms at 64 × 256',
+      'JS thread busy at 8 × 32 / 64 × 256',
+      'event-loop delay p99 ms at 8 × 32 / 64 × 256',
+    ],
     doc.kinds.map((k) => [
       label(k),
       spread(at(k, 64, 256).map((r) => r.mbPerSec), (n) => n.toFixed(1)),
@@ -65,7 +76,8 @@ function detailTable(doc: StoreChoiceDoc): string {
       spread(k.fsyncPerSec),
       `${ms(median(at(k, 8, 32).map((r) => r.ackMs.p50)))} / ${ms(median(at(k, 8, 32).map((r) => r.ackMs.p99)))}`,
       `${ms(median(at(k, 64, 256).map((r) => r.ackMs.p50)))} / ${ms(median(at(k, 64, 256).map((r) => r.ackMs.p99)))}`,
-      `${ms(median(at(k, 64, 256).map((r) => r.eventLoopDelayMs.p99)))} / ${ms(median(at(k, 64, 256).map((r) => r.eventLoopDelayMs.max)))}`,
+      `${percent(median(at(k, 8, 32).map((r) => r.jsThreadBusy)))} / ${percent(median(at(k, 64, 256).map((r) => r.jsThreadBusy)))}`,
+      `${ms(median(at(k, 8, 32).map((r) => r.eventLoopDelayMs.p99)))} / ${ms(median(at(k, 64, 256).map((r) => r.eventLoopDelayMs.p99)))}`,
     ]),
   );
 }
@@ -93,7 +105,7 @@ function syncCell(checks: KindResult['syncChecks']): string {
   if (done.length === 0) return checks.map((c) => ('skipped' in c ? c.skipped : '')).join('; ') || '-';
   const acks = done.reduce((n, c) => n + c.acks, 0);
   const without = done.reduce((n, c) => n + c.acksWithoutSync, 0);
-  return `${num(without)} of ${num(acks)}`;
+  return `${count(without)} of ${count(acks)}`;
 }
 
 function scanAndCrashTable(doc: StoreChoiceDoc): string {

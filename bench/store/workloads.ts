@@ -61,6 +61,12 @@ export interface AppendResult {
   ackMs: { p50: number; p99: number };
   /** The JS thread's stalls meanwhile: what the replica's networking would feel. */
   eventLoopDelayMs: { p99: number; max: number };
+  /**
+   * The share of the run the JS thread was busy (performance.eventLoopUtilization): a store
+   * that works on that thread takes it from the replica's networking and consensus; one that
+   * works on threads of its own leaves it free.
+   */
+  jsThreadBusy: number;
   positionsPerSec: number;
   trimmedPerSec: number;
 }
@@ -88,6 +94,7 @@ export async function appendRun(kind: StoreKind, shape: AppendShape): Promise<Ap
     let trimmed = 0;
     const stalls = new StallSampler();
     stalls.start();
+    const elu0 = performance.eventLoopUtilization();
     const t0 = performance.now();
     const deadline = t0 + shape.durationMs;
     const writing = writers.map(async (w, i) => {
@@ -119,6 +126,7 @@ export async function appendRun(kind: StoreKind, shape: AppendShape): Promise<Ap
     })();
     await Promise.all([...writing, trimming]);
     const seconds = (performance.now() - t0) / 1000;
+    const jsThreadBusy = performance.eventLoopUtilization(elu0).utilization;
     const eventLoopDelayMs = stalls.stop();
     latencies.sort((a, b) => a - b);
     return {
@@ -127,6 +135,7 @@ export async function appendRun(kind: StoreKind, shape: AppendShape): Promise<Ap
       batchesPerSec: latencies.length / seconds,
       ackMs: { p50: quantile(latencies, 0.5), p99: quantile(latencies, 0.99) },
       eventLoopDelayMs,
+      jsThreadBusy,
       positionsPerSec: positions / seconds,
       trimmedPerSec: trimmed / seconds,
     };
