@@ -6,7 +6,8 @@
 // writes the results JSON to bench/results/.
 //
 //   node dist/bench/store-choice.js [--quick] [--stores lmdb,sqlite] [--repeat N] [--seed N] [--no-save] [--out FILE]
-//   node dist/bench/store-choice.js --report FILE.json [--report FILE2.json]   (tables of saved runs, pooled)
+//   node dist/bench/store-choice.js --report FILE.json [--report FILE2.json] [--doc docs/persistence.md]
+//     (tables of saved runs, pooled; with --doc, written between the doc's table markers)
 //
 // The temp directory must be on the disk the replicas will use: TMPDIR=/path/on/that/disk.
 
@@ -43,6 +44,7 @@ const { values } = parseArgs({
     'no-save': { type: 'boolean', default: false },
     out: { type: 'string' },
     report: { type: 'string', multiple: true },
+    doc: { type: 'string' },
     'crash-child': { type: 'string' },
     dir: { type: 'string' },
     'stop-after-ms': { type: 'string' },
@@ -197,6 +199,18 @@ async function run(): Promise<void> {
   if (failed.length) process.exitCode = 1;
 }
 
+const TABLES_START = '<!-- store-choice:tables:start -->';
+const TABLES_END = '<!-- store-choice:tables:end -->';
+
+/** The doc with the text between its table markers replaced, and the command that made it. */
+function withTables(markdown: string, files: string[], text: string): string {
+  const start = markdown.indexOf(TABLES_START);
+  const end = markdown.indexOf(TABLES_END, start);
+  if (start < 0 || end < 0) throw new Error(`--doc: the file has no ${TABLES_START} … ${TABLES_END} markers`);
+  const command = ['node dist/bench/store-choice.js', ...files.map((f) => `--report ${f}`)].join(' ');
+  return `${markdown.slice(0, start + TABLES_START.length)}\n<!-- written by: ${command} --doc FILE -->\n\n${text}\n${markdown.slice(end)}`;
+}
+
 async function main(): Promise<void> {
   if (values['crash-child'] !== undefined) {
     if (!values.dir) throw new Error('--crash-child needs --dir');
@@ -206,7 +220,12 @@ async function main(): Promise<void> {
   if (values.report !== undefined) {
     // Several files: their passes are pooled, so each figure is the median over all of them.
     const docs = values.report.map((f) => JSON.parse(readFileSync(f, 'utf8')) as StoreChoiceDoc);
-    process.stdout.write(`${provenance(docs)}\n\n${markdownTables(merge(docs), [...new Set(docs.map((d) => d.plan.seed))])}\n`);
+    const text = `${provenance(docs)}\n\n${markdownTables(merge(docs), [...new Set(docs.map((d) => d.plan.seed))])}\n`;
+    if (values.doc === undefined) process.stdout.write(text);
+    else {
+      writeFileSync(values.doc, withTables(readFileSync(values.doc, 'utf8'), values.report, text));
+      process.stdout.write(`tables written into ${values.doc}\n`);
+    }
     return;
   }
   return run();
