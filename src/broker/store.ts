@@ -7,9 +7,13 @@
 // A section is one run of accepted records of one PUBLISH section, so a write costs one put
 // per section, not per event, and trimming deletes whole sections.
 //
-// Group commit is LMDB's own: puts issued in one event-loop turn share one transaction, and
-// `durable()` resolves once everything put so far is flushed to disk (fsync), which is when
-// the replica acknowledges the publisher.
+// Group commit is LMDB's own: puts issued in one event-loop turn share one transaction,
+// committed on lmdb-js's write thread while the next turn's puts queue. With overlappingSync
+// off, a transaction's commit includes its sync, so the promise of the last put resolves once
+// everything put so far is on disk (fsync): `durable()`, when the replica acknowledges the
+// publisher. (With lmdb-js's default, overlappingSync, a put resolves when committed, before
+// the sync; bench/store-choice.ts measured both, and the strace check there confirms that no
+// acknowledgement precedes its sync.)
 
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { FitError } from '../core/index.js';
@@ -42,13 +46,15 @@ export class DiskStore implements EventStore {
   private readonly sections: Database<Buffer, StoreKey>;
   private readonly positions: Database<number, [string, string]>;
   private readonly streams: Database<number, [string, string]>;
-  /** The durable() promise for the puts so far; a put makes the next call wait for a newer flush. */
+  /** The last write issued: transactions commit (and sync) in order, so it covers every earlier one. */
+  private last: Promise<boolean> = Promise.resolve(true);
+  /** durable() for the writes so far, shared by every caller until the next write. */
   private flushed: Promise<void> | undefined;
 
   constructor(readonly path: string) {
     try {
       // No compression: records are small and mostly signatures and ids, which do not compress.
-      this.root = open({ path, compression: false });
+      this.root = open({ path, compression: false, overlappingSync: false });
     } catch (e) {
       throw new FitError('FIT_ERR_STORE', `cannot open the store at ${path}: ${(e as Error).message}; check the data directory's permissions and free space`, { path });
     }
@@ -78,7 +84,7 @@ export class DiskStore implements EventStore {
   }
 
   durable(): Promise<void> {
-    this.flushed ??= Promise.resolve(this.root.flushed).then(
+    this.flushed ??= this.last.then(
       () => undefined,
       (e: unknown) => {
         throw new FitError('FIT_ERR_STORE', `cannot write the store at ${this.path}: ${(e as Error).message}; check free space on the data directory's disk`, { path: this.path });
@@ -107,6 +113,7 @@ export class DiskStore implements EventStore {
 
   /** A write was issued: the next durable() waits for a flush that includes it. */
   private written(p: Promise<boolean>): void {
+    this.last = p;
     this.flushed = undefined;
     // Failures surface through durable(); an unobserved rejection must not kill the process.
     p.catch(() => undefined);
