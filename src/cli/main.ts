@@ -90,6 +90,7 @@ program
   .option('--fault <KIND>', `TESTS ONLY, needs FITBROKER_ALLOW_FAULTS=1: ${FAULT_KINDS.join(', ')} (repeatable)`, collect, [])
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
   .option('--data-dir <dir>', 'where this replica keeps its state: disk channels, the restart marker (default DIR/data/replica-N)')
+  .option('--replaced', 'this replica id ran before on another host or disk whose state is gone: take part in ordering only where it cannot contradict a vote the old one gave (as after a restart without state)', false)
   .option('--tls-cert <file>', TLS_CERT_HELP)
   .option('--tls-key <file>', TLS_KEY_HELP)
   .action((o) => run(() => runReplica(o)));

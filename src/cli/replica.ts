@@ -16,6 +16,8 @@ export interface ReplicaCommandOptions {
   logLevel?: string;
   /** --data-dir: where this replica keeps its state (default DIR/data/replica-N). */
   dataDir?: string;
+  /** --replaced: the id ran before elsewhere; its votes there are unknown here. */
+  replaced?: boolean;
   /** --tls-cert, --tls-key: this node's certificate and key, when not where cluster.yaml's tls: says. */
   tlsCert?: string;
   tlsKey?: string;
@@ -37,7 +39,8 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
   }
   const logger = pino({ level, base: { replica: o.id, pid: process.pid } });
   const dataDir = o.dataDir ?? replicaDataDir(o.dir, o.id);
-  const restarted = markStarted(dataDir);
+  // A replacement for a replica whose disk is gone may meet votes the old one gave: it must be as careful as a restart.
+  const restarted = markStarted(dataDir) || o.replaced === true;
   if (restarted) logger.warn({ dataDir }, 'this replica ran before and kept no consensus state: it stays passive in ordering until it is past every instance it may have voted on (docs/consensus.md)');
   const disk = [...config.table.channels].filter(([, c]) => c.persist === 'disk').map(([tag]) => tag);
   const store = disk.length > 0 ? new DiskStore(join(dataDir, 'store')) : undefined;
