@@ -86,11 +86,13 @@ export class ReplicaMetrics {
     this.defineReplica();
     this.defineEvents();
     this.defineConnections();
-    this.defineConsensus();
+    // Without the ordering protocol (n < 3f+1) there is nothing to show, and a series at 0 would mislead.
+    if (src.ordering() !== undefined) this.defineConsensus();
   }
 
   /** The text a scrape gets. */
   scrape(): Promise<string> {
+    this.snap = undefined;
     return this.registry.metrics();
   }
 
