@@ -74,7 +74,10 @@ export async function up(o: UpOptions): Promise<void> {
             if (!stopping) {
               failed++;
               process.stderr.write(`fitbroker up: replica ${r.id} exited (${how}); the others keep serving\n`);
-            } else if (code !== 0) unclean.push(`${r.id} (${how})`);
+            } else if (code !== 0 && signal !== 'SIGTERM') {
+              // Ended by the SIGTERM itself is clean: it was still starting, before it could catch it.
+              unclean.push(`${r.id} (${how})`);
+            }
             resolve();
           });
         }),
