@@ -36,7 +36,8 @@ export interface ReadinessInput {
  */
 export function readiness(i: ReadinessInput): Readiness {
   const missing: string[] = [];
-  if (!i.listening) missing.push('not listening for clients yet');
+  // A replica shutting down has closed its port too: one reason is enough.
+  if (!i.listening && !i.draining) missing.push('not listening for clients yet');
   if (i.draining) missing.push('shutting down (SIGTERM): finishing what is pending, taking no new work');
   let peers: Readiness['peers'];
   if (i.peersConnected !== undefined) {

@@ -206,6 +206,7 @@ export class ReplicaServer {
       else p.conn.close();
     }
     // 3. Answers to what was read: acknowledgements waiting for the order, decided control changes.
+    const pending = this.unanswered();
     const drainUntil = startedMs + limits.shutdownDrainMs;
     while (this.unanswered() > 0 && Date.now() < drainUntil) await sleep(DRAIN_POLL_MS);
     const unanswered = this.unanswered();
@@ -226,7 +227,7 @@ export class ReplicaServer {
     await Promise.race([listenerClosed, sleep(Math.max(0, limits.shutdownTimeoutMs - (Date.now() - startedMs)))]);
     // 7. The HTTP endpoint last: /readyz said 503 all along, and /metrics shows the drain.
     await this.ops?.close();
-    this.o.logger.info({ ms: Date.now() - startedMs, unanswered, clientConnections: clients }, unanswered > 0 ? `stopped; ${unanswered} request(s) left unanswered after shutdownDrainMs (the clients resend them to the other replicas)` : 'stopped; every request read was answered');
+    this.o.logger.info({ ms: Date.now() - startedMs, pending, unanswered, clientConnections: clients }, unanswered > 0 ? `stopped; ${unanswered} request(s) left unanswered after shutdownDrainMs (the clients resend them to the other replicas)` : 'stopped; every request read was answered');
   }
 
   /** Request frames read from clients and not answered yet. */

@@ -231,6 +231,30 @@ describe('operations: metrics, health, readiness and SIGTERM on a 4-replica clus
   });
 });
 
+describe('SIGTERM while publishes wait for the order', { timeout: 90_000 }, () => {
+  let c: TestCluster;
+  // A slow leader: ordered publishes wait a few hundred ms for their decision.
+  before(async () => (c = await startCluster({ channels: [], ordered: ['orders'], protection: 'si', faults: { 0: ['slow-order:250'] } })));
+  after(() => c.stop());
+
+  it('answers the publishes it already read before it exits, and the publisher loses nothing', async () => {
+    const port = c.config.replicas[3]!.metricsPort!;
+    const pub = c.publisher('probe');
+    for (let i = 0; i < 200; i++) if (!pub.publish('orders', `order ${i}`)) await pub.drained();
+    await eventually('replica 3 holds publishes waiting for the order', async () => assert.ok((await scrape(port)).value('fitbroker_consensus_pending_requests') > 0), 10_000);
+    const p = c.procs[3]!;
+    const exited = new Promise<number | null>((resolve) => p.once('exit', (code) => resolve(code)));
+    p.kill('SIGTERM');
+    assert.equal(await exited, 0, c.log(3).slice(-2000));
+    const stopped = c.log(3).trim().split('\n').map((l) => JSON.parse(l) as { msg: string; pending?: number; unanswered?: number }).find((l) => l.msg.startsWith('stopped'));
+    assert.ok(stopped, 'it logs that it stopped');
+    assert.ok(stopped.pending! >= 1, `a publish frame waited for the order when it began: ${JSON.stringify(stopped)}`);
+    assert.equal(stopped.unanswered, 0, 'and it was answered before the connection closed');
+    await pub.flush(30_000);
+    pub.close();
+  });
+});
+
 describe('fitbroker up sent SIGTERM', { timeout: 60_000 }, () => {
   it('stops every replica and exits 0', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fitbroker-up-'));

@@ -150,12 +150,14 @@ describe('readiness: what /readyz answers', () => {
   });
 
   it('says what is missing otherwise', () => {
-    const r = readiness({ listening: false, draining: true, f: 2, peersConnected: [1, 2, 3] });
+    const r = readiness({ listening: false, draining: false, f: 2, peersConnected: [1, 2, 3] });
     assert.equal(r.ready, false);
-    assert.equal(r.missing.length, 3);
+    assert.equal(r.missing.length, 2);
     assert.match(r.missing[0]!, /not listening/);
-    assert.match(r.missing[1]!, /shutting down/);
-    assert.match(r.missing[2]!, /linked to 3 other replica\(s\) \[1,2,3\], needs 4 \(2f\)/);
+    assert.match(r.missing[1]!, /linked to 3 other replica\(s\) \[1,2,3\], needs 4 \(2f\)/);
+    const closing = readiness({ listening: false, draining: true, f: 1, peersConnected: [0, 1] });
+    assert.deepEqual(closing.missing.length, 1, 'a replica shutting down closed its port: one reason');
+    assert.match(closing.missing[0]!, /shutting down/);
   });
 
   it('needs no links without the ordering protocol (n < 3f+1)', () => {
