@@ -187,6 +187,11 @@ export class BrokerService {
     return this.table;
   }
 
+  /** Bytes every queue of this replica holds together, as counted against queuedBytesMax (for metrics). */
+  get queuedBytes(): number {
+    return this.budget.bytes;
+  }
+
   /** Gives `client` a queue on `tag` (it was just allowed to subscribe): events from now on wait for it. */
   openQueue(tag: string, client: string): void {
     const ch = this.channel(tag);

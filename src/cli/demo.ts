@@ -10,7 +10,7 @@ import { closeSync, openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join, relative } from 'node:path';
 import { FitError, publishQuorum, type BrokerEvent } from '../core/index.js';
-import { clientKeyPath, initCluster, type ClusterConfig } from '../config/index.js';
+import { clientKeyPath, initCluster, metricsBasePortFor, type ClusterConfig } from '../config/index.js';
 import { loadPrivateKey } from '../protection/index.js';
 import { Publisher, Subscriber, queryStatus, type SubscriberSummary } from '../client/index.js';
 import { hostProbe, type HostEvent } from '../adapters/index.js';
@@ -44,6 +44,8 @@ interface Stop {
 
 export async function demo(o: DemoOptions): Promise<void> {
   await assertPortsFree(HOST, o.basePort, REPLICAS);
+  // init's default metrics ports (base port + 1000), checked the same way.
+  await assertPortsFree(HOST, metricsBasePortFor({ basePort: o.basePort, replicas: REPLICAS }), REPLICAS, 'metrics of replica', o.basePort);
   const config = initCluster({
     dir: o.dir,
     replicas: REPLICAS,
@@ -171,6 +173,7 @@ function header(config: ClusterConfig, dir: string, logPath: string): string {
     '  probe     publishes real events of this host: metrics every 2 s, new processes, auth failures, load and memory alerts',
     `  console   subscribes to ${CHANNELS.join(' and ')}; its voter delivers an event once ${FAULTS + 1} replicas sent matching copies`,
     `  order     ${ORDERED.join(', ')} ${ORDERED.length > 1 ? 'are' : 'is'} ordered by consensus among the replicas: every console gets the same order, each event numbered (#seq)`,
+    ...(config.replicas[0]?.metricsPort ? [`  metrics   http://${HOST}:${config.replicas[0].metricsPort}/metrics (and /healthz, /readyz), one port per replica up to ${config.replicas.at(-1)!.metricsPort}`] : []),
     'in another terminal, while this runs:',
     `  ${cli} subscribe --dir ${dir} --as console --channel alerts`,
     `  echo '{"type":"note","text":"hello"}' | ${cli} publish --dir ${dir} --as probe --channel alerts`,
@@ -191,7 +194,7 @@ interface Cluster {
 }
 
 /** Fails with the port and a way out, before anything is written or started. */
-async function assertPortsFree(host: string, basePort: number, n: number): Promise<void> {
+async function assertPortsFree(host: string, basePort: number, n: number, what = 'replica', demoBasePort = basePort): Promise<void> {
   const last = basePort + n - 1;
   if (last > 65535) {
     throw new FitError('FIT_ERR_USAGE', `--base-port ${basePort}: the demo needs ports ${basePort}-${last} and the last is over 65535; choose a lower --base-port, e.g. 7400`, { basePort });
@@ -202,7 +205,7 @@ async function assertPortsFree(host: string, basePort: number, n: number): Promi
       const server = createServer();
       server.once('error', (e: NodeJS.ErrnoException) => {
         const why = e.code === 'EADDRINUSE' ? 'is already in use (another demo or `fitbroker up` still running, or another program)' : `cannot be used (${e.code ?? e.message})`;
-        reject(new FitError('FIT_ERR_USAGE', `port ${port} on ${host}, for replica ${id}, ${why}; stop what holds it, or choose other ports with --base-port (e.g. --base-port ${basePort + 100})`, { port }));
+        reject(new FitError('FIT_ERR_USAGE', `port ${port} on ${host}, for ${what} ${id}, ${why}; stop what holds it, or choose other ports with --base-port (e.g. --base-port ${demoBasePort + 100})`, { port }));
       });
       server.listen(port, host, () => server.close(() => resolve()));
     });

@@ -3,7 +3,7 @@
 // project: extend them, never rename them.
 
 import { Command, Option } from 'commander';
-import { initCluster, makeClusterTls, parseClientsFlag } from '../config/index.js';
+import { initCluster, makeClusterTls, parseClientsFlag, METRICS_PORT_OFFSET } from '../config/index.js';
 import { FAULT_KINDS } from '../replica/index.js';
 import { collect, fail, intFlag, secondsFlag, EXIT_USAGE } from './common.js';
 import { up } from './up.js';
@@ -39,6 +39,7 @@ program
   .option('--channels <list>', 'comma-separated channel names', 'alerts,metrics')
   .option('--base-port <port>', 'replica i listens on base-port + i', intFlag(1, 65535), 7400)
   .option('--host <host>', 'address the replicas listen on', '127.0.0.1')
+  .option('--metrics-base-port <port>', `replica i serves /metrics, /healthz and /readyz over HTTP on this port + i (default: base-port + ${METRICS_PORT_OFFSET}; 0: none)`, intFlag(0, 65535))
   .addOption(new Option('--fault-model <model>', 'class of every channel created').choices(['cft', 'bft']).default('bft'))
   .option('--clients <list>', 'more clients as NAME:ROLE,... with ROLE pub, sub or pubsub (e.g. siem1:sub,siem2:sub)', '')
   .option('--ordered <channels>', 'comma-separated channels (also created if not in --channels) with total order inside each (order: channel); every subscriber delivers their events in the same order, each with a seq', '')
@@ -64,10 +65,11 @@ program
         ordered: String(o.ordered).split(',').map((s) => s.trim()).filter(Boolean),
         orderedGlobal: String(o.orderedGlobal).split(',').map((s) => s.trim()).filter(Boolean),
         tls: o.tls,
+        metricsBasePort: o.metricsBasePort,
       });
       if (o.tls) await makeClusterTls(c);
       process.stdout.write(
-        `wrote ${c.file}: ${c.replicas.length} replicas (f=${c.f}), channels ${[...c.table.channels.keys()].join(', ')}, clients ${[...c.table.clients.keys()].join(', ')}; keys in ${o.dir}/keys\n` +
+        `wrote ${c.file}: ${c.replicas.length} replicas (f=${c.f}${c.replicas[0]?.metricsPort ? `, metrics on ports ${c.replicas[0].metricsPort}-${c.replicas[0].metricsPort + c.replicas.length - 1}` : ''}), channels ${[...c.table.channels.keys()].join(', ')}, clients ${[...c.table.clients.keys()].join(', ')}; keys in ${o.dir}/keys\n` +
           (o.tls ? `TLS on: cluster CA ${o.dir}/keys/tls/ca.crt (its key ca.key issues more certificates: keep it off the replica hosts), one certificate and key per replica and client beside it\n` : '') +
           `next: fitbroker up --dir ${o.dir}\n`,
       );
@@ -91,6 +93,7 @@ program
   .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
   .option('--data-dir <dir>', 'where this replica keeps its state: disk channels, the restart marker (default DIR/data/replica-N)')
   .option('--replaced', 'this replica id ran before on another host or disk whose state is gone: take part in ordering only where it cannot contradict a vote the old one gave (as after a restart without state)', false)
+  .option('--metrics-port <port>', 'serve /metrics, /healthz and /readyz over HTTP on this port of the replica\'s host (default: replicas.N.metricsPort of cluster.yaml; 0: none)', intFlag(0, 65535))
   .option('--tls-cert <file>', TLS_CERT_HELP)
   .option('--tls-key <file>', TLS_KEY_HELP)
   .action((o) => run(() => runReplica(o)));

@@ -21,6 +21,8 @@ export interface ReplicaCommandOptions {
   /** --tls-cert, --tls-key: this node's certificate and key, when not where cluster.yaml's tls: says. */
   tlsCert?: string;
   tlsKey?: string;
+  /** --metrics-port: overrides replicas.N.metricsPort; 0 serves no metrics. */
+  metricsPort?: number;
 }
 
 export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
@@ -46,17 +48,21 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
   const store = disk.length > 0 ? new DiskStore(join(dataDir, 'store')) : undefined;
   if (store) logger.info({ path: store.path, channels: disk }, 'disk channels: records are acknowledged once on disk, and come back after a restart');
   const server = new ReplicaServer({ config, id: o.id, privateKey, faults, logger, restarted, ...(store ? { store } : {}) });
+  // Before the client port: /healthz answers while the replica starts, /readyz says what it waits for.
+  const metricsPort = o.metricsPort ?? info.metricsPort ?? 0;
+  if (metricsPort > 0) {
+    try {
+      await server.serveOps(metricsPort);
+    } catch (e) {
+      throw listenError(e, `replica ${o.id} cannot serve metrics on ${info.host}:${metricsPort}`, `change replicas.${o.id}.metricsPort in ${config.file} or pass --metrics-port (0 serves no metrics)`, info.host, metricsPort);
+    }
+    logger.info({ host: info.host, metricsPort }, `serving /metrics, /healthz and /readyz on http://${info.host}:${metricsPort}`);
+  }
   try {
     await server.listen();
   } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    throw new FitError(
-      'FIT_ERR_CONFIG',
-      code === 'EADDRINUSE'
-        ? `replica ${o.id} cannot listen on ${info.host}:${info.port}: the port is in use (another replica or program); stop it or change replicas.${o.id}.port in ${config.file}`
-        : `replica ${o.id} cannot listen on ${info.host}:${info.port}: ${(e as Error).message}`,
-      { host: info.host, port: info.port },
-    );
+    await server.close();
+    throw listenError(e, `replica ${o.id} cannot listen on ${info.host}:${info.port}`, `change replicas.${o.id}.port in ${config.file}`, info.host, info.port);
   }
   logger.info({ host: info.host, port: info.port, n: config.replicas.length, f: config.f, channels: [...config.table.channels.keys()], faults: o.fault ?? [] }, 'replica listening');
   if (config.tls) logger.info({ ca: config.tls.ca }, 'TLS on: clients and replicas must present a certificate from this CA naming who they are');
@@ -71,12 +77,34 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
   const shutdown = (signal: string): void => {
     if (stopping) return;
     stopping = true;
-    logger.info({ signal }, 'shutting down');
-    void server.close().then(() => process.exit(0));
-    setTimeout(() => process.exit(0), 2000).unref();
+    const { shutdownDrainMs, shutdownTimeoutMs } = config.limits;
+    logger.info({ signal, shutdownDrainMs, shutdownTimeoutMs }, 'shutting down: no new connections or requests; answering what is pending');
+    // Bounded: a shutdown that hangs (a peer that never reads) must not keep the host's
+    // supervisor waiting, or make it reach for SIGKILL, which would lose the log line.
+    setTimeout(() => {
+      logger.error({ shutdownTimeoutMs }, 'shutdown did not finish within shutdownTimeoutMs; exiting anyway');
+      process.exit(1);
+    }, shutdownTimeoutMs).unref();
+    void server.close().then(
+      () => process.exit(0),
+      (e: unknown) => {
+        logger.error({ err: (e as Error)?.message }, 'shutdown failed');
+        process.exit(1);
+      },
+    );
   };
   process.on('SIGTERM', () => shutdown('SIGTERM'));
   process.on('SIGINT', () => shutdown('SIGINT'));
+}
+
+/** A port this replica could not listen on, as the FitError an operator can act on. */
+function listenError(e: unknown, what: string, fix: string, host: string, port: number): FitError {
+  const code = (e as NodeJS.ErrnoException).code;
+  return new FitError(
+    'FIT_ERR_CONFIG',
+    code === 'EADDRINUSE' ? `${what}: the port is in use (another replica or program); stop it or ${fix}` : `${what}: ${(e as Error).message}`,
+    { host, port },
+  );
 }
 
 /**

@@ -31,6 +31,9 @@ export function parseUpFaults(specs: string[], n: number): Map<number, string[]>
   return byReplica;
 }
 
+/** Past the replicas' own shutdownTimeoutMs, how long `up` still waits before it kills them. */
+const KILL_GRACE_MS = 2_000;
+
 export async function up(o: UpOptions): Promise<void> {
   const config = loadConfig(o.dir);
   const faults = parseUpFaults(o.fault ?? [], config.replicas.length);
@@ -38,10 +41,22 @@ export async function up(o: UpOptions): Promise<void> {
   const children = new Map<number, ChildProcess>();
   let stopping = false;
   let failed = 0;
+  /** Replicas that did not exit 0 once asked to stop. */
+  const unclean: string[] = [];
   const stop = (signal: NodeJS.Signals): void => {
-    if (stopping) return;
+    if (stopping) {
+      // A second Ctrl-C: the operator will not wait.
+      for (const c of children.values()) c.kill('SIGKILL');
+      return;
+    }
     stopping = true;
-    for (const c of children.values()) c.kill(signal === 'SIGINT' ? 'SIGTERM' : signal);
+    process.stderr.write(`fitbroker up: ${signal}: stopping ${children.size} replica(s) (again to kill them)\n`);
+    // Each replica stops gracefully (docs/operations.md) and exits by itself within
+    // shutdownTimeoutMs; one that does not is killed a little later.
+    for (const c of children.values()) c.kill('SIGTERM');
+    setTimeout(() => {
+      for (const c of children.values()) c.kill('SIGKILL');
+    }, config.limits.shutdownTimeoutMs + KILL_GRACE_MS).unref();
   };
   process.on('SIGINT', () => stop('SIGINT'));
   process.on('SIGTERM', () => stop('SIGTERM'));
@@ -55,9 +70,13 @@ export async function up(o: UpOptions): Promise<void> {
           children.set(r.id, child);
           child.on('exit', (code, signal) => {
             children.delete(r.id);
+            const how = signal ?? `code ${code}`;
             if (!stopping) {
               failed++;
-              process.stderr.write(`fitbroker up: replica ${r.id} exited (${signal ?? `code ${code}`}); the others keep serving\n`);
+              process.stderr.write(`fitbroker up: replica ${r.id} exited (${how}); the others keep serving\n`);
+            } else if (code !== 0 && signal !== 'SIGTERM') {
+              // Ended by the SIGTERM itself is clean: it was still starting, before it could catch it.
+              unclean.push(`${r.id} (${how})`);
             }
             resolve();
           });
@@ -67,4 +86,10 @@ export async function up(o: UpOptions): Promise<void> {
   if (failed === config.replicas.length) {
     throw new FitError('FIT_ERR_INTERNAL', `every replica exited on its own; their log lines above say why`, { replicas: failed });
   }
+  if (unclean.length > 0) {
+    process.stderr.write(`fitbroker up: replica(s) ${unclean.join(', ')} did not stop cleanly; their log lines above say why\n`);
+    process.exitCode = 1;
+    return;
+  }
+  if (stopping) process.stderr.write(`fitbroker up: every replica stopped\n`);
 }

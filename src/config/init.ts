@@ -32,6 +32,29 @@ export interface InitOptions {
   persist?: Persist;
   /** Writes a tls: section (TLS on every connection); then makeClusterTls() makes the files. */
   tls?: boolean;
+  /**
+   * Replica i serves /metrics, /healthz and /readyz on metricsBasePort + i (default basePort +
+   * METRICS_PORT_OFFSET); 0 writes no metricsPort (not served).
+   */
+  metricsBasePort?: number;
+}
+
+/** Replica i's metrics port is its client port plus this, unless init --metrics-base-port says otherwise. */
+export const METRICS_PORT_OFFSET = 1000;
+
+/** The metrics ports init writes for `n` replicas: none for 0; refused when out of range or on a replica port. */
+export function metricsBasePortFor(o: Pick<InitOptions, 'basePort' | 'replicas' | 'metricsBasePort'>): number {
+  const base = o.metricsBasePort ?? o.basePort + METRICS_PORT_OFFSET;
+  if (base === 0) return 0;
+  const last = base + o.replicas - 1;
+  const flag = o.metricsBasePort === undefined ? `the default --metrics-base-port (--base-port + ${METRICS_PORT_OFFSET} = ${base})` : `--metrics-base-port ${base}`;
+  if (base < 1 || last > 65535) {
+    throw new FitError('FIT_ERR_USAGE', `${flag}: the metrics ports ${base}-${last} are not all within 1-65535; pass a lower --metrics-base-port, or 0 to serve no metrics`, { port: base });
+  }
+  if (base <= o.basePort + o.replicas - 1 && o.basePort <= last) {
+    throw new FitError('FIT_ERR_USAGE', `${flag}: the metrics ports ${base}-${last} overlap the replica ports ${o.basePort}-${o.basePort + o.replicas - 1}; pass another --metrics-base-port, or 0 to serve no metrics`, { port: base });
+  }
+  return base;
 }
 
 /** Where `init --tls` puts the CA and each node's certificate and key, relative to the dir. */
@@ -75,6 +98,7 @@ export function initCluster(o: InitOptions): ClusterConfig {
   for (const ch of channelNames) {
     if (!NAME_PATTERN.test(ch)) throw new FitError('FIT_ERR_USAGE', `--channels: "${ch}" is not a valid channel name (letters, digits, ".", "_", "-")`, { channel: ch });
   }
+  const metricsBase = metricsBasePortFor(o);
   mkdirSync(`${o.dir}/keys`, { recursive: true, mode: 0o700 });
   // New keys make a new cluster: what replicas of the old one kept must not make the new ones
   // believe they ran before.
@@ -82,7 +106,7 @@ export function initCluster(o: InitOptions): ClusterConfig {
   const replicas = Array.from({ length: o.replicas }, (_, id) => {
     const k = generateIdentity();
     writeFileSync(replicaKeyPath(o.dir, id), k.privatePem, { mode: 0o600 });
-    return { id, host: o.host, port: o.basePort + id, publicKey: k.publicKey };
+    return { id, host: o.host, port: o.basePort + id, ...(metricsBase > 0 ? { metricsPort: metricsBase + id } : {}), publicKey: k.publicKey };
   });
   const clients: Record<string, unknown> = {};
   const defaults = o.defaultClients === false ? [] : DEFAULT_CLIENTS;

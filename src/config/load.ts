@@ -75,6 +75,13 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
     if (endpoints.has(ep)) throw configError(file, `replicas.${r.id}.port`, `a host:port no other replica uses, ${ep} is taken twice`);
     endpoints.add(ep);
   }
+  // Metrics ports after every replica port, so the message names the metrics port at fault.
+  for (const r of c.replicas) {
+    if (r.metricsPort === undefined) continue;
+    const ep = `${r.host}:${r.metricsPort}`;
+    if (endpoints.has(ep)) throw configError(file, `replicas.${r.id}.metricsPort`, `a host:port no replica listens on and no other metricsPort uses, ${ep} is taken twice`);
+    endpoints.add(ep);
+  }
   const channels = new Map<string, ChannelClass>();
   for (const [tag, ch] of Object.entries(c.channels)) {
     const needed = ch.fault === 'bft' ? 3 * c.f + 1 : c.f + 1;

@@ -24,6 +24,8 @@ export const replicaSchema = z.strictObject({
   host: z.string().min(1),
   port: z.number().int().min(1).max(65535),
   publicKey: z.string().min(1),
+  /** HTTP for /metrics, /healthz and /readyz on the same host (docs/operations.md); absent: off. */
+  metricsPort: z.number().int().min(1).max(65535).optional(),
 });
 
 export const clientSchema = z.strictObject({

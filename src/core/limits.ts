@@ -112,6 +112,13 @@ export const DEFAULT_LIMITS = {
    * reading the connection that sent more, until half are answered.
    */
   clientRequestsPendingMax: 1_024,
+  /**
+   * On SIGTERM, how long a replica waits for requests it has not answered yet (publishes
+   * waiting for the order, control changes) before it closes its connections anyway.
+   */
+  shutdownDrainMs: 2_000,
+  /** On SIGTERM, the longest a replica takes to stop: past it the process exits with code 1. */
+  shutdownTimeoutMs: 5_000,
 } as const;
 
 export type Limits = { -readonly [K in keyof typeof DEFAULT_LIMITS]: number };

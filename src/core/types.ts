@@ -47,6 +47,8 @@ export interface ReplicaInfo {
   host: string;
   port: number;
   publicKey: string;
+  /** Where the replica serves /metrics, /healthz and /readyz over HTTP, on `host`; absent: not served. */
+  metricsPort?: number;
 }
 
 export interface ClientInfo {

@@ -33,6 +33,8 @@ export interface OrderingOptions {
   logger: Logger;
   reply(peer: Peer, seq: number, body: Record<string, unknown>): void;
   refuse(peer: Peer, seq: number, err: FitError): void;
+  /** How long one publish frame's events waited to be ordered (submitted to last decided), for metrics. */
+  ordered?(ms: number): void;
 }
 
 /** The ordering protocol's client name for a publishing process's events on a channel: ev/CHANNEL/PROCESS. */
@@ -64,7 +66,7 @@ export class Ordering implements StateMachine {
   private unknownDecided = 0;
   private eventsOrdered = 0;
   /** Publish frames waiting for their ordered events to be decided, by event (client#seq). */
-  private readonly eventWaiters = new Map<string, Set<{ remaining: number; done: () => void }>>();
+  private readonly eventWaiters = new Map<string, Set<{ remaining: number; done: () => void; submittedMs: number }>>();
   /**
    * Events waiting for room in the order (consensusPendingMax), oldest first: submitted as
    * decisions make room. Their frames stay unacknowledged meanwhile, which is what holds the
@@ -97,7 +99,7 @@ export class Ordering implements StateMachine {
    */
   order(sections: { channel: string; events: UnorderedEvent[] }[], done: () => void): void {
     const reqs: Req[] = [];
-    const waiter = { remaining: 0, done };
+    const waiter = { remaining: 0, done, submittedMs: performance.now() };
     for (const { channel, events } of sections) {
       for (const e of events) {
         // The process (publisher id and epoch) by a 128-bit digest: every reference in a view change carries it.
@@ -149,7 +151,11 @@ export class Ordering implements StateMachine {
     const set = this.eventWaiters.get(key);
     if (!set) return;
     this.eventWaiters.delete(key);
-    for (const w of set) if (--w.remaining === 0) w.done();
+    for (const w of set) {
+      if (--w.remaining > 0) continue;
+      this.o.ordered?.(performance.now() - w.submittedMs);
+      w.done();
+    }
   }
 
   start(): void {

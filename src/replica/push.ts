@@ -39,6 +39,11 @@ export class PushScheduler {
     else setTimeout(this.run, wait);
   }
 
+  /** Runs the pass now if one is due, instead of after the linger (a replica shutting down). */
+  flushNow(): void {
+    if (this.armed) this.run();
+  }
+
   /** Adds a section to this pass's frame for `conn`; sends the frame once it is big enough. */
   write(conn: Connection, streamId: number, firstPos: number, records: readonly RecordRef[]): void {
     let w = this.writers.get(conn);

@@ -17,9 +17,14 @@ import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { LogSource, PushScheduler, PushStream, QueueSource } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
 import { ClientQuotas } from './quotas.js';
+import { ReplicaMetrics, type MetricsSource } from './metrics.js';
+import { OpsServer, readiness, type Readiness } from './ops.js';
 
-/** Why the replica stopped reading a connection; it reads again once none is left. */
-type HoldReason = 'order' | 'rate' | 'pending';
+/** Why the replica stopped reading a connection; it reads again once none is left ('shutdown' never ends). */
+type HoldReason = 'order' | 'rate' | 'pending' | 'shutdown';
+
+/** How often close() looks whether every pending request was answered. */
+const DRAIN_POLL_MS = 10;
 
 const slowOrderMs = (faults: readonly Fault[]): number => {
   const f = faults.find((x) => x.kind === 'slow-order');
@@ -98,6 +103,12 @@ export class ReplicaServer {
   private readonly tls: TlsIdentity | undefined;
   /** Writes disk channels' positions and trims them, every storeFlushMs. */
   private storeTimer: NodeJS.Timeout | undefined;
+  /** Absent until serveOps(): no metrics are kept, and nothing on the hot path measures. */
+  private metrics: ReplicaMetrics | undefined;
+  private ops: OpsServer | undefined;
+  /** Set once close() began: no new work, /readyz answers 503. */
+  private draining = false;
+  private closing: Promise<void> | undefined;
 
   constructor(private readonly o: ReplicaOptions) {
     this.tls = o.tls ?? tlsIdentityFor(o.config, replicaTlsName(o.id));
@@ -121,7 +132,7 @@ export class ReplicaServer {
       if (set) for (const s of set) s.schedule();
     };
     const { replicas, f } = o.config;
-    if (replicas.length >= 3 * f + 1) this.ordering = new Ordering({ config: o.config, id: o.id, privateKey: o.privateKey, restarted: o.restarted === true, slowOrderMs: slowOrderMs(this.faults), tls: this.tls, service: this.service, logger: o.logger, reply: (p, seq, body) => this.reply(p, seq, body), refuse: (p, seq, e) => this.refuse(p, seq, e, false) });
+    if (replicas.length >= 3 * f + 1) this.ordering = new Ordering({ config: o.config, id: o.id, privateKey: o.privateKey, restarted: o.restarted === true, slowOrderMs: slowOrderMs(this.faults), tls: this.tls, service: this.service, logger: o.logger, reply: (p, seq, body) => this.reply(p, seq, body), refuse: (p, seq, e) => this.refuse(p, seq, e, false), ordered: (ms) => this.metrics?.orderBatch.observe(ms / 1000) });
     const accept = this.tls
       ? tlsAcceptor(this.tls, o.config.limits, {
           onSecure: (socket, names, remote) => this.handle(socket, remote, names),
@@ -151,16 +162,114 @@ export class ReplicaServer {
     });
   }
 
-  async close(): Promise<void> {
+  /**
+   * Serves /metrics, /healthz and /readyz over HTTP on `port` (0: any free one); resolves with
+   * the port. Rejects with the listen error (EADDRINUSE...) and serves nothing then.
+   */
+  async serveOps(port: number, host = this.info.host): Promise<number> {
+    const metrics = new ReplicaMetrics(this.metricsSource());
+    const ops = new OpsServer({
+      metrics: () => metrics.scrape(),
+      metricsContentType: metrics.contentType,
+      health: () => ({ replica: this.o.id, uptimeMs: Date.now() - this.startedAtMs, draining: this.draining }),
+      readiness: () => this.readiness(),
+    });
+    const bound = await ops.listen(port, host);
+    this.metrics = metrics;
+    this.ops = ops;
+    return bound;
+  }
+
+  /** What /readyz answers (docs/operations.md): listening, not shutting down, linked to 2f others when it orders. */
+  readiness(): Readiness {
+    return readiness({ listening: this.server.listening, draining: this.draining, f: this.o.config.f, peersConnected: this.ordering?.status().peersConnected });
+  }
+
+  /**
+   * Stops the replica gracefully (SIGTERM): takes no new connections or requests, answers what
+   * it already read (publishes waiting for the order, control changes) for up to
+   * shutdownDrainMs, sends what its push streams have due, closes client connections once what
+   * was written to them is flushed, then the links to the other replicas and the HTTP endpoint.
+   * Whatever it could not answer, the clients resend to the other replicas. Each step is its own
+   * line below, so that later steps (a store to flush) have a place; called twice, it returns
+   * the same promise.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.shutdown();
+    return this.closing;
+  }
+
+  private async shutdown(): Promise<void> {
+    const startedMs = Date.now();
+    const limits = this.o.config.limits;
+    this.draining = true;
+    // 1. No new connections; resolves once every open one is gone.
+    const listenerClosed = new Promise<void>((resolve) => this.server.close(() => resolve()));
+    // 2. No new requests: client connections are no longer read (what they still send waits in
+    //    TCP and is resent elsewhere); those that never authenticated go now. Other replicas'
+    //    links stay: the order needs them to decide what this replica's clients wait for.
+    for (const p of this.peers) {
+      if (p.replica !== undefined) continue;
+      if (p.client) this.hold(p, 'shutdown');
+      else p.conn.close();
+    }
+    // 3. Answers to what was read: acknowledgements waiting for the order, decided control changes.
+    const pending = this.unanswered();
+    const drainUntil = startedMs + limits.shutdownDrainMs;
+    while (this.unanswered() > 0 && Date.now() < drainUntil) await sleep(DRAIN_POLL_MS);
+    const unanswered = this.unanswered();
+    // 4. What push streams have due leaves now, not after the linger.
+    this.scheduler.flushNow();
+    // 5. Client connections close once what was written to them is flushed (Connection.end).
+    let clients = 0;
+    for (const p of this.peers) {
+      if (p.replica !== undefined) continue;
+      clients++;
+      p.conn.end();
+    }
+    // 6. Links to and from the other replicas.
     this.ordering?.stop();
-    for (const p of this.peers) p.conn.close();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+    for (const p of this.peers) if (p.replica !== undefined) p.conn.close();
+    // Connection.end closes a socket that does not flush within a second; a TLS handshake that
+    // never finished has no peer yet and is bounded by the forced exit of the caller.
+    await Promise.race([listenerClosed, sleep(Math.max(0, limits.shutdownTimeoutMs - (Date.now() - startedMs)))]);
+    // 7. Disk channels: positions as they stand now, so a restart sends subscribers nothing
+    //    they acknowledged; then the store, synced.
     clearInterval(this.storeTimer);
     if (this.o.store) {
-      // Positions as they stand now, so a restart sends subscribers nothing they acknowledged.
       this.service.flushStore();
       await this.o.store.close();
     }
+    // 8. The HTTP endpoint last: /readyz said 503 all along, and /metrics shows the drain.
+    await this.ops?.close();
+    this.o.logger.info({ ms: Date.now() - startedMs, pending, unanswered, clientConnections: clients }, unanswered > 0 ? `stopped; ${unanswered} request(s) left unanswered after shutdownDrainMs (the clients resend them to the other replicas)` : 'stopped; every request read was answered');
+  }
+
+  /** Request frames read from clients and not answered yet. */
+  private unanswered(): number {
+    let n = 0;
+    for (const p of this.peers) n += p.unanswered.size;
+    return n;
+  }
+
+  private metricsSource(): MetricsSource {
+    const { config, id } = this.o;
+    return {
+      replica: id,
+      n: config.replicas.length,
+      f: config.f,
+      tls: this.tls !== undefined,
+      queuedBytesMax: config.limits.queuedBytesMax,
+      channels: () => this.service.stats(),
+      queuedBytes: () => this.service.queuedBytes,
+      clientConnections: () => this.clientConnections(),
+      replicaLinksIn: () => [...this.peers].flatMap((p) => (p.replica === undefined ? [] : [p.replica])),
+      replicaLinksOut: () => this.ordering?.status().peersConnected ?? [],
+      evidence: () => this.evidence,
+      limits: () => this.quotas.status(),
+      ordering: () => (this.ordering ? { ...this.ordering.status(), pausedConnections: this.pausedForOrder.size, pausesForOrder: this.pausesForOrder } : undefined),
+      readiness: () => this.readiness(),
+    };
   }
 
   /** Serves one connection over any duplex stream: a socket, or an in-memory pair in tests. */
@@ -334,10 +443,15 @@ export class ReplicaServer {
   }
 
   private onPublish(peer: Peer, body: Buffer): void {
+    // Per frame, not per event, and only while metrics are served.
+    const readMs = this.metrics ? performance.now() : 0;
     const p = decodePublish(body);
     try {
       const r = this.service.publish(peer.client!, body, p.sections);
-      const sendAck = (): void => peer.conn.send(encodeAck(p.reqSeq, r.accepted, r.duplicates));
+      const sendAck = (): void => {
+        peer.conn.send(encodeAck(p.reqSeq, r.accepted, r.duplicates));
+        this.metrics?.publishAck.observe({ ordered: r.unordered && this.ordering ? 'true' : 'false' }, (performance.now() - readMs) / 1000);
+      };
       const ack = r.stored ? (): void => this.whenStored(peer, p.reqSeq, sendAck) : sendAck;
       // Events of ordered channels are acknowledged once ordered: the publisher's window then
       // holds it to the rate the order sustains, and an acknowledged event is an ordered one.
@@ -576,4 +690,8 @@ export class ReplicaServer {
     this.o.logger.warn({ remote: peer.remote, client: peer.client?.id, code: err.code, ...err.fields }, err.message);
     if (close) peer.conn.end(err);
   }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
 }

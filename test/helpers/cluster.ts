@@ -7,7 +7,7 @@ import { parse as parseYaml, stringify } from 'yaml';
 import { createServer, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { clientKeyPath, initCluster, loadConfig, makeClusterTls, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
+import { clientKeyPath, initCluster, loadConfig, makeClusterTls, METRICS_PORT_OFFSET, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, type SubscriberOptions } from '../../src/client/index.js';
 import type { FaultModel, Limits, Persist, Protection } from '../../src/core/index.js';
@@ -61,14 +61,18 @@ async function portFree(port: number): Promise<boolean> {
   });
 }
 
+/**
+ * A base port such that `count` replica ports from it are free, and so are their metrics ports
+ * (init's default: each replica port + METRICS_PORT_OFFSET).
+ */
 export async function freeBasePort(count: number): Promise<number> {
   for (let attempt = 0; attempt < 50; attempt++) {
-    // Below Linux's ephemeral range (32768-60999): replicas now connect to each other, and the
-    // kernel may give one of those connections, as its local port, a port this cluster's next
-    // replica is about to listen on.
-    const base = 20000 + Math.floor(Math.random() * 12000);
+    // Below Linux's ephemeral range (32768-60999), metrics ports included: replicas now connect
+    // to each other, and the kernel may give one of those connections, as its local port, a
+    // port this cluster's next replica is about to listen on.
+    const base = 20000 + Math.floor(Math.random() * (32768 - 20000 - METRICS_PORT_OFFSET - 64));
     let ok = true;
-    for (let i = 0; i < count && ok; i++) ok = await portFree(base + i);
+    for (let i = 0; i < count && ok; i++) ok = (await portFree(base + i)) && (await portFree(base + METRICS_PORT_OFFSET + i));
     if (ok) return base;
   }
   throw new Error('no free port range found');

@@ -145,3 +145,19 @@ test('--tls-cert and --tls-key replace one node\'s files, and need a tls: sectio
   const moved = withTlsFiles(tls, { tlsCert: '/etc/pki/probe.crt', tlsKey: '/etc/pki/probe.key' });
   assert.deepEqual(moved.tls, { ca: tls.tls!.ca, cert: '/etc/pki/probe.crt', key: '/etc/pki/probe.key' });
 });
+
+test('init gives replica i a metrics port at its port + 1000 by default, or from --metrics-base-port, or none with 0', () => {
+  assert.deepEqual(initCluster(options()).replicas.map((r) => r.metricsPort), [8100, 8101, 8102, 8103]);
+  assert.deepEqual(initCluster(options({ metricsBasePort: 9000 })).replicas.map((r) => r.metricsPort), [9000, 9001, 9002, 9003]);
+  const none = options({ metricsBasePort: 0 });
+  initCluster(none);
+  assert.deepEqual(loadConfig(none.dir).replicas.map((r) => r.metricsPort), [undefined, undefined, undefined, undefined]);
+});
+
+test('init refuses metrics ports over 65535 or on the replica ports, before writing anything', () => {
+  const high = options({ basePort: 65000 });
+  usageError(() => initCluster(high), /default --metrics-base-port \(--base-port \+ 1000 = 66000\): the metrics ports 66000-66003 are not all within 1-65535/);
+  assert.equal(existsSync(configPath(high.dir)), false);
+  usageError(() => initCluster(options({ metricsBasePort: 65533 })), /--metrics-base-port 65533: the metrics ports 65533-65536/);
+  usageError(() => initCluster(options({ metricsBasePort: 7098 })), /the metrics ports 7098-7101 overlap the replica ports 7100-7103/);
+});

@@ -134,6 +134,26 @@ test('two replicas on the same host:port are refused', () => {
   });
 });
 
+test('a metricsPort is optional, and refused on a host:port a replica listens on or another metricsPort uses', () => {
+  assert.equal(parse().replicas[0]!.metricsPort, undefined);
+  const ok = parse((d) => d.replicas.forEach((r: Record<string, number>) => (r.metricsPort = 8000 + r.id!)));
+  assert.deepEqual(ok.replicas.map((r) => r.metricsPort), [8000, 8001, 8002, 8003]);
+  const onReplica = configError((d) => (d.replicas[1].metricsPort = 7003));
+  assert.equal(onReplica.fields.key, 'replicas.1.metricsPort');
+  assert.match(onReplica.message, /127\.0\.0\.1:7003 is taken twice/);
+  const twice = configError((d) => {
+    d.replicas[0].metricsPort = 8000;
+    d.replicas[3].metricsPort = 8000;
+  });
+  assert.equal(twice.fields.key, 'replicas.3.metricsPort');
+  assert.equal(configError((d) => (d.replicas[0].metricsPort = 70000)).fields.key, 'replicas.0.metricsPort');
+  // Another host may use the same port.
+  parse((d) => {
+    d.replicas[2].host = '10.0.0.3';
+    d.replicas[2].metricsPort = 7001;
+  });
+});
+
 test('replicas must be listed in id order from 0', () => {
   const e = configError((d) => ([d.replicas[0].id, d.replicas[1].id] = [1, 0]));
   assert.equal(e.fields.key, 'replicas.0.id');
