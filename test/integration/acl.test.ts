@@ -131,7 +131,18 @@ describe('fitbroker keys rotate --client: a new key through consensus', { timeou
       await old.flush();
       const r = await runCliAsync(['keys', 'rotate', '--dir', c.dir, '--client', 'probe']);
       assert.equal(r.code, 0, r.stderr);
-      assert.match(r.stdout, /new key for client probe: decided at consensus seq \d+/);
+      const decidedAt = Number(/new key for client probe: decided at consensus seq (\d+)/.exec(r.stdout)?.[1]);
+      assert.ok(decidedAt > 0, r.stdout);
+      // The command believes f+1 replicas; the new key is good at a replica once it executed the
+      // change, so the fresh publisher below waits for every replica (on a loaded machine two
+      // may lag, and a quorum of refusals would fail it).
+      const executedUntil = Date.now() + 20_000;
+      for (;;) {
+        const all = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 3_000);
+        if (all.every((s) => ((s.status?.consensus as { lastDecided?: number } | undefined)?.lastDecided ?? 0) >= decidedAt)) break;
+        assert.ok(Date.now() < executedUntil, `not every replica executed the key change within 20 s: ${all.map((s) => JSON.stringify((s.status?.consensus as { lastDecided?: number } | undefined)?.lastDecided)).join(', ')}`);
+        await sleep(100);
+      }
       // Every replica ended the old key's connections, and refuses them when they come back.
       const until = Date.now() + 10_000;
       while (old.readyReplicas > 0 && Date.now() < until) await sleep(50);
