@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import { initCluster, makeClusterTls, parseClientsFlag } from '../config/index.js';
 import { FAULT_KINDS } from '../replica/index.js';
+import { OVERFLOW_POLICIES } from '../core/index.js';
 import { collect, fail, intFlag, secondsFlag, EXIT_USAGE } from './common.js';
 import { up } from './up.js';
 import { runReplica } from './replica.js';
@@ -44,12 +45,18 @@ program
   .option('--ordered <channels>', 'comma-separated channels (also created if not in --channels) with total order inside each (order: channel); every subscriber delivers their events in the same order, each with a seq', '')
   .option('--ordered-global <channels>', 'comma-separated channels sharing one order across them (order: global)', '')
   .addOption(new Option('--protection <level>', 'quality of protection of every channel created: si (identification), ha (HMAC under a channel key), pks (publisher signatures), pke (signatures and encryption)').choices(['si', 'ha', 'pks', 'pke']).default('pks'))
+  .addOption(
+    new Option('--overflow <policy>', 'what a full subscriber queue does on every unordered channel created: drop-oldest (drop its oldest event), drop-newest (refuse the new one), block (hold the channel\'s publishers until the console reads; a stalled console blocks them)')
+      .choices(OVERFLOW_POLICIES)
+      .default('drop-oldest'),
+  )
   .option('--tls', 'TLS on every connection: make a cluster CA and a certificate per replica and client in DIR/keys/tls, and a tls: section in cluster.yaml', false)
   .option('--force', 'overwrite an existing config and its keys', false)
   .action((o) =>
     run(async () => {
       const c = initCluster({
         protection: o.protection,
+        overflow: o.overflow,
         dir: o.dir,
         replicas: o.replicas,
         faults: o.faults,

@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { FitError, DEFAULT_LIMITS, type FaultModel, type Protection } from '../core/index.js';
+import { FitError, DEFAULT_LIMITS, type FaultModel, type OverflowPolicy, type Protection } from '../core/index.js';
 import { createChannelKeys, generateIdentity, needsChannelKey, replicaTlsName, writeClusterTls, NODE_NAME_TOKEN } from '../protection/index.js';
 import { NAME_PATTERN } from './schema.js';
 import { clientKeyPath, configPath, parseConfig, replicaKeyPath, type ClusterConfig } from './load.js';
@@ -28,6 +28,11 @@ export interface InitOptions {
   orderedGlobal?: string[];
   /** Quality of protection of every channel it creates (default pks). */
   protection?: Protection;
+  /**
+   * What a full subscriber queue does on every unordered channel it creates (default
+   * drop-oldest); ordered channels keep drop-oldest, the only policy their shared log has.
+   */
+  overflow?: OverflowPolicy;
   /** Writes a tls: section (TLS on every connection); then makeClusterTls() makes the files. */
   tls?: boolean;
 }
@@ -96,8 +101,12 @@ export function initCluster(o: InitOptions): ClusterConfig {
     };
   }
   const protection = o.protection ?? 'pks';
+  const overflow = (ch: string): OverflowPolicy => (orderOf.has(ch) ? 'drop-oldest' : (o.overflow ?? 'drop-oldest'));
   const channels = Object.fromEntries(
-    channelNames.map((ch) => [ch, { fault: o.faultModel, order: orderOf.get(ch) ?? 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, persist: 'memory', protection }]),
+    channelNames.map((ch) => [
+      ch,
+      { fault: o.faultModel, order: orderOf.get(ch) ?? 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, overflow: overflow(ch), persist: 'memory', protection },
+    ]),
   );
   if (needsChannelKey(protection)) for (const ch of channelNames) createChannelKeys(o.dir, ch, protection, true);
   const doc = { version: 1, f: o.faults, replicas, channels, clients, limits: {}, ...(o.tls ? { tls: DEFAULT_TLS } : {}) };
