@@ -17,9 +17,10 @@ import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { LogSource, PushScheduler, PushStream, QueueSource } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
 import { ClientQuotas } from './quotas.js';
+import { OverflowHolds } from './overflow.js';
 
 /** Why the replica stopped reading a connection; it reads again once none is left. */
-type HoldReason = 'order' | 'rate' | 'pending';
+type HoldReason = 'order' | 'rate' | 'pending' | 'overflow';
 
 const slowOrderMs = (faults: readonly Fault[]): number => {
   const f = faults.find((x) => x.kind === 'slow-order');
@@ -94,6 +95,8 @@ export class ReplicaServer {
   readonly ordering: Ordering | undefined;
   /** Absent: plain TCP. */
   private readonly tls: TlsIdentity | undefined;
+  /** Publisher connections held while a queue of an overflow: block channel they publish on is full. */
+  private readonly overflow: OverflowHolds<Peer>;
 
   constructor(private readonly o: ReplicaOptions) {
     this.tls = o.tls ?? tlsIdentityFor(o.config, replicaTlsName(o.id));
@@ -108,6 +111,8 @@ export class ReplicaServer {
     };
     this.service.onSubscriptionEnded = (key, client) => this.endStreams(key, client);
     this.service.onClientRekeyed = (client) => this.endClient(client);
+    this.overflow = new OverflowHolds<Peer>({ hold: (p) => this.hold(p, 'overflow'), release: (p) => this.release(p, 'overflow'), expire: () => this.service.expireBlocked() });
+    this.service.onBlocked = (channel, blocked) => this.overflow.channelBlocked(channel, blocked);
     this.service.onAppended = (_channel, log) => {
       const set = this.streams.get(log);
       if (set) for (const s of set) s.schedule();
@@ -145,6 +150,7 @@ export class ReplicaServer {
 
   async close(): Promise<void> {
     this.ordering?.stop();
+    this.overflow.stop();
     for (const p of this.peers) p.conn.close();
     await new Promise<void>((resolve) => this.server.close(() => resolve()));
   }
@@ -182,7 +188,7 @@ export class ReplicaServer {
       // say, and redials after a drop), so clients and replicas are counted apart.
       connections: this.clientConnections(),
       replicaLinks: this.peers.size - this.clientConnections(),
-      channels: this.service.stats(),
+      channels: this.service.stats().map((c) => ({ ...c, heldConnections: this.overflow.heldFor(c.tag) })),
       evidence: Object.fromEntries(this.evidence),
       faults: this.faults.map((f) => f.kind),
       tls: this.tls !== undefined,
@@ -203,6 +209,7 @@ export class ReplicaServer {
     clearTimeout(peer.handshakeTimer);
     clearTimeout(peer.throttleTimer);
     if (peer.client) this.heldForPending.get(peer.client.id)?.delete(peer);
+    this.overflow.forget(peer);
     if (peer.admitted) this.quotas.release(peer.client!.id);
     // What it was waiting for will be answered to no one: it no longer counts against its client.
     for (const done of [...peer.unanswered]) done();
@@ -323,6 +330,8 @@ export class ReplicaServer {
     const p = decodePublish(body);
     try {
       const r = this.service.publish(peer.client!, body, p.sections);
+      // A full queue of an overflow: block channel: this frame was queued, the next ones wait in TCP.
+      if (r.blocked) this.overflow.hold(peer, r.blocked);
       const ack = (): void => peer.conn.send(encodeAck(p.reqSeq, r.accepted, r.duplicates));
       // Events of ordered channels are acknowledged once ordered: the publisher's window then
       // holds it to the rate the order sustains, and an acknowledged event is an ordered one.
