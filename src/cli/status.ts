@@ -173,8 +173,10 @@ function blockedOf(ch: ChannelStat): string {
   if (!ch.blocks) return '';
   const spells = `held ${ch.blocks}x, ${((ch.blockedMs ?? 0) / 1000).toFixed(1)} s in all`;
   if (!ch.blocked) return `  (publishers ${spells})`;
-  const who = (ch.blockedBy ?? []).join(', ');
-  return `  BLOCKED: the full queue of ${who} holds ${ch.heldConnections ?? 0} publisher connection(s) until that console reads (or its events expire); ${spells}`;
+  const by = ch.blockedBy ?? [];
+  const who = by.map((id) => `${id}${ch.queues[id]?.sessions === 0 ? ' (not connected)' : ''}`).join(', ');
+  const queues = by.length === 1 ? `queue of ${who}` : `queues of ${who}`;
+  return `  BLOCKED by the full ${queues}: ${ch.heldConnections ?? 0} publisher connection(s) held until ${by.length === 1 ? 'it is' : 'they are'} read or ${by.length === 1 ? 'its' : 'their'} events expire; ${spells}`;
 }
 
 interface LimitsStat {
