@@ -10,10 +10,11 @@ import { runOnce, type RunResult } from './run.js';
 import { machine } from './machine.js';
 import { peerServers, PEER_NAMES } from './systems/servers.js';
 import { fitbrokerServer, type FitMode } from './systems/fitbroker.js';
-import { printTable, writeReport } from './report.js';
+import { printTable, writeReport, writeUrgentReport } from './report.js';
+import { runUrgent, urgentSummary, type UrgentResult } from './urgent.js';
 import type { ServerSide } from './systems/types.js';
 import { FAULT_KINDS, parseFault } from '../src/replica/index.js';
-import type { Persist, Protection } from '../src/core/index.js';
+import { DEFAULT_LIMITS, type Persist, type Protection } from '../src/core/index.js';
 
 const FULL_CHANNELS = [5, 10, 25, 50, 70, 90];
 
@@ -37,6 +38,10 @@ interface Flags {
   protection: string;
   persist: string;
   tls: boolean;
+  urgent: boolean;
+  urgentBacklog: number;
+  urgentRounds: number;
+  urgentCredits: string;
 }
 
 function list(v: string): string[] {
@@ -77,6 +82,10 @@ async function main(): Promise<void> {
     .option('--protection <levels>', 'quality of protection of the fitbroker channels, comma-separated (a run per level): si, ha, pks, pke', 'si')
     .option('--persist <where>', 'where the fitbroker channels keep their events, comma-separated (a run per value): memory, disk (acknowledged once on disk: group commit)', 'memory')
     .option('--tls', 'fitbroker runs with TLS on every client and replica connection (init --tls): what TLS costs, beside a run without', false)
+    .option('--urgent', 'also measure urgent latency behind a backlog: a subscriber frozen while --urgent-backlog events queue up, then urgent events published as it resumes (alone: --urgent --mode none --peers none)', false)
+    .option('--urgent-backlog <n>', 'events queued ahead of the urgent ones', positiveInt('--urgent-backlog'), 100_000)
+    .option('--urgent-rounds <n>', 'rounds of the urgent part, 4 urgent events each', positiveInt('--urgent-rounds'), 5)
+    .option('--urgent-credits <list>', 'the urgent part once per subscriber credit window (limits.subscribeCreditsEvents), comma-separated', `${DEFAULT_LIMITS.subscribeCreditsEvents},1024`)
     .option('--fault <ID:KIND>', `fitbroker runs with replica ID faulty (repeatable; ${FAULT_KINDS.join(', ')}): throughput with a faulty replica, not only safety`, (v: string, prev: string[]) => [...prev, v], [])
     .parse();
   const o = program.opts<Flags>();
@@ -116,9 +125,11 @@ async function main(): Promise<void> {
     else systems.push(peer);
   }
   const plan = channelCounts.flatMap((c) => systems.map((server) => ({ server, channels: c })));
+  const urgentCredits = o.urgent ? list(o.urgentCredits).map(positiveInt('--urgent-credits')) : [];
+  const urgentSteps = urgentCredits.length * (2 * o.urgentRounds + 2);
   const fixedRate = (server: ServerSide): number => (server.mode === 'bft-ordered' ? o.orderedRate : o.rate);
   const steps = (p: (typeof plan)[number]): number => 3 + (fixedRate(p.server) > 0 ? 1 : 0) + (p.server.mode === 'bft-ordered' && o.crashRate > 0 ? 1 : 0);
-  const progress = new Progress(plan.reduce((n, p) => n + steps(p), 0));
+  const progress = new Progress(plan.reduce((n, p) => n + steps(p), 0) + urgentSteps);
   const runs: RunResult[] = [];
   const failures: { label: string; channels: number; error: string }[] = [];
   for (const p of plan) {
@@ -141,19 +152,36 @@ async function main(): Promise<void> {
       progress.log(`FAILED ${p.server.label}, ${p.channels} channels: ${error}`);
     }
   }
+  const urgentResults: UrgentResult[] = [];
+  for (const creditsEvents of urgentCredits) {
+    try {
+      const u = await runUrgent({ backlog: o.urgentBacklog, rounds: o.urgentRounds, perRound: 4, everyMs: 25, size: o.size, creditsEvents, onPhase: (what) => progress.step(`urgent behind ${o.urgentBacklog}, ${creditsEvents} credits: ${what}`) });
+      urgentResults.push(u);
+      progress.log(urgentSummary(u));
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      failures.push({ label: `urgent, ${creditsEvents} credits`, channels: 1, error });
+      progress.log(`FAILED urgent, ${creditsEvents} credits: ${error}`);
+    }
+  }
+  const urgent = urgentResults.length > 0 ? urgentResults : undefined;
   progress.stop();
-  const doc = { machine: machine(), date: new Date().toISOString(), args: process.argv.slice(2), runs, ...(failures.length ? { failures } : {}) };
-  printTable(runs);
+  const doc = { machine: machine(), date: new Date().toISOString(), args: process.argv.slice(2), runs, ...(urgent ? { urgent } : {}), ...(failures.length ? { failures } : {}) };
+  if (runs.length > 0 || plan.length > 0) printTable(runs);
+  for (const u of urgentResults) process.stdout.write(`\n${urgentSummary(u)}\n`);
   if (o.save) {
     const dir = new URL('../../bench/results/', import.meta.url).pathname;
     mkdirSync(dir, { recursive: true });
-    const file = join(dir, `${doc.date.slice(0, 19).replace(/[:T]/g, '-')}-${doc.machine.commit.slice(0, 8)}${o.quick ? '-quick' : ''}.json`);
+    const suffix = `${o.quick ? '-quick' : ''}${plan.length === 0 && urgent ? '-urgent' : ''}`;
+    const file = join(dir, `${doc.date.slice(0, 19).replace(/[:T]/g, '-')}-${doc.machine.commit.slice(0, 8)}${suffix}.json`);
     writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
     process.stdout.write(`results: ${file}\n`);
-    if (o.chart) process.stdout.write(`chart: ${writeReport(doc)}\n`);
+    // A run of the urgent part alone leaves the throughput table and charts as they were.
+    if (o.chart && runs.length > 0) process.stdout.write(`chart: ${writeReport(doc)}\n`);
+    if (urgent && writeUrgentReport(doc)) process.stdout.write('urgent table: docs/performance.md\n');
   }
   if (o.out) writeFileSync(o.out, `${JSON.stringify(doc, null, 2)}\n`);
-  if (runs.length < plan.length) process.exitCode = 1;
+  if (runs.length < plan.length || urgentResults.length < urgentCredits.length) process.exitCode = 1;
 }
 
 function summaryLine(r: RunResult): string {

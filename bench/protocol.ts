@@ -19,7 +19,14 @@ export interface PublishCommand {
   durationMs?: number;
 }
 
-export type ToWorker = WorkerInit | PublishCommand | { type: 'reset' } | { type: 'count' } | { type: 'report' } | { type: 'exit' };
+/** Publish `count` urgent (priority 3) events, one every `everyMs`, each marked with URGENT_MARK (fitbroker only). */
+export interface UrgentCommand {
+  type: 'urgent';
+  count: number;
+  everyMs: number;
+}
+
+export type ToWorker = WorkerInit | PublishCommand | UrgentCommand | { type: 'reset' } | { type: 'count' } | { type: 'report' } | { type: 'exit' };
 
 export interface PublishDone {
   type: 'published';
@@ -38,6 +45,8 @@ export interface SubscriberReport {
   histogram: string;
   /** The longest time between two deliveries in the phase (a stall: a leader change, say). */
   longestGapMs: number;
+  /** Urgent events (URGENT_MARK) apart, when the phase had any: their latency, and how many events came before each. */
+  urgent?: { histogram: string; positions: number[] };
 }
 
 export type FromWorker = { type: 'ready' } | { type: 'count'; received: number } | PublishDone | SubscriberReport | { type: 'error'; message: string };

@@ -33,7 +33,7 @@ const PAYLOAD_BYTES = 200;
 /** Publish rounds between two drains: how far the queues run ahead of the push streams. */
 const DRAIN_EVERY = PER_SECTION === 1 ? 1 : 8;
 
-const cls: ChannelClass = { fault: 'bft', order: 'none', priority: 0, capacityEvents: 1_000_000, ttlMs: 600_000, persist: 'memory', protection: 'si' };
+const cls: ChannelClass = { fault: 'bft', order: 'none', priority: 0, capacityEvents: 1_000_000, ttlMs: 600_000, overflow: 'drop-oldest', persist: 'memory', protection: 'si' };
 const channels = Array.from({ length: CHANNELS }, (_, i) => `ch${i}`);
 const client = (id: string, publish: string[], subscribe: string[]): ClientInfo => ({ id, publicKey: 'unused', publish, subscribe, admin: false });
 const publishers = [client('pub0', ['*'], []), client('pub1', ['*'], [])];

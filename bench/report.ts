@@ -12,18 +12,23 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Machine } from './machine.js';
 import type { RunResult } from './run.js';
+import type { UrgentResult } from './urgent.js';
 
 export interface ReportDoc {
   machine: Machine;
   date: string;
   args: string[];
   runs: RunResult[];
+  /** The --urgent part, when it ran: one result per credit window. */
+  urgent?: UrgentResult[];
 }
 
 export type ChartMetric = 'deliver' | 'publish';
 
 export const TABLE_START = '<!-- bench:table:start -->';
 export const TABLE_END = '<!-- bench:table:end -->';
+export const URGENT_START = '<!-- bench:urgent:start -->';
+export const URGENT_END = '<!-- bench:urgent:end -->';
 
 /** The paper's use case: two SIEMs each receiving 60k events/s. */
 const USE_CASE_RATE = 60_000;
@@ -469,6 +474,49 @@ function replaceTable(markdown: string, doc: ReportDoc): string | undefined {
   const end = markdown.indexOf(TABLE_END, start + TABLE_START.length);
   if (start < 0 || end < 0) return undefined;
   return `${markdown.slice(0, start + TABLE_START.length)}\n${provenance(doc)}\n\n${markdownTable(doc.runs)}${markdown.slice(end)}`;
+}
+
+/** The --urgent part as markdown: the table docs/performance.md shows between the urgent markers. */
+export function urgentMarkdown(results: UrgentResult[]): string {
+  const table = mdTable(
+    ['system', 'backlog', 'urgent events', 'urgent p50 ms', 'urgent p99 ms', 'urgent max ms', 'delivered before it (median / most)', 'credits in flight per replica', 'backlog drained in ms', 'backlog p50 ms'],
+    results.map((u) => [
+        u.label,
+        String(u.backlogEvents),
+        `${u.urgentEvents} (${u.rounds} rounds)`,
+        String(u.latencyMs.p50),
+        String(u.latencyMs.p99),
+        String(u.latencyMs.max),
+        `${u.deliveredBefore.p50} / ${u.deliveredBefore.max}`,
+        String(u.creditsEvents),
+        u.drainMs.join(' / '),
+        String(u.backlogLatencyMs.p50),
+      ]),
+    [false, true, false, true, true, true, false, true, false, true],
+  );
+  return `${table}
+`;
+}
+
+/** Replaces what is between the urgent markers; undefined when they are missing or the run had no urgent part. */
+export function replaceUrgent(markdown: string, doc: ReportDoc): string | undefined {
+  const start = markdown.indexOf(URGENT_START);
+  const end = markdown.indexOf(URGENT_END, start + URGENT_START.length);
+  if (!doc.urgent || start < 0 || end < 0) return undefined;
+  return `${markdown.slice(0, start + URGENT_START.length)}
+${provenance(doc)}
+
+${urgentMarkdown(doc.urgent)}${markdown.slice(end)}`;
+}
+
+/** Writes the --urgent table into docs/performance.md, touching nothing else; false when there was nothing to write. */
+export function writeUrgentReport(doc: ReportDoc, docsDir: string | URL = new URL('../../docs/', import.meta.url)): boolean {
+  const md = join(typeof docsDir === 'string' ? docsDir : fileURLToPath(docsDir), 'performance.md');
+  if (!existsSync(md)) return false;
+  const updated = replaceUrgent(readFileSync(md, 'utf8'), doc);
+  if (updated === undefined) return false;
+  writeFileSync(md, updated);
+  return true;
 }
 
 /**

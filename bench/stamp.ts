@@ -6,6 +6,8 @@
 import * as hdr from 'hdr-histogram-js';
 
 export const STAMP_BYTES = 8;
+/** The byte after the stamp of an urgent event's payload (the --urgent part): the subscriber times those apart. */
+export const URGENT_MARK = 0x55;
 
 export function payloadTemplate(size: number): Buffer {
   return Buffer.alloc(Math.max(size, STAMP_BYTES), 0x61);

@@ -4,7 +4,7 @@
 
 import { setImmediate as yieldToIo } from 'node:timers/promises';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
-import { ageMicros, encodeHistogram, newHistogram, payloadTemplate, stamped } from './stamp.js';
+import { ageMicros, encodeHistogram, newHistogram, payloadTemplate, stamped, STAMP_BYTES, URGENT_MARK } from './stamp.js';
 import { clientFactory } from './systems/clients.js';
 import type { ClientSide } from './systems/types.js';
 
@@ -23,14 +23,31 @@ let received = 0;
 let firstNs = 0n;
 let lastNs = 0n;
 let longestGapNs = 0n;
+/** Urgent events (the --urgent part), timed apart from the rest; undefined until one arrives. */
+let urgent: { histogram: ReturnType<typeof newHistogram>; positions: number[] } | undefined;
 
 function onMessage(payload: Buffer): void {
   const now = process.hrtime.bigint();
   if (received === 0) firstNs = now;
   else if (now - lastNs > longestGapNs) longestGapNs = now - lastNs;
   lastNs = now;
+  if (payload[STAMP_BYTES] === URGENT_MARK) {
+    urgent ??= { histogram: newHistogram(), positions: [] };
+    urgent.histogram.recordValue(Math.max(1, ageMicros(payload, now)));
+    urgent.positions.push(received);
+  } else histogram.recordValue(Math.max(1, ageMicros(payload, now)));
   received++;
-  histogram.recordValue(Math.max(1, ageMicros(payload, now)));
+}
+
+/** `count` urgent events on the first channel, `everyMs` apart, each stamped when it is published. */
+async function publishUrgent(c: ClientSide, count: number, everyMs: number, channel: string, payload: Buffer): Promise<void> {
+  if (!c.publishUrgent) throw new Error('this system has no urgent events');
+  const marked = Buffer.from(payload);
+  marked[STAMP_BYTES] = URGENT_MARK;
+  for (let i = 0; i < count; i++) {
+    if (i > 0) await new Promise((r) => setTimeout(r, everyMs));
+    if (!c.publishUrgent(channel, stamped(marked))) await c.drained();
+  }
 }
 
 async function publishSaturated(c: ClientSide, events: number, channels: string[], payload: Buffer): Promise<void> {
@@ -86,15 +103,30 @@ async function handle(m: ToWorker): Promise<void> {
       await c.flush();
       return send({ type: 'published', events, startNs: String(start), endNs: String(process.hrtime.bigint()) });
     }
+    case 'urgent': {
+      const start = process.hrtime.bigint();
+      await publishUrgent(client!, m.count, m.everyMs, init!.channels[0]!, payloadTemplate(init!.size));
+      await client!.flush();
+      return send({ type: 'published', events: m.count, startNs: String(start), endNs: String(process.hrtime.bigint()) });
+    }
     case 'reset':
       histogram = newHistogram();
+      urgent = undefined;
       received = 0;
       firstNs = lastNs = longestGapNs = 0n;
       return;
     case 'count':
       return send({ type: 'count', received });
     case 'report':
-      return send({ type: 'report', received, firstNs: String(firstNs), lastNs: String(lastNs), histogram: encodeHistogram(histogram), longestGapMs: Number(longestGapNs / 1_000_000n) });
+      return send({
+        type: 'report',
+        received,
+        firstNs: String(firstNs),
+        lastNs: String(lastNs),
+        histogram: encodeHistogram(histogram),
+        longestGapMs: Number(longestGapNs / 1_000_000n),
+        ...(urgent ? { urgent: { histogram: encodeHistogram(urgent.histogram), positions: urgent.positions } } : {}),
+      });
     case 'exit':
       await client?.close().catch(() => undefined);
       process.exit(0);

@@ -99,6 +99,7 @@ export const fitbrokerClient: ClientFactory = async (endpoint, role) => {
       await Promise.all(subs.map((s) => s.start()));
     },
     publish: (channel, payload) => pub!.publish(channel, payload),
+    publishUrgent: (channel, payload) => pub!.publish(channel, payload, { priority: 3 }),
     drained: () => pub!.drained(),
     flush: () => pub!.flush(120_000),
     async close() {

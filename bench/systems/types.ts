@@ -60,6 +60,8 @@ export interface ClientSide {
    */
   publish(channel: string, payload: Buffer): boolean;
   drained(): Promise<void>;
+  /** Publishes one payload as an urgent event (priority 3); systems without priorities leave it out. */
+  publishUrgent?(channel: string, payload: Buffer): boolean;
   /** Resolves once everything published so far was written (or acknowledged, where acked). */
   flush(): Promise<void>;
   close(): Promise<void>;

@@ -32,6 +32,14 @@ export class Deque<T> {
     return item;
   }
 
+  /** Removes and returns the newest item (overflow: drop-newest). */
+  pop(): T | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const item = this.items.pop();
+    if (this.head >= this.items.length) this.clear();
+    return item;
+  }
+
   /** Index (0-based from the front) of the first item whose key is greater than `key`. */
   firstAfter(key: number, keyOf: (item: T) => number): number {
     // The common case: everything queued is after the key (a session that was sent all before).

@@ -7,15 +7,18 @@
 // overtake queued ones. Each session keeps a cursor per level (the index of the last entry it
 // was sent). An entry leaves the queue once every attached session was sent it; a session's
 // sent-but-unacknowledged entries go back into the queue when it detaches, so a console that
-// dies mid-batch loses nothing. Bounded by capacity (oldest of the lowest level dropped first),
-// by TTL, and by the replica's byte budget shared by all its queues; every drop is counted.
+// dies mid-batch loses nothing. Bounded by capacity, by TTL, and by the replica's byte budget
+// shared by all its queues; every drop is counted. What a full queue does is its channel's
+// overflow policy: drop its oldest event of the lowest level (the paper's behaviour), refuse
+// the newest, or take it and tell its channel to hold the publishers until there is room
+// (docs/operations.md, "Queues under pressure"). TTL drops expired events under every policy.
 //
 // A queued record must not be a view of the socket read it arrived in: that read holds every
 // channel's events, so one console that stops reading one channel would pin every other
 // channel's bytes too, unseen by any limit. BrokerService copies each section of a PUBLISH
 // frame once, and the queues keep views of that copy, which holds one channel's records only.
 
-import { DEFAULT_LIMITS, PRIORITY_LEVELS, type Priority } from '../core/index.js';
+import { DEFAULT_LIMITS, PRIORITY_LEVELS, type OverflowPolicy, type Priority } from '../core/index.js';
 import type { RecordRef } from '../codec/index.js';
 import { Deque } from './deque.js';
 import type { ResolvedPrefix } from './prefix.js';
@@ -65,9 +68,39 @@ export interface QueueCounters {
   droppedCapacity: number;
   /** Of droppedCapacity, those dropped for the replica's byte budget (queuedBytesMax). */
   droppedBytes: number;
+  /** Of droppedCapacity, the newest event rather than the oldest (overflow: drop-newest). */
+  droppedNewest: number;
   droppedTtl: number;
   /** Dropped because the client was unsubscribed from the channel (`fitbroker acl unsubscribe`). */
   droppedUnsubscribed: number;
+  /** overflow: block: the times this queue filled up and held its channel's publishers. */
+  blocks: number;
+  /** overflow: block: how long those spells lasted, ms, the current one not included. */
+  blockedMs: number;
+}
+
+/** What a full queue does, and whom it tells (overflow: block). */
+export interface QueueOverflow {
+  readonly policy: OverflowPolicy;
+  /** block: the queue became full (true), or has room again (false). */
+  onBlock?(q: ClientQueue, blocking: boolean): void;
+  /** The replica's clock, for the time spent blocking. */
+  nowMs?(): number;
+}
+
+const DROP_OLDEST: QueueOverflow = { policy: 'drop-oldest' };
+
+/** Why a block queue is full: it holds capacityEvents, or its share of the byte budget. */
+const FULL_EVENTS = 1;
+const FULL_BYTES = 2;
+/** What a queue the byte budget chose does for its own new event (overBudget). */
+const enum OverBudget {
+  /** One of its queued events was dropped: look again. */
+  Dropped,
+  /** The new event is refused (drop-newest). */
+  Refused,
+  /** The new event is queued over the budget (block: the queue is full; or nothing to drop). */
+  Queued,
 }
 
 /**
@@ -93,10 +126,16 @@ export class QueueBudget {
    */
   private readonly queues: ClientQueue[] = [];
   private holders = 0;
-  /** The largest queue at the last scan; reused while it holds more than an equal share. */
+  /** The largest queue that may drop (not block) at the last scan; reused while it holds more than an equal share. */
   private largest: ClientQueue | undefined;
+  /** Block queues full for their share of the budget: they get room back as it frees up. */
+  private readonly heldForBytes: ClientQueue[] = [];
+  /** The budget has room again for a block queue once it is down to this (7/8 of the max). */
+  private readonly resumeBytes: number;
 
-  constructor(readonly bytesMax: number) {}
+  constructor(readonly bytesMax: number) {
+    this.resumeBytes = bytesMax - Math.floor(bytesMax / 8);
+  }
 
   /** A queue shares this budget from its creation on. */
   register(q: ClientQueue): void {
@@ -110,11 +149,33 @@ export class QueueBudget {
     if (this.largest === q) this.largest = undefined;
   }
 
-  /** Drops events until `cost` more bytes fit (or nothing is left to drop). */
-  makeRoom(q: ClientQueue, cost: number): void {
+  /**
+   * Drops events until `cost` more bytes fit, from another queue that may drop or, when `q`
+   * holds at least an equal share (or no other queue may drop), as q's own policy says. False
+   * when q's new event (of `priority`) is refused instead (drop-newest).
+   */
+  makeRoom(q: ClientQueue, cost: number, priority: Priority): boolean {
     while (this.bytes + cost > this.bytesMax && this.holders > 0) {
-      if (!this.victim(q).dropForBudget()) return;
+      const v = this.victim(q);
+      if (v !== undefined && v !== q) {
+        v.dropForBudget();
+        continue;
+      }
+      const r = q.overBudget(priority);
+      if (r !== OverBudget.Dropped) return r === OverBudget.Queued;
     }
+    return true;
+  }
+
+  /** True when a block queue full for the budget has room again: the budget freed up, or it holds under half an equal share. */
+  roomFor(q: ClientQueue): boolean {
+    return this.bytes <= this.resumeBytes || 2 * q.bytes < this.bytesMax / Math.max(1, this.holders);
+  }
+
+  heldForBudget(q: ClientQueue, held: boolean): void {
+    const i = this.heldForBytes.indexOf(q);
+    if (held && i < 0) this.heldForBytes.push(q);
+    else if (!held && i >= 0) this.heldForBytes.splice(i, 1);
   }
 
   added(q: ClientQueue, cost: number, wasEmpty: boolean): void {
@@ -128,17 +189,24 @@ export class QueueBudget {
       this.holders--;
       if (this.largest === q) this.largest = undefined;
     }
+    // Another queue's events went: a block queue held for its share may have room now.
+    if (this.heldForBytes.length > 0 && this.bytes <= this.resumeBytes) for (const h of [...this.heldForBytes]) h.recheck();
   }
 
-  private victim(q: ClientQueue): ClientQueue {
+  /**
+   * q if it holds at least an equal share, else the largest queue that may drop. A block queue
+   * is never dropped from: its channel promised its publishers that nothing is lost.
+   */
+  private victim(q: ClientQueue): ClientQueue | undefined {
     const share = this.bytesMax / this.holders;
     if (q.bytes >= share) return q;
     let v = this.largest;
     if (v === undefined || v.bytes < share) {
-      for (const h of this.queues) if (h.bytes > 0 && (v === undefined || h.bytes > v.bytes)) v = h;
+      v = undefined;
+      for (const h of this.queues) if (h.bytes > 0 && h.policy !== 'block' && (v === undefined || h.bytes > v.bytes)) v = h;
       this.largest = v;
     }
-    return v!;
+    return v;
   }
 }
 
@@ -152,20 +220,41 @@ export class ClientQueue {
   private attaches = 0;
   /** Bytes counted for the events in the level FIFOs (record + QUEUE_ENTRY_OVERHEAD_BYTES each). */
   bytes = 0;
-  readonly counters: QueueCounters = { enqueued: 0, sent: 0, droppedCapacity: 0, droppedBytes: 0, droppedTtl: 0, droppedUnsubscribed: 0 };
+  readonly counters: QueueCounters = { enqueued: 0, sent: 0, droppedCapacity: 0, droppedBytes: 0, droppedNewest: 0, droppedTtl: 0, droppedUnsubscribed: 0, blocks: 0, blockedMs: 0 };
   /**
    * On a disk channel: the indexes this client is done with (acknowledged, pulled, or dropped
    * and counted), which the replica writes to disk as its position (durable.ts).
    */
   done: ResolvedPrefix | undefined;
+  /** block: why the queue is full now (FULL_EVENTS, FULL_BYTES), 0 when it is not. */
+  private full = 0;
+  private blockedSinceMs = 0;
+  /** block: a full queue has room again at this depth (a quarter free), not at every event taken. */
+  private readonly resumeDepth: number;
 
   constructor(
     private readonly capacityEvents: number,
     private readonly ttlMs: number,
     /** The replica's budget, shared by all its queues; a queue on its own gets one to itself. */
     private readonly budget: QueueBudget = new QueueBudget(DEFAULT_LIMITS.queuedBytesMax),
+    private readonly overflow: QueueOverflow = DROP_OLDEST,
   ) {
+    this.resumeDepth = capacityEvents - Math.max(1, Math.floor(capacityEvents / 4));
     budget.register(this);
+  }
+
+  get policy(): OverflowPolicy {
+    return this.overflow.policy;
+  }
+
+  /** block: true while this queue is full and its channel's publishers are held. */
+  get blocking(): boolean {
+    return this.full !== 0;
+  }
+
+  /** block: ms spent full in all, the current spell included. */
+  blockedMsAt(nowMs: number): number {
+    return this.counters.blockedMs + (this.full !== 0 ? Math.max(0, nowMs - this.blockedSinceMs) : 0);
   }
 
   get depth(): number {
@@ -186,12 +275,19 @@ export class ClientQueue {
 
   /** enqueue() for the record at [at, at + len) of buf; `logIdx` is its index in a disk channel. */
   enqueueAt(buf: Buffer, at: number, len: number, priority: Priority, timestampMs: number, logIdx = -1): void {
-    if (this.size >= this.capacityEvents) this.dropOldest();
-    this.budget.makeRoom(this, len + QUEUE_ENTRY_OVERHEAD_BYTES);
+    if (this.size >= this.capacityEvents && !this.whenFull(priority)) return this.refused(logIdx);
+    const budget = this.budget;
+    const cost = len + QUEUE_ENTRY_OVERHEAD_BYTES;
+    if (budget.bytes + cost > budget.bytesMax && !budget.makeRoom(this, cost, priority)) return this.refused(logIdx);
     const e = new QueueEntry(buf, at, len, this.nextIdx++, priority, timestampMs + this.ttlMs, logIdx);
     this.levels[priority]!.push(e);
     this.counted(e);
     this.counters.enqueued++;
+  }
+
+  /** drop-newest refused the record at `logIdx` (counted): on a disk channel this client is done with it. */
+  private refused(logIdx: number): void {
+    if (this.done !== undefined && logIdx >= 0) this.done.resolve(logIdx);
   }
 
   /** An entry went into a level FIFO. */
@@ -210,6 +306,93 @@ export class ClientQueue {
     this.size--;
     this.bytes -= cost;
     this.budget.removed(this, cost, this.size === 0);
+    if (this.full !== 0) this.recheck();
+  }
+
+  /** The queue holds capacityEvents and one more comes: false when it is refused. */
+  private whenFull(priority: Priority): boolean {
+    switch (this.overflow.policy) {
+      case 'drop-oldest':
+        this.dropOldest();
+        return true;
+      case 'drop-newest':
+        if (this.dropNewestBelow(priority)) return true;
+        this.refuseNewest();
+        return false;
+      case 'block':
+        // Taken over capacity: it was read already. The channel stops reading its publishers,
+        // so what comes on top is at most what their connections had read when it filled.
+        this.block(FULL_EVENTS);
+        return true;
+    }
+  }
+
+  /** The byte budget chose this queue to make room for its own new event (of `priority`). */
+  overBudget(priority: Priority): OverBudget {
+    switch (this.overflow.policy) {
+      case 'drop-oldest':
+        return this.dropForBudget() ? OverBudget.Dropped : OverBudget.Queued;
+      case 'drop-newest': {
+        this.counters.droppedBytes++;
+        if (this.dropNewestBelow(priority)) return OverBudget.Dropped;
+        this.refuseNewest();
+        return OverBudget.Refused;
+      }
+      case 'block':
+        this.block(FULL_BYTES);
+        return OverBudget.Queued;
+    }
+  }
+
+  /**
+   * drop-newest: the newest event of the lowest priority level present, a new one (of
+   * `priority`) included, goes: an urgent event still displaces a queued ordinary one. Drops
+   * and counts the newest queued event of the lowest level below `priority`; false if there is
+   * none, and then the new one is refused (refuseNewest).
+   */
+  private dropNewestBelow(priority: number): boolean {
+    for (let level = 0; level < priority; level++) {
+      const e = this.levels[level]!.pop();
+      if (e) {
+        this.uncounted(e);
+        e.dropped = true;
+        this.finished(e);
+        this.counters.droppedCapacity++;
+        this.counters.droppedNewest++;
+        return true;
+      }
+    }
+    return false;
+  }
+
+  private refuseNewest(): void {
+    this.counters.droppedCapacity++;
+    this.counters.droppedNewest++;
+  }
+
+  private block(why: number): void {
+    if ((this.full & why) !== 0) return;
+    if (why === FULL_BYTES) this.budget.heldForBudget(this, true);
+    const was = this.full;
+    this.full |= why;
+    if (was !== 0) return;
+    this.counters.blocks++;
+    this.blockedSinceMs = this.overflow.nowMs?.() ?? 0;
+    this.overflow.onBlock?.(this, true);
+  }
+
+  /** block: a full queue lets its channel's publishers go once it has room again. */
+  recheck(): void {
+    if (this.full === 0 || this.size > this.resumeDepth) return;
+    if ((this.full & FULL_BYTES) !== 0 && !this.budget.roomFor(this)) return;
+    this.unblock();
+  }
+
+  private unblock(): void {
+    if ((this.full & FULL_BYTES) !== 0) this.budget.heldForBudget(this, false);
+    this.full = 0;
+    this.counters.blockedMs += Math.max(0, (this.overflow.nowMs?.() ?? 0) - this.blockedSinceMs);
+    this.overflow.onBlock?.(this, false);
   }
 
   attach(): QueueSession {
@@ -351,14 +534,19 @@ export class ClientQueue {
         this.counters.droppedUnsubscribed++;
       }
     }
+    // A queue that is gone holds no one.
+    if (this.full !== 0) this.unblock();
     this.budget.unregister(this);
   }
 
-  /** Called by the budget this queue shares when the replica is over queuedBytesMax. */
+  /**
+   * Called by the budget this queue shares when the replica is over queuedBytesMax: drops one
+   * event, the oldest or (drop-newest) the newest of the lowest level. Never on a block queue.
+   */
   dropForBudget(): boolean {
-    if (!this.dropOldest()) return false;
-    this.counters.droppedBytes++;
-    return true;
+    const dropped = this.overflow.policy === 'drop-newest' ? this.dropNewestBelow(PRIORITY_LEVELS) : this.dropOldest();
+    if (dropped) this.counters.droppedBytes++;
+    return dropped;
   }
 
   /** Removes front entries every attached session has been sent. */

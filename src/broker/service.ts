@@ -6,7 +6,7 @@
 import { FitError, mayPublish, maySubscribe, PRIORITY_URGENT, type ChannelClass, type ClientInfo, type ControlTable, type Limits } from '../core/index.js';
 import { RecordCursor, type PublishSection } from '../codec/index.js';
 import { PROTECTION_CODE, PROTECTION_NAMES } from '../protection/index.js';
-import { ClientQueue, QueueBudget, type QueueCounters } from './queue.js';
+import { ClientQueue, QueueBudget, type QueueCounters, type QueueOverflow } from './queue.js';
 import { Dedupe, type DedupeStream } from './dedupe.js';
 import { Sequencer } from './sequencer.js';
 import type { OrderedLog } from './ordered-log.js';
@@ -29,6 +29,18 @@ export interface ChannelCounters {
   droppedTtl: number;
   /** Events that were queued for a client when it was unsubscribed (`fitbroker acl unsubscribe`). */
   droppedUnsubscribed: number;
+  /** overflow: block: the times a full subscriber queue started holding the channel's publishers. */
+  blocks: number;
+  /** overflow: block: how long the channel's publishers were held in all, ms (the current spell not included). */
+  blockedMs: number;
+}
+
+/** Drops by reason, each counted once: the queue was full, the replica's byte budget was, the event expired, its client was unsubscribed. */
+export interface DropCounts {
+  capacity: number;
+  bytes: number;
+  ttl: number;
+  unsubscribed: number;
 }
 
 export interface Channel {
@@ -42,6 +54,11 @@ export interface Channel {
   readonly slab: Slab;
   /** `persist: disk`: what writes its records and its subscribers' positions to the store. */
   readonly durable: DurableChannel | undefined;
+  /** What its full subscriber queues do; shared by them. */
+  readonly overflow: QueueOverflow;
+  /** overflow: block: its queues that are full now; its publishers are held while any is. */
+  blockingQueues: number;
+  blockedSinceMs: number;
 }
 
 const SLAB_BYTES = 16 * 1024;
@@ -93,9 +110,15 @@ export interface ChannelStats extends ChannelCounters {
   fault: string;
   order: string;
   protection: string;
+  overflow: string;
+  /** Every drop of the channel by reason: on arrival (ttl) and from its subscribers' queues. */
+  dropped: DropCounts;
+  /** overflow: block: its publishers are held now, by the full queues of these clients. */
+  blocked: boolean;
+  blockedBy: string[];
   /** An ordered channel's log: the seqs held, and per subscribing client the events it missed (evicted before it acknowledged them). */
   log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; skipped: number; positions: Record<string, { next: number; missed: number; sent: number }> };
-  queues: Record<string, QueueCounters & { depth: number; sessions: number }>;
+  queues: Record<string, QueueCounters & { depth: number; sessions: number; dropped: DropCounts; blocking: boolean }>;
   persist: string;
   /** A disk channel's store: the next index, sections held and deleted, each client's position on disk. */
   disk?: DiskStats;
@@ -115,6 +138,8 @@ export class BrokerService {
   onClientRekeyed: (client: string) => void = () => {};
   /** An ordered channel's log grew: sessions reading it can be flushed. */
   onAppended: (channel: string, log: OrderedLog) => void = () => {};
+  /** overflow: block: a full queue started (true) or stopped (false) holding the channel's publishers. */
+  onBlocked: (channel: string, blocked: boolean) => void = () => {};
   /** The numbering and logs of ordered channels. */
   readonly sequencer: Sequencer;
 
@@ -130,16 +155,29 @@ export class BrokerService {
     this.sequencer = new Sequencer(table.channels, limits);
     for (const [tag, cls] of table.channels) {
       const queues = new Map<string, ClientQueue>();
+      const overflow: QueueOverflow = { policy: cls.overflow, nowMs, onBlock: (_q, blocking) => this.queueBlocked(this.channels.get(tag)!, blocking) };
       const log = this.sequencer.log(tag);
       // Every subscriber in the control table has its queue (or its place in the ordered log)
       // from the start, so events published before a console first connects wait for it.
       for (const client of table.clients.values()) {
         if (!maySubscribe(client, tag)) continue;
         if (log) log.addClient(client.id, true);
-        else queues.set(client.id, new ClientQueue(cls.capacityEvents, cls.ttlMs, this.budget));
+        else queues.set(client.id, new ClientQueue(cls.capacityEvents, cls.ttlMs, this.budget, overflow));
       }
       const durable = store && cls.persist === 'disk' && !log ? new DurableChannel(tag, store) : undefined;
-      const ch: Channel = { tag, cls, queues, queueList: [...queues], dedupe: new Dedupe(limits.dedupeStreamsMax), counters: { eventsIn: 0, duplicates: 0, droppedTtl: 0, droppedUnsubscribed: 0 }, slab: new Slab(), durable };
+      const ch: Channel = {
+        tag,
+        cls,
+        queues,
+        queueList: [...queues],
+        dedupe: new Dedupe(limits.dedupeStreamsMax),
+        counters: { eventsIn: 0, duplicates: 0, droppedTtl: 0, droppedUnsubscribed: 0, blocks: 0, blockedMs: 0 },
+        slab: new Slab(),
+        overflow,
+        blockingQueues: 0,
+        blockedSinceMs: 0,
+        durable,
+      };
       this.channels.set(tag, ch);
       if (durable) this.restore(ch, durable);
     }
@@ -198,7 +236,7 @@ export class BrokerService {
     const log = this.sequencer.log(tag);
     if (log) return log.addClient(client, false);
     if (ch.queues.has(client)) return;
-    const q = new ClientQueue(ch.cls.capacityEvents, ch.cls.ttlMs, this.budget);
+    const q = new ClientQueue(ch.cls.capacityEvents, ch.cls.ttlMs, this.budget, ch.overflow);
     // From the next record on: what was published before it was allowed is not its to read.
     if (ch.durable) q.done = ch.durable.track(client, ch.durable.nextIdx - 1);
     ch.queues.set(client, q);
@@ -278,7 +316,7 @@ export class BrokerService {
     client: ClientInfo,
     body: Buffer,
     sections: readonly PublishSection[],
-  ): { accepted: number; duplicates: number; unordered?: { channel: string; events: UnorderedEvent[] }[]; stored?: boolean } {
+  ): { accepted: number; duplicates: number; unordered?: { channel: string; events: UnorderedEvent[] }[]; blocked?: string[]; stored?: boolean } {
     const channels = sections.map((s) => this.checkPublish(client, s.channel));
     for (let i = 0; i < sections.length; i++) this.checkSection(client, channels[i]!, body, sections[i]!);
     const now = this.nowMs();
@@ -286,6 +324,7 @@ export class BrokerService {
     let duplicates = 0;
     let stored = false;
     const unordered: { channel: string; events: UnorderedEvent[] }[] = [];
+    let blocked: string[] | undefined;
     for (let i = 0; i < sections.length; i++) {
       if (channels[i]!.cls.order !== 'none') {
         const events = this.toOrder(body, sections[i]!);
@@ -296,12 +335,41 @@ export class BrokerService {
       const r = this.route(channels[i]!, body, sections[i]!, now);
       accepted += r.accepted;
       duplicates += r.duplicates;
+      // Queued (none is lost), and the sender is to be held until the full queue has room.
+      if (channels[i]!.blockingQueues > 0) (blocked ??= []).push(channels[i]!.tag);
       if (channels[i]!.durable && r.accepted > 0) stored = true;
     }
     // Events of ordered channels, for the replica to have them ordered (absent when none);
-    // `stored`: records went to the store, so acknowledge once durable() resolves.
+    // channels whose full queues hold their publishers (absent when none); `stored`: records
+    // went to the store, so acknowledge once durable() resolves.
     const r = unordered.length > 0 ? { accepted, duplicates, unordered } : { accepted, duplicates };
-    return stored ? { ...r, stored } : r;
+    return blocked || stored ? { ...r, ...(blocked ? { blocked } : {}), ...(stored ? { stored } : {}) } : r;
+  }
+
+  /** overflow: block: one of the channel's queues filled up, or has room again. */
+  private queueBlocked(ch: Channel, blocking: boolean): void {
+    const now = this.nowMs();
+    if (blocking) {
+      if (ch.blockingQueues++ > 0) return;
+      ch.counters.blocks++;
+      ch.blockedSinceMs = now;
+      return this.onBlocked(ch.tag, true);
+    }
+    if (--ch.blockingQueues > 0) return;
+    ch.counters.blockedMs += Math.max(0, now - ch.blockedSinceMs);
+    this.onBlocked(ch.tag, false);
+  }
+
+  /**
+   * Drops what expired from the queues that hold their channels' publishers: a console that
+   * never reads runs no take() that would, and TTL bounds how long it can hold a channel.
+   */
+  expireBlocked(): void {
+    const now = this.nowMs();
+    for (const ch of this.channels.values()) {
+      if (ch.blockingQueues === 0) continue;
+      for (const [, q] of ch.queueList) if (q.blocking) q.expire(now);
+    }
   }
 
   private checkSection(client: ClientInfo, ch: Channel, body: Buffer, s: PublishSection): void {
@@ -447,21 +515,40 @@ export class BrokerService {
 
   stats(): ChannelStats[] {
     const now = this.nowMs();
-    return [...this.channels.values()].map((ch) => ({
-      tag: ch.tag,
-      fault: ch.cls.fault,
-      order: ch.cls.order,
-      protection: ch.cls.protection,
-      persist: ch.cls.persist,
-      ...(ch.durable ? { disk: ch.durable.stats() } : {}),
-      ...this.logStats(ch.tag, now),
-      ...ch.counters,
-      queues: Object.fromEntries(
+    return [...this.channels.values()].map((ch) => {
+      const queues = Object.fromEntries(
         [...ch.queues].map(([id, q]) => {
           q.expire(now);
-          return [id, { ...q.counters, depth: q.depth, sessions: q.sessionCount }];
+          const c = q.counters;
+          const dropped = { capacity: c.droppedCapacity - c.droppedBytes, bytes: c.droppedBytes, ttl: c.droppedTtl, unsubscribed: c.droppedUnsubscribed };
+          return [id, { ...c, blockedMs: q.blockedMsAt(now), depth: q.depth, sessions: q.sessionCount, dropped, blocking: q.blocking }];
         }),
-      ),
-    }));
+      );
+      // Queues closed by an unsubscribe took their counters with them; the channel kept what they dropped then.
+      const dropped: DropCounts = { capacity: 0, bytes: 0, ttl: ch.counters.droppedTtl, unsubscribed: ch.counters.droppedUnsubscribed };
+      for (const q of Object.values(queues)) {
+        dropped.capacity += q.dropped.capacity;
+        dropped.bytes += q.dropped.bytes;
+        dropped.ttl += q.dropped.ttl;
+      }
+      return {
+        tag: ch.tag,
+        fault: ch.cls.fault,
+        order: ch.cls.order,
+        protection: ch.cls.protection,
+        overflow: ch.cls.overflow,
+        persist: ch.cls.persist,
+        ...(ch.durable ? { disk: ch.durable.stats() } : {}),
+        ...this.logStats(ch.tag, now),
+        ...ch.counters,
+        blockedMs: ch.counters.blockedMs + (ch.blockingQueues > 0 ? Math.max(0, now - ch.blockedSinceMs) : 0),
+        blocked: ch.blockingQueues > 0,
+        blockedBy: Object.entries(queues)
+          .filter(([, q]) => q.blocking)
+          .map(([id]) => id),
+        dropped,
+        queues,
+      };
+    });
   }
 }

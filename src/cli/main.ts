@@ -5,6 +5,7 @@
 import { Command, Option } from 'commander';
 import { initCluster, makeClusterTls, parseClientsFlag, METRICS_PORT_OFFSET } from '../config/index.js';
 import { FAULT_KINDS } from '../replica/index.js';
+import { OVERFLOW_POLICIES } from '../core/index.js';
 import { collect, fail, intFlag, secondsFlag, EXIT_USAGE } from './common.js';
 import { up } from './up.js';
 import { runReplica } from './replica.js';
@@ -46,6 +47,11 @@ program
   .option('--ordered-global <channels>', 'comma-separated channels sharing one order across them (order: global)', '')
   .addOption(new Option('--protection <level>', 'quality of protection of every channel created: si (identification), ha (HMAC under a channel key), pks (publisher signatures), pke (signatures and encryption)').choices(['si', 'ha', 'pks', 'pke']).default('pks'))
   .addOption(new Option('--persist <where>', 'where every channel created keeps its events: memory, or disk (kept in each replica\'s data directory, acknowledged once written, back after a restart; unordered channels only in this build)').choices(['memory', 'disk']).default('memory'))
+  .addOption(
+    new Option('--overflow <policy>', 'what a full subscriber queue does on every unordered channel created: drop-oldest (drop its oldest event), drop-newest (refuse the new one), block (hold the channel\'s publishers until the console reads; a stalled console blocks them)')
+      .choices(OVERFLOW_POLICIES)
+      .default('drop-oldest'),
+  )
   .option('--tls', 'TLS on every connection: make a cluster CA and a certificate per replica and client in DIR/keys/tls, and a tls: section in cluster.yaml', false)
   .option('--force', 'overwrite an existing config and its keys', false)
   .action((o) =>
@@ -53,6 +59,7 @@ program
       const c = initCluster({
         protection: o.protection,
         persist: o.persist,
+        overflow: o.overflow,
         dir: o.dir,
         replicas: o.replicas,
         faults: o.faults,

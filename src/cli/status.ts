@@ -17,6 +17,24 @@ export interface StatusOptions {
   tlsKey?: string;
 }
 
+interface DropCounts {
+  capacity: number;
+  bytes: number;
+  ttl: number;
+  unsubscribed: number;
+}
+
+interface QueueStat {
+  depth: number;
+  sent: number;
+  droppedCapacity: number;
+  droppedTtl: number;
+  sessions: number;
+  /** Absent from replicas older than overflow policies. */
+  dropped?: DropCounts;
+  blocking?: boolean;
+}
+
 interface ChannelStat {
   tag: string;
   eventsIn: number;
@@ -24,8 +42,14 @@ interface ChannelStat {
   droppedTtl: number;
   droppedUnsubscribed?: number;
   order?: string;
+  overflow?: string;
+  blocked?: boolean;
+  blockedBy?: string[];
+  blocks?: number;
+  blockedMs?: number;
+  heldConnections?: number;
   log?: { low: number; high: number; depth: number; evictedCapacity: number; evictedTtl: number; skipped: number; positions: Record<string, { next: number; missed: number; sent: number }> };
-  queues: Record<string, { depth: number; sent: number; droppedCapacity: number; droppedTtl: number; sessions: number }>;
+  queues: Record<string, QueueStat>;
   /** persist: disk channels (src/broker/durable.ts DiskStats). */
   disk?: { nextIdx: number; sections: number; restored: number };
 }
@@ -124,14 +148,38 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
         continue;
       }
       const qs = Object.entries(ch.queues)
-        .map(([c, q]) => `${c}=${q.depth}${q.droppedCapacity + q.droppedTtl ? ` (dropped ${q.droppedCapacity + q.droppedTtl})` : ''}`)
+        .map(([c, q]) => `${c}=${q.depth}${q.blocking ? ' FULL' : ''}${dropsOf(q)}`)
         .join(' ');
+      const policy = ch.overflow && ch.overflow !== 'drop-oldest' ? ` (overflow: ${ch.overflow})` : '';
       const disk = ch.disk ? `  disk: ${ch.disk.sections} sections to index ${ch.disk.nextIdx - 1}, ${ch.disk.restored} read back at start` : '';
-      lines.push(`    ${ch.tag}: in ${ch.eventsIn}  dup ${ch.duplicates}  expired ${ch.droppedTtl}  queues ${qs || '-'}${disk}`);
+      lines.push(`    ${ch.tag}${policy}: in ${ch.eventsIn}  dup ${ch.duplicates}  expired ${ch.droppedTtl}  queues ${qs || '-'}${blockedOf(ch)}${disk}`);
     }
   }
   for (const [id, c] of suspects) if (c > 0) lines.push(`evidence: subscribers reported ${c} mismatching copies from replica ${id}`);
   return `${lines.join('\n')}\n`;
+}
+
+/** A queue's drops, by reason: ` (dropped 250: capacity 240, ttl 10)`, or nothing. */
+function dropsOf(q: QueueStat): string {
+  const total = q.droppedCapacity + q.droppedTtl;
+  if (total === 0) return '';
+  if (!q.dropped) return ` (dropped ${total})`;
+  const reasons = (['capacity', 'bytes', 'ttl'] as const).filter((k) => q.dropped![k] > 0).map((k) => `${k} ${q.dropped![k]}`);
+  return ` (dropped ${total}: ${reasons.join(', ')})`;
+}
+
+/**
+ * overflow: block: who holds the channel's publishers, said plainly, and what blocking cost so
+ * far; nothing for a channel that never blocked.
+ */
+function blockedOf(ch: ChannelStat): string {
+  if (!ch.blocks) return '';
+  const spells = `held ${ch.blocks}x, ${((ch.blockedMs ?? 0) / 1000).toFixed(1)} s in all`;
+  if (!ch.blocked) return `  (publishers ${spells})`;
+  const by = ch.blockedBy ?? [];
+  const who = by.map((id) => `${id}${ch.queues[id]?.sessions === 0 ? ' (not connected)' : ''}`).join(', ');
+  const queues = by.length === 1 ? `queue of ${who}` : `queues of ${who}`;
+  return `  BLOCKED by the full ${queues}: ${ch.heldConnections ?? 0} publisher connection(s) held until ${by.length === 1 ? 'it is' : 'they are'} read or ${by.length === 1 ? 'its' : 'their'} events expire; ${spells}`;
 }
 
 interface LimitsStat {

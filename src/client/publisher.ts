@@ -438,10 +438,15 @@ export class Publisher {
     const reachable = this.links.filter((l) => l.ready).map((l) => l.id);
     const refused = this.links.find((l) => l.lastError)?.lastError;
     const needed = pending[0] ? publishQuorum(pending[0].fault, this.config.f) : 0;
+    // Enough replicas connected and none acknowledging: they are holding this publisher back.
+    const held = needed > 0 && reachable.length >= needed;
     return new FitError(
       'FIT_ERR_QUORUM_TIMEOUT',
       `${pending.reduce((n, b) => n + b.count, 0) + this.outbox.reduce((n, b) => n + b.count, 0)} events were not acknowledged by ${needed} replicas within ${timeoutMs} ms; ` +
-        `replicas reachable: [${reachable.join(', ')}] of ${this.links.length}${refused ? ` (last refusal: ${refused.message})` : ''}; start the missing replicas (fitbroker up) or check the network`,
+        `replicas reachable: [${reachable.join(', ')}] of ${this.links.length}${refused ? ` (last refusal: ${refused.message})` : ''}; ` +
+        (held
+          ? 'they are connected but not reading: on a channel with overflow: block a full subscriber queue holds its publishers until that console reads (fitbroker status shows BLOCKED), or the replicas are overloaded'
+          : 'start the missing replicas (fitbroker up) or check the network'),
       { timeoutMs, reachable: reachable.length, needed },
     );
   }

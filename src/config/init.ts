@@ -4,7 +4,7 @@
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
-import { FitError, DEFAULT_LIMITS, type FaultModel, type Persist, type Protection } from '../core/index.js';
+import { FitError, DEFAULT_LIMITS, type FaultModel, type OverflowPolicy, type Persist, type Protection } from '../core/index.js';
 import { createChannelKeys, generateIdentity, needsChannelKey, replicaTlsName, writeClusterTls, NODE_NAME_TOKEN } from '../protection/index.js';
 import { NAME_PATTERN } from './schema.js';
 import { clientKeyPath, configPath, parseConfig, replicaKeyPath, type ClusterConfig } from './load.js';
@@ -30,6 +30,11 @@ export interface InitOptions {
   protection?: Protection;
   /** Where every channel it creates keeps its events (default memory). */
   persist?: Persist;
+  /**
+   * What a full subscriber queue does on every unordered channel it creates (default
+   * drop-oldest); ordered channels keep drop-oldest, the only policy their shared log has.
+   */
+  overflow?: OverflowPolicy;
   /** Writes a tls: section (TLS on every connection); then makeClusterTls() makes the files. */
   tls?: boolean;
   /**
@@ -126,8 +131,12 @@ export function initCluster(o: InitOptions): ClusterConfig {
   if (persist === 'disk' && orderOf.size > 0) {
     throw new FitError('FIT_ERR_NOT_SUPPORTED', `--persist disk with --ordered or --ordered-global: ordered channels on disk need the consensus state on disk as well, which this build does not have yet; leave ordered channels in memory (edit persist: per channel in cluster.yaml afterwards)`, {});
   }
+  const overflow = (ch: string): OverflowPolicy => (orderOf.has(ch) ? 'drop-oldest' : (o.overflow ?? 'drop-oldest'));
   const channels = Object.fromEntries(
-    channelNames.map((ch) => [ch, { fault: o.faultModel, order: orderOf.get(ch) ?? 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, persist, protection }]),
+    channelNames.map((ch) => [
+      ch,
+      { fault: o.faultModel, order: orderOf.get(ch) ?? 'none', priority: 0, capacityEvents: DEFAULT_LIMITS.queueCapacityEvents, ttlMs: DEFAULT_LIMITS.ttlMs, overflow: overflow(ch), persist, protection },
+    ]),
   );
   if (needsChannelKey(protection)) for (const ch of channelNames) createChannelKeys(o.dir, ch, protection, true);
   const doc = { version: 1, f: o.faults, replicas, channels, clients, limits: {}, ...(o.tls ? { tls: DEFAULT_TLS } : {}) };

@@ -91,6 +91,11 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
     if (ch.order !== 'none' && (ch.fault !== 'bft' || n < 3 * c.f + 1)) {
       throw configError(file, `channels.${tag}.order`, `order: none for a ${ch.fault} channel with ${n} replicas: order: ${ch.order} is decided by consensus, which needs fault: bft and at least 3f+1 = ${3 * c.f + 1} replicas`);
     }
+    if (ch.order !== 'none' && ch.overflow !== 'drop-oldest') {
+      // The subscribers of an ordered channel read one log that all replicas number alike: a
+      // replica cannot refuse or hold back one event of it for one console.
+      throw configError(file, `channels.${tag}.overflow`, `drop-oldest for an ordered channel (order: ${ch.order}): its subscribers read one shared log, which evicts its oldest events at capacityEvents (counted as missed); overflow: ${ch.overflow} applies to unordered channels only`);
+    }
     // Ordered channels need the consensus state on disk as well (docs/persistence.md).
     if (ch.persist === 'disk' && ch.order !== 'none') throw notYet(file, `channels.${tag}.persist`, `persist: disk on an ordered channel (order: ${ch.order})`);
     channels.set(tag, { ...ch, priority: ch.priority as Priority });

@@ -2,7 +2,7 @@
 // names the key, not a silently ignored setting; a person edits this file by hand.
 
 import { z } from 'zod';
-import { DEFAULT_LIMITS, NAME_PATTERN } from '../core/index.js';
+import { DEFAULT_LIMITS, NAME_PATTERN, OVERFLOW_POLICIES } from '../core/index.js';
 import { NODE_NAME_TOKEN } from '../protection/tls.js';
 
 export { NAME_PATTERN };
@@ -15,6 +15,8 @@ export const channelSchema = z.strictObject({
   priority: z.number().int().min(0).max(3).default(0),
   capacityEvents: positiveInt.default(DEFAULT_LIMITS.queueCapacityEvents),
   ttlMs: positiveInt.default(DEFAULT_LIMITS.ttlMs),
+  // The paper's behaviour is the default: a full queue drops its oldest event (§3.3).
+  overflow: z.enum(OVERFLOW_POLICIES).default('drop-oldest'),
   persist: z.enum(['memory', 'disk']).default('memory'),
   protection: z.enum(['si', 'ha', 'pks', 'pke']).default('pks'),
 });

@@ -2,7 +2,7 @@ export { ERROR_CODES, FitError, isFitError, invariant } from './errors.js';
 export type { ErrorCode, ErrorFields } from './errors.js';
 export { DEFAULT_LIMITS, limitsWith } from './limits.js';
 export type { Limits } from './limits.js';
-export { ContentType, NAME_PATTERN, PRIORITY_LEVELS, PRIORITY_URGENT, mayPublish, maySubscribe, voteQuorum, publishQuorum } from './types.js';
+export { ContentType, NAME_PATTERN, OVERFLOW_POLICIES, PRIORITY_LEVELS, PRIORITY_URGENT, mayPublish, maySubscribe, voteQuorum, publishQuorum } from './types.js';
 export type {
   BrokerEvent,
   ChannelClass,
@@ -10,6 +10,7 @@ export type {
   ControlTable,
   FaultModel,
   OrderMode,
+  OverflowPolicy,
   Persist,
   Priority,
   Protection,

@@ -7,6 +7,13 @@ export type FaultModel = 'cft' | 'bft';
 export type OrderMode = 'none' | 'channel' | 'global';
 export type Protection = 'si' | 'ha' | 'pks' | 'pke';
 export type Persist = 'memory' | 'disk';
+/**
+ * What a subscriber's full output queue does with one more event (docs/operations.md, "Queues
+ * under pressure"): drop its oldest queued event (the paper's behaviour), refuse the newest,
+ * or hold the channel's publishers until the queue has room again (backpressure into TCP).
+ */
+export const OVERFLOW_POLICIES = ['drop-oldest', 'drop-newest', 'block'] as const;
+export type OverflowPolicy = (typeof OVERFLOW_POLICIES)[number];
 
 /** Priority 3 is urgent: it overtakes queued events at every hop and never waits for a batch. */
 export type Priority = 0 | 1 | 2 | 3;
@@ -19,6 +26,8 @@ export interface ChannelClass {
   priority: Priority;
   capacityEvents: number;
   ttlMs: number;
+  /** What a full subscriber queue does (unordered channels; an ordered channel's log evicts its oldest). */
+  overflow: OverflowPolicy;
   persist: Persist;
   protection: Protection;
 }

@@ -19,9 +19,10 @@ import { subscriberSalt, type Fault } from './faults.js';
 import { ClientQuotas } from './quotas.js';
 import { ReplicaMetrics, type MetricsSource } from './metrics.js';
 import { OpsServer, readiness, type Readiness } from './ops.js';
+import { OverflowHolds } from './overflow.js';
 
 /** Why the replica stopped reading a connection; it reads again once none is left ('shutdown' never ends). */
-type HoldReason = 'order' | 'rate' | 'pending' | 'shutdown';
+type HoldReason = 'order' | 'rate' | 'pending' | 'overflow' | 'shutdown';
 
 /** How often close() looks whether every pending request was answered. */
 const DRAIN_POLL_MS = 10;
@@ -109,6 +110,8 @@ export class ReplicaServer {
   /** Set once close() began: no new work, /readyz answers 503. */
   private draining = false;
   private closing: Promise<void> | undefined;
+  /** Publisher connections held while a queue of an overflow: block channel they publish on is full. */
+  private readonly overflow: OverflowHolds<Peer>;
 
   constructor(private readonly o: ReplicaOptions) {
     this.tls = o.tls ?? tlsIdentityFor(o.config, replicaTlsName(o.id));
@@ -127,6 +130,8 @@ export class ReplicaServer {
     };
     this.service.onSubscriptionEnded = (key, client) => this.endStreams(key, client);
     this.service.onClientRekeyed = (client) => this.endClient(client);
+    this.overflow = new OverflowHolds<Peer>({ hold: (p) => this.hold(p, 'overflow'), release: (p) => this.release(p, 'overflow'), expire: () => this.service.expireBlocked() });
+    this.service.onBlocked = (channel, blocked) => this.overflow.channelBlocked(channel, blocked);
     this.service.onAppended = (_channel, log) => {
       const set = this.streams.get(log);
       if (set) for (const s of set) s.schedule();
@@ -229,6 +234,7 @@ export class ReplicaServer {
     }
     // 6. Links to and from the other replicas.
     this.ordering?.stop();
+    this.overflow.stop();
     for (const p of this.peers) if (p.replica !== undefined) p.conn.close();
     // Connection.end closes a socket that does not flush within a second; a TLS handshake that
     // never finished has no peer yet and is bounded by the forced exit of the caller.
@@ -305,7 +311,7 @@ export class ReplicaServer {
       // say, and redials after a drop), so clients and replicas are counted apart.
       connections: this.clientConnections(),
       replicaLinks: this.peers.size - this.clientConnections(),
-      channels: this.service.stats(),
+      channels: this.service.stats().map((c) => ({ ...c, heldConnections: this.overflow.heldFor(c.tag) })),
       evidence: Object.fromEntries(this.evidence),
       faults: this.faults.map((f) => f.kind),
       tls: this.tls !== undefined,
@@ -326,6 +332,7 @@ export class ReplicaServer {
     clearTimeout(peer.handshakeTimer);
     clearTimeout(peer.throttleTimer);
     if (peer.client) this.heldForPending.get(peer.client.id)?.delete(peer);
+    this.overflow.forget(peer);
     if (peer.admitted) this.quotas.release(peer.client!.id);
     // What it was waiting for will be answered to no one: it no longer counts against its client.
     for (const done of [...peer.unanswered]) done();
@@ -448,6 +455,8 @@ export class ReplicaServer {
     const p = decodePublish(body);
     try {
       const r = this.service.publish(peer.client!, body, p.sections);
+      // A full queue of an overflow: block channel: this frame was queued, the next ones wait in TCP.
+      if (r.blocked) this.overflow.hold(peer, r.blocked);
       const sendAck = (): void => {
         peer.conn.send(encodeAck(p.reqSeq, r.accepted, r.duplicates));
         this.metrics?.publishAck.observe({ ordered: r.unordered && this.ordering ? 'true' : 'false' }, (performance.now() - readMs) / 1000);

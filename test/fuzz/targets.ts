@@ -102,7 +102,7 @@ const frameTarget: FuzzTarget = {
 };
 
 function table(): ControlTable {
-  const cls = (order: ChannelClass['order']): ChannelClass => ({ fault: 'bft', order, priority: 0, capacityEvents: 1000, ttlMs: 1e12, persist: 'memory', protection: 'si' });
+  const cls = (order: ChannelClass['order']): ChannelClass => ({ fault: 'bft', order, priority: 0, capacityEvents: 1000, ttlMs: 1e12, overflow: 'drop-oldest', persist: 'memory', protection: 'si' });
   const channels = new Map<string, ChannelClass>([
     ['alerts', cls('none')],
     ['ledger', cls('channel')],

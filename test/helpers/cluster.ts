@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { clientKeyPath, initCluster, loadConfig, makeClusterTls, METRICS_PORT_OFFSET, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, type SubscriberOptions } from '../../src/client/index.js';
-import type { FaultModel, Limits, Persist, Protection } from '../../src/core/index.js';
+import type { ChannelClass, FaultModel, Limits, Persist, Protection } from '../../src/core/index.js';
 
 export const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
@@ -23,6 +23,8 @@ export interface ClusterOptions {
   faults?: Record<number, string[]>;
   /** Overrides every channel's capacityEvents in cluster.yaml. */
   capacityEvents?: number;
+  /** Settings of single channels written into cluster.yaml (after capacityEvents). */
+  channelSettings?: Record<string, Partial<Pick<ChannelClass, 'capacityEvents' | 'ttlMs' | 'overflow'>>>;
   /** Written into cluster.yaml's limits: section. */
   limits?: Partial<Limits>;
   /** False leaves out init's probe, console and admin clients (a console never connected has a queue that fills). */
@@ -122,10 +124,11 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     tls: o.tls ?? false,
   });
   if (o.tls) await makeClusterTls(loadConfig(dir));
-  if (o.capacityEvents !== undefined || o.limits !== undefined) {
+  if (o.capacityEvents !== undefined || o.limits !== undefined || o.channelSettings !== undefined) {
     const file = join(dir, 'cluster.yaml');
     const doc = parseYaml(readFileSync(file, 'utf8')) as { channels: Record<string, { capacityEvents: number }>; limits?: Partial<Limits> };
     if (o.capacityEvents !== undefined) for (const ch of Object.values(doc.channels)) ch.capacityEvents = o.capacityEvents;
+    for (const [tag, settings] of Object.entries(o.channelSettings ?? {})) Object.assign(doc.channels[tag]!, settings);
     if (o.limits !== undefined) doc.limits = { ...doc.limits, ...o.limits };
     writeFileSync(file, stringify(doc));
   }

@@ -50,6 +50,36 @@ test('bench --out writes the runs in the documented shape', { timeout: 120_000 }
   }
 });
 
+test('bench --urgent alone writes the urgent part in the documented shape, one result per credit window', { timeout: 180_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-bench-'));
+  try {
+    const out = join(dir, 'u.json');
+    const args = [BENCH, '--urgent', '--urgent-backlog', '3000', '--urgent-rounds', '1', '--urgent-credits', '512,256', '--mode', 'none', '--peers', 'none', '--no-save', '--out', out];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 170_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const doc = JSON.parse(readFileSync(out, 'utf8')) as {
+      runs: unknown[];
+      urgent: { backlogEvents: number; urgentEvents: number; creditsEvents: number; latencyMs: { p50: number; p99: number; count: number }; deliveredBefore: { p50: number; max: number }; backlogLatencyMs: { p50: number }; drainMs: number[] }[];
+    };
+    assert.deepEqual(doc.runs, []);
+    assert.deepEqual(
+      doc.urgent.map((u) => u.creditsEvents),
+      [512, 256],
+    );
+    for (const u of doc.urgent) {
+      assert.equal(u.backlogEvents, 3000);
+      assert.equal(u.urgentEvents, 4);
+      assert.equal(u.latencyMs.count, 4);
+      assert.ok(u.latencyMs.p50 > 0 && u.latencyMs.p50 <= u.latencyMs.p99);
+      assert.ok(u.deliveredBefore.max < 3000, `an urgent event came after the whole backlog: ${JSON.stringify(u.deliveredBefore)}`);
+      assert.equal(u.drainMs.length, 1);
+    }
+    assert.match(r.stdout, /urgent behind 3000 events: 4 urgent events over 1 rounds, p50 [\d.]+ ms/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bench refuses an unknown mode or peer with a clear error', () => {
   for (const [flag, value, want] of [
     ['--mode', 'fast', /--mode: "fast" is not a fitbroker mode; use cft, bft or bft-ordered/],

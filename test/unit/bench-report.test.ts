@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chartSvg, markdownTable, textTable, writeReport, TABLE_START, TABLE_END, type ReportDoc } from '../../bench/report.js';
+import { chartSvg, markdownTable, replaceUrgent, textTable, urgentMarkdown, writeReport, writeUrgentReport, TABLE_START, TABLE_END, URGENT_START, URGENT_END, type ReportDoc } from '../../bench/report.js';
 import type { RunResult } from '../../bench/run.js';
 
 const lat = (p50: number) => ({ p50, p99: p50 * 4, p999: p50 * 9, max: p50 * 20, count: 1000 });
@@ -186,6 +186,37 @@ test('writeReport leaves performance.md alone without both markers, and copes wi
     writeFileSync(join(dir, 'performance.md'), text);
     writeReport(doc, dir);
     assert.equal(readFileSync(join(dir, 'performance.md'), 'utf8'), text);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the urgent table goes between its own markers only: the throughput table and the charts are left as they were', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-report-'));
+  try {
+    const u = {
+      label: BFT,
+      backlogEvents: 100_000,
+      rounds: 5,
+      urgentEvents: 20,
+      creditsEvents: 8192,
+      latencyMs: lat(200),
+      deliveredBefore: { p50: 8193, max: 9000 },
+      backlogLatencyMs: lat(1300),
+      drainMs: [1200, 1100],
+    };
+    const before = `# Performance\n\n${TABLE_START}\nthroughput table\n${TABLE_END}\n\n${URGENT_START}\nold urgent\n${URGENT_END}\n\nAfter.\n`;
+    writeFileSync(join(dir, 'performance.md'), before);
+    assert.equal(writeUrgentReport({ ...doc, runs: [], urgent: [u] }, dir), true);
+    const md = readFileSync(join(dir, 'performance.md'), 'utf8');
+    assert.ok(md.includes(`${TABLE_START}\nthroughput table\n${TABLE_END}`), 'the throughput table is untouched');
+    assert.ok(!md.includes('old urgent'));
+    assert.ok(md.includes(urgentMarkdown([u])));
+    assert.match(urgentMarkdown([u]), /\| fitbroker bft \(n=4, f=1\) \| 100000 \| 20 \(5 rounds\) \| 200 \| 800 \| 4000 \| 8193 \/ 9000 \| 8192 \| 1200 \/ 1100 \| 1300 \|/);
+    assert.ok(md.endsWith(`${URGENT_END}\n\nAfter.\n`));
+    assert.equal(existsSync(join(dir, 'performance-chart.svg')), false, 'no chart written');
+    assert.equal(writeUrgentReport({ ...doc, runs: [] }, dir), false, 'a run without the urgent part writes nothing');
+    assert.equal(replaceUrgent('no markers', { ...doc, urgent: [u] }), undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

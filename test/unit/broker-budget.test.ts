@@ -50,7 +50,7 @@ const SIEM2: ClientInfo = { id: 'siem2', publicKey: 'unused', publish: [], subsc
 
 /** A service with fifty channels, and PUBLISH frame bodies made on demand with one 200-byte event for each. */
 function fiftyChannelService(): { svc: BrokerService; frame(): { body: Buffer; sections: Buffer[][] } } {
-  const cls: ChannelClass = { fault: 'bft', order: 'none', priority: 0, capacityEvents: 1_000_000, ttlMs: FOREVER_MS, persist: 'memory', protection: 'si' };
+  const cls: ChannelClass = { fault: 'bft', order: 'none', priority: 0, capacityEvents: 1_000_000, ttlMs: FOREVER_MS, overflow: 'drop-oldest', persist: 'memory', protection: 'si' };
   const names = Array.from({ length: 50 }, (_, i) => `ch${i}`);
   const svc = new BrokerService(
     { channels: new Map(names.map((n) => [n, cls])), clients: new Map([PUBLISHER, SIEM1, SIEM2].map((c) => [c.id, c])) },

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { limitsWith, type ChannelClass, type ClientInfo, type ControlTable } from '../../src/core/index.js';
 import { BrokerService, controlSnapshot, restoreControl } from '../../src/broker/index.js';
 
-const cls: ChannelClass = { fault: 'bft', order: 'none', priority: 0, capacityEvents: 100, ttlMs: 60_000, persist: 'memory', protection: 'si' };
+const cls: ChannelClass = { fault: 'bft', order: 'none', priority: 0, capacityEvents: 100, ttlMs: 60_000, overflow: 'drop-oldest', persist: 'memory', protection: 'si' };
 const client = (id: string, publish: string[], subscribe: string[]): ClientInfo => ({ id, publicKey: `key-${id}`, publish, subscribe, admin: false });
 
 function service(clients: ClientInfo[]): BrokerService {

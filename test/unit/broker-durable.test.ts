@@ -12,7 +12,7 @@ import { BrokerService, DiskStore, type ClientQueue } from '../../src/broker/ind
 import { RecordCursor } from '../../src/codec/index.js';
 import { makeRecord, publishBody, EPOCH_B, T0_MS } from '../helpers/records.js';
 
-const cls = (over: Partial<ChannelClass> = {}): ChannelClass => ({ fault: 'bft', order: 'none', priority: 0, capacityEvents: 1000, ttlMs: 60_000, persist: 'disk', protection: 'si', ...over });
+const cls = (over: Partial<ChannelClass> = {}): ChannelClass => ({ fault: 'bft', order: 'none', priority: 0, capacityEvents: 1000, ttlMs: 60_000, overflow: 'drop-oldest', persist: 'disk', protection: 'si', ...over });
 const client = (id: string, publish: string[], subscribe: string[]): ClientInfo => ({ id, publicKey: 'unused-here', publish, subscribe, admin: false });
 const probe = client('probe', ['*'], []);
 const siem1 = client('siem1', [], ['*']);

@@ -73,7 +73,7 @@ test('bytes and TTL bound the log too', () => {
 });
 
 test('the sequencer counts each ordered channel from 1 and every ordered event in one global order, and refuses a channel without order', () => {
-  const cls = (order: 'none' | 'channel' | 'global') => ({ fault: 'bft' as const, order, priority: 0 as const, capacityEvents: 10, ttlMs: 60_000, persist: 'memory' as const, protection: 'si' as const });
+  const cls = (order: 'none' | 'channel' | 'global') => ({ fault: 'bft' as const, order, priority: 0 as const, capacityEvents: 10, ttlMs: 60_000, overflow: 'drop-oldest' as const, persist: 'memory' as const, protection: 'si' as const });
   const s = new Sequencer(new Map([['a', cls('channel')], ['b', cls('global')], ['c', cls('none')]]), DEFAULT_LIMITS);
   assert.deepEqual(s.channels, ['a', 'b']);
   const rec = Buffer.from([0, 0, 0, 1, 9]);
@@ -86,7 +86,7 @@ test('the sequencer counts each ordered channel from 1 and every ordered event i
 });
 
 test('a snapshot moves the order on: the log keeps what it held, skips what it never had (counted against each reader), and numbering goes on from there', () => {
-  const cls = (order: 'none' | 'channel' | 'global') => ({ fault: 'bft' as const, order, priority: 0 as const, capacityEvents: 10, ttlMs: 60_000, persist: 'memory' as const, protection: 'si' as const });
+  const cls = (order: 'none' | 'channel' | 'global') => ({ fault: 'bft' as const, order, priority: 0 as const, capacityEvents: 10, ttlMs: 60_000, overflow: 'drop-oldest' as const, persist: 'memory' as const, protection: 'si' as const });
   const behind = new Sequencer(new Map([['b', cls('channel')], ['a', cls('global')]]), DEFAULT_LIMITS);
   const rec = Buffer.from([0, 0, 0, 1, 9]);
   behind.place('a', rec, 0);

@@ -18,6 +18,7 @@ const cls = (over: Partial<ChannelClass> = {}): ChannelClass => ({
   priority: 0,
   capacityEvents: 100,
   ttlMs: TTL_MS,
+  overflow: 'drop-oldest',
   persist: 'memory',
   protection: 'si',
   ...over,

@@ -47,7 +47,7 @@ async function fakeReplica(bad: Buffer): Promise<{ server: Server; port: number;
 }
 
 function config(port: number): ClusterConfig {
-  const channels = new Map<string, ChannelClass>([['alerts', { fault: 'cft', order: 'none', priority: 0, capacityEvents: 100, ttlMs: 60_000, persist: 'memory', protection: 'si' }]]);
+  const channels = new Map<string, ChannelClass>([['alerts', { fault: 'cft', order: 'none', priority: 0, capacityEvents: 100, ttlMs: 60_000, overflow: 'drop-oldest', persist: 'memory', protection: 'si' }]]);
   const clients = new Map<string, ClientInfo>([['probe', { id: 'probe', publicKey: CLIENT.publicKey, publish: ['*'], subscribe: ['*'], admin: false }]]);
   return { dir: '/tmp', file: '/tmp/cluster.yaml', f: 0, replicas: [{ id: 0, host: '127.0.0.1', port, publicKey: REPLICA.publicKey }], table: { channels, clients }, limits: limitsWith({}) };
 }

@@ -4,7 +4,7 @@
 
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FitError } from '../../src/core/index.js';
@@ -120,6 +120,22 @@ test('init --ordered and --ordered-global set each channel\'s order, adding chan
   );
   usageError(() => initCluster(options({ ordered: ['x'], orderedGlobal: ['x'] })), /"x" is in both --ordered and --ordered-global/);
   usageError(() => initCluster(options({ ordered: ['x'], faultModel: 'cft' })), /ordered by consensus, which needs --fault-model bft and --replicas at least 3f\+1 = 4/);
+});
+
+test('init --overflow sets the policy of every unordered channel it creates, drop-oldest by default; ordered channels keep drop-oldest', () => {
+  const policies = (c: ReturnType<typeof initCluster>) => [...c.table.channels].map(([tag, cls]) => [tag, cls.overflow]);
+  assert.deepEqual(policies(initCluster(options())), [
+    ['alerts', 'drop-oldest'],
+    ['metrics', 'drop-oldest'],
+  ]);
+  const o = options({ overflow: 'block', ordered: ['orders'] });
+  assert.deepEqual(policies(initCluster(o)), [
+    ['alerts', 'block'],
+    ['metrics', 'block'],
+    ['orders', 'drop-oldest'],
+  ]);
+  assert.deepEqual(policies(loadConfig(o.dir)), policies(initCluster({ ...o, force: true })), 'written to cluster.yaml as it was given');
+  assert.match(readFileSync(configPath(o.dir), 'utf8'), /overflow: block/);
 });
 
 test('init --tls writes the tls: section and a CA, and a certificate every replica and client loads as its own', async () => {

@@ -55,6 +55,7 @@ test('a valid config loads into a control table, with channel defaults and limit
     priority: 0,
     capacityEvents: DEFAULT_LIMITS.queueCapacityEvents,
     ttlMs: DEFAULT_LIMITS.ttlMs,
+    overflow: 'drop-oldest',
     persist: 'memory',
     protection: 'pks',
   });
@@ -165,6 +166,19 @@ test('an invalid public key is refused for replicas and clients', () => {
   const e = configError((d) => (d.clients.probe.publicKey = keys[0]!.slice(0, -8)));
   assert.equal(e.fields.key, 'clients.probe.publicKey');
   assert.match(e.message, /Ed25519 public key/);
+});
+
+test('overflow: drop-oldest (the default), drop-newest or block on an unordered channel; anything else, or a policy but drop-oldest on an ordered channel, is refused naming the key', () => {
+  for (const policy of ['drop-oldest', 'drop-newest', 'block']) assert.equal(parse((d) => (d.channels.alerts.overflow = policy)).table.channels.get('alerts')!.overflow, policy);
+  const bad = configError((d) => (d.channels.alerts.overflow = 'drop-all'));
+  assert.equal(bad.fields.key, 'channels.alerts.overflow');
+  assert.match(bad.message, /expected one of "drop-oldest"\|"drop-newest"\|"block"/);
+  assert.equal(parse((d) => Object.assign(d.channels.alerts, { order: 'channel', overflow: 'drop-oldest' })).table.channels.get('alerts')!.overflow, 'drop-oldest');
+  for (const policy of ['drop-newest', 'block']) {
+    const e = configError((d) => Object.assign(d.channels.alerts, { order: 'channel', overflow: policy }));
+    assert.equal(e.fields.key, 'channels.alerts.overflow');
+    assert.match(e.message, new RegExp(`drop-oldest for an ordered channel \\(order: channel\\).*overflow: ${policy} applies to unordered channels only`));
+  }
 });
 
 test('order: channel and global load on a bft channel with 3f+1 replicas, and are refused naming the key on a cft one', () => {

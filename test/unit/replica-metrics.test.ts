@@ -10,17 +10,38 @@ import { ReplicaMetrics, type MetricsSource, type OrderingSnapshot } from '../..
 import { OpsServer, readiness } from '../../src/replica/ops.js';
 import { parseExposition, Scrape } from '../helpers/prometheus.js';
 
-const queue = (o: Partial<ChannelStats['queues'][string]> = {}): ChannelStats['queues'][string] => ({ enqueued: 0, sent: 0, droppedCapacity: 0, droppedBytes: 0, droppedTtl: 0, droppedUnsubscribed: 0, depth: 0, sessions: 0, ...o });
+const queue = (o: Partial<ChannelStats['queues'][string]> = {}): ChannelStats['queues'][string] => ({
+  enqueued: 0,
+  sent: 0,
+  droppedCapacity: 0,
+  droppedBytes: 0,
+  droppedNewest: 0,
+  droppedTtl: 0,
+  droppedUnsubscribed: 0,
+  blocks: 0,
+  blockedMs: 0,
+  depth: 0,
+  sessions: 0,
+  dropped: { capacity: 0, bytes: 0, ttl: 0, unsubscribed: 0 },
+  blocking: false,
+  ...o,
+});
 
 function channels(): ChannelStats[] {
   return [
-    { tag: 'alerts', fault: 'bft', order: 'none', protection: 'si', persist: 'memory', eventsIn: 10, duplicates: 2, droppedTtl: 1, droppedUnsubscribed: 4, queues: { console: queue({ sent: 7, depth: 3, sessions: 1, droppedCapacity: 5, droppedBytes: 2, droppedTtl: 1 }), siem: queue({ sent: 10 }) } },
+    { tag: 'alerts', fault: 'bft', order: 'none', protection: 'si', persist: 'memory', overflow: 'drop-oldest', dropped: { capacity: 0, bytes: 0, ttl: 0, unsubscribed: 0 }, blocked: false, blockedBy: [], blocks: 0, blockedMs: 0, eventsIn: 10, duplicates: 2, droppedTtl: 1, droppedUnsubscribed: 4, queues: { console: queue({ sent: 7, depth: 3, sessions: 1, droppedCapacity: 5, droppedBytes: 2, droppedTtl: 1 }), siem: queue({ sent: 10 }) } },
     {
       tag: 'orders',
       fault: 'bft',
       order: 'channel',
       protection: 'si',
       persist: 'memory',
+      overflow: 'drop-oldest',
+      dropped: { capacity: 0, bytes: 0, ttl: 0, unsubscribed: 0 },
+      blocked: false,
+      blockedBy: [],
+      blocks: 0,
+      blockedMs: 0,
       eventsIn: 6,
       duplicates: 0,
       droppedTtl: 0,
