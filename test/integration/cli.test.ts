@@ -160,4 +160,15 @@ describe('fitbroker CLI errors without a cluster', { timeout: 60_000 }, () => {
     assert.match(runCli(['init', '--dir', c.dir]).stderr, /already exists; pass --force/);
     assert.match(runCli(['init', '--dir', `${c.dir}/x`, '--clients', 'siem1:reader']).stderr, /--clients: "siem1:reader" is not NAME:ROLE/);
   });
+
+  it('init --overflow writes the policy of every unordered channel it creates, and refuses an unknown one', () => {
+    const dir = `${c.dir}/overflow`;
+    const r = runCli(['init', '--dir', dir, '--channels', 'alerts,audit', '--ordered', 'ledger', '--overflow', 'block']);
+    assert.equal(r.code, 0, r.stderr);
+    const yaml = readFileSync(`${dir}/cluster.yaml`, 'utf8');
+    assert.deepEqual([...yaml.matchAll(/overflow: (\S+)/g)].map((m) => m[1]), ['block', 'block', 'drop-oldest']);
+    const bad = runCli(['init', '--dir', `${dir}2`, '--overflow', 'drop-all']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.stderr, /--overflow <policy>' argument 'drop-all' is invalid\. Allowed choices are drop-oldest, drop-newest, block/);
+  });
 });

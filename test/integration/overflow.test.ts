@@ -131,10 +131,13 @@ describe('a paused console on drop-oldest and drop-newest channels holds no one 
       const pub = c.publisher('probe');
       const two = { got: () => got2, lastMs: () => last2, expected: 2 * PER_CHANNEL };
       const three = { got: () => got3, lastMs: () => last3, expected: PER_CHANNEL };
-      const one = { got: () => paused.lines, lastMs: () => performance.now(), expected: 2 * PER_CHANNEL };
       await until('the console process to subscribe', async () => (await channelsOf(c)).every((r) => r.get('alerts')!.queues.siem1!.sessions === 1));
 
-      const reading = await pacedPhase(pub, ['alerts', 'notices', 'metrics'], PER_CHANNEL, CAPACITY / 2, { siem1: one, siem2: two, siem3: three });
+      // The same publisher, paced the same way (to siem2 and siem3) in both phases: all that
+      // differs is siem1 reading (as fast as a console process printing JSON can) or frozen.
+      // A first phase warms the code up (on a cold process the first phase is the slowest).
+      await pacedPhase(pub, ['alerts', 'notices', 'metrics'], PER_CHANNEL / 4, CAPACITY / 2, { siem2: { ...two, expected: PER_CHANNEL / 2 }, siem3: { ...three, expected: PER_CHANNEL / 4 } });
+      const reading = await pacedPhase(pub, ['alerts', 'notices', 'metrics'], PER_CHANNEL, CAPACITY / 2, { siem2: two, siem3: three });
       paused.pause();
       const whilePaused = await pacedPhase(pub, ['alerts', 'notices', 'metrics'], PER_CHANNEL, CAPACITY / 2, { siem2: two, siem3: three });
       process.stdout.write(`# delivered events/s with siem1 reading: siem2 ${reading.siem2}, siem3 ${reading.siem3}; with siem1 paused: siem2 ${whilePaused.siem2}, siem3 ${whilePaused.siem3}\n`);
@@ -143,8 +146,8 @@ describe('a paused console on drop-oldest and drop-newest channels holds no one 
       for (const k of ['siem2', 'siem3']) {
         assert.ok(whilePaused[k]! >= 0.4 * reading[k]!, `${k} delivered ${whilePaused[k]} events/s with siem1 paused, ${reading[k]} with it reading`);
       }
-      assert.equal(got2, 4 * PER_CHANNEL, 'the other console of the same channels got every event');
-      assert.equal(got3, 2 * PER_CHANNEL, 'the console of another channel got every event');
+      assert.equal(got2, 4.5 * PER_CHANNEL, 'the other console of the same channels got every event');
+      assert.equal(got3, 2.25 * PER_CHANNEL, 'the console of another channel got every event');
 
       for (const [id, r] of (await channelsOf(c)).entries()) {
         for (const [tag, policy] of [['alerts', 'drop-oldest'], ['notices', 'drop-newest']] as const) {
@@ -156,7 +159,8 @@ describe('a paused console on drop-oldest and drop-newest channels holds no one 
           assert.equal(q.droppedNewest, policy === 'drop-newest' ? q.droppedCapacity : 0, `replica ${id} ${tag}: which end went`);
           assert.deepEqual([q.dropped.bytes, q.dropped.ttl, q.dropped.unsubscribed], [0, 0, 0]);
           assert.equal(ch.dropped.capacity, q.dropped.capacity + ch.queues.siem2!.dropped.capacity + ch.queues.siem3!.dropped.capacity + ch.queues.console!.dropped.capacity, 'the channel adds up its queues');
-          assert.equal(ch.queues.siem2!.droppedCapacity, 0, `replica ${id} ${tag}: the console that kept up lost events`);
+          // (siem2 got every event, above; its queue on one replica may still drop, when that
+          // replica lags more than capacityEvents behind the f+1 its voter delivered from.)
           assert.equal(ch.blocks, 0);
         }
       }
@@ -205,7 +209,12 @@ describe('a paused console on a block channel holds that channel\'s publishers, 
       })();
       // Awaited below; if the test fails first, its rejection must not outlive it unhandled.
       publishing.catch(() => undefined);
-      await until('every replica to hold the channel', async () => (await channelsOf(c)).every((r) => r.get('held')!.blocked && r.get('held')!.heldConnections > 0));
+      // Until the frozen console's credits are spent, pushing to it frees room now and then;
+      // after, the full queue stays full.
+      const credits = c.config.limits.subscribeCreditsEvents;
+      await until('every replica to hold the channel, the console\'s credits spent', async () =>
+        (await channelsOf(c)).every((r) => r.get('held')!.blocked && r.get('held')!.heldConnections > 0 && r.get('held')!.queues.siem1!.sent >= credits),
+      );
       const acked = pub.counters.acknowledged;
       await sleep(1_500);
       assert.equal(pub.counters.acknowledged, acked, 'the publisher went on while the channel was held');
