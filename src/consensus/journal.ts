@@ -12,8 +12,7 @@
 // It must never: drop a key that recovery needs (a vote, a certificate, a batch above the
 // snapshot it restores from), or keep growing while the stable checkpoint moves.
 
-import { createHash } from 'node:crypto';
-import { refOf, type NewView, type PrePrepare, type Prepare, type Req, type StableCheckpoint, type ViewChange } from './messages.js';
+import type { NewView, PrePrepare, Prepare, Ref, Req, StableCheckpoint, ViewChange } from './messages.js';
 
 /**
  * Who the journal belongs to, and whether that replica is passive (it restarted once without a
@@ -62,12 +61,16 @@ export interface PreparedEntry {
   prepares: Prepare[];
 }
 
-/** A decided batch with its bodies, written before anything acts on the decision. */
+/**
+ * A decided batch, written before anything acts on the decision: each request by its body, or
+ * by reference (a Ref: no payload) when its body is in a hold group of this journal, which then
+ * stays until this entry is truncated. Bodies are written once.
+ */
 export interface DecidedEntry {
   type: 'decided';
   seq: number;
   view: number;
-  batch: Req[];
+  batch: (Req | Ref)[];
 }
 
 /** The latest stable checkpoint with its proof. */
@@ -85,10 +88,16 @@ export interface SnapshotEntry {
   body: string;
 }
 
-/** A request body this replica holds (and attests in HOLD messages): on disk before the attestation leaves. */
+/**
+ * Request bodies this replica holds (and attests in HOLD messages), one group per submit:
+ * on disk before the attestation leaves. `id` rises with each group; the group goes once
+ * every request in it was decided and the decided entries that refer to its bodies are
+ * truncated.
+ */
 export interface HoldEntry {
   type: 'hold';
-  req: Req;
+  id: number;
+  reqs: Req[];
 }
 
 /** What stays in the store: the entries recovery reads back. */
@@ -98,8 +107,8 @@ export type JournalEntry =
   | StoredEntry
   /** The PRE-PREPARE and certificate at (seq, view) are no longer needed (a newer view's replaced them). */
   | { type: 'drop'; seq: number; view: number }
-  /** The bodies held under (client, seq) are no longer needed: it was decided (and its batch journaled). */
-  | { type: 'unhold'; client: string; seq: number }
+  /** The bodies of hold group `id` are no longer needed: all were decided, and no decided entry on disk refers to them. */
+  | { type: 'unhold'; id: number }
   /** A checkpoint became stable: PRE-PREPAREs and certificates up to slotsThrough and batches up to decidedThrough go. */
   | { type: 'truncate'; slotsThrough: number; decidedThrough: number };
 
@@ -110,9 +119,6 @@ export type JournalEntry =
 export type JournalKey = (string | number)[];
 
 export type JournalOp = { op: 'put'; key: JournalKey; entry: StoredEntry } | { op: 'del'; key: JournalKey } | { op: 'del-range'; start: JournalKey; end: JournalKey };
-
-/** Held bodies are keyed by a digest of (client, seq): client names can be long, and an unhold deletes every body under one pair. */
-export const holdPrefix = (client: string, seq: number): string => createHash('sha256').update(`${client}\u0000${seq}`).digest('hex').slice(0, 32);
 
 /** The one mapping from journal entries to store operations. A range is [start, end): end excluded, as LMDB's getRange. */
 export function journalOps(e: JournalEntry): JournalOp[] {
@@ -142,11 +148,9 @@ export function journalOps(e: JournalEntry): JournalOp[] {
     case 'snapshot':
       return [{ op: 'put', key: ['s'], entry: e }];
     case 'hold':
-      return [{ op: 'put', key: ['h', holdPrefix(e.req.client, e.req.seq), refOf(e.req).digest], entry: e }];
-    case 'unhold': {
-      const p = holdPrefix(e.client, e.seq);
-      return [{ op: 'del-range', start: ['h', p], end: ['h', p, '\uffff'] }];
-    }
+      return [{ op: 'put', key: ['h', e.id], entry: e }];
+    case 'unhold':
+      return [{ op: 'del', key: ['h', e.id] }];
     case 'truncate':
       return [
         { op: 'del-range', start: ['p'], end: ['p', e.slotsThrough + 1] },

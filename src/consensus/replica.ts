@@ -39,7 +39,7 @@ import {
   type ViewChange,
 } from './messages.js';
 import { ExecutedRequests, snapshotDigest, type Decision, type StateMachine } from './state.js';
-import type { JournalEntry, LeaveEntry, MetaEntry, PrePrepareEntry, PreparedEntry, SnapshotEntry, StableEntry, StoredEntry, ViewEntry, DecidedEntry } from './journal.js';
+import type { DecidedEntry, HoldEntry, JournalEntry, LeaveEntry, MetaEntry, PrePrepareEntry, PreparedEntry, SnapshotEntry, StableEntry, StoredEntry, ViewEntry } from './journal.js';
 
 export type { Decision, StateMachine } from './state.js';
 
@@ -246,13 +246,25 @@ export class ConsensusReplica {
   /** When each replica's last FETCH was answered: a faulty one asking in a loop gets one answer per half resend period. */
   private readonly answeredAt = new Map<number, number>();
   private viewsEntered = 0;
-  /** Journaling: recover() was called; while `replaying`, the batches it executes again and the bodies it holds again are on disk already. */
+  /** Journaling: recover() was called; while `replaying`, the batches it executes again are on disk already. */
   private recovered = false;
   private replaying = false;
   /** Journaling: the seq of the snapshot in the journal, where recovery starts; batches above it stay on disk. */
   private baseSeq = 0;
-  /** Journaling: the bodies in the journal (hold entries), by client and seq, then digest. */
-  private readonly holdsJournaled = new Map<string, { client: string; seq: number; digests: Set<string> }>();
+  /**
+   * Journaling: hold groups in the journal (bodies this replica attests), by id: the references
+   * in each not decided yet, and the highest seq whose decided entry refers to one of its bodies.
+   */
+  private readonly holdGroups = new Map<number, { live: Set<string>; pinnedTo: number }>();
+  /** Journaling: hold groups all decided, kept until the decided entries that refer to them are truncated. */
+  private readonly holdGroupsDone = new Map<number, number>();
+  /** Journaling: decided entries up to this seq are truncated (on disk once the truncation is flushed). */
+  private decidedTruncatedTo = 0;
+  /** Journaling: which group holds each journaled body, by (client, seq) then reference. */
+  private readonly heldIn = new Map<string, { client: string; seq: number; groups: Map<string, number> }>();
+  /** Journaling: the group this step builds (id nextHoldId), journaled as the step's output is flushed. */
+  private toHold: Req[] = [];
+  private nextHoldId = 1;
   private out: Output = { messages: [], decided: [], journal: [] };
 
   constructor(
@@ -641,7 +653,7 @@ export class ConsensusReplica {
   private apply(seq: number, view: number, batch: Req[]): void {
     // With its bodies: they are what the machine executes again after a restart, and what
     // catch-up serves; the bodies held for it before are then no longer needed.
-    if (!this.replaying) this.journal({ type: 'decided', seq, view, batch } satisfies DecidedEntry);
+    if (!this.replaying) this.journal({ type: 'decided', seq, view, batch: this.o.journaling === true ? this.journaledBatch(seq, batch) : batch } satisfies DecidedEntry);
     const requests: Req[] = [];
     for (const r of batch) {
       this.pending.delete(key(r));
@@ -917,14 +929,14 @@ export class ConsensusReplica {
     this.decidedBodies.clear();
     this.served = snap;
     this.journalSnapshot(st.seq, st.state, snap.body);
-    this.journal({ type: 'truncate', slotsThrough: this.stable.seq, decidedThrough: st.seq });
+    if (this.o.journaling === true) this.journalTruncate(st.seq);
     this.snapshotsInstalled++;
     this.snapshotInstalledAt = st.seq;
     this.out.installed = st.seq;
     this.makeStable(st);
     this.dropObsolete();
     this.avail.forgetDecided((client, seq) => this.executed.has(client, seq));
-    for (const h of [...this.holdsJournaled.values()]) if (this.executed.has(h.client, h.seq)) this.unjournalHolds(h);
+    for (const h of [...this.heldIn.values()]) if (this.executed.has(h.client, h.seq)) this.unjournalHolds(h);
     this.progress();
     return true;
   }
@@ -1131,19 +1143,72 @@ export class ConsensusReplica {
     this.journal({ type: 'pre-prepare', pp: s.prePrepare!, prepare } satisfies PrePrepareEntry);
   }
 
-  /** A body this replica attests: on disk before the HOLD that says so leaves. */
-  private journalHold(req: Req, ref: Ref): void {
-    if (this.o.journaling !== true) return;
-    const k = key(ref);
-    let h = this.holdsJournaled.get(k);
-    if (h?.digests.has(ref.digest)) return;
-    if (!h) this.holdsJournaled.set(k, (h = { client: ref.client, seq: ref.seq, digests: new Set() }));
-    h.digests.add(ref.digest);
-    if (!this.replaying) this.journal({ type: 'hold', req });
+  /**
+   * A decided batch as journaled: a body already in a hold group on disk by reference (the
+   * group is pinned until this entry is truncated), any other by itself.
+   */
+  private journaledBatch(seq: number, batch: Req[]): (Req | Ref)[] {
+    return batch.map((r) => {
+      const ref = refOf(r);
+      const id = this.heldIn.get(key(ref))?.groups.get(refKey(ref));
+      const g = id === undefined ? undefined : this.holdGroups.get(id);
+      if (!g) return r;
+      g.pinnedTo = Math.max(g.pinnedTo, seq);
+      return ref;
+    });
   }
 
+  /** A body this replica attests: on disk (in this step's hold group) before the HOLD that says so leaves. */
+  private journalHold(req: Req, ref: Ref): void {
+    if (this.o.journaling !== true || this.heldIn.get(key(ref))?.groups.has(refKey(ref))) return;
+    this.indexHeld(ref, this.nextHoldId);
+    this.toHold.push(req);
+  }
+
+  private indexHeld(ref: Ref, group: number): void {
+    const k = key(ref);
+    let h = this.heldIn.get(k);
+    if (!h) this.heldIn.set(k, (h = { client: ref.client, seq: ref.seq, groups: new Map() }));
+    h.groups.set(refKey(ref), group);
+  }
+
+  /** (client, seq) was decided: its bodies leave their groups, and a group left empty leaves the journal. */
   private unjournalHolds(r: { client: string; seq: number }): void {
-    if (this.holdsJournaled.delete(key(r))) this.journal({ type: 'unhold', client: r.client, seq: r.seq });
+    const h = this.heldIn.get(key(r));
+    if (!h) return;
+    this.heldIn.delete(key(r));
+    for (const [rk, id] of h.groups) {
+      if (id === this.nextHoldId) {
+        // Still being built in this step: it never reaches the journal.
+        this.toHold = this.toHold.filter((q) => refKey(refOf(q)) !== rk);
+        continue;
+      }
+      const g = this.holdGroups.get(id);
+      if (!g) continue;
+      g.live.delete(rk);
+      if (g.live.size > 0) continue;
+      this.holdGroups.delete(id);
+      if (g.pinnedTo <= this.decidedTruncatedTo) this.journal({ type: 'unhold', id });
+      else this.holdGroupsDone.set(id, g.pinnedTo);
+    }
+  }
+
+  /** Hold groups all decided whose bodies no decided entry on disk refers to any more go (as truncation moves). */
+  private unholdDone(): void {
+    for (const [id, pinnedTo] of this.holdGroupsDone) {
+      if (pinnedTo > this.decidedTruncatedTo) continue;
+      this.holdGroupsDone.delete(id);
+      this.journal({ type: 'unhold', id });
+    }
+  }
+
+  /** The bodies this step took, as one group: journaled with the output whose HOLD attests them. */
+  private journalHoldGroup(): void {
+    if (this.toHold.length === 0) return;
+    const id = this.nextHoldId++;
+    this.holdGroups.set(id, { live: new Set(this.toHold.map((q) => refKey(refOf(q)))), pinnedTo: 0 });
+    this.journal({ type: 'hold', id, reqs: this.toHold });
+    this.toHold = [];
   }
 
   /** The state recovery starts from; the batches below it (but the retained ones) can go. */
@@ -1155,8 +1220,11 @@ export class ConsensusReplica {
   }
 
   /** Truncation at the stable checkpoint: the log below it, and batches below both the retained ones and the snapshot recovery starts from. */
-  private journalTruncate(): void {
-    this.journal({ type: 'truncate', slotsThrough: this.stable.seq, decidedThrough: Math.min(this.stable.seq - this.o.retainDecided, this.baseSeq) });
+  private journalTruncate(decidedThrough = Math.min(this.stable.seq - this.o.retainDecided, this.baseSeq)): void {
+    this.journal({ type: 'truncate', slotsThrough: this.stable.seq, decidedThrough });
+    if (decidedThrough <= this.decidedTruncatedTo) return;
+    this.decidedTruncatedTo = decidedThrough;
+    this.unholdDone();
   }
 
   /**
@@ -1191,24 +1259,55 @@ export class ConsensusReplica {
     this.passiveSeq = meta.passiveSeq ?? Infinity;
     this.startedOver = meta.startedOver;
     this.replaying = true;
-    this.restoreDecided(of('snapshot')[0], of('stable')[0], of('decided'));
+    const bodies = new Map<string, Req>();
+    for (const g of of('hold')) for (const q of g.reqs) bodies.set(refKey(refOf(q)), q);
+    const pins = this.restoreDecided(of('snapshot')[0], of('stable')[0], of('decided'), bodies);
     this.restoreView(of('view')[0], of('leave')[0]);
     this.restoreSlots(of('pre-prepare'), of('prepared'));
-    for (const h of of('hold')) {
-      const ref = refOf(h.req);
-      if (this.wasDecided(ref) || this.avail.body(ref)) continue;
-      this.avail.hold(h.req);
-      this.journalHold(h.req, ref);
-      this.addPending(ref);
-    }
+    this.restoreHolds(of('hold'), pins);
     this.replaying = false;
     if (this.lastExecuted < this.stable.seq) this.askForBatches();
     this.propose();
     return this.flush();
   }
 
+  /** Bodies it attested and that are not decided: held, pending and attested again (a HOLD goes out with this output). */
+  private restoreHolds(groups: HoldEntry[], pins: Map<string, number>): void {
+    this.decidedTruncatedTo = Math.min(this.stable.seq - this.o.retainDecided, this.baseSeq);
+    for (const g of groups) {
+      let pinnedTo = 0;
+      for (const req of g.reqs) pinnedTo = Math.max(pinnedTo, pins.get(refKey(refOf(req))) ?? 0);
+      const live = new Set<string>();
+      for (const req of g.reqs) {
+        const ref = refOf(req);
+        if (this.wasDecided(ref) || this.heldIn.get(key(ref))?.groups.has(refKey(ref))) continue;
+        if (!this.avail.body(ref)) {
+          this.avail.hold(req);
+          this.addPending(ref);
+        }
+        this.indexHeld(ref, g.id);
+        live.add(refKey(ref));
+      }
+      if (live.size > 0) this.holdGroups.set(g.id, { live, pinnedTo });
+      else this.holdGroupsDone.set(g.id, pinnedTo);
+      this.nextHoldId = Math.max(this.nextHoldId, g.id + 1);
+    }
+    this.unholdDone();
+  }
+
   /** The snapshot, the stable checkpoint, then the batches: kept below the snapshot, executed again above it. */
-  private restoreDecided(snap: SnapshotEntry | undefined, st: StableEntry | undefined, decided: DecidedEntry[]): void {
+  private restoreDecided(snap: SnapshotEntry | undefined, st: StableEntry | undefined, decided: DecidedEntry[], bodies: Map<string, Req>): Map<string, number> {
+    /** For each body a decided entry refers to, the highest such seq: its hold group stays until then. */
+    const pins = new Map<string, number>();
+    const resolve = (d: DecidedEntry): Req[] =>
+      d.batch.map((x) => {
+        if ('payload' in x) return x;
+        const k = refKey(x);
+        const body = bodies.get(k);
+        if (!body) throw new FitError('FIT_ERR_JOURNAL', `the consensus journal's batch at seq ${d.seq} refers to a body it does not hold: it is damaged; move it away and restart the replica (it then recovers from the others, passively)`);
+        pins.set(k, Math.max(pins.get(k) ?? 0, d.seq));
+        return body;
+      });
     if (snap) {
       const decoded = this.executed.decode(snap.body);
       if (decoded === undefined) throw new FitError('FIT_ERR_JOURNAL', `the snapshot at seq ${snap.seq} in the consensus journal cannot be read: the journal is damaged; move it away and restart the replica (it then recovers from the others, passively)`);
@@ -1225,16 +1324,18 @@ export class ConsensusReplica {
       if (snap && snap.seq === st.stable.seq && snapshotDigest(snap.body) === st.stable.snapshot) this.served = { stable: st.stable, body: snap.body };
     }
     for (const d of [...decided].sort((a, b) => a.seq - b.seq)) {
+      const batch = resolve(d);
       if (d.seq <= this.lastExecuted) {
-        this.decidedBatches.set(d.seq, d.batch);
-        for (const r of d.batch) this.decidedBodies.set(refKey(refOf(r)), r);
+        this.decidedBatches.set(d.seq, batch);
+        for (const r of batch) this.decidedBodies.set(refKey(refOf(r)), r);
         continue;
       }
       if (d.seq !== this.lastExecuted + 1) {
         throw new FitError('FIT_ERR_JOURNAL', `the consensus journal has the batch at seq ${d.seq} but not the one at ${this.lastExecuted + 1}: it is damaged; move it away and restart the replica (it then recovers from the others, passively)`);
       }
-      this.apply(d.seq, d.view, d.batch);
+      this.apply(d.seq, d.view, batch);
     }
+    return pins;
   }
 
   private restoreView(v: ViewEntry | undefined, leave: LeaveEntry | undefined): void {
@@ -1348,6 +1449,7 @@ export class ConsensusReplica {
   private flush(): Output {
     const holds = this.avail.takeHolds();
     if (holds.length > 0) this.send('all', { type: 'hold', refs: holds, from: this.o.id } satisfies Hold);
+    this.journalHoldGroup();
     const o = this.out;
     this.out = { messages: [], decided: [], journal: [] };
     return o;

@@ -30,7 +30,7 @@ const summary = (entries: StoredEntry[]): string[] =>
       case 'prepared':
         return `c${e.seq}/${e.view}`;
       case 'hold':
-        return `h${e.req.client}#${e.req.seq}:${e.req.payload}`;
+        return `h${e.id}:${e.reqs.map((q) => q.seq).join(',')}`;
       default:
         return e.type;
     }
@@ -42,7 +42,7 @@ function traffic(seed: number, count: number): JournalEntry[][] {
   const out: JournalEntry[][] = [[meta]];
   for (let i = 1; i <= count; i++) {
     const view = Math.floor(i / 20);
-    const batch: JournalEntry[] = [pp(i, view), prepared(i, view), decided(i), { type: 'hold', req: req(i + 1) }, { type: 'unhold', client: 'ev/ch/p', seq: i }];
+    const batch: JournalEntry[] = [pp(i, view), prepared(i, view), decided(i), { type: 'hold', id: i + 1, reqs: [req(i + 1)] }, { type: 'unhold', id: i }];
     if (r() < 0.1) batch.push({ type: 'drop', seq: i, view });
     if (r() < 0.1) batch.push({ type: 'view', view: view + 1, newView: null });
     if (r() < 0.1) batch.push({ type: 'leave', target: view + 2, viewChange: null });
@@ -79,30 +79,30 @@ test('what was durable is read back after the store is closed and opened again',
   const d = dir();
   try {
     const a = new LmdbJournalStore(join(d, 'consensus'));
-    a.append([meta, decided(1), { type: 'hold', req: req(2) }]);
+    a.append([meta, decided(1), { type: 'hold', id: 1, reqs: [req(2), req(3)] }]);
     a.append([decided(2), { type: 'snapshot', seq: 0, state: 'g', body: '{"v":1}' }]);
     await a.durable();
     await a.close();
     const b = new LmdbJournalStore(join(d, 'consensus'));
-    assert.deepEqual(summary(b.load()), ['d1', 'd2', 'hev/ch/p#2:body 2', 'meta', 'snapshot']);
+    assert.deepEqual(summary(b.load()), ['d1', 'd2', 'h1:2,3', 'meta', 'snapshot']);
     await b.close();
   } finally {
     rmSync(d, { recursive: true, force: true });
   }
 });
 
-test('truncation at a stable checkpoint deletes ranges: log slots up to it, batches up to the retained ones; a decided request drops every body under its seq; entering a view ends a view change', async () => {
+test('truncation at a stable checkpoint deletes ranges: log slots up to it, batches up to the retained ones; a hold group goes when decided; entering a view ends a view change', async () => {
   const d = dir();
   try {
     const s = new LmdbJournalStore(join(d, 'consensus'));
     const entries: JournalEntry[] = [meta];
     for (let i = 1; i <= 12; i++) entries.push(pp(i, 0), prepared(i, 0), pp(i, 1), decided(i));
-    entries.push({ type: 'hold', req: req(20) }, { type: 'hold', req: { ...req(20), payload: 'another body, same seq' } }, { type: 'hold', req: req(21) });
+    entries.push({ type: 'hold', id: 1, reqs: [req(20)] }, { type: 'hold', id: 2, reqs: [{ ...req(20), payload: 'another body, same seq' }, req(21)] });
     entries.push({ type: 'leave', target: 3, viewChange: null });
     s.append(entries);
     s.append([
       { type: 'truncate', slotsThrough: 8, decidedThrough: 4 },
-      { type: 'unhold', client: 'ev/ch/p', seq: 20 },
+      { type: 'unhold', id: 1 },
       { type: 'drop', seq: 9, view: 0 },
       { type: 'view', view: 3, newView: null },
     ]);
@@ -118,7 +118,7 @@ test('truncation at a stable checkpoint deletes ranges: log slots up to it, batc
     );
     assert.deepEqual(
       kept.filter((k) => k.startsWith('h')),
-      ['hev/ch/p#21:body 21'],
+      ['h2:20,21'],
     );
     assert.ok(kept.includes('view') && !kept.includes('leave'), 'the view change ended when the view was entered');
     await s.close();
@@ -163,7 +163,7 @@ test('a process killed (SIGKILL) while appending leaves every append it saw dura
       const s = new LmdbJournalStore(${JSON.stringify(path)});
       const pad = 'x'.repeat(3000);
       for (let k = 1; ; k++) {
-        s.append([{ type: 'decided', seq: k, view: 0, batch: [{ client: 'c', seq: k, payload: pad }] }, { type: 'hold', req: { client: 'c', seq: k, payload: pad + k } }]);
+        s.append([{ type: 'decided', seq: k, view: 0, batch: [{ client: 'c', seq: k, payload: pad }] }, { type: 'hold', id: k, reqs: [{ client: 'c', seq: k, payload: pad + k }] }]);
         if (k % 7 === 0) { await s.durable(); process.stdout.write(k + '\\n'); }
       }`;
     const p = spawn(process.execPath, ['--input-type=module', '-e', child], { stdio: ['ignore', 'pipe', 'inherit'] });
@@ -181,7 +181,7 @@ test('a process killed (SIGKILL) while appending leaves every append it saw dura
     const s = new LmdbJournalStore(path);
     const entries = s.load();
     const batches = new Set(entries.filter((e) => e.type === 'decided').map((e) => (e.type === 'decided' ? e.seq : 0)));
-    const holds = new Set(entries.filter((e) => e.type === 'hold').map((e) => (e.type === 'hold' ? e.req.seq : 0)));
+    const holds = new Set(entries.filter((e) => e.type === 'hold').map((e) => (e.type === 'hold' ? e.id : 0)));
     const top = Math.max(...batches);
     assert.ok(top >= durable, `reported durable up to ${durable}, found up to ${top}`);
     for (let k = 1; k <= top; k++) {
