@@ -220,9 +220,8 @@ export class ConsensusDriver {
   private flushedTo(mark: number): void {
     if (this.failed) return;
     this.durableAppends = Math.max(this.durableAppends, mark);
-    let i = 0;
-    while (i < this.waiting.length && this.waiting[i]!.needs <= this.durableAppends) i++;
-    for (const w of this.waiting.splice(0, i)) this.release(w.out);
+    // One at a time from the head: a callback may produce a new output, which must go after these.
+    while (!this.failed && this.waiting.length > 0 && this.waiting[0]!.needs <= this.durableAppends) this.release(this.waiting.shift()!.out);
     if (this.waiting.length > 0) this.scheduleFlush();
   }
 

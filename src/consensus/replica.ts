@@ -651,8 +651,8 @@ export class ConsensusReplica {
   }
 
   private apply(seq: number, view: number, batch: Req[]): void {
-    // With its bodies: they are what the machine executes again after a restart, and what
-    // catch-up serves; the bodies held for it before are then no longer needed.
+    // With its bodies (by reference to the hold groups that have them on disk): what the
+    // machine executes again after a restart, and what catch-up serves.
     if (!this.replaying) this.journal({ type: 'decided', seq, view, batch: this.o.journaling === true ? this.journaledBatch(seq, batch) : batch } satisfies DecidedEntry);
     const requests: Req[] = [];
     for (const r of batch) {
@@ -1273,7 +1273,8 @@ export class ConsensusReplica {
 
   /** Bodies it attested and that are not decided: held, pending and attested again (a HOLD goes out with this output). */
   private restoreHolds(groups: HoldEntry[], pins: Map<string, number>): void {
-    this.decidedTruncatedTo = Math.min(this.stable.seq - this.o.retainDecided, this.baseSeq);
+    // At least this far the journal was truncated (a truncation entry came with every stable checkpoint and snapshot).
+    this.decidedTruncatedTo = Math.max(this.decidedTruncatedTo, Math.min(this.stable.seq - this.o.retainDecided, this.baseSeq));
     for (const g of groups) {
       let pinnedTo = 0;
       for (const req of g.reqs) pinnedTo = Math.max(pinnedTo, pins.get(refKey(refOf(req))) ?? 0);

@@ -197,6 +197,20 @@ test('the machine comes back: restored from the snapshot at the stable checkpoin
   assert.equal(sent(h.receive(2, { type: 'body-fetch', refs: [refOf(req(1))], from: 2 }), 'bodies').length, 1);
 });
 
+test('a decided batch is journaled by reference to bodies already on disk (written once); a journal that lost such a body is refused', () => {
+  const h = new Harness();
+  decide(h, 1, [req(1), req(2)]);
+  const entries = h.journal.load();
+  const d = entries.find((e) => e.type === 'decided');
+  assert.ok(d?.type === 'decided' && d.batch.every((x) => !('payload' in x)), 'by reference: the bodies are in the hold group');
+  assert.ok(entries.some((e) => e.type === 'hold'), 'the group stays while the batch refers to it');
+  const lost = new ConsensusReplica({ ...OPTIONS, id: 1 }, signers[1]!, new SimMachine());
+  assert.throws(
+    () => lost.recover(entries.filter((e) => e.type !== 'hold')),
+    (e: unknown) => e instanceof FitError && e.code === 'FIT_ERR_JOURNAL' && /refers to a body/.test(e.message),
+  );
+});
+
 test('bodies it attested come back: held, announced again, and handed to a replica that asks', () => {
   const h = new Harness();
   h.take(h.r.submit(req(5)));
