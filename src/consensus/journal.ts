@@ -189,37 +189,45 @@ export function compareKeys(a: JournalKey, b: JournalKey): number {
 /**
  * The journal in memory: for the simulator and tests. Appended entries are not durable until
  * `sync()` (or `durable()`), and `crash()` loses them, as a process killed before its flush
- * would. Entries are copied through JSON, as a disk store would, so an entry the core later
- * mutates, or one JSON cannot carry, shows up here.
+ * would — all of them, or the appends after a prefix: LMDB commits each append whole and in
+ * order, and a commit the flush had not confirmed may still be found after a process crash.
+ * Entries are copied through JSON, as a disk store would, so an entry the core later mutates,
+ * or one JSON cannot carry, shows up here.
  */
 export class MemoryJournalStore implements JournalStore {
   private readonly stored = new Map<string, { key: JournalKey; entry: StoredEntry }>();
-  private unsynced: string[] = [];
+  /** Appends not flushed yet, each as its entries in JSON. */
+  private unsynced: string[][] = [];
   /** Flushes that wrote something, and the bytes of the entries appended (as JSON). */
   flushes = 0;
   bytes = 0;
 
   append(entries: readonly JournalEntry[]): void {
-    for (const e of entries) {
-      const text = JSON.stringify(e);
-      this.bytes += text.length;
-      this.unsynced.push(text);
-    }
+    if (entries.length === 0) return;
+    const texts = entries.map((e) => JSON.stringify(e));
+    for (const t of texts) this.bytes += t.length;
+    this.unsynced.push(texts);
   }
 
   /** Makes everything appended so far durable, synchronously. */
   sync(): void {
     if (this.unsynced.length === 0) return;
     this.flushes++;
-    for (const text of this.unsynced) this.apply(JSON.parse(text) as JournalEntry);
+    this.keep(this.unsynced.length);
+  }
+
+  /** The process died: what was not flushed is gone, but the first `survivors` appends (committed, not yet confirmed). */
+  crash(survivors = 0): void {
+    this.keep(Math.min(survivors, this.unsynced.length));
     this.unsynced = [];
   }
 
-  /** The process died: what was not flushed is gone. */
-  crash(): void {
-    this.unsynced = [];
+  private keep(appends: number): void {
+    for (const texts of this.unsynced.slice(0, appends)) for (const t of texts) this.apply(JSON.parse(t) as JournalEntry);
+    this.unsynced = this.unsynced.slice(appends);
   }
 
+  /** Appends not flushed yet. */
   get pending(): number {
     return this.unsynced.length;
   }

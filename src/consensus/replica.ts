@@ -574,9 +574,11 @@ export class ConsensusReplica {
     // The certificate is journaled before the COMMIT leaves: a replica that prepared a decided
     // batch must report it in every later VIEW-CHANGE (docs/consensus.md, the safety argument).
     if (!s.journaled) this.journalPrePrepare(s, false);
-    if (s.cert && s.cert.prePrepare.view !== pp.view) this.journal({ type: 'drop', seq, view: s.cert.prePrepare.view });
+    const older = s.cert && s.cert.prePrepare.view !== pp.view ? s.cert.prePrepare.view : undefined;
     s.cert = { prePrepare: pp, prepares: matching.slice(0, 2 * this.o.f) };
     this.journal({ type: 'prepared', view: pp.view, seq, prepares: s.cert.prepares } satisfies PreparedEntry);
+    // The certificate it replaces goes after the new one is written: no prefix of the journal lacks both.
+    if (older !== undefined) this.journal({ type: 'drop', seq, view: older });
     if (seq <= this.passiveThrough(pp.view)) return this.checkCommitted(seq);
     const c: Commit = { type: 'commit', view: pp.view, seq, digest: pp.digest, from: this.o.id };
     s.commits.set(this.o.id, c);

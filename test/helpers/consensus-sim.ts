@@ -113,7 +113,8 @@ export interface SimOptions {
    * Every replica keeps a journal (MemoryJournalStore) and writes ahead: an output's messages
    * and decisions wait until the journal is flushed, which happens at the end of a tick with
    * probability FLUSH_CHANCE (a disk that is sometimes slower than a tick). A replica that
-   * crashes loses what was not flushed. Clients resend their requests until 2f+1 replicas
+   * crashes loses what was not flushed, but for a random prefix of it (commits the flush had
+   * not confirmed yet). Clients resend their requests until 2f+1 replicas
    * executed them (a publisher waits for that many acknowledgements). `restart` then means a
    * replica back with an empty journal (a replaced disk): amnesiac, as without a journal.
    */
@@ -402,7 +403,8 @@ export function simulate(so: SimOptions): SimResult {
         const st = replicas[i]!.status;
         const decidedBefore = kills.at(-1)?.tick === now ? kills.at(-1)!.decidedBefore : new Map(ever);
         kills.push({ tick: now, replica: i, view: st.view, changingView: st.changingView, lastDecided: st.lastDecided, unflushed: journals[i]!.pending, decidedBefore });
-        journals[i]!.crash();
+        // Some of the appends not flushed may have been committed: a prefix of them survives.
+        journals[i]!.crash(Math.floor(random() * (journals[i]!.pending + 1)));
         held[i] = [];
       } else if (!isDown && wasDown[i]) {
         recoveries++;
