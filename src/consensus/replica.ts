@@ -13,6 +13,7 @@
 import { FitError } from '../core/index.js';
 import { GENESIS, leaderOf, planNewView, validNewView, validPrePrepare, validPrepare, validStable, validViewChange, type Group } from './certs.js';
 import { Availability, refKey } from './availability.js';
+import { HeldBodies } from './holds.js';
 import {
   batchDigest,
   GENESIS_STATE,
@@ -251,20 +252,8 @@ export class ConsensusReplica {
   private replaying = false;
   /** Journaling: the seq of the snapshot in the journal, where recovery starts; batches above it stay on disk. */
   private baseSeq = 0;
-  /**
-   * Journaling: hold groups in the journal (bodies this replica attests), by id: the references
-   * in each not decided yet, and the highest seq whose decided entry refers to one of its bodies.
-   */
-  private readonly holdGroups = new Map<number, { live: Set<string>; pinnedTo: number }>();
-  /** Journaling: hold groups all decided, kept until the decided entries that refer to them are truncated. */
-  private readonly holdGroupsDone = new Map<number, number>();
-  /** Journaling: decided entries up to this seq are truncated (on disk once the truncation is flushed). */
-  private decidedTruncatedTo = 0;
-  /** Journaling: which group holds each journaled body, by (client, seq) then reference. */
-  private readonly heldIn = new Map<string, { client: string; seq: number; groups: Map<string, number> }>();
-  /** Journaling: the group this step builds (id nextHoldId), journaled as the step's output is flushed. */
-  private toHold: Req[] = [];
-  private nextHoldId = 1;
+  /** Journaling: the bodies this replica attests, in hold groups on disk (holds.ts). */
+  private readonly held = new HeldBodies();
   private out: Output = { messages: [], decided: [], journal: [] };
 
   constructor(
@@ -655,13 +644,13 @@ export class ConsensusReplica {
   private apply(seq: number, view: number, batch: Req[]): void {
     // With its bodies (by reference to the hold groups that have them on disk): what the
     // machine executes again after a restart, and what catch-up serves.
-    if (!this.replaying) this.journal({ type: 'decided', seq, view, batch: this.o.journaling === true ? this.journaledBatch(seq, batch) : batch } satisfies DecidedEntry);
+    if (!this.replaying && this.o.journaling === true) this.journal({ type: 'decided', seq, view, batch: this.held.batch(seq, batch) } satisfies DecidedEntry);
     const requests: Req[] = [];
     for (const r of batch) {
       this.pending.delete(key(r));
       this.proposed.delete(key(r));
       this.avail.forget(r);
-      this.unjournalHolds(r);
+      if (this.o.journaling === true) for (const e of this.held.decided(r)) this.journal(e);
       this.decidedBodies.set(refKey(refOf(r)), r);
       if (this.wasDecided(r)) continue;
       this.executed.add(r.client, r.seq);
@@ -938,7 +927,7 @@ export class ConsensusReplica {
     this.makeStable(st);
     this.dropObsolete();
     this.avail.forgetDecided((client, seq) => this.executed.has(client, seq));
-    for (const h of [...this.heldIn.values()]) if (this.executed.has(h.client, h.seq)) this.unjournalHolds(h);
+    if (this.o.journaling === true) for (const e of this.held.decidedWhere((client, seq) => this.executed.has(client, seq))) this.journal(e);
     this.progress();
     return true;
   }
@@ -1145,72 +1134,9 @@ export class ConsensusReplica {
     this.journal({ type: 'pre-prepare', pp: s.prePrepare!, prepare } satisfies PrePrepareEntry);
   }
 
-  /**
-   * A decided batch as journaled: a body already in a hold group on disk by reference (the
-   * group is pinned until this entry is truncated), any other by itself.
-   */
-  private journaledBatch(seq: number, batch: Req[]): (Req | Ref)[] {
-    return batch.map((r) => {
-      const ref = refOf(r);
-      const id = this.heldIn.get(key(ref))?.groups.get(refKey(ref));
-      const g = id === undefined ? undefined : this.holdGroups.get(id);
-      if (!g) return r;
-      g.pinnedTo = Math.max(g.pinnedTo, seq);
-      return ref;
-    });
-  }
-
   /** A body this replica attests: on disk (in this step's hold group) before the HOLD that says so leaves. */
   private journalHold(req: Req, ref: Ref): void {
-    if (this.o.journaling !== true || this.heldIn.get(key(ref))?.groups.has(refKey(ref))) return;
-    this.indexHeld(ref, this.nextHoldId);
-    this.toHold.push(req);
-  }
-
-  private indexHeld(ref: Ref, group: number): void {
-    const k = key(ref);
-    let h = this.heldIn.get(k);
-    if (!h) this.heldIn.set(k, (h = { client: ref.client, seq: ref.seq, groups: new Map() }));
-    h.groups.set(refKey(ref), group);
-  }
-
-  /** (client, seq) was decided: its bodies leave their groups, and a group left empty leaves the journal. */
-  private unjournalHolds(r: { client: string; seq: number }): void {
-    const h = this.heldIn.get(key(r));
-    if (!h) return;
-    this.heldIn.delete(key(r));
-    for (const [rk, id] of h.groups) {
-      if (id === this.nextHoldId) {
-        // Still being built in this step: it never reaches the journal.
-        this.toHold = this.toHold.filter((q) => refKey(refOf(q)) !== rk);
-        continue;
-      }
-      const g = this.holdGroups.get(id);
-      if (!g) continue;
-      g.live.delete(rk);
-      if (g.live.size > 0) continue;
-      this.holdGroups.delete(id);
-      if (g.pinnedTo <= this.decidedTruncatedTo) this.journal({ type: 'unhold', id });
-      else this.holdGroupsDone.set(id, g.pinnedTo);
-    }
-  }
-
-  /** Hold groups all decided whose bodies no decided entry on disk refers to any more go (as truncation moves). */
-  private unholdDone(): void {
-    for (const [id, pinnedTo] of this.holdGroupsDone) {
-      if (pinnedTo > this.decidedTruncatedTo) continue;
-      this.holdGroupsDone.delete(id);
-      this.journal({ type: 'unhold', id });
-    }
-  }
-
-  /** The bodies this step took, as one group: journaled with the output whose HOLD attests them. */
-  private journalHoldGroup(): void {
-    if (this.toHold.length === 0) return;
-    const id = this.nextHoldId++;
-    this.holdGroups.set(id, { live: new Set(this.toHold.map((q) => refKey(refOf(q)))), pinnedTo: 0 });
-    this.journal({ type: 'hold', id, reqs: this.toHold });
-    this.toHold = [];
+    if (this.o.journaling === true) this.held.add(req, ref);
   }
 
   /** The state recovery starts from; the batches below it (but the retained ones) can go. */
@@ -1224,9 +1150,7 @@ export class ConsensusReplica {
   /** Truncation at the stable checkpoint: the log below it, and batches below both the retained ones and the snapshot recovery starts from. */
   private journalTruncate(decidedThrough = Math.min(this.stable.seq - this.o.retainDecided, this.baseSeq)): void {
     this.journal({ type: 'truncate', slotsThrough: this.stable.seq, decidedThrough });
-    if (decidedThrough <= this.decidedTruncatedTo) return;
-    this.decidedTruncatedTo = decidedThrough;
-    this.unholdDone();
+    for (const e of this.held.truncated(decidedThrough)) this.journal(e);
   }
 
   /**
@@ -1276,26 +1200,13 @@ export class ConsensusReplica {
   /** Bodies it attested and that are not decided: held, pending and attested again (a HOLD goes out with this output). */
   private restoreHolds(groups: HoldEntry[], pins: Map<string, number>): void {
     // At least this far the journal was truncated (a truncation entry came with every stable checkpoint and snapshot).
-    this.decidedTruncatedTo = Math.max(this.decidedTruncatedTo, Math.min(this.stable.seq - this.o.retainDecided, this.baseSeq));
-    for (const g of groups) {
-      let pinnedTo = 0;
-      for (const req of g.reqs) pinnedTo = Math.max(pinnedTo, pins.get(refKey(refOf(req))) ?? 0);
-      const live = new Set<string>();
-      for (const req of g.reqs) {
-        const ref = refOf(req);
-        if (this.wasDecided(ref) || this.heldIn.get(key(ref))?.groups.has(refKey(ref))) continue;
-        if (!this.avail.body(ref)) {
-          this.avail.hold(req);
-          this.addPending(ref);
-        }
-        this.indexHeld(ref, g.id);
-        live.add(refKey(ref));
-      }
-      if (live.size > 0) this.holdGroups.set(g.id, { live, pinnedTo });
-      else this.holdGroupsDone.set(g.id, pinnedTo);
-      this.nextHoldId = Math.max(this.nextHoldId, g.id + 1);
-    }
-    this.unholdDone();
+    const truncatedTo = Math.min(this.stable.seq - this.o.retainDecided, this.baseSeq);
+    const out = this.held.restore(groups, pins, truncatedTo, (ref) => this.wasDecided(ref), (req, ref) => {
+      if (this.avail.body(ref)) return;
+      this.avail.hold(req);
+      this.addPending(ref);
+    });
+    for (const e of out) this.journal(e);
   }
 
   /** The snapshot, the stable checkpoint, then the batches: kept below the snapshot, executed again above it. */
@@ -1452,7 +1363,8 @@ export class ConsensusReplica {
   private flush(): Output {
     const holds = this.avail.takeHolds();
     if (holds.length > 0) this.send('all', { type: 'hold', refs: holds, from: this.o.id } satisfies Hold);
-    this.journalHoldGroup();
+    const group = this.o.journaling === true ? this.held.takeGroup() : undefined;
+    if (group) this.journal(group);
     const o = this.out;
     this.out = { messages: [], decided: [], journal: [] };
     return o;
