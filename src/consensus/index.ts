@@ -8,3 +8,7 @@ export { leaderOf, planNewView, validNewView, validViewChange, validPreparedCert
 export { ConsensusDriver, consensusOptions, ed25519Signer } from './driver.js';
 export type { DriverOptions, DriverStatus } from './driver.js';
 export { parseConsensusMessage } from './wire.js';
+export { MemoryJournalStore, journalOps, compareKeys } from './journal.js';
+export type { JournalEntry, JournalKey, JournalOp, JournalStore, StoredEntry } from './journal.js';
+export { LmdbJournalStore } from './journal-store.js';
+export type { JournalStoreStats } from './journal-store.js';

@@ -13,6 +13,7 @@
 import { FitError } from '../core/index.js';
 import { GENESIS, leaderOf, planNewView, validNewView, validPrePrepare, validPrepare, validStable, validViewChange, type Group } from './certs.js';
 import { Availability, refKey } from './availability.js';
+import { HeldBodies } from './holds.js';
 import {
   batchDigest,
   GENESIS_STATE,
@@ -39,6 +40,7 @@ import {
   type ViewChange,
 } from './messages.js';
 import { ExecutedRequests, snapshotDigest, type Decision, type StateMachine } from './state.js';
+import type { DecidedEntry, HoldEntry, JournalEntry, LeaveEntry, MetaEntry, PrePrepareEntry, PreparedEntry, SnapshotEntry, StableEntry, StoredEntry, ViewEntry } from './journal.js';
 
 export type { Decision, StateMachine } from './state.js';
 
@@ -79,11 +81,19 @@ export interface ConsensusOptions {
    * seq it could have voted on before, until a checkpoint above them all is stable.
    */
   restarted?: boolean;
+  /**
+   * The caller keeps a journal (journal.ts): every output carries in `journal` what must be
+   * durable before its messages are sent or its decisions acted on, and `recover()` must be
+   * called once, first, with what the journal holds (nothing the first time).
+   */
+  journaling?: boolean;
 }
 
 export interface Output {
   messages: { to: number | 'all'; msg: ConsensusMessage }[];
   decided: Decision[];
+  /** With `journaling`: entries to make durable, in order, before any of the above leaves or is acted on. */
+  journal: JournalEntry[];
   /** A snapshot was installed: the state is now the one after this seq (decisions up to it were skipped). */
   installed?: number;
   /** Requests submitted past pendingMax, not taken: the caller may submit them again once there is room. */
@@ -130,6 +140,8 @@ interface Slot {
   cert: PreparedCert | undefined;
   /** When this replica accepted the PRE-PREPARE: the round to COMMIT is timed from here. */
   at: number;
+  /** The PRE-PREPARE is in the journal (journaling only). */
+  journaled: boolean;
 }
 
 const key = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
@@ -176,8 +188,8 @@ export class ConsensusReplica {
   private readonly newViewShownAt = new Map<number, number>();
   /** Per client, which seqs were decided, so no request executes twice. */
   private readonly executed: ExecutedRequests;
-  /** This replica's snapshots at its checkpoints that are not stable yet, by seq. */
-  private readonly ownSnapshots = new Map<number, string>();
+  /** This replica's snapshots at its checkpoints that are not stable yet, by seq, with its state digest there. */
+  private readonly ownSnapshots = new Map<number, { body: string; state: string }>();
   /** The snapshot at the latest stable checkpoint this replica has one for: what it serves. */
   private served: { stable: StableCheckpoint; body: string } | undefined;
   private snapshotsInstalled = 0;
@@ -235,7 +247,14 @@ export class ConsensusReplica {
   /** When each replica's last FETCH was answered: a faulty one asking in a loop gets one answer per half resend period. */
   private readonly answeredAt = new Map<number, number>();
   private viewsEntered = 0;
-  private out: Output = { messages: [], decided: [] };
+  /** Journaling: recover() was called; while `replaying`, the batches it executes again are on disk already. */
+  private recovered = false;
+  private replaying = false;
+  /** Journaling: the seq of the snapshot in the journal, where recovery starts; batches above it stay on disk. */
+  private baseSeq = 0;
+  /** Journaling: the bodies this replica attests, in hold groups on disk (holds.ts). */
+  private readonly held = new HeldBodies();
+  private out: Output = { messages: [], decided: [], journal: [] };
 
   constructor(
     private readonly o: ConsensusOptions,
@@ -258,6 +277,7 @@ export class ConsensusReplica {
       // Past every (view, seq) it could have voted on: a replica like any other from now on.
       this.passiveView = -1;
       this.passiveSeq = 0;
+      this.journalMeta();
     }
     return this.passiveView >= 0;
   }
@@ -289,6 +309,7 @@ export class ConsensusReplica {
 
   /** Client requests, as every replica receives them (clients send to all); one HOLD announces them all. */
   submit(reqs: Req | readonly Req[]): Output {
+    this.assertRecovered();
     for (const req of Array.isArray(reqs) ? (reqs as readonly Req[]) : [reqs as Req]) {
       if (this.wasDecided(req) || this.avail.body(refOf(req))) continue;
       if (this.pending.size >= this.o.pendingMax && !this.pending.has(key(req))) {
@@ -296,7 +317,9 @@ export class ConsensusReplica {
         (this.out.refused ??= []).push(req);
         continue;
       }
-      this.addPending(this.avail.hold(req));
+      const ref = this.avail.hold(req);
+      this.journalHold(req, ref);
+      this.addPending(ref);
     }
     this.propose();
     return this.flush();
@@ -311,6 +334,7 @@ export class ConsensusReplica {
   }
 
   receive(from: number, msg: ConsensusMessage): Output {
+    this.assertRecovered();
     // Unsigned messages name their sender; the link authenticated it, and it must agree.
     if (msg.from !== from || from < 0 || from >= this.o.n || from === this.o.id) return this.flush();
     switch (msg.type) {
@@ -355,6 +379,7 @@ export class ConsensusReplica {
   }
 
   tick(): Output {
+    this.assertRecovered();
     this.now++;
     const timeout = this.timeoutTicks();
     if (this.changing) {
@@ -428,7 +453,7 @@ export class ConsensusReplica {
 
   private slot(seq: number): Slot {
     let s = this.slots.get(seq);
-    if (!s) this.slots.set(seq, (s = { prePrepare: undefined, prepares: new Map(), commits: new Map(), prepared: false, committed: false, awaiting: false, cert: undefined, at: 0 }));
+    if (!s) this.slots.set(seq, (s = { prePrepare: undefined, prepares: new Map(), commits: new Map(), prepared: false, committed: false, awaiting: false, cert: undefined, at: 0, journaled: false }));
     return s;
   }
 
@@ -462,6 +487,9 @@ export class ConsensusReplica {
       const pp = this.signed<PrePrepare>({ type: 'pre-prepare', view: this.view, seq: this.nextSeq++, digest: batchDigest(batch), batch, from: this.o.id, sig: '' });
       this.send('all', pp);
       this.acceptPrePrepare(pp, false);
+      // A leader that forgot this could propose another batch at the seq after a restart.
+      const s = this.slot(pp.seq);
+      if (!s.journaled) this.journalPrePrepare(s, false);
     }
   }
 
@@ -480,6 +508,7 @@ export class ConsensusReplica {
   private acceptPrePrepare(m: PrePrepare, proven: boolean): void {
     const s = this.slot(m.seq);
     s.prePrepare = m;
+    s.journaled = false;
     s.at = this.now;
     this.idleSince = undefined;
     s.awaiting = m.from !== this.o.id && m.seq > this.passiveThrough(m.view);
@@ -489,6 +518,8 @@ export class ConsensusReplica {
 
   private sendPrepare(s: Slot, m: PrePrepare): void {
     s.awaiting = false;
+    // Journaled first: a replica that forgot it could PREPARE another batch at (view, seq) after a restart.
+    this.journalPrePrepare(s, true);
     const p = this.signed<Prepare>({ type: 'prepare', view: m.view, seq: m.seq, digest: m.digest, from: this.o.id, sig: '' });
     s.prepares.set(this.o.id, p);
     this.send('all', p);
@@ -529,7 +560,14 @@ export class ConsensusReplica {
     const matching = [...s.prepares.values()].filter((p) => p.digest === pp.digest && p.view === pp.view);
     if (matching.length < 2 * this.o.f) return;
     s.prepared = true;
+    // The certificate is journaled before the COMMIT leaves: a replica that prepared a decided
+    // batch must report it in every later VIEW-CHANGE (docs/consensus.md, the safety argument).
+    if (!s.journaled) this.journalPrePrepare(s, false);
+    const older = s.cert && s.cert.prePrepare.view !== pp.view ? s.cert.prePrepare.view : undefined;
     s.cert = { prePrepare: pp, prepares: matching.slice(0, 2 * this.o.f) };
+    this.journal({ type: 'prepared', view: pp.view, seq, prepares: s.cert.prepares } satisfies PreparedEntry);
+    // The certificate it replaces goes after the new one is written: no prefix of the journal lacks both.
+    if (older !== undefined) this.journal({ type: 'drop', seq, view: older });
     if (seq <= this.passiveThrough(pp.view)) return this.checkCommitted(seq);
     const c: Commit = { type: 'commit', view: pp.view, seq, digest: pp.digest, from: this.o.id };
     s.commits.set(this.o.id, c);
@@ -604,11 +642,15 @@ export class ConsensusReplica {
   }
 
   private apply(seq: number, view: number, batch: Req[]): void {
+    // With its bodies (by reference to the hold groups that have them on disk): what the
+    // machine executes again after a restart, and what catch-up serves.
+    if (!this.replaying && this.o.journaling === true) this.journal({ type: 'decided', seq, view, batch: this.held.batch(seq, batch) } satisfies DecidedEntry);
     const requests: Req[] = [];
     for (const r of batch) {
       this.pending.delete(key(r));
       this.proposed.delete(key(r));
       this.avail.forget(r);
+      if (this.o.journaling === true) for (const e of this.held.decided(r)) this.journal(e);
       this.decidedBodies.set(refKey(refOf(r)), r);
       if (this.wasDecided(r)) continue;
       this.executed.add(r.client, r.seq);
@@ -632,16 +674,21 @@ export class ConsensusReplica {
     const body = this.executed.encode(this.machine?.snapshot() ?? '');
     this.snapshotBytes = body.length;
     const digest = snapshotDigest(body);
-    if (seq === this.stable.seq) return this.checkOwnSnapshot(this.stable, body, digest);
-    this.ownSnapshots.set(seq, body);
+    if (seq === this.stable.seq) return this.checkOwnSnapshot(this.stable, body, this.state, digest);
+    this.ownSnapshots.set(seq, { body, state: this.state });
     this.ownCheckpoint = this.signed<Checkpoint>({ type: 'checkpoint', seq, state: this.state, snapshot: digest, from: this.o.id, sig: '' });
     this.send('all', this.ownCheckpoint);
     this.onCheckpoint(this.ownCheckpoint);
   }
 
-  private checkOwnSnapshot(st: StableCheckpoint, body: string, digest = snapshotDigest(body)): void {
+  /**
+   * This replica's own snapshot at a stable checkpoint: served if 2f+1 signed the same. Either
+   * way it is where a restart resumes from (a diverged replica comes back diverged, as it was).
+   */
+  private checkOwnSnapshot(st: StableCheckpoint, body: string, state: string, digest = snapshotDigest(body)): void {
     if (digest === st.snapshot) this.served = { stable: st, body };
     else this.snapshotMismatches++;
+    this.journalSnapshot(st.seq, state, body);
   }
 
   /** Requests that can be submitted before pendingMax is reached. */
@@ -701,8 +748,9 @@ export class ConsensusReplica {
   private makeStable(st: StableCheckpoint): void {
     if (st.seq <= this.stable.seq) return;
     this.stable = st;
+    this.journal({ type: 'stable', stable: st } satisfies StableEntry);
     const own = this.ownSnapshots.get(st.seq);
-    if (own !== undefined) this.checkOwnSnapshot(st, own);
+    if (own !== undefined) this.checkOwnSnapshot(st, own.body, own.state);
     for (const seq of this.ownSnapshots.keys()) if (seq <= st.seq) this.ownSnapshots.delete(seq);
     for (const seq of this.slots.keys()) if (seq <= st.seq) this.slots.delete(seq);
     for (const [from, c] of this.checkpoints) if (c.seq <= st.seq) this.checkpoints.delete(from);
@@ -712,6 +760,7 @@ export class ConsensusReplica {
       for (const r of batch) this.decidedBodies.delete(refKey(refOf(r)));
     }
     if (this.nextSeq <= st.seq) this.nextSeq = st.seq + 1;
+    this.journalTruncate();
     if (this.lastExecuted < st.seq) this.askForBatches();
   }
 
@@ -833,6 +882,7 @@ export class ConsensusReplica {
     this.passiveView = this.startedOver ? -1 : Math.max(...reach.map((r) => r.view));
     this.passiveSeq = this.startedOver ? 0 : top;
     this.peerReach.clear();
+    this.journalMeta();
   }
 
   /**
@@ -869,12 +919,15 @@ export class ConsensusReplica {
     this.decidedBatches.clear();
     this.decidedBodies.clear();
     this.served = snap;
+    this.journalSnapshot(st.seq, st.state, snap.body);
+    if (this.o.journaling === true) this.journalTruncate(st.seq);
     this.snapshotsInstalled++;
     this.snapshotInstalledAt = st.seq;
     this.out.installed = st.seq;
     this.makeStable(st);
     this.dropObsolete();
     this.avail.forgetDecided((client, seq) => this.executed.has(client, seq));
+    if (this.o.journaling === true) for (const e of this.held.decidedWhere((client, seq) => this.executed.has(client, seq))) this.journal(e);
     this.progress();
     return true;
   }
@@ -941,10 +994,15 @@ export class ConsensusReplica {
     this.viewChangeCount++;
     // Until it knows where the others are, a restarted replica has no say: it may have sent a
     // VIEW-CHANGE for this view before, with certificates it no longer has.
-    if (this.passiveSeq === Infinity) return;
+    if (this.passiveSeq === Infinity) {
+      this.journal({ type: 'leave', target: view, viewChange: null } satisfies LeaveEntry);
+      return;
+    }
     const prepared: PreparedCert[] = [];
     for (const [seq, s] of [...this.slots].sort((a, b) => a[0] - b[0])) if (seq > this.stable.seq && s.cert) prepared.push(s.cert);
     this.ownViewChange = this.signed<ViewChange>({ type: 'view-change', view, stable: this.stable, prepared, from: this.o.id, sig: '' });
+    // Journaled first: restarted, it must not prepare again in the view it promised to leave.
+    this.journal({ type: 'leave', target: view, viewChange: this.ownViewChange } satisfies LeaveEntry);
     this.send('all', this.ownViewChange);
     this.viewChanges.set(this.o.id, this.ownViewChange);
     this.tryNewView(view);
@@ -1003,6 +1061,7 @@ export class ConsensusReplica {
 
   /** Enters a new view from a valid NEW-VIEW: its stable checkpoint, then its pre-prepares as in a normal view. */
   private enterView(nv: NewView, stable: StableCheckpoint): void {
+    this.journal({ type: 'view', view: nv.view, newView: nv } satisfies ViewEntry);
     this.enteredBy = nv;
     this.view = nv.view;
     this.viewsEntered++;
@@ -1024,7 +1083,10 @@ export class ConsensusReplica {
     this.ownStop = undefined;
     if (stable.seq > this.stable.seq) this.makeStable(stable);
     // Messages of earlier views are void in this one; only certificates survive, for later view changes.
-    for (const s of this.slots.values()) {
+    for (const [seq, s] of this.slots) {
+      // A PRE-PREPARE of an earlier view that is not part of a certificate is no longer needed on disk.
+      if (s.prePrepare && s.journaled && s.prePrepare.view !== s.cert?.prePrepare.view) this.journal({ type: 'drop', seq, view: s.prePrepare.view });
+      s.journaled = false;
       s.prePrepare = undefined;
       s.prepares.clear();
       s.commits.clear();
@@ -1044,6 +1106,207 @@ export class ConsensusReplica {
     this.propose();
   }
 
+  // ---- journal (journal.ts, docs/consensus.md "Restart from the journal") ---------------------
+
+  private journal(e: JournalEntry): void {
+    if (this.o.journaling === true) this.out.journal.push(e);
+  }
+
+  private assertRecovered(): void {
+    if (this.o.journaling === true && !this.recovered) throw new FitError('FIT_ERR_INTERNAL', 'invariant broken: a journaling replica was used before recover(); this is a bug, please report it');
+  }
+
+  private journalMeta(): void {
+    const unknown = this.passiveSeq === Infinity;
+    this.journal({
+      type: 'meta',
+      id: this.o.id,
+      n: this.o.n,
+      f: this.o.f,
+      passiveView: unknown ? null : this.passiveView,
+      passiveSeq: unknown ? null : this.passiveSeq,
+      startedOver: this.startedOver,
+    } satisfies MetaEntry);
+  }
+
+  private journalPrePrepare(s: Slot, prepare: boolean): void {
+    s.journaled = true;
+    this.journal({ type: 'pre-prepare', pp: s.prePrepare!, prepare } satisfies PrePrepareEntry);
+  }
+
+  /** A body this replica attests: on disk (in this step's hold group) before the HOLD that says so leaves. */
+  private journalHold(req: Req, ref: Ref): void {
+    if (this.o.journaling === true) this.held.add(req, ref);
+  }
+
+  /** The state recovery starts from; the batches below it (but the retained ones) can go. */
+  private journalSnapshot(seq: number, state: string, body: string): void {
+    if (this.o.journaling !== true) return;
+    this.baseSeq = seq;
+    this.journal({ type: 'snapshot', seq, state, body } satisfies SnapshotEntry);
+    this.journalTruncate();
+  }
+
+  /** Truncation at the stable checkpoint: the log below it, and batches below both the retained ones and the snapshot recovery starts from. */
+  private journalTruncate(decidedThrough = Math.min(this.stable.seq - this.o.retainDecided, this.baseSeq)): void {
+    this.journal({ type: 'truncate', slotsThrough: this.stable.seq, decidedThrough });
+    for (const e of this.held.truncated(decidedThrough)) this.journal(e);
+  }
+
+  /**
+   * Rebuilds this replica from its journal (JournalStore.load()), once, before anything else.
+   * The machine is restored from the snapshot in the journal and executes the decided batches
+   * above it again, in order (they come out in `decided`, as at first); the view, the view
+   * change under way, the PRE-PREPAREs it sent or prepared, its certificates and the bodies it
+   * attested come back as they were, so it contradicts no vote it gave before the crash and
+   * needs no passive period. Nothing it held only in memory (others' votes, attestations) is
+   * needed for that: losing it is losing messages, which the protocol survives. An empty
+   * journal starts the replica as its options say (`restarted`: amnesiac and passive), and
+   * journals who it is first.
+   */
+  recover(entries: readonly StoredEntry[]): Output {
+    if (this.o.journaling !== true || this.recovered) throw new FitError('FIT_ERR_INTERNAL', 'invariant broken: recover() is for a journaling replica, once; this is a bug, please report it');
+    this.recovered = true;
+    const of = <T extends StoredEntry['type']>(type: T): Extract<StoredEntry, { type: T }>[] => entries.filter((e): e is Extract<StoredEntry, { type: T }> => e.type === type);
+    const meta = of('meta')[0];
+    if (!meta) {
+      if (entries.length > 0) throw new FitError('FIT_ERR_JOURNAL', `the consensus journal holds ${entries.length} entries but no header: it is damaged or was written by another version; move it away and restart the replica (it then recovers from the others, passively)`);
+      this.journalMeta();
+      return this.flush();
+    }
+    if (meta.id !== this.o.id || meta.n !== this.o.n || meta.f !== this.o.f) {
+      throw new FitError(
+        'FIT_ERR_JOURNAL',
+        `the consensus journal is replica ${meta.id}'s of a cluster with n=${meta.n}, f=${meta.f}, not replica ${this.o.id}'s with n=${this.o.n}, f=${this.o.f}: a data directory from another replica or cluster.yaml; give each replica its own, or init the cluster again`,
+        { replica: this.o.id },
+      );
+    }
+    this.passiveView = meta.passiveView ?? Infinity;
+    this.passiveSeq = meta.passiveSeq ?? Infinity;
+    this.startedOver = meta.startedOver;
+    this.replaying = true;
+    const bodies = new Map<string, Req>();
+    for (const g of of('hold')) for (const q of g.reqs) bodies.set(refKey(refOf(q)), q);
+    const pins = this.restoreDecided(of('snapshot')[0], of('stable')[0], of('decided'), bodies);
+    this.restoreView(of('view')[0], of('leave')[0]);
+    this.restoreSlots(of('pre-prepare'), of('prepared'));
+    this.restoreHolds(of('hold'), pins);
+    this.replaying = false;
+    if (this.lastExecuted < this.stable.seq) this.askForBatches();
+    this.propose();
+    return this.flush();
+  }
+
+  /** Bodies it attested and that are not decided: held, pending and attested again (a HOLD goes out with this output). */
+  private restoreHolds(groups: HoldEntry[], pins: Map<string, number>): void {
+    // At least this far the journal was truncated (a truncation entry came with every stable checkpoint and snapshot).
+    const truncatedTo = Math.min(this.stable.seq - this.o.retainDecided, this.baseSeq);
+    const out = this.held.restore(groups, pins, truncatedTo, (ref) => this.wasDecided(ref), (req, ref) => {
+      if (this.avail.body(ref)) return;
+      this.avail.hold(req);
+      this.addPending(ref);
+    });
+    for (const e of out) this.journal(e);
+  }
+
+  /** The snapshot, the stable checkpoint, then the batches: kept below the snapshot, executed again above it. */
+  private restoreDecided(snap: SnapshotEntry | undefined, st: StableEntry | undefined, decided: DecidedEntry[], bodies: Map<string, Req>): Map<string, number> {
+    /** For each body a decided entry refers to, the highest such seq: its hold group stays until then. */
+    const pins = new Map<string, number>();
+    const resolve = (d: DecidedEntry): Req[] =>
+      d.batch.map((x) => {
+        if ('payload' in x) return x;
+        const k = refKey(x);
+        const body = bodies.get(k);
+        if (!body) throw new FitError('FIT_ERR_JOURNAL', `the consensus journal's batch at seq ${d.seq} refers to a body it does not hold: it is damaged; move it away and restart the replica (it then recovers from the others, passively)`);
+        pins.set(k, Math.max(pins.get(k) ?? 0, d.seq));
+        return body;
+      });
+    if (snap) {
+      const decoded = this.executed.decode(snap.body);
+      if (decoded === undefined) throw new FitError('FIT_ERR_JOURNAL', `the snapshot at seq ${snap.seq} in the consensus journal cannot be read: the journal is damaged; move it away and restart the replica (it then recovers from the others, passively)`);
+      decoded.load();
+      this.machine?.restore(snap.seq, decoded.app);
+      this.lastExecuted = snap.seq;
+      this.state = snap.state;
+      this.baseSeq = snap.seq;
+      this.nextSeq = snap.seq + 1;
+      this.snapshotBytes = snap.body.length;
+    }
+    if (st) {
+      this.stable = st.stable;
+      if (snap && snap.seq === st.stable.seq && snapshotDigest(snap.body) === st.stable.snapshot) this.served = { stable: st.stable, body: snap.body };
+    }
+    for (const d of [...decided].sort((a, b) => a.seq - b.seq)) {
+      const batch = resolve(d);
+      if (d.seq <= this.lastExecuted) {
+        this.decidedBatches.set(d.seq, batch);
+        for (const r of batch) this.decidedBodies.set(refKey(refOf(r)), r);
+        continue;
+      }
+      if (d.seq !== this.lastExecuted + 1) {
+        throw new FitError('FIT_ERR_JOURNAL', `the consensus journal has the batch at seq ${d.seq} but not the one at ${this.lastExecuted + 1}: it is damaged; move it away and restart the replica (it then recovers from the others, passively)`);
+      }
+      this.apply(d.seq, d.view, batch);
+    }
+    return pins;
+  }
+
+  private restoreView(v: ViewEntry | undefined, leave: LeaveEntry | undefined): void {
+    if (v) {
+      this.view = v.view;
+      this.target = v.view;
+      this.enteredBy = v.newView ?? undefined;
+      if (v.newView && v.newView.from === this.o.id) this.ownNewView = v.newView;
+    }
+    if (leave && leave.target > this.view) {
+      // It had left its view: it prepares nothing more there, and votes (STOP) as it did.
+      this.changing = true;
+      this.target = leave.target;
+      this.viewChangeStartedAt = this.now;
+      this.ownStop = { type: 'stop', view: leave.target, from: this.o.id };
+      this.stops.set(this.o.id, leave.target);
+      if (leave.viewChange) {
+        this.ownViewChange = leave.viewChange;
+        this.viewChanges.set(this.o.id, leave.viewChange);
+      }
+    }
+  }
+
+  /** PRE-PREPAREs of the current view (its NEW-VIEW's and the journaled ones), own PREPAREs and COMMITs, and certificates. */
+  private restoreSlots(pps: PrePrepareEntry[], certs: PreparedEntry[]): void {
+    const above = (seq: number): boolean => seq > this.stable.seq;
+    for (const pp of this.enteredBy?.view === this.view ? this.enteredBy.prePrepares : []) if (this.inWindow(pp.seq)) this.slot(pp.seq).prePrepare = pp;
+    const byKey = new Map<string, PrePrepare>();
+    for (const e of pps) {
+      byKey.set(`${e.pp.seq}/${e.pp.view}`, e.pp);
+      if (e.pp.view !== this.view || !above(e.pp.seq)) continue;
+      const s = this.slot(e.pp.seq);
+      s.prePrepare = e.pp;
+      s.journaled = true;
+      if (e.prepare) s.prepares.set(this.o.id, this.signed<Prepare>({ type: 'prepare', view: e.pp.view, seq: e.pp.seq, digest: e.pp.digest, from: this.o.id, sig: '' }));
+    }
+    for (const c of certs) {
+      if (!above(c.seq)) continue;
+      const pp = byKey.get(`${c.seq}/${c.view}`);
+      if (!pp) throw new FitError('FIT_ERR_JOURNAL', `the consensus journal has a certificate at seq ${c.seq}, view ${c.view} without its PRE-PREPARE: it is damaged; move it away and restart the replica (it then recovers from the others, passively)`);
+      const s = this.slot(c.seq);
+      if (!s.cert || s.cert.prePrepare.view < c.view) s.cert = { prePrepare: pp, prepares: c.prepares };
+    }
+    let top = Math.max(this.lastExecuted, this.stable.seq);
+    for (const [seq, s] of this.slots) {
+      const pp = s.prePrepare;
+      if (!pp) continue;
+      top = Math.max(top, seq);
+      if (seq > this.lastExecuted) for (const r of pp.batch) this.proposed.add(key(r));
+      if (s.cert?.prePrepare.view !== pp.view || s.cert.prePrepare.digest !== pp.digest) continue;
+      s.prepared = true;
+      for (const p of s.cert.prepares) if (!s.prepares.has(p.from)) s.prepares.set(p.from, p);
+      if (seq > this.passiveThrough(pp.view)) s.commits.set(this.o.id, { type: 'commit', view: pp.view, seq, digest: pp.digest, from: this.o.id });
+    }
+    this.nextSeq = Math.max(this.nextSeq, top + 1);
+  }
+
   // ---- plumbing -------------------------------------------------------------------------------
 
   /** Re-sends what this replica last said that others may have missed (the network may drop it). */
@@ -1055,7 +1318,11 @@ export class ConsensusReplica {
     const held: Ref[] = [];
     for (const ref of this.pending.values()) {
       if (held.length >= 4 * this.o.batchMax) break;
-      if (this.avail.body(ref)) held.push(ref);
+      const body = this.avail.body(ref);
+      if (!body) continue;
+      // An attestation promises a body on disk: one fetched from a peer is journaled first.
+      this.journalHold(body, ref);
+      held.push(ref);
     }
     if (held.length > 0) this.send('all', { type: 'hold', refs: held, from: this.o.id } satisfies Hold);
     if (this.ownStop) this.send('all', this.ownStop);
@@ -1096,8 +1363,10 @@ export class ConsensusReplica {
   private flush(): Output {
     const holds = this.avail.takeHolds();
     if (holds.length > 0) this.send('all', { type: 'hold', refs: holds, from: this.o.id } satisfies Hold);
+    const group = this.o.journaling === true ? this.held.takeGroup() : undefined;
+    if (group) this.journal(group);
     const o = this.out;
-    this.out = { messages: [], decided: [] };
+    this.out = { messages: [], decided: [], journal: [] };
     return o;
   }
 }

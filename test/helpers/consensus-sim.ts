@@ -1,9 +1,12 @@
 // A deterministic simulator for the ordering protocol (src/consensus): n replicas of the real
 // ConsensusReplica, a network that loses, duplicates, delays, reorders and partitions messages
 // from a seeded generator, replicas that crash, and up to f Byzantine ones that equivocate,
-// forge, replay old messages or stay silent. After every step it checks that no two correct
-// replicas decided different batches at one seq; at the end, that every client request was
-// decided once the network had healed. One seed replays one schedule exactly.
+// forge, replay old messages or stay silent. With `journal`, every replica keeps a journal it
+// writes ahead of what it sends, flushed at random moments, and replicas crash and restart
+// from it — one, several or all n at once (`outages`). After every step it checks that no two
+// correct replicas decided different batches at one seq, and that no seq is ever decided
+// differently from the first time (restarts included); at the end, that every client request
+// was decided once the network had healed. One seed replays one schedule exactly.
 
 import { createHash } from 'node:crypto';
 import {
@@ -23,6 +26,7 @@ import {
   type StateMachine,
   type ViewChange,
   GENESIS,
+  MemoryJournalStore,
 } from '../../src/consensus/index.js';
 
 /** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
@@ -105,6 +109,24 @@ export interface SimOptions {
   sparse?: number;
   /** Every replica starts as a process does: not knowing whether it ran before (`restarted`). */
   coldStart?: boolean;
+  /**
+   * Every replica keeps a journal (MemoryJournalStore) and writes ahead: an output's messages
+   * and decisions wait until the journal is flushed, which happens at the end of a tick with
+   * probability FLUSH_CHANCE (a disk that is sometimes slower than a tick). A replica that
+   * crashes loses what was not flushed, but for a random prefix of it (commits the flush had
+   * not confirmed yet). Clients resend their requests until 2f+1 replicas
+   * executed them (a publisher waits for that many acknowledgements). `restart` then means a
+   * replica back with an empty journal (a replaced disk): amnesiac, as without a journal.
+   */
+  journal?: boolean;
+  /**
+   * With `journal`: replicas down from tick `from` to `to` (excluded), then back from their
+   * journals. Not a fault: a correct replica that crashed and restarted. Overlapping outages
+   * may take every replica down at once (a whole-cluster restart).
+   */
+  outages?: Outage[];
+  /** With `journal`: clients resend what 2f+1 replicas have not executed (default); false: each request is sent once, as by a client that died. */
+  clientResend?: boolean;
   clients?: number;
   requestsPerClient?: number;
   /** Ticks over which clients issue their requests. */
@@ -122,6 +144,17 @@ export interface SimOptions {
   consensus?: Partial<ConsensusOptions>;
 }
 
+export interface Outage {
+  replicas: number[];
+  from: number;
+  to: number;
+}
+
+/** With `journal`: the chance that a replica's journal is flushed at the end of a tick that left something unflushed. */
+export const FLUSH_CHANCE = 0.6;
+/** With `journal`: ticks between a client's resends of a request fewer than 2f+1 replicas executed. */
+export const CLIENT_RESEND_TICKS = 40;
+
 export interface SimResult {
   decided: Map<number, Decision>[];
   replicas: ConsensusReplica[];
@@ -137,6 +170,17 @@ export interface SimResult {
   messages: number;
   /** Ticks at which some replica decided, in order (for throughput and progress checks). */
   decisionTicks: number[];
+  /** Requests (`client#seq`) 2f+1 replicas executed: acknowledged to their client, so they must never be lost. */
+  acknowledged: Set<string>;
+  /** Every seq any checked replica ever decided (and acted on), with the batch, across restarts. */
+  ever: Map<number, string>;
+  /** With `journal`: the journals, and the journal restarts (outages ended) that happened. */
+  journals: MemoryJournalStore[];
+  recoveries: number;
+  /** With `journal`: each replica killed, when, and where it stood (to tell a crash in the middle of a view change). */
+  kills: { tick: number; replica: number; view: number; changingView: boolean; lastDecided: number; unflushed: number; decidedBefore: Map<number, string> }[];
+  /** With `journal`: each replica back from its journal, when, and whether it came back passive (recovering). */
+  recovered: { tick: number; replica: number; recovering: boolean }[];
 }
 
 interface InFlight {
@@ -180,10 +224,24 @@ export function simulate(so: SimOptions): SimResult {
     retainDecided: 1_000,
     ...so.consensus,
   };
+  const journaling = so.journal === true;
+  if (!journaling && (so.outages?.length ?? 0) > 0) throw new Error('simulation bug: outages need journal: true');
+  const outages = so.outages ?? [];
+  for (const o of outages) for (const i of o.replicas) if (crash[i] !== undefined && (restart[i] === undefined || o.from <= restart[i]!)) throw new Error(`simulation bug: replica ${i} has an outage while crashed`);
   const machines = Array.from({ length: n }, () => new SimMachine());
-  const replicas = Array.from({ length: n }, (_, i) => new ConsensusReplica({ ...options, id: i, restarted: so.coldStart === true }, signers[i]!, machines[i]));
+  const journals = Array.from({ length: n }, () => new MemoryJournalStore());
+  /** Outputs waiting for their replica's journal to be flushed, in order. */
+  const held: Output[][] = Array.from({ length: n }, () => []);
+  const replicas = Array.from({ length: n }, (_, i) => new ConsensusReplica({ ...options, id: i, restarted: so.coldStart === true, journaling }, signers[i]!, machines[i]));
   const decided = Array.from({ length: n }, () => new Map<number, Decision>());
   const decisionTicks: number[] = [];
+  const ever = new Map<number, string>();
+  /** Per request (`client#seq`), the replicas that executed it; 2f+1 acknowledge it to its client. */
+  const acks = new Map<string, Set<number>>();
+  const acknowledged = new Set<string>();
+  let recoveries = 0;
+  const kills: SimResult['kills'] = [];
+  const recovered: SimResult['recovered'] = [];
   const maxDelay = so.maxDelay ?? 3;
   const healAt = so.healAt ?? 0;
   const ticks = so.ticks ?? 600;
@@ -216,6 +274,17 @@ export function simulate(so: SimOptions): SimResult {
       if (!checked.includes(from)) continue;
       decided[from]!.set(d.seq, d);
       decisionTicks.push(now);
+      // Decided is for good: whatever restarts came between, a seq never decides another batch.
+      const text = decisionText(d);
+      const before = ever.get(d.seq);
+      if (before !== undefined && before !== text) throw new SafetyViolation(`replica ${from} decided seq ${d.seq} as ${text} at tick ${now}, but it was decided as ${before} before`);
+      ever.set(d.seq, text);
+      for (const q of d.requests) {
+        const k = `${q.client}#${q.seq}`;
+        const by = acks.get(k) ?? acks.set(k, new Set()).get(k)!;
+        by.add(from);
+        if (by.size >= 2 * f + 1) acknowledged.add(k);
+      }
     }
     const kind = byz[from];
     if (kind === 'silent' || !alive(from)) return;
@@ -289,16 +358,72 @@ export function simulate(so: SimOptions): SimResult {
   }
 
   const wanted = must;
-  const alive = (i: number): boolean => crash[i] === undefined || now < crash[i]! || (restart[i] !== undefined && now >= restart[i]!);
+  const down = (i: number): boolean => outages.some((o) => o.replicas.includes(i) && now >= o.from && now < o.to);
+  const alive = (i: number): boolean => (crash[i] === undefined || now < crash[i]! || (restart[i] !== undefined && now >= restart[i]!)) && !down(i);
+  const lastOutage = Math.max(0, ...outages.map((o) => o.to));
 
+  /** With a journal, an output waits for the flush if it has entries, or if earlier ones wait (order). */
+  const deliver = (i: number, out: Output): void => {
+    if (!journaling) return emit(i, out);
+    if (out.journal.length > 0) journals[i]!.append(out.journal);
+    if (held[i]!.length > 0 || journals[i]!.pending > 0) held[i]!.push(out);
+    else emit(i, out);
+  };
+  const flushJournals = (): void => {
+    for (let i = 0; i < n; i++) {
+      if (!alive(i) || (held[i]!.length === 0 && journals[i]!.pending === 0) || random() >= FLUSH_CHANCE) continue;
+      journals[i]!.sync();
+      const outs = held[i]!;
+      held[i] = [];
+      for (const o of outs) emit(i, o);
+    }
+  };
+  const start = (i: number, restarted: boolean): void => {
+    machines[i] = new SimMachine();
+    replicas[i] = new ConsensusReplica({ ...options, id: i, restarted, journaling }, signers[i]!, machines[i]);
+    decided[i] = new Map();
+    if (journaling) deliver(i, replicas[i]!.recover(journals[i]!.load()));
+  };
+  /** Client resends (journal only): every request fewer than 2f+1 replicas executed, to those that did not. */
+  const issued: { req: Req; to: number[]; at: number }[] = [];
+
+  const wasDown = new Array<boolean>(n).fill(false);
+  if (journaling) for (let i = 0; i < n; i++) deliver(i, replicas[i]!.recover([]));
   for (now = 0; now < ticks; now++) {
     for (let i = 0; i < n; i++) {
-      if (restart[i] !== now) continue;
-      machines[i] = new SimMachine();
-      replicas[i] = new ConsensusReplica({ ...options, id: i, restarted: true }, signers[i]!, machines[i]);
-      decided[i] = new Map();
+      if (restart[i] === now) {
+        // Back without its state: with a journal, a replaced disk (an empty journal).
+        journals[i] = new MemoryJournalStore();
+        held[i] = [];
+        start(i, true);
+      }
+      const isDown = down(i);
+      if (isDown && !wasDown[i]) {
+        // Killed: what its journal had not flushed is lost, and so is every output waiting for it.
+        const st = replicas[i]!.status;
+        const decidedBefore = kills.at(-1)?.tick === now ? kills.at(-1)!.decidedBefore : new Map(ever);
+        kills.push({ tick: now, replica: i, view: st.view, changingView: st.changingView, lastDecided: st.lastDecided, unflushed: journals[i]!.pending, decidedBefore });
+        // Some of the appends not flushed may have been committed: a prefix of them survives.
+        journals[i]!.crash(Math.floor(random() * (journals[i]!.pending + 1)));
+        held[i] = [];
+      } else if (!isDown && wasDown[i]) {
+        recoveries++;
+        start(i, false);
+        recovered.push({ tick: now, replica: i, recovering: replicas[i]!.status.recovering });
+      }
+      wasDown[i] = isDown;
     }
-    for (const { req, to } of schedule.get(now) ?? []) for (const i of to) if (alive(i)) emit(i, replicas[i]!.submit(req));
+    for (const { req, to } of schedule.get(now) ?? []) {
+      for (const i of to) if (alive(i)) deliver(i, replicas[i]!.submit(req));
+      if (journaling) issued.push({ req, to, at: now });
+    }
+    if (journaling && so.clientResend !== false && now % CLIENT_RESEND_TICKS === 0) {
+      for (const q of issued) {
+        const k = `${q.req.client}#${q.req.seq}`;
+        if (acknowledged.has(k) || now - q.at < CLIENT_RESEND_TICKS) continue;
+        for (const i of q.to) if (alive(i) && !acks.get(k)?.has(i)) deliver(i, replicas[i]!.submit(q.req));
+      }
+    }
     const due = queue.filter((m) => m.at <= now);
     if (due.length > 0) {
       const rest = queue.filter((m) => m.at > now);
@@ -312,22 +437,31 @@ export function simulate(so: SimOptions): SimResult {
       }
       for (const m of due) {
         if (!alive(m.to) || cut(m.from, m.to)) continue;
-        emit(m.to, replicas[m.to]!.receive(m.from, m.msg));
+        deliver(m.to, replicas[m.to]!.receive(m.from, m.msg));
       }
     }
-    for (let i = 0; i < n; i++) if (alive(i)) emit(i, replicas[i]!.tick());
+    for (let i = 0; i < n; i++) if (alive(i)) deliver(i, replicas[i]!.tick());
+    if (journaling) flushJournals();
     checkSafety(decided, checked, machines);
-    // Done early once the network healed, every request was issued and every live checked replica decided them all.
-    if (now > Math.max(healAt, issueTicks + 5) && now % 25 === 0 && checked.every((r) => !alive(r) || executedCount(machines[r]!, wanted) === requests.length)) break;
+    // Done early once the network healed, every request was issued, every replica is back and every live checked replica decided them all.
+    if (now > Math.max(healAt, issueTicks + 5, lastOutage) && now % 25 === 0 && checked.every((r) => !alive(r) || (executedCount(machines[r]!, wanted) === requests.length && executedAll(machines[r]!, acknowledged)))) break;
   }
   const live = checked.filter(alive);
-  return { decided, replicas, machines, correct, checked, live, must, requests, messages, decisionTicks };
+  return { decided, replicas, machines, correct, checked, live, must, requests, messages, decisionTicks, acknowledged, ever, journals, recoveries, kills, recovered };
 }
 
 const reqOf = (entry: string): string => entry.slice(0, entry.lastIndexOf('#'));
 
 /** How many of the clients' requests a replica executed (a faulty leader's made-up ones aside). */
 const executedCount = (m: SimMachine, wanted: Set<string>): number => m.executed.filter((e) => wanted.has(reqOf(e))).length;
+
+/** Whether a replica executed every one of these requests. */
+const executedAll = (m: SimMachine, reqs: Set<string>): boolean => {
+  if (reqs.size === 0) return true;
+  const done = new Set(m.executed.map(reqOf));
+  for (const k of reqs) if (!done.has(k)) return false;
+  return true;
+};
 
 const decisionText = (d: Decision): string => JSON.stringify(d.requests.map((r) => [r.client, r.seq, r.payload]));
 
@@ -373,14 +507,21 @@ export function undecided(res: SimResult): string[] {
     }
     // A faulty leader's made-up requests (no client sent them) must never be decided.
     for (const k of got.keys()) problems.push(`replica ${r}: ${k} decided, but no client sent it`);
+    // Acknowledged to its client (2f+1 replicas executed it): never lost, whatever restarted.
+    const executed = new Set(mine.map(reqOf));
+    for (const k of res.acknowledged) if (!executed.has(k)) problems.push(`replica ${r}: ${k} was acknowledged to its client, but is not executed here`);
   }
   return problems;
 }
 
 const KINDS: Byzantine[] = ['silent', 'equivocate', 'forge', 'replay', 'flood'];
 
-/** The schedule a seed stands for: faults, network and load all drawn from it. */
-export function scenario(seed: number): SimOptions {
+/**
+ * The schedule a seed stands for: faults, network and load all drawn from it. With
+ * `journals`, a share of the seeds (JOURNAL_SHARE) also keep journals and restart from them
+ * (withJournalRestarts); the others, and every seed without it, are the schedules they always were.
+ */
+export function scenario(seed: number, journals = false): SimOptions {
   const r = rng(seed ^ 0x9e3779b9);
   const n = 4;
   const o: SimOptions = { seed, n, f: 1, loss: r() < 0.5 ? r() * 0.2 : 0, duplicate: r() < 0.3 ? r() * 0.2 : 0, maxDelay: 1 + Math.floor(r() * 5), healAt: 150 + Math.floor(r() * 150), ticks: 900 };
@@ -409,5 +550,39 @@ export function scenario(seed: number): SimOptions {
   // Drawn last, so the seeds above keep their schedules: a slow replica, often the leader.
   const slow = r() < 0.5 ? 0 : Math.floor(r() * n);
   if (!o.byzantine && !o.crash && !o.coldStart && r() < 0.15) o.byzantine = { [slow]: 'slow' };
+  // Drawn after everything else, so the schedules of seeds that draw no journal stay as they were.
+  if (r() < JOURNAL_SHARE && journals) withJournalRestarts(o, r);
+  return o;
+}
+
+/** The share of the campaign's schedules in which replicas keep journals and restart from them. */
+export const JOURNAL_SHARE = 0.35;
+
+/**
+ * Turns a schedule into one where every replica keeps a journal, and correct replicas crash
+ * and restart from it at random moments: one replica (once or twice), several at overlapping
+ * times, or the whole cluster at once (once or twice) — whatever else the schedule does
+ * (Byzantine replicas, loss, partitions, a view change under way).
+ */
+export function withJournalRestarts(o: SimOptions, r: () => number): SimOptions {
+  const n = o.n ?? 4;
+  const up = Array.from({ length: n }, (_, i) => i).filter((i) => o.crash?.[i] === undefined);
+  const window = (): { from: number; to: number } => {
+    const from = 10 + Math.floor(r() * ((o.healAt ?? 200) + 150));
+    return { from, to: from + 1 + Math.floor(r() * 120) };
+  };
+  const kind = r();
+  const outages: Outage[] = [];
+  if (kind < 0.35) {
+    const who = up[Math.floor(r() * up.length)]!;
+    for (let k = 1 + Math.floor(r() * 2); k > 0; k--) outages.push({ replicas: [who], ...window() });
+  } else if (kind < 0.6) {
+    for (const i of up) if (r() < 0.6) outages.push({ replicas: [i], ...window() });
+  } else {
+    for (let k = 1 + Math.floor(r() * 2); k > 0; k--) outages.push({ replicas: up, ...window() });
+  }
+  o.journal = true;
+  o.outages = outages;
+  o.ticks = (o.ticks ?? 600) + Math.max(0, ...outages.map((x) => x.to));
   return o;
 }

@@ -11,6 +11,10 @@ import { scenario, simulate, undecided, type SimOptions, type SimResult } from '
 
 const SEEDS = Number(process.env.CONSENSUS_SEEDS ?? 2000);
 const FIRST_SEED = Number(process.env.CONSENSUS_FIRST_SEED ?? 1);
+/** CONSENSUS_JOURNALS=1: the campaign's schedules as the long campaign draws them, with journal restarts in a share (to replay its seeds). */
+const JOURNALS = process.env.CONSENSUS_JOURNALS === '1';
+/** Schedules with journal restarts that `npm test` runs (the long campaign runs thousands). */
+const JOURNAL_SEEDS = Number(process.env.CONSENSUS_JOURNAL_SEEDS ?? 24);
 
 function run(o: SimOptions): SimResult {
   const r = simulate(o);
@@ -150,15 +154,139 @@ test('schedules the long campaign of session 7 found: a replica left in an old v
   for (const seed of [3047073, 3087717]) run(scenario(seed));
 });
 
-test(`a campaign of ${SEEDS} seeded schedules: loss, duplication, delay, partitions, a crashed or Byzantine replica (replay one with CONSENSUS_FIRST_SEED=S CONSENSUS_SEEDS=1)`, () => {
-  for (let seed = FIRST_SEED; seed < FIRST_SEED + SEEDS; seed++) {
-    const o = scenario(seed);
+// ---- restarts from the journal (docs/consensus.md, "Restart from the journal") ---------------
+
+const journalLoad = { journal: true, clients: 3, requestsPerClient: 20, issueTicks: 400, ticks: 2000 } satisfies Partial<SimOptions>;
+const all = [0, 1, 2, 3];
+
+/** Every request some replica executed before `before` (a kill) is executed by every live replica at the end, and the seqs it re-decided match. */
+function nothingLost(r: SimResult, before: Map<number, string>): void {
+  const wanted = new Set<string>();
+  for (const text of before.values()) for (const [client, seq] of JSON.parse(text) as [string, number][]) wanted.add(`${client}#${seq}`);
+  for (const l of r.live) {
+    const executed = new Set(r.machines[l]!.executed.map((e) => e.slice(0, e.lastIndexOf('#'))));
+    for (const k of wanted) assert.ok(executed.has(k), `replica ${l} lost ${k}, executed before the restart`);
+    assert.ok(r.replicas[l]!.status.lastDecided >= Math.max(0, ...before.keys()), `replica ${l} is below what was decided before the restart`);
+  }
+}
+
+/** Decisions of requests issued after `tick`: the cluster decides new work after a restart. */
+const decidedAfter = (r: SimResult, tick: number): number => r.decisionTicks.filter((t) => t > tick).length;
+
+test('a replica restarted from its journal takes part at once (no passive period) and decides on with the others', () => {
+  const r = run({ seed: 301, ...journalLoad, outages: [{ replicas: [2], from: 120, to: 170 }] });
+  assert.deepEqual(r.recovered.map((x) => x.recovering), [false]);
+  const back = r.replicas[2]!.status;
+  assert.equal(back.recovering, false);
+  assert.equal(back.lastDecided, r.replicas[0]!.status.lastDecided);
+  assert.ok(r.decided[2]!.size > 0, 'it decided nothing after its restart');
+});
+
+test('a leader restarted from its journal (flushes lagging) proposes no second batch at a seq it proposed, and the others go on without or with it', () => {
+  for (let seed = 310; seed < 313; seed++) run({ seed, ...journalLoad, outages: [{ replicas: [0], from: 40 + 25 * (seed - 310), to: 60 + 25 * (seed - 310) }] });
+});
+
+test('several replicas restarted from their journals at overlapping times, more than f down at once: decisions stop, then resume; nothing decided differently', () => {
+  const r = run({
+    seed: 320,
+    ...journalLoad,
+    outages: [
+      { replicas: [1], from: 80, to: 200 },
+      { replicas: [2], from: 120, to: 160 },
+      { replicas: [3], from: 150, to: 260 },
+    ],
+  });
+  assert.equal(r.recoveries, 3);
+  assert.ok(decidedAfter(r, 260) > 0);
+});
+
+test('the whole cluster killed at once and restarted from its journals: every request executed before is still decided, at the same seq, and new requests are decided after', () => {
+  for (const [seed, at] of [
+    [330, 90],
+    [331, 150],
+    [332, 210],
+  ] as const) {
+    const r = run({ seed, ...journalLoad, outages: [{ replicas: all, from: at, to: at + 30 }] });
+    assert.equal(r.recoveries, 4);
+    const before = r.kills[0]!.decidedBefore;
+    assert.ok(before.size > 0, `seed ${seed}: nothing was decided before the restart`);
+    nothingLost(r, before);
+    assert.ok(decidedAfter(r, at + 30) > 0, `seed ${seed}: nothing decided after the restart`);
+    assert.ok(r.replicas.every((x) => !x.status.recovering), 'a replica restarted from its journal stayed passive');
+  }
+});
+
+test('bodies a replica attested are on its disk: requests whose client is gone (no resend) are still decided after the whole cluster restarted', () => {
+  // Ordered slowly (one instance of 2 at a time), so most requests wait when everyone is killed.
+  for (let seed = 380; seed < 383; seed++) {
+    const r = run({ seed, journal: true, clientResend: false, clients: 3, requestsPerClient: 10, issueTicks: 20, ticks: 1500, consensus: { batchMax: 2, inflightMax: 1 }, outages: [{ replicas: all, from: 45, to: 75 }] });
+    assert.ok(r.kills[0]!.decidedBefore.size < 10, `seed ${seed}: most requests were decided before the kill, which tests nothing`);
+  }
+});
+
+test('the whole cluster killed in the middle of a view change (a silent leader) and restarted from its journals finishes the view change and decides', () => {
+  let midViewChange = 0;
+  for (let at = 44; at <= 56; at += 2) {
+    const r = run({ seed: 340 + at, ...journalLoad, byzantine: { 0: 'silent' }, outages: [{ replicas: all, from: at, to: at + 40 }] });
+    if (r.kills.some((k) => k.changingView)) midViewChange++;
+    nothingLost(r, r.kills[0]!.decidedBefore);
+    assert.ok(views(r).every((v) => v >= 1), `kill at ${at}: views ${views(r).join('/')}`);
+    assert.ok(decidedAfter(r, at + 40) > 0);
+  }
+  assert.ok(midViewChange > 0, 'no kill landed in a view change: move the kill times');
+});
+
+test('the whole cluster killed twice, with loss and a Byzantine replica: decided stays decided', () => {
+  for (let seed = 350; seed < 354; seed++) {
+    const r = run({ seed, ...journalLoad, loss: 0.05, healAt: 300, byzantine: { [seed % 4]: 'equivocate' }, outages: [{ replicas: all, from: 100, to: 130 }, { replicas: all, from: 220 + seed % 4 * 20, to: 240 + seed % 4 * 20 }] });
+    nothingLost(r, r.kills.at(-1)!.decidedBefore);
+  }
+});
+
+test('a replica whose disk was replaced (an empty journal) is amnesiac and passive as before, and killed again while passive it stays passive from its journal', () => {
+  const r = run({ seed: 361, ...journalLoad, crash: { 2: 60 }, restart: { 2: 140 }, outages: [{ replicas: [2], from: 145, to: 160 }], clients: 4, requestsPerClient: 40, consensus: { batchMax: 2 } });
+  assert.deepEqual(r.recovered.map((x) => x.recovering), [true], 'killed while passive, it must come back passive');
+  assert.equal(r.replicas[2]!.status.lastDecided, r.replicas[0]!.status.lastDecided);
+  assert.equal(r.replicas[2]!.status.recovering, false, 'still passive at the end');
+});
+
+test('the journal stays bounded in a long run: the log window, the retained batches and the snapshot, not the history', () => {
+  const r = run({ seed: 371, journal: true, clients: 4, requestsPerClient: 100, issueTicks: 1200, ticks: 3000, consensus: { checkpointInterval: 4, logWindow: 8, batchMax: 2, retainDecided: 8 }, outages: [{ replicas: all, from: 600, to: 620 }] });
+  for (const c of r.live) {
+    const s = r.replicas[c]!.status;
+    assert.ok(s.lastDecided > 150, `decided ${s.lastDecided}`);
+    // meta, view, stable, snapshot; per seq in the window a PRE-PREPARE (two across a view change) and a certificate; retained and unstable batches; held bodies.
+    const bound = 4 + 8 * 3 + (8 + 8) + 10;
+    assert.ok(r.journals[c]!.size <= bound, `replica ${c}: ${r.journals[c]!.size} keys in its journal after ${s.lastDecided} decisions (bound ${bound})`);
+  }
+});
+
+test(`a campaign of ${JOURNAL_SEEDS} seeded schedules with journal restarts: one replica, several, or all n at once, at random moments (each failure prints the command that replays it)`, () => {
+  let ran = 0;
+  for (let seed = 1; ran < JOURNAL_SEEDS; seed++) {
+    const o = scenario(seed, true);
+    if (!o.journal) continue;
+    ran++;
     try {
       run(o);
     } catch (e) {
       throw new Error(
         `seed ${seed} failed: ${(e as Error).message}\nschedule: ${JSON.stringify(o)}\n` +
-          `replay: npx tsc -p . && CONSENSUS_FIRST_SEED=${seed} CONSENSUS_SEEDS=1 node --test --test-name-pattern=campaign dist/test/unit/consensus-sim.test.js`,
+          `replay: npx tsc -p . && CONSENSUS_JOURNALS=1 CONSENSUS_FIRST_SEED=${seed} CONSENSUS_SEEDS=1 node --test --test-name-pattern='a campaign of [0-9]+ seeded schedules:' dist/test/unit/consensus-sim.test.js`,
+      );
+    }
+  }
+});
+
+test(`a campaign of ${SEEDS} seeded schedules: loss, duplication, delay, partitions, a crashed or Byzantine replica (replay one with CONSENSUS_FIRST_SEED=S CONSENSUS_SEEDS=1)`, () => {
+  for (let seed = FIRST_SEED; seed < FIRST_SEED + SEEDS; seed++) {
+    const o = scenario(seed, JOURNALS);
+    try {
+      run(o);
+    } catch (e) {
+      throw new Error(
+        `seed ${seed} failed: ${(e as Error).message}\nschedule: ${JSON.stringify(o)}\n` +
+          `replay: npx tsc -p . && ${JOURNALS ? 'CONSENSUS_JOURNALS=1 ' : ''}CONSENSUS_FIRST_SEED=${seed} CONSENSUS_SEEDS=1 node --test --test-name-pattern='a campaign of [0-9]+ seeded schedules:' dist/test/unit/consensus-sim.test.js`,
       );
     }
   }

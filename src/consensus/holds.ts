@@ -1,0 +1,146 @@
+// The request bodies a replica attests, as its journal holds them (journal.ts, docs/consensus.md
+// "Restart from the journal"). A replica attests (HOLD) only a body on its disk, so that every
+// ordered body survives on a correct replica even when every replica restarts at once. The
+// bodies one step took are one hold group (one key); a decided batch refers to the bodies of
+// groups on disk instead of writing them again, which pins those groups until that batch's
+// entry is truncated. A group goes once every request in it was decided and no decided entry
+// on disk refers to it.
+//
+// It must never: let a group go while a decided entry on disk refers to one of its bodies, or
+// keep a group whose requests were all decided past the truncation of what refers to it.
+
+import { refOf, type Ref, type Req } from './messages.js';
+import { refKey } from './availability.js';
+import type { HoldEntry, JournalEntry } from './journal.js';
+
+const reqKey = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
+
+interface Group {
+  /** The references in it not decided yet. */
+  live: Set<string>;
+  /** The highest seq whose decided entry refers to one of its bodies. */
+  pinnedTo: number;
+}
+
+export class HeldBodies {
+  private readonly groups = new Map<number, Group>();
+  /** Groups all decided, by id, with the seq they are pinned to. */
+  private readonly done = new Map<number, number>();
+  /** Which group holds each journaled body, by (client, seq) then reference. */
+  private readonly heldIn = new Map<string, { client: string; seq: number; groups: Map<string, number> }>();
+  /** The group this step builds, with id nextId. */
+  private building: Req[] = [];
+  private nextId = 1;
+  /** Decided entries up to this seq are truncated in the journal. */
+  private truncatedTo = 0;
+
+  /** A body to attest: into this step's group, unless it is on disk already. */
+  add(req: Req, ref: Ref): void {
+    if (this.heldIn.get(reqKey(ref))?.groups.has(refKey(ref))) return;
+    this.index(ref, this.nextId);
+    this.building.push(req);
+  }
+
+  /** The group this step built, to journal with the output whose HOLD attests it. */
+  takeGroup(): HoldEntry | undefined {
+    if (this.building.length === 0) return undefined;
+    const id = this.nextId++;
+    this.groups.set(id, { live: new Set(this.building.map((q) => refKey(refOf(q)))), pinnedTo: 0 });
+    const e: HoldEntry = { type: 'hold', id, reqs: this.building };
+    this.building = [];
+    return e;
+  }
+
+  /** A decided batch as journaled at `seq`: a body a group on disk holds by reference (pinning the group), any other by itself. */
+  batch(seq: number, batch: Req[]): (Req | Ref)[] {
+    return batch.map((r) => {
+      const ref = refOf(r);
+      const id = this.heldIn.get(reqKey(ref))?.groups.get(refKey(ref));
+      const g = id === undefined ? undefined : this.groups.get(id);
+      if (!g) return r;
+      g.pinnedTo = Math.max(g.pinnedTo, seq);
+      return ref;
+    });
+  }
+
+  /** (client, seq) was decided: its bodies leave their groups; what leaves the journal now. */
+  decided(r: { client: string; seq: number }): JournalEntry[] {
+    const h = this.heldIn.get(reqKey(r));
+    if (!h) return [];
+    this.heldIn.delete(reqKey(r));
+    const out: JournalEntry[] = [];
+    for (const [rk, id] of h.groups) {
+      if (id === this.nextId) {
+        // Still being built in this step: it never reaches the journal.
+        this.building = this.building.filter((q) => refKey(refOf(q)) !== rk);
+        continue;
+      }
+      const g = this.groups.get(id);
+      if (!g) continue;
+      g.live.delete(rk);
+      if (g.live.size > 0) continue;
+      this.groups.delete(id);
+      if (g.pinnedTo <= this.truncatedTo) out.push({ type: 'unhold', id });
+      else this.done.set(id, g.pinnedTo);
+    }
+    return out;
+  }
+
+  /** Every held request `decided` says was decided (a snapshot skipped their decisions). */
+  decidedWhere(decided: (client: string, seq: number) => boolean): JournalEntry[] {
+    const out: JournalEntry[] = [];
+    for (const h of [...this.heldIn.values()]) if (decided(h.client, h.seq)) out.push(...this.decided(h));
+    return out;
+  }
+
+  /** Decided entries up to `seq` are truncated (in the same output, before what this returns): the groups only they referred to go. */
+  truncated(seq: number): JournalEntry[] {
+    if (seq <= this.truncatedTo) return [];
+    this.truncatedTo = seq;
+    const out: JournalEntry[] = [];
+    for (const [id, pinnedTo] of this.done) {
+      if (pinnedTo > this.truncatedTo) continue;
+      this.done.delete(id);
+      out.push({ type: 'unhold', id });
+    }
+    return out;
+  }
+
+  /**
+   * Recovery: the groups in the journal, `pins` (for each body a decided entry on disk refers to,
+   * the highest such seq) and how far decided entries were truncated at least. `hold` takes each
+   * body whose request is not decided; what leaves the journal now is returned.
+   */
+  restore(groups: HoldEntry[], pins: Map<string, number>, truncatedTo: number, isDecided: (ref: Ref) => boolean, hold: (req: Req, ref: Ref) => void): JournalEntry[] {
+    for (const g of groups) {
+      let pinnedTo = 0;
+      const live = new Set<string>();
+      for (const req of g.reqs) {
+        const ref = refOf(req);
+        pinnedTo = Math.max(pinnedTo, pins.get(refKey(ref)) ?? 0);
+        if (isDecided(ref) || this.heldIn.get(reqKey(ref))?.groups.has(refKey(ref))) continue;
+        hold(req, ref);
+        this.index(ref, g.id);
+        live.add(refKey(ref));
+      }
+      if (live.size > 0) this.groups.set(g.id, { live, pinnedTo });
+      else this.done.set(g.id, pinnedTo);
+      this.nextId = Math.max(this.nextId, g.id + 1);
+    }
+    const out = this.truncated(truncatedTo);
+    // Groups done and pinned to nothing still on disk (truncated before the crash, the unhold lost).
+    for (const [id, pinnedTo] of this.done) {
+      if (pinnedTo > this.truncatedTo) continue;
+      this.done.delete(id);
+      out.push({ type: 'unhold', id });
+    }
+    return out;
+  }
+
+  private index(ref: Ref, group: number): void {
+    const k = reqKey(ref);
+    let h = this.heldIn.get(k);
+    if (!h) this.heldIn.set(k, (h = { client: ref.client, seq: ref.seq, groups: new Map() }));
+    h.groups.set(refKey(ref), group);
+  }
+}
