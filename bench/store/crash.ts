@@ -14,6 +14,8 @@ import { writeSync } from 'node:fs';
 import { createInterface } from 'node:readline';
 import type { StoreKind } from './types.js';
 import { isIntact, recordBatch } from './records.js';
+// The simulator's seeded PRNG (mulberry32): a round's batch sizes and kill delay follow from its seed.
+import { rng } from '../../test/helpers/consensus-sim.js';
 
 export const CHANNELS = ['crash.0', 'crash.1', 'crash.2', 'crash.3'];
 const BATCH_RECORDS_MAX = 500;
@@ -22,18 +24,6 @@ const RETAIN_RECORDS = 2000;
 /** A child that was never killed stops by itself after this. */
 const CHILD_LIFETIME_MS = 30_000;
 const CLIENT = 'sub';
-
-/** mulberry32: a small seeded PRNG, so a round's batch sizes and kill delay follow from its seed. */
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface Extent {
   /** First and one-past-last index present; equal when the channel is empty. */
@@ -65,7 +55,7 @@ export async function crashChild(kind: StoreKind, dir: string, seed: number, sto
   setTimeout(() => process.exit(3), CHILD_LIFETIME_MS).unref();
   if (stopAfterMs !== undefined) setTimeout(() => process.exit(0), stopAfterMs).unref();
   const store = await kind.open(dir);
-  const rnd = prng(seed);
+  const rnd = rng(seed);
   const ext = await Promise.all(CHANNELS.map((c) => extent(store, c)));
   // stdout is a pipe: writeSync has the line in the pipe before the next batch starts, so a
   // kill never loses an acknowledgement the child made.
@@ -176,7 +166,7 @@ async function verify(kind: StoreKind, dir: string, acked: Acked): Promise<strin
 
 /** Rounds of kill-and-check on one directory; the round seeds follow from seed. */
 export async function crashRounds(entry: string, kind: StoreKind, dir: string, rounds: number, seed: number): Promise<CrashResult> {
-  const rnd = prng(seed);
+  const rnd = rng(seed);
   const acked: Acked = { index: new Map(), trimmedBelow: new Map(), trimAskedBelow: new Map() };
   const out: CrashRound[] = [];
   for (let r = 0; r < rounds; r++) {
