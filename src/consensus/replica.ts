@@ -1311,7 +1311,11 @@ export class ConsensusReplica {
 
   /** Re-sends what this replica last said that others may have missed (the network may drop it). */
   private resend(): void {
-    if (this.behind()) this.askForBatches();
+    // A replica in a view change with requests waiting asks too: the others may have decided
+    // them without it (it left, on votes they withdrew, a view they stayed in; campaign seed
+    // 1005760, after a restart of the whole cluster). It cannot go back to that view, so it
+    // follows what they decide by catch-up until a view change moves them all.
+    if (this.behind() || (this.changing && this.pending.size > 0)) this.askForBatches();
     // A committed batch waiting for bodies asks again (the last answer may have been lost).
     this.execute();
     // Attestations may have been lost, or a replica restarted and forgot them.

@@ -250,6 +250,12 @@ test('a replica whose disk was replaced (an empty journal) is amnesiac and passi
   assert.equal(r.replicas[2]!.status.recovering, false, 'still passive at the end');
 });
 
+test('schedules the journal campaign found: a replica left alone in a view change after a whole-cluster restart catches up with what the others decided without it', () => {
+  // 1005760: it had left view 1 on STOP votes the others withdrew when they entered it; after
+  // the restart the others decided its requests in view 1 without it, and it never asked.
+  run(scenario(1005760, true));
+});
+
 test('the journal stays bounded in a long run: the log window, the retained batches and the snapshot, not the history', () => {
   const r = run({ seed: 371, journal: true, clients: 4, requestsPerClient: 100, issueTicks: 1200, ticks: 3000, consensus: { checkpointInterval: 4, logWindow: 8, batchMax: 2, retainDecided: 8 }, outages: [{ replicas: all, from: 600, to: 620 }] });
   for (const c of r.live) {
