@@ -42,6 +42,44 @@ export function rng(seed: number): () => number {
 }
 
 /** Signatures nobody can forge for another replica: a hash under each replica's secret. */
+/**
+ * What the unit tests of one ConsensusReplica drive it with: 4 replicas, f = 1, a short window,
+ * and a request and a signed PRE-PREPARE built the way a leader would (view v's leader is v % 4).
+ */
+export const CORE_N = 4;
+export const CORE_OPTIONS: ConsensusOptions = {
+  id: 1,
+  n: CORE_N,
+  f: 1,
+  checkpointInterval: 2,
+  logWindow: 8,
+  batchMax: 8,
+  inflightMax: 4,
+  viewChangeTimeoutTicks: 10,
+  resendTicks: 1000,
+  pendingMax: 100,
+  retainDecided: 100,
+};
+
+export function coreFixture(seed: number): {
+  signers: Signer[];
+  sign<T extends { from: number; sig: string }>(m: T): T;
+  req(seq: number): Req;
+  prePrepare(view: number, seq: number, batch: Req[]): PrePrepare;
+} {
+  const signers = simSigners(CORE_N, seed);
+  const sign = <T extends { from: number; sig: string }>(m: T): T => ({ ...m, sig: signers[m.from]!.sign(signable(m as unknown as Parameters<typeof signable>[0])) });
+  return {
+    signers,
+    sign,
+    req: (seq) => ({ client: 'c', seq, payload: `p${seq}` }),
+    prePrepare: (view, seq, batch) => {
+      const refs = batch.map(refOf);
+      return sign<PrePrepare>({ type: 'pre-prepare', view, seq, digest: batchDigest(refs), batch: refs, from: view % CORE_N, sig: '' });
+    },
+  };
+}
+
 export function simSigners(n: number, seed: number): Signer[] {
   const secret = (i: number): string => `secret-${seed}-${i}`;
   const mac = (i: number, bytes: string): string => createHash('sha256').update(secret(i)).update(bytes).digest('base64');

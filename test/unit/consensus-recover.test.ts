@@ -7,11 +7,9 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { FitError } from '../../src/core/index.js';
 import {
-  batchDigest,
   ConsensusReplica,
   MemoryJournalStore,
   refOf,
-  signable,
   type Batches,
   type Checkpoint,
   type ConsensusMessage,
@@ -22,31 +20,12 @@ import {
   type Req,
   type ViewChange,
 } from '../../src/consensus/index.js';
-import { SimMachine, simSigners } from '../helpers/consensus-sim.js';
+import { CORE_N, CORE_OPTIONS, coreFixture, SimMachine } from '../helpers/consensus-sim.js';
 
-const N = 4;
-const signers = simSigners(N, 11);
-const OPTIONS: ConsensusOptions = {
-  id: 1,
-  n: N,
-  f: 1,
-  checkpointInterval: 2,
-  logWindow: 8,
-  batchMax: 8,
-  inflightMax: 4,
-  viewChangeTimeoutTicks: 10,
-  resendTicks: 5,
-  pendingMax: 100,
-  retainDecided: 100,
-  journaling: true,
-};
+const N = CORE_N;
+const { signers, sign, req, prePrepare } = coreFixture(11);
+const OPTIONS: ConsensusOptions = { ...CORE_OPTIONS, resendTicks: 5, journaling: true };
 
-const sign = <T extends PrePrepare | Prepare | Checkpoint | ViewChange>(m: T): T => ({ ...m, sig: signers[m.from]!.sign(signable(m)) });
-const req = (seq: number): Req => ({ client: 'c', seq, payload: `p${seq}` });
-const prePrepare = (view: number, seq: number, batch: Req[]): PrePrepare => {
-  const refs = batch.map(refOf);
-  return sign({ type: 'pre-prepare', view, seq, digest: batchDigest(refs), batch: refs, from: view % N, sig: '' });
-};
 const sent = (o: Output, type: ConsensusMessage['type']): ConsensusMessage[] => o.messages.filter((m) => m.msg.type === type).map((m) => m.msg);
 
 /** A journaling replica, its journal and its machine; `restart` kills it (what was not flushed is lost) and rebuilds it from the journal. */

@@ -13,7 +13,6 @@ import {
   GENESIS_STATE,
   snapshotDigest,
   nextState,
-  signable,
   type Batches,
   type Checkpoint,
   type ConsensusMessage,
@@ -26,31 +25,13 @@ import {
   type StableCheckpoint,
   type ViewChange,
 } from '../../src/consensus/index.js';
-import { SimMachine, simSigners } from '../helpers/consensus-sim.js';
+import { CORE_N, CORE_OPTIONS, coreFixture, SimMachine } from '../helpers/consensus-sim.js';
 
-const N = 4;
-const signers = simSigners(N, 7);
-const OPTIONS: ConsensusOptions = {
-  id: 1,
-  n: N,
-  f: 1,
-  checkpointInterval: 2,
-  logWindow: 8,
-  batchMax: 8,
-  inflightMax: 4,
-  viewChangeTimeoutTicks: 10,
-  resendTicks: 1000,
-  pendingMax: 100,
-  retainDecided: 100,
-};
+const N = CORE_N;
+const { signers, sign, req, prePrepare } = coreFixture(7);
+const OPTIONS: ConsensusOptions = CORE_OPTIONS;
 
 const replica = (id = 1): ConsensusReplica => new ConsensusReplica({ ...OPTIONS, id }, signers[id]!);
-const sign = <T extends PrePrepare | Prepare | ViewChange | NewView | Checkpoint>(m: T): T => ({ ...m, sig: signers[m.from]!.sign(signable(m)) });
-const req = (seq: number): Req => ({ client: 'c', seq, payload: `p${seq}` });
-const prePrepare = (view: number, seq: number, batch: Req[]): PrePrepare => {
-  const refs = batch.map(refOf);
-  return sign({ type: 'pre-prepare', view, seq, digest: batchDigest(refs), batch: refs, from: view % N, sig: '' });
-};
 /** Replicas `by` attest holding the requests' bodies (HOLD). */
 const attest = (r: ConsensusReplica, reqs: Req[], by = [2, 3]): Output[] => by.map((from) => r.receive(from, { type: 'hold', refs: reqs.map(refOf), from }));
 const sent = (o: Output, type: ConsensusMessage['type']): ConsensusMessage[] => o.messages.filter((m) => m.msg.type === type).map((m) => m.msg);
