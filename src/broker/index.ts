@@ -14,4 +14,5 @@ export { DiskStore } from './store.js';
 export type { EventStore, StoredChannel } from './store.js';
 export { DurableChannel } from './durable.js';
 export type { DiskStats } from './durable.js';
+export type { LogDiskStats } from './durable-log.js';
 export { ResolvedPrefix } from './prefix.js';

@@ -73,13 +73,34 @@ export class OrderedLog {
   }
 
   /**
+   * Events read back from the store at start (a disk channel), oldest first, before anything
+   * else is appended; `appended` does not count them, `restored` in DurableLog does.
+   */
+  load(events: readonly { seq: number; timestampMs: number; envelope: Buffer }[]): void {
+    if (this.top !== 0 || this.entries.length > 0) throw new FitError('FIT_ERR_INTERNAL', 'invariant broken: an ordered log was loaded after it started; this is a bug, please report it');
+    for (const e of events) {
+      this.entries.push({ buf: e.envelope, at: 0, len: e.envelope.length, seq: e.seq, expiresAtMs: e.timestampMs + this.o.ttlMs });
+      this.bytes += e.envelope.length;
+      this.top = e.seq;
+    }
+  }
+
+  /** The envelope held at `seq`, if the log still holds it. */
+  envelopeAt(seq: number): Buffer | undefined {
+    const e = this.entries.at(this.indexOf(seq));
+    return e?.seq === seq ? e.buf : undefined;
+  }
+
+  /**
    * Continues after `seq` (a snapshot was installed): the events held stay (readers behind
    * still get them from here), the ones in between were never held, and every reader is told
-   * of each of those it had not acknowledged.
+   * of each of those it had not acknowledged. Not when this replica recovers from its own
+   * journal: readers' positions of a memory channel were lost with the process, and a reader
+   * reads from the other replicas what this one does not hold.
    */
-  skipTo(seq: number): void {
+  skipTo(seq: number, countMissed = true): void {
     if (seq <= this.top) return;
-    for (const [client, acked] of this.acked) this.missed.set(client, (this.missed.get(client) ?? 0) + seq - Math.max(acked, this.top));
+    if (countMissed) for (const [client, acked] of this.acked) this.missed.set(client, (this.missed.get(client) ?? 0) + seq - Math.max(acked, this.top));
     this.counters.skipped += seq - this.top;
     this.top = seq;
   }
@@ -121,6 +142,16 @@ export class OrderedLog {
   /** The next seq `client` needs: after what it acknowledged, and not before what is retained. */
   position(client: string): number {
     return Math.max((this.acked.get(client) ?? this.top) + 1, this.low);
+  }
+
+  /** Each reader and the highest seq it acknowledged. */
+  positions(): IterableIterator<[string, number]> {
+    return this.acked.entries();
+  }
+
+  /** A reader's acknowledged seq as the store kept it (a disk channel, at start). */
+  restorePosition(client: string, acked: number): void {
+    if (this.acked.has(client)) this.acked.set(client, acked);
   }
 
   ack(client: string, seq: number): void {

@@ -11,6 +11,7 @@ import { Dedupe, type DedupeStream } from './dedupe.js';
 import { Sequencer } from './sequencer.js';
 import type { OrderedLog } from './ordered-log.js';
 import { DurableChannel, type DiskStats } from './durable.js';
+import type { LogDiskStats } from './durable-log.js';
 import type { EventStore } from './store.js';
 
 /** An event of an ordered channel as received from its publisher, before consensus orders it. */
@@ -122,6 +123,8 @@ export interface ChannelStats extends ChannelCounters {
   persist: string;
   /** A disk channel's store: the next index, sections held and deleted, each client's position on disk. */
   disk?: DiskStats;
+  /** An ordered disk channel's store: events held and deleted, read back at start, each reader's acknowledged seq on disk. */
+  logDisk?: LogDiskStats;
 }
 
 export class BrokerService {
@@ -152,7 +155,7 @@ export class BrokerService {
   ) {
     this.budget = new QueueBudget(limits.queuedBytesMax);
     this.cursor = new RecordCursor(Buffer.alloc(0), 0, limits.eventBytesMax);
-    this.sequencer = new Sequencer(table.channels, limits);
+    this.sequencer = new Sequencer(table.channels, limits, store);
     for (const [tag, cls] of table.channels) {
       const queues = new Map<string, ClientQueue>();
       const overflow: QueueOverflow = { policy: cls.overflow, nowMs, onBlock: (_q, blocking) => this.queueBlocked(this.channels.get(tag)!, blocking) };
@@ -181,6 +184,7 @@ export class BrokerService {
       this.channels.set(tag, ch);
       if (durable) this.restore(ch, durable);
     }
+    this.sequencer.restorePositions();
   }
 
   /**
@@ -210,6 +214,7 @@ export class BrokerService {
   /** Disk channels: writes positions that moved and deletes what every subscriber is done with. */
   flushStore(): void {
     for (const ch of this.channels.values()) ch.durable?.flush();
+    this.sequencer.flush();
   }
 
   /** Resolves once everything written to the store so far is on disk (at once without a store). */
@@ -249,6 +254,7 @@ export class BrokerService {
     const log = this.sequencer.log(tag);
     if (log) {
       log.removeClient(client);
+      this.sequencer.untrack(tag, client);
       return this.onSubscriptionEnded(log, client);
     }
     const q = ch.queues.get(client);
@@ -330,6 +336,8 @@ export class BrokerService {
         const events = this.toOrder(body, sections[i]!);
         unordered.push({ channel: channels[i]!.tag, events });
         accepted += events.length;
+        // Its events are written as they are placed: acknowledged once ordered and on disk.
+        if (events.length > 0 && channels[i]!.cls.persist === 'disk' && this.store) stored = true;
         continue;
       }
       const r = this.route(channels[i]!, body, sections[i]!, now);
@@ -341,7 +349,8 @@ export class BrokerService {
     }
     // Events of ordered channels, for the replica to have them ordered (absent when none);
     // channels whose full queues hold their publishers (absent when none); `stored`: records
-    // went to the store, so acknowledge once durable() resolves.
+    // went (or, ordered, go once decided) to the store, so acknowledge once durable() resolves
+    // (after the order, for ordered events).
     const r = unordered.length > 0 ? { accepted, duplicates, unordered } : { accepted, duplicates };
     return blocked || stored ? { ...r, ...(blocked ? { blocked } : {}), ...(stored ? { stored } : {}) } : r;
   }
@@ -539,6 +548,7 @@ export class BrokerService {
         overflow: ch.cls.overflow,
         persist: ch.cls.persist,
         ...(ch.durable ? { disk: ch.durable.stats() } : {}),
+        ...(this.sequencer.diskStats(ch.tag) ? { logDisk: this.sequencer.diskStats(ch.tag)! } : {}),
         ...this.logStats(ch.tag, now),
         ...ch.counters,
         blockedMs: ch.counters.blockedMs + (ch.blockingQueues > 0 ? Math.max(0, now - ch.blockedSinceMs) : 0),

@@ -4,6 +4,9 @@
 //   sections   [channel, first index] -> records back to back, as the publisher sent them
 //   positions  [channel, client]      -> the highest index that client is done with
 //   streams    [channel, process]     -> the last seq accepted from a publishing process
+//   logs       [channel, seq]         -> an ordered channel's decided event: when it was
+//                                        placed (float64) and its envelope
+// (An ordered channel's position is the highest seq its client acknowledged.)
 // A section is one run of accepted records of one PUBLISH section, so a write costs one put
 // per section, not per event, and trimming deletes whole sections.
 //
@@ -28,6 +31,12 @@ export interface StoredChannel {
   streams: Map<string, number>;
 }
 
+/** An ordered channel's events as the store holds them, oldest first, and each client's position. */
+export interface StoredLog {
+  events: { seq: number; timestampMs: number; envelope: Buffer }[];
+  positions: Map<string, number>;
+}
+
 /** What the broker needs of a store; DiskStore is the one a replica runs with. */
 export interface EventStore {
   putSection(channel: string, first: number, records: Uint8Array): void;
@@ -35,9 +44,12 @@ export interface EventStore {
   deletePosition(channel: string, client: string): void;
   putStream(channel: string, process: string, last: number): void;
   deleteSection(channel: string, first: number): void;
+  putLogged(channel: string, seq: number, timestampMs: number, envelope: Buffer): void;
+  deleteLogged(channel: string, seq: number): void;
   /** Resolves once everything put so far is on disk; rejects with FIT_ERR_STORE if it cannot be. */
   durable(): Promise<void>;
   load(channel: string): StoredChannel;
+  loadLog(channel: string): StoredLog;
   close(): Promise<void>;
 }
 
@@ -46,6 +58,7 @@ export class DiskStore implements EventStore {
   private readonly sections: Database<Buffer, StoreKey>;
   private readonly positions: Database<number, [string, string]>;
   private readonly streams: Database<number, [string, string]>;
+  private readonly logs: Database<Buffer, StoreKey>;
   /** The last write issued: transactions commit (and sync) in order, so it covers every earlier one. */
   private last: Promise<boolean> = Promise.resolve(true);
   /** durable() for the writes so far, shared by every caller until the next write. */
@@ -61,6 +74,7 @@ export class DiskStore implements EventStore {
     this.sections = this.root.openDB<Buffer, StoreKey>({ name: 'sections', encoding: 'binary' });
     this.positions = this.root.openDB<number, [string, string]>({ name: 'positions', encoding: 'msgpack' });
     this.streams = this.root.openDB<number, [string, string]>({ name: 'streams', encoding: 'msgpack' });
+    this.logs = this.root.openDB<Buffer, StoreKey>({ name: 'logs', encoding: 'binary' });
   }
 
   putSection(channel: string, first: number, records: Uint8Array): void {
@@ -69,6 +83,17 @@ export class DiskStore implements EventStore {
 
   deleteSection(channel: string, first: number): void {
     this.written(this.sections.remove([channel, first]));
+  }
+
+  putLogged(channel: string, seq: number, timestampMs: number, envelope: Buffer): void {
+    const value = Buffer.allocUnsafe(8 + envelope.length);
+    value.writeDoubleBE(timestampMs, 0);
+    envelope.copy(value, 8);
+    this.written(this.logs.put([channel, seq], value));
+  }
+
+  deleteLogged(channel: string, seq: number): void {
+    this.written(this.logs.remove([channel, seq]));
   }
 
   putPosition(channel: string, client: string, done: number): void {
@@ -99,11 +124,24 @@ export class DiskStore implements EventStore {
     for (const { key, value } of this.sections.getRange({ start: [channel, 0], end: [channel, Number.MAX_SAFE_INTEGER] })) {
       sections.push({ first: key[1], records: Buffer.from(value) });
     }
-    const positions = new Map<string, number>();
-    for (const { key, value } of this.positions.getRange({ start: [channel], end: [channel, '\uffff'] })) positions.set(key[1], value);
+    const positions = this.loadPositions(channel);
     const streams = new Map<string, number>();
     for (const { key, value } of this.streams.getRange({ start: [channel], end: [channel, '\uffff'] })) streams.set(key[1], value);
     return { sections, positions, streams };
+  }
+
+  loadLog(channel: string): StoredLog {
+    const events: StoredLog['events'] = [];
+    for (const { key, value } of this.logs.getRange({ start: [channel, 0], end: [channel, Number.MAX_SAFE_INTEGER] })) {
+      events.push({ seq: key[1], timestampMs: value.readDoubleBE(0), envelope: Buffer.from(value.subarray(8)) });
+    }
+    return { events, positions: this.loadPositions(channel) };
+  }
+
+  private loadPositions(channel: string): Map<string, number> {
+    const positions = new Map<string, number>();
+    for (const { key, value } of this.positions.getRange({ start: [channel], end: [channel, '\uffff'] })) positions.set(key[1], value);
+    return positions;
   }
 
   async close(): Promise<void> {

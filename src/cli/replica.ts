@@ -8,6 +8,7 @@ import { FitError } from '../core/index.js';
 import { loadPrivateKey, publicKeyOf } from '../protection/index.js';
 import { ReplicaServer, assertFaultsAllowed, parseFault } from '../replica/index.js';
 import { DiskStore } from '../broker/index.js';
+import { LmdbJournalStore } from '../consensus/index.js';
 
 export interface ReplicaCommandOptions {
   dir: string;
@@ -43,11 +44,12 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
   const dataDir = o.dataDir ?? replicaDataDir(o.dir, o.id);
   // A replacement for a replica whose disk is gone may meet votes the old one gave: it must be as careful as a restart.
   const restarted = markStarted(dataDir) || o.replaced === true;
-  if (restarted) logger.warn({ dataDir }, 'this replica ran before and kept no consensus state: it stays passive in ordering until it is past every instance it may have voted on (docs/consensus.md)');
+  // The ordering protocol runs with n >= 3f+1 (src/replica/ordering.ts); its journal makes a restart not amnesia.
+  const journal = config.replicas.length >= 3 * config.f + 1 ? new LmdbJournalStore(join(dataDir, 'consensus')) : undefined;
   const disk = [...config.table.channels].filter(([, c]) => c.persist === 'disk').map(([tag]) => tag);
   const store = disk.length > 0 ? new DiskStore(join(dataDir, 'store')) : undefined;
   if (store) logger.info({ path: store.path, channels: disk }, 'disk channels: records are acknowledged once on disk, and come back after a restart');
-  const server = new ReplicaServer({ config, id: o.id, privateKey, faults, logger, restarted, ...(store ? { store } : {}) });
+  const server = new ReplicaServer({ config, id: o.id, privateKey, faults, logger, restarted, ...(store ? { store } : {}), ...(journal ? { journal } : {}) });
   // Before the client port: /healthz answers while the replica starts, /readyz says what it waits for.
   const metricsPort = o.metricsPort ?? info.metricsPort ?? 0;
   if (metricsPort > 0) {
@@ -57,6 +59,12 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
       throw listenError(e, `replica ${o.id} cannot serve metrics on ${info.host}:${metricsPort}`, `change replicas.${o.id}.metricsPort in ${config.file} or pass --metrics-port (0 serves no metrics)`, info.host, metricsPort);
     }
     logger.info({ host: info.host, metricsPort }, `serving /metrics, /healthz and /readyz on http://${info.host}:${metricsPort}`);
+  }
+  try {
+    server.recover();
+  } catch (e) {
+    await server.close();
+    throw e;
   }
   try {
     await server.listen();

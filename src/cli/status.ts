@@ -52,6 +52,8 @@ interface ChannelStat {
   queues: Record<string, QueueStat>;
   /** persist: disk channels (src/broker/durable.ts DiskStats). */
   disk?: { nextIdx: number; sections: number; restored: number };
+  /** persist: disk ordered channels (src/broker/durable-log.ts LogDiskStats). */
+  logDisk?: { events: number; restored: number };
 }
 
 export async function status(o: StatusOptions): Promise<void> {
@@ -93,6 +95,7 @@ interface ConsensusStat {
   snapshotInstalledAt: number;
   snapshotMismatches: number;
   snapshotBytes: number;
+  journal?: { recoveredEntries: number; flushes: number };
 }
 
 function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): string {
@@ -132,8 +135,9 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
       const snapshots = `  state ${(c.snapshotBytes / 1024).toFixed(0)} KiB${c.snapshotsInstalled > 0 ? `, snapshots installed ${c.snapshotsInstalled} (last at ${c.snapshotInstalledAt})` : ''}`;
       // Its state after a checkpoint was not the one 2f+1 replicas signed: it diverged.
       const diverged = c.snapshotMismatches > 0 ? `  STATE DIVERGED at ${c.snapshotMismatches} checkpoints (check that every replica runs the same cluster.yaml and version)` : '';
+      const journal = c.journal ? `  journal: ${c.journal.recoveredEntries > 0 ? `recovered ${c.journal.recoveredEntries} entries at start, ` : ''}${c.journal.flushes} flushes` : '  journal: none (a restart is amnesia)';
       lines.push(
-        `    ordering: view ${c.view} (leader ${c.leader})  decided ${c.lastDecided}  stable checkpoint ${c.stableCheckpoint}  leader changes ${c.viewsEntered}  peers ${c.peersConnected.length}/${n - 1}  acl applied ${c.controlApplied} refused ${c.controlRefused}${snapshots}${state}${diverged}`,
+        `    ordering: view ${c.view} (leader ${c.leader})  decided ${c.lastDecided}  stable checkpoint ${c.stableCheckpoint}  leader changes ${c.viewsEntered}  peers ${c.peersConnected.length}/${n - 1}  acl applied ${c.controlApplied} refused ${c.controlRefused}${snapshots}${journal}${state}${diverged}`,
       );
     }
     const held = limitsLine((r.status as { limits?: LimitsStat }).limits);
@@ -144,7 +148,8 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
           .map(([c, p]) => `${c}@${p.next}${p.missed ? ` (missed ${p.missed})` : ''}`)
           .join(' ');
         const skipped = ch.log.skipped ? `  skipped ${ch.log.skipped} (snapshot)` : '';
-        lines.push(`    ${ch.tag} (order: ${ch.order}): ordered ${ch.eventsIn}  seqs ${ch.log.low}..${ch.log.high} held ${ch.log.depth}${skipped}  readers ${pos || '-'}`);
+        const disk = ch.logDisk ? `  disk: ${ch.logDisk.events} events, ${ch.logDisk.restored} read back at start` : '';
+        lines.push(`    ${ch.tag} (order: ${ch.order}): ordered ${ch.eventsIn}  seqs ${ch.log.low}..${ch.log.high} held ${ch.log.depth}${skipped}  readers ${pos || '-'}${disk}`);
         continue;
       }
       const qs = Object.entries(ch.queues)

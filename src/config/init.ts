@@ -128,9 +128,6 @@ export function initCluster(o: InitOptions): ClusterConfig {
   }
   const protection = o.protection ?? 'pks';
   const persist = o.persist ?? 'memory';
-  if (persist === 'disk' && orderOf.size > 0) {
-    throw new FitError('FIT_ERR_NOT_SUPPORTED', `--persist disk with --ordered or --ordered-global: ordered channels on disk need the consensus state on disk as well, which this build does not have yet; leave ordered channels in memory (edit persist: per channel in cluster.yaml afterwards)`, {});
-  }
   const overflow = (ch: string): OverflowPolicy => (orderOf.has(ch) ? 'drop-oldest' : (o.overflow ?? 'drop-oldest'));
   const channels = Object.fromEntries(
     channelNames.map((ch) => [

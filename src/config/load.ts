@@ -97,7 +97,6 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
       throw configError(file, `channels.${tag}.overflow`, `drop-oldest for an ordered channel (order: ${ch.order}): its subscribers read one shared log, which evicts its oldest events at capacityEvents (counted as missed); overflow: ${ch.overflow} applies to unordered channels only`);
     }
     // Ordered channels need the consensus state on disk as well (docs/persistence.md).
-    if (ch.persist === 'disk' && ch.order !== 'none') throw notYet(file, `channels.${tag}.persist`, `persist: disk on an ordered channel (order: ${ch.order})`);
     channels.set(tag, { ...ch, priority: ch.priority as Priority });
   }
   const clients = new Map<string, ClientInfo>();
@@ -137,10 +136,6 @@ export function withTlsFiles(config: ClusterConfig, o: { tlsCert?: string; tlsKe
     throw new FitError('FIT_ERR_USAGE', `--tls-cert and --tls-key need TLS on: ${config.file} has no tls: section (add one, or run \`fitbroker init --tls\`)`, { file: config.file });
   }
   return { ...config, tls: { ...config.tls, ...(o.tlsCert !== undefined ? { cert: o.tlsCert } : {}), ...(o.tlsKey !== undefined ? { key: o.tlsKey } : {}) } };
-}
-
-function notYet(file: string, key: string, what: string): FitError {
-  return new FitError('FIT_ERR_NOT_SUPPORTED', `${file}: ${key}: ${what} is not available in this build yet; use persist: memory there, or persist: disk with order: none`, { file, key });
 }
 
 /** Replica n's private key file, relative to the cluster dir. */

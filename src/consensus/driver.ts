@@ -119,13 +119,23 @@ export class ConsensusDriver {
     this.replica = new ConsensusReplica(options, ed25519Signer(o.privateKey, o.publicKeys), o.machine);
   }
 
+  /** Not recovering for it: a scrape of /metrics before start() must not run recovery out of turn. */
   get status(): DriverStatus {
-    const s: DriverStatus = { ...this.core.status, malformed: this.malformed };
+    const s: DriverStatus = { ...this.replica.status, malformed: this.malformed };
     if (this.o.journal) s.journal = { recoveredEntries: this.recoveredEntries, entriesAppended: this.entriesAppended, flushes: this.flushes, outputsWaiting: this.waiting.length };
     return s;
   }
 
-  /** Recovers from the journal (the first call of anything does), then ticks. */
+  /**
+   * Rebuilds the protocol's state, and the machine's, from the journal: at once, so that the
+   * caller knows its machine's restore() and execute() calls are recovery. Any other first use
+   * does it too. Throws FIT_ERR_JOURNAL for a journal it cannot recover from.
+   */
+  recover(): void {
+    void this.core;
+  }
+
+  /** Recovers from the journal (unless recover() did), then ticks. */
   start(): void {
     if (this.timer || this.failed) return;
     const core = this.core;

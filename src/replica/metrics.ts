@@ -38,6 +38,8 @@ export interface OrderingSnapshot {
   controlRefused: number;
   pausedConnections: number;
   pausesForOrder: number;
+  /** With a journal: entries read back at start, entries appended, flushes that wrote something. */
+  journal?: { recoveredEntries: number; entriesAppended: number; flushes: number };
 }
 
 /** What the metrics read from the replica, at scrape time only. */
@@ -160,7 +162,10 @@ export class ReplicaMetrics {
     this.gauge('ordered_log_events', 'Events an ordered channel\'s log holds', ['channel'], () => ch().flatMap((c) => (c.log ? [[{ channel: c.tag }, c.log.depth] as Sample] : [])));
     this.gauge('ordered_log_high_seq', 'The last seq appended to an ordered channel\'s log', ['channel'], () => ch().flatMap((c) => (c.log ? [[{ channel: c.tag }, c.log.high] as Sample] : [])));
     this.gauge('store_sections', 'Sections of a persist: disk channel held in the replica\'s store', ['channel'], () => ch().flatMap((c) => (c.disk ? [[{ channel: c.tag }, c.disk.sections] as Sample] : [])));
-    this.gauge('store_restored_records', 'Records of a persist: disk channel read back from the store when the replica started', ['channel'], () => ch().flatMap((c) => (c.disk ? [[{ channel: c.tag }, c.disk.restored] as Sample] : [])));
+    this.gauge('store_log_events', 'Events of an ordered persist: disk channel held in the replica\'s store', ['channel'], () => ch().flatMap((c) => (c.logDisk ? [[{ channel: c.tag }, c.logDisk.events] as Sample] : [])));
+    this.gauge('store_restored_records', 'Records (events, for an ordered channel) of a persist: disk channel read back from the store when the replica started', ['channel'], () =>
+      ch().flatMap((c) => (c.disk ? [[{ channel: c.tag }, c.disk.restored] as Sample] : c.logDisk ? [[{ channel: c.tag }, c.logDisk.restored] as Sample] : [])),
+    );
   }
 
   private defineConnections(): void {
@@ -208,6 +213,9 @@ export class ReplicaMetrics {
     this.counter('consensus_malformed_total', 'Protocol messages from another replica that did not parse', [], o((c) => c.malformed));
     this.counter('consensus_snapshots_installed_total', 'Snapshots installed from the other replicas to catch up', [], o((c) => c.snapshotsInstalled));
     this.counter('consensus_snapshot_mismatches_total', 'Checkpoints where this replica\'s state differed from the one 2f+1 replicas signed', [], o((c) => c.snapshotMismatches));
+    this.gauge('consensus_journal_recovered_entries', 'Entries of the consensus journal read back when the replica started (0: a first start, or no journal)', [], o((c) => c.journal?.recoveredEntries ?? 0));
+    this.counter('consensus_journal_flushes_total', 'Flushes (fsync) of the consensus journal that wrote something', [], o((c) => c.journal?.flushes ?? 0));
+    this.counter('consensus_journal_entries_total', 'Entries appended to the consensus journal', [], o((c) => c.journal?.entriesAppended ?? 0));
     this.counter('consensus_pauses_total', 'Times a publisher connection was paused for orderBacklogEventsMax', [], o((c) => c.pausesForOrder));
     this.counter('control_changes_total', 'Control-table changes (fitbroker acl, keys rotate --client) decided, by outcome', ['outcome'], () => {
       const c = this.state().ordering;

@@ -6,13 +6,20 @@
 // - events of ordered channels: each replica submits what its publishers sent it, consensus
 //   orders them (by reference, once f+1 replicas attest holding a body), and each decided event
 //   is numbered and logged for the channel's subscribers (BrokerService.placeOrdered).
+//
+// With a journal (DIR/data/replica-N/consensus), the protocol writes ahead, and nothing leaves
+// this replica before the decision behind it is on disk: execute() changes the state at once
+// (a checkpoint snapshots it inside the protocol's step), but publishers are acknowledged and
+// admins answered from durable(), once the driver has flushed the journal. Restarted, the
+// replica rebuilds its state from the journal at start(): restore() from its snapshot, then
+// execute() for each batch above it.
 
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FitError } from '../core/index.js';
 import { controlClient, signedControlSchema } from '../codec/index.js';
 import { controlSnapshot, executeControl, restoreControl, type BrokerService, type ClientSnapshot, type ControlOutcome, type UnorderedEvent } from '../broker/index.js';
-import { ConsensusDriver, sha256, type Decision, type DriverStatus, type Req, type StateMachine } from '../consensus/index.js';
+import { ConsensusDriver, sha256, type Decision, type DriverStatus, type JournalStore, type Req, type StateMachine } from '../consensus/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import type { TlsIdentity } from '../protection/index.js';
 import { Deque } from '../broker/index.js';
@@ -30,6 +37,8 @@ export interface OrderingOptions {
   /** This replica's TLS material for its links to the others; absent: plain TCP. */
   tls?: TlsIdentity | undefined;
   service: BrokerService;
+  /** The consensus journal; without one, a restart is amnesia (restarted: true then). */
+  journal?: JournalStore | undefined;
   logger: Logger;
   reply(peer: Peer, seq: number, body: Record<string, unknown>): void;
   refuse(peer: Peer, seq: number, err: FitError): void;
@@ -59,7 +68,13 @@ export class Ordering implements StateMachine {
   private readonly driver: ConsensusDriver;
   /** Connections waiting for a change to be decided, by the change's client#seq. */
   private readonly waiting = new Map<string, { peer: Peer; seq: number }[]>();
+  /** Outcomes of changes decided and on disk, to answer an admin that asks again. */
   private readonly outcomes = new Map<string, Decided>();
+  /** Outcomes of changes executed whose decision is not on disk yet: answered from durable(). */
+  private readonly undurable = new Map<string, Decided>();
+  /** start() is rebuilding the state from the journal: restore() and execute() replay. */
+  private recovering = false;
+  private recovered = false;
   private controlApplied = 0;
   private controlRefused = 0;
   /** Decided requests of a kind this build does not order (a newer replica's). */
@@ -90,6 +105,13 @@ export class Ordering implements StateMachine {
       publicKeys: config.replicas.map((r) => r.publicKey),
       send: (to, msg) => this.links.send(to, msg),
       machine: this,
+      journal: o.journal,
+      durable: (d) => this.durable(d.decided, d.installed),
+      // Fail-stop: a replica that cannot write what it is about to say must say nothing more.
+      journalFailed: (err) => {
+        o.logger.fatal({ code: err.code, err: err.message }, 'the consensus journal cannot be written; stopping (restart the replica once the disk is fixed)');
+        process.exit(70);
+      },
     });
   }
 
@@ -158,7 +180,34 @@ export class Ordering implements StateMachine {
     }
   }
 
+  /**
+   * Rebuilds the state from the journal, once (throws FIT_ERR_JOURNAL, or FIT_ERR_STORE when
+   * the disk channels' store disagrees with it). Before the replica accepts clients, so that
+   * none sees the state half rebuilt.
+   */
+  recover(): void {
+    if (this.recovered) return;
+    this.recovered = true;
+    this.recovering = true;
+    try {
+      this.driver.recover();
+    } finally {
+      this.recovering = false;
+    }
+    const s = this.driver.status;
+    if (s.journal && s.journal.recoveredEntries > 0) {
+      this.o.logger.info(
+        { entries: s.journal.recoveredEntries, view: s.view, lastDecided: s.lastDecided, stableCheckpoint: s.stableCheckpoint, eventsOrdered: this.eventsOrdered },
+        'recovered the consensus state from the journal: this replica goes on where it stopped',
+      );
+    } else if (this.o.restarted) {
+      this.o.logger.warn('this replica ran before and kept no consensus state (no journal): it stays passive in ordering until it is past every instance it may have voted on (docs/consensus.md)');
+    }
+  }
+
+  /** Recovers (unless recover() did), then takes part in the order. */
   start(): void {
+    this.recover();
     this.links.start();
     this.driver.start();
   }
@@ -166,6 +215,12 @@ export class Ordering implements StateMachine {
   stop(): void {
     this.driver.stop();
     this.links.stop();
+  }
+
+  /** Stops, and resolves once everything it journaled is on disk and what waited for that was sent. */
+  async close(): Promise<void> {
+    this.stop();
+    await this.driver.settled();
   }
 
   receive(from: number, value: unknown): void {
@@ -199,7 +254,7 @@ export class Ordering implements StateMachine {
     const key = `${client}#${r.data.seq}`;
     const done = this.outcomes.get(key);
     if (done) return this.answer(peer, seq, done);
-    if (this.driver.isDecided(client, r.data.seq)) {
+    if (this.driver.isDecided(client, r.data.seq) && !this.undurable.has(key)) {
       throw new FitError('FIT_ERR_REFUSED', `the change ${key} was decided while this replica was catching up (it installed a snapshot) or too long ago to remember its outcome; the other replicas answer with where`);
     }
     const list = this.waiting.get(key) ?? [];
@@ -220,14 +275,22 @@ export class Ordering implements StateMachine {
     try {
       const s = JSON.parse(snapshot) as AppSnapshot;
       // The order first: a reader the table adds starts at the snapshot's end, not before it.
-      this.o.service.sequencer.restore(s.order);
+      this.o.service.sequencer.restore(s.order, this.recovering);
       restoreControl(this.o.service, s.clients);
     } catch (e) {
       // 2f+1 replicas signed this state and it cannot be installed here: half installed, this
       // replica would serve a state nobody agreed on. Stop (fail-stop) and say why.
-      this.o.logger.fatal({ seq, err: (e as Error).message }, 'could not install the snapshot the other replicas signed; stopping: this is a bug, please report it');
+      this.o.logger.fatal({ seq, err: (e as Error).message, recovering: this.recovering }, 'could not install the snapshot the replicas signed; stopping: this is a bug, please report it');
       process.exit(70);
     }
+    if (this.recovering) this.o.logger.info({ seq }, 'restored the snapshot at the journal\'s stable checkpoint; replaying the batches above it');
+  }
+
+  /**
+   * The state after `seq` from the other replicas was installed and is on disk: publishes and
+   * changes decided in between are answered now.
+   */
+  private installed(seq: number): void {
     for (const key of [...this.eventWaiters.keys()]) {
       const at = key.lastIndexOf('#');
       if (this.driver.isDecided(key.slice(0, at), Number(key.slice(at + 1)))) this.released(key.slice(0, at), Number(key.slice(at + 1)));
@@ -244,6 +307,27 @@ export class Ordering implements StateMachine {
     this.o.logger.warn({ seq }, 'installed a snapshot from the other replicas: this replica was too far behind to replay what it missed');
   }
 
+  /** Decisions (and a snapshot installed) are on disk: what waited for them is answered, in order. */
+  private durable(decided: readonly Decision[], installed: number | undefined): void {
+    for (const d of decided) {
+      for (const req of d.requests) {
+        if (req.client.startsWith(EVENT_PREFIX)) {
+          this.released(req.client, req.seq);
+          continue;
+        }
+        const key = `${req.client}#${req.seq}`;
+        const outcome = this.undurable.get(key);
+        if (!outcome) continue;
+        this.undurable.delete(key);
+        this.outcomes.set(key, outcome);
+        if (this.outcomes.size > OUTCOMES_KEPT) this.outcomes.delete(this.outcomes.keys().next().value!);
+        for (const w of this.waiting.get(key) ?? []) if (!w.peer.conn.isClosed) this.answer(w.peer, w.seq, outcome);
+        this.waiting.delete(key);
+      }
+    }
+    if (installed !== undefined) this.installed(installed);
+  }
+
   execute(d: Decision): void {
     // Decisions make room.
     this.scheduleDrain();
@@ -253,7 +337,6 @@ export class Ordering implements StateMachine {
         if (this.o.service.sequencer.log(channel)) {
           this.o.service.placeOrdered(channel, Buffer.from(req.payload, 'base64'));
           this.eventsOrdered++;
-          this.released(req.client, req.seq);
           continue;
         }
       }
@@ -271,11 +354,7 @@ export class Ordering implements StateMachine {
         this.controlApplied++;
         this.o.logger.info({ seq: d.seq, admin: outcome.admin, op: outcome.op }, 'control change applied');
       }
-      const key = `${req.client}#${req.seq}`;
-      this.outcomes.set(key, decided);
-      if (this.outcomes.size > OUTCOMES_KEPT) this.outcomes.delete(this.outcomes.keys().next().value!);
-      for (const w of this.waiting.get(key) ?? []) if (!w.peer.conn.isClosed) this.answer(w.peer, w.seq, decided);
-      this.waiting.delete(key);
+      this.undurable.set(`${req.client}#${req.seq}`, decided);
     }
   }
 

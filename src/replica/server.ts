@@ -11,6 +11,7 @@ import { FitError, isFitError, type ClientInfo } from '../core/index.js';
 import { decodeCredit, decodeJson, decodePublish, encodeAck, encodeEvents, encodeJson, MessageType } from '../codec/index.js';
 import { BrokerService, type ClientQueue, type EventStore } from '../broker/index.js';
 import { Ordering } from './ordering.js';
+import type { JournalStore } from '../consensus/index.js';
 import { authTranscript, newNonce, replicaTlsName, signBytes, verifyBytes, AUTH_VERSION, type TlsIdentity } from '../protection/index.js';
 import { Connection, startsTls, tlsAcceptor } from '../net/index.js';
 import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
@@ -49,6 +50,11 @@ export interface ReplicaOptions {
   tls?: TlsIdentity;
   /** Where `persist: disk` channels are kept (its data directory); without one they live in memory only. */
   store?: EventStore;
+  /**
+   * The consensus journal (DIR/data/replica-N/consensus): with it the ordering protocol writes
+   * ahead and a restarted replica recovers its state; without it a restart is amnesia.
+   */
+  journal?: JournalStore & { close(): Promise<void> };
 }
 
 export interface Peer {
@@ -137,7 +143,7 @@ export class ReplicaServer {
       if (set) for (const s of set) s.schedule();
     };
     const { replicas, f } = o.config;
-    if (replicas.length >= 3 * f + 1) this.ordering = new Ordering({ config: o.config, id: o.id, privateKey: o.privateKey, restarted: o.restarted === true, slowOrderMs: slowOrderMs(this.faults), tls: this.tls, service: this.service, logger: o.logger, reply: (p, seq, body) => this.reply(p, seq, body), refuse: (p, seq, e) => this.refuse(p, seq, e, false), ordered: (ms) => this.metrics?.orderBatch.observe(ms / 1000) });
+    if (replicas.length >= 3 * f + 1) this.ordering = new Ordering({ config: o.config, id: o.id, privateKey: o.privateKey, restarted: o.restarted === true, journal: o.journal, slowOrderMs: slowOrderMs(this.faults), tls: this.tls, service: this.service, logger: o.logger, reply: (p, seq, body) => this.reply(p, seq, body), refuse: (p, seq, e) => this.refuse(p, seq, e, false), ordered: (ms) => this.metrics?.orderBatch.observe(ms / 1000) });
     const accept = this.tls
       ? tlsAcceptor(this.tls, o.config.limits, {
           onSecure: (socket, names, remote) => this.handle(socket, remote, names),
@@ -155,7 +161,13 @@ export class ReplicaServer {
     return { id: r.id, host: r.host, port: r.port };
   }
 
+  /** Rebuilds the consensus state from the journal (see Ordering.recover); listen() does it too, if not done. */
+  recover(): void {
+    this.ordering?.recover();
+  }
+
   listen(host = this.info.host, port = this.info.port): Promise<number> {
+    this.recover();
     return new Promise((resolve, reject) => {
       this.server.once('error', reject);
       this.server.listen(port, host, () => {
@@ -232,8 +244,9 @@ export class ReplicaServer {
       clients++;
       p.conn.end();
     }
-    // 6. Links to and from the other replicas.
-    this.ordering?.stop();
+    // 6. Links to and from the other replicas; the consensus journal's last writes on disk (and
+    //    what waited for them answered).
+    await this.ordering?.close();
     this.overflow.stop();
     for (const p of this.peers) if (p.replica !== undefined) p.conn.close();
     // Connection.end closes a socket that does not flush within a second; a TLS handshake that
@@ -246,6 +259,7 @@ export class ReplicaServer {
       this.service.flushStore();
       await this.o.store.close();
     }
+    await this.o.journal?.close();
     // 8. The HTTP endpoint last: /readyz said 503 all along, and /metrics shows the drain.
     await this.ops?.close();
     this.o.logger.info({ ms: Date.now() - startedMs, pending, unanswered, clientConnections: clients }, unanswered > 0 ? `stopped; ${unanswered} request(s) left unanswered after shutdownDrainMs (the clients resend them to the other replicas)` : 'stopped; every request read was answered');

@@ -1,46 +1,61 @@
 // persist: disk (docs/persistence.md): replicas killed with SIGKILL, one at a time and then all
 // at once, while a publisher's events are acknowledged; every acknowledged event reaches every
 // subscriber exactly once — one subscriber connected throughout, one that connects only after
-// the last restart and is served from the replicas' disks.
+// the last restart and is served from the replicas' disks — and, on the ordered channel, in
+// order: seqs 1, 2, 3... with no gap and no repeat, though every replica restarted from its
+// consensus journal and its store.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { clientKeyPath, replicaDataDir } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { queryStatus } from '../../src/client/index.js';
 import type { BrokerEvent } from '../../src/core/index.js';
-import { sleep, startCluster, runCli, type TestCluster } from '../helpers/cluster.js';
+import { sleep, startCluster, type TestCluster } from '../helpers/cluster.js';
 
-const CHANNELS = ['alerts', 'audit'];
+const UNORDERED = ['alerts', 'audit'];
+/** order: channel, persist: disk: its log and the consensus state come back from disk. */
+const ORDERED = 'trail';
+const CHANNELS = [...UNORDERED, ORDERED];
 const EVENTS = Number(process.env.FIT_PERSIST_EVENTS ?? 50_000);
 const ROUND = 2_500;
 
-/** Delivered events per subscriber (by channel and the number the test gave each), with how often each came. */
-function tally(): { seen: Map<string, number>; onEvent(ev: BrokerEvent): void } {
+/** Delivered events per subscriber (by channel and the number the test gave each), with how often each came, and the ordered channel's seqs as delivered. */
+function tally(): { seen: Map<string, number>; seqs: number[]; onEvent(ev: BrokerEvent): void } {
   const seen = new Map<string, number>();
+  const seqs: number[] = [];
   return {
     seen,
+    seqs,
     onEvent: (ev) => {
       const key = `${ev.channel}/${(JSON.parse(ev.content.toString()) as { n: number }).n}`;
       seen.set(key, (seen.get(key) ?? 0) + 1);
+      if (ev.channel === ORDERED) seqs.push(ev.seq!);
     },
   };
 }
 
-async function diskStats(c: TestCluster, id: number): Promise<Record<string, { nextIdx: number; sections: number; restored: number }>> {
+interface DiskStat {
+  /** Unordered channels: the next index and the sections held; ordered: the events held. */
+  nextIdx?: number;
+  sections?: number;
+  events?: number;
+  restored: number;
+}
+
+async function diskStats(c: TestCluster, id: number): Promise<Record<string, DiskStat>> {
   const all = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 5_000);
   const s = all[id]!;
   assert.ok(s.reachable && s.status, `replica ${id} did not answer status: ${s.error}`);
-  const channels = s.status.channels as { tag: string; disk?: { nextIdx: number; sections: number; restored: number } }[];
-  return Object.fromEntries(channels.map((ch) => [ch.tag, ch.disk!]));
+  const channels = s.status.channels as { tag: string; disk?: DiskStat; logDisk?: DiskStat }[];
+  return Object.fromEntries(channels.map((ch) => [ch.tag, (ch.disk ?? ch.logDisk)!]));
 }
 
 describe('persist: disk, replicas killed and restarted', { timeout: 600_000 }, () => {
   it(`delivers every acknowledged event exactly once after SIGKILLs one at a time and all at once (${EVENTS} events)`, async (t) => {
-    const c = await startCluster({ channels: CHANNELS, persist: 'disk', protection: 'si', clients: [{ name: 'late', role: 'sub' }] });
+    const c = await startCluster({ channels: CHANNELS, ordered: [ORDERED], persist: 'disk', protection: 'si', clients: [{ name: 'late', role: 'sub' }] });
     try {
       const live = tally();
       const sub = c.subscriber('console', { channels: CHANNELS, onEvent: live.onEvent });
@@ -78,10 +93,9 @@ describe('persist: disk, replicas killed and restarted', { timeout: 600_000 }, (
       await Promise.all([0, 1, 2, 3].map((id) => c.kill(id)));
       await Promise.all([0, 1, 2, 3].map((id) => c.start(id)));
       const after = await diskStats(c, 0);
-      for (const ch of CHANNELS) {
-        assert.ok(after[ch]!.restored > 0, `replica 0 read nothing of ${ch} back from disk (it held ${before[ch]!.sections} sections)`);
-        assert.ok(after[ch]!.nextIdx >= before[ch]!.nextIdx, `replica 0 numbers ${ch} from ${after[ch]!.nextIdx} after the restart, ${before[ch]!.nextIdx} before`);
-      }
+      for (const id of [0, 1, 2, 3]) assert.match(c.log(id), /recovered the consensus state from the journal/, `replica ${id} did not recover from its consensus journal`);
+      for (const ch of CHANNELS) assert.ok(after[ch]!.restored > 0, `replica 0 read nothing of ${ch} back from disk (it held ${JSON.stringify(before[ch])})`);
+      for (const ch of UNORDERED) assert.ok(after[ch]!.nextIdx! >= before[ch]!.nextIdx!, `replica 0 numbers ${ch} from ${after[ch]!.nextIdx} after the restart, ${before[ch]!.nextIdx} before`);
       while (published < EVENTS) await round();
       t.diagnostic(`published and acknowledged ${acked.length} events over ${rounds} rounds`);
 
@@ -99,29 +113,29 @@ describe('persist: disk, replicas killed and restarted', { timeout: 600_000 }, (
         const twice = [...got].filter(([, n]) => n > 1);
         assert.equal(twice.length, 0, `${name} delivered ${twice.length} events more than once, e.g. ${twice.slice(0, 3).map(([id, n]) => `${id} x${n}`).join(', ')}`);
       }
+      for (const [name, seqs] of [['console', live.seqs], ['late', late.seqs]] as const) {
+        const wrong = seqs.findIndex((s, i) => s !== i + 1);
+        assert.equal(wrong, -1, `${name} delivered ${ORDERED} out of order: seq ${seqs[wrong]} at position ${wrong + 1} (around it: ${seqs.slice(Math.max(0, wrong - 3), wrong + 3).join(', ')})`);
+      }
       // Every subscriber was served, so the replicas keep almost nothing on disk.
       await sleep(1_000);
       const end = await diskStats(c, 0);
-      for (const ch of CHANNELS) assert.ok(end[ch]!.sections <= 2, `replica 0 still holds ${end[ch]!.sections} sections of ${ch} that every subscriber was done with`);
+      for (const ch of UNORDERED) assert.ok(end[ch]!.sections! <= 2, `replica 0 still holds ${end[ch]!.sections} sections of ${ch} that every subscriber was done with`);
     } finally {
       await c.stop();
     }
   });
 
-  it('keeps the store in the replica data directory, and refuses persist: disk on an ordered channel with FIT_ERR_NOT_SUPPORTED', async () => {
-    const c = await startCluster({ channels: ['alerts'], persist: 'disk', protection: 'si' });
+  it('keeps the store and the consensus journal in the replica data directory', async () => {
+    const c = await startCluster({ channels: ['alerts', 'audit'], ordered: ['audit'], persist: 'disk', protection: 'si' });
     try {
       const pub = c.publisher('probe');
       pub.publish('alerts', 'kept');
+      pub.publish('audit', 'ordered and kept');
       await pub.flush();
-      assert.ok(existsSync(join(replicaDataDir(c.dir, 0), 'store')), 'no store in the replica data directory');
+      for (const dir of ['store', 'consensus']) assert.ok(existsSync(join(replicaDataDir(c.dir, 0), dir)), `no ${dir} in the replica data directory`);
     } finally {
       await c.stop();
     }
-    const dir = mkdtempSync(join(tmpdir(), 'fitbroker-test-'));
-    const r = runCli(['init', '--dir', dir, '--persist', 'disk', '--ordered', 'audit']);
-    rmSync(dir, { recursive: true, force: true });
-    assert.equal(r.code, 2, r.stderr);
-    assert.match(r.stderr, /FIT_ERR_NOT_SUPPORTED/);
   });
 });

@@ -191,14 +191,13 @@ test('order: channel and global load on a bft channel with 3f+1 replicas, and ar
   assert.match(e.message, /decided by consensus, which needs fault: bft and at least 3f\+1 = 4 replicas/);
 });
 
-test('persist: disk loads on an unordered channel; on an ordered one it is FIT_ERR_NOT_SUPPORTED naming the key; every protection level loads', () => {
+test('persist: disk loads on unordered and ordered channels; every protection level loads', () => {
   assert.equal(parse((d) => (d.channels.alerts.persist = 'disk')).table.channels.get('alerts')!.persist, 'disk');
-  const e = configError((d) => {
+  const ordered = parse((d) => {
     d.channels.alerts.persist = 'disk';
     d.channels.alerts.order = 'channel';
-  }, 'FIT_ERR_NOT_SUPPORTED');
-  assert.equal(e.fields.key, 'channels.alerts.persist');
-  assert.match(e.message, /persist: disk on an ordered channel \(order: channel\) is not available in this build yet/);
+  }).table.channels.get('alerts')!;
+  assert.deepEqual([ordered.persist, ordered.order], ['disk', 'channel']);
   for (const level of ['si', 'ha', 'pks', 'pke']) assert.equal(parse((d) => (d.channels.alerts.protection = level)).table.channels.get('alerts')!.protection, level);
 });
 
