@@ -188,12 +188,14 @@ export class Ordering implements StateMachine {
   recover(): void {
     if (this.recovered) return;
     this.recovered = true;
+    const configured = controlSnapshot(this.o.service.controlTable);
     this.recovering = true;
     try {
       this.driver.recover();
     } finally {
       this.recovering = false;
     }
+    this.compareWithConfig(configured);
     const s = this.driver.status;
     if (s.journal && s.journal.recoveredEntries > 0) {
       this.o.logger.info(
@@ -203,6 +205,23 @@ export class Ordering implements StateMachine {
     } else if (this.o.restarted) {
       this.o.logger.warn('this replica ran before and kept no consensus state (no journal): it stays passive in ordering until it is past every instance it may have voted on (docs/consensus.md)');
     }
+  }
+
+  /**
+   * The control table is consensus state: recovered from the journal, it wins over what this
+   * host's cluster.yaml says of clients, which an operator may have edited or not copied.
+   * Said, so that an edit that had no effect does not go unnoticed.
+   */
+  private compareWithConfig(configured: ClientSnapshot[]): void {
+    const agreed = new Map(controlSnapshot(this.o.service.controlTable).map((c) => [c[0], JSON.stringify(c)]));
+    const differ = new Set<string>();
+    for (const c of configured) if (agreed.get(c[0]) !== JSON.stringify(c)) differ.add(c[0]);
+    for (const id of agreed.keys()) if (!configured.some((c) => c[0] === id)) differ.add(id);
+    if (differ.size === 0) return;
+    this.o.logger.warn(
+      { clients: [...differ].sort(), file: this.o.config.file },
+      "cluster.yaml's clients differ from the control table the replicas agreed on (recovered from the consensus journal); the agreed table is in force. Change clients with fitbroker acl or fitbroker keys rotate, which also write cluster.yaml",
+    );
   }
 
   /** Recovers (unless recover() did), then takes part in the order. */
@@ -352,7 +371,8 @@ export class Ordering implements StateMachine {
         this.o.logger.warn({ seq: d.seq, admin: outcome.admin, op: outcome.op, code: outcome.error.code }, `control change refused: ${outcome.error.message}`);
       } else {
         this.controlApplied++;
-        this.o.logger.info({ seq: d.seq, admin: outcome.admin, op: outcome.op }, 'control change applied');
+        // Replayed at start from the journal: applied again to rebuild the state, not a new change.
+        this.o.logger.info({ seq: d.seq, admin: outcome.admin, op: outcome.op }, this.recovering ? 'control change replayed from the journal' : 'control change applied');
       }
       this.undurable.set(`${req.client}#${req.seq}`, decided);
     }

@@ -5,7 +5,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { clientKeyPath } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
@@ -116,6 +116,31 @@ describe('fitbroker acl: control-table changes ordered through consensus', { tim
     for (const id of [0, 1, 2, 3].filter((i) => i !== second)) assert.deepEqual(appliedAt(c, id, 'subscribe', 'siem3'), [seq2], `replica ${id}`);
     const last = await ordering(c);
     assert.ok(last.filter((o) => o !== undefined).every((o) => o!.view > view), 'a second leader change');
+  });
+});
+
+describe('fitbroker acl: a change survives a restart of every replica', { timeout: 120_000 }, () => {
+  it('each replica recovers the control table from its consensus journal, whatever its cluster.yaml says, and says that the file differs', async () => {
+    const c = await startCluster({ channels: ['alerts'] });
+    try {
+      const file = join(c.dir, 'cluster.yaml');
+      const old = readFileSync(file, 'utf8');
+      const r = runCli(['acl', 'revoke', 'probe', 'alerts', '--dir', c.dir]);
+      assert.equal(r.code, 0, r.stderr);
+      // Every host's file as it was before the change: only the journals know of it.
+      writeFileSync(file, old);
+      await Promise.all([0, 1, 2, 3].map((id) => c.kill(id)));
+      await Promise.all([0, 1, 2, 3].map((id) => c.start(id)));
+      for (let id = 0; id < 4; id++) {
+        assert.match(c.log(id), /recovered the consensus state from the journal/, `replica ${id}`);
+        assert.match(c.log(id), /cluster.yaml's clients differ from the control table the replicas agreed on[^\n]*"clients":\["probe"\]|"clients":\["probe"\][^\n]*cluster.yaml's clients differ/, `replica ${id} did not say its cluster.yaml differs`);
+      }
+      const p = runCli(['publish', '--dir', c.dir, '--as', 'probe', '--channel', 'alerts', '--timeout', '20'], 'after the restart\n');
+      assert.notEqual(p.code, 0, 'the replicas took a publish the revoke forbids');
+      assert.match(p.stderr, /FIT_ERR_NOT_AUTHORIZED: client "probe" may not publish on channel "alerts"/);
+    } finally {
+      await c.stop();
+    }
   });
 });
 
