@@ -55,6 +55,8 @@ export async function demo(o: DemoOptions): Promise<void> {
     basePort: o.basePort,
     host: HOST,
     faultModel: 'bft',
+    // What an operator would run: events and positions survive a replica's crash or restart.
+    persist: 'disk',
     clients: [],
     force: true,
   });
@@ -173,6 +175,7 @@ function header(config: ClusterConfig, dir: string, logPath: string): string {
     '  probe     publishes real events of this host: metrics every 2 s, new processes, auth failures, load and memory alerts',
     `  console   subscribes to ${CHANNELS.join(' and ')}; its voter delivers an event once ${FAULTS + 1} replicas sent matching copies`,
     `  order     ${ORDERED.join(', ')} ${ORDERED.length > 1 ? 'are' : 'is'} ordered by consensus among the replicas: every console gets the same order, each event numbered (#seq)`,
+    `  disk      every channel is persist: disk, and each replica journals its consensus state: a replica killed (kill -9) and started again (${cli} replica --dir ${dir} --id N) comes back with its events, positions and votes`,
     ...(config.replicas[0]?.metricsPort ? [`  metrics   http://${HOST}:${config.replicas[0].metricsPort}/metrics (and /healthz, /readyz), one port per replica up to ${config.replicas.at(-1)!.metricsPort}`] : []),
     'in another terminal, while this runs:',
     `  ${cli} subscribe --dir ${dir} --as console --channel alerts`,

@@ -37,10 +37,14 @@ describe('a stalled console', { timeout: 90_000 }, () => {
     const capacity = 5_000;
     const total = 30_000;
     const c = await startCluster({ channels: ['alerts'], capacityEvents: capacity, clients: [{ name: 'siem1', role: 'sub' }, { name: 'siem2', role: 'sub' }] });
+    // A real subscribe process, frozen with SIGSTOP: it neither reads nor grants credits.
+    const stalled = spawn(process.execPath, [CLI, 'subscribe', '--dir', c.dir, '--as', 'siem1', '--channel', 'alerts'], { stdio: 'ignore' });
     try {
-      // A real subscribe process, frozen with SIGSTOP: it neither reads nor grants credits.
-      const stalled = spawn(process.execPath, [CLI, 'subscribe', '--dir', c.dir, '--as', 'siem1', '--channel', 'alerts'], { stdio: 'ignore' });
-      await sleep(1000);
+      // Frozen only once every replica holds its session: a process slow to start on a loaded
+      // machine would otherwise be frozen before it subscribed anywhere.
+      const sessions = async (): Promise<number[]> =>
+        (await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 3000)).map((r) => (r.status?.channels as { queues: Record<string, { sessions: number }> }[] | undefined)?.[0]?.queues.siem1?.sessions ?? 0);
+      for (let i = 0; i < 200 && (await sessions()).some((n) => n < 1); i++) await sleep(100);
       stalled.kill('SIGSTOP');
       let healthy = 0;
       const sub = c.subscriber('siem2', { channel: 'alerts', onEvent: () => healthy++ });
@@ -65,8 +69,9 @@ describe('a stalled console', { timeout: 90_000 }, () => {
         // All it could take before freezing is one credit window; everything else is queued or counted.
         assert.ok(q.depth + q.droppedCapacity >= total - 8192, `replica ${r.replica}: ${q.depth} queued + ${q.droppedCapacity} dropped of ${total}`);
       }
-      stalled.kill('SIGKILL');
     } finally {
+      // Also when an assertion failed: a stopped child left behind keeps the test process alive.
+      stalled.kill('SIGKILL');
       await c.stop();
     }
   });
