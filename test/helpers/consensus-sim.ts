@@ -178,6 +178,12 @@ export interface SimOptions {
   /** Replicas cut off from the rest until healAt, from tick `partitionFrom`. */
   partition?: number[];
   partitionFrom?: number;
+  /**
+   * The partitioned replicas are cut off from clients too (their whole network is down): the
+   * requests issued meanwhile never reach them, so they have nothing waiting that would make
+   * them ask the others what was decided.
+   */
+  partitionClients?: boolean;
   ticks?: number;
   consensus?: Partial<ConsensusOptions>;
 }
@@ -294,6 +300,7 @@ export function simulate(so: SimOptions): SimResult {
     if (!so.partition || now >= healAt || now < (so.partitionFrom ?? 0)) return false;
     return so.partition.includes(a) !== so.partition.includes(b);
   };
+  const offline = (i: number): boolean => so.partitionClients === true && so.partition !== undefined && so.partition.includes(i) && now < healAt && now >= (so.partitionFrom ?? 0);
 
   const post = (from: number, to: number, msg: ConsensusMessage): void => {
     if (to === from) return;
@@ -452,14 +459,14 @@ export function simulate(so: SimOptions): SimResult {
       wasDown[i] = isDown;
     }
     for (const { req, to } of schedule.get(now) ?? []) {
-      for (const i of to) if (alive(i)) deliver(i, replicas[i]!.submit(req));
+      for (const i of to) if (alive(i) && !offline(i)) deliver(i, replicas[i]!.submit(req));
       if (journaling) issued.push({ req, to, at: now });
     }
     if (journaling && so.clientResend !== false && now % CLIENT_RESEND_TICKS === 0) {
       for (const q of issued) {
         const k = `${q.req.client}#${q.req.seq}`;
         if (acknowledged.has(k) || now - q.at < CLIENT_RESEND_TICKS) continue;
-        for (const i of q.to) if (alive(i) && !acks.get(k)?.has(i)) deliver(i, replicas[i]!.submit(q.req));
+        for (const i of q.to) if (alive(i) && !offline(i) && !acks.get(k)?.has(i)) deliver(i, replicas[i]!.submit(q.req));
       }
     }
     const due = queue.filter((m) => m.at <= now);
