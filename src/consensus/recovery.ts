@@ -95,6 +95,12 @@ function restoreDecided(r: Core, snap: SnapshotEntry | undefined, st: StableEntr
   if (st) {
     r.stable = st.stable;
     if (snap && snap.seq === st.stable.seq && snapshotDigest(snap.body) === st.stable.snapshot) r.served = { stable: st.stable, body: snap.body };
+    // Its own CHECKPOINT at the stable seq (in the proof if it signed one before the checkpoint
+    // was stable here) is resent as before the crash: the log below is gone everywhere, and a
+    // replica that was away with nothing waiting learns where the others are only from 2f+1 of
+    // these. Without it, one that needed this replica's stays behind for good once the cluster
+    // is idle. The batches executed again below sign their own checkpoints above.
+    r.ownCheckpoint = st.stable.proof.find((c) => c.from === r.o.id);
   }
   for (const d of [...decided].sort((a, b) => a.seq - b.seq)) {
     const batch = resolve(d);

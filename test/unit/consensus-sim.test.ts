@@ -250,6 +250,20 @@ test('a replica whose disk was replaced (an empty journal) is amnesiac and passi
   assert.equal(r.replicas[2]!.status.recovering, false, 'still passive at the end');
 });
 
+test('a replica away from everyone (peers and clients) while another restarted from its journal catches up after it returns: the restarted one resends its CHECKPOINT at the stable checkpoint', () => {
+  // Replica 3 gets nothing while 0, 1 and 2 decide every request (acknowledged, so no client
+  // resends them); replica 1 restarts after the last checkpoint is stable and nothing is decided
+  // after. Replica 3 has nothing waiting, so it learns it is behind only from 2f+1 CHECKPOINTs,
+  // and 0 and 2 are two: without replica 1's, it never executed anything.
+  for (let seed = 400; seed < 403; seed++) {
+    const r = run({ seed, journal: true, clients: 3, requestsPerClient: 10, issueTicks: 100, partition: [3], partitionFrom: 0, partitionClients: true, healAt: 300, ticks: 1000, outages: [{ replicas: [1], from: 200, to: 230 }] });
+    const top = r.replicas[0]!.status.lastDecided;
+    assert.equal(r.kills[0]!.lastDecided, top, `seed ${seed}: decided after the restart, so a later checkpoint could stand in for the one at the restart`);
+    assert.ok(r.replicas[1]!.status.stableCheckpoint > 0, `seed ${seed}: no checkpoint was stable before the restart`);
+    assert.equal(r.replicas[3]!.status.lastDecided, top, `seed ${seed}: replica 3 is behind`);
+  }
+});
+
 test('schedules the journal campaign found: a replica left alone in a view change after a whole-cluster restart catches up with what the others decided without it', () => {
   // 1005760: it had left view 1 on STOP votes the others withdrew when they entered it; after
   // the restart the others decided its requests in view 1 without it, and it never asked.
