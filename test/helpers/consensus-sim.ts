@@ -4,9 +4,10 @@
 // forge, replay old messages or stay silent. With `journal`, every replica keeps a journal it
 // writes ahead of what it sends, flushed at random moments, and replicas crash and restart
 // from it — one, several or all n at once (`outages`). After every step it checks that no two
-// correct replicas decided different batches at one seq, and that no seq is ever decided
-// differently from the first time (restarts included); at the end, that every client request
-// was decided once the network had healed. One seed replays one schedule exactly.
+// correct replicas decided different batches at one seq, that no seq is ever decided
+// differently from the first time (restarts included), and that a replica restarted from its
+// journal votes in no view it had sent a VIEW-CHANGE to leave; at the end, that every client
+// request was decided once the network had healed. One seed replays one schedule exactly.
 
 import { createHash } from 'node:crypto';
 import {
@@ -178,6 +179,12 @@ export interface SimOptions {
   /** Replicas cut off from the rest until healAt, from tick `partitionFrom`. */
   partition?: number[];
   partitionFrom?: number;
+  /**
+   * The partitioned replicas are cut off from clients too (their whole network is down): the
+   * requests issued meanwhile never reach them, so they have nothing waiting that would make
+   * them ask the others what was decided.
+   */
+  partitionClients?: boolean;
   ticks?: number;
   consensus?: Partial<ConsensusOptions>;
 }
@@ -215,8 +222,12 @@ export interface SimResult {
   /** With `journal`: the journals, and the journal restarts (outages ended) that happened. */
   journals: MemoryJournalStore[];
   recoveries: number;
-  /** With `journal`: each replica killed, when, and where it stood (to tell a crash in the middle of a view change). */
-  kills: { tick: number; replica: number; view: number; changingView: boolean; lastDecided: number; unflushed: number; decidedBefore: Map<number, string> }[];
+  /**
+   * With `journal`: each replica killed, when, and where it stood (to tell a crash in the middle
+   * of a view change); `viewChangeSent`: its VIEW-CHANGE for the view change under way had gone
+   * out, so it had promised to prepare nothing more in `view`.
+   */
+  kills: { tick: number; replica: number; view: number; changingView: boolean; viewChangeSent: boolean; lastDecided: number; unflushed: number; decidedBefore: Map<number, string> }[];
   /** With `journal`: each replica back from its journal, when, and whether it came back passive (recovering). */
   recovered: { tick: number; replica: number; recovering: boolean }[];
 }
@@ -289,11 +300,20 @@ export function simulate(so: SimOptions): SimResult {
   let now = 0;
   /** Every message a replica sent, for replaying replicas. */
   const seen: ConsensusMessage[] = [];
+  /**
+   * A VIEW-CHANGE promises that its sender prepares nothing more in the view it left (PBFT's
+   * VIEW-CHANGE carries every certificate it will ever have there), restarts included: that is
+   * what the journal's 'leave' entry is for. Per replica, its latest VIEW-CHANGE made and sent,
+   * and the highest view it had left, VIEW-CHANGE sent, when it was killed (-1: none).
+   */
+  const viewChange = Array.from({ length: n }, (): { made?: ConsensusMessage; sent?: ConsensusMessage } => ({}));
+  const left = new Array<number>(n).fill(-1);
 
   const cut = (a: number, b: number): boolean => {
     if (!so.partition || now >= healAt || now < (so.partitionFrom ?? 0)) return false;
     return so.partition.includes(a) !== so.partition.includes(b);
   };
+  const offline = (i: number): boolean => so.partitionClients === true && so.partition !== undefined && so.partition.includes(i) && now < healAt && now >= (so.partitionFrom ?? 0);
 
   const post = (from: number, to: number, msg: ConsensusMessage): void => {
     if (to === from) return;
@@ -327,6 +347,10 @@ export function simulate(so: SimOptions): SimResult {
     const kind = byz[from];
     if (kind === 'silent' || !alive(from)) return;
     for (const { to, msg } of out.messages) {
+      if (msg.type === 'view-change') viewChange[from]!.sent = msg;
+      if ((msg.type === 'pre-prepare' || msg.type === 'prepare' || msg.type === 'commit') && msg.view <= left[from]!) {
+        throw new SafetyViolation(`replica ${from} sent a ${msg.type.toUpperCase()} in view ${msg.view} at tick ${now}, after it was killed having sent a VIEW-CHANGE to leave view ${left[from]}`);
+      }
       if (kind === 'replay') seen.push(msg);
       const targets = to === 'all' ? Array.from({ length: n }, (_, i) => i) : [to];
       for (const t of targets) post(from, t, byzantineTwist(kind, from, t, msg));
@@ -402,6 +426,7 @@ export function simulate(so: SimOptions): SimResult {
 
   /** With a journal, an output waits for the flush if it has entries, or if earlier ones wait (order). */
   const deliver = (i: number, out: Output): void => {
+    for (const { msg } of out.messages) if (msg.type === 'view-change' && msg.from === i) viewChange[i]!.made = msg;
     if (!journaling) return emit(i, out);
     if (out.journal.length > 0) journals[i]!.append(out.journal);
     if (held[i]!.length > 0 || journals[i]!.pending > 0) held[i]!.push(out);
@@ -430,9 +455,12 @@ export function simulate(so: SimOptions): SimResult {
   for (now = 0; now < ticks; now++) {
     for (let i = 0; i < n; i++) {
       if (restart[i] === now) {
-        // Back without its state: with a journal, a replaced disk (an empty journal).
+        // Back without its state: with a journal, a replaced disk (an empty journal). Amnesiac,
+        // it is counted among the f faulty until it is past every vote it may have given.
         journals[i] = new MemoryJournalStore();
         held[i] = [];
+        viewChange[i] = {};
+        left[i] = -1;
         start(i, true);
       }
       const isDown = down(i);
@@ -440,7 +468,12 @@ export function simulate(so: SimOptions): SimResult {
         // Killed: what its journal had not flushed is lost, and so is every output waiting for it.
         const st = replicas[i]!.status;
         const decidedBefore = kills.at(-1)?.tick === now ? kills.at(-1)!.decidedBefore : new Map(ever);
-        kills.push({ tick: now, replica: i, view: st.view, changingView: st.changingView, lastDecided: st.lastDecided, unflushed: journals[i]!.pending, decidedBefore });
+        // The VIEW-CHANGE of the view change under way went out (one made later may not have,
+        // and an older one may be for a view left long ago): it left st.view for good.
+        const vc = viewChange[i]!;
+        const viewChangeSent = st.changingView && vc.sent !== undefined && vc.sent === vc.made && vc.sent.type === 'view-change' && vc.sent.view > st.view;
+        if (viewChangeSent) left[i] = Math.max(left[i]!, st.view);
+        kills.push({ tick: now, replica: i, view: st.view, changingView: st.changingView, viewChangeSent, lastDecided: st.lastDecided, unflushed: journals[i]!.pending, decidedBefore });
         // Some of the appends not flushed may have been committed: a prefix of them survives.
         journals[i]!.crash(Math.floor(random() * (journals[i]!.pending + 1)));
         held[i] = [];
@@ -452,14 +485,14 @@ export function simulate(so: SimOptions): SimResult {
       wasDown[i] = isDown;
     }
     for (const { req, to } of schedule.get(now) ?? []) {
-      for (const i of to) if (alive(i)) deliver(i, replicas[i]!.submit(req));
+      for (const i of to) if (alive(i) && !offline(i)) deliver(i, replicas[i]!.submit(req));
       if (journaling) issued.push({ req, to, at: now });
     }
     if (journaling && so.clientResend !== false && now % CLIENT_RESEND_TICKS === 0) {
       for (const q of issued) {
         const k = `${q.req.client}#${q.req.seq}`;
         if (acknowledged.has(k) || now - q.at < CLIENT_RESEND_TICKS) continue;
-        for (const i of q.to) if (alive(i) && !acks.get(k)?.has(i)) deliver(i, replicas[i]!.submit(q.req));
+        for (const i of q.to) if (alive(i) && !offline(i) && !acks.get(k)?.has(i)) deliver(i, replicas[i]!.submit(q.req));
       }
     }
     const due = queue.filter((m) => m.at <= now);

@@ -176,6 +176,19 @@ test('the machine comes back: restored from the snapshot at the stable checkpoin
   assert.equal(sent(h.receive(2, { type: 'body-fetch', refs: [refOf(req(1))], from: 2 }), 'bodies').length, 1);
 });
 
+test('a replica restarted from its journal resends the CHECKPOINT it signed at its stable checkpoint, as before the crash', () => {
+  const h = new Harness();
+  for (let seq = 1; seq <= 2; seq++) decide(h, seq, [req(seq)]);
+  const [own] = h.said('checkpoint') as Checkpoint[];
+  assert.equal(own?.seq, 2);
+  for (const from of [0, 2]) h.receive(from, sign<Checkpoint>({ ...own!, from, sig: '' }));
+  assert.equal(h.r.status.stableCheckpoint, 2);
+  h.restart();
+  h.ticks(OPTIONS.resendTicks);
+  // Replica 3, away while it became stable, needs it: 0 and 2 alone are not 2f+1.
+  assert.deepEqual(h.said('checkpoint'), [own], 'its CHECKPOINT at 2, resent');
+});
+
 test('a decided batch is journaled by reference to bodies already on disk (written once); a journal that lost such a body is refused', () => {
   const h = new Harness();
   decide(h, 1, [req(1), req(2)]);

@@ -216,6 +216,22 @@ test('the whole cluster killed at once and restarted from its journals: every re
   }
 });
 
+test('a replica killed after its VIEW-CHANGE went out, before the NEW-VIEW reached it, comes back still leaving: it votes in nothing of the view it left, though that view\'s leader is back in touch and proposes to it', () => {
+  // Leader 0 is cut off until tick 96, so 1, 2 and 3 leave view 0 around tick 92. 2 and 3 are
+  // killed around then, and 1, the leader of view 1, goes down a tick later for long: when 2
+  // and 3 come back only 0 is there, still in view 0 with requests to propose. Back in view 0,
+  // they would PREPARE what their VIEW-CHANGEs promised they never would (the journal's leave
+  // entry is what prevents it); the simulator fails any run where a replica restarted from its
+  // journal votes in a view it had left. The kill moves a tick at a time: it must land between
+  // a VIEW-CHANGE going out and the NEW-VIEW arriving at least once.
+  let promised = 0;
+  for (let at = 92; at <= 96; at++) {
+    const r = run({ seed: 500, ...journalLoad, maxDelay: 1, partition: [0], partitionFrom: 60, healAt: 96, outages: [{ replicas: [2, 3], from: at, to: at + 30 }, { replicas: [1], from: at + 1, to: 250 }] });
+    promised += r.kills.filter((k) => k.replica !== 1 && k.viewChangeSent && k.view === 0).length;
+  }
+  assert.ok(promised > 0, 'no replica was killed between its VIEW-CHANGE and the NEW-VIEW: move the kill times');
+});
+
 test('bodies a replica attested are on its disk: requests whose client is gone (no resend) are still decided after the whole cluster restarted', () => {
   // Ordered slowly (one instance of 2 at a time), so most requests wait when everyone is killed.
   for (let seed = 380; seed < 383; seed++) {
@@ -248,6 +264,20 @@ test('a replica whose disk was replaced (an empty journal) is amnesiac and passi
   assert.deepEqual(r.recovered.map((x) => x.recovering), [true], 'killed while passive, it must come back passive');
   assert.equal(r.replicas[2]!.status.lastDecided, r.replicas[0]!.status.lastDecided);
   assert.equal(r.replicas[2]!.status.recovering, false, 'still passive at the end');
+});
+
+test('a replica away from everyone (peers and clients) while another restarted from its journal catches up after it returns: the restarted one resends its CHECKPOINT at the stable checkpoint', () => {
+  // Replica 3 gets nothing while 0, 1 and 2 decide every request (acknowledged, so no client
+  // resends them); replica 1 restarts after the last checkpoint is stable and nothing is decided
+  // after. Replica 3 has nothing waiting, so it learns it is behind only from 2f+1 CHECKPOINTs,
+  // and 0 and 2 are two: without replica 1's, it never executed anything.
+  for (let seed = 400; seed < 403; seed++) {
+    const r = run({ seed, journal: true, clients: 3, requestsPerClient: 10, issueTicks: 100, partition: [3], partitionFrom: 0, partitionClients: true, healAt: 300, ticks: 1000, outages: [{ replicas: [1], from: 200, to: 230 }] });
+    const top = r.replicas[0]!.status.lastDecided;
+    assert.equal(r.kills[0]!.lastDecided, top, `seed ${seed}: decided after the restart, so a later checkpoint could stand in for the one at the restart`);
+    assert.ok(r.replicas[1]!.status.stableCheckpoint > 0, `seed ${seed}: no checkpoint was stable before the restart`);
+    assert.equal(r.replicas[3]!.status.lastDecided, top, `seed ${seed}: replica 3 is behind`);
+  }
 });
 
 test('schedules the journal campaign found: a replica left alone in a view change after a whole-cluster restart catches up with what the others decided without it', () => {

@@ -1,0 +1,103 @@
+// Requests, from arrival to a batch (docs/consensus.md, "Ordering by reference" and "Normal
+// case" steps 1-2): a replica takes the bodies clients send it (up to pendingMax waiting, the
+// rest refused), attests them in HOLD, counts the attestations of the others, and as the leader
+// batches the references f+1 replicas attested, urgent ones first, into new instances without
+// waiting for a batch to fill.
+//
+// It must never: propose a reference fewer than f+1 replicas attested (a faulty client could
+// then stall every replica on a body nobody holds), hold more than pendingMax requests, or,
+// restarted without its state, propose at a seq it may have proposed before.
+
+import { refOf, batchDigest, type Hold, type PrePrepare, type Ref, type Req } from './messages.js';
+import { acceptPrePrepare, checkPrepared, sendPrepare } from './agreement.js';
+import { key, type Core } from './core.js';
+
+/** Client requests, as every replica receives them (clients send to all); the caller's flush announces them in one HOLD. */
+export function admit(r: Core, reqs: readonly Req[]): void {
+  for (const req of reqs) {
+    if (r.wasDecided(req) || r.avail.body(refOf(req))) continue;
+    if (r.pending.size >= r.o.pendingMax && !r.pending.has(key(req))) {
+      r.refused++;
+      (r.out.refused ??= []).push(req);
+      continue;
+    }
+    const ref = r.avail.hold(req);
+    r.journalHold(req, ref);
+    addPending(r, ref);
+  }
+  propose(r);
+}
+
+export function addPending(r: Core, ref: Ref): void {
+  const k = key(ref);
+  if (r.pending.has(k) || r.wasDecided(ref)) return;
+  r.pending.set(k, ref);
+  r.toPropose[ref.urgent === true ? 0 : 1].push(ref);
+  r.waitingSince ??= r.now;
+}
+
+/** Attestations arrived: PRE-PREPAREs waiting for them may be prepared now. */
+export function onHold(r: Core, m: Hold): void {
+  let readied = false;
+  for (const ref of m.refs.slice(0, 4 * r.o.batchMax)) {
+    if (r.wasDecided(ref)) continue;
+    if (r.avail.attest(m.from, ref)) {
+      readied = true;
+      if (r.pending.size < r.o.pendingMax) addPending(r, ref);
+    }
+  }
+  if (!readied) return;
+  for (const [seq, s] of r.slots) {
+    if (s.awaiting && s.prePrepare && s.prePrepare.view === r.view && !r.changing && r.avail.allReady(s.prePrepare.batch)) {
+      sendPrepare(r, s, s.prePrepare);
+      checkPrepared(r, seq);
+    }
+  }
+  propose(r);
+}
+
+/** The leader batches waiting requests, urgent ones first, into new instances. */
+export function propose(r: Core): void {
+  if (!r.isLeader()) return;
+  if (r.nextSeq <= r.passiveThrough(r.view)) {
+    // Restarted as the leader of a view it led before: it may have proposed these seqs
+    // already. Until it knows how far, it proposes nothing; then only above.
+    if (r.passiveSeq === Infinity) return;
+    r.nextSeq = r.passiveSeq + 1;
+  }
+  while (r.nextSeq - 1 - r.lastExecuted < r.o.inflightMax && r.inWindow(r.nextSeq)) {
+    const batch: Ref[] = [];
+    for (let q = 0; q < r.toPropose.length; q++) {
+      // References not attested by f+1 yet stay queued, in order; the rest go.
+      const later: Ref[] = [];
+      const queue = r.toPropose[q]!;
+      let i = 0;
+      for (; i < queue.length && batch.length < r.o.batchMax; i++) {
+        const x = queue[i]!;
+        const k = key(x);
+        if (!r.pending.has(k) || r.proposed.has(k)) continue;
+        if (r.avail.ready(x)) batch.push(x);
+        else later.push(x);
+      }
+      r.toPropose[q] = later.concat(queue.slice(i));
+    }
+    if (batch.length === 0) return;
+    for (const x of batch) r.proposed.add(key(x));
+    const pp = r.signed<PrePrepare>({ type: 'pre-prepare', view: r.view, seq: r.nextSeq++, digest: batchDigest(batch), batch, from: r.o.id, sig: '' });
+    r.send('all', pp);
+    acceptPrePrepare(r, pp, false);
+    // A leader that forgot this could propose another batch at the seq after a restart.
+    const s = r.slot(pp.seq);
+    if (!s.journaled) r.journalPrePrepare(s, false);
+  }
+}
+
+export function anyReadyPending(r: Core): boolean {
+  for (const ref of r.pending.values()) if (r.avail.ready(ref)) return true;
+  return false;
+}
+
+/** Forgets waiting requests decided meanwhile (a resend, a snapshot, a batch learned by catch-up). */
+export function dropObsolete(r: Core): void {
+  for (const [k, x] of r.pending) if (r.wasDecided(x)) (r.pending.delete(k), r.proposed.delete(k));
+}
