@@ -28,7 +28,7 @@ export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> 
     protection,
     persist,
     label: LABELS[mode] + (protection !== 'si' ? ` ${protection}` : '') + (persist === 'disk' ? ' on disk' : '') + (tls ? ' over TLS' : '') + (faulty.length ? ` with ${faulty.join(', ')}` : ''),
-    unavailable: async () => (persist === 'disk' && mode === 'bft-ordered' ? 'persist: disk on ordered channels is not in this build yet (docs/persistence.md)' : undefined),
+    unavailable: async () => undefined,
     async start(shape: RunShape): Promise<ServerHandle> {
       const clients = [
         ...Array.from({ length: shape.publishers }, (_, i) => ({ name: workerName('publisher', i), role: 'pub' as const })),
