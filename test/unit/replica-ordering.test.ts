@@ -12,46 +12,113 @@ import { pino } from 'pino';
 import { initCluster, loadConfig, replicaKeyPath } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { BrokerService, controlSnapshot } from '../../src/broker/index.js';
-import { ed25519Signer, ExecutedRequests, sha256, signable, snapshotDigest, type Checkpoint } from '../../src/consensus/index.js';
+import { ed25519Signer, ExecutedRequests, MemoryJournalStore, sha256, signable, snapshotDigest, type Checkpoint, type JournalEntry, type JournalStore } from '../../src/consensus/index.js';
 import { Ordering } from '../../src/replica/ordering.js';
 
-test('a snapshot the others signed moves the control table and the order, and acknowledges the publishes it says were decided', () => {
+/** A cluster of 4 in a temp dir, replica 1's Ordering over a service, and the snapshot at seq 32 that replicas 0, 2, 3 signed: five events ordered (two of them a publish frame held here), client siem gone. */
+function lagging(journal?: JournalStore) {
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-ordering-'));
+  initCluster({ dir, replicas: 4, faults: 1, channels: [], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [{ name: 'siem', role: 'sub' }], force: false, ordered: ['orders'] });
+  const config = loadConfig(dir);
+  const key = (id: number) => loadPrivateKey(replicaKeyPath(dir, id));
+  const make = (j = journal) => {
+    const service = new BrokerService(loadConfig(dir).table, config.limits, () => 0);
+    const ordering = new Ordering({ config, id: 1, privateKey: key(1), restarted: false, slowOrderMs: 0, service, journal: j, logger: pino({ level: 'silent' }), reply: () => undefined, refuse: () => undefined });
+    return { service, ordering };
+  };
+  const process = 'ab'.repeat(16);
+  const events = [1, 2].map((seq) => ({ record: Buffer.from(`event ${seq}`), process, seq, urgent: false }));
+  const executed = new ExecutedRequests();
+  for (const e of events) executed.add(`ev/orders/${sha256(process).slice(0, 32)}`, e.seq);
+  const clients = controlSnapshot(config.table).filter(([id]) => id !== 'siem');
+  const body = executed.encode(JSON.stringify({ clients, order: { global: 5, channels: [['orders', 5]] } }));
+  const publicKeys = config.replicas.map((r) => r.publicKey);
+  const proof = [0, 2, 3].map((from) => {
+    const c: Checkpoint = { type: 'checkpoint', seq: 32, state: sha256('the chain up to 32'), snapshot: snapshotDigest(body), from, sig: '' };
+    return { ...c, sig: ed25519Signer(key(from), publicKeys).sign(signable(c)) };
+  });
+  const stable = { seq: 32, state: proof[0]!.state, snapshot: proof[0]!.snapshot, proof };
+  return {
+    make,
+    events,
+    /** Replica 2 sends the signed snapshot (state transfer). */
+    install: (ordering: Ordering) => ordering.receive(2, { type: 'batches', stable, batches: [], executed: 32, view: 0, top: 32, recovering: false, snapshot: { stable, body }, from: 2 }),
+    done: () => rmSync(dir, { recursive: true, force: true }),
+  };
+}
+
+test('a snapshot the others signed moves the control table and the order, and acknowledges the publishes it says were decided', () => {
+  const f = lagging();
   try {
-    initCluster({ dir, replicas: 4, faults: 1, channels: [], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [{ name: 'siem', role: 'sub' }], force: false, ordered: ['orders'] });
-    const config = loadConfig(dir);
-    const service = new BrokerService(config.table, config.limits, () => 0);
-    const key = (id: number) => loadPrivateKey(replicaKeyPath(dir, id));
-    const ordering = new Ordering({ config, id: 1, privateKey: key(1), restarted: false, slowOrderMs: 0, service, logger: pino({ level: 'silent' }), reply: () => undefined, refuse: () => undefined });
-
-    // A publish frame of two events waits for them to be ordered.
+    const { service, ordering } = f.make();
     let acknowledged = 0;
-    const process = 'ab'.repeat(16);
-    const events = [1, 2].map((seq) => ({ record: Buffer.from(`event ${seq}`), process, seq, urgent: false }));
-    ordering.order([{ channel: 'orders', events }], () => acknowledged++);
+    ordering.order([{ channel: 'orders', events: f.events }], () => acknowledged++);
     assert.equal(acknowledged, 0);
-
-    // The others ordered them, and five events in all, while this replica lagged.
-    const executed = new ExecutedRequests();
-    for (const e of events) executed.add(`ev/orders/${sha256(process).slice(0, 32)}`, e.seq);
-    const clients = controlSnapshot(config.table).filter(([id]) => id !== 'siem');
-    const body = executed.encode(JSON.stringify({ clients, order: { global: 5, channels: [['orders', 5]] } }));
-    const publicKeys = config.replicas.map((r) => r.publicKey);
-    const proof = [0, 2, 3].map((from) => {
-      const c: Checkpoint = { type: 'checkpoint', seq: 32, state: sha256('the chain up to 32'), snapshot: snapshotDigest(body), from, sig: '' };
-      return { ...c, sig: ed25519Signer(key(from), publicKeys).sign(signable(c)) };
-    });
-    const stable = { seq: 32, state: proof[0]!.state, snapshot: proof[0]!.snapshot, proof };
-    ordering.receive(2, { type: 'batches', stable, batches: [], executed: 32, view: 0, top: 32, recovering: false, snapshot: { stable, body }, from: 2 });
-
+    f.install(ordering);
     const status = ordering.status();
     assert.equal(status.snapshotsInstalled, 1, `not installed: ${JSON.stringify(status)}`);
     assert.equal(status.lastDecided, 32);
     assert.equal(acknowledged, 1, 'the publish whose events the snapshot decided is acknowledged');
     const log = service.stats().find((c) => c.tag === 'orders')!.log!;
     assert.deepEqual([log.high, log.skipped], [5, 5]);
-    assert.equal(config.table.clients.has('siem'), false, 'the client the snapshot does not have is gone');
+    assert.equal(service.controlTable.clients.has('siem'), false, 'the client the snapshot does not have is gone');
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    f.done();
+  }
+});
+
+/** A journal whose flushes complete only when the test says so. */
+class GatedJournal implements JournalStore {
+  readonly inner = new MemoryJournalStore();
+  private gates: (() => void)[] = [];
+  append(entries: readonly JournalEntry[]): void {
+    this.inner.append(entries);
+  }
+  durable(): Promise<void> {
+    return new Promise((resolve) => this.gates.push(() => void this.inner.durable().then(resolve)));
+  }
+  load() {
+    return this.inner.load();
+  }
+  open(): void {
+    for (const g of this.gates.splice(0)) g();
+  }
+}
+
+const turn = () => new Promise((r) => setImmediate(r));
+
+test('with a journal, the publish is acknowledged only once the installed snapshot is on disk; restarted, the replica recovers the table and the order from it', async () => {
+  const journal = new GatedJournal();
+  const f = lagging(journal);
+  try {
+    const { ordering } = f.make();
+    ordering.recover();
+    let acknowledged = 0;
+    ordering.order([{ channel: 'orders', events: f.events }], () => acknowledged++);
+    f.install(ordering);
+    await turn();
+    assert.equal(ordering.status().snapshotsInstalled, 1);
+    assert.equal(acknowledged, 0, 'acknowledged before the journal flush that holds the snapshot');
+    journal.open();
+    await turn();
+    assert.equal(acknowledged, 1);
+    const closing = ordering.close();
+    journal.open();
+    await closing;
+
+    // A new process over the same journal (its header and the snapshot on disk), with cluster.yaml's table.
+    journal.inner.sync();
+    const again = f.make(journal.inner);
+    again.ordering.recover();
+    const s = again.ordering.status();
+    assert.ok(s.journal!.recoveredEntries > 0);
+    assert.equal(s.lastDecided, 32);
+    assert.equal(again.service.controlTable.clients.has('siem'), false, 'the table came from the journal, not cluster.yaml');
+    const log = again.service.stats().find((c) => c.tag === 'orders')!.log!;
+    assert.deepEqual([log.high, log.skipped, again.service.sequencer.lastGlobal], [5, 5, 5]);
+    const missed = Object.values(log.positions).map((p) => p.missed);
+    assert.ok(missed.length > 0 && missed.every((n) => n === 0), `a reader was told it missed what a restart did not keep: ${missed.join(', ')}`);
+  } finally {
+    f.done();
   }
 });
