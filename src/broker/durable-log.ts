@@ -12,6 +12,7 @@
 // the disks of at least f+1 correct replicas whatever crashed.
 
 import type { OrderedLog } from './ordered-log.js';
+import { StoredPositions } from './positions.js';
 import type { EventStore, StoredLog } from './store.js';
 
 /** An ordered disk channel in `fitbroker status`: events on disk, deleted, read back at start, and positions on disk. */
@@ -23,8 +24,7 @@ export interface LogDiskStats {
 }
 
 export class DurableLog {
-  /** Positions as last written, so a flush writes only those that moved. */
-  private readonly written = new Map<string, number>();
+  private readonly positions: StoredPositions;
   /** The lowest seq on disk and the highest: below `low` everything was deleted. */
   private low = 1;
   private high = 0;
@@ -34,7 +34,9 @@ export class DurableLog {
   constructor(
     readonly tag: string,
     private readonly store: EventStore,
-  ) {}
+  ) {
+    this.positions = new StoredPositions(tag, store);
+  }
 
   /** What the store holds for this channel (once, at start). */
   load(): StoredLog {
@@ -45,13 +47,13 @@ export class DurableLog {
       this.high = stored.events[stored.events.length - 1]!.seq;
     }
     this.restored = stored.events.length;
-    for (const [client, pos] of stored.positions) this.written.set(client, pos);
+    this.positions.loaded(stored.positions);
     return stored;
   }
 
   /** Each reader's position as last written (at start: as the store kept it). */
   positionsOnDisk(): IterableIterator<[string, number]> {
-    return this.written.entries();
+    return this.positions.entries();
   }
 
   /** A decided event was placed at `seq`. */
@@ -63,17 +65,12 @@ export class DurableLog {
 
   /** The client no longer reads the channel: its position goes. */
   untrack(client: string): void {
-    this.written.delete(client);
-    this.store.deletePosition(this.tag, client);
+    this.positions.forget(client);
   }
 
   /** Writes positions that moved and deletes what the log no longer holds. */
   flush(log: OrderedLog): void {
-    for (const [client, acked] of log.positions()) {
-      if (this.written.get(client) === acked) continue;
-      this.store.putPosition(this.tag, client, acked);
-      this.written.set(client, acked);
-    }
+    for (const [client, acked] of log.positions()) this.positions.write(client, acked);
     // LMDB has no range deletion: a key per seq, all in this turn's one transaction.
     const below = Math.min(log.low, this.high + 1);
     for (; this.low < below; this.low++) {
@@ -83,6 +80,6 @@ export class DurableLog {
   }
 
   stats(): LogDiskStats {
-    return { events: Math.max(0, this.high - this.low + 1), trimmed: this.trimmed, restored: this.restored, positions: Object.fromEntries(this.written) };
+    return { events: Math.max(0, this.high - this.low + 1), trimmed: this.trimmed, restored: this.restored, positions: this.positions.toRecord() };
   }
 }

@@ -14,6 +14,7 @@
 
 import { Deque } from './deque.js';
 import { ResolvedPrefix } from './prefix.js';
+import { StoredPositions } from './positions.js';
 import type { EventStore, StoredChannel } from './store.js';
 
 /** A disk channel in `fitbroker status`: indexes given, sections held and deleted, records read back at start, positions on disk. */
@@ -36,8 +37,7 @@ export class DurableChannel {
   /** Sections on disk, oldest first. */
   private readonly sections = new Deque<Section>();
   private readonly done = new Map<string, ResolvedPrefix>();
-  /** Positions as last written, so a flush writes only those that moved. */
-  private readonly written = new Map<string, number>();
+  private readonly positions: StoredPositions;
   /** Sections deleted so far. */
   private trimmed = 0;
   /** Records read back from the store at start. */
@@ -46,7 +46,9 @@ export class DurableChannel {
   constructor(
     readonly tag: string,
     private readonly store: EventStore,
-  ) {}
+  ) {
+    this.positions = new StoredPositions(tag, store);
+  }
 
   /** What the store holds for this channel, to refill queues from (once, at start). */
   load(): StoredChannel {
@@ -57,7 +59,7 @@ export class DurableChannel {
       if (prev) prev.last = s.first - 1;
       this.sections.push({ first: s.first, last: s.first });
     }
-    for (const [client, pos] of stored.positions) this.written.set(client, pos);
+    this.positions.loaded(stored.positions);
     return stored;
   }
 
@@ -69,7 +71,7 @@ export class DurableChannel {
   }
 
   /** The client's done-prefix; `from` is its position when the queue is new here. */
-  track(client: string, from = this.written.get(client) ?? -1): ResolvedPrefix {
+  track(client: string, from = this.positions.get(client) ?? -1): ResolvedPrefix {
     let d = this.done.get(client);
     if (!d) {
       d = new ResolvedPrefix(Infinity);
@@ -82,8 +84,7 @@ export class DurableChannel {
   /** The client no longer subscribes: its position goes, and what only it held can be trimmed. */
   untrack(client: string): void {
     this.done.delete(client);
-    this.written.delete(client);
-    this.store.deletePosition(this.tag, client);
+    this.positions.forget(client);
   }
 
   /** Records [first, first + count) were accepted, as `records` back to back. */
@@ -101,10 +102,7 @@ export class DurableChannel {
   flush(): void {
     let low = this.nextIdx - 1;
     for (const [client, d] of this.done) {
-      if (this.written.get(client) !== d.ackedPos) {
-        this.store.putPosition(this.tag, client, d.ackedPos);
-        this.written.set(client, d.ackedPos);
-      }
+      this.positions.write(client, d.ackedPos);
       low = Math.min(low, d.ackedPos);
     }
     for (let s = this.sections.peek(); s && s.last <= low; s = this.sections.peek()) {
@@ -115,6 +113,6 @@ export class DurableChannel {
   }
 
   stats(): DiskStats {
-    return { nextIdx: this.nextIdx, sections: this.sections.length, trimmed: this.trimmed, restored: this.restored, positions: Object.fromEntries(this.written) };
+    return { nextIdx: this.nextIdx, sections: this.sections.length, trimmed: this.trimmed, restored: this.restored, positions: this.positions.toRecord() };
   }
 }
