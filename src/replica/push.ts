@@ -4,12 +4,12 @@
 // replica's memory: what it cannot take stays in the bounded queue.
 
 import type { ClientQueue, OrderedLog, QueueSession } from '../broker/index.js';
-import { EventsWriter, refOf, ORDERED_HEADER_BYTES, ORDERED_KIND, type RecordRef } from '../codec/index.js';
+import { EventsWriter, EVENTS_SECTION_HEADER_BYTES, refOf, ORDERED_HEADER_BYTES, ORDERED_KIND, type RecordRef } from '../codec/index.js';
 import type { Connection } from '../net/index.js';
 import { tamperRecord, type Fault } from './faults.js';
 
-/** An EVENTS frame is sent once it reaches this size, so frames stay well under frameBytesMax. */
-const PUSH_FRAME_BYTES = 256 * 1024;
+/** An EVENTS frame is sent once it reaches this size, and never grows past it but for one record, so frames stay well under frameBytesMax. */
+export const PUSH_FRAME_BYTES = 256 * 1024;
 
 /**
  * Runs every push stream that has something to send in one pass of the event loop, and sends
@@ -44,11 +44,29 @@ export class PushScheduler {
     if (this.armed) this.run();
   }
 
-  /** Adds a section to this pass's frame for `conn`; sends the frame once it is big enough. */
+  /**
+   * Adds `records` to this pass's frame for `conn`, in as many sections as it takes for no
+   * frame to pass PUSH_FRAME_BYTES (a record bigger than that goes in a frame of its own);
+   * sends each frame once it is big enough. One section per take was one frame per take:
+   * 1,024 events of 16 KiB made a 16 MiB frame, which the subscriber refuses as over
+   * frameBytesMax, reconnects, and is sent again, forever.
+   */
   write(conn: Connection, streamId: number, firstPos: number, records: readonly RecordRef[]): void {
     let w = this.writers.get(conn);
     if (!w) this.writers.set(conn, (w = new EventsWriter()));
-    w.add(streamId, firstPos, records);
+    let from = 0;
+    let bytes = w.bytes + EVENTS_SECTION_HEADER_BYTES;
+    for (let i = 0; i < records.length; i++) {
+      const len = records[i]!.len;
+      if (bytes + len > PUSH_FRAME_BYTES && (i > from || w.sections > 0)) {
+        if (i > from) w.add(streamId, firstPos + from, records.slice(from, i));
+        this.send(conn, w.take()!);
+        from = i;
+        bytes = w.bytes + EVENTS_SECTION_HEADER_BYTES;
+      }
+      bytes += len;
+    }
+    w.add(streamId, firstPos + from, from === 0 ? records : records.slice(from));
     if (w.bytes >= PUSH_FRAME_BYTES || w.sections >= 0xffff) this.send(conn, w.take()!);
   }
 
