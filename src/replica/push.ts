@@ -201,8 +201,22 @@ export class LogSource implements PushSource {
   detach(): void {}
 }
 
+/**
+ * Events a new session is sent in its first push pass that sends any; each later one may send
+ * four times as many as the one before, until its credits are the only bound (a slow start).
+ * A console that connects to replicas holding a backlog for it then gets its first events as
+ * soon as f+1 replicas have framed a few hundred, not once each has framed its whole credit
+ * window (8,192 events: 18 to 60 ms per replica on a shared 2-core machine before the first
+ * byte left, since a pass's frames leave together) and the subscriber has voted on each
+ * replica's whole window before reading the next replica's first frame.
+ */
+export const SESSION_FIRST_PASS_EVENTS = 256;
+const SESSION_PASS_GROWTH = 4;
+
 export class PushStream {
   credits: number;
+  /** Events this session may be sent in one pass while it ramps up (slow start); then Infinity. */
+  private passEventsMax = SESSION_FIRST_PASS_EVENTS;
   private scheduled = false;
   private closed = false;
   /** Test-only faults, looked at once: flush() runs per stream per pass. */
@@ -247,10 +261,17 @@ export class PushStream {
     this.scheduled = false;
     if (this.closed || this.muted) return;
     const now = this.ctx.nowMs();
+    let passLeft = this.passEventsMax;
     while (this.credits > 0 && this.conn.writable) {
-      const max = Math.min(this.credits, this.ctx.pushBatchEventsMax);
+      if (passLeft === 0) {
+        // Ramping up: the rest goes in the next pass, after this one's frames left.
+        this.schedule();
+        break;
+      }
+      const max = Math.min(this.credits, this.ctx.pushBatchEventsMax, passLeft);
       const entries = this.source.take(max, now);
       if (entries.length === 0) break;
+      passLeft -= entries.length;
       this.credits -= entries.length;
       const firstPos = this.source.nextPos - entries.length;
       this.ctx.scheduler.write(this.conn, this.id, firstPos, this.records(entries));
@@ -258,6 +279,10 @@ export class PushStream {
       if (over > 0) this.source.ack(this.source.nextPos - this.ctx.inflightEventsMax - 1);
       // Fewer than asked for: the queue has nothing more for this session now.
       if (entries.length < max) break;
+    }
+    if (passLeft < this.passEventsMax && this.passEventsMax !== Infinity) {
+      this.passEventsMax *= SESSION_PASS_GROWTH;
+      if (this.passEventsMax >= this.credits) this.passEventsMax = Infinity;
     }
     if (!this.conn.writable && !this.conn.isClosed) this.conn.whenDrained(() => this.schedule());
   }
