@@ -10,8 +10,9 @@ import { runOnce, type RunResult } from './run.js';
 import { machine } from './machine.js';
 import { peerServers, PEER_NAMES } from './systems/servers.js';
 import { fitbrokerServer, type FitMode } from './systems/fitbroker.js';
-import { printTable, writeReport, writeUrgentReport } from './report.js';
+import { printTable, writeFirstEventReport, writeReport, writeUrgentReport } from './report.js';
 import { runUrgent, urgentSummary, type UrgentResult } from './urgent.js';
+import { firstEventSummary, runFirstEvent, type FirstEventResult } from './first-event.js';
 import type { ServerSide } from './systems/types.js';
 import { FAULT_KINDS, parseFault } from '../src/replica/index.js';
 import { DEFAULT_LIMITS, type Persist, type Protection } from '../src/core/index.js';
@@ -42,6 +43,10 @@ interface Flags {
   urgentBacklog: number;
   urgentRounds: number;
   urgentCredits: string;
+  firstEvent: boolean;
+  firstEventBacklog: number;
+  firstEventRounds: number;
+  firstEventProtection: string;
 }
 
 function list(v: string): string[] {
@@ -86,6 +91,10 @@ async function main(): Promise<void> {
     .option('--urgent-backlog <n>', 'events queued ahead of the urgent ones', positiveInt('--urgent-backlog'), 100_000)
     .option('--urgent-rounds <n>', 'rounds of the urgent part, 4 urgent events each', positiveInt('--urgent-rounds'), 5)
     .option('--urgent-credits <list>', 'the urgent part once per subscriber credit window (limits.subscribeCreditsEvents), comma-separated', `${DEFAULT_LIMITS.subscribeCreditsEvents},1024`)
+    .option('--first-event', 'also measure how long a console that was away waits for its first event: --first-event-backlog events queued, then a new subscriber process connects (alone: --first-event --mode none --peers none)', false)
+    .option('--first-event-backlog <n>', 'events queued before the console connects', positiveInt('--first-event-backlog'), 50_000)
+    .option('--first-event-rounds <n>', 'rounds of the first-event part, a new console each', positiveInt('--first-event-rounds'), 10)
+    .option('--first-event-protection <level>', 'quality of protection of the first-event channel: si, ha, pks (what init makes by default), pke', 'pks')
     .option('--fault <ID:KIND>', `fitbroker runs with replica ID faulty (repeatable; ${FAULT_KINDS.join(', ')}): throughput with a faulty replica, not only safety`, (v: string, prev: string[]) => [...prev, v], [])
     .parse();
   const o = program.opts<Flags>();
@@ -111,6 +120,7 @@ async function main(): Promise<void> {
   }
   const levels = list(o.protection);
   for (const l of levels) if (!['si', 'ha', 'pks', 'pke'].includes(l)) program.error(`--protection: "${l}" is not one of si, ha, pks, pke`);
+  if (!['si', 'ha', 'pks', 'pke'].includes(o.firstEventProtection)) program.error(`--first-event-protection: "${o.firstEventProtection}" is not one of si, ha, pks, pke`);
   const stores = list(o.persist);
   for (const p of stores) if (p !== 'memory' && p !== 'disk') program.error(`--persist: "${p}" is not one of memory, disk`);
   const systems: ServerSide[] = [];
@@ -129,7 +139,8 @@ async function main(): Promise<void> {
   const urgentSteps = urgentCredits.length * (2 * o.urgentRounds + 2);
   const fixedRate = (server: ServerSide): number => (server.mode === 'bft-ordered' ? o.orderedRate : o.rate);
   const steps = (p: (typeof plan)[number]): number => 3 + (fixedRate(p.server) > 0 ? 1 : 0) + (p.server.mode === 'bft-ordered' && o.crashRate > 0 ? 1 : 0);
-  const progress = new Progress(plan.reduce((n, p) => n + steps(p), 0) + urgentSteps);
+  const firstEventSteps = o.firstEvent ? 2 * o.firstEventRounds + 2 : 0;
+  const progress = new Progress(plan.reduce((n, p) => n + steps(p), 0) + urgentSteps + firstEventSteps);
   const runs: RunResult[] = [];
   const failures: { label: string; channels: number; error: string }[] = [];
   for (const p of plan) {
@@ -165,23 +176,42 @@ async function main(): Promise<void> {
     }
   }
   const urgent = urgentResults.length > 0 ? urgentResults : undefined;
+  let firstEvent: FirstEventResult | undefined;
+  if (o.firstEvent) {
+    try {
+      firstEvent = await runFirstEvent({
+        backlog: o.firstEventBacklog,
+        rounds: o.firstEventRounds,
+        size: o.size,
+        protection: o.firstEventProtection as Protection,
+        onPhase: (what) => progress.step(`first event after ${o.firstEventBacklog} queued: ${what}`),
+      });
+      progress.log(firstEventSummary(firstEvent));
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      failures.push({ label: 'first event', channels: 1, error });
+      progress.log(`FAILED first event: ${error}`);
+    }
+  }
   progress.stop();
-  const doc = { machine: machine(), date: new Date().toISOString(), args: process.argv.slice(2), runs, ...(urgent ? { urgent } : {}), ...(failures.length ? { failures } : {}) };
+  const doc = { machine: machine(), date: new Date().toISOString(), args: process.argv.slice(2), runs, ...(urgent ? { urgent } : {}), ...(firstEvent ? { firstEvent } : {}), ...(failures.length ? { failures } : {}) };
   if (runs.length > 0 || plan.length > 0) printTable(runs);
   for (const u of urgentResults) process.stdout.write(`\n${urgentSummary(u)}\n`);
+  if (firstEvent) process.stdout.write(`\n${firstEventSummary(firstEvent)}\n`);
   if (o.save) {
     const dir = new URL('../../bench/results/', import.meta.url).pathname;
     mkdirSync(dir, { recursive: true });
-    const suffix = `${o.quick ? '-quick' : ''}${plan.length === 0 && urgent ? '-urgent' : ''}`;
+    const suffix = `${o.quick ? '-quick' : ''}${plan.length === 0 && urgent ? '-urgent' : ''}${plan.length === 0 && firstEvent ? '-first-event' : ''}`;
     const file = join(dir, `${doc.date.slice(0, 19).replace(/[:T]/g, '-')}-${doc.machine.commit.slice(0, 8)}${suffix}.json`);
     writeFileSync(file, `${JSON.stringify(doc, null, 2)}\n`);
     process.stdout.write(`results: ${file}\n`);
     // A run of the urgent part alone leaves the throughput table and charts as they were.
     if (o.chart && runs.length > 0) process.stdout.write(`chart: ${writeReport(doc)}\n`);
     if (urgent && writeUrgentReport(doc)) process.stdout.write('urgent table: docs/performance.md\n');
+    if (firstEvent && writeFirstEventReport(doc)) process.stdout.write('first-event table: docs/performance.md\n');
   }
   if (o.out) writeFileSync(o.out, `${JSON.stringify(doc, null, 2)}\n`);
-  if (runs.length < plan.length || urgentResults.length < urgentCredits.length) process.exitCode = 1;
+  if (runs.length < plan.length || urgentResults.length < urgentCredits.length || (o.firstEvent && !firstEvent)) process.exitCode = 1;
 }
 
 function summaryLine(r: RunResult): string {

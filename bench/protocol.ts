@@ -45,6 +45,8 @@ export interface SubscriberReport {
   histogram: string;
   /** The longest time between two deliveries in the phase (a stall: a leader change, say). */
   longestGapMs: number;
+  /** A subscriber: when it called subscribe(), as process.hrtime ns. */
+  subscribeNs?: string;
   /** Urgent events (URGENT_MARK) apart, when the phase had any: their latency, and how many events came before each. */
   urgent?: { histogram: string; positions: number[] };
 }

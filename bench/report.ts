@@ -13,6 +13,7 @@ import { fileURLToPath } from 'node:url';
 import type { Machine } from './machine.js';
 import type { RunResult } from './run.js';
 import type { UrgentResult } from './urgent.js';
+import type { FirstEventResult } from './first-event.js';
 
 export interface ReportDoc {
   machine: Machine;
@@ -21,6 +22,8 @@ export interface ReportDoc {
   runs: RunResult[];
   /** The --urgent part, when it ran: one result per credit window. */
   urgent?: UrgentResult[];
+  /** The --first-event part, when it ran. */
+  firstEvent?: FirstEventResult;
 }
 
 export type ChartMetric = 'deliver' | 'publish';
@@ -29,6 +32,8 @@ export const TABLE_START = '<!-- bench:table:start -->';
 export const TABLE_END = '<!-- bench:table:end -->';
 export const URGENT_START = '<!-- bench:urgent:start -->';
 export const URGENT_END = '<!-- bench:urgent:end -->';
+export const FIRST_EVENT_START = '<!-- bench:first-event:start -->';
+export const FIRST_EVENT_END = '<!-- bench:first-event:end -->';
 
 /** The paper's use case: two SIEMs each receiving 60k events/s. */
 const USE_CASE_RATE = 60_000;
@@ -514,6 +519,38 @@ export function writeUrgentReport(doc: ReportDoc, docsDir: string | URL = new UR
   const md = join(typeof docsDir === 'string' ? docsDir : fileURLToPath(docsDir), 'performance.md');
   if (!existsSync(md)) return false;
   const updated = replaceUrgent(readFileSync(md, 'utf8'), doc);
+  if (updated === undefined) return false;
+  writeFileSync(md, updated);
+  return true;
+}
+
+/** The --first-event part as markdown: the table docs/performance.md shows between the first-event markers. */
+export function firstEventMarkdown(r: FirstEventResult): string {
+  const table = mdTable(
+    ['system', 'protection', 'backlog', 'rounds', 'first event p50 ms', 'first event max ms', 'first event, each round (ms)', 'credits per replica', 'backlog delivered in ms'],
+    [[r.label, r.protection, String(r.backlogEvents), String(r.rounds), String(r.firstEventP50Ms), String(r.firstEventMaxMs), r.firstEventMs.join(' / '), String(r.creditsEvents), r.drainMs.join(' / ')]],
+    [false, false, true, true, true, true, false, true, false],
+  );
+  return `${table}
+`;
+}
+
+/** Replaces what is between the first-event markers; undefined when they are missing or the run had no first-event part. */
+export function replaceFirstEvent(markdown: string, doc: ReportDoc): string | undefined {
+  const start = markdown.indexOf(FIRST_EVENT_START);
+  const end = markdown.indexOf(FIRST_EVENT_END, start + FIRST_EVENT_START.length);
+  if (!doc.firstEvent || start < 0 || end < 0) return undefined;
+  return `${markdown.slice(0, start + FIRST_EVENT_START.length)}
+${provenance(doc)}
+
+${firstEventMarkdown(doc.firstEvent)}${markdown.slice(end)}`;
+}
+
+/** Writes the --first-event table into docs/performance.md, touching nothing else; false when there was nothing to write. */
+export function writeFirstEventReport(doc: ReportDoc, docsDir: string | URL = new URL('../../docs/', import.meta.url)): boolean {
+  const md = join(typeof docsDir === 'string' ? docsDir : fileURLToPath(docsDir), 'performance.md');
+  if (!existsSync(md)) return false;
+  const updated = replaceFirstEvent(readFileSync(md, 'utf8'), doc);
   if (updated === undefined) return false;
   writeFileSync(md, updated);
   return true;

@@ -23,6 +23,8 @@ let received = 0;
 let firstNs = 0n;
 let lastNs = 0n;
 let longestGapNs = 0n;
+/** When this subscriber called subscribe() (the --first-event part times its first event from there). */
+let subscribeNs: bigint | undefined;
 /** Urgent events (the --urgent part), timed apart from the rest; undefined until one arrives. */
 let urgent: { histogram: ReturnType<typeof newHistogram>; positions: number[] } | undefined;
 
@@ -90,7 +92,10 @@ async function handle(m: ToWorker): Promise<void> {
       const name = `${m.kind === 'publisher' ? 'pub' : 'sub'}${m.index}`;
       client = await clientFactory(m.endpoint.system)(m.endpoint, { kind: m.kind, index: m.index, name });
       await client.connect();
-      if (m.kind === 'subscriber') await client.subscribe(m.channels, onMessage);
+      if (m.kind === 'subscriber') {
+        subscribeNs = process.hrtime.bigint();
+        await client.subscribe(m.channels, onMessage);
+      }
       return send({ type: 'ready' });
     }
     case 'publish': {
@@ -125,6 +130,7 @@ async function handle(m: ToWorker): Promise<void> {
         lastNs: String(lastNs),
         histogram: encodeHistogram(histogram),
         longestGapMs: Number(longestGapNs / 1_000_000n),
+        ...(subscribeNs !== undefined ? { subscribeNs: String(subscribeNs) } : {}),
         ...(urgent ? { urgent: { histogram: encodeHistogram(urgent.histogram), positions: urgent.positions } } : {}),
       });
     case 'exit':

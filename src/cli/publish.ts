@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { ContentType, FitError, type Priority } from '../core/index.js';
 import { clientKeyPath, loadConfig, withTlsFiles } from '../config/index.js';
 import { loadPrivateKey } from '../protection/index.js';
-import { Publisher } from '../client/index.js';
+import { Publisher, type PublisherStatus } from '../client/index.js';
 import { publishQuorum } from '../core/index.js';
 
 export interface PublishCommandOptions {
@@ -36,7 +36,8 @@ export async function publish(o: PublishCommandOptions): Promise<void> {
   const config = withTlsFiles(loadConfig(o.dir), o);
   const key = loadPrivateKey(clientKeyPath(o.dir, o.as));
   const started = Date.now();
-  const pub = new Publisher(config, o.as, key);
+  // A replica left behind is worth a line as it happens: the operator may want to look at it.
+  const pub = new Publisher(config, o.as, key, { onStatus: (s) => process.stderr.write(`${statusLine(s)}\n`) });
   // Check the channel and permission before connecting, so a typo fails at once.
   const cls = config.table.channels.get(o.channel);
   if (!cls) throw new FitError('FIT_ERR_UNKNOWN_CHANNEL', `channel "${o.channel}" is not in ${config.file}; channels there: ${[...config.table.channels.keys()].join(', ')}`, { channel: o.channel });
@@ -59,8 +60,17 @@ export async function publish(o: PublishCommandOptions): Promise<void> {
     pub.close();
   }
   const ms = Date.now() - started;
+  const missed = pub.replicaStats().filter((r) => r.missedEvents > 0);
   process.stderr.write(
     `published ${lines} events to ${o.channel} as ${o.as} in ${ms} ms; each acknowledged by ${publishQuorum(cls.fault, config.f)} of ${config.replicas.length} replicas (${cls.fault})` +
-      `${skipped ? `; ${skipped} empty lines skipped` : ''}; ids ${pub.epochHex}-1..${lines}\n`,
+      `${skipped ? `; ${skipped} empty lines skipped` : ''}; ids ${pub.epochHex}-1..${lines}` +
+      `${missed.length ? `; missed by replicas left behind: ${missed.map((r) => `${r.replica}=${r.missedEvents}`).join(' ')}` : ''}\n`,
   );
+}
+
+export function statusLine(s: PublisherStatus): string {
+  if (s.type === 'replicaBehind') {
+    return `replica ${s.replica} is not keeping up: it has not acknowledged ${s.lagBytes} bytes the others did (limits.publishLagBytesMax ${s.limitBytes}); sending it nothing more while the others make the quorum`;
+  }
+  return `replica ${s.replica} is sent every batch again after ${s.behindMs} ms behind; it missed ${s.missedEvents} events the others acknowledged meanwhile (its subscribers get them from the others)`;
 }

@@ -69,6 +69,11 @@ export class ReplicaLink {
     return this.ready && this.conn!.writable;
   }
 
+  /** Bytes sent to this replica still waiting in this process (0 when not connected). */
+  get backlogBytes(): number {
+    return this.conn?.backlogBytes ?? 0;
+  }
+
   start(): void {
     if (this.stopped || this.conn) return;
     const socket = this.tls ? dialTls(this.replica, this.tls) : connect({ host: this.replica.host, port: this.replica.port, noDelay: true });

@@ -3,6 +3,8 @@
 // batch counts as published once the channel's quorum acknowledged it: 2f+1 replicas for bft
 // (so f+1 correct ones hold it and every voter can reach f+1 matching copies), and for cft
 // every replica not known to be down (at least one) — the paper's "publishing in all replicas".
+// A replica that stops reading while the others make the quorum is left behind rather than
+// buffered for without bound (feeds.ts, limits.publishLagBytesMax).
 //
 // Event ids: a random 8-byte epoch per Publisher and a sequence number that rises in the order
 // events are sent, so a restarted or concurrent process never reuses an id, and a replica can
@@ -40,6 +42,7 @@ import { PROTECTION_CODE, type BatchSigner, type EventSealer } from '../protecti
 import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { ReplicaLink, believedRefusal } from './link.js';
 import { batchSigner, channelSealer } from './protection.js';
+import { ReplicaFeeds, type PublisherStatus, type ReplicaFeedStats } from './feeds.js';
 
 export interface PublishOptions {
   priority?: Priority;
@@ -85,6 +88,11 @@ interface Batch {
   errors: Map<number, FitError>;
 }
 
+export interface PublisherOptions {
+  /** Told when a replica is left behind (not reading) and when it caught up; see feeds.ts. */
+  onStatus?(status: PublisherStatus): void;
+}
+
 export interface PublisherCounters {
   events: number;
   batches: number;
@@ -97,6 +105,7 @@ const FINAL_AT_HANDSHAKE = new Set(['FIT_ERR_UNKNOWN_CLIENT', 'FIT_ERR_AUTH_FAIL
 
 export class Publisher {
   private readonly links: ReplicaLink[];
+  private readonly feeds: ReplicaFeeds;
   private readonly epoch = randomBytes(EPOCH_BYTES);
   private readonly idBytes: Buffer;
   private seq = 0;
@@ -122,6 +131,7 @@ export class Publisher {
     private readonly config: ClusterConfig,
     private readonly clientId: string,
     privateKey: KeyObject,
+    options: PublisherOptions = {},
   ) {
     this.idBytes = Buffer.from(clientId, 'utf8');
     this.signer = batchSigner(config, privateKey);
@@ -134,6 +144,12 @@ export class Publisher {
           onDown: () => this.onDown(),
         }, undefined, tls),
     );
+    this.feeds = new ReplicaFeeds(this.links, {
+      limitBytes: config.limits.publishLagBytesMax,
+      quorum: (fault) => publishQuorum(fault, config.f),
+      inflight: () => this.inflight.values(),
+      ...(options.onStatus ? { onStatus: options.onStatus } : {}),
+    });
   }
 
   /** The epoch that makes this process's event ids unique, as it appears in delivered ids. */
@@ -148,6 +164,14 @@ export class Publisher {
 
   get readyReplicas(): number {
     return this.links.filter((l) => l.ready).length;
+  }
+
+  /**
+   * Per replica: what waits in this process for it, how far it lags the quorum, whether it is
+   * left behind (not reading, past limits.publishLagBytesMax) and what it missed while it was.
+   */
+  replicaStats(): ReplicaFeedStats[] {
+    return this.feeds.stats();
   }
 
   /**
@@ -345,19 +369,20 @@ export class Publisher {
       b.frame.writeUInt32BE(b.seq, PUBLISH_SEQ_AT);
       this.inflight.set(b.seq, b);
       this.counters.batches++;
-      for (const l of this.links) l.send(b.frame);
+      this.feeds.send(b);
     }
   }
 
   /** A replica (re)connected: send it every batch in flight it has not acknowledged, in order. */
   private resend(link: ReplicaLink): void {
-    for (const b of this.inflight.values()) if (!b.acks.has(link.id)) link.send(b.frame);
+    this.feeds.ready(link);
     this.recheckAll();
   }
 
   private onFrame(link: ReplicaLink, body: Buffer): void {
     if (body[0] === MessageType.Ack) {
       const a = decodeAck(body);
+      this.feeds.answered(link, a.reqSeq);
       const b = this.inflight.get(a.reqSeq);
       if (!b) return;
       b.acks.add(link.id);
@@ -366,6 +391,7 @@ export class Publisher {
       this.check(b);
     } else if (body[0] === MessageType.Reply) {
       const msg = decodeJson(body);
+      this.feeds.answered(link, Number(msg.seq));
       const b = this.inflight.get(Number(msg.seq));
       if (!b || msg.ok !== false || b.acks.has(link.id)) return;
       b.errors.set(link.id, FitError.fromJSON(msg.error));
@@ -380,6 +406,7 @@ export class Publisher {
       Math.min(this.links.length, this.config.f + 1),
     );
     if (refusal && FINAL_AT_HANDSHAKE.has(refusal.code)) return this.fail(refusal);
+    this.feeds.down();
     this.recheckAll();
   }
 
@@ -397,6 +424,7 @@ export class Publisher {
         : b.acks.size >= quorum && this.links.every((l) => l.down || b.acks.has(l.id) || b.errors.has(l.id));
     if (done) {
       this.inflight.delete(b.seq);
+      this.feeds.done(b);
       this.counters.acknowledged += b.count;
       this.pump();
       return this.wake();

@@ -17,6 +17,12 @@ export const DEFAULT_LIMITS = {
    * a steady rate, fewer and larger frames; an event after a quiet spell leaves at once.
    */
   publishLingerMs: 2,
+  /**
+   * Bytes of batches the quorum acknowledged that one replica has not (its lag), before the
+   * publisher stops sending it anything while the others make the quorum: what the publisher
+   * holds for that replica alone.
+   */
+  publishLagBytesMax: 16 * 1024 * 1024,
   /** Events a replica may push to one subscribe session before the client grants more. */
   subscribeCreditsEvents: 8192,
   /** Events a replica puts in one pushed frame. */

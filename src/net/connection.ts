@@ -59,6 +59,11 @@ export class Connection {
     return !this.closed && !this.ending && this.stream.writableLength < this.writeBufferBytesMax;
   }
 
+  /** Bytes written and not yet taken by the kernel: what this process holds for the peer. */
+  get backlogBytes(): number {
+    return this.stream.writableLength;
+  }
+
   whenDrained(cb: () => void): void {
     if (this.closed) return;
     this.drainWaiters.push(cb);

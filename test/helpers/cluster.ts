@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientKeyPath, initCluster, loadConfig, makeClusterTls, METRICS_PORT_OFFSET, type ClientRole, type ClusterConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
-import { Publisher, Subscriber, type SubscriberOptions } from '../../src/client/index.js';
+import { Publisher, Subscriber, type PublisherOptions, type SubscriberOptions } from '../../src/client/index.js';
 import type { ChannelClass, FaultModel, Limits, Persist, Protection } from '../../src/core/index.js';
 
 export const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
@@ -49,7 +49,7 @@ export interface TestCluster {
   start(id: number): Promise<void>;
   kill(id: number, signal?: NodeJS.Signals): Promise<void>;
   alive(id: number): boolean;
-  publisher(client: string): Publisher;
+  publisher(client: string, o?: PublisherOptions): Publisher;
   subscriber(client: string, o: SubscriberOptions): Subscriber;
   log(id: number): string;
   stop(): Promise<void>;
@@ -163,8 +163,8 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
       p.kill(signal);
       await exited;
     },
-    publisher(client) {
-      const p = new Publisher(config, client, loadPrivateKey(clientKeyPath(dir, client))).connect();
+    publisher(client, po) {
+      const p = new Publisher(config, client, loadPrivateKey(clientKeyPath(dir, client)), po).connect();
       clients.push(p);
       return p;
     },

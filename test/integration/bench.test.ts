@@ -83,6 +83,33 @@ test('bench --urgent alone writes the urgent part in the documented shape, one r
   }
 });
 
+test('bench --first-event alone writes the first-event part in the documented shape', { timeout: 180_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-bench-'));
+  try {
+    const out = join(dir, 'r.json');
+    const args = [BENCH, '--first-event', '--first-event-backlog', '2000', '--first-event-rounds', '2', '--mode', 'none', '--peers', 'none', '--no-save', '--out', out];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 170_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const doc = JSON.parse(readFileSync(out, 'utf8')) as {
+      runs: unknown[];
+      firstEvent: { protection: string; backlogEvents: number; rounds: number; creditsEvents: number; firstEventMs: number[]; firstEventP50Ms: number; firstEventMaxMs: number; drainMs: number[] };
+    };
+    assert.deepEqual(doc.runs, []);
+    const f = doc.firstEvent;
+    assert.equal(f.protection, 'pks');
+    assert.equal(f.backlogEvents, 2000);
+    assert.equal(f.rounds, 2);
+    assert.equal(f.creditsEvents, 8192);
+    assert.equal(f.firstEventMs.length, 2);
+    assert.equal(f.drainMs.length, 2);
+    for (let i = 0; i < 2; i++) assert.ok(f.firstEventMs[i]! > 0 && f.firstEventMs[i]! <= f.drainMs[i]!, `round ${i}: first event ${f.firstEventMs[i]} ms, backlog ${f.drainMs[i]} ms`);
+    assert.ok(f.firstEventP50Ms <= f.firstEventMaxMs && f.firstEventMaxMs === Math.max(...f.firstEventMs));
+    assert.match(r.stdout, /first event after 2000 queued \(pks\): p50 [\d.]+ ms, max [\d.]+ ms over 2 rounds/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bench refuses an unknown mode or peer with a clear error', () => {
   for (const [flag, value, want] of [
     ['--mode', 'fast', /--mode: "fast" is not a fitbroker mode; use cft, bft or bft-ordered/],

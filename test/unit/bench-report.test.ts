@@ -7,7 +7,25 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chartSvg, markdownTable, replaceUrgent, textTable, urgentMarkdown, writeReport, writeUrgentReport, TABLE_START, TABLE_END, URGENT_START, URGENT_END, type ReportDoc } from '../../bench/report.js';
+import {
+  chartSvg,
+  firstEventMarkdown,
+  markdownTable,
+  replaceFirstEvent,
+  replaceUrgent,
+  textTable,
+  urgentMarkdown,
+  writeFirstEventReport,
+  writeReport,
+  writeUrgentReport,
+  FIRST_EVENT_START,
+  FIRST_EVENT_END,
+  TABLE_START,
+  TABLE_END,
+  URGENT_START,
+  URGENT_END,
+  type ReportDoc,
+} from '../../bench/report.js';
 import type { RunResult } from '../../bench/run.js';
 
 const lat = (p50: number) => ({ p50, p99: p50 * 4, p999: p50 * 9, max: p50 * 20, count: 1000 });
@@ -217,6 +235,26 @@ test('the urgent table goes between its own markers only: the throughput table a
     assert.equal(existsSync(join(dir, 'performance-chart.svg')), false, 'no chart written');
     assert.equal(writeUrgentReport({ ...doc, runs: [] }, dir), false, 'a run without the urgent part writes nothing');
     assert.equal(replaceUrgent('no markers', { ...doc, urgent: [u] }), undefined);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the first-event table goes between its own markers only', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-report-'));
+  try {
+    const f = { label: BFT, protection: 'pks' as const, backlogEvents: 50_000, rounds: 3, creditsEvents: 8192, firstEventMs: [12.5, 40, 20], firstEventP50Ms: 20, firstEventMaxMs: 40, drainMs: [3000, 3100, 2900] };
+    const before = `# Performance\n\n${URGENT_START}\nurgent table\n${URGENT_END}\n\n${FIRST_EVENT_START}\nold first\n${FIRST_EVENT_END}\n\nAfter.\n`;
+    writeFileSync(join(dir, 'performance.md'), before);
+    assert.equal(writeFirstEventReport({ ...doc, runs: [], firstEvent: f }, dir), true);
+    const md = readFileSync(join(dir, 'performance.md'), 'utf8');
+    assert.ok(md.includes(`${URGENT_START}\nurgent table\n${URGENT_END}`), 'the urgent table is untouched');
+    assert.ok(!md.includes('old first'));
+    assert.match(firstEventMarkdown(f), /\| fitbroker bft \(n=4, f=1\) \| pks \| 50000 \| 3 \| 20 \| 40 \| 12\.5 \/ 40 \/ 20 \| 8192 \| 3000 \/ 3100 \/ 2900 \|/);
+    assert.ok(md.includes(firstEventMarkdown(f)));
+    assert.ok(md.endsWith(`${FIRST_EVENT_END}\n\nAfter.\n`));
+    assert.equal(writeFirstEventReport({ ...doc, runs: [] }, dir), false, 'a run without the first-event part writes nothing');
+    assert.equal(replaceFirstEvent('no markers', { ...doc, firstEvent: f }), undefined);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
