@@ -474,19 +474,27 @@ export class ClientQueue {
   }
 
   /** Pull (the paper's receive with a count): dequeues up to `max` entries, urgent first. */
-  pull(max: number, nowMs: number): QueueEntry[] {
+  pull(max: number, nowMs: number, bytesMax = Infinity): QueueEntry[] {
     this.expire(nowMs);
     const out: QueueEntry[] = [];
+    let bytes = 0;
     for (let level = PRIORITY_LEVELS - 1; level >= 0 && out.length < max; level--) {
       const fifo = this.levels[level]!;
       while (out.length < max && fifo.length > 0) {
+        // Whatever fits one frame (one record alone when it is bigger): what is pulled is gone.
+        if (out.length > 0 && bytes + fifo.peek()!.len > bytesMax) return this.pulled(out);
         const e = fifo.shift()!;
+        bytes += e.len;
         this.uncounted(e);
         this.finished(e);
         if (e.expiresAtMs < nowMs) this.countExpired(e);
         else out.push(e);
       }
     }
+    return this.pulled(out);
+  }
+
+  private pulled(out: QueueEntry[]): QueueEntry[] {
     this.counters.sent += out.length;
     return out;
   }

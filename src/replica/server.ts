@@ -15,7 +15,7 @@ import type { JournalStore } from '../consensus/index.js';
 import { authTranscript, newNonce, replicaTlsName, signBytes, verifyBytes, AUTH_VERSION, type TlsIdentity } from '../protection/index.js';
 import { Connection, startsTls, tlsAcceptor } from '../net/index.js';
 import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
-import { LogSource, PushScheduler, PushStream, QueueSource } from './push.js';
+import { LogSource, PushScheduler, PushStream, QueueSource, PUSH_FRAME_BYTES } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
 import { ClientQuotas } from './quotas.js';
 import { ReplicaMetrics, type MetricsSource } from './metrics.js';
@@ -643,7 +643,8 @@ export class ReplicaServer {
     const queue = this.service.queueFor(peer.client!, channel);
     if (!Number.isInteger(max) || max < 1) throw new FitError('FIT_ERR_MALFORMED', 'receive needs max: a positive integer');
     if (this.faults.some((f) => f.kind === 'mute')) return this.reply(peer, seq, { count: 0 });
-    const entries = queue.pull(Math.min(max, this.o.config.limits.pushBatchEventsMax), this.nowMs());
+    // One EVENTS frame answers a pull: no more than a push frame holds, so that it stays under the client's frameBytesMax.
+    const entries = queue.pull(Math.min(max, this.o.config.limits.pushBatchEventsMax), this.nowMs(), PUSH_FRAME_BYTES);
     peer.conn.send(encodeEvents(seq, 0, entries.map((e) => e.rec)));
     this.reply(peer, seq, { count: entries.length });
   }

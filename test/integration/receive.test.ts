@@ -32,6 +32,25 @@ describe('receive (pull with a count)', { timeout: 60_000 }, () => {
   });
 });
 
+describe('receive of large events', { timeout: 60_000 }, () => {
+  it('answers a pull with what fits one frame, so 16 KiB events still arrive (1,000 of them would be a 16 MiB frame, over frameBytesMax)', async () => {
+    const c = await startCluster({ protection: 'si' });
+    try {
+      const pub = c.publisher('probe');
+      const big = 'z'.repeat(16 * 1024);
+      for (let i = 0; i < 400; i++) if (!pub.publish('alerts', `${i} ${big}`)) await pub.drained();
+      await pub.flush(30_000);
+      const r = new Receiver(c.config, 'console', loadPrivateKey(clientKeyPath(c.dir, 'console')), 'alerts');
+      const got = new Set<string>();
+      for (let call = 0; call < 100 && got.size < 400; call++) for (const e of await r.receive(1_000)) got.add(e.content.toString().split(' ')[0]!);
+      r.close();
+      assert.equal(got.size, 400, `received ${got.size} of 400 large events`);
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
 describe('a stalled console', { timeout: 90_000 }, () => {
   it('holds no one else back, and costs a replica only its bounded queue, with every drop counted', async () => {
     const capacity = 5_000;

@@ -313,3 +313,13 @@ test('never returns an expired event and never holds more than capacity (one ses
     }),
   );
 });
+
+test('a pull with a byte bound returns what fits (one record alone when it is bigger) and leaves the rest queued', () => {
+  const q = new ClientQueue(100, FOREVER_MS);
+  for (const name of ['aaaa', 'bbbb', 'cccc', 'dddddddddddd', 'e']) put(q, name);
+  assert.deepEqual(names(q.pull(10, NOW, 9)), ['aaaa', 'bbbb']);
+  assert.deepEqual(names(q.pull(10, NOW, 9)), ['cccc']);
+  assert.deepEqual(names(q.pull(10, NOW, 9)), ['dddddddddddd'], 'a record over the bound goes alone');
+  assert.deepEqual(names(q.pull(10, NOW, 9)), ['e']);
+  assert.equal(q.counters.sent, 5);
+});
