@@ -118,6 +118,11 @@ export class Sequencer {
     this.durable.get(channel)?.untrack(client);
   }
 
+  /** The channel's log is kept on disk (persist: disk). */
+  onDisk(channel: string): boolean {
+    return this.durable.has(channel);
+  }
+
   /** What a disk channel's log has on disk (for status), or undefined for a memory channel. */
   diskStats(channel: string): LogDiskStats | undefined {
     return this.durable.get(channel)?.stats();

@@ -49,6 +49,14 @@ export interface OrderingOptions {
 /** The ordering protocol's client name for a publishing process's events on a channel: ev/CHANNEL/PROCESS. */
 const EVENT_PREFIX = 'ev/';
 
+/** A publish frame waiting for its ordered events; `notHeld`: one of them is not on this replica's disk. */
+interface EventWaiter {
+  remaining: number;
+  done: (err?: FitError) => void;
+  submittedMs: number;
+  notHeld?: FitError;
+}
+
 /** Outcomes kept to answer an admin that asks again for a change already decided. */
 const OUTCOMES_KEPT = 1024;
 
@@ -81,7 +89,7 @@ export class Ordering implements StateMachine {
   private unknownDecided = 0;
   private eventsOrdered = 0;
   /** Publish frames waiting for their ordered events to be decided, by event (client#seq). */
-  private readonly eventWaiters = new Map<string, Set<{ remaining: number; done: () => void; submittedMs: number }>>();
+  private readonly eventWaiters = new Map<string, Set<EventWaiter>>();
   /**
    * Events waiting for room in the order (consensusPendingMax), oldest first: submitted as
    * decisions make room. Their frames stay unacknowledged meanwhile, which is what holds the
@@ -117,11 +125,12 @@ export class Ordering implements StateMachine {
 
   /**
    * Events of ordered channels from one publish frame: submitted to be ordered (resends are
-   * deduplicated by the order), and `done` once every one of them is decided.
+   * deduplicated by the order), and `done` once every one of them is decided — with an error
+   * when this replica cannot stand behind the acknowledgement (see installed()).
    */
-  order(sections: { channel: string; events: UnorderedEvent[] }[], done: () => void): void {
+  order(sections: { channel: string; events: UnorderedEvent[] }[], done: (err?: FitError) => void): void {
     const reqs: Req[] = [];
-    const waiter = { remaining: 0, done, submittedMs: performance.now() };
+    const waiter: EventWaiter = { remaining: 0, done, submittedMs: performance.now() };
     for (const { channel, events } of sections) {
       for (const e of events) {
         // The process (publisher id and epoch) by a 128-bit digest: every reference in a view change carries it.
@@ -168,15 +177,16 @@ export class Ordering implements StateMachine {
   }
 
   /** An event was decided: frames waiting for it are one closer to their acknowledgement. */
-  private released(client: string, seq: number): void {
+  private released(client: string, seq: number, notHeld?: FitError): void {
     const key = `${client}#${seq}`;
     const set = this.eventWaiters.get(key);
     if (!set) return;
     this.eventWaiters.delete(key);
     for (const w of set) {
+      if (notHeld) w.notHeld ??= notHeld;
       if (--w.remaining > 0) continue;
       this.o.ordered?.(performance.now() - w.submittedMs);
-      w.done();
+      w.done(w.notHeld);
     }
   }
 
@@ -310,9 +320,17 @@ export class Ordering implements StateMachine {
    * changes decided in between are answered now.
    */
   private installed(seq: number): void {
+    // Decided in the part this replica skipped: an event of a disk channel is not on its disk,
+    // so it does not acknowledge it (the publisher counts the refusal as this replica's answer;
+    // the others, which hold it, acknowledge), or 2f+1 acknowledgements could stand for fewer
+    // disks than the persistence guarantee counts on.
+    const notHeld = new FitError('FIT_ERR_STORE', `the event was decided while this replica was catching up (it installed the others' state after consensus seq ${seq}), so it is not on this replica's disk; the other replicas acknowledge it`);
     for (const key of [...this.eventWaiters.keys()]) {
       const at = key.lastIndexOf('#');
-      if (this.driver.isDecided(key.slice(0, at), Number(key.slice(at + 1)))) this.released(key.slice(0, at), Number(key.slice(at + 1)));
+      const client = key.slice(0, at);
+      if (!this.driver.isDecided(client, Number(key.slice(at + 1)))) continue;
+      const channel = client.slice(EVENT_PREFIX.length, client.lastIndexOf('/'));
+      this.released(client, Number(key.slice(at + 1)), this.o.service.sequencer.onDisk(channel) ? notHeld : undefined);
     }
     for (const [key, list] of this.waiting) {
       const at = key.lastIndexOf('#');

@@ -483,9 +483,10 @@ export class ReplicaServer {
         const max = this.o.config.limits.orderBacklogEventsMax;
         peer.awaitingOrderEvents += events;
         const done = this.pending(peer);
-        this.ordering.order(r.unordered, () => {
+        this.ordering.order(r.unordered, (err) => {
           peer.awaitingOrderEvents -= events;
-          ack();
+          if (err) this.refuse(peer, p.reqSeq, err, false, 'publish');
+          else ack();
           done();
           if (peer.awaitingOrderEvents <= max / 2 && this.pausedForOrder.delete(peer)) this.release(peer, 'order');
         });

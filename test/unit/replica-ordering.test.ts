@@ -11,18 +11,22 @@ import { join } from 'node:path';
 import { pino } from 'pino';
 import { initCluster, loadConfig, replicaKeyPath } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
-import { BrokerService, controlSnapshot } from '../../src/broker/index.js';
+import { BrokerService, DiskStore, controlSnapshot } from '../../src/broker/index.js';
+import { FitError } from '../../src/core/index.js';
 import { ed25519Signer, ExecutedRequests, MemoryJournalStore, sha256, signable, snapshotDigest, type Checkpoint, type JournalEntry, type JournalStore } from '../../src/consensus/index.js';
 import { Ordering } from '../../src/replica/ordering.js';
 
 /** A cluster of 4 in a temp dir, replica 1's Ordering over a service, and the snapshot at seq 32 that replicas 0, 2, 3 signed: five events ordered (two of them a publish frame held here), client siem gone. */
-function lagging(journal?: JournalStore) {
+function lagging(journal?: JournalStore, persist: 'memory' | 'disk' = 'memory') {
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-ordering-'));
-  initCluster({ dir, replicas: 4, faults: 1, channels: [], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [{ name: 'siem', role: 'sub' }], force: false, ordered: ['orders'] });
+  initCluster({ dir, replicas: 4, faults: 1, channels: [], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [{ name: 'siem', role: 'sub' }], force: false, ordered: ['orders'], persist });
   const config = loadConfig(dir);
   const key = (id: number) => loadPrivateKey(replicaKeyPath(dir, id));
+  const stores: DiskStore[] = [];
   const make = (j = journal) => {
-    const service = new BrokerService(loadConfig(dir).table, config.limits, () => 0);
+    const store = persist === 'disk' ? new DiskStore(join(dir, 'store')) : undefined;
+    if (store) stores.push(store);
+    const service = new BrokerService(loadConfig(dir).table, config.limits, () => 0, store);
     const ordering = new Ordering({ config, id: 1, privateKey: key(1), restarted: false, slowOrderMs: 0, service, journal: j, logger: pino({ level: 'silent' }), reply: () => undefined, refuse: () => undefined });
     return { service, ordering };
   };
@@ -43,11 +47,14 @@ function lagging(journal?: JournalStore) {
     events,
     /** Replica 2 sends the signed snapshot (state transfer). */
     install: (ordering: Ordering) => ordering.receive(2, { type: 'batches', stable, batches: [], executed: 32, view: 0, top: 32, recovering: false, snapshot: { stable, body }, from: 2 }),
-    done: () => rmSync(dir, { recursive: true, force: true }),
+    done: async () => {
+      for (const s of stores) await s.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
-test('a snapshot the others signed moves the control table and the order, and acknowledges the publishes it says were decided', () => {
+test('a snapshot the others signed moves the control table and the order, and acknowledges the publishes it says were decided', async () => {
   const f = lagging();
   try {
     const { service, ordering } = f.make();
@@ -63,7 +70,7 @@ test('a snapshot the others signed moves the control table and the order, and ac
     assert.deepEqual([log.high, log.skipped], [5, 5]);
     assert.equal(service.controlTable.clients.has('siem'), false, 'the client the snapshot does not have is gone');
   } finally {
-    f.done();
+    await f.done();
   }
 });
 
@@ -119,6 +126,21 @@ test('with a journal, the publish is acknowledged only once the installed snapsh
     const missed = Object.values(log.positions).map((p) => p.missed);
     assert.ok(missed.length > 0 && missed.every((n) => n === 0), `a reader was told it missed what a restart did not keep: ${missed.join(', ')}`);
   } finally {
-    f.done();
+    await f.done();
+  }
+});
+
+test('on a disk channel, a publish the installed snapshot decided is refused, not acknowledged: its events are not on this replica\'s disk', async () => {
+  const f = lagging(undefined, 'disk');
+  try {
+    const { ordering } = f.make();
+    const answers: (FitError | undefined)[] = [];
+    ordering.order([{ channel: 'orders', events: f.events }], (err) => answers.push(err));
+    f.install(ordering);
+    assert.equal(answers.length, 1);
+    assert.equal(answers[0]?.code, 'FIT_ERR_STORE');
+    assert.match(answers[0]!.message, /decided while this replica was catching up .* not on this replica's disk; the other replicas acknowledge it/);
+  } finally {
+    await f.done();
   }
 });
