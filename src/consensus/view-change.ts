@@ -110,8 +110,10 @@ function tryNewView(r: Core, view: number): void {
  * prepared nothing at a seq where it then prepares, and maybe decides, a batch; the leader
  * builds NEW-VIEW(t) from it and another batch is decided there (the scenario in
  * test/unit/consensus-view-change.test.ts, found in review). Left out of the view the others
- * entered, it follows what they decide by catch-up (timers.ts) and joins them in a view at or
- * above its target: their STOP votes reach it as they leave theirs.
+ * entered, it follows what they decide by catch-up, which needs no view (timers.ts), and joins
+ * them at a view at or above its target: a NEW-VIEW for one, or their STOP votes above it; if
+ * their views below it fail without it, their timers take them up to its target, where its
+ * VIEW-CHANGE, resent, waits for them.
  */
 export function onNewView(r: Core, m: NewView): void {
   if (m.view <= r.view || (r.changing && m.view < r.target)) return;
