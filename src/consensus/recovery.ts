@@ -6,8 +6,8 @@
 //
 // It must never: run on a journal that is damaged or another replica's (it refuses with
 // FIT_ERR_JOURNAL), or come back able to contradict a vote it gave before the crash: a second
-// batch at a (view, seq) it PREPAREd, a VIEW-CHANGE without a certificate it formed, a PREPARE
-// in a view it left.
+// batch at a (view, seq) it PREPAREd, a VIEW-CHANGE without a certificate it formed, a vote in
+// a view below one it sent a VIEW-CHANGE for.
 
 import { FitError } from '../core/index.js';
 import { refKey } from './availability.js';
@@ -125,7 +125,8 @@ function restoreView(r: Core, v: ViewEntry | undefined, leave: LeaveEntry | unde
     if (v.newView && v.newView.from === r.o.id) r.ownNewView = v.newView;
   }
   if (leave && leave.target > r.view) {
-    // It had left its view: it prepares nothing more there, and votes (STOP) as it did.
+    // It had left its view for leave.target: it takes part in no view below that (what its
+    // VIEW-CHANGE says it prepared there must stay all it ever prepared), and votes (STOP) as it did.
     r.changing = true;
     r.target = leave.target;
     r.viewChangeStartedAt = r.now;

@@ -5,8 +5,8 @@
 // writes ahead of what it sends, flushed at random moments, and replicas crash and restart
 // from it — one, several or all n at once (`outages`). After every step it checks that no two
 // correct replicas decided different batches at one seq, that no seq is ever decided
-// differently from the first time (restarts included), and that a replica restarted from its
-// journal votes in no view it had sent a VIEW-CHANGE to leave; at the end, that every client
+// differently from the first time (restarts included), and that no correct replica votes in a
+// view below one it had sent a VIEW-CHANGE for (restarts from its journal included); at the end, that every client
 // request was decided once the network had healed. One seed replays one schedule exactly.
 
 import { createHash } from 'node:crypto';
@@ -301,13 +301,15 @@ export function simulate(so: SimOptions): SimResult {
   /** Every message a replica sent, for replaying replicas. */
   const seen: ConsensusMessage[] = [];
   /**
-   * A VIEW-CHANGE promises that its sender prepares nothing more in the view it left (PBFT's
-   * VIEW-CHANGE carries every certificate it will ever have there), restarts included: that is
-   * what the journal's 'leave' entry is for. Per replica, its latest VIEW-CHANGE made and sent,
-   * and the highest view it had left, VIEW-CHANGE sent, when it was killed (-1: none).
+   * A VIEW-CHANGE(t) promises that its sender votes (PRE-PREPARE, PREPARE, COMMIT) in no view
+   * below t ever again (PBFT's VIEW-CHANGE carries every certificate it will ever have there),
+   * restarts from its journal included: that is what the journal's 'leave' entry is for. Per
+   * replica, its latest VIEW-CHANGE made and sent (to tell a kill in the middle of a view
+   * change), and the highest view it sent a VIEW-CHANGE for (-1: none; a replica back without
+   * its journal starts again at -1, and is counted among the f until it is past its old votes).
    */
   const viewChange = Array.from({ length: n }, (): { made?: ConsensusMessage; sent?: ConsensusMessage } => ({}));
-  const left = new Array<number>(n).fill(-1);
+  const promised = new Array<number>(n).fill(-1);
 
   const cut = (a: number, b: number): boolean => {
     if (!so.partition || now >= healAt || now < (so.partitionFrom ?? 0)) return false;
@@ -347,9 +349,12 @@ export function simulate(so: SimOptions): SimResult {
     const kind = byz[from];
     if (kind === 'silent' || !alive(from)) return;
     for (const { to, msg } of out.messages) {
-      if (msg.type === 'view-change') viewChange[from]!.sent = msg;
-      if ((msg.type === 'pre-prepare' || msg.type === 'prepare' || msg.type === 'commit') && msg.view <= left[from]!) {
-        throw new SafetyViolation(`replica ${from} sent a ${msg.type.toUpperCase()} in view ${msg.view} at tick ${now}, after it was killed having sent a VIEW-CHANGE to leave view ${left[from]}`);
+      if (msg.type === 'view-change') {
+        viewChange[from]!.sent = msg;
+        if (checked.includes(from)) promised[from] = Math.max(promised[from]!, msg.view);
+      }
+      if ((msg.type === 'pre-prepare' || msg.type === 'prepare' || msg.type === 'commit') && msg.view < promised[from]!) {
+        throw new SafetyViolation(`replica ${from} sent a ${msg.type.toUpperCase()} in view ${msg.view} at tick ${now}, after it had sent a VIEW-CHANGE for view ${promised[from]}${kills.some((k) => k.replica === from) ? ' (killed and restarted from its journal since)' : ''}`);
       }
       if (kind === 'replay') seen.push(msg);
       const targets = to === 'all' ? Array.from({ length: n }, (_, i) => i) : [to];
@@ -460,7 +465,7 @@ export function simulate(so: SimOptions): SimResult {
         journals[i] = new MemoryJournalStore();
         held[i] = [];
         viewChange[i] = {};
-        left[i] = -1;
+        promised[i] = -1;
         start(i, true);
       }
       const isDown = down(i);
@@ -472,7 +477,6 @@ export function simulate(so: SimOptions): SimResult {
         // and an older one may be for a view left long ago): it left st.view for good.
         const vc = viewChange[i]!;
         const viewChangeSent = st.changingView && vc.sent !== undefined && vc.sent === vc.made && vc.sent.type === 'view-change' && vc.sent.view > st.view;
-        if (viewChangeSent) left[i] = Math.max(left[i]!, st.view);
         kills.push({ tick: now, replica: i, view: st.view, changingView: st.changingView, viewChangeSent, lastDecided: st.lastDecided, unflushed: journals[i]!.pending, decidedBefore });
         // Some of the appends not flushed may have been committed: a prefix of them survives.
         journals[i]!.crash(Math.floor(random() * (journals[i]!.pending + 1)));

@@ -8,12 +8,14 @@ import assert from 'node:assert/strict';
 import { FitError } from '../../src/core/index.js';
 import {
   ConsensusReplica,
+  GENESIS,
   MemoryJournalStore,
   refOf,
   type Batches,
   type Checkpoint,
   type ConsensusMessage,
   type ConsensusOptions,
+  type NewView,
   type Output,
   type PrePrepare,
   type Prepare,
@@ -136,6 +138,21 @@ test('a replica that left its view before the crash is still leaving it after: t
   h.ticks(OPTIONS.resendTicks);
   assert.deepEqual(h.said('view-change'), [before]);
   assert.ok((h.said('stop') as { view: number }[]).some((s) => s.view === 1), 'its vote to leave, resent');
+});
+
+test('a replica that sent VIEW-CHANGE(2) before the crash enters no view below 2 after it (the leave entry keeps the promise), and enters NEW-VIEW(2)', () => {
+  const h = new Harness(3);
+  for (const from of [0, 2]) h.receive(from, { type: 'stop', view: 2, from });
+  assert.equal((h.said('view-change') as ViewChange[])[0]?.view, 2);
+  h.restart();
+  const newView = (view: number): NewView => {
+    const vcs = [0, 1, 2].map((from) => sign<ViewChange>({ type: 'view-change', view, stable: GENESIS, prepared: [], from, sig: '' }));
+    return sign<NewView>({ type: 'new-view', view, viewChanges: vcs, prePrepares: [], from: view % N, sig: '' });
+  };
+  h.receive(1, newView(1));
+  assert.deepEqual([h.r.status.view, h.r.status.changingView], [0, true], 'NEW-VIEW(1), valid, refused');
+  h.receive(2, newView(2));
+  assert.deepEqual([h.r.status.view, h.r.status.changingView], [2, false]);
 });
 
 test('a leader restarted from its journal proposes above the seqs it proposed before, and sends those PRE-PREPAREs again', () => {

@@ -95,6 +95,30 @@ test('one replica voting to leave the view moves nobody; f+1 votes make others j
   assert.equal(r.status.changingView, true);
 });
 
+/** A valid NEW-VIEW for `view`, from its leader, on view changes of `by` that prepared nothing. */
+function newViewBy(view: number, by: number[]): NewView {
+  const vcs = by.map((from) => sign<ViewChange>({ type: 'view-change', view, stable: GENESIS, prepared: [], from, sig: '' }));
+  return sign<NewView>({ type: 'new-view', view, viewChanges: vcs, prePrepares: [], from: view % N, sig: '' });
+}
+
+test('a replica that sent VIEW-CHANGE(2) enters no view below 2 (PBFT TOCS §4.4: its VIEW-CHANGE lists all it will ever prepare below 2), follows by catch-up meanwhile, and enters NEW-VIEW(2)', () => {
+  const r = replica(3);
+  r.receive(0, { type: 'stop', view: 2, from: 0 });
+  const o = r.receive(2, { type: 'stop', view: 2, from: 2 });
+  const [vc] = sent(o, 'view-change') as ViewChange[];
+  assert.equal(vc?.view, 2, 'f+1 votes for view 2, with its own 2f+1: it left view 0 for view 2');
+  r.receive(1, newViewBy(1, [0, 1, 2]));
+  assert.deepEqual([r.status.view, r.status.changingView], [0, true], 'NEW-VIEW(1) is valid, but below the view it promised to prepare nothing under');
+  r.submit(req(1));
+  attest(r, [req(1)], [0, 2]);
+  assert.equal(sent(r.receive(1, prePrepare(1, 1, [req(1)])), 'prepare').length, 0, 'a PRE-PREPARE of view 1');
+  let asked = false;
+  for (let t = 0; t < OPTIONS.resendTicks && !asked; t++) asked = sent(r.tick(), 'fetch').length > 0;
+  assert.ok(asked, 'left out of view 1 with a request waiting, it asks the others what they decided');
+  r.receive(2, newViewBy(2, [0, 1, 2]));
+  assert.deepEqual([r.status.view, r.status.changingView], [2, false], 'NEW-VIEW(2) is entered');
+});
+
 /** Decided batches 1 and 2 with the stable checkpoint at 2 that replicas 0, 2, 3 signed. */
 function checkpointAt2(): { batches: { seq: number; batch: Req[] }[]; stable: StableCheckpoint } {
   const batches = [1, 2].map((seq) => ({ seq, batch: [req(seq)] }));

@@ -286,6 +286,13 @@ test('schedules the journal campaign found: a replica left alone in a view chang
   run(scenario(1005760, true));
 });
 
+test('schedules that broke the VIEW-CHANGE promise once the simulator checked it for every replica: a replica that sent VIEW-CHANGE(2) entered NEW-VIEW(1) and PREPAREd in view 1 (the bug of test/unit/consensus-view-change.test.ts)', () => {
+  // 582 (no journal): replica 0, cut off from tick 43, while replica 2 crashed; 216: with a
+  // flooding replica and journal restarts; 973: replica 0 restarted from its journal. Each
+  // broke the promise without splitting a decision (with n = 4 that takes a rarer schedule).
+  for (const seed of [216, 582, 973]) run(scenario(seed, true));
+});
+
 test('the journal stays bounded in a long run: the log window, the retained batches and the snapshot, not the history', () => {
   const r = run({ seed: 371, journal: true, clients: 4, requestsPerClient: 100, issueTicks: 1200, ticks: 3000, consensus: { checkpointInterval: 4, logWindow: 8, batchMax: 2, retainDecided: 8 }, outages: [{ replicas: all, from: 600, to: 620 }] });
   for (const c of r.live) {
