@@ -210,9 +210,22 @@ export function runCliAsync(args: string[], input?: string): Promise<{ code: num
 export function publishStream(pub: Publisher, channel: string, everyMs: number): { sent(): number; refused(): unknown; stop(): void } {
   let sent = 0;
   let refused: unknown;
+  // publish() queues the event even when it returns false (the window is full): a producer
+  // then waits for drained(), as a real one does. Counting only the true returns, as this did,
+  // missed every event queued past a full window and sent them with repeated contents.
+  let waiting = false;
   const timer = setInterval(() => {
+    if (refused !== undefined || waiting) return;
     try {
-      if (refused === undefined && pub.publish(channel, `${channel}-${sent}`)) sent++;
+      const room = pub.publish(channel, `${channel}-${sent}`);
+      sent++;
+      if (!room) {
+        waiting = true;
+        pub.drained().then(
+          () => (waiting = false),
+          (e: unknown) => (refused ??= e),
+        );
+      }
     } catch (e) {
       refused = e;
     }

@@ -127,10 +127,15 @@ describe('fitbroker acl: a change survives a restart of every replica', { timeou
       const old = readFileSync(file, 'utf8');
       const r = runCli(['acl', 'revoke', 'probe', 'alerts', '--dir', c.dir]);
       assert.equal(r.code, 0, r.stderr);
+      // acl returns once f+1 replicas confirmed: wait for all four, and for their journal flush.
+      for (let i = 0; i < 200 && [0, 1, 2, 3].some((id) => appliedAt(c, id, 'revoke', 'probe').length === 0); i++) await sleep(100);
+      await sleep(500);
       // Every host's file as it was before the change: only the journals know of it.
       writeFileSync(file, old);
       await Promise.all([0, 1, 2, 3].map((id) => c.kill(id)));
       await Promise.all([0, 1, 2, 3].map((id) => c.start(id)));
+      // Started means its metrics port answers; recovery comes after, before it listens.
+      for (let i = 0; i < 200 && [0, 1, 2, 3].some((id) => !/replica listening/.test(c.log(id).split('recovered the consensus state')[1] ?? '')); i++) await sleep(100);
       for (let id = 0; id < 4; id++) {
         assert.match(c.log(id), /recovered the consensus state from the journal/, `replica ${id}`);
         assert.match(c.log(id), /cluster.yaml's clients differ from the control table the replicas agreed on[^\n]*"clients":\["probe"\]|"clients":\["probe"\][^\n]*cluster.yaml's clients differ/, `replica ${id} did not say its cluster.yaml differs`);

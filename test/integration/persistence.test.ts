@@ -93,6 +93,8 @@ describe('persist: disk, replicas killed and restarted', { timeout: 600_000 }, (
       await Promise.all([0, 1, 2, 3].map((id) => c.kill(id)));
       await Promise.all([0, 1, 2, 3].map((id) => c.start(id)));
       const after = await diskStats(c, 0);
+      // Recovery is logged before a replica listens, which may be after start() returned.
+      for (let i = 0; i < 200 && [0, 1, 2, 3].some((id) => !/recovered the consensus state from the journal/.test(c.log(id))); i++) await sleep(100);
       for (const id of [0, 1, 2, 3]) assert.match(c.log(id), /recovered the consensus state from the journal/, `replica ${id} did not recover from its consensus journal`);
       for (const ch of CHANNELS) assert.ok(after[ch]!.restored > 0, `replica 0 read nothing of ${ch} back from disk (it held ${JSON.stringify(before[ch])})`);
       for (const ch of UNORDERED) assert.ok(after[ch]!.nextIdx! >= before[ch]!.nextIdx!, `replica 0 numbers ${ch} from ${after[ch]!.nextIdx} after the restart, ${before[ch]!.nextIdx} before`);
