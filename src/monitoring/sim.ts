@@ -44,6 +44,8 @@ export interface SimOccurrence {
 export interface SimBackend extends MonitorBackend {
   /** Runs the simulated VM until its wall clock has advanced `ms` (virtual) since the last call. */
   advance(ms: number): void;
+  /** apply(), synchronously: the virtual clock does not move while it runs either way. */
+  applySync(change: SetChange): { config: MonitorConfig; effects: SetEffect[]; configVersion: number };
   /** Occurrences recorded since start (empty unless truthMax was given). */
   truth(): readonly SimOccurrence[];
 }
@@ -255,6 +257,7 @@ export function simBackend(options: SimOptions): SimBackend {
     async apply(change) {
       return applyNow(change);
     },
+    applySync: applyNow,
     config: () => config,
     costs,
     calibration: () => cal,
