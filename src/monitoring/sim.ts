@@ -52,8 +52,12 @@ export interface SimBackend extends MonitorBackend {
 
 const FILE_PATHS = ['/etc/passwd', '/etc/hosts', '/var/log/app.log', '/usr/lib/libc.so.6', '/tmp/work.dat', '/srv/www/index.html', '/proc/self/stat'];
 const PROCESS_NAMES = ['systemd', 'sshd', 'cron', 'rsyslogd', 'bash', 'nginx', 'postgres', 'python3', 'kworker', 'dbus-daemon'];
-/** The open-file count stays within [3, initial * OPEN_FILES_GROWTH_MAX]. */
-const OPEN_FILES_GROWTH_MAX = 4;
+/**
+ * Files the workload opens beyond those it holds at start, at most: the open-file count (and so
+ * the cost of a files extraction) stays within [initial, initial + this], as a server's does,
+ * instead of wandering like a random walk.
+ */
+const OPEN_FILES_TRANSIENT_MAX = 8;
 
 export function simBackend(options: SimOptions): SimBackend {
   const workload = options.workload ?? SIM_WORKLOADS.web;
@@ -71,7 +75,7 @@ export function simBackend(options: SimOptions): SimBackend {
   }
   const openFds: { fd: number; path: string }[] = [];
   for (let fd = 0; fd < workload.openFiles; fd++) openFds.push({ fd, path: fd < 3 ? '/dev/pts/0' : FILE_PATHS[fd % FILE_PATHS.length]! });
-  const openFilesMax = Math.max(3, workload.openFiles * OPEN_FILES_GROWTH_MAX);
+  const openFilesMax = workload.openFiles + OPEN_FILES_TRANSIENT_MAX;
 
   let started = false;
   let config: MonitorConfig = EMPTY_CONFIG;
@@ -140,15 +144,17 @@ export function simBackend(options: SimOptions): SimBackend {
     switch (name) {
       case 'openat': {
         const path = FILE_PATHS[Math.floor(random() * FILE_PATHS.length)]!;
-        if (random() < 0.1 || openFds.length >= openFilesMax) return { args: ['AT_FDCWD', JSON.stringify(path), 'O_RDONLY|O_CLOEXEC'], result: -2 };
+        const args = ['AT_FDCWD', JSON.stringify(path), 'O_RDONLY|O_CLOEXEC'];
+        if (random() < 0.1) return { args, result: -2 }; // ENOENT
+        if (openFds.length >= openFilesMax) return { args, result: -24 }; // EMFILE
         const fd = (openFds[openFds.length - 1]?.fd ?? 2) + 1;
         openFds.push({ fd, path });
-        return { args: ['AT_FDCWD', JSON.stringify(path), 'O_RDONLY|O_CLOEXEC'], result: fd };
+        return { args, result: fd };
       }
       case 'close': {
-        if (openFds.length <= 3) return { args: ['99'], result: -9 };
-        const i = 3 + Math.floor(random() * (openFds.length - 3));
-        const [gone] = openFds.splice(i, 1);
+        // Closes a file the workload opened; the files it held at start stay open.
+        if (openFds.length <= workload.openFiles) return { args: ['99'], result: -9 }; // EBADF
+        const [gone] = openFds.splice(workload.openFiles + Math.floor(random() * (openFds.length - workload.openFiles)), 1);
         return { args: [String(gone!.fd)], result: 0 };
       }
       case 'read':
