@@ -16,3 +16,4 @@ export type {
   Protection,
   ReplicaInfo,
 } from './types.js';
+export { mulberry32 } from './prng.js';

@@ -29,18 +29,10 @@ import {
   GENESIS,
   MemoryJournalStore,
 } from '../../src/consensus/index.js';
+import { mulberry32 } from '../../src/core/index.js';
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** The seeded generator the simulation draws from (mulberry32, shared with src/core/prng.ts). */
+export const rng: (seed: number) => () => number = mulberry32;
 
 /** Signatures nobody can forge for another replica: a hash under each replica's secret. */
 /**

@@ -8,21 +8,17 @@
 // reported with the seed, the case number and the command that replays that one case.
 // A case's bytes depend only on (seed, case number), so replaying needs nothing else.
 
-import { FitError, type ErrorCode } from '../../src/core/index.js';
+import { FitError, mulberry32, type ErrorCode } from '../../src/core/index.js';
 
-/** mulberry32: tiny, fast, and good enough to pick inputs. */
+/** A seeded generator (mulberry32, from src/core/prng.ts) with the helpers the mutators use. */
 export class Rng {
-  private a: number;
+  private readonly draw: () => number;
   constructor(seed: number) {
-    this.a = seed >>> 0;
+    this.draw = mulberry32(seed);
   }
   /** Uniform in [0, 1). */
   next(): number {
-    this.a = (this.a + 0x6d2b79f5) >>> 0;
-    let t = this.a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+    return this.draw();
   }
   /** Uniform integer in [0, n). */
   int(n: number): number {

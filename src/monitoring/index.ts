@@ -1,0 +1,18 @@
+// The monitoring layer's public surface: monitoring sets and their configuration, the control
+// command and its answers, the back-end interface and the sim back end, the estimator and the
+// predictor. The agent, the control and performance modules that wire these to the broker, and
+// the ptrace, proc and vmi back ends, build on this (docs/monitoring.md).
+export { SET_LIMITS, SET_NAMES, SYSCALL_NAME_PATTERN, EMPTY_CONFIG, activeSets, applySetChange, formatConfig, monitorConfigSchema, parseSetChange, parseSetChangeValue, parseSetSpec, parseSetSpecValue, sameSpec, setChangeSchema, setSpecSchema, tracesSyscall } from './sets.js';
+export type { FilesParams, MonitorConfig, ProclistParams, SetChange, SetEffect, SetName, SetSpec, SyscallsParams } from './sets.js';
+export { REFUSAL_REASONS, ackFor, applyCommand, commandAckSchema, commandRefusalSchema, controlCommandSchema, parseCommand, refusalFor } from './command.js';
+export type { CommandAck, CommandContext, CommandOutcome, CommandRefusal, ControlCommand, RefusalReason } from './command.js';
+export { zeroCosts } from './backend.js';
+export type { BackendKind, Calibration, CostReport, EventSink, FilesEvent, MonitorBackend, MonitorEvent, ProcessInfo, ProclistEvent, StopTally, SyscallEvent } from './backend.js';
+export { simBackend } from './sim.js';
+export type { SimBackend, SimOccurrence, SimOptions } from './sim.js';
+export { SIM_COST_PROFILES, SIM_JITTER_DEFAULT, SIM_WORKLOADS } from './sim-profiles.js';
+export type { SimCostProfileName, SimPhase, SimWorkload } from './sim-profiles.js';
+export { estimate } from './estimate.js';
+export type { Estimate, StopEstimate } from './estimate.js';
+export { MEASURED_EXTRACTIONS_MIN, MEASURED_STOPS_MIN, predict, predictionSchema } from './predict.js';
+export type { ExtractionTerm, Prediction } from './predict.js';
