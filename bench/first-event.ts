@@ -8,8 +8,7 @@
 // empty queues.
 
 import { Worker } from './workers.js';
-import { startCluster } from '../test/helpers/cluster.js';
-import { workerName } from './systems/types.js';
+import { backlogCluster } from './urgent.js';
 import type { Protection } from '../src/core/index.js';
 
 export interface FirstEventPlan {
@@ -47,19 +46,7 @@ function ms(fromNs: bigint, toNs: bigint): number {
 
 export async function runFirstEvent(plan: FirstEventPlan): Promise<FirstEventResult> {
   plan.onPhase?.('starting');
-  const cluster = await startCluster({
-    replicas: 4,
-    f: 1,
-    channels: [CHANNEL],
-    clients: [
-      { name: workerName('publisher', 0), role: 'pub' },
-      { name: workerName('subscriber', 0), role: 'sub' },
-    ],
-    defaultClients: false,
-    protection: plan.protection,
-    capacityEvents: 2 * plan.backlog,
-  });
-  const endpoint = { system: 'fitbroker' as const, mode: 'bft', params: { dir: cluster.dir } };
+  const { cluster, endpoint } = await backlogCluster(CHANNEL, plan.backlog, plan.protection);
   const pub = new Worker('first-event publisher');
   const firstEventMs: number[] = [];
   const drainMs: number[] = [];

@@ -14,6 +14,7 @@ import { latencyMs, mergeHistograms, type LatencyMs } from './stamp.js';
 import { Worker } from './workers.js';
 import { startCluster } from '../test/helpers/cluster.js';
 import { workerName } from './systems/types.js';
+import type { Limits, Protection } from '../src/core/index.js';
 
 export interface UrgentPlan {
   /** Normal events queued for the subscriber before each round's urgent ones. */
@@ -49,23 +50,27 @@ export interface UrgentResult {
 const CHANNEL = 'bench.urgent';
 const IDLE_MS = 10_000;
 
-export async function runUrgent(plan: UrgentPlan): Promise<UrgentResult> {
-  plan.onPhase?.('starting');
+/** Four replicas, one publisher and one subscriber process on `channel`, with room for a backlog of `backlog` events and nothing dropped (shared with first-event.ts). */
+export async function backlogCluster(channel: string, backlog: number, protection: Protection, limits: Partial<Limits> = {}) {
   const cluster = await startCluster({
     replicas: 4,
     f: 1,
-    channels: [CHANNEL],
+    channels: [channel],
     clients: [
       { name: workerName('publisher', 0), role: 'pub' },
       { name: workerName('subscriber', 0), role: 'sub' },
     ],
     defaultClients: false,
-    protection: 'si',
-    // Room for the backlog, with nothing dropped.
-    capacityEvents: 2 * plan.backlog,
-    limits: { subscribeCreditsEvents: plan.creditsEvents },
+    protection,
+    capacityEvents: 2 * backlog,
+    limits,
   });
-  const endpoint = { system: 'fitbroker' as const, mode: 'bft', params: { dir: cluster.dir } };
+  return { cluster, endpoint: { system: 'fitbroker' as const, mode: 'bft', params: { dir: cluster.dir } } };
+}
+
+export async function runUrgent(plan: UrgentPlan): Promise<UrgentResult> {
+  plan.onPhase?.('starting');
+  const { cluster, endpoint } = await backlogCluster(CHANNEL, plan.backlog, 'si', { subscribeCreditsEvents: plan.creditsEvents });
   const pub = new Worker('urgent publisher');
   const sub = new Worker('urgent subscriber');
   try {
