@@ -503,25 +503,35 @@ export function urgentMarkdown(results: UrgentResult[]): string {
 `;
 }
 
-/** Replaces what is between the urgent markers; undefined when they are missing or the run had no urgent part. */
-export function replaceUrgent(markdown: string, doc: ReportDoc): string | undefined {
-  const start = markdown.indexOf(URGENT_START);
-  const end = markdown.indexOf(URGENT_END, start + URGENT_START.length);
-  if (!doc.urgent || start < 0 || end < 0) return undefined;
-  return `${markdown.slice(0, start + URGENT_START.length)}
+/** `markdown` with `body` (after the run's provenance) between two markers; undefined when they are missing. */
+function replaceSection(markdown: string, doc: ReportDoc, startMarker: string, endMarker: string, body: string): string | undefined {
+  const start = markdown.indexOf(startMarker);
+  const end = markdown.indexOf(endMarker, start + startMarker.length);
+  if (start < 0 || end < 0) return undefined;
+  return `${markdown.slice(0, start + startMarker.length)}
 ${provenance(doc)}
 
-${urgentMarkdown(doc.urgent)}${markdown.slice(end)}`;
+${body}${markdown.slice(end)}`;
+}
+
+/** Rewrites docs/performance.md with `replace`, touching nothing else; false when there was nothing to write. */
+function writePerformanceSection(docsDir: string | URL, replace: (markdown: string) => string | undefined): boolean {
+  const md = join(typeof docsDir === 'string' ? docsDir : fileURLToPath(docsDir), 'performance.md');
+  if (!existsSync(md)) return false;
+  const updated = replace(readFileSync(md, 'utf8'));
+  if (updated === undefined) return false;
+  writeFileSync(md, updated);
+  return true;
+}
+
+/** Replaces what is between the urgent markers; undefined when they are missing or the run had no urgent part. */
+export function replaceUrgent(markdown: string, doc: ReportDoc): string | undefined {
+  return doc.urgent ? replaceSection(markdown, doc, URGENT_START, URGENT_END, urgentMarkdown(doc.urgent)) : undefined;
 }
 
 /** Writes the --urgent table into docs/performance.md, touching nothing else; false when there was nothing to write. */
 export function writeUrgentReport(doc: ReportDoc, docsDir: string | URL = new URL('../../docs/', import.meta.url)): boolean {
-  const md = join(typeof docsDir === 'string' ? docsDir : fileURLToPath(docsDir), 'performance.md');
-  if (!existsSync(md)) return false;
-  const updated = replaceUrgent(readFileSync(md, 'utf8'), doc);
-  if (updated === undefined) return false;
-  writeFileSync(md, updated);
-  return true;
+  return writePerformanceSection(docsDir, (md) => replaceUrgent(md, doc));
 }
 
 /** The --first-event part as markdown: the table docs/performance.md shows between the first-event markers. */
@@ -537,23 +547,12 @@ export function firstEventMarkdown(r: FirstEventResult): string {
 
 /** Replaces what is between the first-event markers; undefined when they are missing or the run had no first-event part. */
 export function replaceFirstEvent(markdown: string, doc: ReportDoc): string | undefined {
-  const start = markdown.indexOf(FIRST_EVENT_START);
-  const end = markdown.indexOf(FIRST_EVENT_END, start + FIRST_EVENT_START.length);
-  if (!doc.firstEvent || start < 0 || end < 0) return undefined;
-  return `${markdown.slice(0, start + FIRST_EVENT_START.length)}
-${provenance(doc)}
-
-${firstEventMarkdown(doc.firstEvent)}${markdown.slice(end)}`;
+  return doc.firstEvent ? replaceSection(markdown, doc, FIRST_EVENT_START, FIRST_EVENT_END, firstEventMarkdown(doc.firstEvent)) : undefined;
 }
 
 /** Writes the --first-event table into docs/performance.md, touching nothing else; false when there was nothing to write. */
 export function writeFirstEventReport(doc: ReportDoc, docsDir: string | URL = new URL('../../docs/', import.meta.url)): boolean {
-  const md = join(typeof docsDir === 'string' ? docsDir : fileURLToPath(docsDir), 'performance.md');
-  if (!existsSync(md)) return false;
-  const updated = replaceFirstEvent(readFileSync(md, 'utf8'), doc);
-  if (updated === undefined) return false;
-  writeFileSync(md, updated);
-  return true;
+  return writePerformanceSection(docsDir, (md) => replaceFirstEvent(md, doc));
 }
 
 /**
