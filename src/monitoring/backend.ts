@@ -28,8 +28,11 @@ export interface SyscallEvent {
   readonly syscall: string;
   /** Arguments as strace prints them (a path in quotes, a flag set, a number). */
   readonly args: readonly string[];
-  /** The return value: >= 0 on success, -errno on failure. */
-  readonly result: number;
+  /**
+   * The return value: >= 0 on success, -errno on failure; null when the call had not returned
+   * when tracing of it ended (the set was disabled, or the monitor stopped, while it blocked).
+   */
+  readonly result: number | null;
   /** Which applied configuration traced it (counts apply() calls that changed something). */
   readonly configVersion: number;
 }
@@ -100,6 +103,13 @@ export interface CostReport {
  * items (processes for proclist, open files for files). Defaults per back end: docs/prediction.md.
  */
 export interface Calibration {
+  /**
+   * true when, while any syscall is traced, EVERY syscall of the target stops (ptrace: the
+   * kernel stops at each syscall and the tracer filters after the stop, so the list changes
+   * what is reported, not what stops); false when only the listed calls trap (a VMI breakpoint
+   * on each listed handler; the sim's vmi-tcg profile).
+   */
+  readonly trapsEverySyscall: boolean;
   readonly trapNs: number;
   readonly switchNs: number;
   readonly proclistBaseNs: number;

@@ -5,6 +5,7 @@
 //
 // The model (docs/prediction.md has the derivation, assumptions and where it is wrong):
 //   T   = sum over traced syscalls s of rate_s          traps per second of compute
+//         (every syscall's rate on a back end that stops at each call while any is traced)
 //   c_t = cost of one trap (handling + 2 switches)
 //   c_i = cost of one extraction of periodic set i (2 switches + base + per item * items)
 //   d_i = c_i / (P_i + c_i)                             share of wall time set i keeps the
@@ -47,7 +48,10 @@ export const predictionSchema = z.strictObject({
   /** What summing each set's cost on its own would say: shown to explain the combination. */
   naiveOverheadFraction: z.number(),
   traps: z.strictObject({
+    /** Stops per second of compute: the traced calls, or every call on a back end that stops at each. */
     perComputeSec: z.number(),
+    /** Traced calls per second of compute: what the syscalls set would publish. */
+    reportedPerComputeSec: z.number(),
     costNs: z.number(),
     costBasis,
     /** T * c_t: stopped time from traps per unit of compute. */
@@ -84,16 +88,18 @@ function extractionCost(m: StopEstimate, observedItems: number, items: number, b
 /** Predicts the overhead of `config` for the workload seen in `observed`, with the back end's calibration. */
 export function predict(config: MonitorConfig, observed: Estimate, cal: Calibration): Prediction {
   const traced = config.syscalls?.syscalls;
-  let perComputeSec = 0;
+  let reportedPerComputeSec = 0;
   const unseen: string[] = [];
-  if (traced === 'all') perComputeSec = observed.syscallRateTotal;
+  if (traced === 'all') reportedPerComputeSec = observed.syscallRateTotal;
   else if (traced !== undefined) {
     for (const s of traced) {
       const rate = observed.syscallRates[s];
       if (rate === undefined) unseen.push(s);
-      else perComputeSec += rate;
+      else reportedPerComputeSec += rate;
     }
   }
+  // ptrace stops at every call while anything is traced; the list only changes what is reported.
+  const perComputeSec = traced !== undefined && cal.trapsEverySyscall ? observed.syscallRateTotal : reportedPerComputeSec;
   const trap = trapCost(observed, cal);
   const trapShare = traced === undefined ? 0 : (perComputeSec * trap.costNs) / 1e9;
 
@@ -111,13 +117,13 @@ export function predict(config: MonitorConfig, observed: Estimate, cal: Calibrat
   const saturated = pausedShare >= 1;
   const slowdown = saturated ? null : (1 + trapShare) / (1 - pausedShare);
   const eventsPerWallSec =
-    slowdown === null ? null : (traced === undefined ? 0 : perComputeSec / slowdown) + extractions.reduce((a, e) => a + 1e9 / (e.periodMs * 1e6 + e.pauseNs), 0);
+    slowdown === null ? null : (traced === undefined ? 0 : reportedPerComputeSec / slowdown) + extractions.reduce((a, e) => a + 1e9 / (e.periodMs * 1e6 + e.pauseNs), 0);
   return {
     overheadFraction: slowdown === null ? null : slowdown - 1,
     slowdown,
     saturated,
     naiveOverheadFraction,
-    traps: { perComputeSec, costNs: trap.costNs, costBasis: trap.basis, share: trapShare, unseen },
+    traps: { perComputeSec, reportedPerComputeSec, costNs: trap.costNs, costBasis: trap.basis, share: trapShare, unseen },
     extractions,
     eventsPerWallSec,
     basisComputeNs: observed.computeNs,

@@ -10,7 +10,8 @@ export type SimCostProfileName = 'ptrace' | 'vmi-tcg';
 /**
  * ptrace: `strace -c` measured 28.7 µs per traced syscall against 0.26 µs untraced on the
  * project's machines (shared/notes/vmi-on-these-machines.md): 28.4 µs per stop, split as
- * handling plus two switches of about 2 µs. proclist and files read /proc from outside
+ * handling plus two switches of about 2 µs. While any syscall is traced every syscall stops
+ * (the tracer filters after the stop). proclist and files read /proc from outside
  * without stopping the target: no pause.
  *
  * vmi-tcg: QEMU's gdbstub under TCG measured 3.4–6.1 ms of host time per breakpoint stop (3–4
@@ -20,8 +21,8 @@ export type SimCostProfileName = 'ptrace' | 'vmi-tcg';
  * file: not measured yet.
  */
 export const SIM_COST_PROFILES: Readonly<Record<SimCostProfileName, Calibration>> = {
-  ptrace: { trapNs: 24_400, switchNs: 2_000, proclistBaseNs: 0, proclistPerProcessNs: 0, filesBaseNs: 0, filesPerFileNs: 0 },
-  'vmi-tcg': { trapNs: 3_900_000, switchNs: 300_000, proclistBaseNs: 1_000_000, proclistPerProcessNs: 600_000, filesBaseNs: 2_000_000, filesPerFileNs: 800_000 },
+  ptrace: { trapsEverySyscall: true, trapNs: 24_400, switchNs: 2_000, proclistBaseNs: 0, proclistPerProcessNs: 0, filesBaseNs: 0, filesPerFileNs: 0 },
+  'vmi-tcg': { trapsEverySyscall: false, trapNs: 3_900_000, switchNs: 300_000, proclistBaseNs: 1_000_000, proclistPerProcessNs: 600_000, filesBaseNs: 2_000_000, filesPerFileNs: 800_000 },
 };
 
 /** One stretch of the workload, in the target's compute time. */

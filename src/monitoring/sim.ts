@@ -8,7 +8,9 @@
 // - The target computes; its syscalls arrive as a Poisson process in its compute time, at the
 //   rates of the current workload phase (phases also advance in compute time).
 // - A traced syscall stops the target: wall time advances by the trap cost (handling + two
-//   switches, with jitter) and compute time does not.
+//   switches, with jitter) and compute time does not. With a cost profile whose
+//   trapsEverySyscall is set (ptrace), every syscall stops while any is traced, and only the
+//   listed ones are reported.
 // - A periodic set (proclist, files) extracts when its timer is due, pausing the target for
 //   2 switches + base + per item * items; its next extraction is due periodMs after this one
 //   ended (wall time), as a setTimeout-driven agent does.
@@ -131,9 +133,10 @@ export function simBackend(options: SimOptions): SimBackend {
     const traced = tracesSyscall(config, name);
     if (options.truthMax !== undefined && truth.length < options.truthMax) truth.push({ atNs: wallNs, syscall: name, traced });
     const { args, result } = callEffects(name);
-    if (!traced) return;
+    const stops = traced || (cost.trapsEverySyscall && config.syscalls !== undefined);
+    if (!stops) return;
     const c = jittered(cost.trapNs + 2 * cost.switchNs);
-    emit({ set: 'syscalls', seq: ++seq.syscalls, atNs: wallNs, pid: workload.pid, syscall: name, args, result, configVersion });
+    if (traced) emit({ set: 'syscalls', seq: ++seq.syscalls, atNs: wallNs, pid: workload.pid, syscall: name, args, result, configVersion });
     traps = { count: traps.count + 1, stoppedNs: traps.stoppedNs + c };
     stoppedNs += c;
     wallNs += c;
