@@ -80,7 +80,10 @@ export interface StopTally {
  * - traps: syscall stops (a ptrace syscall-stop, a VMI breakpoint hit), one per traced call.
  * - extractions: pauses for periodic extraction, per set (proclist, files); 0 for a back end
  *   that reads without pausing the target (proc reading /proc).
- * - syscalls: calls observed per syscall name, traced or not (the target's workload).
+ * - syscalls: calls observed per syscall name, traced or not (the target's workload), as far
+ *   as the back end can name them (ptrace names calls only while tracing is attached).
+ * - syscallsTotal: every call observed, named or not (ptrace and proc count all calls with an
+ *   in-kernel tracepoint counter); at least the sum of `syscalls`.
  * - processes, openFiles: the sizes the last extraction (or a cheap count) saw; extraction
  *   cost grows with them.
  */
@@ -93,6 +96,7 @@ export interface CostReport {
   readonly traps: StopTally;
   readonly extractions: Readonly<Record<'proclist' | 'files', StopTally>>;
   readonly syscalls: Readonly<Record<string, number>>;
+  readonly syscallsTotal: number;
   readonly processes: number;
   readonly openFiles: number;
 }
@@ -145,5 +149,5 @@ export interface MonitorBackend {
 /** A report with nothing measured yet. */
 export function zeroCosts(kind: BackendKind): CostReport {
   const none = { count: 0, stoppedNs: 0 };
-  return { kind, atNs: 0, computeNs: 0, stoppedNs: 0, traps: none, extractions: { proclist: none, files: none }, syscalls: {}, processes: 0, openFiles: 0 };
+  return { kind, atNs: 0, computeNs: 0, stoppedNs: 0, traps: none, extractions: { proclist: none, files: none }, syscalls: {}, syscallsTotal: 0, processes: 0, openFiles: 0 };
 }

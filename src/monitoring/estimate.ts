@@ -37,7 +37,7 @@ export interface Estimate {
   readonly extractions: Readonly<Record<'proclist' | 'files', StopEstimate>>;
   /** Calls per second of target compute time, per syscall, traced or not. */
   readonly syscallRates: Readonly<Record<string, number>>;
-  /** All calls per second of target compute time. */
+  /** All calls per second of target compute time, named or not. */
   readonly syscallRateTotal: number;
   readonly processes: number;
   readonly openFiles: number;
@@ -58,15 +58,16 @@ export function estimate(from: CostReport, to: CostReport): Estimate {
   const stoppedNs = to.stoppedNs - from.stoppedNs;
   const overheadFraction = computeNs > 0 ? stoppedNs / computeNs : null;
   const syscallRates: Record<string, number> = {};
-  let total = 0;
+  let named = 0;
   if (computeNs > 0) {
     for (const [name, n] of Object.entries(to.syscalls)) {
       const d = n - (from.syscalls[name] ?? 0);
       if (d <= 0) continue;
       syscallRates[name] = (d * 1e9) / computeNs;
-      total += d;
+      named += d;
     }
   }
+  const total = Math.max(named, to.syscallsTotal - from.syscallsTotal);
   return {
     fromNs: from.atNs,
     toNs: to.atNs,

@@ -89,6 +89,7 @@ export function simBackend(options: SimOptions): SimBackend {
   let traps: StopTally = { count: 0, stoppedNs: 0 };
   const extractions: Record<'proclist' | 'files', StopTally> = { proclist: { count: 0, stoppedNs: 0 }, files: { count: 0, stoppedNs: 0 } };
   const counts: Record<string, number> = {};
+  let countsTotal = 0;
   const seq: Record<SetName, number> = { proclist: 0, syscalls: 0, files: 0 };
   const due: Partial<Record<'proclist' | 'files', number>> = {};
   const lastEnd: Partial<Record<'proclist' | 'files', number>> = {};
@@ -130,6 +131,7 @@ export function simBackend(options: SimOptions): SimBackend {
   function syscall(): void {
     const name = pick();
     counts[name] = (counts[name] ?? 0) + 1;
+    countsTotal++;
     const traced = tracesSyscall(config, name);
     if (options.truthMax !== undefined && truth.length < options.truthMax) truth.push({ atNs: wallNs, syscall: name, traced });
     const { args, result } = callEffects(name);
@@ -247,6 +249,7 @@ export function simBackend(options: SimOptions): SimBackend {
       traps,
       extractions: { proclist: extractions.proclist, files: extractions.files },
       syscalls: { ...counts },
+      syscallsTotal: countsTotal,
       processes: processes.length,
       openFiles: openFds.length,
     };

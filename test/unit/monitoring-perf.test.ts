@@ -136,8 +136,8 @@ test('traps and periodic extraction combine multiplicatively: the model beats th
 
 test('a configuration whose extractions alone would keep the target paused is reported saturated, not as a number', () => {
   const observed = estimate(
-    { kind: 'sim', atNs: 0, computeNs: 0, stoppedNs: 0, traps: { count: 0, stoppedNs: 0 }, extractions: { proclist: { count: 0, stoppedNs: 0 }, files: { count: 0, stoppedNs: 0 } }, syscalls: {}, processes: 0, openFiles: 0 },
-    { kind: 'sim', atNs: 1e9, computeNs: 1e9, stoppedNs: 0, traps: { count: 0, stoppedNs: 0 }, extractions: { proclist: { count: 0, stoppedNs: 0 }, files: { count: 0, stoppedNs: 0 } }, syscalls: { read: 1000 }, processes: 2000, openFiles: 2000 },
+    { kind: 'sim', atNs: 0, computeNs: 0, stoppedNs: 0, traps: { count: 0, stoppedNs: 0 }, extractions: { proclist: { count: 0, stoppedNs: 0 }, files: { count: 0, stoppedNs: 0 } }, syscalls: {}, syscallsTotal: 0, processes: 0, openFiles: 0 },
+    { kind: 'sim', atNs: 1e9, computeNs: 1e9, stoppedNs: 0, traps: { count: 0, stoppedNs: 0 }, extractions: { proclist: { count: 0, stoppedNs: 0 }, files: { count: 0, stoppedNs: 0 } }, syscalls: { read: 1000 }, syscallsTotal: 1000, processes: 2000, openFiles: 2000 },
   );
   const p = predict({ proclist: { periodMs: 10 }, files: { periodMs: 10 } }, observed, SIM_COST_PROFILES['vmi-tcg']);
   assert.equal(p.saturated, true);
