@@ -15,6 +15,8 @@ import { subscribe } from './subscribe.js';
 import { demo } from './demo.js';
 import { aclChange, aclRegister } from './acl.js';
 import { keysChannel, keysExport, keysList, keysRetire, keysRotate } from './keys.js';
+import { BACKENDS, monitor } from './monitor.js';
+import { reconfigure } from './reconfigure.js';
 
 // Per-node TLS files when a host keeps them elsewhere than cluster.yaml's tls: section says.
 const TLS_CERT_HELP = "this node's TLS certificate (default: tls.cert of cluster.yaml, {name} replaced)";
@@ -53,10 +55,12 @@ program
       .default('drop-oldest'),
   )
   .option('--tls', 'TLS on every connection: make a cluster CA and a certificate per replica and client in DIR/keys/tls, and a tls: section in cluster.yaml', false)
+  .option('--no-monitoring', 'leave out the monitoring agent\'s channels (monitor.control, monitor.status, monitor.syscalls, monitor.proclist, monitor.files, monitor.perf) and its clients agent and analyst')
   .option('--force', 'overwrite an existing config and its keys', false)
   .action((o) =>
     run(async () => {
       const c = initCluster({
+        monitoring: o.monitoring,
         protection: o.protection,
         persist: o.persist,
         overflow: o.overflow,
@@ -204,6 +208,41 @@ keys
   .requiredOption('--channel <channel>', 'the channel')
   .requiredOption('--key <id>', 'the key id, as `keys list` shows it')
   .action((o) => run(() => keysRetire(o)));
+
+program
+  .command('monitor')
+  .description('run the monitoring agent: trace a process (ptrace), read /proc (proc) or a simulated VM (sim); publish each set on monitor.SET, take commands from monitor.control, report costs on monitor.perf every second')
+  .usage('--dir DIR --as AGENT --backend ptrace|proc|sim [options] [-- CMD ARGS | --pid PID]')
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+  .requiredOption('--as <agent>', 'the agent\'s client (init creates "agent"); commands name it')
+  .addOption(new Option('--backend <kind>', 'how the target is monitored').choices(BACKENDS).makeOptionMandatory())
+  .option('--pid <pid>', 'monitor this running process (and its children) instead of starting CMD', intFlag(1))
+  .option('--set <set>', 'a set active from the start, e.g. syscalls:openat,execve, proclist:500, files (repeatable)', collect, [])
+  .option('--issuers <clients>', 'comma-separated clients whose commands it takes (default: any client the broker lets publish on monitor.control)')
+  .option('--duration <seconds>', 'stop after this long (default: until the target exits, or Ctrl-C)', secondsFlag)
+  .option('--sim-workload <name>', 'sim: the simulated workload (web, build, phased)', 'web')
+  .option('--sim-costs <profile>', 'sim: what a stop costs the simulated target (ptrace, vmi-tcg)', 'vmi-tcg')
+  .option('--seed <n>', 'sim: the seed of the simulated VM', intFlag(0, 2 ** 31 - 1), 1)
+  .option('--log-level <level>', 'log level (trace, debug, info, warn, error)')
+  .option('--tls-cert <file>', TLS_CERT_HELP)
+  .option('--tls-key <file>', TLS_KEY_HELP)
+  .argument('[command...]', 'the command to start and monitor, after --')
+  .action((command: string[], o) => run(() => monitor(o, command)));
+
+program
+  .command('reconfigure')
+  .description("change a running agent's monitoring sets: publish a command on monitor.control and print the agent's answer (resulting configuration and predicted overhead) from monitor.status")
+  .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
+  .requiredOption('--as <analyst>', 'the issuing client (init creates "analyst")')
+  .requiredOption('--agent <agent>', 'the agent to reconfigure')
+  .option('--enable <set>', 'a set to enable or re-parameterize: syscalls:openat,execve, syscalls (all), proclist:500, files:2000 (repeatable)', collect, [])
+  .option('--disable <set>', 'a set to disable: syscalls, proclist, files (repeatable)', collect, [])
+  .option('--dry-run', "print the predicted impact from the agent's latest report on monitor.perf; publish nothing", false)
+  .option('--json', 'print one JSON object: status, configuration, prediction', false)
+  .option('--timeout <seconds>', 'fail if the agent has not answered in this time', secondsFlag, 30)
+  .option('--tls-cert <file>', TLS_CERT_HELP)
+  .option('--tls-key <file>', TLS_KEY_HELP)
+  .action((o) => run(() => reconfigure(o)));
 
 program
   .command('demo')

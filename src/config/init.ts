@@ -42,6 +42,12 @@ export interface InitOptions {
    * METRICS_PORT_OFFSET); 0 writes no metricsPort (not served).
    */
   metricsBasePort?: number;
+  /**
+   * Adds the monitoring agent's channels and its two clients (MONITORING_CHANNELS,
+   * MONITORING_CLIENTS; docs/monitoring.md). Default false here; `fitbroker init` passes true
+   * unless --no-monitoring.
+   */
+  monitoring?: boolean;
 }
 
 /** Replica i's metrics port is its client port plus this, unless init --metrics-base-port says otherwise. */
@@ -71,6 +77,25 @@ export const DEFAULT_CLIENTS: { name: string; role: ClientRole }[] = [
   { name: 'admin', role: 'admin' },
 ];
 
+/**
+ * The monitoring agent's channels (a contract: docs/monitoring.md). Commands are ordered
+ * (every agent and every reader sees them in one order) when the cluster can order.
+ */
+export const MONITORING_CONTROL_CHANNEL = 'monitor.control';
+export const MONITORING_DATA_CHANNELS = ['monitor.status', 'monitor.syscalls', 'monitor.proclist', 'monitor.files', 'monitor.perf'] as const;
+export const MONITORING_CHANNELS = [MONITORING_CONTROL_CHANNEL, ...MONITORING_DATA_CHANNELS] as const;
+
+/**
+ * `agent` publishes what it collects and reads commands; `analyst` issues commands and reads
+ * everything. Nobody else may publish on a monitor.* channel: a probe that could would forge
+ * monitoring data or commands, so init grants pub-role clients the other channels by name
+ * instead of '*' when it adds these.
+ */
+export const MONITORING_CLIENTS = [
+  { name: 'agent', publish: [...MONITORING_DATA_CHANNELS], subscribe: [MONITORING_CONTROL_CHANNEL] },
+  { name: 'analyst', publish: [MONITORING_CONTROL_CHANNEL], subscribe: ['*'] },
+] as const;
+
 export function parseClientsFlag(value: string): { name: string; role: ClientRole }[] {
   return value
     .split(',')
@@ -95,9 +120,15 @@ export function initCluster(o: InitOptions): ClusterConfig {
     if (orderOf.has(ch)) throw new FitError('FIT_ERR_USAGE', `channel "${ch}" is in both --ordered and --ordered-global; choose one order for it`, { channel: ch });
     orderOf.set(ch, 'global');
   }
-  const channelNames = [...new Set([...o.channels, ...orderOf.keys()])];
-  if (channelNames.length === 0) throw new FitError('FIT_ERR_USAGE', '--channels needs at least one channel name, e.g. --channels alerts,metrics');
-  if (orderOf.size > 0 && (o.faultModel !== 'bft' || o.replicas < 3 * o.faults + 1)) {
+  const canOrder = o.faultModel === 'bft' && o.replicas >= 3 * o.faults + 1;
+  if (o.monitoring) {
+    for (const ch of MONITORING_CHANNELS) if (o.channels.includes(ch) || orderOf.has(ch)) throw new FitError('FIT_ERR_USAGE', `channel "${ch}" is one init adds for the monitoring agent; leave it out of --channels and --ordered, or pass --no-monitoring`, { channel: ch });
+    if (canOrder) orderOf.set(MONITORING_CONTROL_CHANNEL, 'channel');
+  }
+  const userChannels = [...new Set([...o.channels, ...orderOf.keys()])].filter((ch) => !(MONITORING_CHANNELS as readonly string[]).includes(ch));
+  const channelNames = [...userChannels, ...(o.monitoring ? MONITORING_CHANNELS : [])];
+  if (userChannels.length === 0) throw new FitError('FIT_ERR_USAGE', '--channels needs at least one channel name, e.g. --channels alerts,metrics');
+  if ([...orderOf.keys()].some((ch) => ch !== MONITORING_CONTROL_CHANNEL || !o.monitoring) && !canOrder) {
     throw new FitError('FIT_ERR_USAGE', `--ordered channels are ordered by consensus, which needs --fault-model bft and --replicas at least 3f+1 = ${3 * o.faults + 1}`);
   }
   for (const ch of channelNames) {
@@ -116,15 +147,22 @@ export function initCluster(o: InitOptions): ClusterConfig {
   const clients: Record<string, unknown> = {};
   const defaults = o.defaultClients === false ? [] : DEFAULT_CLIENTS;
   const all = [...defaults.filter((d) => !o.clients.some((c) => c.name === d.name)), ...o.clients];
+  const monitoringClients = o.monitoring ? MONITORING_CLIENTS.filter((m) => !all.some((c) => c.name === m.name)) : [];
+  const publishAll = o.monitoring ? userChannels : ['*'];
   for (const c of all) {
     const k = generateIdentity();
     writeFileSync(clientKeyPath(o.dir, c.name), k.privatePem, { mode: 0o600 });
     clients[c.name] = {
       publicKey: k.publicKey,
-      publish: c.role === 'pub' || c.role === 'pubsub' ? ['*'] : [],
+      publish: c.role === 'pub' || c.role === 'pubsub' ? publishAll : [],
       subscribe: c.role === 'sub' || c.role === 'pubsub' ? ['*'] : [],
       ...(c.role === 'admin' ? { admin: true } : {}),
     };
+  }
+  for (const m of monitoringClients) {
+    const k = generateIdentity();
+    writeFileSync(clientKeyPath(o.dir, m.name), k.privatePem, { mode: 0o600 });
+    clients[m.name] = { publicKey: k.publicKey, publish: [...m.publish], subscribe: [...m.subscribe] };
   }
   const protection = o.protection ?? 'pks';
   const persist = o.persist ?? 'memory';

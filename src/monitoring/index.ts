@@ -16,3 +16,7 @@ export { estimate } from './estimate.js';
 export type { Estimate, StopEstimate } from './estimate.js';
 export { MEASURED_EXTRACTIONS_MIN, MEASURED_STOPS_MIN, predict, predictionSchema } from './predict.js';
 export type { ExtractionTerm, Prediction } from './predict.js';
+export { AGENT_BACKLOG_EVENTS_MAX, MonitorAgent, PERF_CHANNEL, STATUS_CHANNEL, setChannel } from './agent.js';
+export type { AgentOptions } from './agent.js';
+export { PREDICTION_BASIS_MIN_NS, PREDICTION_WINDOW_MS_DEFAULT, PerfWindow, calibrationSchema, estimateSchema, perfReportSchema, predictFrom } from './perf.js';
+export type { PerfReport } from './perf.js';
