@@ -65,7 +65,15 @@ export async function reconfigure(o: ReconfigureOptions): Promise<void> {
 }
 
 /** Subscribes to `channel` and resolves with the first event `pick` maps to a value. */
-async function await1<T>(config: ClusterConfig, key: ReturnType<typeof loadPrivateKey>, o: ReconfigureOptions, channel: string, pick: (ev: BrokerEvent) => T | undefined, then: () => void, what: string): Promise<T> {
+async function await1<T>(
+  config: ClusterConfig,
+  key: ReturnType<typeof loadPrivateKey>,
+  o: ReconfigureOptions,
+  channel: string,
+  pick: (ev: BrokerEvent) => T | undefined,
+  then: (fail: (err: FitError) => void) => void,
+  what: string,
+): Promise<T> {
   let done: (v: T | FitError) => void = () => undefined;
   const answer = new Promise<T | FitError>((resolve) => (done = resolve));
   const sub = new Subscriber(config, o.as, key, {
@@ -79,7 +87,7 @@ async function await1<T>(config: ClusterConfig, key: ReturnType<typeof loadPriva
   const timer = setTimeout(() => done(new FitError('FIT_ERR_QUORUM_TIMEOUT', `no ${what} from agent ${o.agent} in ${o.timeout} s: is \`fitbroker monitor --dir ${o.dir} --as ${o.agent}\` running?`, { agent: o.agent })), o.timeout * 1000);
   try {
     await Promise.race([sub.start(), answer]);
-    then();
+    then((err) => done(err));
     const v = await answer;
     if (v instanceof FitError) throw v;
     return v;
@@ -99,6 +107,7 @@ function parseJson(ev: BrokerEvent): unknown {
 
 async function send(config: ClusterConfig, key: ReturnType<typeof loadPrivateKey>, o: ReconfigureOptions, command: ControlCommand): Promise<ReconfigureResult> {
   const pub = new Publisher(config, o.as, key);
+  let sent: Promise<void> = Promise.resolve();
   try {
     const answer = await await1<CommandAck | CommandRefusal>(
       config,
@@ -113,17 +122,17 @@ async function send(config: ClusterConfig, key: ReturnType<typeof loadPrivateKey
         if (refusal.success && refusal.data.commandId === command.id && refusal.data.agent === o.agent) return refusal.data;
         return undefined;
       },
-      () => {
+      (fail) => {
         pub.connect();
         pub.publish(MONITORING_CONTROL_CHANNEL, command);
-        // A refusal by the broker (no grant on monitor.control) fails the flush, not the wait.
-        pub.flush(o.timeout * 1000).catch((err: unknown) => {
-          process.stderr.write(`fitbroker: ${err instanceof FitError ? `${err.code}: ${err.message}` : String(err)}\n`);
-          process.exit(err instanceof FitError && err.code === 'FIT_ERR_QUORUM_TIMEOUT' ? 3 : 1);
-        });
+        // A refusal by the broker (no grant on monitor.control) ends the wait for an answer.
+        sent = pub.flush(o.timeout * 1000);
+        sent.catch((err: FitError) => fail(err));
       },
       'answer',
     );
+    // The agent answered, so a quorum holds the command: the acknowledgement is on its way.
+    await sent.catch(() => undefined);
     if (answer.type === 'monitor.refusal') return { status: 'refused', agent: o.agent, commandId: command.id, config: answer.config, configVersion: answer.configVersion, effects: [], prediction: null, reason: answer.reason, message: answer.message };
     return { status: 'applied', agent: o.agent, commandId: command.id, config: answer.config, configVersion: answer.configVersion, effects: answer.effects, prediction: answer.prediction };
   } finally {

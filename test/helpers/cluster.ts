@@ -40,6 +40,8 @@ export interface ClusterOptions {
   tls?: boolean;
   /** Where every channel keeps its events (init --persist; default memory). */
   persist?: Persist;
+  /** The monitoring agent's channels and clients, as `fitbroker init` adds them by default. */
+  monitoring?: boolean;
 }
 
 export interface TestCluster {
@@ -122,6 +124,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     ...(o.protection ? { protection: o.protection } : {}),
     ...(o.persist ? { persist: o.persist } : {}),
     tls: o.tls ?? false,
+    monitoring: o.monitoring ?? false,
   });
   if (o.tls) await makeClusterTls(loadConfig(dir));
   if (o.capacityEvents !== undefined || o.limits !== undefined || o.channelSettings !== undefined) {
