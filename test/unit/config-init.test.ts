@@ -177,3 +177,25 @@ test('init refuses metrics ports over 65535 or on the replica ports, before writ
   usageError(() => initCluster(options({ metricsBasePort: 65533 })), /--metrics-base-port 65533: the metrics ports 65533-65536/);
   usageError(() => initCluster(options({ metricsBasePort: 7098 })), /the metrics ports 7098-7101 overlap the replica ports 7100-7103/);
 });
+
+test('init with monitoring adds the monitor.* channels (commands ordered when the cluster can order) and the agent and analyst clients; nobody else may publish on them', () => {
+  const c = initCluster(options({ monitoring: true, clients: [{ name: 'siem1', role: 'sub' }, { name: 'sensor', role: 'pubsub' }] }));
+  const channels = [...c.table.channels.keys()];
+  assert.deepEqual(channels, ['alerts', 'metrics', 'monitor.control', 'monitor.status', 'monitor.syscalls', 'monitor.proclist', 'monitor.files', 'monitor.perf']);
+  assert.equal(c.table.channels.get('monitor.control')!.order, 'channel');
+  assert.equal(c.table.channels.get('monitor.perf')!.order, 'none');
+  const agent = c.table.clients.get('agent')!;
+  assert.deepEqual(agent.publish, ['monitor.status', 'monitor.syscalls', 'monitor.proclist', 'monitor.files', 'monitor.perf']);
+  assert.deepEqual(agent.subscribe, ['monitor.control']);
+  const analyst = c.table.clients.get('analyst')!;
+  assert.deepEqual(analyst.publish, ['monitor.control']);
+  assert.deepEqual(analyst.subscribe, ['*']);
+  for (const id of ['probe', 'sensor']) assert.deepEqual(c.table.clients.get(id)!.publish, ['alerts', 'metrics'], `${id} publishes on the user's channels by name, not '*'`);
+  assert.deepEqual(c.table.clients.get('siem1')!.subscribe, ['*']);
+  assert.ok(existsSync(clientKeyPath(c.dir, 'agent')) && existsSync(clientKeyPath(c.dir, 'analyst')));
+
+  const cft = initCluster(options({ monitoring: true, faultModel: 'cft', replicas: 2 }));
+  assert.equal(cft.table.channels.get('monitor.control')!.order, 'none', 'a cft cluster cannot order: commands go unordered');
+  usageError(() => initCluster(options({ monitoring: true, channels: ['alerts', 'monitor.perf'] })), /monitor\.perf.*--no-monitoring/);
+  assert.equal(initCluster(options()).table.channels.has('monitor.control'), false, 'off unless asked (the CLI asks by default)');
+});
