@@ -31,7 +31,7 @@ export function collect(value: string, previous: string[] = []): string[] {
 export function fail(err: unknown): never {
   if (isFitError(err)) {
     process.stderr.write(`fitbroker: ${err.code}: ${err.message}\n`);
-    const usage = err.code === 'FIT_ERR_USAGE' || err.code === 'FIT_ERR_CONFIG' || err.code === 'FIT_ERR_KEY' || err.code === 'FIT_ERR_TLS_CERT' || err.code === 'FIT_ERR_NOT_SUPPORTED' || err.code === 'FIT_ERR_STORE' || err.code === 'FIT_ERR_JOURNAL' || err.code === 'FIT_ERR_MONITOR_CONFIG';
+    const usage = err.code === 'FIT_ERR_USAGE' || err.code === 'FIT_ERR_CONFIG' || err.code === 'FIT_ERR_KEY' || err.code === 'FIT_ERR_TLS_CERT' || err.code === 'FIT_ERR_NOT_SUPPORTED' || err.code === 'FIT_ERR_STORE' || err.code === 'FIT_ERR_JOURNAL' || err.code === 'FIT_ERR_MONITOR_CONFIG' || err.code === 'FIT_ERR_MONITOR_TARGET';
     process.exit(err.code === 'FIT_ERR_QUORUM_TIMEOUT' ? EXIT_TIMEOUT : usage ? EXIT_USAGE : EXIT_FAILURE);
   }
   process.stderr.write(`fitbroker: unexpected failure (a bug, please report it): ${(err as Error)?.stack ?? String(err)}\n`);

@@ -50,7 +50,7 @@ program
   .addOption(new Option('--protection <level>', 'quality of protection of every channel created: si (identification), ha (HMAC under a channel key), pks (publisher signatures), pke (signatures and encryption)').choices(['si', 'ha', 'pks', 'pke']).default('pks'))
   .addOption(new Option('--persist <where>', 'where every channel created keeps its events: memory, or disk (kept in each replica\'s data directory, acknowledged once written, back after a restart; unordered channels only in this build)').choices(['memory', 'disk']).default('memory'))
   .addOption(
-    new Option('--overflow <policy>', 'what a full subscriber queue does on every unordered channel created: drop-oldest (drop its oldest event), drop-newest (refuse the new one), block (hold the channel\'s publishers until the console reads; a stalled console blocks them)')
+    new Option('--overflow <policy>', 'what a full subscriber queue does on every unordered channel created (the monitor.* channels keep drop-oldest): drop-oldest (drop its oldest event), drop-newest (refuse the new one), block (hold the channel\'s publishers until the console reads; a stalled console blocks them)')
       .choices(OVERFLOW_POLICIES)
       .default('drop-oldest'),
   )

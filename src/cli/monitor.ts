@@ -9,7 +9,8 @@ import pino, { type Logger } from 'pino';
 import { FitError } from '../core/index.js';
 import { clientKeyPath, loadConfig, withTlsFiles } from '../config/index.js';
 import { loadPrivateKey } from '../protection/index.js';
-import { MonitorAgent, SIM_COST_PROFILES, SIM_WORKLOADS, parseSetChange, simBackend, type EventSink, type MonitorBackend, type SetChange, type SimCostProfileName } from '../monitoring/index.js';
+import { constants } from 'node:os';
+import { MonitorAgent, SIM_COST_PROFILES, attachTarget, calibratePtrace, launchTarget, procBackend, ptraceBackend, startSyscallCounter, type TargetExit, SIM_WORKLOADS, parseSetChange, simBackend, type EventSink, type MonitorBackend, type SetChange, type SimCostProfileName } from '../monitoring/index.js';
 
 export const BACKENDS = ['ptrace', 'proc', 'sim'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -78,18 +79,49 @@ function simTarget(o: MonitorCommandOptions): BuiltBackend {
   };
 }
 
-async function build(o: MonitorCommandOptions, command: string[]): Promise<BuiltBackend> {
+async function build(o: MonitorCommandOptions, command: string[], log: Logger): Promise<BuiltBackend> {
   if (o.backend === 'sim') {
     if (command.length > 0 || o.pid !== undefined) throw new FitError('FIT_ERR_USAGE', 'the sim back end simulates its own target: give neither a command nor --pid');
     return simTarget(o);
   }
-  return hostTarget(o, command);
+  return hostTarget(o, command, log);
 }
 
-/** The ptrace and proc back ends, on a real process. */
-async function hostTarget(o: MonitorCommandOptions, command: string[]): Promise<BuiltBackend> {
-  void command;
-  throw new FitError('FIT_ERR_NOT_SUPPORTED', `the ${o.backend} back end is not in this build`);
+/** The exit status a shell would report for a target that ended this way. */
+function exitStatus(e: TargetExit): number {
+  if (e.code !== null) return e.code;
+  const n = e.signal === null ? undefined : constants.signals[e.signal as keyof typeof constants.signals];
+  return n === undefined ? 1 : 128 + n;
+}
+
+/** The ptrace and proc back ends, on a real process tree. */
+async function hostTarget(o: MonitorCommandOptions, command: string[], log: Logger): Promise<BuiltBackend> {
+  if (command.length > 0 && o.pid !== undefined) throw new FitError('FIT_ERR_USAGE', 'give either a command after -- or --pid, not both');
+  if (command.length === 0 && o.pid === undefined) throw new FitError('FIT_ERR_USAGE', `the ${o.backend} back end needs a target: a command after -- (e.g. -- tar cf /dev/null /usr/share/doc) or --pid PID`);
+  // Calibrate before the target exists: the measurement must not compete with it for the CPU.
+  const calibration = o.backend === 'ptrace' ? await calibratePtrace() : undefined;
+  if (calibration) log.info({ calibration }, `ptrace calibrated on this machine: ${((calibration.trapNs + 2 * calibration.switchNs) / 1000).toFixed(1)} µs per stop`);
+  const target = command.length > 0 ? await launchTarget(command[0]!, command.slice(1)) : attachTarget(o.pid!);
+  const counter = await startSyscallCounter(target.pid);
+  if (counter.unavailable) log.warn(`syscall rates of untraced calls are unknown (${counter.unavailable}); predictions for syscall tracing fall back on what strace sees while attached`);
+  return {
+    backend: (sink) =>
+      o.backend === 'ptrace'
+        ? ptraceBackend({ target, sink, counter, ...(calibration ? { calibration } : {}), onError: (m) => log.warn(`strace: ${m}`) })
+        : procBackend({ target, sink, counter, log: (m) => log.warn(m) }),
+    target: {
+      pid: target.pid,
+      alive: () => target.alive(),
+      resume: () => target.resume(),
+      ended: target.exited.then((e) => {
+        log.info({ code: e.code, signal: e.signal, wallMs: Math.round(e.wallNs / 1e6) }, 'the target exited');
+        return target.launched ? exitStatus(e) : 0;
+      }),
+      kill: () => {
+        if (target.launched && target.alive()) target.kill('SIGTERM');
+      },
+    },
+  };
 }
 
 export async function monitor(o: MonitorCommandOptions, command: string[]): Promise<void> {
@@ -97,7 +129,7 @@ export async function monitor(o: MonitorCommandOptions, command: string[]): Prom
   const key = loadPrivateKey(clientKeyPath(o.dir, o.as));
   const initial: SetChange = parseSetChange(o.set, []);
   const log = logger(o.logLevel, o.as);
-  const built = await build(o, command);
+  const built = await build(o, command, log);
   const agent = new MonitorAgent({
     config,
     name: o.as,
@@ -110,12 +142,21 @@ export async function monitor(o: MonitorCommandOptions, command: string[]): Prom
   let fatal: FitError | undefined;
   let wake: () => void = () => undefined;
   const stopped = new Promise<void>((resolve) => (wake = resolve));
-  await agent.start((err) => {
-    fatal = err;
-    wake();
-  });
-  const stopClock = built.afterStart?.(agent.backend);
-  if (initial.enable.length > 0) await agent.applyInitial(initial);
+  let stopClock: (() => void) | undefined;
+  try {
+    await agent.start((err) => {
+      fatal = err;
+      wake();
+    });
+    stopClock = built.afterStart?.(agent.backend);
+    if (initial.enable.length > 0) await agent.applyInitial(initial);
+  } catch (err) {
+    // A target started stopped must not be left stopped behind us.
+    stopClock?.();
+    await agent.stop(1000).catch(() => undefined);
+    built.target.kill();
+    throw err;
+  }
   built.target.resume();
   log.info({ backend: o.backend, target: built.target.pid, supports: agent.backend.supports }, 'monitoring');
   let exitCode = 0;

@@ -166,7 +166,9 @@ export function initCluster(o: InitOptions): ClusterConfig {
   }
   const protection = o.protection ?? 'pks';
   const persist = o.persist ?? 'memory';
-  const overflow = (ch: string): OverflowPolicy => (orderOf.has(ch) ? 'drop-oldest' : (o.overflow ?? 'drop-oldest'));
+  // The monitoring channels keep drop-oldest too: an analyst that subscribes to everything and
+  // reads only some of it must not hold up the agent (whose tracer cannot wait).
+  const overflow = (ch: string): OverflowPolicy => (orderOf.has(ch) || !userChannels.includes(ch) ? 'drop-oldest' : (o.overflow ?? 'drop-oldest'));
   const channels = Object.fromEntries(
     channelNames.map((ch) => [
       ch,
