@@ -16,6 +16,7 @@ import { Publisher, Subscriber, queryStatus, type SubscriberSummary } from '../c
 import { hostProbe, type HostEvent } from '../adapters/index.js';
 import { eventToJson } from './subscribe.js';
 import { CLI_PATH } from './up.js';
+import { startDemoMonitor, type DemoMonitor } from './demo-monitor.js';
 
 export interface DemoOptions {
   dir: string;
@@ -36,6 +37,11 @@ const FLUSH_TIMEOUT_MS = 3_000;
 const DELIVERY_GRACE_MS = 2_000;
 const CLUSTER_STOP_TIMEOUT_MS = 8_000;
 const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
+/** What the console shows of the monitoring agent's channels (its answers print where the command is sent). */
+const MONITOR_CHANNELS = ['monitor.syscalls', 'monitor.perf'] as const;
+/** At most one traced syscall line a second, and one perf report in this many: the rest are counted. */
+const SYSCALL_LINE_EVERY_MS = 1000;
+const PERF_LINE_EVERY = 3;
 
 interface Stop {
   why: string;
@@ -59,6 +65,7 @@ export async function demo(o: DemoOptions): Promise<void> {
     persist: 'disk',
     clients: [],
     force: true,
+    monitoring: true,
   });
   const logPath = join(o.dir, 'replicas.log');
   say(header(config, o.dir, logPath));
@@ -91,6 +98,8 @@ export async function demo(o: DemoOptions): Promise<void> {
   const probe = hostProbe();
   const sent = { published: 0, droppedWhileFull: 0 };
   let pub: Publisher | undefined;
+  let monitorPart: DemoMonitor | undefined;
+  const monitored = { syscalls: 0, perf: 0, lastSyscallLineMs: 0 };
 
   const run = async (): Promise<Stop> => {
     const ready = await raceStop(waitReady(config, logPath, cluster.exited), stopped);
@@ -105,6 +114,17 @@ export async function demo(o: DemoOptions): Promise<void> {
       };
       subs.push(new Subscriber(config, 'console', consoleKey, { channel, onEvent, onError: (err) => requestStop({ why: 'subscriber failed', err }) }));
     }
+    const onMonitorEvent = (ev: BrokerEvent): void => {
+      const now = Date.now();
+      if (ev.channel === 'monitor.perf' && monitored.perf++ % PERF_LINE_EVERY !== 0) return;
+      if (ev.channel === 'monitor.syscalls') {
+        monitored.syscalls++;
+        if (now - monitored.lastSyscallLineMs < SYSCALL_LINE_EVERY_MS) return;
+        monitored.lastSyscallLineMs = now;
+      }
+      say(formatEvent(ev, now));
+    };
+    subs.push(new Subscriber(config, 'console', consoleKey, { channels: [...MONITOR_CHANNELS], onEvent: onMonitorEvent, onError: (err) => requestStop({ why: 'subscriber failed', err }) }));
     const subscribed = withTimeout(Promise.all(subs.map((s) => s.start())), SUBSCRIBE_TIMEOUT_MS, () =>
       clusterError(`the console could not subscribe within ${SUBSCRIBE_TIMEOUT_MS / 1000} s`, logPath),
     );
@@ -112,7 +132,10 @@ export async function demo(o: DemoOptions): Promise<void> {
 
     pub = new Publisher(config, 'probe', loadPrivateKey(clientKeyPath(o.dir, 'probe'))).connect();
     probe.start(publishTo(pub, sent, (err) => requestStop({ why: 'publisher failed', err })));
-    say(`console subscribed to ${CHANNELS.join(' and ')}; the probe is publishing as "probe"${o.duration ? ` for ${o.duration} s` : ''} (Ctrl-C stops)\n`);
+    say(`console subscribed to ${CHANNELS.join(' and ')} (and ${MONITOR_CHANNELS.join(', ')}); the probe is publishing as "probe"${o.duration ? ` for ${o.duration} s` : ''} (Ctrl-C stops)\n`);
+    monitorPart = await raceStop(startDemoMonitor(config, say, (err) => requestStop({ why: 'monitoring agent failed', err })), stopped);
+    if (monitorPart === undefined) return stopped;
+    say(monitorPart.description);
     const timer = o.duration === undefined ? undefined : setTimeout(() => requestStop({ why: `${o.duration} s elapsed` }), o.duration * 1000);
     return stopped.finally(() => clearTimeout(timer));
   };
@@ -125,6 +148,7 @@ export async function demo(o: DemoOptions): Promise<void> {
     // delivered, consoles closed (their final acks and evidence reach the replicas), then the
     // replicas, then the guards.
     probe.stop();
+    await monitorPart?.stop().catch((err: unknown) => say(`note: the monitoring agent did not stop cleanly: ${(err as Error).message}`));
     if (pub && stop && !stop.err) await settle(pub, delivered);
     await Promise.all(subs.map((s) => s.close().catch(() => undefined)));
     pub?.close();
@@ -132,7 +156,7 @@ export async function demo(o: DemoOptions): Promise<void> {
     process.off('exit', orphanGuard);
     for (const s of STOP_SIGNALS) process.off(s, onSignal);
   }
-  if (pub) say(summary(stop.why, sent, pub?.counters.acknowledged ?? 0, delivered, subs.map((s) => s.summary()), logPath));
+  if (pub) say(summary(stop.why, sent, pub?.counters.acknowledged ?? 0, delivered, subs.map((s) => s.summary()), logPath, monitored));
   if (stop.err) throw stop.err;
 }
 
@@ -311,6 +335,13 @@ export function formatEvent(ev: BrokerEvent, nowMs = Date.now()): string {
 export function summarizeContent(content: unknown): string {
   if (typeof content !== 'object' || content === null || Array.isArray(content)) return clip(typeof content === 'string' ? content : JSON.stringify(content));
   const c = content as Record<string, unknown>;
+  if (c.set === 'syscalls') return clip(`${'syscall'.padEnd(13)} pid ${c.pid} ${c.syscall}(${(c.args as string[]).join(', ')}) = ${c.result ?? '?'}`);
+  if (c.type === 'monitor.perf') {
+    const now = c.now as { slowdown: number | null; traps: { count: number } };
+    const p = c.prediction as { slowdown: number | null } | null;
+    const x = (v: number | null | undefined): string => (v == null ? '?' : `${v.toFixed(3)}×`);
+    return `${'cost'.padEnd(13)} slowdown now ${x(now.slowdown)} (${now.traps.count} stops in the last second), model says ${x(p?.slowdown)}`;
+  }
   const mib = (kb: unknown): number => Math.round(Number(kb) / 1024);
   const type = `${String(c.type ?? 'event').padEnd(13)} `;
   switch (c.type) {
@@ -364,6 +395,7 @@ function summary(
   delivered: Record<string, number>,
   subs: SubscriberSummary[],
   logPath: string,
+  monitored: { syscalls: number; perf: number },
 ): string {
   const total = Object.values(delivered).reduce((a, b) => a + b, 0);
   const mismatches = new Map<string, number>();
@@ -376,6 +408,7 @@ function summary(
     `  published  ${published} events as probe, ${acknowledged} acknowledged by ${publishQuorum('bft', FAULTS)} of ${REPLICAS} replicas${droppedWhileFull ? `; ${droppedWhileFull} dropped while the publish window was full` : ''}`,
     `  delivered  ${Object.entries(delivered).map(([c, n]) => `${c} ${n}`).join(', ')} (total ${total}) to console${expired || undecided ? `; ${expired} expired, ${undecided} undecided in the voter` : ''}`,
     `  replicas   ${mismatches.size ? `mismatching copies: ${[...mismatches].map(([r, m]) => `replica ${r}: ${m}`).join(', ')}` : 'no mismatching copies: every replica agreed'}`,
+    `  monitor    ${monitored.syscalls} traced syscalls and ${monitored.perf} cost reports from the agent delivered to console (agent log: ${join(relative(process.cwd(), logPath), '..', 'agent.log')})`,
     `  log        ${logPath}`,
   ].join('\n');
 }

@@ -10,7 +10,7 @@ import { FitError } from '../core/index.js';
 import { clientKeyPath, loadConfig, withTlsFiles } from '../config/index.js';
 import { loadPrivateKey } from '../protection/index.js';
 import { constants } from 'node:os';
-import { MonitorAgent, SIM_COST_PROFILES, attachTarget, calibratePtrace, launchTarget, procBackend, ptraceBackend, startSyscallCounter, type TargetExit, SIM_WORKLOADS, parseSetChange, simBackend, type EventSink, type MonitorBackend, type SetChange, type SimCostProfileName } from '../monitoring/index.js';
+import { MonitorAgent, SIM_COST_PROFILES, attachTarget, calibratePtrace, launchTarget, procBackend, ptraceBackend, startSyscallCounter, type TargetExit, SIM_WORKLOADS, parseSetChange, simBackend, simInRealTime, type EventSink, type MonitorBackend, type SetChange, type SimCostProfileName } from '../monitoring/index.js';
 
 export const BACKENDS = ['ptrace', 'proc', 'sim'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -66,16 +66,7 @@ function simTarget(o: MonitorCommandOptions): BuiltBackend {
   return {
     backend: (sink) => (sim = simBackend({ seed: o.seed, sink, workload, costs })),
     target: { pid: workload.pid, alive: () => true, resume: () => undefined, ended: new Promise(() => undefined), kill: () => undefined },
-    // The simulated VM runs on the wall clock: every 20 ms it catches up with real time.
-    afterStart: () => {
-      let last = performance.now();
-      const t = setInterval(() => {
-        const now = performance.now();
-        sim!.advance(now - last);
-        last = now;
-      }, 20);
-      return () => clearInterval(t);
-    },
+    afterStart: () => simInRealTime(() => sim),
   };
 }
 

@@ -40,6 +40,9 @@ export interface ReconfigureOptions {
   tlsKey?: string;
 }
 
+/** What sending a command needs: who sends, to which agent, how long to wait. */
+export type CommandSender = Pick<ReconfigureOptions, 'dir' | 'as' | 'agent' | 'timeout'>;
+
 /** What the command prints with --json: one object, whatever the outcome. */
 export interface ReconfigureResult {
   status: 'applied' | 'refused' | 'dry-run';
@@ -53,13 +56,18 @@ export interface ReconfigureResult {
   message?: string;
 }
 
+/** Unique per issuer in practice: time and randomness, short enough to read in a log. */
+export function commandId(): string {
+  return `c-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`;
+}
+
 export async function reconfigure(o: ReconfigureOptions): Promise<void> {
   const config = withTlsFiles(loadConfig(o.dir), o);
   const key = loadPrivateKey(clientKeyPath(o.dir, o.as));
   const change = parseSetChange(o.enable, o.disable);
   if (change.enable.length + change.disable.length === 0) throw new FitError('FIT_ERR_USAGE', 'give at least one --enable SET[:PARAMS] or --disable SET (e.g. --enable syscalls:openat,execve --disable proclist)');
-  const command: ControlCommand = { type: 'monitor.command', id: `c-${Date.now().toString(36)}-${randomBytes(3).toString('hex')}`, agent: o.agent, issuer: o.as, enable: [...change.enable], disable: [...change.disable], dryRun: o.dryRun };
-  const result = o.dryRun ? await dryRun(config, key, o, command) : await send(config, key, o, command);
+  const command: ControlCommand = { type: 'monitor.command', id: commandId(), agent: o.agent, issuer: o.as, enable: [...change.enable], disable: [...change.disable], dryRun: o.dryRun };
+  const result = o.dryRun ? await dryRun(config, key, o, command) : await sendCommand(config, key, o, command);
   process.stdout.write(o.json ? `${JSON.stringify(result)}\n` : describe(result));
   if (result.status === 'refused') process.exitCode = 1;
 }
@@ -68,7 +76,7 @@ export async function reconfigure(o: ReconfigureOptions): Promise<void> {
 async function await1<T>(
   config: ClusterConfig,
   key: ReturnType<typeof loadPrivateKey>,
-  o: ReconfigureOptions,
+  o: CommandSender,
   channel: string,
   pick: (ev: BrokerEvent) => T | undefined,
   then: (fail: (err: FitError) => void) => void,
@@ -105,7 +113,8 @@ function parseJson(ev: BrokerEvent): unknown {
   }
 }
 
-async function send(config: ClusterConfig, key: ReturnType<typeof loadPrivateKey>, o: ReconfigureOptions, command: ControlCommand): Promise<ReconfigureResult> {
+/** Publishes `command` on monitor.control and resolves with the agent's answer from monitor.status. */
+export async function sendCommand(config: ClusterConfig, key: ReturnType<typeof loadPrivateKey>, o: CommandSender, command: ControlCommand): Promise<ReconfigureResult> {
   const pub = new Publisher(config, o.as, key);
   let sent: Promise<void> = Promise.resolve();
   try {
@@ -140,7 +149,7 @@ async function send(config: ClusterConfig, key: ReturnType<typeof loadPrivateKey
   }
 }
 
-async function dryRun(config: ClusterConfig, key: ReturnType<typeof loadPrivateKey>, o: ReconfigureOptions, command: ControlCommand): Promise<ReconfigureResult> {
+async function dryRun(config: ClusterConfig, key: ReturnType<typeof loadPrivateKey>, o: CommandSender, command: ControlCommand): Promise<ReconfigureResult> {
   const since = Date.now();
   // The analyst's queue may hold old reports: only one made after this command started counts.
   const report = await await1<PerfReport>(

@@ -20,3 +20,4 @@ export { AGENT_BACKLOG_EVENTS_MAX, MonitorAgent, PERF_CHANNEL, STATUS_CHANNEL, s
 export type { AgentOptions } from './agent.js';
 export { PREDICTION_BASIS_MIN_NS, PREDICTION_WINDOW_MS_DEFAULT, PerfWindow, calibrationSchema, estimateSchema, perfReportSchema, predictFrom } from './perf.js';
 export type { PerfReport } from './perf.js';
+export { simInRealTime } from './sim-realtime.js';
