@@ -22,3 +22,5 @@ export { attachTarget, launchTarget } from './target.js';
 export type { LaunchOptions, Target, TargetExit } from './target.js';
 export { periodicExtractions } from './periodic.js';
 export type { PeriodicExtractions, PeriodicOptions, PeriodicSet } from './periodic.js';
+export { COUNTER_INTERVAL_MS, PERF, parsePerfInterval, startSyscallCounter } from './rates.js';
+export type { SyscallCounter } from './rates.js';
