@@ -15,7 +15,7 @@ import { closeSync, constants, mkdtempSync, openSync, readFileSync, readdirSync,
 import { Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { FitError } from '../core/index.js';
+import { ensureDebianPackage, FitError } from '../core/index.js';
 import { parseStraceLine, straceAssembler, type StraceCall } from './strace-parse.js';
 
 export { parseResult, parseStraceLine, splitArgs, straceAssembler } from './strace-parse.js';
@@ -111,10 +111,15 @@ function lineSplitter(onLine: (line: string) => void): { push(chunk: string): vo
 /**
  * Starts strace on `pids` and resolves once every task of every pid is attached (or gone).
  * Throws FIT_ERR_MONITOR_TARGET when strace cannot attach (no such process, not permitted)
- * and FIT_ERR_NOT_SUPPORTED when strace is not installed.
+ * and FIT_ERR_NOT_SUPPORTED when strace is missing and cannot be installed (through apt-get,
+ * ensureDebianPackage).
  */
 export async function startStrace(options: StraceOptions): Promise<StraceSession> {
   const bin = options.straceBin ?? STRACE_PATH;
+  if (options.straceBin === undefined) {
+    const missing = await ensureDebianPackage({ pkg: 'strace', path: STRACE_PATH });
+    if (missing !== undefined) throw new FitError('FIT_ERR_NOT_SUPPORTED', `tracing syscalls needs strace: ${missing}`);
+  }
   if (options.pids.length === 0) throw new FitError('FIT_ERR_MONITOR_TARGET', 'strace needs at least one pid to attach to');
   const { reader, writerFd } = outputFifo();
   const args = ['-f', '-ttt', '-s', String(STRACE_STRING_BYTES_MAX), '-e', 'trace=all', '-qq', '-o', '/dev/fd/3', ...options.pids.flatMap((p) => ['-p', String(p)])];
