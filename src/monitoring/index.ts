@@ -24,6 +24,8 @@ export { periodicExtractions } from './periodic.js';
 export type { PeriodicExtractions, PeriodicOptions, PeriodicSet } from './periodic.js';
 export { COUNTER_INTERVAL_MS, PERF, parsePerfInterval, startSyscallCounter } from './rates.js';
 export type { SyscallCounter } from './rates.js';
+export { procBackend } from './proc.js';
+export type { ProcOptions } from './proc.js';
 export { STRACE_PATH, STRACE_STRING_BYTES_MAX, parseResult, parseStraceLine, splitArgs, startStrace, straceAssembler } from './strace.js';
 export type { StraceAssembler, StraceCall, StraceLine, StraceOptions, StraceSession } from './strace.js';
 export { ptraceBackend } from './ptrace.js';
