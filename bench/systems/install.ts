@@ -1,70 +1,22 @@
-// The peer brokers are the Debian packages, run as plain child processes: installed here if
-// missing (when we are root and apt-get exists), started on a free loopback port with a
-// config written to a temp dir, and stopped with the dir removed. Debian's postinst may
+// The peer brokers are the Debian packages, run as plain child processes: installed if missing
+// by ensureDebianPackage (src/core/packages.ts: when we are root and apt-get exists), started
+// on a free loopback port with a config written to a temp dir, and stopped with the dir removed. Debian's postinst may
 // start a system service on the default port; we never connect to that one, and our own
 // instance listens on a random port, so the two cannot collide.
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { accessSync, constants, mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import type { DebianBinary } from '../../src/core/index.js';
 import { canConnect, freeBasePort } from '../../test/helpers/cluster.js';
 
-export interface PeerBinary {
-  /** Debian package that ships it. */
-  pkg: string;
-  path: string;
-}
+/** A peer's binary and the Debian package that ships it (ensureDebianPackage installs it). */
+export type PeerBinary = DebianBinary;
 
 export const NATS_SERVER: PeerBinary = { pkg: 'nats-server', path: '/usr/sbin/nats-server' };
 export const MOSQUITTO: PeerBinary = { pkg: 'mosquitto', path: '/usr/sbin/mosquitto' };
 export const REDIS_SERVER: PeerBinary = { pkg: 'redis-server', path: '/usr/bin/redis-server' };
-
-const APT_LOG = join(tmpdir(), 'fitbroker-bench-apt.log');
-
-function executable(path: string): boolean {
-  try {
-    accessSync(path, constants.X_OK);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-function run(cmd: string, args: string[], logFd: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const p = spawn(cmd, args, { stdio: ['ignore', logFd, logFd], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
-    p.once('error', () => resolve(false));
-    p.once('exit', (code) => resolve(code === 0));
-  });
-}
-
-async function install(b: PeerBinary): Promise<string | undefined> {
-  if (executable(b.path)) return undefined;
-  if (process.getuid?.() !== 0) return `${b.path} not found; install it with: sudo apt-get install -y ${b.pkg}`;
-  if (!executable('/usr/bin/apt-get')) return `${b.path} not found, and there is no apt-get to install ${b.pkg}`;
-  const log = openSync(APT_LOG, 'a');
-  try {
-    // A fresh container has no package lists: update only when the first try fails for that.
-    const ok = (await run('apt-get', ['install', '-y', '-q', b.pkg], log)) || ((await run('apt-get', ['update', '-q'], log)) && (await run('apt-get', ['install', '-y', '-q', b.pkg], log)));
-    if (!ok || !executable(b.path)) {
-      const why = readLog(APT_LOG).split('\n').filter((l) => l.startsWith('E:')).pop();
-      return `apt-get install -y ${b.pkg} failed${why ? `: ${why.slice(2).trim()}` : ''} (log: ${APT_LOG})`;
-    }
-    return undefined;
-  } finally {
-    closeSync(log);
-  }
-}
-
-// Two peers share one binary (mosquitto QoS 0 and 1): install once, answer both.
-const installs = new Map<string, Promise<string | undefined>>();
-
-export function unavailable(b: PeerBinary): Promise<string | undefined> {
-  let p = installs.get(b.pkg);
-  if (!p) installs.set(b.pkg, (p = install(b)));
-  return p;
-}
 
 export interface Daemon {
   port: number;

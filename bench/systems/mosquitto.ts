@@ -2,7 +2,8 @@
 // connection per worker.
 
 import { connectAsync, type MqttClient } from 'mqtt';
-import { startDaemon, unavailable, MOSQUITTO } from './install.js';
+import { ensureDebianPackage } from '../../src/core/index.js';
+import { startDaemon, MOSQUITTO } from './install.js';
 import { AckWindow } from './window.js';
 import type { ClientFactory, ClientSide, RunShape, ServerHandle, ServerSide } from './types.js';
 
@@ -44,7 +45,7 @@ export function mosquittoServer(mode: MosquittoMode): ServerSide {
     system: 'mosquitto',
     mode,
     label: mode === 'qos1' ? 'Mosquitto QoS 1' : 'Mosquitto QoS 0',
-    unavailable: () => unavailable(MOSQUITTO),
+    unavailable: () => ensureDebianPackage(MOSQUITTO),
     async start(_shape: RunShape): Promise<ServerHandle> {
       const d = await startDaemon({
         name: `mosquitto-${mode}`,

@@ -3,7 +3,8 @@
 // client; jetstream.ts has the JetStream client.
 
 import { connect, RetentionPolicy, StorageType, type NatsConnection } from 'nats';
-import { startDaemon, unavailable, NATS_SERVER } from './install.js';
+import { ensureDebianPackage } from '../../src/core/index.js';
+import { startDaemon, NATS_SERVER } from './install.js';
 import { AckWindow } from './window.js';
 import type { ClientFactory, ClientSide, Endpoint, RunShape, ServerHandle, ServerSide } from './types.js';
 
@@ -45,7 +46,7 @@ export function natsServer(mode: NatsMode): ServerSide {
     system: jetstream ? 'nats-jetstream' : 'nats',
     mode,
     label: jetstream ? 'NATS JetStream (file, acked)' : 'NATS core',
-    unavailable: () => unavailable(NATS_SERVER),
+    unavailable: () => ensureDebianPackage(NATS_SERVER),
     async start(shape: RunShape): Promise<ServerHandle> {
       const d = await startDaemon({
         name: jetstream ? 'nats-jetstream' : 'nats',

@@ -2,7 +2,8 @@
 // SUBSCRIBE to every channel from each subscriber's own connection.
 
 import { Redis } from 'ioredis';
-import { startDaemon, unavailable, REDIS_SERVER } from './install.js';
+import { ensureDebianPackage } from '../../src/core/index.js';
+import { startDaemon, REDIS_SERVER } from './install.js';
 import { AckWindow } from './window.js';
 import type { ClientFactory, ClientSide, RunShape, ServerHandle, ServerSide } from './types.js';
 
@@ -15,7 +16,7 @@ export function redisServer(): ServerSide {
     system: 'redis',
     mode: 'pubsub',
     label: 'Redis pub/sub',
-    unavailable: () => unavailable(REDIS_SERVER),
+    unavailable: () => ensureDebianPackage(REDIS_SERVER),
     async start(_shape: RunShape): Promise<ServerHandle> {
       const d = await startDaemon({
         name: 'redis',

@@ -17,3 +17,5 @@ export type {
   ReplicaInfo,
 } from './types.js';
 export { mulberry32 } from './prng.js';
+export { APT_LOG, ensureDebianPackage, executable } from './packages.js';
+export type { DebianBinary } from './packages.js';
