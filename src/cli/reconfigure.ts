@@ -178,7 +178,7 @@ export function describePrediction(p: Prediction | null): string {
   if (p.saturated || p.slowdown === null) return 'predicted overhead: the periodic extractions alone would keep the target paused all the time (saturated); choose longer periods';
   const parts = [`traps ${pct(p.traps.share)} (${Math.round(p.traps.perComputeSec)} stops/s × ${(p.traps.costNs / 1000).toFixed(1)} µs, ${p.traps.costBasis})`];
   for (const e of p.extractions) parts.push(`${e.set} ${pct(e.wallShare)} of wall time (${(e.pauseNs / 1e6).toFixed(2)} ms every ${e.periodMs} ms)`);
-  const unseen = p.traps.unseen.length ? `\n  not seen in the basis window, predicted at rate 0: ${p.traps.unseen.join(', ')}` : '';
+  const unseen = p.traps.unseen.length ? `\n  not yet seen by name in the basis window, so not in the events/s figure: ${p.traps.unseen.join(', ')}` : '';
   return `predicted slowdown ${p.slowdown.toFixed(3)}× (overhead ${pct(p.overheadFraction ?? 0)}; summing each set alone would say ${pct(p.naiveOverheadFraction)})\n  ${parts.join('; ')}\n  about ${Math.round(p.eventsPerWallSec ?? 0)} events/s published${unseen}`;
 }
 

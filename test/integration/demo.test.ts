@@ -36,11 +36,11 @@ function processesMentioning(needle: string): string[] {
   return found;
 }
 
-test('demo runs a 4-replica cluster, delivers this host\'s real metrics, exits 0 and leaves no replica running', { timeout: 60_000 }, async () => {
+test('demo runs a 4-replica cluster, delivers this host\'s real metrics, exits 0 and leaves no replica running', { timeout: 90_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-demo-'));
   try {
     const basePort = await freeBasePort(4);
-    const r = await runDemo(['--dir', dir, '--duration', '8', '--base-port', String(basePort)]);
+    const r = await runDemo(['--dir', dir, '--duration', '14', '--base-port', String(basePort)]);
     const context = `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
     assert.equal(r.code, 0, context);
     assert.match(r.stdout, new RegExp(`4 replicas on 127\\.0\\.0\\.1 ports ${basePort}-${basePort + 3}, f=1`), context);
@@ -63,9 +63,19 @@ test('demo runs a 4-replica cluster, delivers this host\'s real metrics, exits 0
     const published = /published\s+(\d+) events as probe, (\d+) acknowledged/.exec(r.stdout);
     assert.ok(published && Number(published[2]) > 0, context);
 
+    // The monitoring agent: a real workload traced, the analyst's command answered with its
+    // prediction, traced calls and cost reports delivered through the replicas.
+    assert.match(r.stdout, /monitor {3}a monitoring agent \(as "agent", (ptrace|sim) back end\)/, context);
+    assert.match(r.stdout, /monitor {3}agent agent applied c-\S+: syscalls enabled \(syscalls:openat,execve\)/, context);
+    assert.match(r.stdout, /monitor {3}predicted slowdown \d+\.\d+×/, context);
+    assert.match(r.stdout, / monitor\.syscalls .* syscall +pid \d+ (openat|execve)\(/, context);
+    assert.match(r.stdout, / monitor\.perf .* slowdown now \d+\.\d+×/, context);
+    const monitored = /monitor {4}(\d+) traced syscalls and (\d+) cost reports/.exec(r.stdout);
+    assert.ok(monitored && Number(monitored[1]) > 0 && Number(monitored[2]) > 0, context);
     assert.ok(existsSync(join(dir, 'replicas.log')));
     assert.match(readFileSync(join(dir, 'replicas.log'), 'utf8'), /replica listening/);
     assert.deepEqual(processesMentioning(dir), [], 'replica processes were left running');
+    assert.deepEqual(processesMentioning('cat /etc/hostname /etc/os-release'), [], "the monitored workload was left running");
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
