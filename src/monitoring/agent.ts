@@ -14,7 +14,7 @@ import { MONITORING_CONTROL_CHANNEL, type ClusterConfig } from '../config/index.
 import { Publisher, Subscriber } from '../client/index.js';
 import type { EventSink, MonitorBackend, MonitorEvent } from './backend.js';
 import { ackFor, applyCommand, parseCommand, refusalFor, type ControlCommand, type RefusalReason } from './command.js';
-import { PerfWindow, type PerfReport } from './perf.js';
+import { PerfWindow, calibrationSchema, type PerfReport } from './perf.js';
 import type { SetChange, SetName } from './sets.js';
 
 export const STATUS_CHANNEL = 'monitor.status';
@@ -198,7 +198,8 @@ export class MonitorAgent {
       configVersion: this.version,
       now,
       basis,
-      calibration: this.backend.calibration(),
+      // Only the model's terms: a back end's calibration may carry how it was measured too.
+      calibration: calibrationSchema.parse(pickKeys(this.backend.calibration(), Object.keys(calibrationSchema.shape))),
       prediction: this.perf.prediction(config),
       events: { collected: { ...this.collected }, published: this.published, dropped: this.dropped, backlog: this.backlog },
       target: { pid: this.o.target?.pid ?? null, alive: this.o.target?.alive() ?? true },
@@ -206,4 +207,8 @@ export class MonitorAgent {
     if (!this.failure) this.pub.publish(PERF_CHANNEL, r);
     return r;
   }
+}
+
+function pickKeys(o: object, keys: readonly string[]): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(o).filter(([k]) => keys.includes(k)));
 }

@@ -49,6 +49,14 @@ test('monitor --backend ptrace publishes the traced calls of a real child, switc
     assert.ok(events.every((e) => e.syscall === 'openat'), `only openat is reported: ${[...new Set(events.map((e) => e.syscall))].join(',')}`);
     assert.ok(new Set(opens.map((e) => e.pid)).size >= 2, 'each cat is its own process, and the children are traced');
 
+    // A dry run predicts from the agent's latest report on monitor.perf: ptrace stops at every
+    // call while anything is traced, so tracing execve alone costs what tracing all would.
+    const dry = await runCliAsync(['reconfigure', '--dir', c.dir, '--as', 'analyst', '--agent', 'agent', '--enable', 'files:500', '--json', '--dry-run']);
+    const predicted = JSON.parse(dry.stdout) as { status: string; config: object; prediction: { slowdown: number; traps: { perComputeSec: number } } | null };
+    assert.equal(predicted.status, 'dry-run', dry.stdout + dry.stderr);
+    assert.deepEqual(predicted.config, { syscalls: { syscalls: ['openat'] }, files: { periodMs: 500 } });
+    assert.ok(predicted.prediction && predicted.prediction.slowdown > 1, JSON.stringify(predicted.prediction));
+
     const r = await runCliAsync(['reconfigure', '--dir', c.dir, '--as', 'analyst', '--agent', 'agent', '--enable', 'syscalls:execve', '--json']);
     const answer = JSON.parse(r.stdout) as { status: string; configVersion: number; prediction: { slowdown: number } | null };
     assert.equal(answer.status, 'applied', r.stdout + r.stderr);
