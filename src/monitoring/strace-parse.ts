@@ -70,25 +70,36 @@ export function parseResult(text: string): number | null {
 }
 
 /**
- * Where the argument list that starts at `from` ends: the index of its closing ")" at depth 0,
- * or -1 when the text ends first. Skips quoted strings (with escapes), /* comments *\/ and
- * nested brackets, so a ")" inside any of them does not count.
+ * Walks `text` from `from`, skipping quoted strings (with escapes) and /* comments *\/, and
+ * calls `visit` with every other character and the bracket depth before it; stops at the first
+ * character `visit` accepts and returns its index, or -1 when the text ends first.
  */
-function argsEnd(text: string, from: number): number {
+function walk(text: string, from: number, visit: (c: string, i: number, depth: number) => boolean): number {
   let depth = 0;
   for (let i = from; i < text.length; i++) {
     const c = text[i]!;
-    if (c === '"') i = quoteEnd(text, i);
-    else if (c === '/' && text[i + 1] === '*') {
+    if (c === '"') {
+      i = quoteEnd(text, i);
+      continue;
+    }
+    if (c === '/' && text[i + 1] === '*') {
       const end = text.indexOf('*/', i + 2);
       i = end === -1 ? text.length : end + 1;
-    } else if (c === '(' || c === '[' || c === '{') depth++;
-    else if (c === ')' || c === ']' || c === '}') {
-      if (depth === 0 && c === ')') return i;
-      depth = Math.max(0, depth - 1);
+      continue;
     }
+    if (visit(c, i, depth)) return i;
+    if (c === '(' || c === '[' || c === '{') depth++;
+    else if (c === ')' || c === ']' || c === '}') depth = Math.max(0, depth - 1);
   }
   return -1;
+}
+
+/**
+ * Where the argument list that starts at `from` ends: the index of its closing ")" at depth 0,
+ * or -1 when the text ends first. A ")" inside quotes, comments or brackets does not count.
+ */
+function argsEnd(text: string, from: number): number {
+  return walk(text, from, (c, _i, depth) => c === ')' && depth === 0);
 }
 
 /** The index of the quote closing the string that opens at `start` (or the text's end). */
@@ -106,21 +117,14 @@ function quoteEnd(text: string, start: number): number {
  */
 export function splitArgs(text: string): string[] {
   const out: string[] = [];
-  let depth = 0;
   let start = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i]!;
-    if (c === '"') i = quoteEnd(text, i);
-    else if (c === '/' && text[i + 1] === '*') {
-      const end = text.indexOf('*/', i + 2);
-      i = end === -1 ? text.length : end + 1;
-    } else if (c === '(' || c === '[' || c === '{') depth++;
-    else if (c === ')' || c === ']' || c === '}') depth = Math.max(0, depth - 1);
-    else if (c === ',' && depth === 0) {
+  walk(text, 0, (c, i, depth) => {
+    if (c === ',' && depth === 0) {
       out.push(text.slice(start, i).trim());
       start = i + 1;
     }
-  }
+    return false;
+  });
   // The first half of an unfinished call ends in ", " (`wait4(-1,  <unfinished ...>`): no
   // empty last argument for it.
   const last = text.slice(start).trim();
