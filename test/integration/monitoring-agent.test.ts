@@ -57,8 +57,7 @@ describe('monitoring agent (sim back end) on a 4-replica cluster', { timeout: 18
     agent = spawn(process.execPath, [CLI, 'monitor', '--dir', c.dir, '--as', 'agent', '--backend', 'sim', '--sim-costs', 'ptrace', '--seed', '7', '--duration', '170'], { stdio: ['ignore', 'pipe', 'pipe'] });
     agent.stderr!.on('data', (d: Buffer) => (agentLog += d.toString()));
     const json = (ev: BrokerEvent): Record<string, unknown> => JSON.parse(ev.content.toString('utf8')) as Record<string, unknown>;
-    // Watched as console: sessions of one client share its queue, so a watcher as analyst would
-    // take answers meant for the reconfigure commands.
+    // Watched as console, the client an operator would watch with; reconfigure reads as analyst.
     const sub = c.subscriber('console', {
       channels: ['monitor.syscalls', 'monitor.proclist', 'monitor.status', 'monitor.perf'],
       onEvent: (ev) => {
