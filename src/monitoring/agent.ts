@@ -28,6 +28,14 @@ export const setChannel = (set: SetName): string => `monitor.${set}`;
  */
 export const AGENT_BACKLOG_EVENTS_MAX = 200_000;
 
+/**
+ * A command published this long before the agent started was for an earlier run of it (the
+ * ordered channel hands a restarted agent what its last run had not acknowledged): refused as
+ * stale rather than applied to a target it was not meant for. The margin allows for the
+ * issuer's clock and a command sent just before a restart.
+ */
+export const STALE_COMMAND_MS = 10_000;
+
 export interface AgentOptions {
   config: ClusterConfig;
   /** The agent's client id; commands name it in `agent`. */
@@ -58,6 +66,7 @@ export class MonitorAgent {
   private queue: Promise<void> = Promise.resolve();
   private readonly answered = new Set<string>();
   private failure: FitError | undefined;
+  private readonly startedMs = Date.now();
   /** The back end's configVersion after the last change it applied. */
   private version = 0;
 
@@ -103,7 +112,8 @@ export class MonitorAgent {
     await this.queue;
     await this.backend.stop();
     this.report();
-    await this.sub?.close(0);
+    // The linger lets the replicas learn which commands this run consumed.
+    await this.sub?.close();
     try {
       await this.pub.flush(flushTimeoutMs);
     } catch (err) {
@@ -149,6 +159,10 @@ export class MonitorAgent {
       return;
     }
     this.answered.add(key);
+    if (ev.timestampMs < this.startedMs - STALE_COMMAND_MS) {
+      this.refuse(command, 'stale', `command ${command.id} was published ${Math.round((this.startedMs - ev.timestampMs) / 1000)} s before this agent started, for an earlier run of it; send it again`);
+      return;
+    }
     if (command.issuer !== ev.publisher) {
       this.refuse(command, 'not-allowed', `command ${command.id} says it is from ${command.issuer} but was published by ${ev.publisher}`);
       return;

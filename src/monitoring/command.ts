@@ -56,9 +56,9 @@ export type CommandAck = z.infer<typeof commandAckSchema>;
  * invalid: does not parse or names a set twice; wrong-agent; not-active: disables a set that is
  * not active; unsupported: a set the back end cannot run; not-allowed: the issuer is not the
  * authenticated publisher or not an allowed issuer; failed: the back end could not apply it
- * (nothing changed).
+ * (nothing changed); stale: published before this agent started, for an earlier run of it.
  */
-export const REFUSAL_REASONS = ['invalid', 'wrong-agent', 'not-active', 'unsupported', 'not-allowed', 'failed'] as const;
+export const REFUSAL_REASONS = ['invalid', 'wrong-agent', 'not-active', 'unsupported', 'not-allowed', 'failed', 'stale'] as const;
 export type RefusalReason = (typeof REFUSAL_REASONS)[number];
 
 export const commandRefusalSchema = z.strictObject({

@@ -32,7 +32,7 @@ export { ptraceBackend } from './ptrace.js';
 export type { PtraceOptions } from './ptrace.js';
 export { SWITCH_SHARE, calibratePtrace } from './ptrace-calibrate.js';
 export type { PtraceCalibration } from './ptrace-calibrate.js';
-export { AGENT_BACKLOG_EVENTS_MAX, MonitorAgent, PERF_CHANNEL, STATUS_CHANNEL, setChannel } from './agent.js';
+export { AGENT_BACKLOG_EVENTS_MAX, MonitorAgent, STALE_COMMAND_MS, PERF_CHANNEL, STATUS_CHANNEL, setChannel } from './agent.js';
 export type { AgentOptions } from './agent.js';
 export { PREDICTION_BASIS_MIN_NS, PREDICTION_WINDOW_MS_DEFAULT, PerfWindow, calibrationSchema, estimateSchema, perfReportSchema, predictFrom } from './perf.js';
 export type { PerfReport } from './perf.js';

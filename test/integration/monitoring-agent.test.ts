@@ -135,9 +135,13 @@ describe('monitoring agent (sim back end) on a 4-replica cluster', { timeout: 18
     const n = status.length;
     analyst.publish('monitor.control', 'this is not a command');
     analyst.publish('monitor.control', { type: 'monitor.command', id: 'spoof-1', agent: 'agent', issuer: 'admin', enable: [{ set: 'files', periodMs: 500 }] });
+    // As a restarted agent gets what its last run left unread: a command from before it started.
+    analyst.publish('monitor.control', { type: 'monitor.command', id: 'old-1', agent: 'agent', issuer: 'analyst', enable: [{ set: 'files', periodMs: 500 }] }, { timestampMs: Date.now() - 600_000 });
     await analyst.flush(10_000);
-    await until('two refusals', () => status.length >= n + 2);
-    const [bad, spoofed] = status.slice(n) as { type: string; reason: string; commandId: string | null; message: string; config: object }[];
+    await until('three refusals', () => status.length >= n + 3);
+    const [bad, spoofed, old] = status.slice(n) as { type: string; reason: string; commandId: string | null; message: string; config: object }[];
+    assert.equal(old!.reason, 'stale');
+    assert.match(old!.message, /before this agent started/);
     assert.equal(bad!.type, 'monitor.refusal');
     assert.equal(bad!.reason, 'invalid');
     assert.equal(bad!.commandId, null);
