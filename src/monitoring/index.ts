@@ -30,3 +30,6 @@ export { ptraceBackend } from './ptrace.js';
 export type { PtraceOptions } from './ptrace.js';
 export { SWITCH_SHARE, calibratePtrace } from './ptrace-calibrate.js';
 export type { PtraceCalibration } from './ptrace-calibrate.js';
+export { allowedCpus, colocate, lastCpu, setAffinity } from './affinity.js';
+export type { Colocation } from './affinity.js';
+export { calibratePtraceBackend } from './ptrace-calibrate-backend.js';
