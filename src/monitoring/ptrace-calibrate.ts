@@ -6,10 +6,11 @@
 //
 // Method: `dd if=/dev/zero of=/dev/null bs=1 count=N status=none` makes 2N syscalls (a read
 // and a write per byte) and nothing else of note. It is timed untraced and under
-// `strace -f -qq -o /dev/null -e trace=all -ttt` (what the back end runs, less the output
+// `strace -f -qq -o /dev/null -e trace=all -ttt -s 256` (what the back end runs, less the output
 // parsing, which happens in the agent, not in the target's stops). The same two runs with
 // count=0 measure the start-up (process creation, strace attaching, dd's own start-up calls),
-// which is subtracted so that only the 2N calls are divided among:
+// which is subtracted so that only the 2N calls are divided among (all runs pinned to one CPU,
+// as the back end pins strace with the target, affinity.ts):
 //   perCallNs = ((traced(N) − traced(0)) − (untraced(N) − untraced(0))) / 2N
 // N is chosen so that the traced run takes about TRACED_RUN_MS; each figure is the median of
 // several runs, as the machine is noisy.
@@ -21,8 +22,9 @@
 
 import { spawn } from 'node:child_process';
 import { ensureDebianPackage, FitError } from '../core/index.js';
+import { lastCpu } from './affinity.js';
 import type { Calibration } from './backend.js';
-import { STRACE, STRACE_PATH } from './strace.js';
+import { STRACE, STRACE_PATH, STRACE_STRING_BYTES_MAX } from './strace.js';
 
 export interface PtraceCalibration extends Calibration {
   /** What was measured, for the agent's log and docs. */
@@ -65,8 +67,13 @@ function timed(command: string, args: readonly string[]): Promise<number> {
 }
 
 const dd = (count: number): string[] => ['if=/dev/zero', 'of=/dev/null', 'bs=1', `count=${count}`, 'status=none'];
-const untraced = (count: number): Promise<number> => timed('dd', dd(count));
-const traced = (count: number): Promise<number> => timed(STRACE_PATH, ['-f', '-qq', '-o', '/dev/null', '-e', 'trace=all', '-ttt', 'dd', ...dd(count)]);
+/**
+ * Both runs on one CPU, as the back end pins strace and the target together (affinity.ts):
+ * unpinned, the cost is ~10× higher or not, at the scheduler's whim.
+ */
+const pinned = (): string[] => ['-c', String(lastCpu(process.pid) ?? 0)];
+const untraced = (count: number): Promise<number> => timed('taskset', [...pinned(), 'dd', ...dd(count)]);
+const traced = (count: number): Promise<number> => timed('taskset', [...pinned(), STRACE_PATH, '-f', '-qq', '-o', '/dev/null', '-e', 'trace=all', '-ttt', '-s', String(STRACE_STRING_BYTES_MAX), 'dd', ...dd(count)]);
 
 function median(xs: readonly number[]): number {
   const s = [...xs].sort((a, b) => a - b);

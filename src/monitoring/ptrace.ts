@@ -23,9 +23,13 @@
 //   own CPU time (the kernel work of each stop is charged to it), so stopped time is counted
 //   as traps × the calibrated per-call cost (ptrace-calibrate.ts) and compute time as wall
 //   time minus that.
+// - That cost is bimodal on a VM (~10 µs when strace and the target share a CPU, ~100 µs when
+//   each stop wakes the other vCPU), so strace and the tree are pinned to one CPU while
+//   attached (affinity.ts), and calibratePtrace measures the same way.
 
 import { performance } from 'node:perf_hooks';
 import { FitError } from '../core/index.js';
+import { colocate, type Colocation } from './affinity.js';
 import type { Calibration, CostReport, EventSink, MonitorBackend, StopTally } from './backend.js';
 import { periodicExtractions } from './periodic.js';
 import { readStat } from './procfs.js';
@@ -63,6 +67,7 @@ interface Attachment {
   readonly fromEpochNs: number;
   untilEpochNs: number;
   session?: StraceSession;
+  colocation?: Colocation;
 }
 
 /**
@@ -167,7 +172,11 @@ export function ptraceBackend(options: PtraceOptions): MonitorBackend {
     try {
       const pids = target.pids();
       // A target that has already exited has nothing to trace: the set is on, and reports nothing.
-      if (pids.length > 0) a.session = await startStrace({ pids, onCall: (c) => onCall(a, c), onError: options.onError });
+      if (pids.length > 0) {
+        a.session = await startStrace({ pids, onCall: (c) => onCall(a, c), onError: options.onError });
+        // One CPU for strace and the tree: the cheap, predictable mode of a stop (affinity.ts).
+        a.colocation = colocate(a.session.pid, pids, options.onError);
+      }
     } finally {
       continueAll(stopped);
     }
@@ -179,6 +188,7 @@ export function ptraceBackend(options: PtraceOptions): MonitorBackend {
     if (a === undefined) return;
     a.untilEpochNs = untilEpochNs;
     await a.session?.detach();
+    a.colocation?.restore(target.pids());
   }
 
   async function applyNow(change: SetChange): Promise<{ config: MonitorConfig; effects: SetEffect[]; configVersion: number }> {
