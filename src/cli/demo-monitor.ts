@@ -14,7 +14,7 @@ import {
   SIM_COST_PROFILES,
   SIM_WORKLOADS,
   STRACE,
-  calibratePtrace,
+  calibratePtraceBackend,
   launchTarget,
   ptraceBackend,
   simBackend,
@@ -45,7 +45,7 @@ export async function startDemoMonitor(config: ClusterConfig, say: (line: string
   let backend: (sink: EventSink) => MonitorBackend;
   let stopClock = (): void => undefined;
   if (missing === undefined) {
-    const calibration = await calibratePtrace();
+    const calibration = await calibratePtraceBackend({ runs: 1 });
     target = await launchTarget('sh', ['-c', DEMO_WORKLOAD], { stdio: 'ignore' });
     const counter = await startSyscallCounter(target.pid);
     const t = target;

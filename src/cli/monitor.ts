@@ -10,7 +10,7 @@ import { FitError } from '../core/index.js';
 import { clientKeyPath, loadConfig, withTlsFiles } from '../config/index.js';
 import { loadPrivateKey } from '../protection/index.js';
 import { constants } from 'node:os';
-import { MonitorAgent, SIM_COST_PROFILES, attachTarget, calibratePtrace, launchTarget, procBackend, ptraceBackend, startSyscallCounter, type TargetExit, SIM_WORKLOADS, parseSetChange, simBackend, simInRealTime, type EventSink, type MonitorBackend, type SetChange, type SimCostProfileName } from '../monitoring/index.js';
+import { MonitorAgent, SIM_COST_PROFILES, attachTarget, calibratePtraceBackend, launchTarget, procBackend, ptraceBackend, startSyscallCounter, type TargetExit, SIM_WORKLOADS, parseSetChange, simBackend, simInRealTime, type EventSink, type MonitorBackend, type SetChange, type SimCostProfileName } from '../monitoring/index.js';
 
 export const BACKENDS = ['ptrace', 'proc', 'sim'] as const;
 export type BackendName = (typeof BACKENDS)[number];
@@ -90,7 +90,9 @@ async function hostTarget(o: MonitorCommandOptions, command: string[], log: Logg
   if (command.length > 0 && o.pid !== undefined) throw new FitError('FIT_ERR_USAGE', 'give either a command after -- or --pid, not both');
   if (command.length === 0 && o.pid === undefined) throw new FitError('FIT_ERR_USAGE', `the ${o.backend} back end needs a target: a command after -- (e.g. -- tar cf /dev/null /usr/share/doc) or --pid PID`);
   // Calibrate before the target exists: the measurement must not compete with it for the CPU.
-  const calibration = o.backend === 'ptrace' ? await calibratePtrace() : undefined;
+  // Through the back end itself: a stop as the agent imposes it (strace through a FIFO, parsed
+  // here, the counter running) costs more than bare strace's (docs/prediction-accuracy.md).
+  const calibration = o.backend === 'ptrace' ? await calibratePtraceBackend() : undefined;
   if (calibration) log.info({ calibration }, `ptrace calibrated on this machine: ${((calibration.trapNs + 2 * calibration.switchNs) / 1000).toFixed(1)} µs per stop`);
   const target = command.length > 0 ? await launchTarget(command[0]!, command.slice(1)) : attachTarget(o.pid!);
   const counter = await startSyscallCounter(target.pid);

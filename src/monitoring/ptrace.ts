@@ -20,9 +20,10 @@
 //   calls timestamped after the disable instant are not reported, though they still stopped
 //   the target and are counted as traps.
 // - ptrace cannot see how long each stop held the target, and the stops inflate the target's
-//   own CPU time (the kernel work of each stop is charged to it), so stopped time is counted
-//   as traps × the calibrated per-call cost (ptrace-calibrate.ts) and compute time as wall
-//   time minus that.
+//   own CPU time (the kernel work of each stop is charged to it), so compute time is measured
+//   by the target's progress: its calls while traced over its rate while untraced
+//   (progress.ts); stopped time is the rest of the wall time. Before any untraced stretch (or
+//   without the in-kernel counter) it falls back on traps × the calibrated per-call cost.
 // - That cost is bimodal on a VM (~10 µs when strace and the target share a CPU, ~100 µs when
 //   each stop wakes the other vCPU), so strace and the tree are pinned to one CPU while
 //   attached (affinity.ts), and calibratePtrace measures the same way.
@@ -32,6 +33,7 @@ import { FitError } from '../core/index.js';
 import { colocate, type Colocation } from './affinity.js';
 import type { Calibration, CostReport, EventSink, MonitorBackend, StopTally } from './backend.js';
 import { periodicExtractions } from './periodic.js';
+import { ProgressSplit } from './progress.js';
 import { readStat } from './procfs.js';
 import type { SyscallCounter } from './rates.js';
 import { EMPTY_CONFIG, applySetChange, tracesSyscall, type MonitorConfig, type SetChange, type SetEffect, type SetName } from './sets.js';
@@ -134,7 +136,11 @@ export function ptraceBackend(options: PtraceOptions): MonitorBackend {
   let syscallSeq = 0;
   let traps = 0;
   const named: Record<string, number> = {};
-  let computeNsReported = 0;
+  // Compute and stopped time, by the target's progress where its untraced rate is known.
+  const split = new ProgressSplit(perCallNs);
+  const callsNow = (): number | null => (counter !== undefined && counter.unavailable === null ? counter.total() : null);
+  /** Accounts the time since the last sample as traced (a tracer attached, or being attached) or not. */
+  const sampleSplit = (traced = attachment !== undefined): void => split.sample(nowNs(), callsNow(), traps, traced);
   /** apply() and stop() run one at a time, in call order: each awaits strace. */
   let queue: Promise<unknown> = Promise.resolve();
   const serial = <T>(f: () => Promise<T>): Promise<T> => {
@@ -203,16 +209,22 @@ export function ptraceBackend(options: PtraceOptions): MonitorBackend {
     config = next;
     configVersion++;
     history = [...history, { fromEpochNs: instant, config, configVersion }];
+    sampleSplit();
     if (!wasTracing && config.syscalls !== undefined) {
       try {
         await attach(instant);
+        sampleSplit();
       } catch (e) {
         // All or nothing: a change whose tracer could not attach changes nothing.
         await detach(instant);
         ({ config, configVersion, history } = previous);
         throw e;
       }
-    } else if (wasTracing && config.syscalls === undefined) await detach(instant);
+    } else if (wasTracing && config.syscalls === undefined) {
+      await detach(instant);
+      // The detach itself is traced time: the target still stops until strace lets it go.
+      sampleSplit(true);
+    }
     periodic.configure(config, configVersion);
     // Calls of the running attachment are never earlier than its start: older epochs can go.
     const oldest = attachment?.fromEpochNs ?? instant;
@@ -224,17 +236,16 @@ export function ptraceBackend(options: PtraceOptions): MonitorBackend {
 
   function costs(): CostReport {
     const atNs = nowNs();
-    const trapTally: StopTally = { count: traps, stoppedNs: traps * perCallNs };
+    sampleSplit();
+    const trapTally: StopTally = { count: traps, stoppedNs: split.stoppedNs };
     const extractions = periodic.tallies();
     const stoppedNs = trapTally.stoppedNs + extractions.proclist.stoppedNs + extractions.files.stoppedNs;
-    // Monotone, as the contract asks, even when the calibrated cost overestimates the stops.
-    computeNsReported = Math.max(computeNsReported, atNs - stoppedNs);
     const namedTotal = Object.values(named).reduce((n, c) => n + c, 0);
     const sizes = periodic.lastSizes();
     return {
       kind: 'ptrace',
       atNs,
-      computeNs: computeNsReported,
+      computeNs: split.computeNs,
       stoppedNs,
       traps: trapTally,
       extractions,
@@ -252,6 +263,7 @@ export function ptraceBackend(options: PtraceOptions): MonitorBackend {
       if (started) return;
       started = true;
       startEpochNs = epochNowNs();
+      sampleSplit();
     },
     stop() {
       return serial(async () => {

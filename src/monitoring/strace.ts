@@ -61,16 +61,20 @@ function tasksOf(pid: number): number[] {
   }
 }
 
+/** The task's tracer; undefined when it has gone or is a zombie (it can never be traced then). */
 function tracerOf(task: number): number | undefined {
   try {
-    const m = /^TracerPid:\s*(\d+)/m.exec(readFileSync(`/proc/${task}/status`, 'utf8'));
+    const status = readFileSync(`/proc/${task}/status`, 'utf8');
+    // A child that exited while its parent was stopped stays a zombie until reaped: done.
+    if (/^State:\s*[ZX]/m.test(status)) return undefined;
+    const m = /^TracerPid:\s*(\d+)/m.exec(status);
     return m ? Number(m[1]) : undefined;
   } catch {
     return undefined;
   }
 }
 
-/** Is every task of every pid traced by `tracer` (a task that has gone counts as done)? */
+/** Is every task of every pid traced by `tracer` (a task that has gone or is a zombie counts as done)? */
 function allAttached(pids: readonly number[], tracer: number): boolean {
   return pids.every((pid) => tasksOf(pid).every((t) => { const by = tracerOf(t); return by === undefined || by === tracer; }));
 }
