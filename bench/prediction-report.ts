@@ -41,7 +41,7 @@ export interface EvalDoc {
   readonly workloads: readonly { name: string; what: string }[];
   readonly repetitions: number;
   readonly quick: boolean;
-  readonly calibration: { perCallNs: number; trapNs: number; switchNs: number; measured: unknown; bare: { perCallNs: number } };
+  readonly calibration: { perCallNs: number; trapNs: number; switchNs: number; measured: unknown; bare: { perCallNs: number }; perRepetitionNs: readonly number[] };
   readonly machine: Machine;
   readonly loadavg: readonly number[];
   readonly date: string;
@@ -111,7 +111,7 @@ export function markdown(doc: EvalDoc): string {
     '',
     `- **MAPE ${pct(doc.mape)}**, worst case off by **${f2(doc.worstRatio)}×** (${doc.worstCase}).`,
     `  Issue 8's floor (MAPE < 15 %, no case off by more than 2×): ${verdict(floor)}; target (MAPE < 10 %, every case within 1.5×): ${verdict(target)}.`,
-    `- Calibration (calibratePtraceBackend, at start: dd bs=1 through the back end): ${(doc.calibration.perCallNs / 1000).toFixed(1)} µs per traced call (trap ${(doc.calibration.trapNs / 1000).toFixed(1)} µs + 2 × switch ${(doc.calibration.switchNs / 1000).toFixed(2)} µs); bare strace (calibratePtrace) said ${(doc.calibration.bare.perCallNs / 1000).toFixed(1)} µs.`,
+    `- Calibration (calibratePtraceBackend: dd bs=1 through the back end, once in every repetition, the median used): ${(doc.calibration.perCallNs / 1000).toFixed(1)} µs per traced call (trap ${(doc.calibration.trapNs / 1000).toFixed(1)} µs + 2 × switch ${(doc.calibration.switchNs / 1000).toFixed(2)} µs), of ${doc.calibration.perRepetitionNs.map((n) => (n / 1000).toFixed(1)).join(', ')} µs; bare strace (calibratePtrace) said ${(doc.calibration.bare.perCallNs / 1000).toFixed(1)} µs.`,
     `- ${doc.repetitions} repetitions, interleaved: each runs every workload untraced and under every combination, in a rotated order. Measured = median over the repetitions of traced / untraced run time of the same repetition; predicted from the rates of the untraced run whose rate is the median (one run: an agent's window). Untraced runs had the perf syscall counter attached, as an agent's would.`,
     `- Machine: ${m.cpus} × ${m.cpuModel}, ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}, commit ${m.commit}; load average at the end ${doc.loadavg.map((l) => l.toFixed(2)).join(' ')}.`,
     '',

@@ -3,7 +3,8 @@
 // next step asks (issue 8). For each workload (prediction-workloads.ts): untraced runs give
 // the run time T0 and the observed rates (the back end's own estimate, with the perf counter
 // running as an agent's would); each combination of monitoring sets is predicted from those
-// rates and the calibration measured at start, then run for real (T1). measured = T1 / T0,
+// rates and the calibration (the median of one measured in each repetition), then run for
+// real (T1). measured = T1 / T0,
 // error = |predicted − measured| / measured, MAPE = their mean. Runs are interleaved (every
 // repetition runs each workload untraced and under every combination, in a rotated order) and
 // each figure is a median over the repetitions, because the machine is noisy.
@@ -19,6 +20,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { loadavg } from 'node:os';
 import { fileURLToPath } from 'node:url';
 import { calibratePtraceBackend } from '../src/monitoring/ptrace-calibrate-backend.js';
+import { SWITCH_SHARE } from '../src/monitoring/ptrace-calibrate.js';
 import { predict } from '../src/monitoring/predict.js';
 import { EMPTY_CONFIG, applySetChange, parseSetSpec } from '../src/monitoring/sets.js';
 import { machine } from './machine.js';
@@ -36,7 +38,7 @@ export const COMBINATIONS: readonly string[] = [
   'syscalls:openat+proclist:50',
   'syscalls:all+proclist:100+files:200',
 ];
-const REPEATS = { quick: 4, full: 7 } as const;
+const REPEATS = { quick: 3, full: 7 } as const;
 
 const { values } = parseArgs({
   options: {
@@ -55,10 +57,13 @@ async function main(): Promise<void> {
   const quick = values.quick;
   const repeats = values.repeat !== undefined ? Number(values.repeat) : quick ? REPEATS.quick : REPEATS.full;
   log(`eval:prediction${quick ? ' --quick' : ''}: calibrating ptrace…`);
-  const calibration = await calibratePtraceBackend({ runs: quick ? 3 : 5 });
-  log(`  ${(calibration.measured.perCallNs / 1000).toFixed(1)} µs per traced call through the back end (dd count=${calibration.measured.count}, ${calibration.measured.untracedMs.toFixed(0)} ms untraced, ${calibration.measured.tracedMs.toFixed(0)} ms traced); bare strace ${(calibration.bare.perCallNs / 1000).toFixed(1)} µs`);
-
-  const set = makeWorkloads({ perCallNs: calibration.measured.perCallNs, quick });
+  // A first calibration sizes the workloads. The one predictions use is the median of one taken
+  // in every repetition, interleaved with the workloads: on this VM a calibration taken once
+  // was off by up to 30 % from the same reference dd measured minutes later, which no model
+  // term can make up for. It stays workload-independent (dd on /dev/zero, 1-byte blocks).
+  const first = await calibratePtraceBackend({ runs: 1 });
+  const perCall: number[] = [];
+  const set = makeWorkloads({ perCallNs: first.measured.perCallNs, quick });
   const only = values.only?.split(',');
   const workloads = set.workloads.filter((w) => only === undefined || only.includes(w.name));
   const combos = COMBINATIONS.map((c) => ({ label: c, sets: c.split('+').map(parseSetSpec) }));
@@ -68,15 +73,18 @@ async function main(): Promise<void> {
   try {
     for (let r = 0; r < repeats; r++) {
       log(`repetition ${r + 1}/${repeats} (${((Date.now() - startedMs) / 1000).toFixed(0)} s)`);
+      const c = await calibratePtraceBackend({ runs: 1 });
+      perCall.push(c.measured.perCallNs);
+      log(`  calibration: ${(c.measured.perCallNs / 1000).toFixed(1)} µs per traced call through the back end (bare strace ${(c.bare.perCallNs / 1000).toFixed(1)} µs)`);
       for (const w of workloads) {
         // The first run of a workload pays for cold caches (its files, dd's pages): a warm-up.
-        if (r === 0) await runWorkload(w, [], calibration);
+        if (r === 0) await runWorkload(w, [], first);
         // Rotated each repetition, so no combination always runs right after the same one.
         const order = labels.map((_, i) => labels[(i + r) % labels.length]!);
         const walls: string[] = [];
         for (const label of order) {
           const sets = combos.find((c) => c.label === label)?.sets ?? [];
-          const run = await runWorkload(w, sets, calibration);
+          const run = await runWorkload(w, sets, first);
           runs.set(key(w, label), [...(runs.get(key(w, label)) ?? []), run]);
           walls.push(`${label} ${(run.wallNs / 1e6).toFixed(0)}`);
         }
@@ -87,6 +95,10 @@ async function main(): Promise<void> {
     set.cleanup();
   }
 
+  const perCallNs = median(perCall);
+  const switchNs = (perCallNs * SWITCH_SHARE) / 2;
+  const calibration = { ...first, trapNs: perCallNs - 2 * switchNs, switchNs, measured: { ...first.measured, perCallNs } };
+  log(`calibration used: ${(perCallNs / 1000).toFixed(1)} µs per traced call, the median of ${perCall.map((n) => (n / 1000).toFixed(1)).join(', ')}`);
   const cases: EvalCase[] = [];
   for (const w of workloads) {
     const base = runs.get(key(w, 'untraced'))!;
@@ -110,7 +122,7 @@ async function main(): Promise<void> {
     workloads: workloads.map((w) => ({ name: w.name, what: w.what })),
     repetitions: repeats,
     quick,
-    calibration: { perCallNs: calibration.measured.perCallNs, trapNs: calibration.trapNs, switchNs: calibration.switchNs, measured: calibration.measured, bare: calibration.bare },
+    calibration: { perCallNs: calibration.measured.perCallNs, trapNs: calibration.trapNs, switchNs: calibration.switchNs, measured: calibration.measured, bare: calibration.bare, perRepetitionNs: perCall },
     machine: machine(),
     loadavg: loadavg(),
     date: new Date().toISOString(),
