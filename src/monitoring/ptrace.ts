@@ -263,14 +263,19 @@ export function ptraceBackend(options: PtraceOptions): MonitorBackend {
       if (started) return;
       started = true;
       startEpochNs = epochNowNs();
-      sampleSplit();
+      // The back end's clock starts at 0: compute plus stopped time is all of it.
+      split.sample(0, callsNow(), traps, false);
     },
     stop() {
       return serial(async () => {
         if (!started) return;
         started = false;
         periodic.stop();
+        // Account the time up to now as it was spent, and the detach as traced time.
+        const traced = attachment !== undefined;
+        sampleSplit();
         await detach(epochNowNs());
+        if (traced) sampleSplit(true);
         await counter?.stop();
       });
     },
