@@ -9,6 +9,7 @@ import type { Estimate } from '../src/monitoring/estimate.js';
 import type { Prediction } from '../src/monitoring/predict.js';
 import type { Machine } from './machine.js';
 import type { RunResult } from './prediction-run.js';
+import { median } from '../src/core/index.js';
 
 export interface EvalCase {
   readonly workload: string;
@@ -49,11 +50,6 @@ export interface EvalDoc {
   readonly command: string;
 }
 
-export function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** The window whose overall call rate is the median of several (the lower middle one for an even count). */
 export function medianWindow(windows: readonly Estimate[]): Estimate {

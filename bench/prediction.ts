@@ -26,7 +26,8 @@ import { EMPTY_CONFIG, applySetChange, parseSetSpec } from '../src/monitoring/se
 import { machine } from './machine.js';
 import { firstPart, runWorkload, type RunResult } from './prediction-run.js';
 import { makeWorkloads, type Workload } from './prediction-workloads.js';
-import { caseOf, markdown, median, medianWindow, summary, type EvalCase, type EvalDoc } from './prediction-report.js';
+import { median } from '../src/core/index.js';
+import { caseOf, markdown, medianWindow, summary, type EvalCase, type EvalDoc } from './prediction-report.js';
 
 /** The combinations of monitoring sets every workload runs under, in the CLI's form. */
 export const COMBINATIONS: readonly string[] = [

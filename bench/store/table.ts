@@ -4,13 +4,8 @@
 import type { AppendResult, ScanResult } from './workloads.js';
 import type { SyncCheck } from './sync-check.js';
 import { BATCHES, WRITERS, type KindResult, type StoreChoiceDoc } from './plan.js';
+import { median } from '../../src/core/index.js';
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  if (s.length === 0) return NaN;
-  const m = Math.floor(s.length / 2);
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 function num(n: number): string {
   if (!Number.isFinite(n)) return '-';

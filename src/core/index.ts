@@ -19,3 +19,4 @@ export type {
 export { mulberry32 } from './prng.js';
 export { APT_LOG, ensureDebianPackage, executable } from './packages.js';
 export type { DebianBinary } from './packages.js';
+export { median } from './stats.js';

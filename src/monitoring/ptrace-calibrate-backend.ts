@@ -14,17 +14,13 @@ import { calibratePtrace, SWITCH_SHARE, type PtraceCalibration } from './ptrace-
 import { ptraceBackend } from './ptrace.js';
 import { startSyscallCounter } from './rates.js';
 import { launchTarget } from './target.js';
+import { median } from '../core/index.js';
 
 /** How long one traced reference run should take. */
 const TRACED_RUN_MS = 400;
 const COUNT_MIN = 500;
 const COUNT_MAX = 20_000;
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /** One dd run through the back end: wall ns from resume to exit and the traps it counted. */
 async function ddRun(count: number, traced: boolean, calibration: Calibration): Promise<{ wallNs: number; traps: number }> {

@@ -21,7 +21,7 @@
 // the rest.
 
 import { spawn } from 'node:child_process';
-import { ensureDebianPackage, FitError } from '../core/index.js';
+import { ensureDebianPackage, FitError, median } from '../core/index.js';
 import { lastCpu } from './affinity.js';
 import type { Calibration } from './backend.js';
 import { STRACE, STRACE_PATH, STRACE_STRING_BYTES_MAX } from './strace.js';
@@ -75,11 +75,6 @@ const pinned = (): string[] => ['-c', String(lastCpu(process.pid) ?? 0)];
 const untraced = (count: number): Promise<number> => timed('taskset', [...pinned(), 'dd', ...dd(count)]);
 const traced = (count: number): Promise<number> => timed('taskset', [...pinned(), STRACE_PATH, '-f', '-qq', '-o', '/dev/null', '-e', 'trace=all', '-ttt', '-s', String(STRACE_STRING_BYTES_MAX), 'dd', ...dd(count)]);
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 /**
  * Measures the per-call cost of tracing on this machine (1–4 s with the default 3 runs).

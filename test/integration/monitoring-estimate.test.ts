@@ -20,15 +20,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SIM_COST_PROFILES, estimate, launchTarget, ptraceBackend, startSyscallCounter } from '../../src/monitoring/index.js';
 import { sleep } from '../helpers/cluster.js';
+import { median } from '../../src/core/index.js';
 
 const RATIO_MAX = 1.4;
 const ROUNDS_MIN = 12;
 
-function median(xs: readonly number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 === 1 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
 
 test(`the running estimate of a traced syscall-heavy loop is within ${RATIO_MAX}× of its measured slowdown`, { timeout: 60_000 }, async () => {
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-estimate-'));
