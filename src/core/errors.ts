@@ -29,6 +29,7 @@ export const ERROR_CODES = {
   FIT_ERR_JOURNAL: 'a replica cannot open, read or write its consensus journal, or the journal is damaged or not its own',
   FIT_ERR_MONITOR_CONFIG: 'a monitoring set, its parameters, or a monitoring control command is invalid',
   FIT_ERR_MONITOR_TARGET: 'the process to monitor does not exist, or its command could not be started',
+  FIT_ERR_VMI: "the VM introspection back end could not talk to the virtual machine's gdbstub: refused, malformed or unexpected replies",
   FIT_ERR_INTERNAL: 'a bug: an invariant did not hold',
 } as const;
 
