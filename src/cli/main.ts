@@ -16,6 +16,8 @@ import { demo } from './demo.js';
 import { aclChange, aclRegister } from './acl.js';
 import { keysChannel, keysExport, keysList, keysRetire, keysRotate } from './keys.js';
 import { BACKENDS, monitor } from './monitor.js';
+import { vmPrepare } from './vm.js';
+import { GUEST_WORKLOADS } from '../monitoring/vmi/index.js';
 import { reconfigure } from './reconfigure.js';
 
 // Per-node TLS files when a host keeps them elsewhere than cluster.yaml's tls: section says.
@@ -211,8 +213,8 @@ keys
 
 program
   .command('monitor')
-  .description('run the monitoring agent: trace a process (ptrace), read /proc (proc) or a simulated VM (sim); publish each set on monitor.SET, take commands from monitor.control, report costs on monitor.perf every second')
-  .usage('--dir DIR --as AGENT --backend ptrace|proc|sim [options] [-- CMD ARGS | --pid PID]')
+  .description('run the monitoring agent: introspect a QEMU guest from outside (vmi), trace a process (ptrace), read /proc (proc) or a simulated VM (sim); publish each set on monitor.SET, take commands from monitor.control, report costs on monitor.perf every second')
+  .usage('--dir DIR --as AGENT --backend vmi|ptrace|proc|sim [options] [-- CMD ARGS | --pid PID]')
   .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
   .requiredOption('--as <agent>', 'the agent\'s client (init creates "agent"); commands name it')
   .addOption(new Option('--backend <kind>', 'how the target is monitored').choices(BACKENDS).makeOptionMandatory())
@@ -220,6 +222,9 @@ program
   .option('--set <set>', 'a set active from the start, e.g. syscalls:openat,execve, proclist:500, files (repeatable)', collect, [])
   .option('--issuers <clients>', 'comma-separated clients whose commands it takes (default: any client the broker lets publish on monitor.control)')
   .option('--duration <seconds>', 'stop after this long (default: until the target exits, or Ctrl-C)', secondsFlag)
+  .option('--vm-workload <name>', `vmi: what the guest runs (${Object.keys(GUEST_WORKLOADS).join(', ')})`, 'files')
+  .option('--vm-cache <dir>', 'vmi: where `vm prepare` put the guest (default: FITBROKER_VM_CACHE or ~/.cache/fitbroker/vm); prepared there if missing')
+  .option('--vm-console <file>', 'vmi: append the guest\'s serial console to this file')
   .option('--sim-workload <name>', 'sim: the simulated workload (web, build, phased)', 'web')
   .option('--sim-costs <profile>', 'sim: what a stop costs the simulated target (ptrace, vmi-tcg)', 'vmi-tcg')
   .option('--seed <n>', 'sim: the seed of the simulated VM', intFlag(0, 2 ** 31 - 1), 1)
@@ -228,6 +233,15 @@ program
   .option('--tls-key <file>', TLS_KEY_HELP)
   .argument('[command...]', 'the command to start and monitor, after --')
   .action((command: string[], o) => run(() => monitor(o, command)));
+
+const vm = program.command('vm').description('the virtual machine the vmi back end monitors');
+vm.command('prepare')
+  .description("build the guest (Debian's kernel, a busybox initramfs with workloads) and its introspection profile into a cache, from Debian's packages; nothing is installed on the host but the tools (qemu-system-x86, cpio, bpftool, xz-utils)")
+  .option('--cache <dir>', 'the cache directory (default: FITBROKER_VM_CACHE or ~/.cache/fitbroker/vm)')
+  .option('--kernel <package>', 'the kernel package, e.g. linux-image-6.1.0-50-amd64 (default: the one linux-image-amd64 depends on)')
+  .option('--force', 'rebuild everything', false)
+  .option('--json', 'print the result as one JSON line', false)
+  .action((o) => run(() => vmPrepare(o)));
 
 program
   .command('reconfigure')

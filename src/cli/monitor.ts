@@ -10,9 +10,10 @@ import { FitError } from '../core/index.js';
 import { clientKeyPath, loadConfig, withTlsFiles } from '../config/index.js';
 import { loadPrivateKey } from '../protection/index.js';
 import { constants } from 'node:os';
+import { GUEST_WORKLOADS, Guest, defaultVmCache, detectAccel, prepareGuest, vmiBackend } from '../monitoring/vmi/index.js';
 import { MonitorAgent, SIM_COST_PROFILES, attachTarget, calibratePtraceBackend, launchTarget, procBackend, ptraceBackend, startSyscallCounter, type TargetExit, SIM_WORKLOADS, parseSetChange, simBackend, simInRealTime, type EventSink, type MonitorBackend, type SetChange, type SimCostProfileName } from '../monitoring/index.js';
 
-export const BACKENDS = ['ptrace', 'proc', 'sim'] as const;
+export const BACKENDS = ['vmi', 'ptrace', 'proc', 'sim'] as const;
 export type BackendName = (typeof BACKENDS)[number];
 
 export interface MonitorCommandOptions {
@@ -24,6 +25,9 @@ export interface MonitorCommandOptions {
   set: string[];
   issuers?: string;
   duration?: number;
+  vmWorkload: string;
+  vmCache?: string;
+  vmConsole?: string;
   simWorkload: string;
   simCosts: string;
   seed: number;
@@ -70,7 +74,43 @@ function simTarget(o: MonitorCommandOptions): BuiltBackend {
   };
 }
 
+/** The vmi back end: the prepared guest under QEMU, introspected from outside. */
+async function vmiTarget(o: MonitorCommandOptions, log: Logger): Promise<BuiltBackend> {
+  if (!GUEST_WORKLOADS[o.vmWorkload]) throw new FitError('FIT_ERR_USAGE', `--vm-workload ${o.vmWorkload}: the guest's workloads are ${Object.keys(GUEST_WORKLOADS).join(', ')}`);
+  const prepared = await prepareGuest({ cache: o.vmCache ?? defaultVmCache(), say: (line) => log.info(`vm prepare: ${line}`) });
+  const accel = detectAccel();
+  log.info({ accel: accel.accel }, `starting the guest under QEMU with ${accel.accel === 'kvm' ? 'KVM' : "QEMU's emulator (TCG)"}: ${accel.why}`);
+  const guest = await Guest.start({ files: prepared.files, mode: 'run', workload: o.vmWorkload, accel: accel.accel, ...(o.vmConsole ? { consolePath: o.vmConsole } : {}), onLine: (line) => log.debug({ guest: line }, 'guest console') });
+  try {
+    await guest.waitFor(`its workload ${o.vmWorkload} started`, () => guest.ready || guest.workloadError !== undefined);
+  } catch (err) {
+    guest.kill();
+    throw err;
+  }
+  if (guest.workloadError) {
+    guest.kill();
+    throw new FitError('FIT_ERR_VMI', `the guest refused its workload: ${guest.workloadError}; run \`fitbroker vm prepare --force\` to rebuild it`);
+  }
+  return {
+    backend: (sink) => vmiBackend({ guest, profile: prepared.profile, sink, log: (line) => log.info(line) }),
+    target: {
+      pid: null,
+      alive: () => guest.alive,
+      resume: () => undefined,
+      ended: guest.exited.then((e) => {
+        log.warn({ code: e.code, signal: e.signal }, 'the guest stopped');
+        return e.code ?? 1;
+      }),
+      kill: () => guest.kill(),
+    },
+  };
+}
+
 async function build(o: MonitorCommandOptions, command: string[], log: Logger): Promise<BuiltBackend> {
+  if (o.backend === 'vmi') {
+    if (command.length > 0 || o.pid !== undefined) throw new FitError('FIT_ERR_USAGE', 'the vmi back end monitors its own guest: give neither a command nor --pid (choose what the guest runs with --vm-workload)');
+    return vmiTarget(o, log);
+  }
   if (o.backend === 'sim') {
     if (command.length > 0 || o.pid !== undefined) throw new FitError('FIT_ERR_USAGE', 'the sim back end simulates its own target: give neither a command nor --pid');
     return simTarget(o);

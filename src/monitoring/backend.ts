@@ -25,12 +25,15 @@ export interface SyscallEvent {
   /** When the call was made, on the back end's clock (virtual for sim), in ns since start(). */
   readonly atNs: number;
   readonly pid: number;
+  /** The calling process's name (its comm), where the back end reads it (vmi). */
+  readonly comm?: string;
   readonly syscall: string;
   /** Arguments as strace prints them (a path in quotes, a flag set, a number). */
   readonly args: readonly string[];
   /**
    * The return value: >= 0 on success, -errno on failure; null when the call had not returned
-   * when tracing of it ended (the set was disabled, or the monitor stopped, while it blocked).
+   * when tracing of it ended (the set was disabled, or the monitor stopped, while it blocked),
+   * and always from a back end that sees entries only (vmi: a breakpoint on the handler).
    */
   readonly result: number | null;
   /** Which applied configuration traced it (counts apply() calls that changed something). */

@@ -62,8 +62,11 @@ export class GdbClient {
     }
   }
 
-  /** Sends one request and resolves with its reply's payload. */
-  async request(payload: string): Promise<Buffer> {
+  /**
+   * Sends one request and resolves with its reply's payload. A continue (`c`) is answered only
+   * when the guest stops again: give it timeoutMs Infinity.
+   */
+  async request(payload: string, timeoutMs = GDB_REPLY_TIMEOUT_MS): Promise<Buffer> {
     const packet = encodePacket(payload);
     for (let attempt = 0; ; attempt++) {
       this.socket.write(packet);
@@ -73,7 +76,7 @@ export class GdbClient {
         continue;
       }
       // The ack may be lost in the noise of a busy link; the reply itself is what counts.
-      const reply = r.kind === 'ack' ? await this.reply() : r.kind === 'packet' ? (this.socket.write(ACK), r.payload) : await this.reply(r);
+      const reply = r.kind === 'ack' ? await this.reply(undefined, timeoutMs) : r.kind === 'packet' ? (this.socket.write(ACK), r.payload) : await this.reply(r, timeoutMs);
       return reply;
     }
   }
@@ -82,6 +85,22 @@ export class GdbClient {
   async interrupt(): Promise<Buffer> {
     this.socket.write(INTERRUPT);
     return this.reply();
+  }
+
+  /**
+   * Asks the running guest to stop, without waiting: the stop reply answers the pending
+   * continue. QEMU ignores it when the guest has stopped already (at a breakpoint).
+   */
+  sendBreak(): void {
+    if (!this.closed) this.socket.write(INTERRUPT);
+  }
+
+  /**
+   * QEMU answers `p` and `P` (one register) only to a client that has read its target
+   * description; reading it is all this does.
+   */
+  async enableRegisterPackets(): Promise<void> {
+    await this.request('qXfer:features:read:target.xml:0,ffb');
   }
 
   /** Leaves the guest running without us (`D`), then closes. */
@@ -95,15 +114,15 @@ export class GdbClient {
   }
 
   /** The next packet, acknowledged; a corrupt one is refused and awaited again. */
-  private async reply(first?: Received): Promise<Buffer> {
-    let r = first ?? (await this.next(GDB_REPLY_TIMEOUT_MS));
+  private async reply(first?: Received, timeoutMs = GDB_REPLY_TIMEOUT_MS): Promise<Buffer> {
+    let r = first ?? (await this.next(timeoutMs));
     for (;;) {
       if (r.kind === 'packet') {
         this.socket.write(ACK);
         return r.payload;
       }
       if (r.kind === 'corrupt') this.socket.write(NACK);
-      r = await this.next(GDB_REPLY_TIMEOUT_MS);
+      r = await this.next(timeoutMs);
     }
   }
 
@@ -114,7 +133,7 @@ export class GdbClient {
       const left = until - Date.now();
       if (left <= 0) throw new FitError('FIT_ERR_VMI', `no reply from the gdbstub within ${timeoutMs} ms`);
       await new Promise<void>((resolve) => {
-        const t = setTimeout(resolve, left);
+        const t = Number.isFinite(left) ? setTimeout(resolve, left) : undefined;
         this.wake = () => {
           clearTimeout(t);
           resolve();

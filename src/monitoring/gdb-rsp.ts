@@ -166,3 +166,22 @@ export function parseStop(reply: Buffer): { signal: number; fields: Record<strin
   }
   return { signal: Number.parseInt(m[2]!, 16), fields };
 }
+
+/**
+ * The GS bases from a `g` reply of QEMU's x86-64 target: after the general registers and rip
+ * come eflags and six segment selectors (4 bytes each), then fs_base, gs_base and k_gs_base (8
+ * each). In the kernel after swapgs, gs_base is this CPU's per-CPU area; in user mode it is
+ * k_gs_base that holds it.
+ */
+export function parseGsBases(reply: Buffer): { gsBase: bigint; kernelGsBase: bigint } {
+  const bytes = Buffer.from(reply.toString('latin1'), 'hex');
+  if (bytes.length < 188) throw protocolError(`a register reply of ${bytes.length} bytes has no segment bases (QEMU's x86-64 sends them at 164–188)`);
+  return { gsBase: bytes.readBigUInt64LE(172), kernelGsBase: bytes.readBigUInt64LE(180) };
+}
+
+/** `P n=value`: write register n (16 is rip); QEMU needs enableRegisterPackets() first. */
+export function writeRegister(n: number, value: bigint): string {
+  const b = Buffer.alloc(8);
+  b.writeBigUInt64LE(value);
+  return `P${n.toString(16)}=${b.toString('hex')}`;
+}

@@ -26,8 +26,16 @@ export class ProgressSplit {
   private stretch = { wallNs: 0, calls: 0 };
   private rate: number | null = null;
 
-  /** @param perStopNs the calibrated cost of one stop, for the split by cost. */
-  constructor(private readonly perStopNs: number) {}
+  /**
+   * @param perStopNs the calibrated cost of one stop, for the split by cost.
+   * @param rate a rate measured before (calls per ns of compute), until an untraced stretch gives one.
+   */
+  constructor(
+    private readonly perStopNs: number,
+    rate: number | null = null,
+  ) {
+    this.rate = rate;
+  }
 
   get computeNs(): number {
     return this.compute;

@@ -1,0 +1,13 @@
+// The vmi back end's public surface: the guest it builds and boots, its introspection profile,
+// and the back end itself (docs/vmi.md).
+export { GUEST_WORKLOADS, PROFILE_SYMBOLS, initScript } from './guest-init.js';
+export type { GuestWorkload } from './guest-init.js';
+export { loadProfile, offsets, parseBtfStructs, parseKallsyms, profileSchema, syscallTable } from './profile.js';
+export type { Profile, StructLayout } from './profile.js';
+export { GUEST_MEMORY_MB, GUEST_READY_TIMEOUT_MS, Guest, QEMU_BINARY, detectAccel, freePort } from './qemu.js';
+export type { Accel, GuestFiles, GuestOptions, GuestPs } from './qemu.js';
+export { VM_TOOLS, defaultVmCache, prepareGuest } from './guest.js';
+export type { PrepareOptions, PreparedGuest } from './guest.js';
+export { Introspector, TASKS_MAX } from './introspect.js';
+export { VMI_CENSUS_MS, VMI_WARMUP_MS, vmiBackend } from './backend.js';
+export type { VmiBackend, VmiOptions } from './backend.js';
