@@ -10,6 +10,7 @@ import type { Prediction } from '../src/monitoring/predict.js';
 import type { Machine } from './machine.js';
 import type { RunResult } from './prediction-run.js';
 import { median } from '../src/core/index.js';
+import { vmiMarkdown, type VmiEval } from './prediction-vmi.js';
 
 export interface EvalCase {
   readonly workload: string;
@@ -48,6 +49,8 @@ export interface EvalDoc {
   readonly date: string;
   readonly durationS: number;
   readonly command: string;
+  /** The vmi back end's cases, on a real QEMU guest (absent with --backend ptrace). */
+  readonly vmi?: VmiEval;
 }
 
 
@@ -133,6 +136,7 @@ export function markdown(doc: EvalDoc): string {
       '',
     );
   }
+  if (doc.vmi) lines.push(...vmiMarkdown(doc.vmi));
   lines.push('## Workloads', '', '| workload | what it does | calls per second of compute (untraced) |', '|---|---|---:|');
   for (const w of doc.workloads) {
     const c = doc.cases.find((x) => x.workload === w.name);

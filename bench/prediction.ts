@@ -9,7 +9,10 @@
 // repetition runs each workload untraced and under every combination, in a rotated order) and
 // each figure is a median over the repetitions, because the machine is noisy.
 //
-//   node dist/bench/prediction.js [--quick] [--repeat N] [--only W1,W2] [--out FILE] [--no-save]
+//   node dist/bench/prediction.js [--quick] [--repeat N] [--only W1,W2] [--backend ptrace,vmi] [--out FILE] [--no-save]
+//
+// The vmi cases (prediction-vmi.ts, issue 9) run a real QEMU guest per workload; their figures
+// are in the document's `vmi` part, apart from the ptrace MAPE that issue 8's floor is about.
 //
 // Writes docs/prediction-accuracy.md and bench/results/DATE-prediction.json unless --no-save;
 // --out FILE writes the JSON (a contract: cases[].workload, sets, predictedSlowdown,
@@ -27,6 +30,7 @@ import { machine } from './machine.js';
 import { firstPart, runWorkload, type RunResult } from './prediction-run.js';
 import { makeWorkloads, type Workload } from './prediction-workloads.js';
 import { median } from '../src/core/index.js';
+import { evalVmi } from './prediction-vmi.js';
 import { caseOf, markdown, medianWindow, summary, type EvalCase, type EvalDoc } from './prediction-report.js';
 
 /** The combinations of monitoring sets every workload runs under, in the CLI's form. */
@@ -46,6 +50,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     repeat: { type: 'string' },
     only: { type: 'string' },
+    backend: { type: 'string', default: 'ptrace,vmi' },
     out: { type: 'string' },
     'no-save': { type: 'boolean', default: false },
   },
@@ -117,8 +122,16 @@ async function main(): Promise<void> {
       cases.push(caseOf({ workload: w.name, sets: c.label, prediction, firstPhase, t0Ns, traced, untraced: base, basis }));
     }
   }
+  const backends = values.backend.split(',');
+  let vmi: EvalDoc['vmi'];
+  if (backends.includes('vmi')) {
+    log(`vmi: a real QEMU guest per workload (${((Date.now() - startedMs) / 1000).toFixed(0)} s)`);
+    vmi = await evalVmi(log, quick);
+    log(`vmi: MAPE ${(vmi.mape * 100).toFixed(1)} %, worst ratio ${vmi.worstRatio.toFixed(2)}× (${vmi.worstCase})`);
+  }
   const doc: EvalDoc = {
     ...summary(cases),
+    ...(vmi ? { vmi } : {}),
     cases,
     workloads: workloads.map((w) => ({ name: w.name, what: w.what })),
     repetitions: repeats,

@@ -16,12 +16,14 @@ import { Publisher, Subscriber, queryStatus, type SubscriberSummary } from '../c
 import { hostProbe, type HostEvent } from '../adapters/index.js';
 import { eventToJson } from './subscribe.js';
 import { CLI_PATH } from './up.js';
-import { startDemoMonitor, type DemoMonitor } from './demo-monitor.js';
+import { startDemoMonitor, type DemoMonitor, type DemoMonitorKind } from './demo-monitor.js';
 
 export interface DemoOptions {
   dir: string;
   duration?: number;
   basePort: number;
+  /** What the monitoring agent watches: a workload of this host (ptrace) or a QEMU guest (vmi). */
+  monitor?: DemoMonitorKind;
 }
 
 const HOST = '127.0.0.1';
@@ -133,7 +135,7 @@ export async function demo(o: DemoOptions): Promise<void> {
     pub = new Publisher(config, 'probe', loadPrivateKey(clientKeyPath(o.dir, 'probe'))).connect();
     probe.start(publishTo(pub, sent, (err) => requestStop({ why: 'publisher failed', err })));
     say(`console subscribed to ${CHANNELS.join(' and ')} (and ${MONITOR_CHANNELS.join(', ')}); the probe is publishing as "probe"${o.duration ? ` for ${o.duration} s` : ''} (Ctrl-C stops)\n`);
-    monitorPart = await raceStop(startDemoMonitor(config, say, (err) => requestStop({ why: 'monitoring agent failed', err })), stopped);
+    monitorPart = await raceStop(startDemoMonitor(config, say, (err) => requestStop({ why: 'monitoring agent failed', err }), o.monitor), stopped);
     if (monitorPart === undefined) return stopped;
     say(monitorPart.description);
     const timer = o.duration === undefined ? undefined : setTimeout(() => requestStop({ why: `${o.duration} s elapsed` }), o.duration * 1000);

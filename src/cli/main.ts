@@ -17,6 +17,7 @@ import { aclChange, aclRegister } from './acl.js';
 import { keysChannel, keysExport, keysList, keysRetire, keysRotate } from './keys.js';
 import { BACKENDS, monitor } from './monitor.js';
 import { vmPrepare } from './vm.js';
+import { DEMO_MONITORS } from './demo-monitor.js';
 import { GUEST_WORKLOADS } from '../monitoring/vmi/index.js';
 import { reconfigure } from './reconfigure.js';
 
@@ -264,6 +265,7 @@ program
   .option('--dir <dir>', 'where to put the demo cluster', '.fitbroker-demo')
   .option('--duration <seconds>', 'stop after this long (default: run until Ctrl-C)', secondsFlag)
   .option('--base-port <port>', 'replica i listens on base-port + i', intFlag(1, 65535), 7400)
+  .addOption(new Option('--monitor <backend>', 'what the monitoring agent watches: ptrace (a workload of this host) or vmi (a QEMU guest, from outside; prepared first if needed)').choices(DEMO_MONITORS).default('ptrace'))
   .action((o) => run(() => demo(o)));
 
 function run(action: () => Promise<void> | void): Promise<void> {

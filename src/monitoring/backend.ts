@@ -123,6 +123,15 @@ export interface Calibration {
   readonly proclistPerProcessNs: number;
   readonly filesBaseNs: number;
   readonly filesPerFileNs: number;
+  /**
+   * For a back end whose trap cost grows with the target's compute between traps (vmi under
+   * QEMU's emulator: each debug stop flushes the translated code, and the guest re-translates
+   * what it runs until the next trap): trapNs + 2 × switchNs was measured with trapGapNs of
+   * compute between traps, and the cost scales as (gap / trapGapNs) ^ trapGapExponent.
+   * Absent: one cost whatever the density (ptrace).
+   */
+  readonly trapGapNs?: number;
+  readonly trapGapExponent?: number;
 }
 
 export type EventSink = (event: MonitorEvent) => void;

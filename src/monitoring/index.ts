@@ -40,6 +40,6 @@ export type { AgentOptions } from './agent.js';
 export { PREDICTION_BASIS_MIN_NS, PREDICTION_WINDOW_MS_DEFAULT, PerfWindow, calibrationSchema, estimateSchema, perfReportSchema, predictFrom } from './perf.js';
 export type { PerfReport } from './perf.js';
 export { simInRealTime } from './sim-realtime.js';
-export { ACK, INTERRUPT, NACK, PacketReader, X86_64_GPRS, checksum, decodeBody, encodePacket, escape, insertBreakpoint, parseMemory, parseRegisters, parseStop, readMemory, removeBreakpoint } from './gdb-rsp.js';
-export type { Received, X86Register } from './gdb-rsp.js';
-export { GDB_REPLY_TIMEOUT_MS, GdbClient } from './gdb-client.js';
+// The vmi back end (issue 9) has its own folder and surface; the agent's users reach it here too.
+export { GUEST_WORKLOADS, Guest, GdbClient, defaultVmCache, detectAccel, loadProfile, prepareGuest, vmiBackend } from './vmi/index.js';
+export type { GuestWorkload, PreparedGuest, Profile, VmiBackend, VmiOptions } from './vmi/index.js';

@@ -40,6 +40,8 @@ export const calibrationSchema = z.strictObject({
   proclistPerProcessNs: z.number(),
   filesBaseNs: z.number(),
   filesPerFileNs: z.number(),
+  trapGapNs: z.number().optional(),
+  trapGapExponent: z.number().optional(),
 });
 
 const BACKEND_KINDS = ['sim', 'proc', 'ptrace', 'vmi'] as const satisfies readonly BackendKind[];

@@ -69,10 +69,22 @@ export const predictionSchema = z.strictObject({
 export type Prediction = z.infer<typeof predictionSchema>;
 export type ExtractionTerm = z.infer<typeof extractionTermSchema>;
 
-function trapCost(observed: Estimate, cal: Calibration): { costNs: number; basis: 'measured' | 'calibration' } {
+/**
+ * One trap's cost at `perComputeSec` traps per second of compute: the window's measured mean
+ * where it has enough traps, the calibration otherwise; rescaled to the new density where the
+ * back end's cost depends on it (Calibration.trapGapExponent), from the density it was
+ * measured at (the window's compute per trap, or the calibration's trapGapNs). Never below
+ * the two switches a stop costs at least.
+ */
+function trapCost(observed: Estimate, cal: Calibration, perComputeSec: number): { costNs: number; basis: 'measured' | 'calibration' } {
   const m = observed.traps;
-  if (m.count >= MEASURED_STOPS_MIN && m.meanNs !== null) return { costNs: m.meanNs, basis: 'measured' };
-  return { costNs: cal.trapNs + 2 * cal.switchNs, basis: 'calibration' };
+  const measured = m.count >= MEASURED_STOPS_MIN && m.meanNs !== null;
+  const costNs = measured ? m.meanNs! : cal.trapNs + 2 * cal.switchNs;
+  const basis = measured ? 'measured' : 'calibration';
+  const exponent = cal.trapGapExponent;
+  const fromGap = measured ? observed.computeNs / m.count : cal.trapGapNs;
+  if (exponent === undefined || fromGap === undefined || fromGap <= 0 || perComputeSec <= 0) return { costNs, basis };
+  return { costNs: Math.max(2 * cal.switchNs, costNs * (1e9 / perComputeSec / fromGap) ** exponent), basis };
 }
 
 /** Pause of one extraction with `items` items: the measured mean, rescaled to `items` by the calibration's shape. */
@@ -100,7 +112,7 @@ export function predict(config: MonitorConfig, observed: Estimate, cal: Calibrat
   }
   // ptrace stops at every call while anything is traced; the list only changes what is reported.
   const perComputeSec = traced !== undefined && cal.trapsEverySyscall ? observed.syscallRateTotal : reportedPerComputeSec;
-  const trap = trapCost(observed, cal);
+  const trap = trapCost(observed, cal, perComputeSec);
   const trapShare = traced === undefined ? 0 : (perComputeSec * trap.costNs) / 1e9;
 
   const extractions: ExtractionTerm[] = [];

@@ -8,8 +8,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { ensureDebianPackage } from '../../src/core/index.js';
-import { GdbClient } from '../../src/monitoring/gdb-client.js';
-import { insertBreakpoint, parseMemory, parseRegisters, parseStop, readMemory, removeBreakpoint } from '../../src/monitoring/gdb-rsp.js';
+import { GdbClient } from '../../src/monitoring/vmi/gdb-client.js';
+import { insertBreakpoint, parseMemory, parseRegisters, parseStop, readMemory, removeBreakpoint } from '../../src/monitoring/vmi/gdb-rsp.js';
 import { freeBasePort, sleep } from '../helpers/cluster.js';
 
 const QEMU = { pkg: 'qemu-system-x86', path: '/usr/bin/qemu-system-x86_64' } as const;

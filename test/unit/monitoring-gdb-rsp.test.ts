@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import fc from 'fast-check';
-import { GdbClient } from '../../src/monitoring/gdb-client.js';
-import { PacketReader, decodeBody, encodePacket, escape, insertBreakpoint, parseMemory, parseRegisters, parseStop, readMemory, removeBreakpoint, type Received } from '../../src/monitoring/gdb-rsp.js';
+import { GdbClient } from '../../src/monitoring/vmi/gdb-client.js';
+import { PacketReader, decodeBody, encodePacket, escape, insertBreakpoint, parseMemory, parseRegisters, parseStop, readMemory, removeBreakpoint, type Received } from '../../src/monitoring/vmi/gdb-rsp.js';
 import { assertProperty } from '../helpers/property.js';
 
 interface Chunk {

@@ -144,3 +144,25 @@ test('a configuration whose extractions alone would keep the target paused is re
   assert.equal(p.slowdown, null);
   assert.equal(predict({}, observed, SIM_COST_PROFILES['vmi-tcg']).slowdown, 1, 'nothing active: no slowdown');
 });
+
+test('a back end whose trap cost follows the density of traps: the cost is rescaled from the gap it was measured at', () => {
+  const none = { count: 0, stoppedNs: 0 };
+  const report = (atNs: number, syscalls: Record<string, number>, traps = none) =>
+    ({ kind: 'vmi', atNs, computeNs: atNs, stoppedNs: traps.stoppedNs, traps, extractions: { proclist: none, files: none }, syscalls, syscallsTotal: Object.values(syscalls).reduce((a, b) => a + b, 0), processes: 40, openFiles: 0 }) as const;
+  // 1 s of compute: 1000 reads and 100 openat calls.
+  const observed = estimate(report(0, {}), report(1e9, { read: 1000, openat: 100 }));
+  // Calibrated at 1 ms of compute between traps (every call trapped would be ~0.9 ms), exponent 0.5.
+  const cal = { ...SIM_COST_PROFILES['vmi-tcg'], trapNs: 9e6, switchNs: 0.5e6, trapGapNs: 1e6, trapGapExponent: 0.5 };
+  const all = predict({ syscalls: { syscalls: 'all' } }, observed, cal);
+  const sparse = predict({ syscalls: { syscalls: ['openat'] } }, observed, cal);
+  assert.ok(Math.abs(all.traps.costNs - 10e6 * Math.sqrt(1e9 / 1100 / 1e6)) < 1, `dense: ${all.traps.costNs}`);
+  assert.ok(Math.abs(sparse.traps.costNs - 10e6 * Math.sqrt(10)) < 1, `sparse (10 ms between traps): ${sparse.traps.costNs}`);
+  assert.equal(predict({ syscalls: { syscalls: ['openat'] } }, observed, { ...cal, trapGapExponent: undefined }).traps.costNs, 10e6, 'without an exponent, one cost');
+  // A window with enough traps rescales its own mean from its own gap: 100 traps in 1 s of compute at 40 ms each.
+  const traced = estimate(report(0, {}), report(1e9, { read: 1000, openat: 100 }, { count: 100, stoppedNs: 4e9 }));
+  const fromWindow = predict({ syscalls: { syscalls: ['openat'] } }, traced, cal);
+  assert.equal(fromWindow.traps.costBasis, 'measured');
+  assert.ok(Math.abs(fromWindow.traps.costNs - 40e6) < 1, 'same density as the window: its own mean');
+  const denser = predict({ syscalls: { syscalls: 'all' } }, traced, cal);
+  assert.ok(Math.abs(denser.traps.costNs - 40e6 * Math.sqrt(1 / 11)) < 1, `the window's mean at eleven times the density: ${denser.traps.costNs}`);
+});

@@ -23,8 +23,8 @@
 import { FitError } from '../../core/index.js';
 import { EMPTY_CONFIG, applySetChange, type MonitorConfig, type SetName } from '../sets.js';
 import type { Calibration, CostReport, EventSink, MonitorBackend, StopTally } from '../backend.js';
-import { GdbClient } from '../gdb-client.js';
-import { insertBreakpoint, parseGsBases, parseRegisters, parseStop, readMemory, parseMemory, removeBreakpoint, writeRegister } from '../gdb-rsp.js';
+import { GdbClient } from './gdb-client.js';
+import { insertBreakpoint, parseGsBases, parseRegisters, parseStop, readMemory, parseMemory, removeBreakpoint, writeRegister } from './gdb-rsp.js';
 import { ProgressSplit } from '../progress.js';
 import { SIM_COST_PROFILES } from '../sim-profiles.js';
 import { Introspector } from './introspect.js';
@@ -39,6 +39,9 @@ const RIP = 16;
 export const VMI_WARMUP_MS = 1500;
 /** The census: every handler trapped this long, to learn every syscall's rate and a trap's cost. */
 export const VMI_CENSUS_MS = 3000;
+/** Rounds of the workload the census waits for: its compute is measured in rounds. */
+export const VMI_CENSUS_ROUNDS = 5;
+export const VMI_CENSUS_MAX_MS = 20_000;
 const SAMPLE_MS = 100;
 
 export interface VmiOptions {
@@ -52,6 +55,7 @@ export interface VmiOptions {
 
 type Job = () => Promise<void>;
 const hrNs = (): number => Number(process.hrtime.bigint());
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export interface VmiBackend extends MonitorBackend {
   /** What start() measured: the calibration it now uses. */
@@ -83,6 +87,7 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
   // progress split runs on.
   let split = new ProgressSplit(cal.trapNs + 2 * cal.switchNs);
   let directPausesNs = 0;
+  let pausedSince: number | undefined;
   const trapCount = { n: 0 };
   const extraction = { count: 0, stoppedNs: 0 };
   let rates: Record<string, number> = {};
@@ -99,7 +104,8 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
 
   function sample(): void {
     if (startNs === undefined) return;
-    split.sample(hrNs() - directPausesNs, guest.rounds, trapCount.n, traced());
+    // While the guest is paused for our own work, its clock stands where the pause began.
+    split.sample((pausedSince ?? hrNs()) - directPausesNs, guest.rounds, trapCount.n, traced());
     // Untraced calls are counted at their rates (from the census, or their hits while traced).
     const dCompute = split.computeNs - lastSample.computeNs;
     lastSample = { computeNs: split.computeNs };
@@ -182,9 +188,10 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
       while (!stopping) {
         // No await between here and the continue: a job queued from now on sees `running` and breaks in.
         if (pending.length > 0) {
-          const t0 = hrNs();
+          pausedSince = hrNs();
           await runPending();
-          directPausesNs += hrNs() - t0;
+          directPausesNs += hrNs() - pausedSince;
+          pausedSince = undefined;
           continue;
         }
         running = true;
@@ -193,11 +200,12 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
         const stoppedAt = hrNs();
         const stop = parseStop(reply);
         const hit = stop?.signal === 5 && breakpoints.size > 0 && (await onHit(await gdb!.request('g')));
-        const jobsAt = hrNs();
-        await runPending();
         // A hit's own pause is charged to the traps by the progress split; a pause for our own
         // work (a break, or jobs done at a hit) is timed here and kept off that clock.
-        directPausesNs += hrNs() - (hit ? jobsAt : stoppedAt);
+        pausedSince = hit ? hrNs() : stoppedAt;
+        await runPending();
+        directPausesNs += hrNs() - pausedSince;
+        pausedSince = undefined;
       }
     } catch (err) {
       fatal = err instanceof FitError ? err : new FitError('FIT_ERR_VMI', `the vmi back end lost the guest: ${(err as Error).message}`);
@@ -237,33 +245,77 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
     }, period);
   }
 
-  /** Untraced warm-up, then the census: the rates of every syscall and what one trap costs. */
+  interface Phase {
+    compute: number;
+    stopped: number;
+    traps: number;
+    rounds: number;
+  }
+
+  /**
+   * Traps `names` for at least minMs, longer until the workload has completed
+   * VMI_CENSUS_ROUNDS rounds (the progress its compute is measured by), at most maxMs. Both
+   * ends are taken with the guest stopped, at the instant the breakpoints go in and come out.
+   */
+  async function trapPhase(names: readonly string[], minMs: number, maxMs: number): Promise<Phase> {
+    const snapshot = (): Phase => ({ compute: split.computeNs, stopped: split.stoppedNs, traps: trapCount.n, rounds: guest.rounds });
+    // The console lags the guest by a round or two at speed: let it drain while the guest is
+    // paused, so the phase's rounds are exactly those the guest did with the breakpoints in.
+    const before = await whileStopped(async () => {
+      await guest.settle();
+      sample();
+      const s = snapshot();
+      await setBreakpoints(names);
+      return s;
+    });
+    const t0 = Date.now();
+    await sleep(minMs);
+    while (guest.rounds - before.rounds < VMI_CENSUS_ROUNDS && Date.now() - t0 < maxMs) await sleep(100);
+    const after = await whileStopped(async () => {
+      await guest.settle();
+      sample();
+      const s = snapshot();
+      await setBreakpoints([]);
+      return s;
+    });
+    return { compute: after.compute - before.compute, stopped: after.stopped - before.stopped, traps: after.traps - before.traps, rounds: after.rounds - before.rounds };
+  }
+
+  /**
+   * Untraced warm-up, then the census: every handler trapped, which gives every syscall's rate
+   * and what a trap costs when every call traps; then one call of about an eighth of the
+   * traffic trapped alone, which gives what a trap costs when traps are sparser. Under TCG a
+   * trap costs more the more code the guest runs until the next one (it re-translates it all),
+   * and the two points give how much more (Calibration.trapGapExponent).
+   */
   async function calibrate(censusMs: number): Promise<void> {
-    const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
     await sleep(VMI_WARMUP_MS);
     sample();
     if (censusMs <= 0) return;
-    const before = { compute: split.computeNs, stopped: split.stoppedNs, traps: trapCount.n, rounds: guest.rounds };
     census = new Map();
-    await whileStopped(() => setBreakpoints(Object.keys(profile.handlers)));
-    await sleep(censusMs);
-    await whileStopped(() => setBreakpoints([]));
-    sample();
+    const dense = await trapPhase(Object.keys(profile.handlers), censusMs, VMI_CENSUS_MAX_MS);
     const counts = census;
     census = undefined;
-    const compute = split.computeNs - before.compute;
-    const traps = trapCount.n - before.traps;
-    const rounds = guest.rounds - before.rounds;
-    if (compute <= 0 || traps === 0 || rounds < 1 || split.callsPerComputeNs === null) {
-      o.log?.(`vmi: the census saw ${traps} traps over ${rounds} rounds of the workload: too few to calibrate; using the defaults (docs/vmi.md)`);
+    if (dense.compute <= 0 || dense.traps === 0 || dense.rounds < 1 || split.callsPerComputeNs === null) {
+      o.log?.(`vmi: the census saw ${dense.traps} traps over ${dense.rounds} rounds of the workload: too few to calibrate; using the defaults (docs/vmi.md)`);
       return;
     }
-    o.log?.(`vmi census: ${traps} traps, ${rounds} rounds, compute ${(compute / 1e6).toFixed(1)} ms, openat ${counts.get("openat")}`);
-    rates = Object.fromEntries([...counts].map(([n, c]) => [n, c / compute]));
-    rateTotal = traps / compute;
-    const perTrap = (split.stoppedNs - before.stopped) / traps;
+    rates = Object.fromEntries([...counts].map(([n, c]) => [n, c / dense.compute]));
+    rateTotal = dense.traps / dense.compute;
+    const perTrap = dense.stopped / dense.traps;
     const switchNs = Math.min(cal.switchNs, perTrap / 4);
-    cal = { ...cal, trapNs: Math.max(0, perTrap - 2 * switchNs), switchNs };
+    cal = { ...cal, trapNs: Math.max(0, perTrap - 2 * switchNs), switchNs, trapGapNs: dense.compute / dense.traps };
+    o.log?.(`vmi census: ${dense.traps} traps over ${dense.rounds} rounds of the workload (${(dense.compute / 1e6).toFixed(1)} ms of its compute), ${counts.size} syscalls seen; ${(perTrap / 1e6).toFixed(1)} ms per trap with every call trapped`);
+    const sparse = [...counts].filter(([, c]) => c >= 2 && c <= dense.traps / 2).sort((x, y) => Math.abs(Math.log((8 * x[1]) / dense.traps)) - Math.abs(Math.log((8 * y[1]) / dense.traps)))[0];
+    const noExponent = (why: string): void => o.log?.(`vmi: one trap cost whatever the density of traps (${why})`);
+    if (sparse === undefined) return noExponent('no call of the census is a small share of the traffic');
+    const p = await trapPhase([sparse[0]], Math.min(censusMs, 2000), VMI_CENSUS_MAX_MS);
+    if (p.traps < 3 || p.compute <= 0 || p.rounds < 1) return noExponent(`${sparse[0]} alone trapped ${p.traps} times over ${p.rounds} rounds`);
+    const sparseCost = p.stopped / p.traps;
+    const exponent = Math.log(sparseCost / perTrap) / Math.log(p.compute / p.traps / cal.trapGapNs!);
+    if (!Number.isFinite(exponent)) return noExponent(`${sparse[0]} alone trapped as densely as every call`);
+    cal = { ...cal, trapGapExponent: Math.min(1, Math.max(0, exponent)) };
+    o.log?.(`vmi: ${(sparseCost / 1e6).toFixed(1)} ms per trap with ${sparse[0]} alone trapped (${((p.compute / p.traps) / 1e3).toFixed(0)} µs of compute between traps, against ${(cal.trapGapNs! / 1e3).toFixed(0)} µs): cost grows as gap^${cal.trapGapExponent!.toFixed(2)}`);
   }
 
   return {

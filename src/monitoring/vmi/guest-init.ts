@@ -32,8 +32,8 @@ export const GUEST_WORKLOADS: Readonly<Record<string, GuestWorkload>> = {
   },
   exec: {
     name: 'exec',
-    description: 'each round runs cat and ls (fork, execve, openat, read, write, getdents64, exit)',
-    round: 'cat /etc/hostname /etc/motd > /dev/null; ls /bin > /dev/null',
+    description: 'each round runs cat and head on a small file each (fork, execve, openat, read, write, exit, wait4)',
+    round: 'cat /etc/hostname > /dev/null; head -n 1 /etc/motd > /dev/null',
   },
   idle: {
     name: 'idle',

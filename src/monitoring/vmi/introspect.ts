@@ -7,8 +7,8 @@
 
 import { FitError } from '../../core/index.js';
 import type { ProcessInfo } from '../backend.js';
-import type { GdbClient } from '../gdb-client.js';
-import { parseMemory, readMemory } from '../gdb-rsp.js';
+import type { GdbClient } from './gdb-client.js';
+import { parseMemory, readMemory } from './gdb-rsp.js';
 import type { Profile } from './profile.js';
 
 /** One `m` reply carries at most this much (QEMU's PacketSize is 0x1000 hex digits). */

@@ -159,7 +159,19 @@ export class Guest {
     if (this.alive) this.child.kill('SIGKILL');
   }
 
+  private lastDataNs = 0;
+
+  /**
+   * Resolves once the console has been quiet for quietMs (at most maxMs): with the guest
+   * paused, every line it wrote before the pause has then been read, so `rounds` is exact.
+   */
+  async settle(quietMs = 15, maxMs = 200): Promise<void> {
+    const until = hrNs() + maxMs * 1e6;
+    while (hrNs() < until && hrNs() - this.lastDataNs < quietMs * 1e6) await new Promise((r) => setTimeout(r, quietMs / 3));
+  }
+
   private feed(text: string): void {
+    this.lastDataNs = hrNs();
     this.console?.write(text);
     const lines = (this.partial + text).split('\n');
     this.partial = lines.pop()!;

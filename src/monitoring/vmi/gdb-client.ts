@@ -5,7 +5,7 @@
 // for, which is drained before the first request; there is no no-ack mode.
 
 import { createConnection, type Socket } from 'node:net';
-import { FitError } from '../core/index.js';
+import { FitError } from '../../core/index.js';
 import { ACK, INTERRUPT, NACK, PacketReader, encodePacket, parseStop, type Received } from './gdb-rsp.js';
 
 /** How long a request waits for its reply before the client gives up on the stub. */

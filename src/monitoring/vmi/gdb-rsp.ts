@@ -12,7 +12,7 @@
 // (N − 29) more times, N a printable character. A lone 0x03 byte from the client interrupts
 // the target.
 
-import { FitError } from '../core/index.js';
+import { FitError } from '../../core/index.js';
 
 const ESCAPE = 0x7d;
 const ESCAPED = new Set([0x23, 0x24, 0x7d, 0x2a]); // # $ } *
