@@ -116,6 +116,7 @@ test('vmi: openat only traps the opens (right names, guest measurably faster tha
     await sub.start();
     await until('opens by two cats and a head', () => new Set(events.filter((e) => e.comm === 'cat').map((e) => e.pid)).size >= 2 && events.some((e) => e.comm === 'head'), 180_000, a.log);
     assert.ok(events.every((e) => e.syscall === 'openat'), `only openat: ${[...new Set(events.map((e) => e.syscall))].join(',')}`);
+    assert.ok(events.every((e) => e.configVersion >= 1), 'the census at start publishes nothing');
     const byCat = events.filter((e) => e.comm === 'cat');
     assert.ok(byCat.some((e) => e.args[1] === '"/etc/hostname"'), `cat opens its file: ${JSON.stringify(byCat.slice(0, 4))}`);
     assert.ok(events.some((e) => e.comm === 'head' && e.args[1] === '"/etc/motd"'), 'head opens its file');

@@ -75,7 +75,7 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
   /** Breakpoints in place, and how to get past each: bytes to skip, or 0 to single-step. */
   const breakpoints = new Map<bigint, number>();
   const skipOf = new Map<bigint, number>();
-  /** While true, hits are counted (the census) but not published. */
+  /** While set (the census at start), hits are counted here and not published. */
   let census: Map<string, number> | undefined;
   const pending: Job[] = [];
   let running = false;
@@ -309,7 +309,9 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
     const sparse = [...counts].filter(([, c]) => c >= 2 && c <= dense.traps / 2).sort((x, y) => Math.abs(Math.log((8 * x[1]) / dense.traps)) - Math.abs(Math.log((8 * y[1]) / dense.traps)))[0];
     const noExponent = (why: string): void => o.log?.(`vmi: one trap cost whatever the density of traps (${why})`);
     if (sparse === undefined) return noExponent('no call of the census is a small share of the traffic');
+    census = new Map();
     const p = await trapPhase([sparse[0]], Math.min(censusMs, 2000), VMI_CENSUS_MAX_MS);
+    census = undefined;
     if (p.traps < 3 || p.compute <= 0 || p.rounds < 1) return noExponent(`${sparse[0]} alone trapped ${p.traps} times over ${p.rounds} rounds`);
     const sparseCost = p.stopped / p.traps;
     const exponent = Math.log(sparseCost / perTrap) / Math.log(p.compute / p.traps / cal.trapGapNs!);
