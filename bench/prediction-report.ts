@@ -10,9 +10,10 @@ import type { Prediction } from '../src/monitoring/predict.js';
 import type { Machine } from './machine.js';
 import type { RunResult } from './prediction-run.js';
 import { median } from '../src/core/index.js';
-import { vmiMarkdown, type VmiEval } from './prediction-vmi.js';
+import type { VmiEval } from './prediction-vmi.js';
 
-export interface EvalCase {
+/** What every case of the evaluation states, whatever the back end. */
+export interface CaseFigures {
   readonly workload: string;
   readonly sets: string;
   readonly predictedSlowdown: number;
@@ -21,8 +22,26 @@ export interface EvalCase {
   readonly error: number;
   /** max(predicted / measured, measured / predicted). */
   readonly ratio: number;
-  /** The back end's own estimate during the traced runs (median): stopped time from its trap count. */
+  /** The back end's own estimate while the sets ran (the median over runs for ptrace). */
   readonly estimatedSlowdown: number | null;
+  /** What the prediction charged per trap. */
+  readonly trapCostNs: number;
+}
+
+export function figures(workload: string, sets: string, predicted: number, measured: number, estimated: number | null, trapCostNs: number): CaseFigures {
+  return {
+    workload,
+    sets,
+    predictedSlowdown: predicted,
+    measuredSlowdown: measured,
+    error: Math.abs(predicted - measured) / measured,
+    ratio: Math.max(predicted / measured, measured / predicted),
+    estimatedSlowdown: estimated,
+    trapCostNs,
+  };
+}
+
+export interface EvalCase extends CaseFigures {
   /** Untraced and traced run times, medians, ms. */
   readonly untracedMs: number;
   readonly tracedMs: number;
@@ -30,7 +49,6 @@ export interface EvalCase {
   readonly measuredRuns: readonly number[];
   /** The basis: calls per second of compute observed untraced, and the trap cost used. */
   readonly basisCallsPerSec: number;
-  readonly trapCostNs: number;
   /** For a workload whose activity changes: the prediction from its first phase only. */
   readonly firstPhasePredictedSlowdown?: number;
 }
@@ -72,23 +90,16 @@ export function caseOf(input: { workload: string; sets: string; prediction: Pred
   const predicted = prediction.slowdown;
   const estimates = traced.map((r) => r.whole.slowdown).filter((s): s is number => s !== null);
   return {
-    workload: input.workload,
-    sets: input.sets,
-    predictedSlowdown: predicted,
-    measuredSlowdown: measured,
-    error: Math.abs(predicted - measured) / measured,
-    ratio: Math.max(predicted / measured, measured / predicted),
-    estimatedSlowdown: estimates.length > 0 ? median(estimates) : null,
+    ...figures(input.workload, input.sets, predicted, measured, estimates.length > 0 ? median(estimates) : null, prediction.traps.costNs),
     untracedMs: t0Ns / 1e6,
     tracedMs: t1Ns / 1e6,
     measuredRuns: paired,
     basisCallsPerSec: input.basis.syscallRateTotal,
-    trapCostNs: prediction.traps.costNs,
     ...(input.firstPhase?.slowdown != null ? { firstPhasePredictedSlowdown: input.firstPhase.slowdown } : {}),
   };
 }
 
-export function summary(cases: readonly EvalCase[]): { mape: number; worstRatio: number; worstCase: string } {
+export function summary(cases: readonly CaseFigures[]): { mape: number; worstRatio: number; worstCase: string } {
   const mape = cases.reduce((a, c) => a + c.error, 0) / cases.length;
   const worst = cases.reduce((w, c) => (c.ratio > w.ratio ? c : w), cases[0]!);
   return { mape, worstRatio: worst.ratio, worstCase: `${worst.workload} under ${worst.sets}` };
@@ -144,4 +155,26 @@ export function markdown(doc: EvalDoc): string {
   }
   lines.push('');
   return lines.join('\n');
+}
+
+/** The section of docs/prediction-accuracy.md on the vmi cases. */
+export function vmiMarkdown(v: VmiEval): string[] {
+  const f2 = (x: number | null): string => (x === null || !Number.isFinite(x) ? '—' : x.toFixed(2));
+  const lines = [
+    '## The vmi back end (a real QEMU guest)',
+    '',
+    `QEMU ${v.accel === 'kvm' ? 'with KVM' : "'s emulator (TCG)"}; one guest per workload; measured = the guest's rounds per second untraced (the mean of right before and right after the case) over traced, from its console. Predicted from 3 s of the guest untraced and the back end's calibration (its start-up census: every handler trapped for 3 s). How the costs arise: docs/vmi.md.`,
+    '',
+    `- **MAPE ${(v.mape * 100).toFixed(1)} %**, worst case off by **${f2(v.worstRatio)}×** (${v.worstCase}).`,
+    ...v.calibrations.map((c) => `- Calibration on ${c.workload}: ${((c.calibration.trapNs + 2 * c.calibration.switchNs) / 1e6).toFixed(2)} ms per trap, ${(c.calibration.proclistPerProcessNs / 1e6).toFixed(2)} ms per task walked.`),
+    '',
+    '| workload | sets | predicted | measured | error | back end\'s estimate | trap cost used | rounds/s untraced | rounds/s traced |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
+    ...v.cases.map(
+      (c) =>
+        `| ${c.workload} | \`${c.sets}\` | ${f2(c.predictedSlowdown)} | ${f2(c.measuredSlowdown)} | ${(c.error * 100).toFixed(1)} % | ${f2(c.estimatedSlowdown)} | ${(c.trapCostNs / 1e6).toFixed(2)} ms (${c.trapCostBasis}) | ${c.untracedRoundsPerSec.toFixed(1)} | ${c.tracedRoundsPerSec.toFixed(1)} |`,
+    ),
+    '',
+  ];
+  return lines;
 }

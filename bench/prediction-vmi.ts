@@ -10,24 +10,16 @@ import { estimate } from '../src/monitoring/estimate.js';
 import { predict } from '../src/monitoring/predict.js';
 import { EMPTY_CONFIG, applySetChange, parseSetSpec } from '../src/monitoring/sets.js';
 import type { Calibration, CostReport, MonitorEvent } from '../src/monitoring/backend.js';
+import { figures, summary, type CaseFigures } from './prediction-report.js';
 import { Guest, defaultVmCache, detectAccel, prepareGuest, vmiBackend, GUEST_WORKLOADS } from '../src/monitoring/vmi/index.js';
 
 export const VMI_COMBINATIONS: readonly string[] = ['syscalls:openat', 'syscalls:all', 'proclist:200', 'syscalls:openat+proclist:200'];
 export const VMI_WORKLOADS: readonly string[] = ['files', 'exec'];
 
-export interface VmiCase {
-  readonly workload: string;
-  readonly sets: string;
-  readonly predictedSlowdown: number;
-  readonly measuredSlowdown: number;
-  readonly error: number;
-  readonly ratio: number;
-  /** The back end's own estimate over the measured window. */
-  readonly estimatedSlowdown: number | null;
+export interface VmiCase extends CaseFigures {
   readonly untracedRoundsPerSec: number;
   readonly tracedRoundsPerSec: number;
-  /** What the prediction charged per trap, and whether it was measured or the calibration. */
-  readonly trapCostNs: number;
+  /** Whether the trap cost was the window's measured mean or the calibration. */
   readonly trapCostBasis: string;
 }
 
@@ -108,16 +100,9 @@ export async function evalVmi(log: (line: string) => void, quick: boolean, workl
         const measuredSlowdown = m.rate > 0 ? m.untraced / m.rate : Infinity;
         const predicted = m.prediction.slowdown ?? Infinity;
         cases.push({
-          workload,
-          sets: m.label,
-          predictedSlowdown: predicted,
-          measuredSlowdown,
-          error: Math.abs(predicted - measuredSlowdown) / measuredSlowdown,
-          ratio: Math.max(predicted / measuredSlowdown, measuredSlowdown / predicted),
-          estimatedSlowdown: m.est,
+          ...figures(workload, m.label, predicted, measuredSlowdown, m.est, m.prediction.traps.costNs),
           untracedRoundsPerSec: m.untraced,
           tracedRoundsPerSec: m.rate,
-          trapCostNs: m.prediction.traps.costNs,
           trapCostBasis: m.prediction.traps.costBasis,
         });
       }
@@ -127,28 +112,5 @@ export async function evalVmi(log: (line: string) => void, quick: boolean, workl
       await guest.exited;
     }
   }
-  const mape = cases.reduce((a, c) => a + c.error, 0) / Math.max(1, cases.length);
-  const worst = cases.reduce((w, c) => (c.ratio > w.ratio ? c : w), cases[0]!);
-  return { accel: accel.accel, cases, mape, worstRatio: worst.ratio, worstCase: `${worst.workload} ${worst.sets}`, calibrations };
-}
-
-export function vmiMarkdown(v: VmiEval): string[] {
-  const f2 = (x: number | null): string => (x === null || !Number.isFinite(x) ? '—' : x.toFixed(2));
-  const lines = [
-    '## The vmi back end (a real QEMU guest)',
-    '',
-    `QEMU ${v.accel === 'kvm' ? 'with KVM' : "'s emulator (TCG)"}; one guest per workload; measured = the guest's rounds per second untraced (the mean of right before and right after the case) over traced, from its console. Predicted from 3 s of the guest untraced and the back end's calibration (its start-up census: every handler trapped for 3 s). How the costs arise: docs/vmi.md.`,
-    '',
-    `- **MAPE ${(v.mape * 100).toFixed(1)} %**, worst case off by **${f2(v.worstRatio)}×** (${v.worstCase}).`,
-    ...v.calibrations.map((c) => `- Calibration on ${c.workload}: ${((c.calibration.trapNs + 2 * c.calibration.switchNs) / 1e6).toFixed(2)} ms per trap, ${(c.calibration.proclistPerProcessNs / 1e6).toFixed(2)} ms per task walked.`),
-    '',
-    '| workload | sets | predicted | measured | error | back end\'s estimate | trap cost used | rounds/s untraced | rounds/s traced |',
-    '|---|---|---:|---:|---:|---:|---:|---:|---:|',
-    ...v.cases.map(
-      (c) =>
-        `| ${c.workload} | \`${c.sets}\` | ${f2(c.predictedSlowdown)} | ${f2(c.measuredSlowdown)} | ${(c.error * 100).toFixed(1)} % | ${f2(c.estimatedSlowdown)} | ${(c.trapCostNs / 1e6).toFixed(2)} ms (${c.trapCostBasis}) | ${c.untracedRoundsPerSec.toFixed(1)} | ${c.tracedRoundsPerSec.toFixed(1)} |`,
-    ),
-    '',
-  ];
-  return lines;
+  return { accel: accel.accel, cases, ...summary(cases), calibrations };
 }

@@ -204,8 +204,11 @@ export async function monitor(o: MonitorCommandOptions, command: string[]): Prom
   await stopped;
   clearTimeout(duration);
   stopClock?.();
-  await agent.stop();
-  built.target.kill();
+  try {
+    await agent.stop();
+  } finally {
+    built.target.kill();
+  }
   if (fatal) throw fatal;
   process.exitCode = exitCode;
 }

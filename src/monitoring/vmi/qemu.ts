@@ -121,6 +121,11 @@ export class Guest {
       ...['-kernel', options.files.vmlinux, '-initrd', options.files.initrd, '-append', append, '-gdb', `tcp:127.0.0.1:${port}`],
     ];
     const child = spawn(QEMU_BINARY.path, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    // A guest must not outlive the agent that started it, however the agent ends (short of
+    // SIGKILL): an orphaned TCG guest keeps a CPU busy until someone notices.
+    const reap = (): void => void child.kill('SIGKILL');
+    process.once('exit', reap);
+    child.once('exit', () => process.removeListener('exit', reap));
     await new Promise<void>((resolve, reject) => {
       child.once('spawn', resolve);
       child.once('error', (e) => reject(new FitError('FIT_ERR_VMI', `cannot start ${QEMU_BINARY.path}: ${e.message}; run \`fitbroker vm prepare\`, which installs ${QEMU_BINARY.pkg}`)));
