@@ -151,8 +151,10 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
     else {
       calls[name] = (calls[name] ?? 0) + 1;
       callsTotal++;
-      const who = await spy!.current(parseGsBases(reply).gsBase);
-      const args = await spy!.syscallArgs(name, regs.rdi);
+      // A read the stub refuses (a guest whose memory is not what the profile says) costs this
+      // event its details, not the monitoring: it is published with pid -1 and the log says why.
+      const who = await spy!.current(parseGsBases(reply).gsBase).catch((e: Error) => (o.log?.(`vmi: cannot tell who called ${name}: ${e.message}`), { pid: -1, comm: '?' }));
+      const args = who.pid < 0 ? [] : await spy!.syscallArgs(name, regs.rdi).catch(() => []);
       sink({ set: 'syscalls', seq: ++seq.syscalls, atNs: nowNs(), pid: who.pid, comm: who.comm, syscall: name, args, result: null, configVersion });
     }
     const skip = breakpoints.get(regs.rip)!;
@@ -165,22 +167,18 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
     return true;
   }
 
+  /** One walk of the task list, guest paused; tallied as an extraction (the walk's own time). */
   async function extractProclist(): Promise<void> {
+    const t0 = hrNs();
     const list = await spy!.processes();
+    extraction.count++;
+    extraction.stoppedNs += hrNs() - t0;
     processes = list.length;
     sink({ set: 'proclist', seq: ++seq.proclist, atNs: nowNs(), processes: list, configVersion });
   }
 
   async function runPending(): Promise<void> {
-    while (pending.length > 0) {
-      const job = pending.shift()!;
-      const t0 = hrNs();
-      await job();
-      if (job === proclistJob) {
-        extraction.count++;
-        extraction.stoppedNs += hrNs() - t0;
-      }
-    }
+    while (pending.length > 0) await pending.shift()!();
   }
 
   async function drive(): Promise<void> {
@@ -230,8 +228,10 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
     });
   }
 
+  // A walk that fails (a task list that does not close: corrupt, or a guest changing it under
+  // us) is logged and tried again next period; it does not end the monitoring.
   const proclistJob: Job = async () => {
-    await extractProclist();
+    await extractProclist().catch((e: Error) => o.log?.(`vmi: process list not read: ${e.message}`));
     armProclist();
   };
 

@@ -49,16 +49,15 @@ export interface PrepareOptions {
   readonly say: (line: string) => void;
 }
 
-function run(cmd: string, args: string[], opts: { cwd?: string; input?: string } = {}): Promise<string> {
+function run(cmd: string, args: string[], opts: { cwd?: string } = {}): Promise<string> {
   return new Promise((resolve, reject) => {
-    const p = spawn(cmd, args, { cwd: opts.cwd, stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    const p = spawn(cmd, args, { cwd: opts.cwd, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
     const out: Buffer[] = [];
     let err = '';
     p.stdout.on('data', (c: Buffer) => out.push(c));
     p.stderr.on('data', (c: Buffer) => (err = (err + c.toString()).slice(-4000)));
     p.once('error', (e) => reject(new FitError('FIT_ERR_VMI', `cannot run ${cmd}: ${e.message}`)));
     p.once('exit', (code) => (code === 0 ? resolve(Buffer.concat(out).toString()) : reject(new FitError('FIT_ERR_VMI', `${cmd} ${args.join(' ')} failed (exit ${code}): ${err.trim().split('\n').pop() ?? ''}`))));
-    p.stdin.end(opts.input ?? '');
   });
 }
 
@@ -135,6 +134,8 @@ function runBinary(cmd: string, args: string[], cwd: string, input: string): Pro
     p.stdout.on('data', (c: Buffer) => out.push(c));
     p.once('error', reject);
     p.once('exit', (code) => (code === 0 ? resolve(Buffer.concat(out)) : reject(new FitError('FIT_ERR_VMI', `${cmd} failed (exit ${code})`))));
+    // A child that exits early closes its stdin; the error that follows is the exit's to report.
+    p.stdin.on('error', () => undefined);
     p.stdin.end(input);
   });
 }
