@@ -54,7 +54,7 @@ export async function startDemoMonitor(config: ClusterConfig, say: (line: string
   if (kind === 'vmi') {
     const prepared = await prepareGuest({ cache: defaultVmCache(), say: (line) => say(`monitor   vm prepare: ${line}`) });
     const accel = detectAccel();
-    say(`monitor   booting the guest (${accel.accel === 'kvm' ? 'KVM' : "QEMU's emulator: this host has no hardware virtualization"}); the agent then takes a census of its syscalls (10–20 s)`);
+    say(`monitor   booting the guest (${accel.accel === 'kvm' ? 'KVM' : "QEMU's emulator: this host has no hardware virtualization"}); the agent then takes a census of its syscalls (6–25 s)`);
     const g = (guest = await Guest.start({ files: prepared.files, mode: 'run', workload: 'exec', accel: accel.accel, consolePath: join(config.dir, 'guest-console.log') }));
     await g.waitFor('its workload', () => g.ready);
     backend = (sink) => vmiBackend({ guest: g, profile: prepared.profile, sink, log: (m) => log.info(m) });

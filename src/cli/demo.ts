@@ -337,7 +337,7 @@ export function formatEvent(ev: BrokerEvent, nowMs = Date.now()): string {
 export function summarizeContent(content: unknown): string {
   if (typeof content !== 'object' || content === null || Array.isArray(content)) return clip(typeof content === 'string' ? content : JSON.stringify(content));
   const c = content as Record<string, unknown>;
-  if (c.set === 'syscalls') return clip(`${'syscall'.padEnd(13)} pid ${c.pid} ${c.syscall}(${(c.args as string[]).join(', ')}) = ${c.result ?? '?'}`);
+  if (c.set === 'syscalls') return clip(`${'syscall'.padEnd(13)} pid ${c.pid}${typeof c.comm === 'string' ? ` ${c.comm}:` : ''} ${c.syscall}(${(c.args as string[]).join(', ')}) = ${c.result ?? '?'}`);
   if (c.type === 'monitor.perf') {
     const now = c.now as { slowdown: number | null; traps: { count: number } };
     const p = c.prediction as { slowdown: number | null } | null;

@@ -10,6 +10,7 @@ import { createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CLI, freeBasePort } from '../helpers/cluster.js';
+import { defaultVmCache, prepareGuest } from '../../src/monitoring/vmi/index.js';
 
 function runDemo(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve) => {
@@ -95,6 +96,29 @@ test('demo on a port that is taken names the port and suggests --base-port, and 
     assert.deepEqual(processesMentioning(dir), []);
   } finally {
     blocker.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('demo --monitor vmi: the agent watches a QEMU guest from outside it, and the analyst\'s command is answered with its prediction', { timeout: 300_000 }, async (t) => {
+  const missing = await prepareGuest({ cache: defaultVmCache(), say: () => undefined }).then(
+    () => undefined,
+    (err: Error) => err.message,
+  );
+  if (missing) return t.skip(`no guest on this host: ${missing}`);
+  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-demo-'));
+  try {
+    const basePort = await freeBasePort(4);
+    const r = await runDemo(['--dir', dir, '--duration', '20', '--base-port', String(basePort), '--monitor', 'vmi']);
+    const context = `stdout:\n${r.stdout}\nstderr:\n${r.stderr}`;
+    assert.equal(r.code, 0, context);
+    assert.match(r.stdout, /monitor {3}a monitoring agent \(as "agent", vmi back end\) watches a QEMU guest/, context);
+    assert.match(r.stdout, /monitor {3}agent agent applied c-\S+: syscalls enabled \(syscalls:openat,execve\)/, context);
+    assert.match(r.stdout, /monitor {3}predicted slowdown \d+\.\d+×/, context);
+    assert.match(r.stdout, / monitor\.syscalls .* syscall +pid \d+ (cat|head|init|sh): (openat|execve)\(/, context);
+    assert.ok(existsSync(join(dir, 'guest-console.log')), 'the guest console is kept');
+    assert.deepEqual(processesMentioning('fitbroker.mode=run'), [], 'no guest left running');
+  } finally {
     rmSync(dir, { recursive: true, force: true });
   }
 });

@@ -35,8 +35,9 @@ const VMI_SUPPORTS: readonly SetName[] = ['proclist', 'syscalls'];
 /** ftrace's 5-byte NOP (`nopl 0x0(%rax,%rax,1)`), which starts every traceable handler. */
 const NOP5 = '0f1f440000';
 const RIP = 16;
-/** Untraced run before the census, to learn the workload's round rate. */
-export const VMI_WARMUP_MS = 1500;
+/** Untraced run before the census, to learn the workload's round rate, after a settling time. */
+export const VMI_SETTLE_MS = 700;
+export const VMI_WARMUP_MS = 2000;
 /** The census: every handler trapped this long, to learn every syscall's rate and a trap's cost. */
 export const VMI_CENSUS_MS = 3000;
 /** Rounds of the workload the census waits for: its compute is measured in rounds. */
@@ -90,11 +91,12 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
   let pausedSince: number | undefined;
   const trapCount = { n: 0 };
   const extraction = { count: 0, stoppedNs: 0 };
-  let rates: Record<string, number> = {};
+  /** Calls per round of the workload, per syscall and in all, from the census. */
+  let perRound: Record<string, number> = {};
+  let perRoundTotal = 0;
   const calls: Record<string, number> = {};
   let callsTotal = 0;
-  let rateTotal = 0;
-  let lastSample: { computeNs: number } = { computeNs: 0 };
+  let lastRounds = 0;
   let processes = 0;
   let sampler: NodeJS.Timeout | undefined;
   let proclistTimer: NodeJS.Timeout | undefined;
@@ -102,16 +104,21 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
   const nowNs = (): number => (startNs === undefined ? 0 : hrNs() - startNs);
   const traced = (): boolean => breakpoints.size > 0;
 
+  /** The clock the progress split runs on: wall time less our own pauses, standing still during one. */
+  const splitClock = (): number => (pausedSince ?? hrNs()) - directPausesNs;
+
   function sample(): void {
     if (startNs === undefined) return;
-    // While the guest is paused for our own work, its clock stands where the pause began.
-    split.sample((pausedSince ?? hrNs()) - directPausesNs, guest.rounds, trapCount.n, traced());
-    // Untraced calls are counted at their rates (from the census, or their hits while traced).
-    const dCompute = split.computeNs - lastSample.computeNs;
-    lastSample = { computeNs: split.computeNs };
+    const rounds = guest.rounds;
+    split.sample(splitClock(), rounds, trapCount.n, traced());
+    // Untraced calls are counted by the workload's progress at the census's calls per round
+    // (a traced call counts as it traps): per round, not per ns, because the guest's speed
+    // drifts and the census's rounds per ns were those of its moment.
+    const dRounds = rounds - lastRounds;
+    lastRounds = rounds;
     const tracedNames = tracedSet();
-    for (const [name, perNs] of Object.entries(rates)) if (!tracedNames.has(name)) calls[name] = (calls[name] ?? 0) + perNs * dCompute;
-    callsTotal += (rateTotal - [...tracedNames].reduce((a, n) => a + (rates[n] ?? 0), 0)) * dCompute;
+    for (const [name, n] of Object.entries(perRound)) if (!tracedNames.has(name)) calls[name] = (calls[name] ?? 0) + n * dRounds;
+    callsTotal += (perRoundTotal - [...tracedNames].reduce((a, name) => a + (perRound[name] ?? 0), 0)) * dRounds;
   }
 
   function tracedSet(): Set<string> {
@@ -289,6 +296,11 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
    * and the two points give how much more (Calibration.trapGapExponent).
    */
   async function calibrate(censusMs: number): Promise<void> {
+    // Attaching stopped the guest with a debug stop, which flushed its translated code: its
+    // first moments run slow. The untraced rate is taken after they pass.
+    await sleep(VMI_SETTLE_MS);
+    split = new ProgressSplit(cal.trapNs + 2 * cal.switchNs);
+    split.sample(splitClock(), guest.rounds, trapCount.n, false);
     await sleep(VMI_WARMUP_MS);
     sample();
     if (censusMs <= 0) return;
@@ -300,8 +312,8 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
       o.log?.(`vmi: the census saw ${dense.traps} traps over ${dense.rounds} rounds of the workload: too few to calibrate; using the defaults (docs/vmi.md)`);
       return;
     }
-    rates = Object.fromEntries([...counts].map(([n, c]) => [n, c / dense.compute]));
-    rateTotal = dense.traps / dense.compute;
+    perRound = Object.fromEntries([...counts].map(([n, c]) => [n, c / dense.rounds]));
+    perRoundTotal = dense.traps / dense.rounds;
     const perTrap = dense.stopped / dense.traps;
     const switchNs = Math.min(cal.switchNs, perTrap / 4);
     cal = { ...cal, trapNs: Math.max(0, perTrap - 2 * switchNs), switchNs, trapGapNs: dense.compute / dense.traps };
@@ -334,7 +346,7 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
       const walkNs = hrNs() - t0;
       cal = { ...cal, proclistBaseNs: 0, proclistPerProcessNs: Math.max(0, walkNs - 2 * cal.switchNs) / Math.max(1, processes), filesBaseNs: 0, filesPerFileNs: 0 };
       startNs = hrNs();
-      split.sample(startNs, guest.rounds, 0, false);
+      split.sample(splitClock(), guest.rounds, 0, false);
       driver = drive();
       sampler = setInterval(sample, SAMPLE_MS);
       await calibrate(o.censusMs ?? VMI_CENSUS_MS);
@@ -346,8 +358,8 @@ export function vmiBackend(o: VmiOptions): VmiBackend {
       extraction.count = 0;
       extraction.stoppedNs = 0;
       split = new ProgressSplit(cal.trapNs + 2 * cal.switchNs, rate);
-      split.sample(startNs, guest.rounds, 0, false);
-      lastSample = { computeNs: 0 };
+      split.sample(splitClock(), guest.rounds, 0, false);
+      lastRounds = guest.rounds;
       for (const k of Object.keys(calls)) delete calls[k];
       callsTotal = 0;
       o.log?.(`vmi: ${processes} guest tasks; a trap costs the guest ${((cal.trapNs + 2 * cal.switchNs) / 1e6).toFixed(1)} ms, a task list walk ${(walkNs / 1e6).toFixed(1)} ms`);
