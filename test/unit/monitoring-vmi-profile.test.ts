@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
-import { GUEST_WORKLOADS, initScript, offsets, parseBtfStructs, parseKallsyms, syscallTable } from '../../src/monitoring/vmi/index.js';
+import { GUEST_WORKLOADS, formatArg, initScript, offsets, parseBtfStructs, parseKallsyms, syscallTable } from '../../src/monitoring/vmi/index.js';
 import { parseGsBases, writeRegister } from '../../src/monitoring/vmi/gdb-rsp.js';
 
 const ptRegsDump = readFileSync(new URL('../../../test/fixtures/btf-pt_regs.txt', import.meta.url), 'utf8');
@@ -59,4 +59,12 @@ test('segment bases sit after eflags and the selectors in a g reply; P writes on
   assert.deepEqual(parseGsBases(Buffer.from(regs.toString('hex'))), { gsBase: 0xffff88800f800000n, kernelGsBase: 0x1234n });
   assert.throws(() => parseGsBases(Buffer.from('00'.repeat(136))), /no segment bases/);
   assert.equal(writeRegister(16, 0xffffffff813613e5n), 'P10=e5133681ffffffff');
+});
+
+test('syscall arguments read as registers print as the ints and pointers they are', () => {
+  assert.equal(formatArg(0n), '0');
+  assert.equal(formatArg(577n), '577');
+  assert.equal(formatArg(0xffffff9cn), '-100', 'an int argument arrives zero-extended');
+  assert.equal(formatArg(0xffffffffffffff9cn), '-100');
+  assert.equal(formatArg(0x7ffd1234n), '0x7ffd1234');
 });

@@ -11,6 +11,6 @@ export { GUEST_MEMORY_MB, GUEST_READY_TIMEOUT_MS, Guest, QEMU_BINARY, detectAcce
 export type { Accel, GuestFiles, GuestOptions, GuestPs } from './qemu.js';
 export { VM_TOOLS, defaultVmCache, prepareGuest } from './guest.js';
 export type { PrepareOptions, PreparedGuest } from './guest.js';
-export { Introspector, TASKS_MAX } from './introspect.js';
+export { Introspector, TASKS_MAX, formatArg } from './introspect.js';
 export { VMI_CENSUS_MAX_MS, VMI_CENSUS_MS, VMI_CENSUS_ROUNDS, VMI_SETTLE_MS, VMI_WARMUP_MS, vmiBackend } from './backend.js';
 export type { VmiBackend, VmiOptions } from './backend.js';

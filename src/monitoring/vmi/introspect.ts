@@ -25,6 +25,18 @@ const PATH_ARGS: Readonly<Record<string, number>> = {
   rmdir: 0, chdir: 0, rename: 0, renameat: 1, renameat2: 1, chmod: 0, fchmodat: 1, truncate: 0,
 };
 
+/**
+ * A register as a syscall argument: small numbers in decimal, a 32-bit or 64-bit negative as
+ * the int it is (a dirfd of -100 arrives as 0xffffff9c: the kernel zero-extends int
+ * arguments), anything else (a pointer, flags) in hex.
+ */
+export function formatArg(v: bigint): string {
+  if (v < 0x10000n) return v.toString();
+  if (v >= 0xffff0000n && v <= 0xffffffffn) return (v - (1n << 32n)).toString();
+  if (v >= 0xffffffffffff0000n) return (v - (1n << 64n)).toString();
+  return `0x${v.toString(16)}`;
+}
+
 export class Introspector {
   private readonly taskSpan: { from: number; length: number };
 
@@ -101,8 +113,12 @@ export class Introspector {
     const regs = await this.read(ptRegs, Math.max(r.di, r.si, r.dx, r.r10, r.r8, r.r9) + 8);
     const values = [r.di, r.si, r.dx, r.r10, r.r8, r.r9].map((off) => regs.readBigUInt64LE(off));
     const pathAt = PATH_ARGS[syscall];
-    const args = values.map((v) => (v < 0x10000n ? v.toString() : v >= 0xffffffffffff0000n ? (v - (1n << 64n)).toString() : `0x${v.toString(16)}`));
-    if (pathAt !== undefined) args[pathAt] = await this.userString(values[pathAt]!).catch(() => args[pathAt]!);
+    const args = values.map(formatArg);
+    if (pathAt !== undefined) {
+      args[pathAt] = await this.userString(values[pathAt]!).catch(() => args[pathAt]!);
+      // The *at calls take the directory first: AT_FDCWD as strace names it.
+      if (pathAt === 1 && args[0] === '-100') args[0] = 'AT_FDCWD';
+    }
     return args.slice(0, pathAt !== undefined ? Math.max(pathAt + 2, 3) : 6);
   }
 
