@@ -120,7 +120,8 @@ export function hostProbe(options: HostProbeOptions = {}): HostProbe {
 
   // (c) auth failures, from the auth log or the journal.
   const authLine = (source: string, line: string): void => {
-    if (AUTH_FAILURE.test(line)) send('alerts', 2, 'auth.failure', { source, line: line.slice(0, o.authLineCharsMax) });
+    const failure = authFailure(source, line, o.authLineCharsMax);
+    if (failure) send('alerts', 2, 'auth.failure', failure);
   };
   const followAuthLog = (): void => {
     const path = o.authLogPath;
@@ -219,18 +220,23 @@ function readProcFile(path: string, skip: Skip): string | undefined {
   }
 }
 
-function readLoadavg(skip: Skip): { load1: number; load5: number; load15: number; loadavg: string } | undefined {
-  // "0.66 0.44 0.22 3/105 4155": 1, 5 and 15 minute averages, runnable/threads, last pid.
-  const text = readProcFile('/proc/loadavg', skip);
-  const f = text?.trim().split(/\s+/);
-  if (!f || f.length < 3) return undefined;
-  return { load1: Number(f[0]), load5: Number(f[1]), load15: Number(f[2]), loadavg: f.slice(0, 3).join(' ') };
+// The parsers below take the text the probe read, so they can be fuzzed without /proc
+// (test/fuzz/monitor-targets.ts). Each returns undefined for text it does not recognise: a
+// kernel format change or a truncated read costs that metric, never the probe.
+
+/** "0.66 0.44 0.22 3/105 4155": the 1, 5 and 15 minute load averages. */
+export function parseLoadavg(text: string): { load1: number; load5: number; load15: number; loadavg: string } | undefined {
+  const f = text.trim().split(/\s+/);
+  if (f.length < 3) return undefined;
+  const [load1, load5, load15] = f.slice(0, 3).map(Number) as [number, number, number];
+  if (![load1, load5, load15].every((x) => Number.isFinite(x) && x >= 0)) return undefined;
+  return { load1, load5, load15, loadavg: f.slice(0, 3).join(' ') };
 }
 
-function readMeminfo(skip: Skip): { memTotalKb: number; memAvailableKb: number } | undefined {
-  const text = readProcFile('/proc/meminfo', skip);
+/** MemTotal and MemAvailable, in kB, from /proc/meminfo. */
+export function parseMeminfo(text: string): { memTotalKb: number; memAvailableKb: number } | undefined {
   const kb = (key: string): number | undefined => {
-    const m = text?.match(new RegExp(`^${key}:\\s+(\\d+) kB`, 'm'));
+    const m = text.match(new RegExp(`^${key}:\\s+(\\d{1,15}) kB`, 'm'));
     return m ? Number(m[1]) : undefined;
   };
   const memTotalKb = kb('MemTotal');
@@ -238,9 +244,42 @@ function readMeminfo(skip: Skip): { memTotalKb: number; memAvailableKb: number }
   return memTotalKb === undefined || memAvailableKb === undefined ? undefined : { memTotalKb, memAvailableKb };
 }
 
+/** Whole seconds since boot, from /proc/uptime. */
+export function parseUptime(text: string): number | undefined {
+  const s = Math.floor(Number(text.split(' ')[0]));
+  return Number.isSafeInteger(s) && s >= 0 ? s : undefined;
+}
+
+/**
+ * comm and ppid from /proc/PID/stat. comm is in parentheses and may itself hold spaces and ")"
+ * (a process names itself): the last ")" ends it.
+ */
+export function parseProcStat(stat: string): { comm: string; ppid: number } | undefined {
+  const open = stat.indexOf('(');
+  const close = stat.lastIndexOf(')');
+  if (open < 0 || close < open) return undefined;
+  const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+  return Number.isSafeInteger(ppid) && ppid >= 0 ? { comm: stat.slice(open + 1, close), ppid } : undefined;
+}
+
+/** The event for one line of an auth log, if it reports a failure; the line is cut to charsMax. */
+export function authFailure(source: string, line: string, charsMax: number): { source: string; line: string } | undefined {
+  return AUTH_FAILURE.test(line) ? { source, line: line.slice(0, charsMax) } : undefined;
+}
+
+function readLoadavg(skip: Skip): ReturnType<typeof parseLoadavg> {
+  const text = readProcFile('/proc/loadavg', skip);
+  return text === undefined ? undefined : parseLoadavg(text);
+}
+
+function readMeminfo(skip: Skip): ReturnType<typeof parseMeminfo> {
+  const text = readProcFile('/proc/meminfo', skip);
+  return text === undefined ? undefined : parseMeminfo(text);
+}
+
 function readUptimeS(skip: Skip): number | undefined {
   const text = readProcFile('/proc/uptime', skip);
-  return text === undefined ? undefined : Math.floor(Number(text.split(' ')[0]));
+  return text === undefined ? undefined : parseUptime(text);
 }
 
 function listPids(skip: Skip): number[] | undefined {
@@ -257,11 +296,9 @@ function listPids(skip: Skip): number[] | undefined {
 /** One process's identity; undefined when it exited before it could be read. */
 function readProcess(pid: number, cmdlineCharsMax: number): Record<string, unknown> | undefined {
   try {
-    // comm is in parentheses and may itself hold spaces and ")": the last ")" ends it.
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    const close = stat.lastIndexOf(')');
-    const comm = stat.slice(stat.indexOf('(') + 1, close);
-    const ppid = Number(stat.slice(close + 2).split(' ')[1]);
+    const parsed = parseProcStat(readFileSync(`/proc/${pid}/stat`, 'utf8'));
+    if (parsed === undefined) return undefined;
+    const { comm, ppid } = parsed;
     const cmdline = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0+$/, '').replaceAll('\0', ' ').slice(0, cmdlineCharsMax);
     const uidLine = readFileSync(`/proc/${pid}/status`, 'utf8').match(/^Uid:\s+(\d+)/m);
     return { pid, ppid, comm, cmdline, uid: uidLine ? Number(uidLine[1]) : undefined };

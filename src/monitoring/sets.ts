@@ -103,6 +103,10 @@ export const EMPTY_CONFIG: MonitorConfig = Object.freeze({});
 /** The zod issue as one sentence a user can act on, with the path it is at. */
 export function describeZodIssue(issue: { path: PropertyKey[]; message: string }): string {
   const where = issue.path.map(String).join('.');
+  // zod's type messages ("Invalid input: expected string, received undefined") say what the
+  // schema wanted, not what to do: a missing field is named as missing.
+  const type = /expected (\w+), received (\w+)/.exec(issue.message);
+  if (type && where !== '') return type[2] === 'undefined' ? `${where} is missing (a ${type[1]} is required)` : `${where} must be a ${type[1]}, not a ${type[2]}`;
   return where === '' ? issue.message : `${where}: ${issue.message}`;
 }
 

@@ -36,7 +36,8 @@ import { generateIdentity, signBytes } from '../../src/protection/index.js';
 import { simSigners } from '../helpers/consensus-sim.js';
 import { OrderedVoter, Voter } from '../../src/client/index.js';
 import { makeRecord, multiPublishFrame } from '../helpers/records.js';
-import { Rng, mutate, type FuzzTarget } from '../helpers/fuzz.js';
+import { Rng, jsonMutator, mutate, mutateValue, type FuzzTarget } from '../helpers/fuzz.js';
+import { MONITOR_TARGETS } from './monitor-targets.js';
 import { sealedTarget } from './sealed-target.js';
 
 /** Small, so that mutated lengths cross them often. */
@@ -214,37 +215,7 @@ const controlMessageTarget: FuzzTarget = {
 };
 
 // ---------------------------------------------------------------------------------------------
-// JSON inputs: half the cases mutate the bytes (mostly invalid JSON), half the value (valid
-// JSON of the wrong shape, which is what gets past JSON.parse to the schema and beyond).
-
-const WEIRD_VALUES: unknown[] = [null, true, 0, -1, 1.5, 2 ** 53, 1e308, -1e308, '', 'x'.repeat(2000), [], {}, [[[[]]]], { __proto__: 1 }, 'constructor', Number.MAX_SAFE_INTEGER];
-
-function mutateValue(rng: Rng, v: unknown, depth = 0): unknown {
-  if (rng.chance(0.15) || depth > 8) return rng.pick(WEIRD_VALUES);
-  if (Array.isArray(v)) {
-    const out = v.map((x) => (rng.chance(0.3) ? mutateValue(rng, x, depth + 1) : x));
-    if (rng.chance(0.1) && out.length > 0) out.splice(rng.int(out.length), 1);
-    if (rng.chance(0.1)) out.push(out.length > 0 ? rng.pick(out) : rng.pick(WEIRD_VALUES));
-    return out;
-  }
-  if (typeof v === 'object' && v !== null) {
-    const out: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) {
-      if (rng.chance(0.05)) continue;
-      out[k] = rng.chance(0.3) ? mutateValue(rng, x, depth + 1) : x;
-    }
-    if (rng.chance(0.05)) out[rng.pick(['extra', '__proto__', 'type', 'from', 'sig'])] = rng.pick(WEIRD_VALUES);
-    return out;
-  }
-  if (typeof v === 'number') return rng.chance(0.5) ? rng.pick([v + 1, v - 1, -v, v * 2 ** 32]) : rng.pick(WEIRD_VALUES);
-  return v;
-}
-
-function jsonMutator(rng: Rng, valid: Buffer, other: Buffer): { input: Buffer; applied: string[] } {
-  if (rng.chance(0.5)) return mutate(rng, valid, other);
-  const value = JSON.parse(valid.toString('utf8')) as unknown;
-  return { input: Buffer.from(JSON.stringify(mutateValue(rng, value)), 'utf8'), applied: ['value'] };
-}
+// JSON inputs: jsonMutator (test/helpers/fuzz.ts) mutates the bytes or the value.
 
 function signedChange(rng: Rng): Buffer {
   const op = rng.pick<ControlOp>([
@@ -468,7 +439,7 @@ const orderedVoterTarget: FuzzTarget = {
   },
 };
 
-export const TARGETS: readonly FuzzTarget[] = [frameTarget, publishTarget, ackTarget, creditTarget, eventsTarget, orderedTarget, recordTarget, controlMessageTarget, controlTarget, consensusTarget, configTarget, voterTarget, orderedVoterTarget, sealedTarget];
+export const TARGETS: readonly FuzzTarget[] = [frameTarget, publishTarget, ackTarget, creditTarget, eventsTarget, orderedTarget, recordTarget, controlMessageTarget, controlTarget, consensusTarget, configTarget, voterTarget, orderedVoterTarget, sealedTarget, ...MONITOR_TARGETS];
 
 export function targetNamed(name: string): FuzzTarget {
   const t = TARGETS.find((x) => x.name === name);

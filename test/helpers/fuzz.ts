@@ -222,3 +222,35 @@ export function runFuzz(target: FuzzTarget, seed: number, cases: number, first =
 export function describeFailure(f: FuzzFailure): string {
   return `${f.target}: seed ${f.seed} case ${f.case} (${f.how}): ${f.error}\n  input (first 256 bytes): ${f.inputHex}\n  replay: ${f.replay}`;
 }
+
+// JSON inputs: half the cases mutate the bytes (mostly invalid JSON), half the value (valid
+// JSON of the wrong shape, which is what gets past JSON.parse to the schema and beyond).
+
+export const WEIRD_VALUES: unknown[] = [null, true, 0, -1, 1.5, 2 ** 53, 1e308, -1e308, '', 'x'.repeat(2000), [], {}, [[[[]]]], { __proto__: 1 }, 'constructor', Number.MAX_SAFE_INTEGER];
+
+export function mutateValue(rng: Rng, v: unknown, depth = 0): unknown {
+  if (rng.chance(0.15) || depth > 8) return rng.pick(WEIRD_VALUES);
+  if (Array.isArray(v)) {
+    const out = v.map((x) => (rng.chance(0.3) ? mutateValue(rng, x, depth + 1) : x));
+    if (rng.chance(0.1) && out.length > 0) out.splice(rng.int(out.length), 1);
+    if (rng.chance(0.1)) out.push(out.length > 0 ? rng.pick(out) : rng.pick(WEIRD_VALUES));
+    return out;
+  }
+  if (typeof v === 'object' && v !== null) {
+    const out: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) {
+      if (rng.chance(0.05)) continue;
+      out[k] = rng.chance(0.3) ? mutateValue(rng, x, depth + 1) : x;
+    }
+    if (rng.chance(0.05)) out[rng.pick(['extra', '__proto__', 'type', 'from', 'sig'])] = rng.pick(WEIRD_VALUES);
+    return out;
+  }
+  if (typeof v === 'number') return rng.chance(0.5) ? rng.pick([v + 1, v - 1, -v, v * 2 ** 32]) : rng.pick(WEIRD_VALUES);
+  return v;
+}
+
+export function jsonMutator(rng: Rng, valid: Buffer, other: Buffer): { input: Buffer; applied: string[] } {
+  if (rng.chance(0.5)) return mutate(rng, valid, other);
+  const value = JSON.parse(valid.toString('utf8')) as unknown;
+  return { input: Buffer.from(JSON.stringify(mutateValue(rng, value)), 'utf8'), applied: ['value'] };
+}

@@ -283,6 +283,37 @@ describe('pke keeps content from the replicas', { timeout: 120_000 }, () => {
     }
   });
 
+  // On disk: channels that persist their events (persist: disk) and an ordered channel, whose
+  // decided requests also go to the consensus journal. The same search over a pks cluster must
+  // find its marker on disk, or this proves nothing.
+  for (const level of ['pke', 'pks'] as const) {
+    it(`${level}: a marker on a disk channel and on an ordered disk channel is ${level === 'pke' ? 'nowhere' : 'found'} in the replicas' data directories`, async () => {
+      const c = await startCluster({ channels: ['secret', 'orders'], ordered: ['orders'], persist: 'disk', clients, protection: level });
+      try {
+        const marker = `${level.toUpperCase()}-DISK-${randomBytes(6).toString('hex')}`;
+        const pub = c.publisher('pub1');
+        await until(() => pub.readyReplicas === c.procs.length, 10_000, 'the publisher to reach every replica');
+        for (let i = 0; i < 200; i++) pub.publish('secret', `${marker} unordered ${i}`);
+        for (let i = 0; i < 200; i++) pub.publish('orders', `${marker} ordered ${i}`);
+        await pub.flush();
+        // Read back through a subscriber: every event decided, persisted and readable.
+        const got: string[] = [];
+        const sub = c.subscriber('siem1', { channels: ['secret', 'orders'], onEvent: (e) => got.push(e.content.toString()) });
+        await sub.start();
+        await until(() => got.length === 400, 20_000, 'the subscriber to read all 400 events');
+        await sleep(500);
+        const files = filesUnder(join(c.dir, 'data'));
+        const written = files.reduce((n, f) => n + statSync(f).size, 0);
+        assert.ok(written > 100 * 1024, `the replicas wrote their channels to disk (${files.length} files, ${written} bytes)`);
+        const holding = files.filter((f) => readFileSync(f).includes(Buffer.from(marker)));
+        if (level === 'pke') assert.deepEqual(holding, [], 'no data file holds the plaintext');
+        else assert.ok(holding.length >= c.procs.length, `the search finds a pks marker on disk (${holding.length} files)`);
+      } finally {
+        await c.stop();
+      }
+    });
+  }
+
   it('the same search finds a marker a pks channel leaves in replica memory (the search can see what is there)', async () => {
     const c = await startCluster({ channels: ['open'], clients, protection: 'pks' });
     try {
