@@ -2,9 +2,10 @@
 // against a real cluster on loopback. Names, flags and output fields here are what tools
 // outside the project depend on.
 
-import { after, before, describe, it } from 'node:test';
+import { after, before, describe, it, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runCli, runCliAsync, sleep, startCluster, type TestCluster } from '../helpers/cluster.js';
 
@@ -172,4 +173,35 @@ describe('fitbroker CLI errors without a cluster', { timeout: 60_000 }, () => {
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--overflow <policy>' argument 'drop-all' is invalid\. Allowed choices are drop-oldest, drop-newest, block/);
   });
+});
+
+test('init --protection and the keys commands on the command line: default pks, rings for ha/pke channels, rotation keeps the old key, clear refusals', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-keys-'));
+  try {
+    assert.equal(runCli(['init', '--dir', join(dir, 'plain'), '--channels', 'x', '--no-monitoring']).code, 0);
+    assert.match(readFileSync(join(dir, 'plain', 'cluster.yaml'), 'utf8'), /protection: pks/, 'pks by default');
+    const noRing = runCli(['keys', 'channel', '--dir', join(dir, 'plain'), 'x']);
+    assert.equal(noRing.code, 2);
+    assert.match(noRing.stderr, /protection: pks, which needs no channel key; set protection: ha or pke/);
+    const bogus = runCli(['init', '--dir', join(dir, 'bogus'), '--protection', 'bogus']);
+    assert.notEqual(bogus.code, 0);
+    assert.match(bogus.stderr, /Allowed choices are si, ha, pks, pke/);
+
+    const d = join(dir, 'ha');
+    assert.equal(runCli(['init', '--dir', d, '--channels', 'alerts', '--protection', 'ha', '--no-monitoring']).code, 0);
+    assert.match(readFileSync(join(d, 'cluster.yaml'), 'utf8'), /protection: ha/);
+    const again = runCli(['keys', 'channel', '--dir', d, 'alerts']);
+    assert.equal(again.code, 2, 'init made the ring; creating it again is refused');
+    assert.match(again.stderr, /already exists; use `fitbroker keys rotate --channel alerts`/);
+    const rotate = runCli(['keys', 'rotate', '--dir', d, '--channel', 'alerts']);
+    assert.equal(rotate.code, 0, rotate.stderr);
+    const list = runCli(['keys', 'list', '--dir', d]);
+    assert.equal(list.code, 0, list.stderr);
+    const rows = list.stdout.split('\n').filter((l) => /^channel\s+alerts\s/.test(l));
+    assert.equal(rows.length, 2, `the rotated ring keeps its old key beside the new one:\n${list.stdout}`);
+    assert.equal(rows.filter((l) => / yes {6}yes /.test(l)).length, 1, 'one current key');
+    for (const kind of ['replica  replica-0', 'client   probe', 'client   admin']) assert.ok(list.stdout.includes(kind), `keys list shows ${kind}`);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });

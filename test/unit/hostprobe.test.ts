@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { hostProbe, type HostEvent, type HostProbeOptions } from '../../src/adapters/index.js';
+import { authFailure, hostProbe, parseLoadavg, parseMeminfo, parseProcStat, parseUptime, type HostEvent, type HostProbeOptions } from '../../src/adapters/index.js';
 
 const QUIET: HostProbeOptions = { metricsIntervalMs: 60_000, processIntervalMs: 60_000, authPollMs: 60_000, authLogPath: '/nonexistent/auth.log', journal: false };
 
@@ -98,4 +98,17 @@ test('an unavailable source is reported once, with the reason, and is not fatal'
   } finally {
     p.stop();
   }
+});
+
+test('the probe\'s parsers take the kernel\'s formats, a process that names itself oddly, and refuse what is not a number', () => {
+  assert.deepEqual(parseLoadavg('0.66 0.44 0.22 3/105 4155\n'), { load1: 0.66, load5: 0.44, load15: 0.22, loadavg: '0.66 0.44 0.22' });
+  assert.equal(parseLoadavg('0.66 x 0.22'), undefined);
+  assert.deepEqual(parseMeminfo('MemTotal:  1000 kB\nMemFree: 5 kB\nMemAvailable:  600 kB\n'), { memTotalKb: 1000, memAvailableKb: 600 });
+  assert.equal(parseMeminfo('MemTotal:  1000 kB\n'), undefined);
+  assert.equal(parseUptime('12345.67 999.00\n'), 12345);
+  assert.equal(parseUptime('9'.repeat(21)), undefined, 'not a safe integer');
+  assert.deepEqual(parseProcStat('42 (a) b (c) S 7 42 42 0'), { comm: 'a) b (c', ppid: 7 }, 'the last ")" ends comm');
+  assert.equal(parseProcStat('42 no parentheses'), undefined);
+  assert.deepEqual(authFailure('auth.log', 'sshd[1]: Failed password for root', 12), { source: 'auth.log', line: 'sshd[1]: Fai' });
+  assert.equal(authFailure('auth.log', 'sshd[1]: Accepted publickey for root', 100), undefined);
 });
