@@ -70,6 +70,7 @@ export async function subscribe(o: SubscribeCommandOptions): Promise<void> {
       (suspects.length ? `; mismatching copies by replica: ${suspects.map(([r, m]) => `${r}=${m}`).join(' ')}` : '; all replica copies agreed') +
       (s.expired || s.undecided ? `; dropped: ${s.expired} expired, ${s.undecided} undecided` : '') +
       (s.rejected ? `; ${s.rejected} events rejected: their publisher sealed them wrongly (FIT_ERR_FORGED above)` : '') +
+      (s.equivocations ? `; ${s.equivocations} copies of a second version their publisher also signed: it equivocated (FIT_ERR_FORGED above)` : '') +
       (s.undecryptable ? `; ${s.undecryptable} events not decryptable with this client's channel keys` : '') +
       (s.skipped ? `; ${s.skipped} seqs skipped (the replicas no longer held them: fitbroker status shows what each client missed)` : '') +
       '\n',

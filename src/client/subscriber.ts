@@ -200,6 +200,7 @@ export class Subscriber {
         resolve: (replica, pos) => this.resolve(ch, replica, pos),
         forged: (buf, start, _end, mask, byPublisher, reason) => this.forged(ch, buf, start, mask, byPublisher, reason),
         unverifiable: (buf, start, _end, reason) => this.unverifiable(ch, buf, start, reason),
+        equivocated: (buf, start) => this.equivocated(ch, buf, start),
       },
     );
     return ch;
@@ -232,6 +233,23 @@ export class Subscriber {
     this.o.onError?.(protectionError(ch.name, this.decoder.decodeAt(buf, start, ch.name).publisher, reason || 'it was sealed wrongly', replicas));
   }
 
+  /**
+   * The publisher signed two versions of one event: said, at most once a second per channel
+   * (the counter keeps the full count); the replicas that passed the second on are not blamed.
+   */
+  private equivocated(ch: ChannelState, buf: Buffer, start: number): void {
+    const now = performance.now();
+    if (now - ch.reportedForgeryMs < 1000) return;
+    ch.reportedForgeryMs = now;
+    const publisher = this.decoder.decodeAt(buf, start, ch.name).publisher;
+    this.o.onError?.(
+      new FitError('FIT_ERR_FORGED', `publisher "${publisher}" signed two different versions of one event on channel "${ch.name}": it equivocated (the one delivered is the first valid version; no replica is blamed for passing the other on)`, {
+        channel: ch.name,
+        publisher,
+      }),
+    );
+  }
+
   /** Connects to every replica; resolves once enough of them accepted every subscription. */
   start(): Promise<void> {
     for (const l of this.links) l.start();
@@ -256,6 +274,8 @@ export class Subscriber {
           skipped: c.skipped,
           forged: c.rejected,
           rejected: c.rejected,
+          // An ordered channel delivers the version f+1 replicas decided: a second signed one is never compared.
+          equivocations: 0,
           undecryptable: ch.undecryptable,
           mismatches: Object.fromEntries(c.mismatches.map((m, i) => [i, m])),
           malformedFrames: Object.fromEntries(ch.malformed.map((m, i) => [i, m + c.malformed[i]!])),
@@ -279,7 +299,7 @@ export class Subscriber {
     const all = this.summaries();
     const total = { ...all[0]!, channel: all.map((s) => s.channel).join(','), mismatches: { ...all[0]!.mismatches }, malformedFrames: { ...all[0]!.malformedFrames } };
     for (const s of all.slice(1)) {
-      for (const k of ['delivered', 'expired', 'undecided', 'stale', 'duplicateCopies', 'pending', 'forged', 'rejected', 'undecryptable'] as const) total[k] += s[k];
+      for (const k of ['delivered', 'expired', 'undecided', 'stale', 'duplicateCopies', 'pending', 'forged', 'rejected', 'equivocations', 'undecryptable'] as const) total[k] += s[k];
       if (s.skipped !== undefined) total.skipped = (total.skipped ?? 0) + s.skipped;
       for (const [r, m] of Object.entries(s.mismatches)) total.mismatches[Number(r)] = (total.mismatches[Number(r)] ?? 0) + m;
       for (const [r, m] of Object.entries(s.malformedFrames)) total.malformedFrames[Number(r)] = (total.malformedFrames[Number(r)] ?? 0) + m;

@@ -73,6 +73,12 @@ export interface VoterCounters {
   forged: number;
   /** Events refused because `threshold` replicas sent a version that failed the check: the publisher's fault. */
   rejected: number;
+  /**
+   * Signed channels: copies of a version other than the one delivered that carry the
+   * publisher's valid signature too. No replica can sign, so the publisher signed two versions
+   * of one event (it equivocated): counted here, and no replica is blamed for passing one on.
+   */
+  equivocations: number;
 }
 
 /** A copy of an event as one replica sent it, and where in that replica's stream it sat. */
@@ -90,6 +96,8 @@ export interface VoterSink {
   forged?(buf: Buffer, start: number, end: number, mask: number, byPublisher: boolean, reason: string): void;
   /** f+1 replicas sent a version that cannot be checked here (its publisher is not in this config). */
   unverifiable?(buf: Buffer, start: number, end: number, reason: string): void;
+  /** A second validly signed version of an event (see VoterCounters.equivocations): its publisher's fault. */
+  equivocated?(buf: Buffer, start: number, end: number): void;
 }
 
 /** Replica sets are bitmasks; 30 keeps `1 << r` a positive small integer. */
@@ -204,7 +212,7 @@ export class Voter {
   /** One valid copy is enough only for events timestamped after this (see the top). */
   private horizonMs: number;
   readonly mismatches: number[];
-  readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0, forged: 0, rejected: 0 };
+  readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0, forged: 0, rejected: 0, equivocations: 0 };
 
   constructor(
     private readonly o: VoterOptions,
@@ -490,6 +498,7 @@ export class Voter {
       const versions: Variant[] = [{ rec: p.fbuf!.subarray(p.fat, p.fend), mask: p.mask, check: p.firstCheck }, ...p.others];
       for (const v of versions) {
         if (v.mask === (winner ?? versions[0]!).mask) continue;
+        if (this.publisherSigned(v.rec, 0, v.rec.length, v.check)) continue;
         for (let r = 0; r < this.o.replicas; r++) if (v.mask & (1 << r)) this.mismatches[r]!++;
       }
     }
@@ -531,11 +540,25 @@ export class Voter {
     if (done.seenMask & bit) {
       this.counters.duplicateCopies++;
     } else {
-      if (done.fbuf !== undefined && !(done.firstWon ? isFirstVersion(done, buf, start, end) : sameBytes(done.rec!, buf, start, end))) this.mismatches[replica]!++;
+      if (done.fbuf !== undefined && !(done.firstWon ? isFirstVersion(done, buf, start, end) : sameBytes(done.rec!, buf, start, end)) && !this.publisherSigned(buf, start, end, Check.Unknown)) this.mismatches[replica]!++;
       done.seenMask |= bit;
       this.completeIfAll(done);
     }
     this.sink.resolve(replica, pos);
+  }
+
+  /**
+   * On a signed channel, is this version other than the delivered one signed by its publisher
+   * too? Then the publisher equivocated, not the replicas that passed it on: counted and
+   * reported once per version. Checked only for versions that lost, which are rare.
+   */
+  private publisherSigned(buf: Buffer, start: number, end: number, known: Check): boolean {
+    if (!this.o.oneValidEnough || this.o.check === undefined) return false;
+    const valid = known === Check.Valid || (known === Check.Unknown && this.o.check(buf, start, end) === 'valid');
+    if (!valid) return false;
+    this.counters.equivocations++;
+    this.sink.equivocated?.(buf, start, end);
+    return true;
   }
 
   private hold(p: Entry, replica: number, pos: number): void {

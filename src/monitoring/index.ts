@@ -37,7 +37,7 @@ export type { Colocation } from './affinity.js';
 export { calibratePtraceBackend } from './ptrace-calibrate-backend.js';
 export { AGENT_BACKLOG_EVENTS_MAX, MonitorAgent, STALE_COMMAND_MS, PERF_CHANNEL, STATUS_CHANNEL, setChannel } from './agent.js';
 export type { AgentOptions } from './agent.js';
-export { PREDICTION_BASIS_MIN_NS, PREDICTION_WINDOW_MS_DEFAULT, PerfWindow, calibrationSchema, estimateSchema, perfReportSchema, predictFrom } from './perf.js';
+export { PREDICTION_BASIS_MIN_NS, PREDICTION_WINDOW_MAX_MS, PREDICTION_WINDOW_MS_DEFAULT, PerfWindow, calibrationSchema, estimateSchema, perfReportSchema, predictFrom } from './perf.js';
 export type { PerfReport } from './perf.js';
 export { simInRealTime } from './sim-realtime.js';
 // The vmi back end (issue 9) has its own folder and surface; the agent's users reach it here too.

@@ -15,6 +15,8 @@ import { SET_NAMES, monitorConfigSchema, type MonitorConfig } from './sets.js';
 export const PREDICTION_WINDOW_MS_DEFAULT = 10_000;
 /** A basis with less target compute than this gives no prediction (rates would be noise). */
 export const PREDICTION_BASIS_MIN_NS = 200e6;
+/** How far back the basis may reach to hold PREDICTION_BASIS_MIN_NS of compute. */
+export const PREDICTION_WINDOW_MAX_MS = 300_000;
 
 const stopEstimateSchema = z.strictObject({ count: z.number(), stoppedNs: z.number(), meanNs: z.number().nullable() });
 export const estimateSchema = z.strictObject({
@@ -90,8 +92,13 @@ export class PerfWindow {
     const r = this.backend.costs();
     const prev = this.reports[this.reports.length - 1] ?? r;
     this.reports.push(r);
-    // Keep one report at or before the window's start, so the basis spans the whole window.
-    while (this.reports.length > 2 && r.atNs - this.reports[1]!.atNs >= this.windowMs * 1e6) this.reports.shift();
+    // Keep one report at or before the window's start, so the basis spans the whole window. A
+    // target slowed a hundredfold (a VM trapping every call) computes little in a window: the
+    // basis then reaches further back until it holds PREDICTION_BASIS_MIN_NS of compute, up to
+    // PREDICTION_WINDOW_MAX_MS, so predictions stay possible however heavy the monitoring.
+    const spanNs = (i: number): number => r.atNs - this.reports[i]!.atNs;
+    const enough = (i: number): boolean => spanNs(i) >= this.windowMs * 1e6 && r.computeNs - this.reports[i]!.computeNs >= PREDICTION_BASIS_MIN_NS;
+    while (this.reports.length > 2 && (enough(1) || spanNs(1) >= PREDICTION_WINDOW_MAX_MS * 1e6)) this.reports.shift();
     return estimate(prev, r);
   }
 

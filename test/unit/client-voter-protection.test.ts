@@ -183,3 +183,21 @@ test('ordered voter: a decided version that fails its check is passed over, repo
   assert.match(rejected[0]![1], /does not verify/);
   assert.equal(v.counters.rejected, 1);
 });
+
+test('a publisher that signs two versions of one event is the one blamed: the first valid version is delivered once, and no replica is counted as a mismatch', () => {
+  const { voter, delivered, offer } = setup();
+  const first = sealed(7, 'version A');
+  const second = sealed(7, 'version B: same event, signed again');
+  // Replicas 0 and 1 pass on the first, 2 and 3 the second: both verify, so neither pair lied.
+  offer(0, first);
+  offer(2, second);
+  offer(1, first);
+  offer(3, second);
+  assert.deepEqual(delivered, [first.toString('latin1')], 'the first valid version, once');
+  assert.deepEqual(voter.mismatches, [0, 0, 0, 0], 'no replica is blamed for a version its publisher signed');
+  assert.ok(voter.counters.equivocations >= 1, `the equivocation is counted: ${voter.counters.equivocations}`);
+  // A replica that alters the delivered version is still blamed as before.
+  offer(0, sealed(8, 'honest'));
+  offer(1, tampered(sealed(8, 'honest')));
+  assert.deepEqual(voter.mismatches, [0, 1, 0, 0]);
+});

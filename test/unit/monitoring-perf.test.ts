@@ -9,10 +9,13 @@ import fc from 'fast-check';
 import {
   SIM_COST_PROFILES,
   SIM_WORKLOADS,
+  PerfWindow,
   estimate,
   formatConfig,
   predict,
   simBackend,
+  type CostReport,
+  type MonitorBackend,
   type MonitorConfig,
   type SetChange,
   type SimBackend,
@@ -165,4 +168,25 @@ test('a back end whose trap cost follows the density of traps: the cost is resca
   assert.ok(Math.abs(fromWindow.traps.costNs - 40e6) < 1, 'same density as the window: its own mean');
   const denser = predict({ syscalls: { syscalls: 'all' } }, traced, cal);
   assert.ok(Math.abs(denser.traps.costNs - 40e6 * Math.sqrt(1 / 11)) < 1, `the window's mean at eleven times the density: ${denser.traps.costNs}`);
+});
+
+test('the prediction basis reaches back past 10 s until it holds enough of the target\'s compute (a VM slowed a hundredfold still gets predictions)', () => {
+  const none = { count: 0, stoppedNs: 0 };
+  let now = 0;
+  let compute = 0;
+  const backend = {
+    costs: (): CostReport => ({ kind: 'vmi', atNs: now, computeNs: compute, stoppedNs: now - compute, traps: { count: now / 1e7, stoppedNs: now - compute }, extractions: { proclist: none, files: none }, syscalls: { openat: compute / 1e6 }, syscallsTotal: compute / 1e6, processes: 40, openFiles: 0 }),
+    calibration: () => SIM_COST_PROFILES['vmi-tcg'],
+  } as unknown as MonitorBackend;
+  const w = new PerfWindow(backend);
+  // One report a second; the target computes 10 ms of each (slowed 100x).
+  for (let s = 0; s <= 60; s++) {
+    now = s * 1e9;
+    compute = s * 1e7;
+    w.sample();
+  }
+  const basis = w.basis();
+  assert.ok(basis.computeNs >= 200e6, `the basis holds ${basis.computeNs / 1e6} ms of compute`);
+  assert.ok(basis.toNs - basis.fromNs <= 22e9, `and reaches back no further than it needs: ${(basis.toNs - basis.fromNs) / 1e9} s`);
+  assert.notEqual(w.prediction({ syscalls: { syscalls: ['openat'] } }), null, 'so a prediction is made');
 });
