@@ -99,8 +99,9 @@ export function offsets<K extends string>(layouts: Map<string, StructLayout>, st
 
 /**
  * The syscall table as read from guest memory (one handler address per number) -> name ->
- * handler and name -> number. Numbers whose handler is the "not implemented" stub, or an
- * address that is no `__x64_sys_` symbol, are left out.
+ * handler and name -> number. Numbers the kernel does not implement (their handler is
+ * `__x64_sys_ni_syscall`, which returns -ENOSYS), and addresses that are no `__x64_sys_`
+ * symbol, are left out: there is no call to trace there.
  */
 export function syscallTable(entries: readonly bigint[], symbols: Map<string, bigint>): { handlers: Record<string, string>; numbers: Record<string, number> } {
   const byAddress = new Map<bigint, string>();
