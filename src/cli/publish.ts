@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline';
 import { ContentType, FitError, type Priority } from '../core/index.js';
 import { clientKeyPath, loadConfig, withTlsFiles } from '../config/index.js';
 import { loadPrivateKey } from '../protection/index.js';
-import { Publisher, type PublisherStatus } from '../client/index.js';
+import { Publisher, publisherStatusLine } from '../client/index.js';
 import { publishQuorum } from '../core/index.js';
 
 export interface PublishCommandOptions {
@@ -36,8 +36,8 @@ export async function publish(o: PublishCommandOptions): Promise<void> {
   const config = withTlsFiles(loadConfig(o.dir), o);
   const key = loadPrivateKey(clientKeyPath(o.dir, o.as));
   const started = Date.now();
-  // A replica left behind is worth a line as it happens: the operator may want to look at it.
-  const pub = new Publisher(config, o.as, key, { onStatus: (s) => process.stderr.write(`${statusLine(s)}\n`) });
+  // A replica left behind, or holding this client back, is worth a line as it happens.
+  const pub = new Publisher(config, o.as, key, { onStatus: (s) => process.stderr.write(`${publisherStatusLine(s)}\n`) });
   // Check the channel and permission before connecting, so a typo fails at once.
   const cls = config.table.channels.get(o.channel);
   if (!cls) throw new FitError('FIT_ERR_UNKNOWN_CHANNEL', `channel "${o.channel}" is not in ${config.file}; channels there: ${[...config.table.channels.keys()].join(', ')}`, { channel: o.channel });
@@ -66,11 +66,4 @@ export async function publish(o: PublishCommandOptions): Promise<void> {
       `${skipped ? `; ${skipped} empty lines skipped` : ''}; ids ${pub.epochHex}-1..${lines}` +
       `${missed.length ? `; missed by replicas left behind: ${missed.map((r) => `${r.replica}=${r.missedEvents}`).join(' ')}` : ''}\n`,
   );
-}
-
-export function statusLine(s: PublisherStatus): string {
-  if (s.type === 'replicaBehind') {
-    return `replica ${s.replica} is not keeping up: it has not acknowledged ${s.lagBytes} bytes the others did (limits.publishLagBytesMax ${s.limitBytes}); sending it nothing more while the others make the quorum`;
-  }
-  return `replica ${s.replica} is sent every batch again after ${s.behindMs} ms behind; it missed ${s.missedEvents} events the others acknowledged meanwhile (its subscribers get them from the others)`;
 }

@@ -55,6 +55,7 @@ export async function subscribe(o: SubscribeCommandOptions): Promise<void> {
       process.stdout.write(`${JSON.stringify(eventToJson(ev))}\n`);
     },
     onError: (err) => finish(err),
+    onNotice: (n) => process.stderr.write(`${n.code}: ${n.message}\n`),
   });
   const timer = o.timeout === undefined ? undefined : setTimeout(() => finish(timeoutError(o, delivered)), o.timeout * 1000);
   process.on('SIGINT', () => finish());

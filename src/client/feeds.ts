@@ -23,7 +23,7 @@
 // - write a batch after a later one on the same connection: a replica drops every event at or
 //   below the last seq it accepted from this process, so a lower one sent later would be lost.
 
-import { invariant, type FaultModel } from '../core/index.js';
+import { invariant, type FaultModel, type FitError } from '../core/index.js';
 import type { ReplicaLink } from './link.js';
 
 /** What the feeds use of a ReplicaLink (a fake in unit tests). */
@@ -56,7 +56,22 @@ export type PublisherStatus =
       behindMs: number;
       /** Events the others acknowledged while it was behind: it never got them from this publisher. */
       missedEvents: number;
+    }
+  | {
+      /** The replica is holding this publisher back for a per-client limit (its notice). */
+      type: 'replicaNotice';
+      replica: number;
+      notice: FitError;
     };
+
+/** One line for a log or a terminal. */
+export function publisherStatusLine(s: PublisherStatus): string {
+  if (s.type === 'replicaNotice') return `${s.notice.code}: ${s.notice.message}`;
+  if (s.type === 'replicaBehind') {
+    return `replica ${s.replica} is not keeping up: it has not acknowledged ${s.lagBytes} bytes the others did (limits.publishLagBytesMax ${s.limitBytes}); sending it nothing more while the others make the quorum`;
+  }
+  return `replica ${s.replica} is sent every batch again after ${s.behindMs} ms behind; it missed ${s.missedEvents} events the others acknowledged meanwhile (its subscribers get them from the others)`;
+}
 
 /** One replica's feed, for stats and tests. */
 export interface ReplicaFeedStats {

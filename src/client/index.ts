@@ -1,6 +1,7 @@
 export { Publisher } from './publisher.js';
 export type { PublishOptions, PublisherCounters, PublisherOptions } from './publisher.js';
 export type { PublisherStatus, ReplicaFeedStats } from './feeds.js';
+export { publisherStatusLine } from './feeds.js';
 export { Subscriber } from './subscriber.js';
 export type { SubscriberOptions, SubscriberSummary } from './subscriber.js';
 export { Voter } from './voter.js';

@@ -13,6 +13,11 @@ export interface LinkHandlers {
   onReady(link: ReplicaLink): void;
   onFrame(link: ReplicaLink, body: Buffer): void;
   onDown(link: ReplicaLink, reason: FitError | undefined): void;
+  /**
+   * The replica says it is holding this connection back (FIT_ERR_RATE_LIMITED,
+   * FIT_ERR_TOO_MANY_PENDING): nothing failed and nothing needs resending.
+   */
+  onNotice?(link: ReplicaLink, notice: FitError): void;
 }
 
 const BACKOFF_MS_MIN = 50;
@@ -156,6 +161,7 @@ export class ReplicaLink {
       } catch (e) {
         return this.fail(isFitError(e) ? e : new FitError('FIT_ERR_MALFORMED', String(e)));
       }
+      if (msg.kind === 'notice') return this.handlers.onNotice?.(this, FitError.fromJSON(msg.error));
       const w = msg.kind !== 'publish' ? this.waiting.get(Number(msg.seq)) : undefined;
       if (w) {
         this.waiting.delete(Number(msg.seq));

@@ -98,6 +98,8 @@ export interface PublisherCounters {
   batches: number;
   acknowledged: number;
   duplicates: number;
+  /** Notices of replicas holding this publisher back for a per-client limit (reported through onStatus). */
+  notices: number;
 }
 
 /** Refusals at the handshake that no retry will change: the client, its key or its certificate. */
@@ -125,7 +127,7 @@ export class Publisher {
   private lastSealMs = -Infinity;
   private failure: FitError | undefined;
   private waiters: (() => boolean)[] = [];
-  readonly counters: PublisherCounters = { events: 0, batches: 0, acknowledged: 0, duplicates: 0 };
+  readonly counters: PublisherCounters = { events: 0, batches: 0, acknowledged: 0, duplicates: 0, notices: 0 };
 
   constructor(
     private readonly config: ClusterConfig,
@@ -141,6 +143,10 @@ export class Publisher {
         new ReplicaLink(r, clientId, privateKey, config.limits, {
           onReady: (link) => this.resend(link),
           onFrame: (link, body) => this.onFrame(link, body),
+          onNotice: (link, notice) => {
+            this.counters.notices++;
+            options.onStatus?.({ type: 'replicaNotice', replica: link.id, notice });
+          },
           onDown: () => this.onDown(),
         }, undefined, tls),
     );

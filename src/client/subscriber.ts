@@ -29,6 +29,8 @@ export interface SubscriberOptions {
   channels?: string[];
   onEvent(event: BrokerEvent): void;
   onError?(err: FitError): void;
+  /** A replica is holding this client's connection back for a per-client limit (not an error: nothing is lost). */
+  onNotice?(notice: FitError): void;
   creditsEvents?: number;
   /**
    * Deliver at most this many events (all channels together), then stop taking new ones (so
@@ -136,6 +138,7 @@ export class Subscriber {
         new ReplicaLink(r, clientId, privateKey, config.limits, {
           onReady: (link) => this.subscribe(link),
           onFrame: (link, body) => this.onFrame(link, body),
+          onNotice: (_link, notice) => this.o.onNotice?.(notice),
           onDown: (link, reason) => this.onDown(link, reason),
         }, undefined, tls),
     );

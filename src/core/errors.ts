@@ -20,6 +20,8 @@ export const ERROR_CODES = {
   FIT_ERR_FAULTS_NOT_ALLOWED: 'fault injection was asked for without FITBROKER_ALLOW_FAULTS=1',
   FIT_ERR_REFUSED: 'replicas refused a request',
   FIT_ERR_TOO_MANY_CONNECTIONS: 'the client already holds connectionsPerClientMax connections to that replica',
+  FIT_ERR_RATE_LIMITED: 'a replica holds back a client that publishes faster than clientEventsPerSecondMax (a notice: nothing is dropped)',
+  FIT_ERR_TOO_MANY_PENDING: 'a replica stopped reading a client with more than clientRequestsPendingMax requests waiting for an answer (a notice: nothing is dropped)',
   FIT_ERR_CLIENT_EXISTS: 'acl register names a client already in the control table with another key',
   FIT_ERR_FORGED: 'an event failed the protection check of its channel (MAC, signature or decryption)',
   FIT_ERR_TLS_CERT: 'a TLS certificate, key or CA file is missing, invalid, expired, not issued by the cluster CA, or does not name its node',

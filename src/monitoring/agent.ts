@@ -11,7 +11,7 @@ import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FitError, type BrokerEvent } from '../core/index.js';
 import { MONITORING_CONTROL_CHANNEL, type ClusterConfig } from '../config/index.js';
-import { Publisher, Subscriber } from '../client/index.js';
+import { Publisher, Subscriber, publisherStatusLine } from '../client/index.js';
 import type { EventSink, MonitorBackend, MonitorEvent } from './backend.js';
 import { ackFor, applyCommand, parseCommand, refusalFor, type ControlCommand, type RefusalReason } from './command.js';
 import { PerfWindow, calibrationSchema, type PerfReport } from './perf.js';
@@ -71,7 +71,7 @@ export class MonitorAgent {
   private version = 0;
 
   constructor(private readonly o: AgentOptions) {
-    this.pub = new Publisher(o.config, o.name, o.key, { onStatus: (s) => o.log.warn({ status: s }, 'a replica is not keeping up with the agent') });
+    this.pub = new Publisher(o.config, o.name, o.key, { onStatus: (s) => o.log.warn({ status: s.type, replica: s.replica }, publisherStatusLine(s)) });
     this.backend = o.backend((e) => this.collect(e));
     this.perf = new PerfWindow(this.backend, o.predictionWindowMs);
   }

@@ -7,9 +7,32 @@
 // is not read from until its bucket is out of debt, so its writes wait in TCP and its publish
 // window fills; nothing it sent is dropped and no error needs handling. A refusal would make
 // every publisher grow a retry loop, and a burst slightly over the limit would lose events.
+// A client that is merely slowed would not know why, so the replica also sends it a notice
+// (FIT_ERR_RATE_LIMITED, FIT_ERR_TOO_MANY_PENDING: a REPLY with kind "notice" and no request)
+// that its Publisher reports and `fitbroker publish` prints.
 // Kept apart from the server so the arithmetic is testable without sockets or clocks.
 
-import type { Limits } from '../core/index.js';
+import { FitError, type Limits } from '../core/index.js';
+
+/** What a client is told when replica `replica` starts holding it back for its rate. */
+export function rateNotice(replica: number, client: string, limits: Pick<Limits, 'clientEventsPerSecondMax' | 'clientEventsBurstMax'>, holdMs: number): FitError {
+  const rate = limits.clientEventsPerSecondMax;
+  return new FitError(
+    'FIT_ERR_RATE_LIMITED',
+    `replica ${replica} is not reading from client "${client}" for ${holdMs} ms: it published faster than limits.clientEventsPerSecondMax (${rate} events/s, bursts of ${limits.clientEventsBurstMax}). Nothing is dropped: its events wait in TCP and its publish window. Publish slower, or raise the limit in cluster.yaml`,
+    { replica, client, limit: rate, holdMs },
+  );
+}
+
+/** What a client is told when replica `replica` stops reading it for its pending requests. */
+export function pendingNotice(replica: number, client: string, limits: Pick<Limits, 'clientRequestsPendingMax'>): FitError {
+  const max = limits.clientRequestsPendingMax;
+  return new FitError(
+    'FIT_ERR_TOO_MANY_PENDING',
+    `replica ${replica} stopped reading from client "${client}": it has more than limits.clientRequestsPendingMax (${max}) requests waiting for an answer there (publishes of ordered channels waiting to be ordered, control changes waiting for a decision). It reads again once ${Math.floor(max / 2)} or fewer are left; nothing is dropped. Send fewer, larger batches, or look at why that replica orders slowly (fitbroker status)`,
+    { replica, client, limit: max },
+  );
+}
 
 export interface ClientUsageCounters {
   /** Connections refused because the client already held connectionsPerClientMax. */

@@ -17,13 +17,15 @@ import { Connection, startsTls, tlsAcceptor } from '../net/index.js';
 import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { LogSource, PushScheduler, PushStream, QueueSource, PUSH_FRAME_BYTES } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
-import { ClientQuotas } from './quotas.js';
+import { ClientQuotas, pendingNotice, rateNotice } from './quotas.js';
 import { ReplicaMetrics, type MetricsSource } from './metrics.js';
 import { OpsServer, readiness, type Readiness } from './ops.js';
 import { OverflowHolds } from './overflow.js';
 
 /** Why the replica stopped reading a connection; it reads again once none is left ('shutdown' never ends). */
 type HoldReason = 'order' | 'rate' | 'pending' | 'overflow' | 'shutdown';
+/** The least time between two notices of one reason on one connection. */
+const NOTICE_INTERVAL_MS = 5_000;
 
 /** How often close() looks whether every pending request was answered. */
 const DRAIN_POLL_MS = 10;
@@ -78,6 +80,8 @@ export interface Peer {
   holds: Set<HoldReason>;
   /** Ends a rate-limit hold. */
   throttleTimer?: NodeJS.Timeout;
+  /** When this connection was last told it is held, by reason (see notice()). */
+  noticedAtMs: Partial<Record<HoldReason, number>>;
   /** Set once quotas counted this connection against its client. */
   admitted: boolean;
   /** Its request frames counted as pending, each with what ends that (run on close too). */
@@ -295,7 +299,7 @@ export class ReplicaServer {
   /** Serves one connection over any duplex stream: a socket, or an in-memory pair in tests. */
   handle(stream: Duplex, remote: string, tlsNames?: string[]): void {
     const limits = this.o.config.limits;
-    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, tlsNames, awaitingOrderEvents: 0, holds: new Set(), admitted: false, unanswered: new Set(), controlWaiting: new Map() };
+    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, tlsNames, awaitingOrderEvents: 0, holds: new Set(), noticedAtMs: {}, admitted: false, unanswered: new Set(), controlWaiting: new Map() };
     // Before the Connection's reader: a TLS ClientHello read as a frame would be logged as a
     // frame too large, which sends the operator looking in the wrong place.
     if (!this.tls) {
@@ -540,6 +544,7 @@ export class ReplicaServer {
       if (!set) this.heldForPending.set(id, (set = new Set()));
       set.add(peer);
       this.hold(peer, 'pending');
+      this.notice(peer, 'pending', pendingNotice(this.o.id, id, this.o.config.limits));
     }
     const done = (): void => {
       if (!peer.unanswered.delete(done)) return;
@@ -562,6 +567,20 @@ export class ReplicaServer {
     clearTimeout(peer.throttleTimer);
     peer.throttleTimer = setTimeout(() => this.release(peer, 'rate'), ms);
     this.hold(peer, 'rate');
+    this.notice(peer, 'rate', rateNotice(this.o.id, peer.client.id, this.o.config.limits, ms));
+  }
+
+  /**
+   * Tells a client why its connection is held, and logs it: being slowed down is otherwise
+   * invisible to it. At most once per NOTICE_INTERVAL_MS per connection and reason, so a
+   * client held over and over for its rate gets a line every few seconds, not one per frame.
+   */
+  private notice(peer: Peer, why: HoldReason, err: FitError): void {
+    const now = this.nowMs();
+    if (now - (peer.noticedAtMs[why] ?? -Infinity) < NOTICE_INTERVAL_MS) return;
+    peer.noticedAtMs[why] = now;
+    peer.conn.send(encodeJson(MessageType.Reply, { seq: 0, kind: 'notice', ok: false, error: err.toJSON() }));
+    this.o.logger.warn({ remote: peer.remote, code: err.code, ...err.fields }, err.message);
   }
 
   private hold(peer: Peer, why: HoldReason): void {

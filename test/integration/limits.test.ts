@@ -11,8 +11,8 @@ import { RawClient } from '../helpers/rawclient.js';
 import { makeRecord, publishFrame } from '../helpers/records.js';
 import { clientKeyPath } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
-import { queryStatus } from '../../src/client/index.js';
-import { MessageType, decodeAck } from '../../src/codec/index.js';
+import { queryStatus, publisherStatusLine, type PublisherStatus } from '../../src/client/index.js';
+import { MessageType, decodeAck, decodeJson } from '../../src/codec/index.js';
 
 interface ClientLimits {
   connections: number;
@@ -41,8 +41,8 @@ async function open(c: TestCluster, replica: number, client: string): Promise<{ 
 }
 
 /** Publishes `count` events as `client` on `channel` and resolves with the ms it took until all were acknowledged. */
-async function publishTimed(c: TestCluster, client: string, channel: string, count: number): Promise<number> {
-  const pub = c.publisher(client);
+async function publishTimed(c: TestCluster, client: string, channel: string, count: number, statuses: PublisherStatus[] = []): Promise<number> {
+  const pub = c.publisher(client, { onStatus: (s) => statuses.push(s) });
   const t0 = Date.now();
   for (let i = 0; i < count; i++) if (!pub.publish(channel, `event ${i}`)) await pub.drained(30_000);
   await pub.flush(30_000);
@@ -96,13 +96,26 @@ describe('per-client limits: one client over its limit, another unaffected (docs
     assert.ok(c.alive(0));
   });
 
-  it('throttles a client over clientEventsPerSecondMax (slower, nothing dropped) while another client publishing at once is not slowed', async () => {
+  it('throttles a client over clientEventsPerSecondMax (slower, nothing dropped, told why) while another client publishing at once is not slowed', async () => {
     const flood = 6_000;
-    const flooding = publishTimed(c, 'probe2', 'alerts', flood);
+    const floodStatuses: PublisherStatus[] = [];
+    const quietStatuses: PublisherStatus[] = [];
+    const flooding = publishTimed(c, 'probe2', 'alerts', flood, floodStatuses);
     await sleep(300);
     // 200 events: under the other client's own burst, so any delay would be the flood's doing.
-    const quietMs = await publishTimed(c, 'probe', 'alerts', 200);
+    const quietMs = await publishTimed(c, 'probe', 'alerts', 200, quietStatuses);
     const floodMs = await flooding;
+    // Each replica tells the flooding publisher why it is slowed, a few times at most (one per 5 s per connection).
+    const notices = floodStatuses.flatMap((s) => (s.type === 'replicaNotice' ? [s] : []));
+    const from = new Set(notices.map((s) => s.replica));
+    assert.ok(from.size >= 3, `expected FIT_ERR_RATE_LIMITED notices from most replicas, got ${floodStatuses.map(publisherStatusLine).join(' | ') || 'none'}`);
+    for (const s of notices) {
+      assert.equal(s.notice.code, 'FIT_ERR_RATE_LIMITED');
+      assert.equal(s.notice.fields.limit, LIMITS.clientEventsPerSecondMax);
+      assert.match(publisherStatusLine(s), /FIT_ERR_RATE_LIMITED: replica \d is not reading from client "probe2" for \d+ ms: .*clientEventsPerSecondMax \(2000 events\/s.*Nothing is dropped/);
+    }
+    assert.ok(notices.length <= 4 * Math.ceil(floodMs / 5_000 + 1), `${notices.length} notices in ${floodMs} ms: not held to one per 5 s per connection`);
+    assert.deepEqual(quietStatuses, [], 'the other client was told it was held back');
     // (6,000 - 500 burst) / 2,000 per second: at least 2.75 s; without the limit it takes well under one.
     assert.ok(floodMs >= 2_000, `the flood of ${flood} events took ${floodMs} ms; the limit of ${LIMITS.clientEventsPerSecondMax}/s did not hold it back`);
     assert.ok(quietMs < 2_500, `the other client took ${quietMs} ms for 200 events while probe2 was throttled`);
@@ -123,13 +136,24 @@ describe('per-client limits: one client over its limit, another unaffected (docs
       const quietMs = await publishTimed(c, 'probe', 'ledger', 20);
       assert.ok(quietMs < 5_000, `the other client took ${quietMs} ms to have 20 events ordered`);
       const acked = new Set<number>();
+      const notices: Record<string, unknown>[] = [];
       const until = Date.now() + 20_000;
       while (acked.size < frames && Date.now() < until) {
         const body = await raws[0]!.next((b) => b[0] === MessageType.Ack || b[0] === MessageType.Reply, 2_000);
         if (body?.[0] === MessageType.Ack) acked.add(decodeAck(body).reqSeq);
+        else if (body && decodeJson(body).kind === 'notice') notices.push(decodeJson(body));
         else if (body) assert.fail(`replica 0 refused a frame: ${body.toString('utf8', 1)}`);
       }
       assert.equal(acked.size, frames, `replica 0 acknowledged ${acked.size} of ${frames} frames`);
+      // Told once (one per 5 s per connection), with the limit, and no request it answers. Its
+      // bucket may still be in debt from the flood above: rate notices may come too.
+      const pendingNotices = notices.filter((n) => (n.error as { code: string }).code !== 'FIT_ERR_RATE_LIMITED');
+      assert.equal(pendingNotices.length, 1, `expected one FIT_ERR_TOO_MANY_PENDING notice, got ${JSON.stringify(notices)}`);
+      const notice = pendingNotices[0] as { seq: number; ok: boolean; error: { code: string; message: string; fields: Record<string, unknown> } };
+      assert.equal(notice.seq, 0);
+      assert.equal(notice.error.code, 'FIT_ERR_TOO_MANY_PENDING');
+      assert.equal(notice.error.fields.limit, LIMITS.clientRequestsPendingMax);
+      assert.match(notice.error.message, /clientRequestsPendingMax \(4\).*nothing is dropped/);
       const u = await usage(c, 0, 'probe2');
       assert.ok((u?.pendingPauses ?? 0) > 0, `no pause counted: ${JSON.stringify(u)}`);
       assert.equal(u?.pendingFrames, 0, 'frames still counted as pending after their acknowledgements');
