@@ -2,11 +2,11 @@
 // The change is signed with an admin client's key, ordered through consensus, applied by every
 // correct replica at the same place in the order, and then written to DIR/cluster.yaml.
 
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { FitError, NAME_PATTERN } from '../core/index.js';
 import { clientKeyPath, loadConfig, recordControl, withTlsFiles } from '../config/index.js';
 import type { ControlOp } from '../codec/index.js';
-import { caKeyPathFor, generateIdentity, isValidPublicKey, issueTlsFiles, loadPrivateKey } from '../protection/index.js';
+import { caKeyPathFor, generateIdentity, writePrivateKey, isValidPublicKey, issueTlsFiles, loadPrivateKey } from '../protection/index.js';
 import { submitControl } from '../client/index.js';
 import { defaultClient } from './common.js';
 
@@ -51,7 +51,7 @@ export async function aclRegister(client: string, o: RegisterOptions): Promise<v
   }
   const op: ControlOp = { op: 'register', client, publicKey, publish: channelList('--publish', o.publish), subscribe: channelList('--subscribe', o.subscribe) };
   // The key is written before the change is sent: a change applied with its key lost would be a client nobody can use.
-  if (privatePem !== undefined) writeFileSync(keyFile, privatePem, { mode: 0o600 });
+  if (privatePem !== undefined) writePrivateKey(keyFile, privatePem);
   // With TLS on, a client also needs a certificate: issued here when this host holds the CA.
   const tls = config.tls && existsSync(caKeyPathFor(config.tls.ca)) ? await issueTlsFiles(config.tls, client) : undefined;
   await change(o, op, config);

@@ -4,11 +4,11 @@
 // `acl`; a replica's key is read by the others when they start, so rotating one needs a restart.
 
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { parseDocument } from 'yaml';
 import { FitError, NAME_PATTERN } from '../core/index.js';
 import { clientKeyPath, configPath, loadConfig, parseConfig, replicaKeyPath } from '../config/index.js';
-import { channelKeyPath, createChannelKeys, generateIdentity, needsChannelKey, readChannelKeyring, retireChannelKey, rotateChannelKey } from '../protection/index.js';
+import { channelKeyPath, createChannelKeys, generateIdentity, writePrivateKey, needsChannelKey, readChannelKeyring, retireChannelKey, rotateChannelKey } from '../protection/index.js';
 import { change, type AclOptions } from './acl.js';
 
 export interface KeysListOptions {
@@ -66,6 +66,54 @@ export function keysChannel(channel: string, o: { dir: string; force?: boolean }
   process.stdout.write(`wrote ${file} (${cls.protection}); give it to the publishers and subscribers of "${channel}" only, never to a replica\n`);
 }
 
+export interface IdentityOptions {
+  dir: string;
+  force?: boolean;
+  json?: boolean;
+}
+
+/**
+ * A key pair made on the host that will use it, so the private key never travels: only the
+ * public key goes to whoever edits the cluster (`acl register --public-key`, or
+ * replicas[N].publicKey). Replacing a key the cluster already knows is `keys rotate`.
+ */
+export function keysClient(client: string, o: IdentityOptions): void {
+  if (!NAME_PATTERN.test(client)) throw new FitError('FIT_ERR_USAGE', `"${client}" is not a valid client name (letters, digits, ".", "_", "-", starting with a letter or digit)`);
+  const known = existsSync(configPath(o.dir)) ? loadConfig(o.dir).table.clients.get(client) : undefined;
+  if (known) {
+    throw new FitError('FIT_ERR_CLIENT_EXISTS', `client "${client}" is already in ${configPath(o.dir)}; to replace its key run \`fitbroker keys rotate --client ${client} --dir ${o.dir}\` on an admin's host`, { client });
+  }
+  const k = writeIdentity(clientKeyPath(o.dir, client), o.force);
+  if (o.json) return void process.stdout.write(`${JSON.stringify({ kind: 'client', name: client, file: k.file, publicKey: k.publicKey })}\n`);
+  process.stdout.write(
+    `wrote ${k.file} (keep it on this host); its public key:\n${k.publicKey}\n` +
+      `an admin registers the client with: fitbroker acl register ${client} --dir DIR --public-key ${k.publicKey} [--publish C1,C2] [--subscribe C1,C2]\n`,
+  );
+}
+
+export function keysReplica(id: number, o: IdentityOptions): void {
+  const file = replicaKeyPath(o.dir, id);
+  const replicas = existsSync(configPath(o.dir)) ? loadConfig(o.dir).replicas : undefined;
+  if (replicas && !replicas.some((r) => r.id === id)) {
+    throw new FitError('FIT_ERR_USAGE', `${configPath(o.dir)} has no replica ${id} (replicas ${replicas.map((r) => r.id).join(', ')}); the replica set is fixed in cluster.yaml`, { replica: id });
+  }
+  const k = writeIdentity(file, o.force);
+  if (o.json) return void process.stdout.write(`${JSON.stringify({ kind: 'replica', name: `replica-${id}`, file: k.file, publicKey: k.publicKey })}\n`);
+  process.stdout.write(
+    `wrote ${k.file} (keep it on this replica's host); its public key:\n${k.publicKey}\n` +
+      `set replicas[${id}].publicKey to it in cluster.yaml, copy that file to every replica and client host, and restart the replicas (they read each other's keys when they start)\n`,
+  );
+}
+
+function writeIdentity(file: string, force = false): { file: string; publicKey: string } {
+  if (existsSync(file) && !force) {
+    throw new FitError('FIT_ERR_USAGE', `${file} already exists; pass --force to replace it (whoever knew its public key must then be given the new one), or use \`fitbroker keys rotate\``, { file });
+  }
+  const k = generateIdentity();
+  writePrivateKey(file, k.privatePem);
+  return { file, publicKey: k.publicKey };
+}
+
 export interface RotateOptions extends AclOptions {
   channel?: string;
   client?: string;
@@ -95,8 +143,7 @@ async function rotateClient(client: string, o: RotateOptions): Promise<void> {
   const file = clientKeyPath(o.dir, client);
   // The new key waits beside the old one until f+1 replicas applied the change: a failed
   // rotation leaves the client with the key the replicas still know.
-  writeFileSync(`${file}.next`, k.privatePem, { mode: 0o600 });
-  chmodSync(`${file}.next`, 0o600);
+  writePrivateKey(`${file}.next`, k.privatePem);
   try {
     await change(o, { op: 'rekey', client, publicKey: k.publicKey }, config);
   } catch (e) {
@@ -123,9 +170,7 @@ function rotateReplica(id: number, dir: string): void {
   // Both files are renamed into place, key first: a crash between leaves the new key beside an
   // old config, which rotating again repairs, never a half-written key.
   const keyFile = replicaKeyPath(dir, id);
-  writeFileSync(`${keyFile}.tmp`, k.privatePem, { mode: 0o600 });
-  chmodSync(`${keyFile}.tmp`, 0o600);
-  renameSync(`${keyFile}.tmp`, keyFile);
+  writePrivateKey(keyFile, k.privatePem);
   writeFileSync(`${file}.tmp`, text);
   renameSync(`${file}.tmp`, file);
   process.stdout.write(`replica ${id}: new key in ${replicaKeyPath(dir, id)}, public key in ${file}.\ncopy cluster.yaml to every replica and client host and restart the replicas (one at a time keeps the cluster up): replicas read each other's keys when they start\n`);

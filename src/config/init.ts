@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import { FitError, DEFAULT_LIMITS, type FaultModel, type OverflowPolicy, type Persist, type Protection } from '../core/index.js';
-import { createChannelKeys, generateIdentity, needsChannelKey, replicaTlsName, writeClusterTls, NODE_NAME_TOKEN } from '../protection/index.js';
+import { createChannelKeys, generateIdentity, writePrivateKey, needsChannelKey, replicaTlsName, writeClusterTls, NODE_NAME_TOKEN } from '../protection/index.js';
 import { NAME_PATTERN } from './schema.js';
 import { clientKeyPath, configPath, parseConfig, replicaKeyPath, type ClusterConfig } from './load.js';
 
@@ -141,7 +141,7 @@ export function initCluster(o: InitOptions): ClusterConfig {
   rmSync(join(o.dir, 'data'), { recursive: true, force: true });
   const replicas = Array.from({ length: o.replicas }, (_, id) => {
     const k = generateIdentity();
-    writeFileSync(replicaKeyPath(o.dir, id), k.privatePem, { mode: 0o600 });
+    writePrivateKey(replicaKeyPath(o.dir, id), k.privatePem);
     return { id, host: o.host, port: o.basePort + id, ...(metricsBase > 0 ? { metricsPort: metricsBase + id } : {}), publicKey: k.publicKey };
   });
   const clients: Record<string, unknown> = {};
@@ -151,7 +151,7 @@ export function initCluster(o: InitOptions): ClusterConfig {
   const publishAll = o.monitoring ? userChannels : ['*'];
   for (const c of all) {
     const k = generateIdentity();
-    writeFileSync(clientKeyPath(o.dir, c.name), k.privatePem, { mode: 0o600 });
+    writePrivateKey(clientKeyPath(o.dir, c.name), k.privatePem);
     clients[c.name] = {
       publicKey: k.publicKey,
       publish: c.role === 'pub' || c.role === 'pubsub' ? publishAll : [],
@@ -161,7 +161,7 @@ export function initCluster(o: InitOptions): ClusterConfig {
   }
   for (const m of monitoringClients) {
     const k = generateIdentity();
-    writeFileSync(clientKeyPath(o.dir, m.name), k.privatePem, { mode: 0o600 });
+    writePrivateKey(clientKeyPath(o.dir, m.name), k.privatePem);
     clients[m.name] = { publicKey: k.publicKey, publish: [...m.publish], subscribe: [...m.subscribe] };
   }
   const protection = o.protection ?? 'pks';

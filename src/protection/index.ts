@@ -1,4 +1,4 @@
-export { generateIdentity, publicKeyOf, loadPrivateKey, parsePublicKey, isValidPublicKey, signBytes, verifyBytes } from './keys.js';
+export { generateIdentity, writePrivateKey, publicKeyOf, loadPrivateKey, parsePublicKey, isValidPublicKey, signBytes, verifyBytes } from './keys.js';
 export type { GeneratedKeyPair } from './keys.js';
 export { authTranscript, newNonce, AUTH_VERSION, NONCE_BYTES } from './auth.js';
 export { EventSealer, BatchSigner } from './seal.js';

@@ -3,7 +3,8 @@
 // owner only and are never sent anywhere.
 
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import { readFileSync, statSync } from 'node:fs';
+import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { FitError } from '../core/index.js';
 
 export interface GeneratedKeyPair {
@@ -17,6 +18,19 @@ export function generateIdentity(): GeneratedKeyPair {
     privatePem: privateKey.export({ type: 'pkcs8', format: 'pem' }).toString(),
     publicKey: publicKey.export({ type: 'spki', format: 'der' }).toString('base64'),
   };
+}
+
+/**
+ * Writes a private key readable by its owner only, whole or not at all: it goes to a temporary
+ * file first (0600 whatever the umask) and is renamed into place, so a crash leaves the old key
+ * or the new one, never half of one.
+ */
+export function writePrivateKey(file: string, pem: string): void {
+  mkdirSync(dirname(file), { recursive: true, mode: 0o700 });
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, pem, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, file);
 }
 
 export function publicKeyOf(privateKey: KeyObject): string {

@@ -5,7 +5,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientKeyPath } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
@@ -56,6 +57,30 @@ describe('fitbroker acl: control-table changes ordered through consensus', { tim
     const s = runCli(['subscribe', '--dir', c.dir, '--as', 'siem3', '--channel', 'alerts', '--count', '1', '--timeout', '20']);
     assert.equal(s.code, 0, s.stderr);
     assert.match(s.stdout, /"content":"for siem3"/);
+  });
+
+  it('registers a client whose key pair was made on its own host (keys client, then acl register --public-key): its private key never moves', () => {
+    const host = mkdtempSync(join(tmpdir(), 'fitbroker-client-host-'));
+    try {
+      const made = runCli(['keys', 'client', 'siem4', '--dir', host, '--json']);
+      assert.equal(made.code, 0, made.stderr);
+      const { publicKey, file } = JSON.parse(made.stdout) as { publicKey: string; file: string };
+      assert.equal(file, join(host, 'keys', 'siem4.pem'));
+      assert.equal(statSync(file).mode & 0o777, 0o600);
+      const r = runCli(['acl', 'register', 'siem4', '--dir', c.dir, '--subscribe', 'alerts', '--public-key', publicKey]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.ok(!existsSync(join(c.dir, 'keys', 'siem4.pem')), 'the admin host made no key of its own');
+      copyFileSync(join(c.dir, 'cluster.yaml'), join(host, 'cluster.yaml'));
+      assert.equal(runCli(['publish', '--dir', c.dir, '--as', 'probe', '--channel', 'alerts'], 'for siem4\n').code, 0);
+      const s = runCli(['subscribe', '--dir', host, '--as', 'siem4', '--channel', 'alerts', '--count', '1', '--timeout', '20']);
+      assert.equal(s.code, 0, s.stderr);
+      assert.match(s.stdout, /"content":"for siem4"/);
+      const again = runCli(['keys', 'client', 'siem4', '--dir', host]);
+      assert.equal(again.code, 1, 'siem4 is in the cluster.yaml of that host now');
+      assert.match(again.stderr, /FIT_ERR_CLIENT_EXISTS: client "siem4" is already in .*; to replace its key run `fitbroker keys rotate --client siem4/);
+    } finally {
+      rmSync(host, { recursive: true, force: true });
+    }
   });
 
   it('refuses a change from a client that is not an admin, and one naming an unknown client, with a clear error', () => {

@@ -201,6 +201,21 @@ test('init --protection and the keys commands on the command line: default pks, 
     assert.equal(rows.length, 2, `the rotated ring keeps its old key beside the new one:\n${list.stdout}`);
     assert.equal(rows.filter((l) => / yes {6}yes /.test(l)).length, 1, 'one current key');
     for (const kind of ['replica  replica-0', 'client   probe', 'client   admin']) assert.ok(list.stdout.includes(kind), `keys list shows ${kind}`);
+
+    // Identities made on the host that uses them: refused over an existing file or a name the cluster knows.
+    const replicaKey = runCli(['keys', 'replica', '2', '--dir', join(dir, 'replica-host'), '--json']);
+    assert.equal(replicaKey.code, 0, replicaKey.stderr);
+    assert.match(JSON.parse(replicaKey.stdout).publicKey as string, /^MCowBQYDK2VwAyEA[A-Za-z0-9+/]{43}=$/, 'an Ed25519 SPKI key as cluster.yaml holds it');
+    const twice = runCli(['keys', 'replica', '2', '--dir', join(dir, 'replica-host')]);
+    assert.equal(twice.code, 2);
+    assert.match(twice.stderr, /keys\/replica-2\.pem already exists; pass --force to replace it/);
+    assert.equal(runCli(['keys', 'replica', '2', '--dir', join(dir, 'replica-host'), '--force']).code, 0);
+    const noSuch = runCli(['keys', 'replica', '7', '--dir', d]);
+    assert.equal(noSuch.code, 2);
+    assert.match(noSuch.stderr, /has no replica 7 \(replicas 0, 1, 2, 3\); the replica set is fixed in cluster.yaml/);
+    const badName = runCli(['keys', 'client', 'no spaces', '--dir', d]);
+    assert.equal(badName.code, 2);
+    assert.match(badName.stderr, /"no spaces" is not a valid client name/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
