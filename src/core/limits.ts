@@ -106,6 +106,12 @@ export const DEFAULT_LIMITS = {
   /** Connections one client id may hold to one replica; one more is refused (FIT_ERR_TOO_MANY_CONNECTIONS). */
   connectionsPerClientMax: 64,
   /**
+   * Connections from one source address that have not authenticated yet, at once; one more is
+   * closed at once (FIT_ERR_TOO_MANY_CONNECTIONS). Bounds what a flood of handshakes that never
+   * finish costs a replica, whoever sends it.
+   */
+  handshakesPerAddressMax: 256,
+  /**
    * Events per second one client id may publish to one replica, on average; past it the replica
    * stops reading that client's connection until it is back under (throttling, as Kafka's quotas).
    */

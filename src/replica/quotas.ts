@@ -61,9 +61,11 @@ export class ClientQuotas {
   private readonly usage = new Map<string, ClientUsage>();
   /** Refusals of connections that never authenticated: no client id can be trusted for them. */
   private readonly refusedUnauthenticated: Record<string, number> = {};
+  /** Connections not authenticated yet, by source address; bounded by the open sockets. */
+  private readonly handshaking = new Map<string, number>();
 
   constructor(
-    private readonly limits: Pick<Limits, 'connectionsPerClientMax' | 'clientEventsPerSecondMax' | 'clientEventsBurstMax' | 'clientRequestsPendingMax'>,
+    private readonly limits: Pick<Limits, 'connectionsPerClientMax' | 'handshakesPerAddressMax' | 'clientEventsPerSecondMax' | 'clientEventsBurstMax' | 'clientRequestsPendingMax'>,
     private readonly nowMs: () => number,
   ) {}
 
@@ -74,6 +76,27 @@ export class ClientQuotas {
       this.usage.set(client, u);
     }
     return u;
+  }
+
+  /**
+   * A connection from `address` starts its handshake; false (and counted as refused) when the
+   * address already has handshakesPerAddressMax connections that have not authenticated.
+   */
+  handshakeStarted(address: string): boolean {
+    const open = this.handshaking.get(address) ?? 0;
+    if (open >= this.limits.handshakesPerAddressMax) {
+      this.refused(undefined, 'FIT_ERR_TOO_MANY_CONNECTIONS');
+      return false;
+    }
+    this.handshaking.set(address, open + 1);
+    return true;
+  }
+
+  /** A connection from `address` authenticated, or closed before it did. */
+  handshakeEnded(address: string): void {
+    const open = (this.handshaking.get(address) ?? 1) - 1;
+    if (open > 0) this.handshaking.set(address, open);
+    else this.handshaking.delete(address);
   }
 
   /** Counts a new connection of `client`; false (and counted) when it already holds the most it may. */

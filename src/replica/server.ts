@@ -27,6 +27,12 @@ type HoldReason = 'order' | 'rate' | 'pending' | 'overflow' | 'shutdown';
 /** The least time between two notices of one reason on one connection. */
 const NOTICE_INTERVAL_MS = 5_000;
 
+/** The address part of "host:port" (IPv6 hosts hold colons too); the whole of anything else. */
+function sourceAddress(remote: string): string {
+  const colon = remote.lastIndexOf(':');
+  return colon > 0 ? remote.slice(0, colon) : remote;
+}
+
 /** How often close() looks whether every pending request was answered. */
 const DRAIN_POLL_MS = 10;
 
@@ -80,6 +86,8 @@ export interface Peer {
   holds: Set<HoldReason>;
   /** Ends a rate-limit hold. */
   throttleTimer?: NodeJS.Timeout;
+  /** The source address while the connection has not authenticated (handshakesPerAddressMax). */
+  handshakingFrom: string | undefined;
   /** When this connection was last told it is held, by reason (see notice()). */
   noticedAtMs: Partial<Record<HoldReason, number>>;
   /** Set once quotas counted this connection against its client. */
@@ -100,6 +108,9 @@ export class ReplicaServer {
   private readonly evidence = new Map<number, number>();
   private readonly startedAtMs = Date.now();
   private readonly nowMs: () => number;
+  /** Refusals over handshakesPerAddressMax: when one was last logged, and how many since. */
+  private floodLoggedAtMs = -Infinity;
+  private floodSuppressed = 0;
   private readonly faults: Fault[];
   private readonly scheduler: PushScheduler;
   /** Connections not read from while their events waiting for the order are over orderBacklogEventsMax. */
@@ -299,7 +310,12 @@ export class ReplicaServer {
   /** Serves one connection over any duplex stream: a socket, or an in-memory pair in tests. */
   handle(stream: Duplex, remote: string, tlsNames?: string[]): void {
     const limits = this.o.config.limits;
-    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, tlsNames, awaitingOrderEvents: 0, holds: new Set(), noticedAtMs: {}, admitted: false, unanswered: new Set(), controlWaiting: new Map() };
+    const address = sourceAddress(remote);
+    if (!this.quotas.handshakeStarted(address)) {
+      const err = new FitError('FIT_ERR_TOO_MANY_CONNECTIONS', `${address} already has ${limits.handshakesPerAddressMax} connections to replica ${this.o.id} that have not authenticated, the most limits.handshakesPerAddressMax allows; wait for them to finish or time out (handshakeTimeoutMs), or raise the limit for many clients behind one address`, { address, limit: limits.handshakesPerAddressMax });
+      return this.refuseFlood(stream, err, remote);
+    }
+    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, tlsNames, awaitingOrderEvents: 0, holds: new Set(), handshakingFrom: undefined, noticedAtMs: {}, admitted: false, unanswered: new Set(), controlWaiting: new Map() };
     // Before the Connection's reader: a TLS ClientHello read as a frame would be logged as a
     // frame too large, which sends the operator looking in the wrong place.
     if (!this.tls) {
@@ -311,6 +327,7 @@ export class ReplicaServer {
       onFrame: (body) => this.onFrame(peer, body),
       onClose: (reason) => this.onClose(peer, reason),
     });
+    peer.handshakingFrom = address;
     this.peers.add(peer);
     peer.handshakeTimer = setTimeout(() => {
       if (!peer.client && peer.replica === undefined && !peer.conn.isClosed) this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `no authentication within ${limits.handshakeTimeoutMs} ms; the peer is not a fitbroker client`), true);
@@ -347,7 +364,7 @@ export class ReplicaServer {
 
   private onClose(peer: Peer, reason: FitError | undefined): void {
     this.pausedForOrder.delete(peer);
-    clearTimeout(peer.handshakeTimer);
+    this.handshakeEnded(peer);
     clearTimeout(peer.throttleTimer);
     if (peer.client) this.heldForPending.get(peer.client.id)?.delete(peer);
     this.overflow.forget(peer);
@@ -417,7 +434,7 @@ export class ReplicaServer {
     }
     peer.admitted = true;
     peer.client = client;
-    clearTimeout(peer.handshakeTimer);
+    this.handshakeEnded(peer);
     const proof = signBytes(this.o.privateKey, authTranscript('replica', this.o.id, id, peer.challenge, nonce));
     peer.conn.send(encodeJson(MessageType.Welcome, { replica: this.o.id, signature: proof.toString('base64') }));
     this.o.logger.debug({ client: id, remote: peer.remote }, 'client authenticated');
@@ -436,7 +453,7 @@ export class ReplicaServer {
       return this.refuse(peer, 0, new FitError('FIT_ERR_AUTH_FAILED', `a peer claiming to be replica ${id} did not prove it holds that replica's key in cluster.yaml`, { replica: id }), true);
     }
     peer.replica = id;
-    clearTimeout(peer.handshakeTimer);
+    this.handshakeEnded(peer);
     peer.conn.raiseFrameLimit(this.o.config.limits.peerFrameBytesMax);
     const proof = signBytes(this.o.privateKey, authTranscript('replica', this.o.id, `replica-${id}`, peer.challenge, nonce));
     peer.conn.send(encodeJson(MessageType.Welcome, { replica: this.o.id, signature: proof.toString('base64') }));
@@ -452,9 +469,29 @@ export class ReplicaServer {
     return peer.tlsNames === undefined || peer.tlsNames.includes(name);
   }
 
+  private handshakeEnded(peer: Peer): void {
+    clearTimeout(peer.handshakeTimer);
+    if (peer.handshakingFrom === undefined) return;
+    this.quotas.handshakeEnded(peer.handshakingFrom);
+    peer.handshakingFrom = undefined;
+  }
+
+  /**
+   * Refuses a connection over handshakesPerAddressMax: like refuseSocket, but a flood is logged
+   * once per NOTICE_INTERVAL_MS with what it suppressed (each refusal is counted in status).
+   */
+  private refuseFlood(stream: Duplex, err: FitError, remote: string): void {
+    this.refuseSocket(stream, err, remote, false);
+    const now = this.nowMs();
+    if (now - this.floodLoggedAtMs < NOTICE_INTERVAL_MS) return void this.floodSuppressed++;
+    this.o.logger.warn({ remote, code: err.code, ...err.fields, suppressed: this.floodSuppressed }, err.message);
+    this.floodLoggedAtMs = now;
+    this.floodSuppressed = 0;
+  }
+
   /** Refuses a connection before the fitbroker handshake (TLS refused, or TLS missing). */
-  private refuseSocket(socket: Duplex, err: FitError, remote: string): void {
-    this.o.logger.warn({ remote, code: err.code, ...err.fields }, err.message);
+  private refuseSocket(socket: Duplex, err: FitError, remote: string, log = true): void {
+    if (log) this.o.logger.warn({ remote, code: err.code, ...err.fields }, err.message);
     socket.on('error', () => socket.destroy());
     socket.end(encodeJson(MessageType.Reply, { seq: 0, kind: 'request', ok: false, error: err.toJSON() }));
     setTimeout(() => socket.destroy(), 1000).unref();

@@ -24,7 +24,7 @@ interface ClientLimits {
   refused: Record<string, number>;
 }
 
-const LIMITS = { connectionsPerClientMax: 3, clientEventsPerSecondMax: 2_000, clientEventsBurstMax: 500, clientRequestsPendingMax: 4 };
+const LIMITS = { connectionsPerClientMax: 3, handshakesPerAddressMax: 8, clientEventsPerSecondMax: 2_000, clientEventsBurstMax: 500, clientRequestsPendingMax: 4 };
 
 async function usage(c: TestCluster, replica: number, client: string): Promise<ClientLimits | undefined> {
   const all = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 5_000);
@@ -93,6 +93,43 @@ describe('per-client limits: one client over its limit, another unaffected (docs
     assert.equal(u?.refused.FIT_ERR_TOO_MANY_CONNECTIONS, 1);
     assert.equal(u?.connections, LIMITS.connectionsPerClientMax);
     for (const r of [...held, again.raw]) r.destroy();
+    assert.ok(c.alive(0));
+  });
+
+  it('closes a connection past handshakesPerAddressMax unauthenticated ones from its address, at once and counted; authenticating frees a place; other replicas are unaffected', async () => {
+    const info = c.config.replicas[0]!;
+    const pending: RawClient[] = [];
+    try {
+      for (let i = 0; i < LIMITS.handshakesPerAddressMax; i++) {
+        const raw = await RawClient.open(info);
+        pending.push(raw);
+        // The first keeps its challenge to authenticate with below; the replica accepts in order.
+        if (i > 0) assert.ok(await raw.next((b) => b[0] === MessageType.Challenge), `connection ${i + 1} got no challenge`);
+      }
+      const over = await RawClient.open(info);
+      const refusal = await over.next((b) => b[0] === MessageType.Reply);
+      const err = refusal && (decodeJson(refusal).error as { code: string; message: string; fields: Record<string, unknown> });
+      assert.equal(err?.code, 'FIT_ERR_TOO_MANY_CONNECTIONS', `expected a refusal, got ${refusal?.toString('utf8', 1)}`);
+      assert.equal(err.fields.address, '127.0.0.1');
+      assert.match(err.message, /127\.0\.0\.1 already has 8 connections to replica 0 that have not authenticated, the most limits\.handshakesPerAddressMax allows/);
+      await over.closed;
+
+      const elsewhere = await open(c, 1, 'probe');
+      assert.ok(elsewhere.welcome, 'replica 1 refused a client while replica 0 was flooded');
+      elsewhere.raw.destroy();
+
+      // One of the eight authenticates: it no longer counts, and a newcomer gets in.
+      assert.ok((await pending[0]!.authenticate(info, 'probe', loadPrivateKey(clientKeyPath(c.dir, 'probe'))))?.welcome);
+      const after = await open(c, 0, 'probe');
+      assert.ok(after.welcome, `a connection was refused after a place was freed: ${JSON.stringify(after.refusal)}`);
+      after.raw.destroy();
+
+      const all = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 5_000);
+      const totals = (all[0]!.status as { limits: { totals: { refused: Record<string, number> } } }).limits.totals;
+      assert.ok((totals.refused.FIT_ERR_TOO_MANY_CONNECTIONS ?? 0) >= 1, `refusal not counted: ${JSON.stringify(totals)}`);
+    } finally {
+      for (const raw of pending) raw.destroy();
+    }
     assert.ok(c.alive(0));
   });
 

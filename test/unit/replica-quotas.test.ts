@@ -5,7 +5,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ClientQuotas } from '../../src/replica/quotas.js';
 
-const LIMITS = { connectionsPerClientMax: 2, clientEventsPerSecondMax: 1_000, clientEventsBurstMax: 500, clientRequestsPendingMax: 4 };
+const LIMITS = { connectionsPerClientMax: 2, handshakesPerAddressMax: 2, clientEventsPerSecondMax: 1_000, clientEventsBurstMax: 500, clientRequestsPendingMax: 4 };
 
 function quotas(): { q: ClientQuotas; clock: { ms: number } } {
   const clock = { ms: 1_000_000 };
@@ -22,6 +22,21 @@ test('admits connectionsPerClientMax connections per client id, refuses one more
   assert.equal(q.status().clients.a!.connectionsRefused, 1);
   assert.equal(q.status().clients.a!.connections, 2);
   assert.equal(q.status().clients.b!.connectionsRefused, 0);
+});
+
+test('holds handshakesPerAddressMax unauthenticated connections per address, refuses one more (counted, no client id), and frees a place when one ends', () => {
+  const { q } = quotas();
+  assert.ok(q.handshakeStarted('10.0.0.1') && q.handshakeStarted('10.0.0.1'));
+  assert.equal(q.handshakeStarted('10.0.0.1'), false);
+  assert.ok(q.handshakeStarted('10.0.0.2'), 'another address is not affected');
+  q.handshakeEnded('10.0.0.1');
+  assert.ok(q.handshakeStarted('10.0.0.1'));
+  assert.equal(q.status().totals.refused.FIT_ERR_TOO_MANY_CONNECTIONS, 1);
+  assert.deepEqual(Object.keys(q.status().clients), [], 'no client id is trusted before authentication');
+  // Ending more than started (a close after an authentication already ended it) never goes negative.
+  for (let i = 0; i < 4; i++) q.handshakeEnded('10.0.0.2');
+  assert.ok(q.handshakeStarted('10.0.0.2') && q.handshakeStarted('10.0.0.2'));
+  assert.equal(q.handshakeStarted('10.0.0.2'), false);
 });
 
 test('a burst up to clientEventsBurstMax goes unthrottled; past it the pause is the time to repay the debt at the rate', () => {
