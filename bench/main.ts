@@ -35,6 +35,7 @@ interface Flags {
   save: boolean;
   chart: boolean;
   fault: string[];
+  limit: string[];
   crashRate: number;
   protection: string;
   persist: string;
@@ -95,6 +96,7 @@ async function main(): Promise<void> {
     .option('--first-event-backlog <n>', 'events queued before the console connects', positiveInt('--first-event-backlog'), 50_000)
     .option('--first-event-rounds <n>', 'rounds of the first-event part, a new console each', positiveInt('--first-event-rounds'), 10)
     .option('--first-event-protection <level>', 'quality of protection of the first-event channel: si, ha, pks (what init makes by default), pke', 'pks')
+    .option('--limit <KEY=VALUE>', 'a limit of the fitbroker clusters (repeatable; docs/limits.md), e.g. --limit pushLingerMs=5: what a setting costs or buys, beside a run without', (v: string, prev: string[]) => [...prev, v], [])
     .option('--fault <ID:KIND>', `fitbroker runs with replica ID faulty (repeatable; ${FAULT_KINDS.join(', ')}): throughput with a faulty replica, not only safety`, (v: string, prev: string[]) => [...prev, v], [])
     .parse();
   const o = program.opts<Flags>();
@@ -118,13 +120,21 @@ async function main(): Promise<void> {
     }
     (faults[id] ??= []).push(spec.slice(at + 1));
   }
+  const limits: Record<string, number> = {};
+  for (const spec of o.limit) {
+    const [key = '', value = ''] = spec.split('=');
+    if (!(key in DEFAULT_LIMITS) || !/^\d+$/.test(value)) {
+      program.error(`--limit: "${spec}" is not KEY=VALUE with KEY one of ${Object.keys(DEFAULT_LIMITS).join(', ')} and VALUE a whole number`);
+    }
+    limits[key] = Number(value);
+  }
   const levels = list(o.protection);
   for (const l of levels) if (!['si', 'ha', 'pks', 'pke'].includes(l)) program.error(`--protection: "${l}" is not one of si, ha, pks, pke`);
   if (!['si', 'ha', 'pks', 'pke'].includes(o.firstEventProtection)) program.error(`--first-event-protection: "${o.firstEventProtection}" is not one of si, ha, pks, pke`);
   const stores = list(o.persist);
   for (const p of stores) if (p !== 'memory' && p !== 'disk') program.error(`--persist: "${p}" is not one of memory, disk`);
   const systems: ServerSide[] = [];
-  for (const server of modes.flatMap((m) => levels.flatMap((l) => stores.map((p) => fitbrokerServer(m as FitMode, faults, l as Protection, o.tls, p as Persist))))) {
+  for (const server of modes.flatMap((m) => levels.flatMap((l) => stores.map((p) => fitbrokerServer(m as FitMode, faults, l as Protection, o.tls, p as Persist, limits))))) {
     const why = await server.unavailable();
     if (why) process.stderr.write(`skipping ${server.label}: ${why}\n`);
     else systems.push(server);

@@ -5,7 +5,7 @@
 import { clientKeyPath, loadConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, queryStatus } from '../../src/client/index.js';
-import { publishQuorum, type FaultModel, type Persist, type Protection } from '../../src/core/index.js';
+import { publishQuorum, type FaultModel, type Limits, type Persist, type Protection } from '../../src/core/index.js';
 import { startCluster } from '../../test/helpers/cluster.js';
 import { workerName, type ClientFactory, type ClientSide, type RunShape, type ServerHandle, type ServerSide } from './types.js';
 
@@ -20,14 +20,15 @@ const LABELS: Record<FitMode, string> = {
 /** The channel class a mode runs: bft-ordered is bft with every channel ordered by consensus. */
 const faultOf = (mode: string): FaultModel => (mode === 'cft' ? 'cft' : 'bft');
 
-export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> = {}, protection: Protection = 'si', tls = false, persist: Persist = 'memory'): ServerSide {
+export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> = {}, protection: Protection = 'si', tls = false, persist: Persist = 'memory', limits: Partial<Limits> = {}): ServerSide {
   const faulty = Object.entries(faults).map(([id, kinds]) => `replica ${id} ${kinds.join('+')}`);
+  const tuned = Object.entries(limits).map(([k, v]) => `${k}=${v}`);
   return {
     system: 'fitbroker',
     mode,
     protection,
     persist,
-    label: LABELS[mode] + (protection !== 'si' ? ` ${protection}` : '') + (persist === 'disk' ? ' on disk' : '') + (tls ? ' over TLS' : '') + (faulty.length ? ` with ${faulty.join(', ')}` : ''),
+    label: LABELS[mode] + (protection !== 'si' ? ` ${protection}` : '') + (persist === 'disk' ? ' on disk' : '') + (tls ? ' over TLS' : '') + (faulty.length ? ` with ${faulty.join(', ')}` : '') + (tuned.length ? ` (${tuned.join(', ')})` : ''),
     unavailable: async () => undefined,
     async start(shape: RunShape): Promise<ServerHandle> {
       const clients = [
@@ -47,6 +48,8 @@ export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> 
         faults,
         protection,
         persist,
+        // In cluster.yaml, so the workers' clients use them too (publishLingerMs, …).
+        limits,
         // The workers load the config from the cluster dir: with its tls: section they dial TLS.
         tls,
         // e.g. FIT_BENCH_REPLICA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/performance.md)
