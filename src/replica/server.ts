@@ -17,15 +17,12 @@ import { Connection, startsTls, tlsAcceptor } from '../net/index.js';
 import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { LogSource, PushScheduler, PushStream, QueueSource, PUSH_FRAME_BYTES } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
-import { ClientQuotas, pendingNotice, rateNotice } from './quotas.js';
+import { ClientQuotas } from './quotas.js';
+import { ClientHolds, hold, release, NOTICE_INTERVAL_MS, type HeldPeer } from './client-holds.js';
 import { ReplicaMetrics, type MetricsSource } from './metrics.js';
 import { OpsServer, readiness, type Readiness } from './ops.js';
 import { OverflowHolds } from './overflow.js';
 
-/** Why the replica stopped reading a connection; it reads again once none is left ('shutdown' never ends). */
-type HoldReason = 'order' | 'rate' | 'pending' | 'overflow' | 'shutdown';
-/** The least time between two notices of one reason on one connection. */
-const NOTICE_INTERVAL_MS = 5_000;
 
 /** The address part of "host:port" (IPv6 hosts hold colons too); the whole of anything else. */
 function sourceAddress(remote: string): string {
@@ -65,15 +62,13 @@ export interface ReplicaOptions {
   journal?: JournalStore & { close(): Promise<void> };
 }
 
-export interface Peer {
+export interface Peer extends HeldPeer {
   conn: Connection;
   handshakeTimer?: NodeJS.Timeout;
   challenge: Buffer;
-  client: ClientInfo | undefined;
   /** Set instead of client when another replica connected (for the ordering protocol). */
   replica: number | undefined;
   streams: Map<number, PushStream>;
-  remote: string;
   /** With TLS: the names the peer's certificate binds, checked against the id it claims. */
   tlsNames: string[] | undefined;
   /**
@@ -82,18 +77,10 @@ export interface Peer {
    * replica behind the others may hold more than a window's worth.
    */
   awaitingOrderEvents: number;
-  /** Why reading is stopped, if it is (several limits may hold a connection at once). */
-  holds: Set<HoldReason>;
-  /** Ends a rate-limit hold. */
-  throttleTimer?: NodeJS.Timeout;
   /** The source address while the connection has not authenticated (handshakesPerAddressMax). */
   handshakingFrom: string | undefined;
-  /** When this connection was last told it is held, by reason (see notice()). */
-  noticedAtMs: Partial<Record<HoldReason, number>>;
   /** Set once quotas counted this connection against its client. */
   admitted: boolean;
-  /** Its request frames counted as pending, each with what ends that (run on close too). */
-  unanswered: Set<() => void>;
   /** Control requests waiting for their decision, by request seq. */
   controlWaiting: Map<number, () => void>;
 }
@@ -117,8 +104,8 @@ export class ReplicaServer {
   private readonly pausedForOrder = new Set<Peer>();
   private pausesForOrder = 0;
   private readonly quotas: ClientQuotas;
-  /** Connections held for clientRequestsPendingMax, by client id. */
-  private readonly heldForPending = new Map<string, Set<Peer>>();
+  /** Connections held for their client's rate or pending requests. */
+  private readonly clientHolds: ClientHolds<Peer>;
   /** The ordering protocol and what it orders; absent when n < 3f+1 (it cannot run). */
   readonly ordering: Ordering | undefined;
   /** Absent: plain TCP. */
@@ -139,6 +126,7 @@ export class ReplicaServer {
     this.nowMs = o.nowMs ?? Date.now;
     this.faults = o.faults ?? [];
     this.quotas = new ClientQuotas(o.config.limits, this.nowMs);
+    this.clientHolds = new ClientHolds<Peer>({ replica: o.id, limits: o.config.limits, quotas: this.quotas, logger: o.logger, nowMs: this.nowMs });
     this.scheduler = new PushScheduler(this.faults, o.config.limits.pushLingerMs);
     this.service = new BrokerService(o.config.table, o.config.limits, this.nowMs, o.store);
     if (o.store) {
@@ -151,7 +139,7 @@ export class ReplicaServer {
     };
     this.service.onSubscriptionEnded = (key, client) => this.endStreams(key, client);
     this.service.onClientRekeyed = (client) => this.endClient(client);
-    this.overflow = new OverflowHolds<Peer>({ hold: (p) => this.hold(p, 'overflow'), release: (p) => this.release(p, 'overflow'), expire: () => this.service.expireBlocked() });
+    this.overflow = new OverflowHolds<Peer>({ hold: (p) => hold(p, 'overflow'), release: (p) => release(p, 'overflow'), expire: () => this.service.expireBlocked() });
     this.service.onBlocked = (channel, blocked) => this.overflow.channelBlocked(channel, blocked);
     this.service.onAppended = (_channel, log) => {
       const set = this.streams.get(log);
@@ -242,7 +230,7 @@ export class ReplicaServer {
     //    links stay: the order needs them to decide what this replica's clients wait for.
     for (const p of this.peers) {
       if (p.replica !== undefined) continue;
-      if (p.client) this.hold(p, 'shutdown');
+      if (p.client) hold(p, 'shutdown');
       else p.conn.close();
     }
     // 3. Answers to what was read: acknowledgements waiting for the order, decided control changes.
@@ -365,12 +353,10 @@ export class ReplicaServer {
   private onClose(peer: Peer, reason: FitError | undefined): void {
     this.pausedForOrder.delete(peer);
     this.handshakeEnded(peer);
-    clearTimeout(peer.throttleTimer);
-    if (peer.client) this.heldForPending.get(peer.client.id)?.delete(peer);
+    // What it was waiting for will be answered to no one: it no longer counts against its client.
+    this.clientHolds.forget(peer);
     this.overflow.forget(peer);
     if (peer.admitted) this.quotas.release(peer.client!.id);
-    // What it was waiting for will be answered to no one: it no longer counts against its client.
-    for (const done of [...peer.unanswered]) done();
     this.peers.delete(peer);
     for (const s of peer.streams.values()) this.dropStream(s);
     // A frame over frameBytesMax (or one that is empty) is refused by closing, not by refuse().
@@ -394,7 +380,7 @@ export class ReplicaServer {
         }
         case MessageType.Request:
           // A request costs a replica more than an event does: it counts as one against the rate.
-          this.throttle(peer, 1);
+          this.clientHolds.throttle(peer, 1);
           return this.onRequest(peer, decodeJson(body));
         default:
           throw new FitError('FIT_ERR_MALFORMED', `message type ${body[0]} is not one a client sends`, { type: body[0] });
@@ -523,13 +509,13 @@ export class ReplicaServer {
         const events = r.unordered.reduce((n, s) => n + s.events.length, 0);
         const max = this.o.config.limits.orderBacklogEventsMax;
         peer.awaitingOrderEvents += events;
-        const done = this.pending(peer);
+        const done = this.clientHolds.pending(peer);
         this.ordering.order(r.unordered, (err) => {
           peer.awaitingOrderEvents -= events;
           if (err) this.refuse(peer, p.reqSeq, err, false, 'publish');
           else ack();
           done();
-          if (peer.awaitingOrderEvents <= max / 2 && this.pausedForOrder.delete(peer)) this.release(peer, 'order');
+          if (peer.awaitingOrderEvents <= max / 2 && this.pausedForOrder.delete(peer)) release(peer, 'order');
         });
         // More of this publisher's events waiting for the order than are worth holding: its
         // writes back up into TCP until the order catches up. Per connection, so a publisher
@@ -537,7 +523,7 @@ export class ReplicaServer {
         if (peer.awaitingOrderEvents > max && !this.pausedForOrder.has(peer)) {
           this.pausedForOrder.add(peer);
           this.pausesForOrder++;
-          this.hold(peer, 'order');
+          hold(peer, 'order');
         }
       } else ack();
     } catch (e) {
@@ -545,7 +531,7 @@ export class ReplicaServer {
       this.refuse(peer, p.reqSeq, e, false, 'publish');
     } finally {
       // Refused frames were read and checked too: they count against the rate like any other.
-      this.throttle(peer, p.sections.reduce((n, s) => n + s.count, 0));
+      this.clientHolds.throttle(peer, p.sections.reduce((n, s) => n + s.count, 0));
     }
   }
 
@@ -554,7 +540,7 @@ export class ReplicaServer {
    * every frame of one event-loop turn waits for the same flush.
    */
   private whenStored(peer: Peer, reqSeq: number, sendAck: () => void): void {
-    const done = this.pending(peer);
+    const done = this.clientHolds.pending(peer);
     this.service.durable().then(
       () => {
         done();
@@ -567,66 +553,6 @@ export class ReplicaServer {
         if (!peer.conn.isClosed) this.refuse(peer, reqSeq, err, false, 'publish');
       },
     );
-  }
-
-  /**
-   * Counts a request frame of the peer's client as waiting for an answer, holding the
-   * connection while its client has more than clientRequestsPendingMax; returns what to call
-   * once it is answered.
-   */
-  private pending(peer: Peer): () => void {
-    const id = peer.client!.id;
-    if (this.quotas.pendingAdded(id)) {
-      let set = this.heldForPending.get(id);
-      if (!set) this.heldForPending.set(id, (set = new Set()));
-      set.add(peer);
-      this.hold(peer, 'pending');
-      this.notice(peer, 'pending', pendingNotice(this.o.id, id, this.o.config.limits));
-    }
-    const done = (): void => {
-      if (!peer.unanswered.delete(done)) return;
-      if (!this.quotas.pendingDone(id)) return;
-      const set = this.heldForPending.get(id);
-      if (!set || set.size === 0) return;
-      for (const held of set) this.release(held, 'pending');
-      set.clear();
-    };
-    peer.unanswered.add(done);
-    return done;
-  }
-
-  /** Charges events to the peer's client; over its rate, stops reading until it is back under. */
-  private throttle(peer: Peer, events: number): void {
-    if (events <= 0 || !peer.client) return;
-    const ms = this.quotas.charge(peer.client.id, events);
-    if (ms === 0) return;
-    // Frames already read in this turn add to the debt: the hold ends when all of it is repaid.
-    clearTimeout(peer.throttleTimer);
-    peer.throttleTimer = setTimeout(() => this.release(peer, 'rate'), ms);
-    this.hold(peer, 'rate');
-    this.notice(peer, 'rate', rateNotice(this.o.id, peer.client.id, this.o.config.limits, ms));
-  }
-
-  /**
-   * Tells a client why its connection is held, and logs it: being slowed down is otherwise
-   * invisible to it. At most once per NOTICE_INTERVAL_MS per connection and reason, so a
-   * client held over and over for its rate gets a line every few seconds, not one per frame.
-   */
-  private notice(peer: Peer, why: HoldReason, err: FitError): void {
-    const now = this.nowMs();
-    if (now - (peer.noticedAtMs[why] ?? -Infinity) < NOTICE_INTERVAL_MS) return;
-    peer.noticedAtMs[why] = now;
-    peer.conn.send(encodeJson(MessageType.Reply, { seq: 0, kind: 'notice', ok: false, error: err.toJSON() }));
-    this.o.logger.warn({ remote: peer.remote, code: err.code, ...err.fields }, err.message);
-  }
-
-  private hold(peer: Peer, why: HoldReason): void {
-    if (peer.holds.size === 0) peer.conn.pause();
-    peer.holds.add(why);
-  }
-
-  private release(peer: Peer, why: HoldReason): void {
-    if (peer.holds.delete(why) && peer.holds.size === 0) peer.conn.resume();
   }
 
   private onRequest(peer: Peer, req: Record<string, unknown>): void {
@@ -654,7 +580,7 @@ export class ReplicaServer {
           if (!this.ordering) {
             throw new FitError('FIT_ERR_NOT_SUPPORTED', `changing the control table at runtime needs the ordering protocol, which needs n >= 3f+1 replicas; this cluster has n=${this.o.config.replicas.length}, f=${this.o.config.f}. Edit cluster.yaml and restart instead`);
           }
-          if (!peer.controlWaiting.has(seq)) peer.controlWaiting.set(seq, this.pending(peer));
+          if (!peer.controlWaiting.has(seq)) peer.controlWaiting.set(seq, this.clientHolds.pending(peer));
           return this.ordering.control(peer, seq, req.change);
         default:
           throw new FitError('FIT_ERR_UNKNOWN_METHOD', `unknown method "${String(req.method)}"; this replica knows subscribe, unsubscribe, receive, status, report and control`, {
