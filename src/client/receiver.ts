@@ -28,6 +28,7 @@ export class Receiver {
     private readonly clientId: string,
     privateKey: KeyObject,
     private readonly channel: string,
+    options: { /** A replica is holding this client back for a per-client limit (nothing is lost). */ onNotice?(notice: FitError): void } = {},
   ) {
     const cls = config.table.channels.get(channel);
     const client = config.table.clients.get(clientId);
@@ -76,6 +77,7 @@ export class Receiver {
             if (body[0] === MessageType.Events) this.frames.set(`${link.id}:${decodeEvents(body)[0]?.streamId}`, body);
           },
           onDown: () => undefined,
+          onNotice: (_link, notice) => options.onNotice?.(notice),
         }, undefined, tls),
     );
     for (const link of this.links) link.start();
