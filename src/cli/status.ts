@@ -189,6 +189,7 @@ function blockedOf(ch: ChannelStat): string {
 
 interface LimitsStat {
   clients: Record<string, { connectionsRefused: number; throttles: number; throttledMs: number; pendingPauses: number }>;
+  unauthenticated?: Record<string, number>;
 }
 
 /** The clients the per-client limits held back on this replica, if any (docs/limits.md). */
@@ -197,5 +198,8 @@ function limitsLine(l: LimitsStat | undefined): string | undefined {
   const parts = Object.entries(l.clients)
     .filter(([, u]) => u.connectionsRefused + u.throttles + u.pendingPauses > 0)
     .map(([id, u]) => `${id} (connections refused ${u.connectionsRefused}, throttled ${u.throttles}x for ${u.throttledMs} ms, paused for pending ${u.pendingPauses}x)`);
+  // Connections refused before they proved who they are: scanners, floods, a wrong cluster.
+  const unauth = Object.entries(l.unauthenticated ?? {}).map(([code, n]) => `${code} ${n}`);
+  if (unauth.length) parts.push(`refused before authentication (${unauth.join(', ')})`);
   return parts.length ? `    limits: ${parts.join('  ')}` : undefined;
 }

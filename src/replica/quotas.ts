@@ -168,7 +168,12 @@ export class ClientQuotas {
   }
 
   /** For `fitbroker status`: per client, what it holds now and what its limits cost it. */
-  status(): { totals: ClientUsageCounters; clients: Record<string, ClientUsageCounters & { connections: number; pendingFrames: number }> } {
+  status(): {
+    totals: ClientUsageCounters;
+    /** Refusals of connections that never authenticated, by code (in totals.refused too). */
+    unauthenticated: Record<string, number>;
+    clients: Record<string, ClientUsageCounters & { connections: number; pendingFrames: number }>;
+  } {
     const totals: ClientUsageCounters = { connectionsRefused: 0, throttles: 0, throttledMs: 0, pendingPauses: 0, refused: { ...this.refusedUnauthenticated } };
     const clients: Record<string, ClientUsageCounters & { connections: number; pendingFrames: number }> = {};
     for (const [id, u] of this.usage) {
@@ -181,6 +186,6 @@ export class ClientQuotas {
       totals.throttledMs += throttledMs;
       totals.pendingPauses += pendingPauses;
     }
-    return { totals, clients };
+    return { totals, unauthenticated: { ...this.refusedUnauthenticated }, clients };
   }
 }

@@ -6,7 +6,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { startCluster, sleep, type TestCluster } from '../helpers/cluster.js';
+import { runCli, startCluster, sleep, type TestCluster } from '../helpers/cluster.js';
 import { RawClient } from '../helpers/rawclient.js';
 import { makeRecord, publishFrame } from '../helpers/records.js';
 import { clientKeyPath } from '../../src/config/index.js';
@@ -125,8 +125,11 @@ describe('per-client limits: one client over its limit, another unaffected (docs
       after.raw.destroy();
 
       const all = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 5_000);
-      const totals = (all[0]!.status as { limits: { totals: { refused: Record<string, number> } } }).limits.totals;
-      assert.ok((totals.refused.FIT_ERR_TOO_MANY_CONNECTIONS ?? 0) >= 1, `refusal not counted: ${JSON.stringify(totals)}`);
+      const limits = (all[0]!.status as { limits: { totals: { refused: Record<string, number> }; unauthenticated: Record<string, number> } }).limits;
+      assert.ok((limits.totals.refused.FIT_ERR_TOO_MANY_CONNECTIONS ?? 0) >= 1, `refusal not counted: ${JSON.stringify(limits.totals)}`);
+      assert.ok((limits.unauthenticated.FIT_ERR_TOO_MANY_CONNECTIONS ?? 0) >= 1, `refusal not counted as unauthenticated: ${JSON.stringify(limits.unauthenticated)}`);
+      const human = runCli(['status', '--dir', c.dir]);
+      assert.match(human.stdout, /refused before authentication \(FIT_ERR_TOO_MANY_CONNECTIONS \d+/, human.stdout);
     } finally {
       for (const raw of pending) raw.destroy();
     }
