@@ -186,22 +186,24 @@ keys
   .requiredOption('--dir <dir>', 'directory holding cluster.yaml')
   .option('--force', 'replace an existing ring (events sealed with its keys become unreadable)', false)
   .action((channel, o) => run(() => keysChannel(channel, o)));
-keys
-  .command('client')
-  .argument('<client>', 'the client id it will have')
-  .description("create a client's key pair on this host in DIR/keys/CLIENT.pem and print its public key (for acl register --public-key): the private key never leaves the host that uses it")
-  .requiredOption('--dir <dir>', 'directory for keys/ (and cluster.yaml, if this host has it)')
-  .option('--force', 'replace an existing key file', false)
-  .option('--json', 'print { kind, name, file, publicKey } as JSON', false)
-  .action((client, o) => run(() => keysClient(client, o)));
-keys
-  .command('replica')
-  .argument('<id>', 'the replica id it will have', intFlag(0, 29))
-  .description("create a replica's key pair on this host in DIR/keys/replica-ID.pem and print its public key (for replicas[ID].publicKey in cluster.yaml)")
-  .requiredOption('--dir <dir>', 'directory for keys/ (and cluster.yaml, if this host has it)')
-  .option('--force', 'replace an existing key file', false)
-  .option('--json', 'print { kind, name, file, publicKey } as JSON', false)
-  .action((id, o) => run(() => keysReplica(id, o)));
+/** The flags of the commands that make an identity on the host that will use it. */
+const identityFlags = (c: Command): Command =>
+  c
+    .requiredOption('--dir <dir>', 'directory for keys/ (and cluster.yaml, if this host has it)')
+    .option('--force', 'replace an existing key file', false)
+    .option('--json', 'print { kind, name, file, publicKey } as JSON', false);
+identityFlags(
+  keys
+    .command('client')
+    .argument('<client>', 'the client id it will have')
+    .description("create a client's key pair on this host in DIR/keys/CLIENT.pem and print its public key (for acl register --public-key): the private key never leaves the host that uses it"),
+).action((client, o) => run(() => keysClient(client, o)));
+identityFlags(
+  keys
+    .command('replica')
+    .argument('<id>', 'the replica id it will have', intFlag(0, 29))
+    .description("create a replica's key pair on this host in DIR/keys/replica-ID.pem and print its public key (for replicas[ID].publicKey in cluster.yaml)"),
+).action((id, o) => run(() => keysReplica(id, o)));
 keys
   .command('rotate')
   .description('a new key for one channel (old keys kept for events in flight), client (applied by the replicas through consensus) or replica (needs a restart)')
