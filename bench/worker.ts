@@ -4,7 +4,7 @@
 
 import { setImmediate as yieldToIo } from 'node:timers/promises';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
-import { ageMicros, encodeHistogram, newHistogram, payloadTemplate, stamped, STAMP_BYTES, URGENT_MARK } from './stamp.js';
+import { ageMicros, encodeHistogram, newRecordingHistogram, payloadTemplate, stamped, STAMP_BYTES, URGENT_MARK } from './stamp.js';
 import { clientFactory } from './systems/clients.js';
 import type { ClientSide } from './systems/types.js';
 
@@ -18,7 +18,7 @@ function send(m: FromWorker): void {
 
 let client: ClientSide | undefined;
 let init: WorkerInit | undefined;
-let histogram = newHistogram();
+let histogram = newRecordingHistogram();
 let received = 0;
 let firstNs = 0n;
 let lastNs = 0n;
@@ -26,7 +26,7 @@ let longestGapNs = 0n;
 /** When this subscriber called subscribe() (the --first-event part times its first event from there). */
 let subscribeNs: bigint | undefined;
 /** Urgent events (the --urgent part), timed apart from the rest; undefined until one arrives. */
-let urgent: { histogram: ReturnType<typeof newHistogram>; positions: number[] } | undefined;
+let urgent: { histogram: ReturnType<typeof newRecordingHistogram>; positions: number[] } | undefined;
 
 function onMessage(payload: Buffer): void {
   const now = process.hrtime.bigint();
@@ -34,7 +34,7 @@ function onMessage(payload: Buffer): void {
   else if (now - lastNs > longestGapNs) longestGapNs = now - lastNs;
   lastNs = now;
   if (payload[STAMP_BYTES] === URGENT_MARK) {
-    urgent ??= { histogram: newHistogram(), positions: [] };
+    urgent ??= { histogram: newRecordingHistogram(), positions: [] };
     urgent.histogram.recordValue(Math.max(1, ageMicros(payload, now)));
     urgent.positions.push(received);
   } else histogram.recordValue(Math.max(1, ageMicros(payload, now)));
@@ -115,7 +115,9 @@ async function handle(m: ToWorker): Promise<void> {
       return send({ type: 'published', events: m.count, startNs: String(start), endNs: String(process.hrtime.bigint()) });
     }
     case 'reset':
-      histogram = newHistogram();
+      histogram.destroy();
+      urgent?.histogram.destroy();
+      histogram = newRecordingHistogram();
       urgent = undefined;
       received = 0;
       firstNs = lastNs = longestGapNs = 0n;
