@@ -60,8 +60,8 @@ interface ChannelState {
   voter: Voter | undefined;
   /** Ordered channels: events delivered in the replicas' order, each with its seq. */
   ordered: OrderedVoter | undefined;
-  /** The current stream from each replica, by replica id. */
-  streams: Map<number, Stream>;
+  /** The current stream from each replica, by replica id (an array: resolve() looks one up per copy). */
+  streams: (Stream | undefined)[];
   subscribed: Set<number>;
   refusals: Map<number, FitError>;
   malformed: number[];
@@ -160,7 +160,7 @@ export class Subscriber {
       cls,
       voter: undefined,
       ordered: undefined,
-      streams: new Map(),
+      streams: new Array<Stream | undefined>(n).fill(undefined),
       subscribed: new Set(),
       refusals: new Map(),
       malformed: new Array<number>(n).fill(0),
@@ -331,7 +331,7 @@ export class Subscriber {
   private subscribe(link: ReplicaLink): void {
     for (const ch of this.channels) {
       const stream: Stream = { id: link.peekSeq(), gen: ++this.gen, replica: link.id, ch, acks: new StreamAcks(), ackedSent: 0, due: false };
-      ch.streams.set(link.id, stream);
+      ch.streams[link.id] = stream;
       this.byStreamId[link.id]!.set(stream.id, stream);
       const from = ch.ordered && this.o.from !== undefined ? { from: this.o.from } : {};
       link.request('subscribe', { channel: ch.name, credits: this.credits, ...from }).then(
@@ -342,7 +342,7 @@ export class Subscriber {
           if (this.channels.every((c) => c.subscribed.size >= voteQuorum(c.cls.fault, this.config.f))) this.settle();
         },
         (err: FitError) => {
-          if (ch.streams.get(link.id) === stream) ch.streams.delete(link.id);
+          if (ch.streams[link.id] === stream) ch.streams[link.id] = undefined;
           this.byStreamId[link.id]!.delete(stream.id);
           ch.refusals.set(link.id, err);
           this.checkRefusals(ch);
@@ -368,7 +368,7 @@ export class Subscriber {
   private onDown(link: ReplicaLink, reason: FitError | undefined): void {
     this.byStreamId[link.id]!.clear();
     for (const ch of this.channels) {
-      ch.streams.delete(link.id);
+      ch.streams[link.id] = undefined;
       ch.subscribed.delete(link.id);
       if (reason) ch.refusals.set(link.id, reason);
       this.checkRefusals(ch);
@@ -405,7 +405,7 @@ export class Subscriber {
     const streams = this.byStreamId[link.id]!;
     for (const h of sections) {
       const stream = streams.get(h.streamId);
-      if (!stream || stream.ch.streams.get(link.id) !== stream) continue;
+      if (!stream || stream.ch.streams[link.id] !== stream) continue;
       let pos = stream.gen * GEN + h.firstPos;
       const ordered = stream.ch.ordered;
       if (ordered) {
@@ -458,7 +458,7 @@ export class Subscriber {
   }
 
   private resolve(ch: ChannelState, replica: number, pos: number): void {
-    const stream = ch.streams.get(replica);
+    const stream = ch.streams[replica];
     if (!stream || Math.floor(pos / GEN) !== stream.gen) return;
     stream.acks.resolve(pos % GEN);
     if (!stream.due && stream.acks.resolved >= this.credits / 4) {
@@ -478,7 +478,7 @@ export class Subscriber {
     for (const s of due) {
       s.due = false;
       const link = this.links[s.replica]!;
-      if (link.ready && s.ch.streams.get(s.replica) === s) this.grant(link, s);
+      if (link.ready && s.ch.streams[s.replica] === s) this.grant(link, s);
     }
   }
 
@@ -497,7 +497,7 @@ export class Subscriber {
     for (const l of this.links) {
       if (!l.ready) continue;
       for (const ch of this.channels) {
-        const s = ch.streams.get(l.id);
+        const s = ch.streams[l.id];
         if (s && (s.acks.resolved > 0 || s.acks.ackedPos + 1 !== s.ackedSent)) this.grant(l, s);
       }
     }
