@@ -10,7 +10,7 @@ import { runOnce, type RunResult } from './run.js';
 import { machine } from './machine.js';
 import { peerServers, PEER_NAMES } from './systems/servers.js';
 import { fitbrokerServer, type FitMode } from './systems/fitbroker.js';
-import { printTable, writeFirstEventReport, writeReport, writeUrgentReport } from './report.js';
+import { printTable, writeFirstEventReport, writeReport, writeUrgentReport, type RunFailure } from './report.js';
 import { runUrgent, urgentSummary, type UrgentResult } from './urgent.js';
 import { firstEventSummary, runFirstEvent, type FirstEventResult } from './first-event.js';
 import type { ServerSide } from './systems/types.js';
@@ -152,7 +152,7 @@ async function main(): Promise<void> {
   const firstEventSteps = o.firstEvent ? 2 * o.firstEventRounds + 2 : 0;
   const progress = new Progress(plan.reduce((n, p) => n + steps(p), 0) + urgentSteps + firstEventSteps);
   const runs: RunResult[] = [];
-  const failures: { label: string; channels: number; error: string }[] = [];
+  const failures: RunFailure[] = [];
   for (const p of plan) {
     const channels = Array.from({ length: p.channels }, (_, i) => `bench.${i}`);
     try {

@@ -24,6 +24,14 @@ export interface ReportDoc {
   urgent?: UrgentResult[];
   /** The --first-event part, when it ran. */
   firstEvent?: FirstEventResult;
+  /** Runs that failed: in no table or chart, so listed under the table. */
+  failures?: RunFailure[];
+}
+
+export interface RunFailure {
+  label: string;
+  channels: number;
+  error: string;
 }
 
 export type ChartMetric = 'deliver' | 'publish';
@@ -221,7 +229,14 @@ function mdTable(headers: string[], rows: string[][], numeric: boolean[]): strin
   return [headers, sep, ...rows].map((cells, i) => `| ${(i === 1 ? cells : cells.map(mdCell)).join(' | ')} |`).join('\n');
 }
 
-export function markdownTable(runs: RunResult[]): string {
+/** Failed runs as a list under the table: a run that failed must not just be missing from it. */
+function failureList(failures: readonly RunFailure[]): string {
+  if (failures.length === 0) return '';
+  const lines = failures.map((f) => `- ${mdCell(`${f.label}, ${f.channels} channels: ${f.error.split('\n')[0]}`)}`);
+  return `\n\nFailed, and so in no table or chart (the error is in the results file under \`failures\`):\n\n${lines.join('\n')}`;
+}
+
+export function markdownTable(runs: RunResult[], failures: readonly RunFailure[] = []): string {
   const main = mdTable(HEADERS, byChannels(runs).map(row), NUMERIC);
   const rs = ratios(runs);
   const ratioTable =
@@ -245,7 +260,7 @@ export function markdownTable(runs: RunResult[]): string {
           [false, true, true, true, false, false],
         )}`;
   return [
-    main + crashTable,
+    main + crashTable + failureList(failures),
     '',
     'Latency is end to end, publisher to subscriber, in ms; "deliver/s per sub" is the slowest subscriber (all shown when they differ by more than 5%); "fixed load" is the offered rate of the fixed-load phase.',
     '',
@@ -478,7 +493,7 @@ function replaceTable(markdown: string, doc: ReportDoc): string | undefined {
   const start = markdown.indexOf(TABLE_START);
   const end = markdown.indexOf(TABLE_END, start + TABLE_START.length);
   if (start < 0 || end < 0) return undefined;
-  return `${markdown.slice(0, start + TABLE_START.length)}\n${provenance(doc)}\n\n${markdownTable(doc.runs)}${markdown.slice(end)}`;
+  return `${markdown.slice(0, start + TABLE_START.length)}\n${provenance(doc)}\n\n${markdownTable(doc.runs, doc.failures)}${markdown.slice(end)}`;
 }
 
 /** The --urgent part as markdown: the table docs/performance.md shows between the urgent markers. */

@@ -108,6 +108,13 @@ test('the markdown table has a row per run and a ratio row per pair, with cells 
   assert.ok(!md.includes('<pub/sub>'), 'raw HTML in a label must not reach the markdown');
 });
 
+test('a failed run is listed under the table, its first line only, escaped', () => {
+  const md = markdownTable(runs, [{ label: 'fitbroker bft-ordered', channels: 50, error: 'FitError: 5 events <not> acknowledged\n    at Publisher.timeoutError' }]);
+  assert.ok(md.includes('- fitbroker bft-ordered, 50 channels: FitError: 5 events &lt;not> acknowledged\n'), md);
+  assert.ok(!md.includes('timeoutError'), 'the stack stays in the results file');
+  assert.ok(!markdownTable(runs).includes('Failed'), 'nothing listed when nothing failed');
+});
+
 function checkBalanced(svg: string): void {
   const body = svg.replace(/^<\?xml[^>]*\?>\s*/, '');
   const stack: string[] = [];
