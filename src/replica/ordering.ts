@@ -24,6 +24,7 @@ import type { ClusterConfig } from '../config/index.js';
 import type { TlsIdentity } from '../protection/index.js';
 import { Deque } from '../broker/index.js';
 import { PeerLinks } from './peers.js';
+import { LeaderWatch } from './leader-watch.js';
 import type { Peer } from './server.js';
 
 export interface OrderingOptions {
@@ -99,6 +100,7 @@ export class Ordering implements StateMachine {
   private readonly deferred = new Deque<Req>();
   private drainScheduled = false;
   private deferredTotal = 0;
+  private readonly leaderWatch: LeaderWatch;
 
   constructor(private readonly o: OrderingOptions) {
     const { config } = o;
@@ -121,6 +123,7 @@ export class Ordering implements StateMachine {
         process.exit(70);
       },
     });
+    this.leaderWatch = new LeaderWatch(o.logger, () => this.driver.status);
   }
 
   /**
@@ -239,9 +242,11 @@ export class Ordering implements StateMachine {
     this.recover();
     this.links.start();
     this.driver.start();
+    this.leaderWatch.start();
   }
 
   stop(): void {
+    this.leaderWatch.stop();
     this.driver.stop();
     this.links.stop();
   }

@@ -98,6 +98,10 @@ describe('ordered channel: 4 replicas, 3 publishers, 2 subscribers, the leader k
     assert.equal(log.high, EVENTS, 'the restarted replica holds every event, numbered as the others did');
     const views = status.filter((r) => r.reachable).map((r) => (r.status as { consensus: { view: number } }).consensus.view);
     assert.ok(views.every((v) => v === views[0] && v >= 2), `views ${views.join('/')}: two leader changes, and the restarted replica in the same view`);
+    // Each leader change is in the log of a replica that lived through it, with the new leader.
+    const survivor = [0, 1, 2, 3].find((id) => !killed.includes(id))!;
+    const changes = c.log(survivor).split('\n').filter((l) => l.includes('leader changed: replica'));
+    assert.ok(changes.length >= 2, `replica ${survivor} logged ${changes.length} leader changes, not 2:\n${changes.join('\n')}`);
   });
 
   it('a revoke during a publish stream: the replicas refuse the publisher from then on, and every replica orders the same events', async () => {
