@@ -111,6 +111,8 @@ export class Publisher {
   private readonly epoch = randomBytes(EPOCH_BYTES);
   private readonly idBytes: Buffer;
   private seq = 0;
+  /** Published on an ordered channel: a timeout may then be the order's queue (timeoutError). */
+  private orderedUsed = false;
   private nextBatchSeq = 1;
   /** The next frame, by channel: one frame carries every channel's events (a section each). */
   private readonly open = new Map<string, OpenSection>();
@@ -188,6 +190,7 @@ export class Publisher {
   publish(channel: string, content: string | Buffer | object, opts: PublishOptions = {}): boolean {
     if (this.failure) throw this.failure;
     const cls = this.checkChannel(channel);
+    if (cls.order !== 'none') this.orderedUsed = true;
     const priority = opts.priority ?? cls.priority;
     let bytes: Buffer;
     let contentType: ContentType;
@@ -479,7 +482,11 @@ export class Publisher {
       `${pending.reduce((n, b) => n + b.count, 0) + this.outbox.reduce((n, b) => n + b.count, 0)} events were not acknowledged by ${needed} replicas within ${timeoutMs} ms; ` +
         `replicas reachable: [${reachable.join(', ')}] of ${this.links.length}${refused ? ` (last refusal: ${refused.message})` : ''}; ` +
         (held
-          ? 'they are connected but not reading: on a channel with overflow: block a full subscriber queue holds its publishers until that console reads (fitbroker status shows BLOCKED), or the replicas are overloaded'
+          ? 'they are connected but not reading: ' +
+            (this.orderedUsed
+              ? 'on an ordered channel the events ahead of these in the order may take longer than that (at saturation every publisher\'s window waits in front of it: fitbroker status shows consensus pending and paused connections; publish at a rate the order sustains, or wait longer); '
+              : '') +
+            'on a channel with overflow: block a full subscriber queue holds its publishers until that console reads (fitbroker status shows BLOCKED), or the replicas are overloaded'
           : 'start the missing replicas (fitbroker up) or check the network'),
       { timeoutMs, reachable: reachable.length, needed },
     );

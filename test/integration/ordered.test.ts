@@ -168,6 +168,27 @@ describe('ordered channel: subscribe --from older than the replicas still hold',
   });
 });
 
+describe('ordered channel: a publisher waiting on the order', { timeout: 60_000 }, () => {
+  it('a wait for room that times out says the order may be why', async () => {
+    // A window of one batch: full from the first frame until the order acknowledges it.
+    const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { publishWindowBatches: 1 } });
+    try {
+      const pub = c.publisher('pub1');
+      for (const until = Date.now() + 10_000; pub.readyReplicas < 4 && Date.now() < until; ) await sleep(20);
+      let shortWait: unknown;
+      for (let i = 0; i < 200 && shortWait === undefined; i++) {
+        if (pub.publish('orders', `e${i}`)) await new Promise((r) => setImmediate(r));
+        if (!pub.publish('orders', `f${i}`)) shortWait = await pub.drained(1).then(() => undefined, (e: unknown) => e);
+      }
+      assert.ok(shortWait instanceof Error, 'no wait for room took more than 1 ms in 200 tries');
+      assert.match(shortWait.message, /not acknowledged by 3 replicas within 1 ms; .*connected but not reading: on an ordered channel the events ahead of these in the order may take longer than that/);
+      await pub.flush(30_000);
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
 describe('ordered channel: publishers faster than the order', { timeout: 120_000 }, () => {
   it('past consensusPendingMax and orderBacklogEventsMax, holds the publishers back (waiting for room, then by TCP), and fails none of them', async () => {
     const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { consensusPendingMax: 64, orderBacklogEventsMax: 500 } });
