@@ -56,6 +56,8 @@ interface OpenSection {
   channel: string;
   channelBytes: Buffer;
   fault: ChannelClass['fault'];
+  /** An ordered channel: its events count against limits.publishWindowOrderedEvents. */
+  ordered: boolean;
   /** HA / PKS / PKE: fills the records' trailers once they are numbered. */
   sealer: EventSealer | undefined;
   buf: Buffer;
@@ -84,6 +86,8 @@ interface Batch {
   /** Each section's sealer, to seal its records once numbered. */
   sealers: (EventSealer | undefined)[];
   count: number;
+  /** Of count, events of ordered channels (limits.publishWindowOrderedEvents). */
+  orderedCount: number;
   acks: Set<number>;
   errors: Map<number, FitError>;
 }
@@ -113,6 +117,8 @@ export class Publisher {
   private seq = 0;
   /** Published on an ordered channel: a timeout may then be the order's queue (timeoutError). */
   private orderedUsed = false;
+  /** Events of ordered channels published and not yet acknowledged (open, outbox and in flight). */
+  private orderedUnacked = 0;
   private nextBatchSeq = 1;
   /** The next frame, by channel: one frame carries every channel's events (a section each). */
   private readonly open = new Map<string, OpenSection>();
@@ -190,7 +196,8 @@ export class Publisher {
   publish(channel: string, content: string | Buffer | object, opts: PublishOptions = {}): boolean {
     if (this.failure) throw this.failure;
     const cls = this.checkChannel(channel);
-    if (cls.order !== 'none') this.orderedUsed = true;
+    const ordered = cls.order !== 'none';
+    if (ordered) this.orderedUsed = true;
     const priority = opts.priority ?? cls.priority;
     let bytes: Buffer;
     let contentType: ContentType;
@@ -231,19 +238,31 @@ export class Publisher {
     if (sec.count++ === 0) this.openBytes += publishSectionHeaderBytes(sec.channelBytes);
     this.openBytes += sec.offset - before;
     this.openEvents++;
+    if (ordered) this.orderedUnacked++;
     this.counters.events++;
     // Urgent events never wait for a frame to fill, nor behind frames waiting for the window:
     // the frame holding one goes to the front of the outbox.
     if (priority === PRIORITY_URGENT) this.sealAll(true);
     else if (this.openEvents >= limits.batchEventsMax) this.sealAll();
     else this.scheduleSeal();
-    return this.inflight.size + this.outbox.length < limits.publishWindowBatches;
+    return this.hasRoom();
   }
 
   /** Resolves when there is room in the window again; rejects after timeoutMs without. */
   drained(timeoutMs = 30_000): Promise<void> {
-    return this.waitWithin(() => this.inflight.size + this.outbox.length < this.config.limits.publishWindowBatches, timeoutMs);
+    return this.waitWithin(this.hasRoom, timeoutMs);
   }
+
+  /**
+   * The window: batches unacknowledged, and events of ordered channels unacknowledged. The
+   * second bounds how long a saturating publisher's events wait in front of the order (about
+   * the window over the order's rate), and holds its unordered events too: one window per
+   * publisher, as a Kafka producer has one buffer.
+   */
+  private readonly hasRoom = (): boolean => {
+    const limits = this.config.limits;
+    return this.inflight.size + this.outbox.length < limits.publishWindowBatches && this.orderedUnacked < limits.publishWindowOrderedEvents;
+  };
 
   /** Resolves once every event published so far is acknowledged by its quorum. */
   flush(timeoutMs = 30_000): Promise<void> {
@@ -290,7 +309,7 @@ export class Publisher {
   }
 
   private openSection(channel: string, cls: ChannelClass, sealer: EventSealer | undefined): OpenSection {
-    const sec: OpenSection = { channel, channelBytes: Buffer.from(channel, 'utf8'), fault: cls.fault, sealer, buf: Buffer.allocUnsafe(SECTION_BYTES_INITIAL), offset: 0, count: 0, idleSeals: 0 };
+    const sec: OpenSection = { channel, channelBytes: Buffer.from(channel, 'utf8'), fault: cls.fault, ordered: cls.order !== 'none', sealer, buf: Buffer.allocUnsafe(SECTION_BYTES_INITIAL), offset: 0, count: 0, idleSeals: 0 };
     this.open.set(channel, sec);
     return sec;
   }
@@ -355,14 +374,16 @@ export class Publisher {
     const ranges: number[] = [];
     const sealers: (EventSealer | undefined)[] = [];
     let count = 0;
+    let orderedCount = 0;
     for (const s of secs) {
       o = writePublishSection(frame, o, s.channelBytes, s.count, s.offset);
       ranges.push(o, o + s.offset);
       sealers.push(s.sealer);
       o += s.buf.copy(frame, o, 0, s.offset);
       count += s.count;
+      if (s.ordered) orderedCount += s.count;
     }
-    return { seq: 0, fault, frame, ranges, sealers, count, acks: new Set<number>(), errors: new Map<number, FitError>() };
+    return { seq: 0, fault, frame, ranges, sealers, count, orderedCount, acks: new Set<number>(), errors: new Map<number, FitError>() };
   }
 
   private pump(): void {
@@ -435,6 +456,7 @@ export class Publisher {
       this.inflight.delete(b.seq);
       this.feeds.done(b);
       this.counters.acknowledged += b.count;
+      this.orderedUnacked -= b.orderedCount;
       this.pump();
       return this.wake();
     }
@@ -484,7 +506,7 @@ export class Publisher {
         (held
           ? 'they are connected but not reading: ' +
             (this.orderedUsed
-              ? 'on an ordered channel the events ahead of these in the order may take longer than that (at saturation every publisher\'s window waits in front of it: fitbroker status shows consensus pending and paused connections; publish at a rate the order sustains, or wait longer); '
+              ? 'on an ordered channel the events ahead of these in the order may take longer than that (at saturation every publisher\'s window waits in front of it: fitbroker status shows consensus pending and paused connections; publish at a rate the order sustains, wait longer, or lower limits.publishWindowOrderedEvents); '
               : '') +
             'on a channel with overflow: block a full subscriber queue holds its publishers until that console reads (fitbroker status shows BLOCKED), or the replicas are overloaded'
           : 'start the missing replicas (fitbroker up) or check the network'),

@@ -13,6 +13,13 @@ export const DEFAULT_LIMITS = {
   /** Publish batches a client keeps in flight before publish() waits (backpressure). */
   publishWindowBatches: 64,
   /**
+   * Events of ordered channels a client keeps unacknowledged before publish() waits: an
+   * ordered event is acknowledged once decided, and the order takes far fewer events a second
+   * than the window's batches hold, so without this bound a saturating publisher's queue in
+   * front of the order (and each event's wait in it) grows to the whole window.
+   */
+  publishWindowOrderedEvents: 2_048,
+  /**
    * A client sends a batch at most this often (urgent events and full batches go at once): at
    * a steady rate, fewer and larger frames; an event after a quiet spell leaves at once.
    */

@@ -187,11 +187,32 @@ describe('ordered channel: a publisher waiting on the order', { timeout: 60_000 
       await c.stop();
     }
   });
+
+  it('publish() says wait once publishWindowOrderedEvents events of ordered channels are unacknowledged, and unordered events do not count', async () => {
+    const WINDOW = 100;
+    const c = await startCluster({ channels: ['alerts'], clients, ordered: ['orders'], limits: { publishWindowOrderedEvents: WINDOW } });
+    try {
+      const pub = c.publisher('pub1');
+      for (const until = Date.now() + 10_000; pub.readyReplicas < 4 && Date.now() < until; ) await sleep(20);
+      // One synchronous turn: nothing can be acknowledged meanwhile.
+      const unordered = Array.from({ length: 3 * WINDOW }, (_, i) => pub.publish('alerts', `a${i}`));
+      assert.ok(unordered.every(Boolean), 'an unordered event counted against the ordered window');
+      const ordered = Array.from({ length: WINDOW }, (_, i) => pub.publish('orders', `o${i}`));
+      assert.equal(ordered.indexOf(false), WINDOW - 1, `room until the ${WINDOW}th ordered event: ${ordered.indexOf(false)}`);
+      await pub.drained(30_000);
+      assert.ok(pub.publish('alerts', 'after'), 'no room once the order acknowledged them');
+      await pub.flush(30_000);
+      assert.equal(pub.counters.acknowledged, 4 * WINDOW + 1);
+    } finally {
+      await c.stop();
+    }
+  });
 });
 
 describe('ordered channel: publishers faster than the order', { timeout: 120_000 }, () => {
   it('past consensusPendingMax and orderBacklogEventsMax, holds the publishers back (waiting for room, then by TCP), and fails none of them', async () => {
-    const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { consensusPendingMax: 64, orderBacklogEventsMax: 500 } });
+    // The publishers' own window of ordered events is lifted: what is tested is the replicas' bound on a publisher that does not keep one.
+    const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { consensusPendingMax: 64, orderBacklogEventsMax: 500, publishWindowOrderedEvents: 1_000_000 } });
     try {
       const got: Delivery = { seqs: [], contents: [], longestPauseMs: 0 };
       const sub = collect(c, 'siem1', 'orders', got);
