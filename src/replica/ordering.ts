@@ -135,9 +135,15 @@ export class Ordering implements StateMachine {
     const reqs: Req[] = [];
     const waiter: EventWaiter = { remaining: 0, done, submittedMs: performance.now() };
     for (const { channel, events } of sections) {
+      // A section's events are nearly always one process's: its name is hashed once, not per event.
+      let process: string | undefined;
+      let client = '';
       for (const e of events) {
         // The process (publisher id and epoch) by a 128-bit digest: every reference in a view change carries it.
-        const client = `${EVENT_PREFIX}${channel}/${sha256(e.process).slice(0, 32)}`;
+        if (e.process !== process) {
+          process = e.process;
+          client = `${EVENT_PREFIX}${channel}/${sha256(process).slice(0, 32)}`;
+        }
         if (this.driver.isDecided(client, e.seq)) continue;
         const key = `${client}#${e.seq}`;
         let set = this.eventWaiters.get(key);
