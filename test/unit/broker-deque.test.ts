@@ -1,6 +1,6 @@
-// The array-backed FIFO behind every output queue level (src/broker/deque.ts): it must behave
-// exactly like a plain array used as a queue, including across its periodic compaction, and
-// its binary search must agree with a linear scan.
+// The ring-backed FIFO behind every output queue level and voter (src/broker/deque.ts): it
+// must behave exactly like a plain array used as a queue, across the ring's wrap-around, its
+// growth and its shrinking, and its binary search must agree with a linear scan.
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -27,7 +27,7 @@ test('is first in, first out, and empty reads return undefined', () => {
   assert.equal(d.length, 0);
 });
 
-test('keeps its contents across compaction after many shifts', () => {
+test('keeps its contents across wrap-around and growth after many shifts', () => {
   const d = new Deque<number>();
   for (let i = 0; i < 5000; i++) d.push(i);
   for (let i = 0; i < 3000; i++) assert.equal(d.shift(), i);
@@ -38,11 +38,26 @@ test('keeps its contents across compaction after many shifts', () => {
   assert.equal(d.firstAfter(3999, key), 1000);
 });
 
-test('behaves like an array queue under random push, shift, insertSorted and clear', (t) => {
-  type Op = { k: 'push' } | { k: 'shift'; n: number } | { k: 'insert'; back: number } | { k: 'clear' };
+test('gives its memory back once drained, and not for a small queue', () => {
+  const d = new Deque<number>();
+  for (let i = 0; i < 100_000; i++) d.push(i);
+  assert.ok(d.capacity >= 100_000 && d.capacity < 2 * 131_072, `capacity ${d.capacity}`);
+  for (let i = 0; i < 99_990; i++) assert.equal(d.shift(), i);
+  assert.ok(d.capacity <= 1024, `a drained deque keeps ${d.capacity} slots`);
+  assert.deepEqual(contents(d), [99_990, 99_991, 99_992, 99_993, 99_994, 99_995, 99_996, 99_997, 99_998, 99_999]);
+  const small = new Deque<number>();
+  for (let i = 0; i < 1000; i++) small.push(i);
+  const cap = small.capacity;
+  for (let i = 0; i < 999; i++) small.shift();
+  assert.equal(small.capacity, cap, 'a small deque shrank: it would reallocate at every burst');
+});
+
+test('behaves like an array queue under random push, shift, pop, insertSorted and clear', (t) => {
+  type Op = { k: 'push' } | { k: 'shift'; n: number } | { k: 'pop'; n: number } | { k: 'insert'; back: number } | { k: 'clear' };
   const op: fc.Arbitrary<Op> = fc.oneof(
     { weight: 5, arbitrary: fc.constant({ k: 'push' as const }) },
     { weight: 3, arbitrary: fc.record({ k: fc.constant('shift' as const), n: fc.integer({ min: 1, max: 1500 }) }) },
+    { weight: 1, arbitrary: fc.record({ k: fc.constant('pop' as const), n: fc.integer({ min: 1, max: 1500 }) }) },
     { weight: 2, arbitrary: fc.record({ k: fc.constant('insert' as const), back: fc.nat(50) }) },
     { weight: 1, arbitrary: fc.constant({ k: 'clear' as const }) },
   );
@@ -55,7 +70,7 @@ test('behaves like an array queue under random push, shift, insertSorted and cle
       let next = 0;
       for (const o of ops) {
         if (o.k === 'push') {
-          // Pushes come in bursts so shifts can cross the 1024-item compaction threshold.
+          // Pushes come in bursts so the ring grows past the size where it may shrink again.
           const n = burst[next % Math.max(1, burst.length)] ?? 1;
           for (let i = 0; i < n; i++, next += 2) {
             d.push(next);
@@ -63,6 +78,8 @@ test('behaves like an array queue under random push, shift, insertSorted and cle
           }
         } else if (o.k === 'shift') {
           for (let i = 0; i < o.n; i++) assert.equal(d.shift(), model.shift());
+        } else if (o.k === 'pop') {
+          for (let i = 0; i < o.n; i++) assert.equal(d.pop(), model.pop());
         } else if (o.k === 'insert') {
           // An odd key between existing even keys, as detach re-inserts a returned entry.
           const k = Math.max(-1, next - 1 - 2 * o.back);
