@@ -120,3 +120,17 @@ test('bench refuses an unknown mode or peer with a clear error', () => {
     assert.match(r.stderr, want);
   }
 });
+
+test('bench/alloc.js names the functions a script allocates in, and says how to call it', { timeout: 60_000 }, () => {
+  const alloc = new URL('../../bench/alloc.js', import.meta.url).pathname;
+  const replicaPath = new URL('../../bench/replica-path.js', import.meta.url).pathname;
+  const r = spawnSync(process.execPath, [alloc, replicaPath, '--per-section', '4', '--rounds', '200', '--ack-lag', '100'], { encoding: 'utf8', timeout: 50_000 });
+  assert.equal(r.status, 0, r.stderr);
+  assert.match(r.stdout, /replica path, 4 event\(s\) per section, 100 unacknowledged per stream: \d+ ns CPU per event/);
+  assert.match(r.stdout, /allocated \(sampled\): \d+ MB/);
+  // The queue entries, made where the replica routes a section into its subscribers' queues.
+  assert.match(r.stdout, / MB {2}route broker\/service\.js:\d+/);
+  const usage = spawnSync(process.execPath, [alloc], { encoding: 'utf8' });
+  assert.equal(usage.status, 2);
+  assert.match(usage.stderr, /usage: node dist\/bench\/alloc\.js SCRIPT/);
+});
