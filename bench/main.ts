@@ -9,13 +9,13 @@ import { Progress } from './progress.js';
 import { runOnce, type RunResult } from './run.js';
 import { machine } from './machine.js';
 import { peerServers, PEER_NAMES } from './systems/servers.js';
-import { fitbrokerServer, type FitMode } from './systems/fitbroker.js';
+import { fitbrokerServer, type ChannelSettings, type FitMode } from './systems/fitbroker.js';
 import { printTable, writeFirstEventReport, writeReport, writeUrgentReport, type RunFailure } from './report.js';
 import { runUrgent, urgentSummary, type UrgentResult } from './urgent.js';
 import { firstEventSummary, runFirstEvent, type FirstEventResult } from './first-event.js';
 import type { ServerSide } from './systems/types.js';
 import { FAULT_KINDS, parseFault } from '../src/replica/index.js';
-import { DEFAULT_LIMITS, type Persist, type Protection } from '../src/core/index.js';
+import { DEFAULT_LIMITS, OVERFLOW_POLICIES, type OverflowPolicy, type Persist, type Protection } from '../src/core/index.js';
 
 const FULL_CHANNELS = [5, 10, 25, 50, 70, 90];
 
@@ -36,6 +36,7 @@ interface Flags {
   chart: boolean;
   fault: string[];
   limit: string[];
+  channelSetting: string[];
   crashRate: number;
   protection: string;
   persist: string;
@@ -48,6 +49,22 @@ interface Flags {
   firstEventBacklog: number;
   firstEventRounds: number;
   firstEventProtection: string;
+}
+
+/** --channel-setting KEY=VALUE, checked: a typo must not measure the defaults under another name. */
+function parseChannelSettings(specs: string[], fail: (message: string) => never): ChannelSettings {
+  const out: ChannelSettings = {};
+  for (const spec of specs) {
+    const [key = '', value = ''] = spec.split('=');
+    if (key === 'overflow') {
+      if (!(OVERFLOW_POLICIES as readonly string[]).includes(value)) fail(`"${spec}": overflow is one of ${OVERFLOW_POLICIES.join(', ')}`);
+      out.overflow = value as OverflowPolicy;
+    } else if (key === 'capacityEvents' || key === 'ttlMs') {
+      if (!/^[1-9]\d*$/.test(value)) fail(`"${spec}": ${key} is a positive whole number`);
+      out[key] = Number(value);
+    } else fail(`"${spec}" is not KEY=VALUE with KEY one of capacityEvents, ttlMs, overflow`);
+  }
+  return out;
 }
 
 function list(v: string): string[] {
@@ -97,6 +114,12 @@ async function main(): Promise<void> {
     .option('--first-event-rounds <n>', 'rounds of the first-event part, a new console each', positiveInt('--first-event-rounds'), 10)
     .option('--first-event-protection <level>', 'quality of protection of the first-event channel: si, ha, pks (what init makes by default), pke', 'pks')
     .option('--limit <KEY=VALUE>', 'a limit of the fitbroker clusters (repeatable; docs/limits.md), e.g. --limit pushLingerMs=5: what a setting costs or buys, beside a run without', (v: string, prev: string[]) => [...prev, v], [])
+    .option(
+      '--channel-setting <KEY=VALUE>',
+      'a setting of every fitbroker channel (repeatable): capacityEvents=N, ttlMs=N, overflow=drop-oldest|drop-newest|block (cft and bft runs; ordered channels are always drop-oldest), e.g. --channel-setting overflow=block --channel-setting capacityEvents=256: publishers held by full queues, beside a run without',
+      (v: string, prev: string[]) => [...prev, v],
+      [],
+    )
     .option('--fault <ID:KIND>', `fitbroker runs with replica ID faulty (repeatable; ${FAULT_KINDS.join(', ')}): throughput with a faulty replica, not only safety`, (v: string, prev: string[]) => [...prev, v], [])
     .parse();
   const o = program.opts<Flags>();
@@ -128,13 +151,14 @@ async function main(): Promise<void> {
     }
     limits[key] = Number(value);
   }
+  const channelSettings = parseChannelSettings(o.channelSetting, (m) => program.error(`--channel-setting: ${m}`));
   const levels = list(o.protection);
   for (const l of levels) if (!['si', 'ha', 'pks', 'pke'].includes(l)) program.error(`--protection: "${l}" is not one of si, ha, pks, pke`);
   if (!['si', 'ha', 'pks', 'pke'].includes(o.firstEventProtection)) program.error(`--first-event-protection: "${o.firstEventProtection}" is not one of si, ha, pks, pke`);
   const stores = list(o.persist);
   for (const p of stores) if (p !== 'memory' && p !== 'disk') program.error(`--persist: "${p}" is not one of memory, disk`);
   const systems: ServerSide[] = [];
-  for (const server of modes.flatMap((m) => levels.flatMap((l) => stores.map((p) => fitbrokerServer(m as FitMode, faults, l as Protection, o.tls, p as Persist, limits))))) {
+  for (const server of modes.flatMap((m) => levels.flatMap((l) => stores.map((p) => fitbrokerServer(m as FitMode, faults, l as Protection, o.tls, p as Persist, limits, channelSettings))))) {
     const why = await server.unavailable();
     if (why) process.stderr.write(`skipping ${server.label}: ${why}\n`);
     else systems.push(server);

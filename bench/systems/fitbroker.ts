@@ -5,7 +5,7 @@
 import { clientKeyPath, loadConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, queryStatus } from '../../src/client/index.js';
-import { publishQuorum, type FaultModel, type Limits, type Persist, type Protection } from '../../src/core/index.js';
+import { publishQuorum, type ChannelClass, type FaultModel, type Limits, type Persist, type Protection } from '../../src/core/index.js';
 import { startCluster } from '../../test/helpers/cluster.js';
 import { workerName, type ClientFactory, type ClientSide, type RunShape, type ServerHandle, type ServerSide } from './types.js';
 
@@ -17,12 +17,26 @@ const LABELS: Record<FitMode, string> = {
   'bft-ordered': 'fitbroker bft-ordered (n=4, f=1, order: channel)',
 };
 
+/** Settings of every channel of a run (--channel-setting), over what `init` writes. */
+export type ChannelSettings = Partial<Pick<ChannelClass, 'capacityEvents' | 'ttlMs' | 'overflow'>>;
+
 /** The channel class a mode runs: bft-ordered is bft with every channel ordered by consensus. */
 const faultOf = (mode: string): FaultModel => (mode === 'cft' ? 'cft' : 'bft');
 
-export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> = {}, protection: Protection = 'si', tls = false, persist: Persist = 'memory', limits: Partial<Limits> = {}): ServerSide {
+export function fitbrokerServer(
+  mode: FitMode,
+  faults: Record<number, string[]> = {},
+  protection: Protection = 'si',
+  tls = false,
+  persist: Persist = 'memory',
+  limits: Partial<Limits> = {},
+  channelSettings: ChannelSettings = {},
+): ServerSide {
   const faulty = Object.entries(faults).map(([id, kinds]) => `replica ${id} ${kinds.join('+')}`);
-  const tuned = Object.entries(limits).map(([k, v]) => `${k}=${v}`);
+  // An ordered channel is always drop-oldest (config load refuses anything else).
+  const { overflow: _ordered, ...unordered } = channelSettings;
+  const settings: ChannelSettings = mode === 'bft-ordered' ? unordered : channelSettings;
+  const tuned = [...Object.entries(limits), ...Object.entries(settings)].map(([k, v]) => `${k}=${v}`);
   return {
     system: 'fitbroker',
     mode,
@@ -50,6 +64,7 @@ export function fitbrokerServer(mode: FitMode, faults: Record<number, string[]> 
         persist,
         // In cluster.yaml, so the workers' clients use them too (publishLingerMs, …).
         limits,
+        channelSettings: Object.fromEntries(shape.channels.map((c) => [c, settings])),
         // The workers load the config from the cluster dir: with its tls: section they dial TLS.
         tls,
         // e.g. FIT_BENCH_REPLICA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/performance.md)

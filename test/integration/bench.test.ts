@@ -110,10 +110,29 @@ test('bench --first-event alone writes the first-event part in the documented sh
   }
 });
 
+test('bench --channel-setting runs every channel with it, says so in the label, and still delivers everything (overflow: block)', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-bench-'));
+  try {
+    const out = join(dir, 'r.json');
+    const settings = ['--channel-setting', 'overflow=block', '--channel-setting', 'capacityEvents=16'];
+    const args = [BENCH, '--quick', '--mode', 'bft', '--channels', '3', '--events', '3000', '--rate', '0', '--peers', 'none', '--no-save', '--out', out, ...settings];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 110_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const [run] = (JSON.parse(readFileSync(out, 'utf8')) as { runs: { label: string; delivered: number[] }[] }).runs;
+    assert.equal(run!.label, 'fitbroker bft (n=4, f=1) (overflow=block, capacityEvents=16)');
+    assert.deepEqual(run!.delivered, [3000, 3000], 'a full queue holds the publishers; it drops nothing');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('bench refuses an unknown mode or peer with a clear error', () => {
   for (const [flag, value, want] of [
     ['--mode', 'fast', /--mode: "fast" is not a fitbroker mode; use cft, bft or bft-ordered/],
     ['--peers', 'kafka', /--peers: "kafka" is not one of nats, nats-jetstream/],
+    ['--channel-setting', 'overflow=blok', /--channel-setting: "overflow=blok": overflow is one of drop-oldest, drop-newest, block/],
+    ['--channel-setting', 'capacity=3', /--channel-setting: "capacity=3" is not KEY=VALUE with KEY one of capacityEvents, ttlMs, overflow/],
+    ['--channel-setting', 'capacityEvents=0', /--channel-setting: "capacityEvents=0": capacityEvents is a positive whole number/],
   ] as const) {
     const r = spawnSync(process.execPath, [BENCH, flag, value, '--no-save'], { encoding: 'utf8', timeout: 30_000 });
     assert.notEqual(r.status, 0);
