@@ -4,8 +4,11 @@
 //   connection, is ordered, and is executed at its place in the order (src/broker/control.ts);
 //   the replica then answers every connection that asked for it with where it was decided;
 // - events of ordered channels: each replica submits what its publishers sent it, consensus
-//   orders them (by reference, once f+1 replicas attest holding a body), and each decided event
-//   is numbered and logged for the channel's subscribers (BrokerService.placeOrdered).
+//   orders them (by reference, once f+1 replicas attest holding a body), a run of a publish
+//   section as one request (order-requests.ts), and each decided event is numbered and logged
+//   for the channel's subscribers (BrokerService.placeOrdered), once: a faulty publisher's
+//   overlapping sections are both decided, and the events of the later one that the earlier
+//   one decided are skipped.
 //
 // With a journal (DIR/data/replica-N/consensus), the protocol writes ahead, and nothing leaves
 // this replica before the decision behind it is on disk: execute() changes the state at once
@@ -19,12 +22,14 @@ import type { Logger } from 'pino';
 import { FitError } from '../core/index.js';
 import { controlClient, signedControlSchema } from '../codec/index.js';
 import { controlSnapshot, executeControl, restoreControl, type BrokerService, type ClientSnapshot, type ControlOutcome, type UnorderedEvent } from '../broker/index.js';
-import { ConsensusDriver, sha256, type Decision, type DriverStatus, type JournalStore, type Req, type StateMachine } from '../consensus/index.js';
+import { ConsensusDriver, ExecutedRequests, type ConsensusMessage, type Decision, type DriverStatus, type JournalStore, type Req, type StateMachine } from '../consensus/index.js';
+import { RecordCursor } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import type { TlsIdentity } from '../protection/index.js';
 import { Deque } from '../broker/index.js';
 import { PeerLinks } from './peers.js';
 import { LeaderWatch } from './leader-watch.js';
+import { channelOfEventClient, sectionRequests } from './order-requests.js';
 import type { Peer } from './server.js';
 
 export interface OrderingOptions {
@@ -45,12 +50,20 @@ export interface OrderingOptions {
   refuse(peer: Peer, seq: number, err: FitError): void;
   /** How long one publish frame's events waited to be ordered (submitted to last decided), for metrics. */
   ordered?(ms: number): void;
+  /** Test-only: the links to the other replicas, instead of TCP ones (an in-memory network). */
+  links?: OrderingLinks;
 }
 
-/** The ordering protocol's client name for a publishing process's events on a channel: ev/CHANNEL/PROCESS. */
-const EVENT_PREFIX = 'ev/';
+/** What the ordering protocol sends through to the other replicas (PeerLinks). */
+export interface OrderingLinks {
+  start(): void;
+  stop(): void;
+  send(to: number | 'all', msg: ConsensusMessage): void;
+  readonly connected: number[];
+  readonly dropped: number;
+}
 
-/** A publish frame waiting for its ordered events; `notHeld`: one of them is not on this replica's disk. */
+/** A publish frame waiting for its ordered events' requests; `notHeld`: one of them is not on this replica's disk. */
 interface EventWaiter {
   remaining: number;
   done: (err?: FitError) => void;
@@ -70,10 +83,12 @@ interface Decided {
 interface AppSnapshot {
   clients: ClientSnapshot[];
   order: ReturnType<BrokerService['sequencer']['snapshot']>;
+  /** The events executed, by (process, seq): absent in snapshots from before requests held runs of events. */
+  events?: string;
 }
 
 export class Ordering implements StateMachine {
-  private readonly links: PeerLinks;
+  private readonly links: OrderingLinks;
   private readonly driver: ConsensusDriver;
   /** Connections waiting for a change to be decided, by the change's client#seq. */
   private readonly waiting = new Map<string, { peer: Peer; seq: number }[]>();
@@ -89,8 +104,20 @@ export class Ordering implements StateMachine {
   /** Decided requests of a kind this build does not order (a newer replica's). */
   private unknownDecided = 0;
   private eventsOrdered = 0;
-  /** Publish frames waiting for their ordered events to be decided, by event (client#seq). */
+  /** Event requests executed: eventsOrdered / requestsOrdered is how many events a request carried. */
+  private requestsOrdered = 0;
+  /** Events of decided requests skipped as decided before: a faulty publisher's overlapping sections. */
+  private eventsDecidedTwice = 0;
+  /**
+   * The events executed, by (process, seq), per event request client; part of the snapshot.
+   * The protocol's own record is by request (first seq), which overlapping sections defeat.
+   */
+  private readonly executedEvents: ExecutedRequests;
+  /** Publish frames waiting for their ordered events to be decided, by request (client#seq). */
   private readonly eventWaiters = new Map<string, Set<EventWaiter>>();
+  /** Events in each deferred request, for status. */
+  private readonly deferredEvents = new WeakMap<Req, number>();
+  private deferredEventCount = 0;
   /**
    * Events waiting for room in the order (consensusPendingMax), oldest first: submitted as
    * decisions make room. Their frames stay unacknowledged meanwhile, which is what holds the
@@ -104,7 +131,8 @@ export class Ordering implements StateMachine {
 
   constructor(private readonly o: OrderingOptions) {
     const { config } = o;
-    this.links = new PeerLinks(config, o.id, o.privateKey, o.slowOrderMs, o.tls);
+    this.links = o.links ?? new PeerLinks(config, o.id, o.privateKey, o.slowOrderMs, o.tls);
+    this.executedEvents = new ExecutedRequests(config.limits.dedupeStreamsMax);
     this.driver = new ConsensusDriver({
       id: o.id,
       n: config.replicas.length,
@@ -135,31 +163,37 @@ export class Ordering implements StateMachine {
     const reqs: Req[] = [];
     const waiter: EventWaiter = { remaining: 0, done, submittedMs: performance.now() };
     for (const { channel, events } of sections) {
-      // A section's events are nearly always one process's: its name is hashed once, not per event.
-      let process: string | undefined;
-      let client = '';
-      for (const e of events) {
-        // The process (publisher id and epoch) by a 128-bit digest: every reference in a view change carries it.
-        if (e.process !== process) {
-          process = e.process;
-          client = `${EVENT_PREFIX}${channel}/${sha256(process).slice(0, 32)}`;
-        }
-        if (this.driver.isDecided(client, e.seq)) continue;
-        const key = `${client}#${e.seq}`;
+      for (const { req, events: count } of sectionRequests(channel, events)) {
+        // Resent after it was decided (a reconnect): the whole request, never part of it, or
+        // this replica would attest a body no other replica holds.
+        if (this.driver.isDecided(req.client, req.seq)) continue;
+        const key = `${req.client}#${req.seq}`;
         let set = this.eventWaiters.get(key);
         if (!set) this.eventWaiters.set(key, (set = new Set()));
         set.add(waiter);
         waiter.remaining++;
-        reqs.push({ client, seq: e.seq, payload: e.record.toString('base64'), ...(e.urgent ? { urgent: true } : {}) });
+        this.deferredEvents.set(req, count);
+        reqs.push(req);
       }
     }
     if (waiter.remaining === 0) return done();
     // Behind events already waiting for room, so a publisher's events keep their order.
-    const before = this.deferred.length;
-    if (before > 0) for (const r of reqs) this.deferred.push(r);
-    else for (const r of this.driver.submit(reqs)) this.deferred.push(r);
-    this.deferredTotal += this.deferred.length - before;
+    if (this.deferred.length > 0) for (const r of reqs) this.defer(r);
+    else for (const r of this.driver.submit(reqs)) this.defer(r);
     this.scheduleDrain();
+  }
+
+  private defer(r: Req): void {
+    const events = this.deferredEvents.get(r) ?? 1;
+    this.deferred.push(r);
+    this.deferredEventCount += events;
+    this.deferredTotal += events;
+  }
+
+  private undefer(): Req {
+    const r = this.deferred.shift()!;
+    this.deferredEventCount -= this.deferredEvents.get(r) ?? 1;
+    return r;
   }
 
   /** Deferred events are submitted once the current call (perhaps the protocol's own) returns. */
@@ -176,16 +210,16 @@ export class Ordering implements StateMachine {
     let room = this.driver.room;
     for (let r = this.deferred.peek(); r; r = this.deferred.peek()) {
       // Decided meanwhile (the others ordered it and this replica executed it): nothing to submit.
-      if (this.driver.isDecided(r.client, r.seq)) this.deferred.shift();
-      else if (room-- > 0) batch.push(this.deferred.shift()!);
+      if (this.driver.isDecided(r.client, r.seq)) this.undefer();
+      else if (room-- > 0) batch.push(this.undefer());
       else break;
     }
     if (batch.length === 0) return;
     // Within the room just read, nothing is refused; should something be, it waits again.
-    for (const r of this.driver.submit(batch)) this.deferred.push(r);
+    for (const r of this.driver.submit(batch)) this.defer(r);
   }
 
-  /** An event was decided: frames waiting for it are one closer to their acknowledgement. */
+  /** An event request was decided: frames waiting for it are one closer to their acknowledgement. */
   private released(client: string, seq: number, notHeld?: FitError): void {
     const key = `${client}#${seq}`;
     const set = this.eventWaiters.get(key);
@@ -267,11 +301,24 @@ export class Ordering implements StateMachine {
     this.driver.receive(from, value);
   }
 
-  status(): DriverStatus & { eventsDeferred: number; eventsDeferredTotal: number; peersConnected: number[]; linkDrops: number; controlApplied: number; controlRefused: number; unknownDecided: number; eventsOrdered: number } {
+  status(): DriverStatus & {
+    eventsDeferred: number;
+    eventsDeferredTotal: number;
+    peersConnected: number[];
+    linkDrops: number;
+    controlApplied: number;
+    controlRefused: number;
+    unknownDecided: number;
+    eventsOrdered: number;
+    requestsOrdered: number;
+    eventsDecidedTwice: number;
+  } {
     return {
       ...this.driver.status,
       eventsOrdered: this.eventsOrdered,
-      eventsDeferred: this.deferred.length,
+      requestsOrdered: this.requestsOrdered,
+      eventsDecidedTwice: this.eventsDecidedTwice,
+      eventsDeferred: this.deferredEventCount,
       eventsDeferredTotal: this.deferredTotal,
       peersConnected: this.links.connected,
       linkDrops: this.links.dropped,
@@ -304,7 +351,7 @@ export class Ordering implements StateMachine {
   }
 
   snapshot(): string {
-    return JSON.stringify({ clients: controlSnapshot(this.o.service.controlTable), order: this.o.service.sequencer.snapshot() } satisfies AppSnapshot);
+    return JSON.stringify({ clients: controlSnapshot(this.o.service.controlTable), order: this.o.service.sequencer.snapshot(), events: this.executedEvents.encode('') } satisfies AppSnapshot);
   }
 
   /**
@@ -317,6 +364,10 @@ export class Ordering implements StateMachine {
       // The order first: a reader the table adds starts at the snapshot's end, not before it.
       this.o.service.sequencer.restore(s.order, this.recovering);
       restoreControl(this.o.service, s.clients);
+      const events = s.events === undefined ? new ExecutedRequests().encode('') : s.events;
+      const decoded = this.executedEvents.decode(events);
+      if (!decoded) throw new Error('its executed events do not parse');
+      decoded.load();
     } catch (e) {
       // 2f+1 replicas signed this state and it cannot be installed here: half installed, this
       // replica would serve a state nobody agreed on. Stop (fail-stop) and say why.
@@ -340,7 +391,7 @@ export class Ordering implements StateMachine {
       const at = key.lastIndexOf('#');
       const client = key.slice(0, at);
       if (!this.driver.isDecided(client, Number(key.slice(at + 1)))) continue;
-      const channel = client.slice(EVENT_PREFIX.length, client.lastIndexOf('/'));
+      const channel = channelOfEventClient(client)!;
       this.released(client, Number(key.slice(at + 1)), this.o.service.sequencer.onDisk(channel) ? notHeld : undefined);
     }
     for (const [key, list] of this.waiting) {
@@ -359,7 +410,7 @@ export class Ordering implements StateMachine {
   private durable(decided: readonly Decision[], installed: number | undefined): void {
     for (const d of decided) {
       for (const req of d.requests) {
-        if (req.client.startsWith(EVENT_PREFIX)) {
+        if (channelOfEventClient(req.client) !== undefined) {
           this.released(req.client, req.seq);
           continue;
         }
@@ -380,13 +431,10 @@ export class Ordering implements StateMachine {
     // Decisions make room.
     this.scheduleDrain();
     for (const req of d.requests) {
-      if (req.client.startsWith(EVENT_PREFIX)) {
-        const channel = req.client.slice(EVENT_PREFIX.length, req.client.lastIndexOf('/'));
-        if (this.o.service.sequencer.log(channel)) {
-          this.o.service.placeOrdered(channel, Buffer.from(req.payload, 'base64'));
-          this.eventsOrdered++;
-          continue;
-        }
+      const channel = channelOfEventClient(req.client);
+      if (channel !== undefined && this.o.service.sequencer.log(channel)) {
+        this.executeEvents(channel, req);
+        continue;
       }
       if (!req.client.startsWith('control/')) {
         this.unknownDecided++;
@@ -404,6 +452,30 @@ export class Ordering implements StateMachine {
         this.o.logger.info({ seq: d.seq, admin: outcome.admin, op: outcome.op }, this.recovering ? 'control change replayed from the journal' : 'control change applied');
       }
       this.undurable.set(`${req.client}#${req.seq}`, decided);
+    }
+  }
+
+  /**
+   * Places a decided request's events, each at most once: the same at every correct replica,
+   * since each skips by what the decisions before this one placed. A body a correct replica
+   * formed always parses; one that does not is placed up to where it stops, the same everywhere.
+   */
+  private executeEvents(channel: string, req: Req): void {
+    this.requestsOrdered++;
+    const body = Buffer.from(req.payload, 'base64');
+    const cursor = new RecordCursor(body, 0, Infinity);
+    try {
+      while (cursor.next()) {
+        if (this.executedEvents.has(req.client, cursor.seq)) {
+          this.eventsDecidedTwice++;
+          continue;
+        }
+        this.executedEvents.add(req.client, cursor.seq);
+        this.o.service.placeOrdered(channel, body.subarray(cursor.start, cursor.end));
+        this.eventsOrdered++;
+      }
+    } catch (e) {
+      this.o.logger.warn({ client: req.client, seq: req.seq, err: (e as Error).message }, 'a decided event request does not parse past this point; its remaining records were not placed');
     }
   }
 

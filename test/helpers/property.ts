@@ -29,12 +29,21 @@ const shellQuote = (s: string): string => `'${s.replace(/'/g, `'\\''`)}'`;
  */
 export function assertProperty<Ts extends [unknown, ...unknown[]]>(t: TestContext, testFileUrl: string, property: fc.IProperty<Ts>, params: fc.Parameters<Ts> = {}): void {
   const details = fc.check(property, { ...params, ...fromEnv() });
-  if (!details.failed) return;
+  if (details.failed) throw replayable(t, testFileUrl, details);
+}
+
+/** assertProperty() for an fc.asyncProperty: cases that run real timers and I/O. */
+export async function assertAsyncProperty<Ts extends [unknown, ...unknown[]]>(t: TestContext, testFileUrl: string, property: fc.IAsyncProperty<Ts>, params: fc.Parameters<Ts> = {}): Promise<void> {
+  const details = await fc.check(property, { ...params, ...fromEnv() });
+  if (details.failed) throw replayable(t, testFileUrl, details);
+}
+
+function replayable<Ts>(t: TestContext, testFileUrl: string, details: fc.RunDetails<Ts>): Error {
   const file = relative(ROOT, fileURLToPath(testFileUrl));
   const pattern = shellQuote(`^${regexEscape(t.name)}$`);
   const replay = `FC_SEED=${details.seed} FC_PATH=${details.counterexamplePath ?? ''} node --test --test-name-pattern=${pattern} ${file}`;
   const cause = details.errorInstance instanceof Error ? details.errorInstance.message : String(details.errorInstance);
-  throw new Error(
+  return new Error(
     `${fc.defaultReportMessage(details) ?? 'property failed'}\nfailed with: ${cause}\n\n` +
       `replay this case (after npx tsc -p .):\n  ${replay}\n` +
       `or rerun the whole search from its seed: FC_SEED=${details.seed} node --test ${file}`,

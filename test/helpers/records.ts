@@ -2,6 +2,7 @@
 // exercise the same bytes a publisher sends.
 
 import { ContentType, type Priority } from '../../src/core/index.js';
+import type { UnorderedEvent } from '../../src/broker/index.js';
 import {
   decodePublish,
   publishHeaderBytes,
@@ -14,6 +15,7 @@ import {
   EPOCH_BYTES,
   PUBLISH_FIXED_BYTES,
   PUBLISH_SEQ_AT,
+  RecordCursor,
   type PublishSection,
 } from '../../src/codec/index.js';
 
@@ -80,4 +82,12 @@ export function multiPublishFrame(sections: { channel: string; records: Buffer[]
 export function publishBody(channel: string, records: Buffer[], count = records.length): { body: Buffer; sections: PublishSection[] } {
   const body = publishFrame(channel, records, 1, count).subarray(4);
   return { body, sections: decodePublish(body).sections };
+}
+
+/** An event as BrokerService.toOrder hands it over: the record, its process in hex, its seq. */
+export function orderedEvent(seq: number, o: { epoch?: Buffer; priority?: Priority; content?: string | Buffer } = {}): UnorderedEvent {
+  const record = makeRecord({ publisher: 'pub1', epoch: o.epoch ?? EPOCH_A, seq, priority: o.priority ?? 0, content: o.content ?? `e${seq}` });
+  const cursor = new RecordCursor(record, 0, Infinity);
+  cursor.next();
+  return { record, process: record.toString('hex', cursor.streamFrom, cursor.streamTo), seq, urgent: (o.priority ?? 0) === 3 };
 }

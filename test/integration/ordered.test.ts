@@ -212,7 +212,7 @@ describe('ordered channel: a publisher waiting on the order', { timeout: 60_000 
 describe('ordered channel: publishers faster than the order', { timeout: 120_000 }, () => {
   it('past consensusPendingMax and orderBacklogEventsMax, holds the publishers back (waiting for room, then by TCP), and fails none of them', async () => {
     // The publishers' own window of ordered events is lifted: what is tested is the replicas' bound on a publisher that does not keep one.
-    const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { consensusPendingMax: 64, orderBacklogEventsMax: 500, publishWindowOrderedEvents: 1_000_000 } });
+    const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { consensusPendingMax: 4, orderBacklogEventsMax: 500, publishWindowOrderedEvents: 1_000_000 } });
     try {
       const got: Delivery = { seqs: [], contents: [], longestPauseMs: 0 };
       const sub = collect(c, 'siem1', 'orders', got);
