@@ -29,6 +29,8 @@ export interface OrderingSnapshot {
   pending: number;
   refused: number;
   eventsOrdered: number;
+  requestsOrdered: number;
+  eventsDecidedTwice: number;
   eventsDeferred: number;
   linkDrops: number;
   malformed: number;
@@ -208,6 +210,8 @@ export class ReplicaMetrics {
     this.gauge('consensus_paused_connections', 'Publisher connections not read now because their events waiting for the order passed orderBacklogEventsMax', [], o((c) => c.pausedConnections));
     this.counter('consensus_leader_changes_total', 'Leader changes (views entered after view 0) this replica took part in', [], o((c) => c.viewsEntered));
     this.counter('consensus_events_ordered_total', 'Events of ordered channels decided and logged', [], o((c) => c.eventsOrdered));
+    this.counter('consensus_event_requests_total', 'Consensus requests that carried ordered events (runs of a publish section): events ordered / requests is the events per request', [], o((c) => c.requestsOrdered));
+    this.counter('consensus_events_decided_twice_total', 'Events of decided requests not placed again: a faulty publisher sent overlapping sections', [], o((c) => c.eventsDecidedTwice));
     this.counter('consensus_refused_total', 'Times a request found no room under consensusPendingMax', [], o((c) => c.refused));
     this.counter('consensus_link_drops_total', 'Protocol messages to a replica that was down or not keeping up (the protocol resends)', [], o((c) => c.linkDrops));
     this.counter('consensus_malformed_total', 'Protocol messages from another replica that did not parse', [], o((c) => c.malformed));
