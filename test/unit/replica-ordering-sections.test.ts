@@ -114,6 +114,21 @@ async function settled(replicas: Replica[], timeoutMs = 20_000): Promise<void> {
   throw new Error(`the replicas did not settle in ${timeoutMs} ms: ${last}`);
 }
 
+/** The log every replica holds, after checking that they all hold the same one. */
+function agreedLog(replicas: Replica[], context = ''): Buffer[] {
+  const logs = replicas.map(logOf);
+  for (const log of logs) assert.deepEqual(log, logs[0], `the replicas placed the events differently${context}`);
+  return logs[0]!;
+}
+
+/** Each replica's [event requests executed, events placed, events decided twice, publishes acknowledged]. */
+function assertCounts(replicas: Replica[], expected: [number, number, number, number]): void {
+  for (const r of replicas) {
+    const s = r.ordering.status();
+    assert.deepEqual([s.requestsOrdered, s.eventsOrdered, s.eventsDecidedTwice, r.acks], expected);
+  }
+}
+
 const range = (from: number, to: number): UnorderedEvent[] => Array.from({ length: to - from + 1 }, (_, i) => orderedEvent(from + i));
 
 test('a correct publisher: one request per section, and the same log at every replica', async () => {
@@ -122,13 +137,8 @@ test('a correct publisher: one request per section, and the same log at every re
     const frames = [range(1, 10), range(11, 20), range(21, 30)];
     for (const events of frames) for (const r of c.replicas) publishTo(r, events);
     await settled(c.replicas);
-    const logs = c.replicas.map(logOf);
-    for (const log of logs) assert.deepEqual(log, logs[0], 'the replicas placed the events differently');
-    assert.deepEqual([...publisherSeqs(logs[0]!)].sort((a, b) => a - b), [...Array(30).keys()].map((i) => i + 1));
-    for (const r of c.replicas) {
-      const s = r.ordering.status();
-      assert.deepEqual([s.requestsOrdered, s.eventsOrdered, s.eventsDecidedTwice, r.acks], [3, 30, 0, 3]);
-    }
+    assert.deepEqual([...publisherSeqs(agreedLog(c.replicas))].sort((a, b) => a - b), [...Array(30).keys()].map((i) => i + 1));
+    assertCounts(c.replicas, [3, 30, 0, 3]);
     // Resent (a reconnect) after it was decided: acknowledged at once, nothing ordered again.
     const r0 = c.replicas[0]!;
     publishTo(r0, frames[1]!);
@@ -147,13 +157,8 @@ test('a faulty publisher cutting overlapping sections for different replicas: ev
     for (const r of [a, b]) publishTo(r, range(1, 12));
     for (const r of [d, e]) publishTo(r, range(5, 16));
     await settled(c.replicas);
-    const logs = c.replicas.map(logOf);
-    for (const log of logs) assert.deepEqual(log, logs[0], 'the replicas placed the events differently');
-    assert.deepEqual([...publisherSeqs(logs[0]!)].sort((x, y) => x - y), [...Array(16).keys()].map((i) => i + 1));
-    for (const r of c.replicas) {
-      const s = r.ordering.status();
-      assert.deepEqual([s.requestsOrdered, s.eventsOrdered, s.eventsDecidedTwice, r.acks], [2, 16, 8, 1]);
-    }
+    assert.deepEqual([...publisherSeqs(agreedLog(c.replicas))].sort((x, y) => x - y), [...Array(16).keys()].map((i) => i + 1));
+    assertCounts(c.replicas, [2, 16, 8, 1]);
   } finally {
     c.stop();
   }
@@ -237,9 +242,7 @@ test('property: however a faulty publisher cuts and withholds sections per repli
           }
         });
         await settled(c.replicas);
-        const logs = c.replicas.map(logOf);
-        for (const log of logs) assert.deepEqual(log, logs[0], `the replicas placed the events differently: ${JSON.stringify(logs.map(publisherSeqs))} ${JSON.stringify(c.replicas.map((r) => r.ordering.status()).map((s) => [s.lastDecided, s.view, s.pending, s.requestsOrdered]))} ${JSON.stringify(perReplica)}`);
-        const placed = publisherSeqs(logs[0]!);
+        const placed = publisherSeqs(agreedLog(c.replicas, `: ${JSON.stringify(c.replicas.map((r) => publisherSeqs(logOf(r))))} ${JSON.stringify(perReplica)}`));
         assert.equal(new Set(placed).size, placed.length, `an event placed twice: ${placed.join(',')}`);
         // Liveness: a request f+1 replicas hold, with no other body under its (client, seq), is decided.
         for (const versions of held.values()) {
