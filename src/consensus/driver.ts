@@ -14,7 +14,7 @@ import type { Limits } from '../core/index.js';
 import { signBytes, verifyBytes } from '../protection/index.js';
 import { FitError } from '../core/index.js';
 import { ConsensusReplica, type ConsensusOptions, type ConsensusStatus, type Output } from './replica.js';
-import type { Decision, StateMachine } from './state.js';
+import type { Decision, ExecutedRequests, StateMachine } from './state.js';
 import type { JournalStore } from './journal.js';
 import type { ConsensusMessage, Req, Signer } from './messages.js';
 import { parseConsensusMessage } from './wire.js';
@@ -158,6 +158,11 @@ export class ConsensusDriver {
 
   isDecided(client: string, seq: number): boolean {
     return this.core.isDecided(client, seq);
+  }
+
+  /** Makes `into` the protocol's record of decided seqs for the clients whose name starts with `prefix` (copies). */
+  copyDecided(into: ExecutedRequests, prefix: string): void {
+    this.core.copyDecided(into, prefix);
   }
 
   /** Submits requests to be ordered; returns the ones refused for want of room (see room). */

@@ -27,7 +27,7 @@ import { onTick } from './timers.js';
 import { recover } from './recovery.js';
 import { Core } from './core.js';
 import type { ConsensusMessage, Req, Signer } from './messages.js';
-import type { StateMachine } from './state.js';
+import type { ExecutedRequests, StateMachine } from './state.js';
 import type { StoredEntry } from './journal.js';
 import type { ConsensusOptions, ConsensusStatus, Output } from './replica-api.js';
 
@@ -129,6 +129,11 @@ export class ConsensusReplica {
   /** Whether (client, seq) was decided here already (as far as clientsMax remembers). */
   isDecided(client: string, seq: number): boolean {
     return this.r.wasDecided({ client, seq });
+  }
+
+  /** Makes `into` this replica's record of decided seqs for the clients whose name starts with `prefix` (copies). */
+  copyDecided(into: ExecutedRequests, prefix: string): void {
+    this.r.executed.copyTo(into, prefix);
   }
 
   /**

@@ -63,6 +63,10 @@ class DecidedSeqs {
   encode(): [number, number[]] {
     return [this.low, [...this.above].sort((a, b) => a - b)];
   }
+
+  clone(): DecidedSeqs {
+    return new DecidedSeqs(this.low, new Set(this.above));
+  }
 }
 
 type Encoded = { v: 1; decided: [string, number, number[]][]; app: string };
@@ -89,6 +93,12 @@ export class ExecutedRequests {
     this.byClient.set(client, d);
     if (this.byClient.size > this.clientsMax) this.byClient.delete(this.byClient.keys().next().value!);
     d.add(seq);
+  }
+
+  /** Makes `into` hold this record's clients whose name starts with `prefix`, in the same order of recency (copies). */
+  copyTo(into: ExecutedRequests, prefix: string): void {
+    into.byClient.clear();
+    for (const [client, d] of this.byClient) if (client.startsWith(prefix)) into.byClient.set(client, d.clone());
   }
 
   /** This state and the application's, as one canonical string. */

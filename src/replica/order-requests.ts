@@ -14,8 +14,15 @@
 import type { UnorderedEvent } from '../broker/index.js';
 import { sha256, type Req } from '../consensus/index.js';
 
-/** The protocol's client name for a publishing process's events on a channel: ev/CHANNEL/PROCESS. */
+/**
+ * The protocol's client names for a publishing process's events on a channel: evs/CHANNEL/PROCESS
+ * for a run of a section, ev/CHANNEL/PROCESS for the one-event requests of replicas before
+ * runs (still executed from their journals). Apart, so that a one-event request decided before
+ * an upgrade never makes a run with the same first seq look decided; and the events placed are
+ * remembered under the ev/ name, whichever request placed them.
+ */
 export const EVENT_PREFIX = 'ev/';
+export const SECTION_PREFIX = 'evs/';
 
 /**
  * A request ends after this many events, or before a record that would take its records past
@@ -33,12 +40,18 @@ export interface EventRequest {
 
 /** The process (publisher id and epoch) by a 128-bit digest: every reference in a view change carries it. */
 export function eventClient(channel: string, process: string): string {
-  return `${EVENT_PREFIX}${channel}/${sha256(process).slice(0, 32)}`;
+  return `${SECTION_PREFIX}${channel}/${sha256(process).slice(0, 32)}`;
 }
 
-/** The channel of an event request's client name, or undefined for another kind of request. */
+/** The channel of an event request's client name (a run's or a one-event request's), or undefined for another kind of request. */
 export function channelOfEventClient(client: string): string | undefined {
-  return client.startsWith(EVENT_PREFIX) ? client.slice(EVENT_PREFIX.length, client.lastIndexOf('/')) : undefined;
+  const prefix = client.startsWith(SECTION_PREFIX) ? SECTION_PREFIX : client.startsWith(EVENT_PREFIX) ? EVENT_PREFIX : undefined;
+  return prefix === undefined ? undefined : client.slice(prefix.length, client.lastIndexOf('/'));
+}
+
+/** The name the events an event request placed are remembered under: its process's, ev/CHANNEL/PROCESS. */
+export function placedEventsKey(client: string): string {
+  return client.startsWith(SECTION_PREFIX) ? EVENT_PREFIX + client.slice(SECTION_PREFIX.length) : client;
 }
 
 /**

@@ -29,7 +29,7 @@ import type { TlsIdentity } from '../protection/index.js';
 import { Deque } from '../broker/index.js';
 import { PeerLinks } from './peers.js';
 import { LeaderWatch } from './leader-watch.js';
-import { channelOfEventClient, sectionRequests } from './order-requests.js';
+import { channelOfEventClient, EVENT_PREFIX, placedEventsKey, sectionRequests } from './order-requests.js';
 import type { Peer } from './server.js';
 
 export interface OrderingOptions {
@@ -364,10 +364,15 @@ export class Ordering implements StateMachine {
       // The order first: a reader the table adds starts at the snapshot's end, not before it.
       this.o.service.sequencer.restore(s.order, this.recovering);
       restoreControl(this.o.service, s.clients);
-      const events = s.events === undefined ? new ExecutedRequests().encode('') : s.events;
-      const decoded = this.executedEvents.decode(events);
-      if (!decoded) throw new Error('its executed events do not parse');
-      decoded.load();
+      if (s.events === undefined) {
+        // A snapshot from before runs: every event request was one event, so the protocol's
+        // own record of them (loaded before this, the same at every replica) is what was placed.
+        this.driver.copyDecided(this.executedEvents, EVENT_PREFIX);
+      } else {
+        const decoded = this.executedEvents.decode(s.events);
+        if (!decoded) throw new Error('its executed events do not parse');
+        decoded.load();
+      }
     } catch (e) {
       // 2f+1 replicas signed this state and it cannot be installed here: half installed, this
       // replica would serve a state nobody agreed on. Stop (fail-stop) and say why.
@@ -458,24 +463,29 @@ export class Ordering implements StateMachine {
   /**
    * Places a decided request's events, each at most once: the same at every correct replica,
    * since each skips by what the decisions before this one placed. A body a correct replica
-   * formed always parses; one that does not is placed up to where it stops, the same everywhere.
+   * formed always parses; one that does not is placed up to where it stops, the same
+   * everywhere. Only the parse is caught: placing can refuse (a store that is not this
+   * journal's, at recovery), and that must stop the replica as before.
    */
   private executeEvents(channel: string, req: Req): void {
     this.requestsOrdered++;
     const body = Buffer.from(req.payload, 'base64');
     const cursor = new RecordCursor(body, 0, Infinity);
-    try {
-      while (cursor.next()) {
-        if (this.executedEvents.has(req.client, cursor.seq)) {
-          this.eventsDecidedTwice++;
-          continue;
-        }
-        this.executedEvents.add(req.client, cursor.seq);
-        this.o.service.placeOrdered(channel, body.subarray(cursor.start, cursor.end));
-        this.eventsOrdered++;
+    const key = placedEventsKey(req.client);
+    for (;;) {
+      try {
+        if (!cursor.next()) return;
+      } catch (e) {
+        this.o.logger.warn({ client: req.client, seq: req.seq, err: (e as Error).message }, 'a decided event request does not parse past this point; its remaining records were not placed');
+        return;
       }
-    } catch (e) {
-      this.o.logger.warn({ client: req.client, seq: req.seq, err: (e as Error).message }, 'a decided event request does not parse past this point; its remaining records were not placed');
+      if (this.executedEvents.has(key, cursor.seq)) {
+        this.eventsDecidedTwice++;
+        continue;
+      }
+      this.executedEvents.add(key, cursor.seq);
+      this.o.service.placeOrdered(channel, body.subarray(cursor.start, cursor.end));
+      this.eventsOrdered++;
     }
   }
 

@@ -18,7 +18,7 @@ import { BrokerService, type UnorderedEvent } from '../../src/broker/index.js';
 import { ORDERED_HEADER_BYTES, RecordCursor } from '../../src/codec/index.js';
 import { Ordering, type OrderingLinks } from '../../src/replica/ordering.js';
 import { sectionRequests } from '../../src/replica/order-requests.js';
-import { orderedEvent, T0_MS } from '../helpers/records.js';
+import { EPOCH_B, orderedEvent, T0_MS } from '../helpers/records.js';
 import { assertAsyncProperty } from '../helpers/property.js';
 
 const N = 4;
@@ -31,11 +31,17 @@ interface Replica {
   acks: number;
 }
 
-/** Four replicas in a temp dir, their protocol messages carried as JSON through setImmediate. */
-function cluster(): { replicas: Replica[]; stop(): void; dir: string } {
+/**
+ * Four replicas in a temp dir, their protocol messages carried as JSON through setImmediate.
+ * `checkpointEvery` 2 makes the replicas compare their snapshots (the events placed in them)
+ * after every other decision; a replica far behind may then install one instead of replaying,
+ * and hold fewer events, so only tests where every replica holds every body use it.
+ */
+function cluster(checkpointEvery?: number): { replicas: Replica[]; stop(): void; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-sections-'));
   initCluster({ dir, replicas: N, faults: 1, channels: [], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [{ name: 'siem', role: 'sub' }], force: false, ordered: ['orders'], persist: 'memory' });
-  const config = loadConfig(dir);
+  const loaded = loadConfig(dir);
+  const config = checkpointEvery === undefined ? loaded : { ...loaded, limits: { ...loaded.limits, consensusCheckpointInterval: checkpointEvery } };
   let stopped = false;
   const replicas: Replica[] = [];
   const links = (id: number): OrderingLinks => ({
@@ -126,19 +132,32 @@ function assertCounts(replicas: Replica[], expected: [number, number, number, nu
   for (const r of replicas) {
     const s = r.ordering.status();
     assert.deepEqual([s.requestsOrdered, s.eventsOrdered, s.eventsDecidedTwice, r.acks], expected);
+    assert.equal(s.snapshotMismatches, 0, 'a replica\'s snapshot differed from the one the others signed');
+  }
+}
+
+/** Each group of seqs (one request's events) is placed whole: at consecutive positions of the log, in its order. */
+function assertPlacedWhole(seqs: number[], groups: number[][]): void {
+  for (const g of groups) {
+    const at = seqs.indexOf(g[0]!);
+    assert.deepEqual(seqs.slice(at, at + g.length), g, `request ${g.join(',')} not placed whole in ${seqs.join(',')}`);
   }
 }
 
 const range = (from: number, to: number): UnorderedEvent[] => Array.from({ length: to - from + 1 }, (_, i) => orderedEvent(from + i));
 
-test('a correct publisher: one request per section, and the same log at every replica', async () => {
-  const c = cluster();
+test('a correct publisher: one request per section, and the same log and snapshots at every replica', async () => {
+  const c = cluster(2);
   try {
     const frames = [range(1, 10), range(11, 20), range(21, 30)];
     for (const events of frames) for (const r of c.replicas) publishTo(r, events);
     await settled(c.replicas);
-    assert.deepEqual([...publisherSeqs(agreedLog(c.replicas))].sort((a, b) => a - b), [...Array(30).keys()].map((i) => i + 1));
+    // Each section is one request, placed whole and in order; the sections in any order.
+    const placed = publisherSeqs(agreedLog(c.replicas));
+    assert.deepEqual([...placed].sort((x, y) => x - y), [...Array(30).keys()].map((i) => i + 1));
+    assertPlacedWhole(placed, frames.map((f) => f.map((e) => e.seq)));
     assertCounts(c.replicas, [3, 30, 0, 3]);
+    assert.ok(c.replicas.every((r) => r.ordering.status().stableCheckpoint > 0), 'no checkpoint was reached: the snapshots were never compared');
     // Resent (a reconnect) after it was decided: acknowledged at once, nothing ordered again.
     const r0 = c.replicas[0]!;
     publishTo(r0, frames[1]!);
@@ -156,9 +175,19 @@ test('a faulty publisher cutting overlapping sections for different replicas: ev
     const [a, b, d, e] = c.replicas as [Replica, Replica, Replica, Replica];
     for (const r of [a, b]) publishTo(r, range(1, 12));
     for (const r of [d, e]) publishTo(r, range(5, 16));
+    // A correct publisher beside it, its section with an urgent event in the middle: three requests.
+    const honest = [1, 2, 3, 4, 5].map((s) => orderedEvent(s, { epoch: EPOCH_B, priority: s === 3 ? 3 : 0 }));
+    for (const r of c.replicas) publishTo(r, honest);
     await settled(c.replicas);
-    assert.deepEqual([...publisherSeqs(agreedLog(c.replicas))].sort((x, y) => x - y), [...Array(16).keys()].map((i) => i + 1));
-    assertCounts(c.replicas, [2, 16, 8, 1]);
+    const log = agreedLog(c.replicas);
+    const faulty = log.filter((env) => !env.includes(EPOCH_B));
+    const correct = log.filter((env) => env.includes(EPOCH_B));
+    assert.deepEqual([...publisherSeqs(faulty)].sort((x, y) => x - y), [...Array(16).keys()].map((i) => i + 1));
+    // The urgent event is a request of its own (proposed first); the other two keep their order.
+    const correctSeqs = publisherSeqs(correct);
+    assert.deepEqual([...correctSeqs].sort((x, y) => x - y), [1, 2, 3, 4, 5]);
+    assertPlacedWhole(correctSeqs, [[1, 2], [4, 5]]);
+    assertCounts(c.replicas, [5, 21, 8, 2]);
   } finally {
     c.stop();
   }

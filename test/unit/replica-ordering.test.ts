@@ -13,11 +13,19 @@ import { initCluster, loadConfig, replicaKeyPath } from '../../src/config/index.
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { BrokerService, DiskStore, controlSnapshot } from '../../src/broker/index.js';
 import { FitError } from '../../src/core/index.js';
+import { ORDERED_HEADER_BYTES } from '../../src/codec/index.js';
 import { ed25519Signer, ExecutedRequests, MemoryJournalStore, sha256, signable, snapshotDigest, type Checkpoint, type JournalEntry, type JournalStore } from '../../src/consensus/index.js';
 import { Ordering } from '../../src/replica/ordering.js';
+import { sectionRequests } from '../../src/replica/order-requests.js';
+import { orderedEvent } from '../helpers/records.js';
 
-/** A cluster of 4 in a temp dir, replica 1's Ordering over a service, and the snapshot at seq 32 that replicas 0, 2, 3 signed: five events ordered (two of them a publish frame held here), client siem gone. */
-function lagging(journal?: JournalStore, persist: 'memory' | 'disk' = 'memory') {
+/**
+ * A cluster of 4 in a temp dir, replica 1's Ordering over a service, and the snapshot at seq 32
+ * that replicas 0, 2, 3 signed: five events ordered (two of them a publish frame held here),
+ * client siem gone. `before`: the snapshot as replicas made it before a section's run was one
+ * request: the two events decided as one-event requests, and no record of the events placed.
+ */
+function lagging(journal?: JournalStore, persist: 'memory' | 'disk' = 'memory', before = false) {
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-ordering-'));
   initCluster({ dir, replicas: 4, faults: 1, channels: [], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [{ name: 'siem', role: 'sub' }], force: false, ordered: ['orders'], persist });
   const config = loadConfig(dir);
@@ -30,12 +38,20 @@ function lagging(journal?: JournalStore, persist: 'memory' | 'disk' = 'memory') 
     const ordering = new Ordering({ config, id: 1, privateKey: key(1), restarted: false, slowOrderMs: 0, service, journal: j, logger: pino({ level: 'silent' }), reply: () => undefined, refuse: () => undefined });
     return { service, ordering };
   };
-  const process = 'ab'.repeat(16);
-  const events = [1, 2].map((seq) => ({ record: Buffer.from(`event ${seq}`), process, seq, urgent: false }));
+  const events = [1, 2].map((seq) => orderedEvent(seq));
+  const oneEvent = `ev/orders/${sha256(events[0]!.process).slice(0, 32)}`;
   const executed = new ExecutedRequests();
-  for (const e of events) executed.add(`ev/orders/${sha256(process).slice(0, 32)}`, e.seq);
+  const placed = new ExecutedRequests();
+  for (const e of events) placed.add(oneEvent, e.seq);
+  if (before) for (const e of events) executed.add(oneEvent, e.seq);
+  else {
+    // The others decided the frame's section as one request, and placed its two events.
+    const [request] = sectionRequests('orders', events);
+    executed.add(request!.req.client, request!.req.seq);
+  }
   const clients = controlSnapshot(config.table).filter(([id]) => id !== 'siem');
-  const body = executed.encode(JSON.stringify({ clients, order: { global: 5, channels: [['orders', 5]] } }));
+  const order = { global: 5, channels: [['orders', 5]] };
+  const body = executed.encode(JSON.stringify(before ? { clients, order } : { clients, order, events: placed.encode('') }));
   const publicKeys = config.replicas.map((r) => r.publicKey);
   const proof = [0, 2, 3].map((from) => {
     const c: Checkpoint = { type: 'checkpoint', seq: 32, state: sha256('the chain up to 32'), snapshot: snapshotDigest(body), from, sig: '' };
@@ -140,6 +156,29 @@ test('on a disk channel, a publish the installed snapshot decided is refused, no
     assert.equal(answers.length, 1);
     assert.equal(answers[0]?.code, 'FIT_ERR_STORE');
     assert.match(answers[0]!.message, /decided while this replica was catching up .* not on this replica's disk; the other replicas acknowledge it/);
+  } finally {
+    await f.done();
+  }
+});
+
+test('a snapshot from replicas before runs: what their one-event requests placed is not placed again, and a run starting at one of them is still ordered', async () => {
+  const f = lagging(undefined, 'memory', true);
+  try {
+    const { service, ordering } = f.make();
+    // The publisher resends its frame after the upgrade: seqs 1 and 2 were decided one by one
+    // before it, 3 and 4 were not. Its run (1-4) is a request no one-event decision stands for.
+    const resent = [1, 2, 3, 4].map((seq) => orderedEvent(seq));
+    let acknowledged = 0;
+    ordering.order([{ channel: 'orders', events: resent }], () => acknowledged++);
+    f.install(ordering);
+    assert.equal(ordering.status().snapshotsInstalled, 1);
+    assert.equal(acknowledged, 0, 'acknowledged as decided, so 3 and 4 would never be ordered');
+    // Decided now: only 3 and 4 are placed, after the snapshot's five.
+    ordering.execute({ seq: 33, view: 0, requests: [sectionRequests('orders', resent)[0]!.req] });
+    const log = service.sequencer.log('orders')!;
+    assert.equal(log.high, 7);
+    assert.deepEqual([6, 7].map((s) => log.envelopeAt(s)!.subarray(ORDERED_HEADER_BYTES).equals(resent[s - 4]!.record)), [true, true]);
+    assert.equal(ordering.status().eventsDecidedTwice, 2);
   } finally {
     await f.done();
   }
