@@ -20,10 +20,9 @@
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
 import { FitError } from '../core/index.js';
-import { controlClient, signedControlSchema } from '../codec/index.js';
+import { controlClient, RecordCursor, signedControlSchema } from '../codec/index.js';
 import { controlSnapshot, executeControl, restoreControl, type BrokerService, type ClientSnapshot, type ControlOutcome, type UnorderedEvent } from '../broker/index.js';
 import { ConsensusDriver, ExecutedRequests, type ConsensusMessage, type Decision, type DriverStatus, type JournalStore, type Req, type StateMachine } from '../consensus/index.js';
-import { RecordCursor } from '../codec/index.js';
 import type { ClusterConfig } from '../config/index.js';
 import type { TlsIdentity } from '../protection/index.js';
 import { Deque } from '../broker/index.js';
@@ -109,8 +108,9 @@ export class Ordering implements StateMachine {
   /** Events of decided requests skipped as decided before: a faulty publisher's overlapping sections. */
   private eventsDecidedTwice = 0;
   /**
-   * The events executed, by (process, seq), per event request client; part of the snapshot.
-   * The protocol's own record is by request (first seq), which overlapping sections defeat.
+   * The events placed, by (process, seq), under the process's ev/ name (placedEventsKey);
+   * part of the snapshot. The protocol's own record is by request (first seq), which
+   * overlapping sections defeat.
    */
   private readonly executedEvents: ExecutedRequests;
   /** Publish frames waiting for their ordered events to be decided, by request (client#seq). */
