@@ -10,13 +10,14 @@
 
 import { refOf, batchDigest, type Hold, type PrePrepare, type Ref, type Req } from './messages.js';
 import { acceptPrePrepare, checkPrepared, sendPrepare } from './agreement.js';
-import { key, type Core } from './core.js';
+import { refKey, reqKey } from './availability.js';
+import type { Core } from './core.js';
 
 /** Client requests, as every replica receives them (clients send to all); the caller's flush announces them in one HOLD. */
 export function admit(r: Core, reqs: readonly Req[]): void {
   for (const req of reqs) {
     if (r.wasDecided(req) || r.avail.body(refOf(req))) continue;
-    if (r.pending.size >= r.o.pendingMax && !r.pending.has(key(req))) {
+    if (r.pending.size >= r.o.pendingMax) {
       r.refused++;
       (r.out.refused ??= []).push(req);
       continue;
@@ -29,7 +30,7 @@ export function admit(r: Core, reqs: readonly Req[]): void {
 }
 
 export function addPending(r: Core, ref: Ref): void {
-  const k = key(ref);
+  const k = refKey(ref);
   if (r.pending.has(k) || r.wasDecided(ref)) return;
   r.pending.set(k, ref);
   r.toPropose[ref.urgent === true ? 0 : 1].push(ref);
@@ -74,15 +75,15 @@ export function propose(r: Core): void {
       let i = 0;
       for (; i < queue.length && batch.length < r.o.batchMax; i++) {
         const x = queue[i]!;
-        const k = key(x);
-        if (!r.pending.has(k) || r.proposed.has(k)) continue;
+        const k = refKey(x);
+        if (!r.pending.has(k) || r.proposed.has(reqKey(x))) continue;
         if (r.avail.ready(x)) batch.push(x);
         else later.push(x);
       }
       r.toPropose[q] = later.concat(queue.slice(i));
     }
     if (batch.length === 0) return;
-    for (const x of batch) r.proposed.add(key(x));
+    for (const x of batch) r.proposed.add(reqKey(x));
     const pp = r.signed<PrePrepare>({ type: 'pre-prepare', view: r.view, seq: r.nextSeq++, digest: batchDigest(batch), batch, from: r.o.id, sig: '' });
     r.send('all', pp);
     acceptPrePrepare(r, pp, false);
@@ -99,5 +100,5 @@ export function anyReadyPending(r: Core): boolean {
 
 /** Forgets waiting requests decided meanwhile (a resend, a snapshot, a batch learned by catch-up). */
 export function dropObsolete(r: Core): void {
-  for (const [k, x] of r.pending) if (r.wasDecided(x)) (r.pending.delete(k), r.proposed.delete(k));
+  for (const [k, x] of r.pending) if (r.wasDecided(x)) (r.pending.delete(k), r.proposed.delete(reqKey(x)));
 }

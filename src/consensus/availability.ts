@@ -6,7 +6,7 @@
 
 import { refOf, sameRef, type Ref, type Req } from './messages.js';
 
-const reqKey = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
+export const reqKey = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
 /** Keys are built for every reference at every step: once per Ref object. */
 const keys = new WeakMap<Ref, string>();
 export const refKey = (r: Ref): string => {
@@ -109,10 +109,13 @@ export class Availability {
     return out;
   }
 
-  /** A decided request: the bodies and attestations of every reference under its (client, seq) go. */
-  forget(req: { client: string; seq: number }): void {
+  /** A decided request: the bodies and attestations of every reference under its (client, seq) go; returns the bodies. */
+  forget(req: { client: string; seq: number }): Req[] {
     const rk = reqKey(req);
+    const dropped: Req[] = [];
     for (const k of this.byReq.get(rk) ?? []) {
+      const body = this.bodies.get(k);
+      if (body) dropped.push(body);
       this.bodies.delete(k);
       const a = this.attested.get(k);
       if (!a) continue;
@@ -120,6 +123,7 @@ export class Availability {
       this.attested.delete(k);
     }
     this.byReq.delete(rk);
+    return dropped;
   }
 
   /** After a snapshot skipped decisions: forgets every request `decided` says was decided. */

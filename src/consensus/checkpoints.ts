@@ -60,6 +60,7 @@ export function makeStable(r: Core, st: StableCheckpoint): void {
     r.decidedBatches.delete(seq);
     for (const q of batch) r.decidedBodies.delete(refKey(refOf(q)));
   }
+  for (const [k, s] of r.spareBodies) if (s.seq + r.o.logWindow <= r.lastExecuted) r.spareBodies.delete(k);
   if (r.nextSeq <= st.seq) r.nextSeq = st.seq + 1;
   r.journalTruncate();
   if (r.lastExecuted < st.seq) askForBatches(r);

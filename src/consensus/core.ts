@@ -36,8 +36,6 @@ export interface Slot {
   journaled: boolean;
 }
 
-export const key = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
-
 export class Core {
   readonly g: Group;
   view = 0;
@@ -92,8 +90,10 @@ export class Core {
   catchingUpTo = 0;
   snapshotBytes = 0;
   /**
-   * Requests waiting to be decided, by reference, in arrival order: the ones this replica holds
-   * the body of, and the ones f+1 replicas attested (so a leader that ignores them is suspected).
+   * Requests waiting to be decided, by reference (client, seq and body digest: a faulty client's
+   * two bodies under one seq wait apart, so the one f+1 replicas hold is proposed whatever the
+   * leader holds), in arrival order: the ones this replica holds the body of, and the ones f+1
+   * replicas attested (so a leader that ignores them is suspected).
    */
   readonly pending = new Map<string, Ref>();
   /** Of those, the ones not yet in a batch of this view, urgent ones apart: what the leader proposes next. */
@@ -101,8 +101,17 @@ export class Core {
   readonly avail: Availability;
   /** Retained decided requests by reference, to answer BODY-FETCH from a replica executing them. */
   readonly decidedBodies = new Map<string, Req>();
+  /**
+   * Bodies of a request decided under another body (a faulty client's two under one seq), by
+   * reference, with the seq that decided it. A faulty leader may have had both prepared at once:
+   * the second batch still executes (the request skipped), and needs the body to. Such a batch
+   * was prepared by replicas that had not executed the first, so its seq is below the first's
+   * plus logWindow: past that, the body is let go.
+   */
+  readonly spareBodies = new Map<string, { req: Req; seq: number }>();
   /** When the bodies missing for the next seq were last asked for. */
   bodiesAskedAt = -Infinity;
+  /** Requests (client and seq, whatever the body) in a batch of this view: a leader proposes one body of a request, not two. */
   readonly proposed = new Set<string>();
   nextSeq = 1;
   now = 0;

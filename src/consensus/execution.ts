@@ -7,21 +7,26 @@
 // It must never: execute a seq before the one below it, execute a request a client had decided
 // already, or keep a fetched body nobody asked it to execute.
 
-import { refKey } from './availability.js';
+import { refKey, reqKey } from './availability.js';
 import { checkpoint } from './checkpoints.js';
 import { batchDigest, nextState, refOf, type Bodies, type BodyFetch, type Ref, type Req } from './messages.js';
 import type { DecidedEntry } from './journal.js';
-import { key, type Core } from './core.js';
+import type { Core } from './core.js';
 
 /** Executes committed batches in seq order, once it holds every body in them. */
 export function execute(r: Core): void {
   for (let s = r.slots.get(r.lastExecuted + 1); s?.committed; s = r.slots.get(r.lastExecuted + 1)) {
     const refs = s.prePrepare!.batch;
-    const bodies = refs.map((x) => r.avail.body(x) ?? r.decidedBodies.get(refKey(x)));
+    const bodies = refs.map((x) => bodyOf(r, x));
     const missing = refs.filter((_, i) => bodies[i] === undefined);
     if (missing.length > 0) return askForBodies(r, missing);
     apply(r, r.lastExecuted + 1, s.prePrepare!.view, bodies as Req[]);
   }
+}
+
+/** A body this replica holds: waiting, decided and retained, or spared (Core.spareBodies). */
+function bodyOf(r: Core, x: Ref): Req | undefined {
+  return r.avail.body(x) ?? r.decidedBodies.get(refKey(x)) ?? r.spareBodies.get(refKey(x))?.req;
 }
 
 /** Asks the replicas that attested the missing bodies (one of them is correct) for them. */
@@ -36,7 +41,7 @@ function askForBodies(r: Core, missing: Ref[]): void {
 export function onBodyFetch(r: Core, m: BodyFetch): void {
   const reqs: Req[] = [];
   for (const x of m.refs.slice(0, 4 * r.o.batchMax)) {
-    const b = r.avail.body(x) ?? r.decidedBodies.get(refKey(x));
+    const b = bodyOf(r, x);
     if (b) reqs.push(b);
   }
   if (reqs.length > 0) r.send(m.from, { type: 'bodies', reqs, from: r.o.id } satisfies Bodies);
@@ -58,11 +63,17 @@ export function apply(r: Core, seq: number, view: number, batch: Req[]): void {
   if (!r.replaying && r.o.journaling === true) r.journal({ type: 'decided', seq, view, batch: r.held.batch(seq, batch) } satisfies DecidedEntry);
   const requests: Req[] = [];
   for (const q of batch) {
-    r.pending.delete(key(q));
-    r.proposed.delete(key(q));
-    r.avail.forget(q);
+    // The same request under another body (a faulty client's) stays pending until a timer's
+    // dropObsolete(): decided by client and seq, it is never proposed or waited for again.
+    const k = refKey(refOf(q));
+    r.pending.delete(k);
+    r.proposed.delete(reqKey(q));
+    for (const b of r.avail.forget(q)) {
+      const bk = refKey(refOf(b));
+      if (bk !== k) r.spareBodies.set(bk, { req: b, seq });
+    }
     if (r.o.journaling === true) for (const e of r.held.decided(q)) r.journal(e);
-    r.decidedBodies.set(refKey(refOf(q)), q);
+    r.decidedBodies.set(k, q);
     if (r.wasDecided(q)) continue;
     r.executed.add(q.client, q.seq);
     requests.push(q);

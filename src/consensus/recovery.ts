@@ -10,14 +10,14 @@
 // a view below one it sent a VIEW-CHANGE for.
 
 import { FitError } from '../core/index.js';
-import { refKey } from './availability.js';
+import { refKey, reqKey } from './availability.js';
 import { askForBatches } from './checkpoints.js';
 import { apply } from './execution.js';
 import { addPending, propose } from './admission.js';
 import { refOf, type PrePrepare, type Prepare, type Req } from './messages.js';
 import { snapshotDigest } from './state.js';
 import type { DecidedEntry, HoldEntry, LeaveEntry, PrePrepareEntry, PreparedEntry, SnapshotEntry, StableEntry, StoredEntry, ViewEntry } from './journal.js';
-import { key, type Core } from './core.js';
+import type { Core } from './core.js';
 
 /**
  * Rebuilds the replica from what JournalStore.load() read, once, before anything else. An
@@ -164,7 +164,7 @@ function restoreSlots(r: Core, pps: PrePrepareEntry[], certs: PreparedEntry[]): 
     const pp = s.prePrepare;
     if (!pp) continue;
     top = Math.max(top, seq);
-    if (seq > r.lastExecuted) for (const x of pp.batch) r.proposed.add(key(x));
+    if (seq > r.lastExecuted) for (const x of pp.batch) r.proposed.add(reqKey(x));
     if (s.cert?.prePrepare.view !== pp.view || s.cert.prePrepare.digest !== pp.digest) continue;
     s.prepared = true;
     for (const p of s.cert.prepares) if (!s.prepares.has(p.from)) s.prepares.set(p.from, p);

@@ -17,7 +17,8 @@ import { acceptPrePrepare } from './agreement.js';
 import { dropObsolete, propose } from './admission.js';
 import { batchDigest, type NewView, type PrePrepare, type PreparedCert, type StableCheckpoint, type Stop, type ViewChange } from './messages.js';
 import type { LeaveEntry, ViewEntry } from './journal.js';
-import { key, type Core } from './core.js';
+import { reqKey } from './availability.js';
+import type { Core } from './core.js';
 
 /** Votes to move to `view` (or to a higher one, never back to a lower vote). */
 export function stop(r: Core, view: number): void {
@@ -177,7 +178,7 @@ function enterView(r: Core, nv: NewView, stable: StableCheckpoint): void {
   for (const pp of nv.prePrepares) {
     if (!r.inWindow(pp.seq)) continue;
     acceptPrePrepare(r, pp, true);
-    for (const x of pp.batch) r.proposed.add(key(x));
+    for (const x of pp.batch) r.proposed.add(reqKey(x));
     top = Math.max(top, pp.seq);
   }
   r.nextSeq = Math.max(top, r.lastExecuted) + 1;

@@ -138,6 +138,14 @@ export interface SimOptions {
    * be, but at most once, and never block the rest.
    */
   sparse?: number;
+  /**
+   * The share of requests a faulty client sends as two bodies under one seq: one to the
+   * replicas in `twoFacedTo` (default: each replica by a coin), the other to the rest. Either
+   * body may be decided, the request at most once; it must be when f+1 dependable replicas hold
+   * one body; and it must not set off a leader change.
+   */
+  twoFaced?: number;
+  twoFacedTo?: number[];
   /** Every replica starts as a process does: not knowing whether it ran before (`restarted`). */
   coldStart?: boolean;
   /**
@@ -411,8 +419,15 @@ export function simulate(so: SimOptions): SimResult {
       const req: Req = { client: `c${c}`, seq: s, payload: `c${c}-${s}`, urgent: random() < 0.1 };
       const to = random() < (so.sparse ?? 0) ? everyone.filter(() => random() < 0.5) : everyone;
       requests.push(req);
-      if (to.filter((i) => dependable.includes(i)).length >= f + 1) must.add(`${req.client}#${req.seq}`);
-      (schedule.get(at) ?? schedule.set(at, []).get(at)!).push({ req, to });
+      const sends = [{ req, to }];
+      // Drawn only when asked for, so that every other schedule stays as it was.
+      if (so.twoFaced !== undefined && random() < so.twoFaced) {
+        const other = so.twoFacedTo ?? to.filter(() => random() < 0.5);
+        sends[0]!.to = to.filter((i) => !other.includes(i));
+        sends.push({ req: { ...req, payload: `${req.payload}'` }, to: to.filter((i) => other.includes(i)) });
+      }
+      if (sends.some((x) => x.to.filter((i) => dependable.includes(i)).length >= f + 1)) must.add(`${req.client}#${req.seq}`);
+      for (const x of sends) (schedule.get(at) ?? schedule.set(at, []).get(at)!).push(x);
     }
   }
 
@@ -619,6 +634,8 @@ export function scenario(seed: number, journals = false): SimOptions {
   if (!o.byzantine && !o.crash && !o.coldStart && r() < 0.15) o.byzantine = { [slow]: 'slow' };
   // Drawn after everything else, so the schedules of seeds that draw no journal stay as they were.
   if (r() < JOURNAL_SHARE && journals) withJournalRestarts(o, r);
+  // Last again: a faulty client's two bodies under one seq.
+  if (r() < 0.2) o.twoFaced = r() * 0.3;
   return o;
 }
 

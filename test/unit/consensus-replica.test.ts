@@ -235,6 +235,35 @@ test('a request is decided once even when a faulty leader repeats it in two batc
   );
 });
 
+test('a faulty leader that had two bodies of one request prepared in two batches: the second batch still executes (the request skipped), from the body kept aside', () => {
+  const r = replica(1);
+  const x = req(1);
+  const y: Req = { ...x, payload: `${x.payload} again` };
+  // A faulty client sent both bodies; f+1 replicas hold each.
+  r.submit([x, y]);
+  attest(r, [x, y], [2]);
+  const pp1 = prePrepare(0, 1, [x]);
+  const pp2 = prePrepare(0, 2, [y]);
+  const vote = (pp: PrePrepare): Output[] => [
+    r.receive(0, pp),
+    ...[2, 3].map((from) => r.receive(from, sign<Prepare>({ type: 'prepare', view: 0, seq: pp.seq, digest: pp.digest, from, sig: '' }))),
+  ];
+  const commit = (pp: PrePrepare): Output[] => [0, 2, 3].map((from) => r.receive(from, { type: 'commit', view: 0, seq: pp.seq, digest: pp.digest, from }));
+  vote(pp1);
+  vote(pp2);
+  const decided = [...commit(pp1), ...commit(pp2)].flatMap((o) => o.decided);
+  assert.deepEqual(
+    decided.map((d) => [d.seq, d.requests.map((q) => q.payload)]),
+    [
+      [1, [x.payload]],
+      [2, []],
+    ],
+  );
+  // A replica behind it asks for the second body: it is served.
+  const served = r.receive(3, { type: 'body-fetch', refs: [refOf(y)], from: 3 });
+  assert.deepEqual(served.messages.flatMap((m) => (m.msg.type === 'bodies' ? m.msg.reqs.map((q) => q.payload) : [])), [y.payload]);
+});
+
 test('above the stable checkpoint, a reported batch is taken only once f+1 replicas report the same one', () => {
   const genesis = GENESIS;
   const report = (from: number, batch: Req[]) => ({ type: 'batches' as const, stable: genesis, batches: [{ seq: 1, batch }], executed: 1, view: 0, top: 1, recovering: false, from });

@@ -62,6 +62,21 @@ test('an equivocating follower, forged and replayed messages and a lonely flood 
   });
 });
 
+test('a client that sends the leader one body and every other replica another under the same seq sets off no leader change: the body f+1 hold is decided', () => {
+  const r = run({ seed: 40, twoFaced: 0.5, twoFacedTo: [0], clients: 3, requestsPerClient: 20 });
+  assert.deepEqual(views(r), [0, 0, 0, 0]);
+  const executed = r.machines[1]!.executed;
+  assert.equal(executed.length, 60);
+  assert.ok(!executed.some((e) => e.endsWith("'")), 'the body the leader alone held is never decided');
+});
+
+test('two bodies under one seq, split at random among correct replicas: decided at most once, as one body, and never a leader change', () => {
+  for (let seed = 41; seed < 61; seed++) {
+    const r = run({ seed, twoFaced: 0.4, clients: 3, requestsPerClient: 15 });
+    assert.deepEqual(views(r), [0, 0, 0, 0], `seed ${seed}`);
+  }
+});
+
 test('messages of an old view are void in the new one (BFT-SMaRt PR #121): a replica replaying them after the leader changed', () => {
   run({ seed: 41, byzantine: { 1: 'replay' }, crash: {}, consensus: { viewChangeTimeoutTicks: 20 }, clients: 2, requestsPerClient: 15 });
   run({ seed: 42, byzantine: { 0: 'replay' }, partition: [0], partitionFrom: 30, healAt: 200 });
