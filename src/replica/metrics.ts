@@ -31,6 +31,7 @@ export interface OrderingSnapshot {
   eventsOrdered: number;
   requestsOrdered: number;
   eventsDecidedTwice: number;
+  requestsAwaited: number;
   eventsDeferred: number;
   linkDrops: number;
   malformed: number;
@@ -206,6 +207,7 @@ export class ReplicaMetrics {
     this.gauge('consensus_last_executed_seq', 'The last consensus sequence number this replica decided and executed', [], o((c) => c.lastDecided));
     this.gauge('consensus_stable_checkpoint_seq', 'The last stable checkpoint', [], o((c) => c.stableCheckpoint));
     this.gauge('consensus_pending_requests', 'Requests waiting to be ordered (consensusPendingMax)', [], o((c) => c.pending));
+    this.gauge('consensus_requests_awaited', 'Event requests that open publish frames wait for (those of closed connections no longer count)', [], o((c) => c.requestsAwaited));
     this.gauge('consensus_events_deferred', 'Events waiting in the replica for room under consensusPendingMax', [], o((c) => c.eventsDeferred));
     this.gauge('consensus_paused_connections', 'Publisher connections not read now because their events waiting for the order passed orderBacklogEventsMax', [], o((c) => c.pausedConnections));
     this.counter('consensus_leader_changes_total', 'Leader changes (views entered after view 0) this replica took part in', [], o((c) => c.viewsEntered));

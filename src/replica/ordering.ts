@@ -157,10 +157,13 @@ export class Ordering implements StateMachine {
   /**
    * Events of ordered channels from one publish frame: submitted to be ordered (resends are
    * deduplicated by the order), and `done` once every one of them is decided — with an error
-   * when this replica cannot stand behind the acknowledgement (see installed()).
+   * when this replica cannot stand behind the acknowledgement (see installed()). Returns what
+   * stops the waiting (its connection closed): a request that is never decided (a faulty
+   * publisher's, or one only this replica got) would otherwise keep its waiters for good.
    */
-  order(sections: { channel: string; events: UnorderedEvent[] }[], done: (err?: FitError) => void): void {
+  order(sections: { channel: string; events: UnorderedEvent[] }[], done: (err?: FitError) => void): () => void {
     const reqs: Req[] = [];
+    const keys: string[] = [];
     const waiter: EventWaiter = { remaining: 0, done, submittedMs: performance.now() };
     for (const { channel, events } of sections) {
       for (const { req, events: count } of sectionRequests(channel, events)) {
@@ -171,16 +174,26 @@ export class Ordering implements StateMachine {
         let set = this.eventWaiters.get(key);
         if (!set) this.eventWaiters.set(key, (set = new Set()));
         set.add(waiter);
+        keys.push(key);
         waiter.remaining++;
         this.deferredEvents.set(req, count);
         reqs.push(req);
       }
     }
-    if (waiter.remaining === 0) return done();
+    if (waiter.remaining === 0) {
+      done();
+      return () => undefined;
+    }
     // Behind events already waiting for room, so a publisher's events keep their order.
     if (this.deferred.length > 0) for (const r of reqs) this.defer(r);
     else for (const r of this.driver.submit(reqs)) this.defer(r);
     this.scheduleDrain();
+    return () => {
+      for (const key of keys) {
+        const set = this.eventWaiters.get(key);
+        if (set?.delete(waiter) && set.size === 0) this.eventWaiters.delete(key);
+      }
+    };
   }
 
   private defer(r: Req): void {
@@ -312,12 +325,14 @@ export class Ordering implements StateMachine {
     eventsOrdered: number;
     requestsOrdered: number;
     eventsDecidedTwice: number;
+    requestsAwaited: number;
   } {
     return {
       ...this.driver.status,
       eventsOrdered: this.eventsOrdered,
       requestsOrdered: this.requestsOrdered,
       eventsDecidedTwice: this.eventsDecidedTwice,
+      requestsAwaited: this.eventWaiters.size,
       eventsDeferred: this.deferredEventCount,
       eventsDeferredTotal: this.deferredTotal,
       peersConnected: this.links.connected,

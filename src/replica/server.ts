@@ -77,6 +77,8 @@ export interface Peer extends HeldPeer {
    * replica behind the others may hold more than a window's worth.
    */
   awaitingOrderEvents: number;
+  /** Stops waiting for each of its publish frames' ordered events (Ordering.order), when it closes. */
+  orderWaits: Set<() => void>;
   /** The source address while the connection has not authenticated (handshakesPerAddressMax). */
   handshakingFrom: string | undefined;
   /** Set once quotas counted this connection against its client. */
@@ -303,7 +305,7 @@ export class ReplicaServer {
       const err = new FitError('FIT_ERR_TOO_MANY_CONNECTIONS', `${address} already has ${limits.handshakesPerAddressMax} connections to replica ${this.o.id} that have not authenticated, the most limits.handshakesPerAddressMax allows; wait for them to finish or time out (handshakeTimeoutMs), or raise the limit for many clients behind one address`, { address, limit: limits.handshakesPerAddressMax });
       return this.refuseFlood(stream, err, remote);
     }
-    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, tlsNames, awaitingOrderEvents: 0, holds: new Set(), handshakingFrom: undefined, noticedAtMs: {}, admitted: false, unanswered: new Set(), controlWaiting: new Map() };
+    const peer: Peer = { conn: undefined as unknown as Connection, challenge: newNonce(), client: undefined, replica: undefined, streams: new Map(), remote, tlsNames, awaitingOrderEvents: 0, orderWaits: new Set(), holds: new Set(), handshakingFrom: undefined, noticedAtMs: {}, admitted: false, unanswered: new Set(), controlWaiting: new Map() };
     // Before the Connection's reader: a TLS ClientHello read as a frame would be logged as a
     // frame too large, which sends the operator looking in the wrong place.
     if (!this.tls) {
@@ -352,6 +354,8 @@ export class ReplicaServer {
 
   private onClose(peer: Peer, reason: FitError | undefined): void {
     this.pausedForOrder.delete(peer);
+    for (const cancel of peer.orderWaits) cancel();
+    peer.orderWaits.clear();
     this.handshakeEnded(peer);
     // What it was waiting for will be answered to no one: it no longer counts against its client.
     this.clientHolds.forget(peer);
@@ -510,13 +514,19 @@ export class ReplicaServer {
         const max = this.o.config.limits.orderBacklogEventsMax;
         peer.awaitingOrderEvents += events;
         const done = this.clientHolds.pending(peer);
-        this.ordering.order(r.unordered, (err) => {
+        // Answered at once when every event was decided before (a resend): `cancel` unset then.
+        let cancel: (() => void) | undefined;
+        let answered = false;
+        cancel = this.ordering.order(r.unordered, (err) => {
+          answered = true;
+          if (cancel) peer.orderWaits.delete(cancel);
           peer.awaitingOrderEvents -= events;
           if (err) this.refuse(peer, p.reqSeq, err, false, 'publish');
           else ack();
           done();
           if (peer.awaitingOrderEvents <= max / 2 && this.pausedForOrder.delete(peer)) release(peer, 'order');
         });
+        if (!answered) peer.orderWaits.add(cancel);
         // More of this publisher's events waiting for the order than are worth holding: its
         // writes back up into TCP until the order catches up. Per connection, so a publisher
         // whose events never become orderable holds back no one but itself.

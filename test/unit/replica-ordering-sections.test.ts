@@ -169,6 +169,25 @@ test('a correct publisher: one request per section, and the same log and snapsho
   }
 });
 
+test('a frame whose request is never decided (only this replica got it) stops being waited for when its connection closes', async () => {
+  const c = cluster();
+  try {
+    const r0 = c.replicas[0]!;
+    let answers = 0;
+    const cancel = r0.ordering.order([{ channel: 'orders', events: range(1, 5) }], () => answers++);
+    const again = r0.ordering.order([{ channel: 'orders', events: range(1, 5) }], () => answers++);
+    await sleep(100);
+    assert.equal(r0.ordering.status().requestsAwaited, 1, 'two frames wait for the one request');
+    cancel();
+    assert.equal(r0.ordering.status().requestsAwaited, 1, 'the other frame still waits');
+    again();
+    assert.equal(r0.ordering.status().requestsAwaited, 0);
+    assert.equal(answers, 0);
+  } finally {
+    c.stop();
+  }
+});
+
 test('a faulty publisher cutting overlapping sections for different replicas: every event placed once, the same everywhere', async () => {
   const c = cluster();
   try {
