@@ -8,7 +8,7 @@
 // then stall every replica on a body nobody holds), hold more than pendingMax requests, or,
 // restarted without its state, propose at a seq it may have proposed before.
 
-import { refOf, batchDigest, type Hold, type PrePrepare, type Ref, type Req } from './messages.js';
+import { MESSAGE_BATCHES_MAX, refOf, batchDigest, type Hold, type PrePrepare, type Ref, type Req } from './messages.js';
 import { acceptPrePrepare, checkPrepared, sendPrepare } from './agreement.js';
 import { refKey, reqKey } from './availability.js';
 import type { Core } from './core.js';
@@ -40,7 +40,7 @@ export function addPending(r: Core, ref: Ref): void {
 /** Attestations arrived: PRE-PREPAREs waiting for them may be prepared now. */
 export function onHold(r: Core, m: Hold): void {
   let readied = false;
-  for (const ref of m.refs.slice(0, 4 * r.o.batchMax)) {
+  for (const ref of m.refs.slice(0, MESSAGE_BATCHES_MAX * r.o.batchMax)) {
     if (r.wasDecided(ref)) continue;
     if (r.avail.attest(m.from, ref)) {
       readied = true;

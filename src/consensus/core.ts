@@ -14,7 +14,7 @@ import { FitError } from '../core/index.js';
 import { GENESIS, leaderOf, type Group } from './certs.js';
 import { Availability } from './availability.js';
 import { HeldBodies } from './holds.js';
-import { GENESIS_STATE, signable, type Checkpoint, type Commit, type ConsensusMessage, type Hold, type NewView, type PrePrepare, type PreparedCert, type Prepare, type Ref, type Req, type Signer, type StableCheckpoint, type Stop, type ViewChange } from './messages.js';
+import { GENESIS_STATE, MESSAGE_BATCHES_MAX, signable, type Checkpoint, type Commit, type ConsensusMessage, type Hold, type NewView, type PrePrepare, type PreparedCert, type Prepare, type Ref, type Req, type Signer, type StableCheckpoint, type Stop, type ViewChange } from './messages.js';
 import { ExecutedRequests, type StateMachine } from './state.js';
 import type { JournalEntry, MetaEntry, PrePrepareEntry, SnapshotEntry } from './journal.js';
 import type { ConsensusOptions, Output } from './replica-api.js';
@@ -216,7 +216,10 @@ export class Core {
   /** What this step produced, with the HOLD for the bodies it took and their hold group; the next step starts empty. */
   flush(): Output {
     const holds = this.avail.takeHolds();
-    if (holds.length > 0) this.send('all', { type: 'hold', refs: holds, from: this.o.id } satisfies Hold);
+    // In HOLDs of at most what a replica reads of one (onHold): the rest of a larger one would
+    // wait for resends, a period each.
+    const most = MESSAGE_BATCHES_MAX * this.o.batchMax;
+    for (let i = 0; i < holds.length; i += most) this.send('all', { type: 'hold', refs: holds.slice(i, i + most), from: this.o.id } satisfies Hold);
     const group = this.o.journaling === true ? this.held.takeGroup() : undefined;
     if (group) this.journal(group);
     const o = this.out;

@@ -9,7 +9,7 @@
 
 import { refKey, reqKey } from './availability.js';
 import { checkpoint } from './checkpoints.js';
-import { batchDigest, nextState, refOf, type Bodies, type BodyFetch, type Ref, type Req } from './messages.js';
+import { MESSAGE_BATCHES_MAX, batchDigest, nextState, refOf, type Bodies, type BodyFetch, type Ref, type Req } from './messages.js';
 import type { DecidedEntry } from './journal.js';
 import type { Core } from './core.js';
 
@@ -40,7 +40,7 @@ function askForBodies(r: Core, missing: Ref[]): void {
 
 export function onBodyFetch(r: Core, m: BodyFetch): void {
   const reqs: Req[] = [];
-  for (const x of m.refs.slice(0, 4 * r.o.batchMax)) {
+  for (const x of m.refs.slice(0, MESSAGE_BATCHES_MAX * r.o.batchMax)) {
     const b = bodyOf(r, x);
     if (b) reqs.push(b);
   }
@@ -52,7 +52,7 @@ export function onBodies(r: Core, m: Bodies): void {
   const wanted = new Set<string>();
   for (let s = r.slots.get(r.lastExecuted + 1), seq = r.lastExecuted + 1; s?.prePrepare; s = r.slots.get(++seq)) for (const x of s.prePrepare.batch) wanted.add(refKey(x));
   let added = false;
-  for (const req of m.reqs.slice(0, 4 * r.o.batchMax)) if (r.avail.addBody(req, (ref) => wanted.has(refKey(ref)))) added = true;
+  for (const req of m.reqs.slice(0, MESSAGE_BATCHES_MAX * r.o.batchMax)) if (r.avail.addBody(req, (ref) => wanted.has(refKey(ref)))) added = true;
   if (added) execute(r);
 }
 

@@ -6,6 +6,12 @@
 
 import { createHash } from 'node:crypto';
 
+/**
+ * A HOLD, BODY-FETCH or BODIES is read up to this many batches' worth of references or bodies
+ * (a faulty replica's longer one costs no more), so correct replicas send no longer ones.
+ */
+export const MESSAGE_BATCHES_MAX = 4;
+
 /** A request to order: a client's seq rises with each request it makes (PBFT's timestamp). */
 export interface Req {
   client: string;
@@ -192,16 +198,18 @@ export function reqDigest(r: Req): string {
   return sha256(`req|${JSON.stringify([r.payload, r.urgent === true])}`);
 }
 
-/** A body's reference is asked for at every step it passes (held, proposed, executed, kept): hashed once. */
-const refs = new WeakMap<Req, Ref>();
+/**
+ * A body's reference is asked for at every step it passes (held, proposed, executed, kept):
+ * hashed once, and kept on the body under a symbol no encoding or comparison sees (see refKey).
+ */
+const REF = Symbol('ref');
 
 export function refOf(r: Req): Ref {
-  let ref = refs.get(r);
-  if (ref === undefined) {
-    ref = { client: r.client, seq: r.seq, digest: reqDigest(r) };
-    if (r.urgent === true) ref.urgent = true;
-    refs.set(r, ref);
-  }
+  const kept = (r as Req & { [REF]?: Ref })[REF];
+  if (kept !== undefined) return kept;
+  const ref: Ref = { client: r.client, seq: r.seq, digest: reqDigest(r) };
+  if (r.urgent === true) ref.urgent = true;
+  Object.defineProperty(r, REF, { value: ref });
   return ref;
 }
 

@@ -14,7 +14,7 @@ import { askForBatches } from './checkpoints.js';
 import { execute } from './execution.js';
 import { anyReadyPending, dropObsolete, propose } from './admission.js';
 import { stop } from './view-change.js';
-import type { Hold, Ref } from './messages.js';
+import { MESSAGE_BATCHES_MAX, type Hold, type Ref } from './messages.js';
 import type { Core } from './core.js';
 
 export function onTick(r: Core): void {
@@ -97,7 +97,7 @@ function resend(r: Core): void {
   // Attestations may have been lost, or a replica restarted and forgot them.
   const held: Ref[] = [];
   for (const ref of r.pending.values()) {
-    if (held.length >= 4 * r.o.batchMax) break;
+    if (held.length >= MESSAGE_BATCHES_MAX * r.o.batchMax) break;
     const body = r.avail.body(ref);
     if (!body) continue;
     // An attestation promises a body on disk: one fetched from a peer is journaled first.

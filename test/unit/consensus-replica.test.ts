@@ -16,6 +16,7 @@ import {
   type Batches,
   type Checkpoint,
   type ConsensusMessage,
+  type Hold,
   type ConsensusOptions,
   type NewView,
   type Output,
@@ -233,6 +234,21 @@ test('a request is decided once even when a faulty leader repeats it in two batc
     decided.map((d) => d.requests.map((q) => q.seq)),
     [[1], [2]],
   );
+});
+
+test('requests taken in one step are announced in HOLDs no longer than a replica reads of one, so none waits for a resend', () => {
+  const r = replica(1);
+  const reqs = Array.from({ length: 5 * OPTIONS.batchMax }, (_, i) => req(i + 1));
+  const holds = sent(r.submit(reqs), 'hold') as Hold[];
+  assert.deepEqual(
+    holds.map((h) => h.refs.length),
+    [4 * OPTIONS.batchMax, OPTIONS.batchMax],
+  );
+  // Another replica takes every attestation in them: with replica 3's, all are ready there.
+  const other = replica(2);
+  for (const h of holds) other.receive(1, h);
+  for (const h of holds) other.receive(3, { ...h, from: 3 });
+  assert.equal(other.status.pending, reqs.length);
 });
 
 test('a faulty leader that had two bodies of one request prepared in two batches: the second batch still executes (the request skipped), from the body kept aside', () => {
