@@ -72,6 +72,11 @@ export class Availability {
     return a.by.size === this.f + 1;
   }
 
+  /** `from`'s attestation of `ref` is counted (and `ref` not decided since). */
+  attestedBy(from: number, ref: Ref): boolean {
+    return this.attested.get(refKey(ref))?.by.has(from) === true;
+  }
+
   ready(ref: Ref): boolean {
     return (this.attested.get(refKey(ref))?.by.size ?? 0) >= this.f + 1;
   }
