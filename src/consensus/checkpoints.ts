@@ -21,7 +21,7 @@ export function checkpoint(r: Core, seq: number): void {
   r.snapshotBytes = body.length;
   const digest = snapshotDigest(body);
   if (seq === r.stable.seq) return checkOwnSnapshot(r, r.stable, body, r.state, digest);
-  r.ownSnapshots.set(seq, { body, state: r.state });
+  r.ownSnapshots.set(seq, { body, state: r.state, digest });
   r.ownCheckpoint = r.signed<Checkpoint>({ type: 'checkpoint', seq, state: r.state, snapshot: digest, from: r.o.id, sig: '' });
   r.send('all', r.ownCheckpoint);
   onCheckpoint(r, r.ownCheckpoint);
@@ -31,7 +31,7 @@ export function checkpoint(r: Core, seq: number): void {
  * This replica's own snapshot at a stable checkpoint: served if 2f+1 signed the same. Either
  * way it is where a restart resumes from (a diverged replica comes back diverged, as it was).
  */
-function checkOwnSnapshot(r: Core, st: StableCheckpoint, body: string, state: string, digest = snapshotDigest(body)): void {
+function checkOwnSnapshot(r: Core, st: StableCheckpoint, body: string, state: string, digest: string): void {
   if (digest === st.snapshot) r.served = { stable: st, body };
   else r.snapshotMismatches++;
   r.journalSnapshot(st.seq, state, body);
@@ -51,7 +51,7 @@ export function makeStable(r: Core, st: StableCheckpoint): void {
   r.stable = st;
   r.journal({ type: 'stable', stable: st } satisfies StableEntry);
   const own = r.ownSnapshots.get(st.seq);
-  if (own !== undefined) checkOwnSnapshot(r, st, own.body, own.state);
+  if (own !== undefined) checkOwnSnapshot(r, st, own.body, own.state, own.digest);
   for (const seq of r.ownSnapshots.keys()) if (seq <= st.seq) r.ownSnapshots.delete(seq);
   for (const seq of r.slots.keys()) if (seq <= st.seq) r.slots.delete(seq);
   for (const [from, c] of r.checkpoints) if (c.seq <= st.seq) r.checkpoints.delete(from);

@@ -75,8 +75,11 @@ export class Core {
   readonly newViewShownAt = new Map<number, number>();
   /** Per client, which seqs were decided, so no request executes twice. */
   readonly executed: ExecutedRequests;
-  /** This replica's snapshots at its checkpoints that are not stable yet, by seq, with its state digest there. */
-  readonly ownSnapshots = new Map<number, { body: string; state: string }>();
+  /**
+   * This replica's snapshots at its checkpoints that are not stable yet, by seq, with its state
+   * digest there and the snapshot's own (hashing it again at stability cost as much as the first time).
+   */
+  readonly ownSnapshots = new Map<number, { body: string; state: string; digest: string }>();
   /** The snapshot at the latest stable checkpoint this replica has one for: what it serves. */
   served: { stable: StableCheckpoint; body: string } | undefined;
   snapshotsInstalled = 0;
