@@ -13,7 +13,7 @@ import { acceptPrePrepare, checkPrepared, sendPrepare } from './agreement.js';
 import { refKey, reqKey } from './availability.js';
 import type { Core } from './core.js';
 
-/** Client requests, as every replica receives them (clients send to all); the caller's flush announces them in one HOLD. */
+/** Client requests, as every replica receives them (clients send to all); the caller's flush announces them in HOLDs. */
 export function admit(r: Core, reqs: readonly Req[]): void {
   for (const req of reqs) {
     if (r.wasDecided(req) || r.avail.body(refOf(req))) continue;
