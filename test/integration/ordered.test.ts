@@ -207,6 +207,30 @@ describe('ordered channel: a publisher waiting on the order', { timeout: 60_000 
       await c.stop();
     }
   });
+
+  it('a publisher that closes while its events cannot be ordered (two replicas down) leaves nothing waiting for them at the others', async () => {
+    const c = await startCluster({ channels: [], clients, ordered: ['orders'] });
+    try {
+      const pub = c.publisher('pub1');
+      for (const until = Date.now() + 10_000; pub.readyReplicas < 4 && Date.now() < until; ) await sleep(20);
+      // f+1 down: the two left hold the events but cannot order them (2f+1 must vote).
+      await c.kill(2);
+      await c.kill(3);
+      for (let i = 0; i < 5; i++) pub.publish('orders', `stuck${i}`);
+      const awaited = async (): Promise<number[]> => {
+        const all = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 3_000);
+        return all.filter((r) => r.reachable).map((r) => (r.status as { consensus: { requestsAwaited: number } }).consensus.requestsAwaited);
+      };
+      let waiting: number[] = [];
+      for (const until = Date.now() + 10_000; Date.now() < until; await sleep(100)) if ((waiting = await awaited()).length === 2 && waiting.every((n) => n > 0)) break;
+      assert.ok(waiting.length === 2 && waiting.every((n) => n > 0), `the two replicas left are not waiting for the events: ${JSON.stringify(waiting)}`);
+      pub.close();
+      for (const until = Date.now() + 10_000; Date.now() < until; await sleep(100)) if ((waiting = await awaited()).every((n) => n === 0)) break;
+      assert.deepEqual(waiting, [0, 0], "a closed connection's frames still wait for the order");
+    } finally {
+      await c.stop();
+    }
+  });
 });
 
 describe('ordered channel: publishers faster than the order', { timeout: 120_000 }, () => {
