@@ -17,7 +17,14 @@ import type { Core } from './core.js';
 export function admit(r: Core, reqs: readonly Req[]): void {
   for (const req of reqs) {
     if (r.wasDecided(req) || r.avail.body(refOf(req))) continue;
-    if (r.pending.size >= r.o.pendingMax) {
+    // A second body under one (client, seq): only a faulty client sends one. Not held, so that
+    // the bodies a replica holds (and keeps aside once one is decided) stay one per request.
+    if (r.avail.holdsBodyOf(req)) {
+      r.secondBodies++;
+      continue;
+    }
+    // A request already waiting, attested by others, takes no more room once held here.
+    if (r.pending.size >= r.o.pendingMax && !r.pending.has(refKey(refOf(req)))) {
       r.refused++;
       (r.out.refused ??= []).push(req);
       continue;
@@ -79,13 +86,15 @@ export function propose(r: Core): void {
         const x = queue[i]!;
         const k = refKey(x);
         if (!r.pending.has(k) || r.proposed.has(reqKey(x))) continue;
-        if (r.avail.ready(x)) batch.push(x);
-        else later.push(x);
+        if (r.avail.ready(x)) {
+          // Marked now, so that the other body of the request, if ready too, waits.
+          r.proposed.add(reqKey(x));
+          batch.push(x);
+        } else later.push(x);
       }
       r.toPropose[q] = later.concat(queue.slice(i));
     }
     if (batch.length === 0) return;
-    for (const x of batch) r.proposed.add(reqKey(x));
     const pp = r.signed<PrePrepare>({ type: 'pre-prepare', view: r.view, seq: r.nextSeq++, digest: batchDigest(batch), batch, from: r.o.id, sig: '' });
     r.send('all', pp);
     acceptPrePrepare(r, pp, false);

@@ -120,13 +120,17 @@ export class Availability {
     return out;
   }
 
-  /** A decided request: the bodies and attestations of every reference under its (client, seq) go; returns the bodies. */
-  forget(req: { client: string; seq: number }): Req[] {
+  /**
+   * A decided request: the bodies and attestations of every reference under its (client, seq)
+   * go. Returns the keys of those references, and the bodies this replica held.
+   */
+  forget(req: { client: string; seq: number }): { keys: string[]; bodies: Req[] } {
     const rk = reqKey(req);
-    const dropped: Req[] = [];
-    for (const k of this.byReq.get(rk) ?? []) {
+    const keys = [...(this.byReq.get(rk) ?? [])];
+    const bodies: Req[] = [];
+    for (const k of keys) {
       const body = this.bodies.get(k);
-      if (body) dropped.push(body);
+      if (body) bodies.push(body);
       this.bodies.delete(k);
       const a = this.attested.get(k);
       if (!a) continue;
@@ -134,13 +138,21 @@ export class Availability {
       this.attested.delete(k);
     }
     this.byReq.delete(rk);
-    return dropped;
+    return { keys, bodies };
   }
 
-  /** After a snapshot skipped decisions: forgets every request `decided` says was decided. */
-  forgetDecided(decided: (client: string, seq: number) => boolean): void {
+  /** After a snapshot skipped decisions: forgets every request `decided` says was decided; returns the bodies it held. */
+  forgetDecided(decided: (client: string, seq: number) => boolean): Req[] {
     const refs = [...this.attested.values()].map((a) => a.ref);
-    for (const req of [...refs, ...this.bodies.values()]) if (decided(req.client, req.seq)) this.forget(req);
+    const bodies: Req[] = [];
+    for (const req of [...refs, ...this.bodies.values()]) if (decided(req.client, req.seq)) bodies.push(...this.forget(req).bodies);
+    return bodies;
+  }
+
+  /** This replica holds a body under `req`'s (client, seq), whatever its digest. */
+  holdsBodyOf(req: { client: string; seq: number }): boolean {
+    for (const k of this.byReq.get(reqKey(req)) ?? []) if (this.bodies.has(k)) return true;
+    return false;
   }
 
   get size(): { bodies: number; attested: number } {

@@ -12,7 +12,7 @@
 
 import { validStable } from './certs.js';
 import { makeStable } from './checkpoints.js';
-import { apply, execute, progress } from './execution.js';
+import { apply, execute, progress, spare } from './execution.js';
 import { dropObsolete } from './admission.js';
 import { batchDigest, nextState, refOf, type Batches, type Fetch, type Req, type StableCheckpoint } from './messages.js';
 import { snapshotDigest } from './state.js';
@@ -177,7 +177,8 @@ function install(r: Core, snap: { stable: StableCheckpoint; body: string }): boo
   r.out.installed = st.seq;
   makeStable(r, st);
   dropObsolete(r);
-  r.avail.forgetDecided((client, seq) => r.executed.has(client, seq));
+  // A batch above the snapshot may still hold one of them (a faulty leader's second body): kept aside.
+  spare(r, r.avail.forgetDecided((client, seq) => r.executed.has(client, seq)), undefined, st.seq);
   if (r.o.journaling === true) for (const e of r.held.decidedWhere((client, seq) => r.executed.has(client, seq))) r.journal(e);
   progress(r);
   return true;

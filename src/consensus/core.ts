@@ -109,7 +109,9 @@ export class Core {
    * reference, with the seq that decided it. A faulty leader may have had both prepared at once:
    * the second batch still executes (the request skipped), and needs the body to. Such a batch
    * was prepared by replicas that had not executed the first, so its seq is below the first's
-   * plus logWindow: past that, the body is let go.
+   * plus logWindow: past that, the body is let go. Bounded: a replica holds one body per request
+   * from clients (admission.ts) and fetches only bodies of batches in its window. Not journaled:
+   * a replica restarted between the two batches has lost it (docs/consensus.md, "What is left").
    */
   readonly spareBodies = new Map<string, { req: Req; seq: number }>();
   /** When the bodies missing for the next seq were last asked for. */
@@ -129,6 +131,8 @@ export class Core {
   viewChangeStartedAt = 0;
   fetchAskedAt = -Infinity;
   refused = 0;
+  /** Second bodies a client sent under one (client, seq), not held (admission.ts). */
+  secondBodies = 0;
   /**
    * After a restart without state (see `restarted`), this replica votes on nothing at a seq up
    * to passiveSeq in a view up to passiveView: it may have voted there before and forgotten.

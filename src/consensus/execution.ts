@@ -24,6 +24,14 @@ export function execute(r: Core): void {
   }
 }
 
+/** Keeps aside the bodies of a request decided at `seq` under another reference than `decided` (Core.spareBodies). */
+export function spare(r: Core, bodies: readonly Req[], decided: string | undefined, seq: number): void {
+  for (const b of bodies) {
+    const bk = refKey(refOf(b));
+    if (bk !== decided) r.spareBodies.set(bk, { req: b, seq });
+  }
+}
+
 /** A body this replica holds: waiting, decided and retained, or spared (Core.spareBodies). */
 function bodyOf(r: Core, x: Ref): Req | undefined {
   return r.avail.body(x) ?? r.decidedBodies.get(refKey(x)) ?? r.spareBodies.get(refKey(x))?.req;
@@ -63,15 +71,14 @@ export function apply(r: Core, seq: number, view: number, batch: Req[]): void {
   if (!r.replaying && r.o.journaling === true) r.journal({ type: 'decided', seq, view, batch: r.held.batch(seq, batch) } satisfies DecidedEntry);
   const requests: Req[] = [];
   for (const q of batch) {
-    // The same request under another body (a faulty client's) stays pending until a timer's
-    // dropObsolete(): decided by client and seq, it is never proposed or waited for again.
     const k = refKey(refOf(q));
-    r.pending.delete(k);
     r.proposed.delete(reqKey(q));
-    for (const b of r.avail.forget(q)) {
-      const bk = refKey(refOf(b));
-      if (bk !== k) r.spareBodies.set(bk, { req: b, seq });
-    }
+    // Every reference under the request's (client, seq) stops waiting: another body of it (a
+    // faulty client's) left pending would take room and be scanned at every proposal.
+    const forgotten = r.avail.forget(q);
+    r.pending.delete(k);
+    for (const fk of forgotten.keys) r.pending.delete(fk);
+    spare(r, forgotten.bodies, k, seq);
     if (r.o.journaling === true) for (const e of r.held.decided(q)) r.journal(e);
     r.decidedBodies.set(k, q);
     if (r.wasDecided(q)) continue;

@@ -72,6 +72,8 @@ export interface ConsensusStatus {
   viewChanges: number;
   pending: number;
   refused: number;
+  /** Bodies a client sent under a (client, seq) this replica held another body of: not held (only a faulty client sends two). */
+  secondBodies: number;
   /** Restarted without its state and not yet past every seq it could have voted on before. */
   recovering: boolean;
   /** Views this replica entered after view 0: leader changes it took part in. */

@@ -52,6 +52,7 @@ export class ConsensusReplica {
       viewChanges: r.viewChangeCount,
       pending: r.pending.size,
       refused: r.refused,
+      secondBodies: r.secondBodies,
       recovering: r.recovering,
       viewsEntered: r.viewsEntered,
       snapshotsInstalled: r.snapshotsInstalled,

@@ -28,6 +28,7 @@ export interface OrderingSnapshot {
   viewsEntered: number;
   pending: number;
   refused: number;
+  secondBodies: number;
   eventsOrdered: number;
   requestsOrdered: number;
   eventsDecidedTwice: number;
@@ -214,6 +215,7 @@ export class ReplicaMetrics {
     this.counter('consensus_events_ordered_total', 'Events of ordered channels decided and logged', [], o((c) => c.eventsOrdered));
     this.counter('consensus_event_requests_total', 'Consensus requests that carried ordered events (runs of a publish section): events ordered / requests is the events per request', [], o((c) => c.requestsOrdered));
     this.counter('consensus_events_decided_twice_total', 'Events of decided requests not placed again: a faulty publisher sent overlapping sections', [], o((c) => c.eventsDecidedTwice));
+    this.counter('consensus_second_bodies_total', 'Bodies a client sent under a request this replica held another body of, not held: only a faulty client sends two', [], o((c) => c.secondBodies));
     this.counter('consensus_refused_total', 'Times a request found no room under consensusPendingMax', [], o((c) => c.refused));
     this.counter('consensus_link_drops_total', 'Protocol messages to a replica that was down or not keeping up (the protocol resends)', [], o((c) => c.linkDrops));
     this.counter('consensus_malformed_total', 'Protocol messages from another replica that did not parse', [], o((c) => c.malformed));

@@ -255,9 +255,11 @@ test('a faulty leader that had two bodies of one request prepared in two batches
   const r = replica(1);
   const x = req(1);
   const y: Req = { ...x, payload: `${x.payload} again` };
-  // A faulty client sent both bodies; f+1 replicas hold each.
-  r.submit([x, y]);
+  // A faulty client sent x to this replica and y to others; f+1 replicas attest each.
+  r.submit([x]);
   attest(r, [x, y], [2]);
+  attest(r, [y], [3]);
+  assert.equal(r.status.pending, 2, 'both bodies wait, apart');
   const pp1 = prePrepare(0, 1, [x]);
   const pp2 = prePrepare(0, 2, [y]);
   const vote = (pp: PrePrepare): Output[] => [
@@ -267,7 +269,11 @@ test('a faulty leader that had two bodies of one request prepared in two batches
   const commit = (pp: PrePrepare): Output[] => [0, 2, 3].map((from) => r.receive(from, { type: 'commit', view: 0, seq: pp.seq, digest: pp.digest, from }));
   vote(pp1);
   vote(pp2);
-  const decided = [...commit(pp1), ...commit(pp2)].flatMap((o) => o.decided);
+  // Fetched for the second batch before the first executed.
+  r.receive(2, { type: 'bodies', reqs: [y], from: 2 });
+  const first = commit(pp1).flatMap((o) => o.decided);
+  assert.equal(r.status.pending, 0, 'the other body stopped waiting with the decision');
+  const decided = [...first, ...commit(pp2).flatMap((o) => o.decided)];
   assert.deepEqual(
     decided.map((d) => [d.seq, d.requests.map((q) => q.payload)]),
     [
@@ -278,6 +284,21 @@ test('a faulty leader that had two bodies of one request prepared in two batches
   // A replica behind it asks for the second body: it is served.
   const served = r.receive(3, { type: 'body-fetch', refs: [refOf(y)], from: 3 });
   assert.deepEqual(served.messages.flatMap((m) => (m.msg.type === 'bodies' ? m.msg.reqs.map((q) => q.payload) : [])), [y.payload]);
+});
+
+test('a correct leader proposes one body of a request, though both became ready in one step; a second body from the client is not held', () => {
+  const r = replica(0);
+  const x = req(1);
+  const y: Req = { ...x, payload: `${x.payload} again` };
+  r.submit([x]);
+  const second = r.submit([y]);
+  assert.equal(sent(second, 'hold').length, 0, 'the second body is not attested');
+  assert.equal(r.status.secondBodies, 1);
+  r.receive(1, { type: 'hold', refs: [refOf(y)], from: 1 });
+  // One HOLD makes both ready at once.
+  const o = r.receive(2, { type: 'hold', refs: [refOf(x), refOf(y)], from: 2 });
+  const proposed = (sent(o, 'pre-prepare') as PrePrepare[]).flatMap((pp) => pp.batch.map((ref) => ref.digest));
+  assert.equal(proposed.length, 1, `proposed ${proposed.length} bodies of one request`);
 });
 
 test('above the stable checkpoint, a reported batch is taken only once f+1 replicas report the same one', () => {
