@@ -29,6 +29,13 @@ export const STRACE_STRING_BYTES_MAX = 256;
 /** How long startStrace waits for every pid to show strace as its tracer. */
 const ATTACH_WAIT_MS = 5000;
 const ATTACH_POLL_MS = 2;
+/**
+ * How long detach waits for strace to exit after SIGINT before it kills it. strace 6.1 can
+ * deadlock detaching from a process caught in vfork (measured here: the parent waits in vfork
+ * for a child strace stopped, and strace waits for the parent); SIGKILL ends it, and the kernel
+ * detaches every tracee and lets it run (also measured).
+ */
+const DETACH_WAIT_MS = 3000;
 
 export interface StraceOptions {
   /** Processes to attach to; their threads are attached too, and -f follows children they fork later. */
@@ -201,6 +208,11 @@ export async function startStrace(options: StraceOptions): Promise<StraceSession
       if (!exited && !detaching) {
         detaching = true;
         child.kill('SIGINT');
+        const timer = setTimeout(() => {
+          options.onError?.(`strace did not detach within ${DETACH_WAIT_MS} ms of SIGINT; killed it, which detaches its tracees`);
+          child.kill('SIGKILL');
+        }, DETACH_WAIT_MS);
+        void done.finally(() => clearTimeout(timer));
       }
       detaching = true;
       await done;

@@ -45,19 +45,51 @@ describe('strace driver', { timeout: 30_000 }, () => {
       const errors: string[] = [];
       const s = await startStrace({ pids: [child.pid!], onCall: (c) => calls.push(c), onError: (m) => errors.push(m) });
       assert.equal(tracerOf(child.pid!), s.pid, 'attached when startStrace resolves');
-      await sleep(300);
+      const opensOf = (): StraceCall[] => calls.filter((c) => c.syscall === 'openat' && c.args[1] === JSON.stringify(known));
+      // Wait for the loop's opens rather than a fixed time: on a loaded machine strace's stops
+      // slow the loop down.
+      for (const deadline = Date.now() + 10_000; opensOf().length < 4 && Date.now() < deadline; ) await sleep(50);
       await s.detach();
       assert.equal(tracerOf(child.pid!), 0, 'detached');
       assert.equal(child.exitCode, null, 'the child still runs');
-      const opens = calls.filter((c) => c.syscall === 'openat' && c.args[1] === JSON.stringify(known));
+      const opens = opensOf();
       assert.ok(opens.length >= 3, `the loop's opens were seen (${opens.length})`);
+      // A call the detach cut between entry and exit is handed on with result null (strace.ts):
+      // only the child's last call may be one.
+      const lastOfChild = calls.filter((c) => c.pid === child.pid).at(-1);
       for (const o of opens) {
         assert.equal(o.pid, child.pid);
+        if (o.result === null && o === lastOfChild) continue;
         assert.ok(o.result !== null && o.result >= 0, `openat returned an fd: ${o.result}`);
       }
       assert.ok(calls.some((c) => c.syscall === 'execve' && c.pid !== child.pid), 'the sleep children are followed (-f)');
       assert.ok(calls.every((c) => Number.isFinite(c.atEpochNs) && Math.abs(c.atEpochNs / 1e6 - Date.now()) < 60_000), 'timestamps are epoch ns');
-      assert.deepEqual(errors, []);
+      // strace can deadlock detaching from a shell caught in vfork; detach then kills it (the
+      // next test), which is a detach all the same.
+      assert.deepEqual(errors.filter((m) => !/did not detach within/.test(m)), []);
+    } finally {
+      child.kill('SIGKILL');
+    }
+  });
+
+  it('kills a strace that does not detach on SIGINT, says so, and leaves the child running untraced', async () => {
+    // strace -I 3 blocks SIGINT: the stand-in for strace 6.1's detach deadlock on a vfork.
+    const wrapper = join(dir, 'strace-no-sigint');
+    writeFileSync(wrapper, `#!/bin/sh\nexec /usr/bin/strace -I 3 "$@"\n`, { mode: 0o755 });
+    const child = spawn('sh', ['-c', 'while :; do sleep 0.02; done'], { stdio: 'ignore' });
+    try {
+      await sleep(50);
+      const errors: string[] = [];
+      const s = await startStrace({ pids: [child.pid!], straceBin: wrapper, onCall: () => {}, onError: (m) => errors.push(m) });
+      assert.equal(tracerOf(child.pid!), s.pid);
+      const started = Date.now();
+      await s.detach();
+      assert.ok(Date.now() - started >= 2_500, 'it was given its time to detach first');
+      assert.equal(tracerOf(child.pid!), 0, 'detached');
+      await sleep(100);
+      assert.equal(child.exitCode, null, 'the child still runs');
+      assert.equal(errors.length, 1, errors.join('; '));
+      assert.match(errors[0]!, /strace did not detach within 3000 ms of SIGINT; killed it/);
     } finally {
       child.kill('SIGKILL');
     }
