@@ -179,7 +179,7 @@ function install(r: Core, snap: { stable: StableCheckpoint; body: string }): boo
   dropObsolete(r);
   // A batch above the snapshot may still hold one of them (a faulty leader's second body): kept aside.
   spare(r, r.avail.forgetDecided((client, seq) => r.executed.has(client, seq)), undefined, st.seq);
-  if (r.o.journaling === true) for (const e of r.held.decidedWhere((client, seq) => r.executed.has(client, seq))) r.journal(e);
+  if (r.o.journaling === true) for (const e of r.held.decidedWhere((client, seq) => r.executed.has(client, seq), st.seq + r.o.logWindow)) r.journal(e);
   progress(r);
   return true;
 }

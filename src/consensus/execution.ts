@@ -79,7 +79,7 @@ export function apply(r: Core, seq: number, view: number, batch: Req[]): void {
     r.pending.delete(k);
     for (const fk of forgotten.keys) r.pending.delete(fk);
     spare(r, forgotten.bodies, k, seq);
-    if (r.o.journaling === true) for (const e of r.held.decided(q)) r.journal(e);
+    if (r.o.journaling === true) for (const e of r.held.decided(q, { decided: k, to: seq + r.o.logWindow })) r.journal(e);
     r.decidedBodies.set(k, q);
     if (r.wasDecided(q)) continue;
     r.executed.add(q.client, q.seq);

@@ -63,8 +63,13 @@ export class HeldBodies {
     });
   }
 
-  /** (client, seq) was decided: its bodies leave their groups; what leaves the journal now. */
-  decided(r: { client: string; seq: number }): JournalEntry[] {
+  /**
+   * (client, seq) was decided: its bodies leave their groups; what leaves the journal now. A
+   * body other than `spared.decided` (the reference decided) was kept aside for a faulty
+   * leader's second batch (Core.spareBodies) until seq `spared.to`: its group is pinned as long,
+   * so that a restart finds it.
+   */
+  decided(r: { client: string; seq: number }, spared?: { decided: string | undefined; to: number }): JournalEntry[] {
     const h = this.heldIn.get(reqKey(r));
     if (!h) return [];
     this.heldIn.delete(reqKey(r));
@@ -77,6 +82,7 @@ export class HeldBodies {
       }
       const g = this.groups.get(id);
       if (!g) continue;
+      if (spared !== undefined && rk !== spared.decided) g.pinnedTo = Math.max(g.pinnedTo, spared.to);
       g.live.delete(rk);
       if (g.live.size > 0) continue;
       this.groups.delete(id);
@@ -86,10 +92,10 @@ export class HeldBodies {
     return out;
   }
 
-  /** Every held request `decided` says was decided (a snapshot skipped their decisions). */
-  decidedWhere(decided: (client: string, seq: number) => boolean): JournalEntry[] {
+  /** Every held request `decided` says was decided (a snapshot skipped their decisions); their bodies, kept aside until seq `sparedTo`, pin their groups as long. */
+  decidedWhere(decided: (client: string, seq: number) => boolean, sparedTo: number): JournalEntry[] {
     const out: JournalEntry[] = [];
-    for (const h of [...this.heldIn.values()]) if (decided(h.client, h.seq)) out.push(...this.decided(h));
+    for (const h of [...this.heldIn.values()]) if (decided(h.client, h.seq)) out.push(...this.decided(h, { decided: undefined, to: sparedTo }));
     return out;
   }
 
@@ -109,16 +115,29 @@ export class HeldBodies {
   /**
    * Recovery: the groups in the journal, `pins` (for each body a decided entry on disk refers to,
    * the highest such seq) and how far decided entries were truncated at least. `hold` takes each
-   * body whose request is not decided; what leaves the journal now is returned.
+   * body whose request is not decided; `spare` is offered each one whose request is, and says
+   * whether it keeps it aside until seq `spared.to` (its group is pinned as long). What leaves
+   * the journal now is returned.
    */
-  restore(groups: HoldEntry[], pins: Map<string, number>, truncatedTo: number, isDecided: (ref: Ref) => boolean, hold: (req: Req, ref: Ref) => void): JournalEntry[] {
+  restore(
+    groups: HoldEntry[],
+    pins: Map<string, number>,
+    truncatedTo: number,
+    isDecided: (ref: Ref) => boolean,
+    hold: (req: Req, ref: Ref) => void,
+    spared: { to: number; spare: (req: Req, ref: Ref) => boolean },
+  ): JournalEntry[] {
     for (const g of groups) {
       let pinnedTo = 0;
       const live = new Set<string>();
       for (const req of g.reqs) {
         const ref = refOf(req);
         pinnedTo = Math.max(pinnedTo, pins.get(refKey(ref)) ?? 0);
-        if (isDecided(ref) || this.heldIn.get(reqKey(ref))?.groups.has(refKey(ref))) continue;
+        if (isDecided(ref)) {
+          if (spared.spare(req, ref)) pinnedTo = Math.max(pinnedTo, spared.to);
+          continue;
+        }
+        if (this.heldIn.get(reqKey(ref))?.groups.has(refKey(ref))) continue;
         hold(req, ref);
         this.index(ref, g.id);
         live.add(refKey(ref));

@@ -12,7 +12,7 @@
 import { FitError } from '../core/index.js';
 import { refKey, reqKey } from './availability.js';
 import { askForBatches } from './checkpoints.js';
-import { apply } from './execution.js';
+import { apply, spare } from './execution.js';
 import { addPending, propose } from './admission.js';
 import { refOf, type PrePrepare, type Prepare, type Req } from './messages.js';
 import { snapshotDigest } from './state.js';
@@ -60,11 +60,27 @@ export function recover(r: Core, entries: readonly StoredEntry[]): void {
 function restoreHolds(r: Core, groups: HoldEntry[], pins: Map<string, number>): void {
   // At least this far the journal was truncated (a truncation entry came with every stable checkpoint and snapshot).
   const truncatedTo = Math.min(r.stable.seq - r.o.retainDecided, r.baseSeq);
-  const out = r.held.restore(groups, pins, truncatedTo, (ref) => r.wasDecided(ref), (req, ref) => {
-    if (r.avail.body(ref)) return;
-    r.avail.hold(req);
-    addPending(r, ref);
-  });
+  const out = r.held.restore(
+    groups,
+    pins,
+    truncatedTo,
+    (ref) => r.wasDecided(ref),
+    (req, ref) => {
+      if (r.avail.body(ref)) return;
+      r.avail.hold(req);
+      addPending(r, ref);
+    },
+    {
+      // A body of a decided request that is not the one decided was kept aside before the crash
+      // (a faulty leader may have a second batch prepared with it): kept aside again, from here.
+      to: r.lastExecuted + r.o.logWindow,
+      spare: (req, ref) => {
+        if (r.decidedBodies.has(refKey(ref))) return false;
+        spare(r, [req], undefined, r.lastExecuted);
+        return true;
+      },
+    },
+  );
   for (const e of out) r.journal(e);
 }
 

@@ -48,6 +48,7 @@ test('recovery: bodies not decided are held again; a group only truncated batche
     10,
     (ref) => ref.seq === 3,
     (q) => held.push(q.seq),
+    { to: 0, spare: () => false },
   );
   assert.deepEqual(held, [1, 2]);
   assert.deepEqual(out, [{ type: 'unhold', id: 4 }]);

@@ -229,6 +229,43 @@ test('bodies it attested come back: held, announced again, and handed to a repli
   assert.deepEqual(bodies.length, 1);
 });
 
+test('a body kept aside for a faulty leader\'s second batch survives a restart between the two batches (its hold group stays on disk), and the second batch executes without asking anyone', () => {
+  const h = new Harness(1, { retainDecided: 2 });
+  const x = req(1);
+  const y: Req = { ...x, payload: `${x.payload} again` };
+  // A faulty client gave this replica x and others y; a faulty leader decides y, then x.
+  h.take(h.r.submit([x]));
+  h.attest([x, y], [2]);
+  h.attest([y], [3]);
+  const pp1 = prePrepare(0, 1, [y]);
+  const pp2 = prePrepare(0, 2, [x]);
+  for (const pp of [pp1, pp2]) {
+    h.receive(0, pp);
+    for (const from of [2, 3]) h.receive(from, sign<Prepare>({ type: 'prepare', view: 0, seq: pp.seq, digest: pp.digest, from, sig: '' }));
+  }
+  h.receive(2, { type: 'bodies', reqs: [y], from: 2 });
+  const commit = (pp: PrePrepare): Output[] => [0, 2, 3].map((from) => h.receive(from, { type: 'commit', view: 0, seq: pp.seq, digest: pp.digest, from }));
+  assert.deepEqual(commit(pp1).flatMap((o) => o.decided.map((d) => d.seq)), [1]);
+  h.restart();
+  const second = commit(pp2);
+  assert.deepEqual(
+    second.flatMap((o) => o.decided.map((d) => [d.seq, d.requests.length])),
+    [[2, 0]],
+    'the second batch executes from x, which only this replica held, the request skipped',
+  );
+  assert.equal(h.said('body-fetch').length, 0, 'nobody was asked for x');
+  // x stays on disk while it may be needed, and goes with it (its group unheld) once the log moved on.
+  const groupOf = (): boolean => h.journal.load().some((e) => e.type === 'hold' && e.reqs.some((q) => q.payload === x.payload));
+  assert.ok(groupOf(), 'x is on disk still');
+  for (let seq = 3; seq <= 3 + OPTIONS.logWindow + 2 + 2 * OPTIONS.checkpointInterval; seq++) {
+    decide(h, seq, [req(seq)]);
+    const own = (h.said('checkpoint') as Checkpoint[]).find((c) => c.seq === seq);
+    if (own) for (const from of [0, 2]) h.receive(from, sign<Checkpoint>({ ...own, from, sig: '' }));
+  }
+  assert.ok(h.r.status.stableCheckpoint >= 3 + OPTIONS.logWindow + 2, `the log moved on (stable at ${h.r.status.stableCheckpoint})`);
+  assert.ok(!groupOf(), 'x left the journal once the log moved past where it could be needed');
+});
+
 test('an amnesiac replica (restarted, empty journal) journals that it is passive, and restarted from that journal is passive still', () => {
   const h = new Harness(1, { restarted: true });
   assert.equal(h.r.status.recovering, true);
