@@ -4,7 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { isAbsolute, join } from 'node:path';
 import { parse as parseYaml } from 'yaml';
-import { FitError, limitsWith, type ChannelClass, type ClientInfo, type ControlTable, type Limits, type Priority, type ReplicaInfo } from '../core/index.js';
+import { FitError, limitsWith, PUBLISH_WINDOW_ORDERED_EVENTS_MAX, type ChannelClass, type ClientInfo, type ControlTable, type Limits, type Priority, type ReplicaInfo } from '../core/index.js';
 import { isValidPublicKey, loadTlsIdentity, type TlsFiles, type TlsIdentity } from '../protection/index.js';
 import { clusterSchema, type ClusterFile } from './schema.js';
 
@@ -113,6 +113,13 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
   const limits = limitsWith(c.limits as Partial<Limits>);
   const tree = limits.signatureBatchEventsMax;
   if ((tree & (tree - 1)) !== 0 || tree > 65_536) throw configError(file, 'limits.signatureBatchEventsMax', `a power of two up to 65536 (1, 2, 4, ... 16, ...), found ${tree}`);
+  if (limits.publishWindowOrderedEvents > PUBLISH_WINDOW_ORDERED_EVENTS_MAX) {
+    throw configError(
+      file,
+      'limits.publishWindowOrderedEvents',
+      `at most ${PUBLISH_WINDOW_ORDERED_EVENTS_MAX}, found ${limits.publishWindowOrderedEvents}: the replicas remember a publisher's ordered events with that many out of order, and a larger window could have an event taken for decided and never placed`,
+    );
+  }
   return { dir, file, f: c.f, replicas: c.replicas, table: { channels, clients }, limits, ...(tls ? { tls } : {}) };
 }
 

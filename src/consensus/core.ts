@@ -172,7 +172,7 @@ export class Core {
     }
     this.g = { n: o.n, f: o.f };
     this.avail = new Availability(o.n, o.f, o.id, o.pendingMax);
-    this.executed = new ExecutedRequests(o.clientsMax);
+    this.executed = new ExecutedRequests(o.clientsMax, undefined, o.recordOf);
     this.passiveView = o.restarted === true ? Infinity : -1;
     this.passiveSeq = o.restarted === true ? Infinity : 0;
   }

@@ -8,6 +8,7 @@
 // the same bytes, whatever order their maps were filled in, or their checkpoints never match.
 
 import { createHash } from 'node:crypto';
+import { PUBLISH_WINDOW_ORDERED_EVENTS_MAX } from '../core/index.js';
 import type { Req } from './messages.js';
 
 export interface Decision {
@@ -30,8 +31,11 @@ export interface StateMachine {
   restore(seq: number, snapshot: string): void;
 }
 
-/** Seqs a client keeps decided above this many out of order: past it, the lowest gap is given up. */
-export const CLIENT_OUT_OF_ORDER_MAX = 4096;
+/**
+ * Seqs a client keeps decided above this many out of order: past it, the lowest gap is given
+ * up. A publisher's window of ordered events is bounded by it (the config refuses more).
+ */
+export const CLIENT_OUT_OF_ORDER_MAX = PUBLISH_WINDOW_ORDERED_EVENTS_MAX;
 
 /**
  * The seqs of one client that were decided: all up to `low`, and some above it. A client may
@@ -132,17 +136,20 @@ export class ExecutedRequests {
     private readonly clientsMax = Infinity,
     /** Seqs kept above a client's lowest gap (CLIENT_OUT_OF_ORDER_MAX; smaller in tests). */
     private readonly outOfOrderMax = CLIENT_OUT_OF_ORDER_MAX,
+    /** The record a client's seqs are kept under (ConsensusOptions.recordOf). */
+    private readonly recordOf: (client: string) => string = (client) => client,
   ) {}
 
   has(client: string, seq: number): boolean {
-    return this.byClient.get(client)?.has(seq) ?? false;
+    return this.byClient.get(this.recordOf(client))?.has(seq) ?? false;
   }
 
   add(client: string, seq: number): void {
-    let d = this.byClient.get(client);
-    if (d) this.byClient.delete(client);
+    const record = this.recordOf(client);
+    let d = this.byClient.get(record);
+    if (d) this.byClient.delete(record);
     else d = new DecidedSeqs(this.outOfOrderMax);
-    this.byClient.set(client, d);
+    this.byClient.set(record, d);
     if (this.byClient.size > this.clientsMax) this.byClient.delete(this.byClient.keys().next().value!);
     d.add(seq);
   }

@@ -1,6 +1,6 @@
 export { ERROR_CODES, FitError, isFitError, invariant } from './errors.js';
 export type { ErrorCode, ErrorFields } from './errors.js';
-export { DEFAULT_LIMITS, limitsWith } from './limits.js';
+export { DEFAULT_LIMITS, limitsWith, PUBLISH_WINDOW_ORDERED_EVENTS_MAX } from './limits.js';
 export type { Limits } from './limits.js';
 export { ContentType, NAME_PATTERN, OVERFLOW_POLICIES, PRIORITY_LEVELS, PRIORITY_URGENT, mayPublish, maySubscribe, voteQuorum, publishQuorum } from './types.js';
 export type {

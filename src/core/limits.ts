@@ -1,6 +1,14 @@
 // Every limit in one place, with its unit in its name. docs/limits.md explains each; the
 // config's `limits:` section may override the ones marked there as configurable.
 
+/**
+ * The most a publisher's window of ordered events may be (publishWindowOrderedEvents): the
+ * replicas remember what each process had decided and placed with this many seqs out of order
+ * (CLIENT_OUT_OF_ORDER_MAX in src/consensus/state.ts), and a request decided behind more of its
+ * process's requests than that would be taken for decided, and never placed.
+ */
+export const PUBLISH_WINDOW_ORDERED_EVENTS_MAX = 4096;
+
 export const DEFAULT_LIMITS = {
   /** Largest frame a replica or client accepts; a bigger length prefix closes the connection. */
   frameBytesMax: 4 * 1024 * 1024,

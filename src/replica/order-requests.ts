@@ -15,14 +15,25 @@ import type { UnorderedEvent } from '../broker/index.js';
 import { sha256, type Req } from '../consensus/index.js';
 
 /**
- * The protocol's client names for a publishing process's events on a channel: evs/CHANNEL/PROCESS
- * for a run of a section, ev/CHANNEL/PROCESS for the one-event requests of replicas before
- * runs (still executed from their journals). Apart, so that a one-event request decided before
- * an upgrade never makes a run with the same first seq look decided; and the events placed are
- * remembered under the ev/ name, whichever request placed them.
+ * The protocol's client names for a publishing process's events on a channel:
+ * evr/CHANNEL/PROCESS for a run of a section. Replicas before session 19 named runs
+ * evs/CHANNEL/PROCESS, and before session 17 ordered one event per request as
+ * ev/CHANNEL/PROCESS; both still execute from their journals, as they did then.
+ *
+ * A process numbers its events in one sequence across channels, so what was decided and what
+ * was placed are remembered per process (recordOf, placedEventsKey): kept per channel, each
+ * record holds the seqs the process used on other channels as gaps, 4,096 of them per process
+ * and channel in every snapshot (docs/consensus.md, "One request per publish section"). The
+ * older names keep their records per channel: a replica that restored an older snapshot and
+ * executes the older requests above it must record them as the replicas that executed them
+ * before did, or their records (and what they skip) would differ. The prefixes differ, so that
+ * no request of one kind looks decided because of a request of another.
  */
 export const EVENT_PREFIX = 'ev/';
 export const SECTION_PREFIX = 'evs/';
+export const RUN_PREFIX = 'evr/';
+/** Where the events a run placed are remembered: evp/PROCESS. */
+const PLACED_PREFIX = 'evp/';
 
 /**
  * A request ends after this many events, or before a record that would take its records past
@@ -40,18 +51,38 @@ export interface EventRequest {
 
 /** The process (publisher id and epoch) by a 128-bit digest: every reference in a view change carries it. */
 export function eventClient(channel: string, process: string): string {
-  return `${SECTION_PREFIX}${channel}/${sha256(process).slice(0, 32)}`;
+  return `${RUN_PREFIX}${channel}/${sha256(process).slice(0, 32)}`;
 }
 
-/** The channel of an event request's client name (a run's or a one-event request's), or undefined for another kind of request. */
+const prefixOf = (client: string): string | undefined =>
+  client.startsWith(RUN_PREFIX) ? RUN_PREFIX : client.startsWith(SECTION_PREFIX) ? SECTION_PREFIX : client.startsWith(EVENT_PREFIX) ? EVENT_PREFIX : undefined;
+
+/** The channel of an event request's client name (of any of the three kinds), or undefined for another kind of request. */
 export function channelOfEventClient(client: string): string | undefined {
-  const prefix = client.startsWith(SECTION_PREFIX) ? SECTION_PREFIX : client.startsWith(EVENT_PREFIX) ? EVENT_PREFIX : undefined;
+  const prefix = prefixOf(client);
   return prefix === undefined ? undefined : client.slice(prefix.length, client.lastIndexOf('/'));
 }
 
-/** The name the events an event request placed are remembered under: its process's, ev/CHANNEL/PROCESS. */
-export function placedEventsKey(client: string): string {
-  return client.startsWith(SECTION_PREFIX) ? EVENT_PREFIX + client.slice(SECTION_PREFIX.length) : client;
+/** ConsensusOptions.recordOf: a run's decided seqs are kept per process (evr/PROCESS); any other client's under its name. */
+export function decidedRecordOf(client: string): string {
+  return client.startsWith(RUN_PREFIX) ? RUN_PREFIX + client.slice(client.lastIndexOf('/') + 1) : client;
+}
+
+/**
+ * Where the events an event request places are remembered (`key`), and the other record an
+ * event it repeats may be in (`also`: skipped too). Around an upgrade both kinds of run can be
+ * decided with the same events: a publisher resends what was not acknowledged as a new run,
+ * while an older run attested before the stop may still be decided, in either order. The
+ * per-process record is empty until the first new run is decided, the same point at every
+ * replica, so consulting it changes nothing an older run did before the upgrade.
+ */
+export function placedEventsKeys(client: string): { key: string; also?: string } {
+  const prefix = prefixOf(client);
+  if (prefix === undefined) return { key: client };
+  const rest = client.slice(prefix.length);
+  const perProcess = PLACED_PREFIX + rest.slice(rest.lastIndexOf('/') + 1);
+  const perChannel = EVENT_PREFIX + rest;
+  return prefix === RUN_PREFIX ? { key: perProcess, also: perChannel } : { key: perChannel, also: perProcess };
 }
 
 /**

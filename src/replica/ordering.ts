@@ -28,7 +28,7 @@ import type { TlsIdentity } from '../protection/index.js';
 import { Deque } from '../broker/index.js';
 import { PeerLinks } from './peers.js';
 import { LeaderWatch } from './leader-watch.js';
-import { channelOfEventClient, EVENT_PREFIX, placedEventsKey, sectionRequests } from './order-requests.js';
+import { channelOfEventClient, decidedRecordOf, EVENT_PREFIX, placedEventsKeys, sectionRequests } from './order-requests.js';
 import type { Peer } from './server.js';
 
 export interface OrderingOptions {
@@ -108,8 +108,8 @@ export class Ordering implements StateMachine {
   /** Events of decided requests skipped as decided before: a faulty publisher's overlapping sections. */
   private eventsDecidedTwice = 0;
   /**
-   * The events placed, by (process, seq), under the process's ev/ name (placedEventsKey);
-   * part of the snapshot. The protocol's own record is by request (first seq), which
+   * The events placed, by (process, seq), under the process's name (placedEventsKeys); part
+   * of the snapshot. The protocol's own record is by request (first seq), which
    * overlapping sections defeat.
    */
   private readonly executedEvents: ExecutedRequests;
@@ -139,6 +139,7 @@ export class Ordering implements StateMachine {
       f: config.f,
       limits: config.limits,
       restarted: o.restarted,
+      recordOf: decidedRecordOf,
       privateKey: o.privateKey,
       publicKeys: config.replicas.map((r) => r.publicKey),
       send: (to, msg) => this.links.send(to, msg),
@@ -486,7 +487,7 @@ export class Ordering implements StateMachine {
     this.requestsOrdered++;
     const body = Buffer.from(req.payload, 'base64');
     const cursor = new RecordCursor(body, 0, Infinity);
-    const key = placedEventsKey(req.client);
+    const { key, also } = placedEventsKeys(req.client);
     for (;;) {
       try {
         if (!cursor.next()) return;
@@ -495,6 +496,13 @@ export class Ordering implements StateMachine {
         return;
       }
       if (this.executedEvents.has(key, cursor.seq)) {
+        this.eventsDecidedTwice++;
+        continue;
+      }
+      if (also !== undefined && this.executedEvents.has(also, cursor.seq)) {
+        // Placed by a run of the other kind (placedEventsKeys): into this record too, which
+        // otherwise keeps it as a gap.
+        this.executedEvents.add(key, cursor.seq);
         this.eventsDecidedTwice++;
         continue;
       }

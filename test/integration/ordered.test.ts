@@ -5,7 +5,7 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { BrokerEvent } from '../../src/core/index.js';
+import { PUBLISH_WINDOW_ORDERED_EVENTS_MAX, type BrokerEvent } from '../../src/core/index.js';
 import { clientKeyPath, type ClientRole } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { queryStatus, type Subscriber } from '../../src/client/index.js';
@@ -235,8 +235,9 @@ describe('ordered channel: a publisher waiting on the order', { timeout: 60_000 
 
 describe('ordered channel: publishers faster than the order', { timeout: 120_000 }, () => {
   it('past consensusPendingMax and orderBacklogEventsMax, holds the publishers back (waiting for room, then by TCP), and fails none of them', async () => {
-    // The publishers' own window of ordered events is lifted: what is tested is the replicas' bound on a publisher that does not keep one.
-    const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { consensusPendingMax: 4, orderBacklogEventsMax: 500, publishWindowOrderedEvents: 1_000_000 } });
+    // The publishers' own window of ordered events is as large as it goes (each sends 2,000, so
+    // it never binds): what is tested is the replicas' bound on a publisher that does not keep one.
+    const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { consensusPendingMax: 4, orderBacklogEventsMax: 500, publishWindowOrderedEvents: PUBLISH_WINDOW_ORDERED_EVENTS_MAX } });
     try {
       const got: Delivery = { seqs: [], contents: [], longestPauseMs: 0 };
       const sub = collect(c, 'siem1', 'orders', got);

@@ -209,6 +209,13 @@ test('signatureBatchEventsMax must be a power of two up to 65536', () => {
   assert.equal(parse((d) => (d.limits = { signatureBatchEventsMax: 64 })).limits.signatureBatchEventsMax, 64);
 });
 
+test('publishWindowOrderedEvents is at most what the replicas remember out of order (4096)', () => {
+  const e = configError((d) => (d.limits = { publishWindowOrderedEvents: 4097 }));
+  assert.equal(e.fields.key, 'limits.publishWindowOrderedEvents');
+  assert.match(e.message, /at most 4096, found 4097/);
+  assert.equal(parse((d) => (d.limits = { publishWindowOrderedEvents: 4096 })).limits.publishWindowOrderedEvents, 4096);
+});
+
 test('loadConfig on a directory without cluster.yaml says how to create one', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-noconfig-'));
   try {

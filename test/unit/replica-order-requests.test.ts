@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { RecordCursor } from '../../src/codec/index.js';
-import { eventClient, REQUEST_BYTES_MAX, REQUEST_EVENTS_MAX, sectionRequests } from '../../src/replica/order-requests.js';
+import { channelOfEventClient, decidedRecordOf, eventClient, placedEventsKeys, REQUEST_BYTES_MAX, REQUEST_EVENTS_MAX, sectionRequests } from '../../src/replica/order-requests.js';
 import { EPOCH_B, orderedEvent } from '../helpers/records.js';
 import { assertProperty } from '../helpers/property.js';
 
@@ -86,4 +86,25 @@ test('property: the requests carry every event of the section once, in order, ea
     }),
     { numRuns: 200 },
   );
+});
+
+test('a run\'s records are its process\'s, whatever the channel; the older kinds keep theirs per channel, and a run also skips what their records placed', () => {
+  const process = orderedEvent(1).process;
+  const onA = eventClient('a', process);
+  const onB = eventClient('b/c', process);
+  assert.match(onA, /^evr\/a\//);
+  assert.deepEqual([channelOfEventClient(onA), channelOfEventClient(onB)], ['a', 'b/c']);
+  assert.equal(decidedRecordOf(onA), decidedRecordOf(onB), 'one decided record per process');
+  assert.equal(placedEventsKeys(onA).key, placedEventsKeys(onB).key, 'one placed record per process');
+  assert.notEqual(decidedRecordOf(onA), placedEventsKeys(onA).key);
+  assert.notEqual(decidedRecordOf(eventClient('a', orderedEvent(1, { epoch: EPOCH_B }).process)), decidedRecordOf(onA), 'another process, another record');
+  const hash = onA.slice(onA.lastIndexOf('/') + 1);
+  // Runs before session 19 (evs/) and one-event requests before session 17 (ev/): records per channel, as when they executed.
+  assert.equal(decidedRecordOf(`evs/a/${hash}`), `evs/a/${hash}`);
+  assert.deepEqual(placedEventsKeys(`evs/a/${hash}`), { key: `ev/a/${hash}`, also: placedEventsKeys(onA).key }, 'and skips what a run placed');
+  assert.deepEqual(placedEventsKeys(`ev/a/${hash}`), { key: `ev/a/${hash}`, also: placedEventsKeys(onA).key });
+  assert.equal(channelOfEventClient(`evs/a/${hash}`), 'a');
+  assert.equal(placedEventsKeys(onA).also, `ev/a/${hash}`, 'a run skips events the older kinds placed on its channel');
+  assert.deepEqual(placedEventsKeys('admin/alice'), { key: 'admin/alice' });
+  assert.equal(decidedRecordOf('admin/alice'), 'admin/alice', 'other clients are their own record');
 });

@@ -248,6 +248,39 @@ test('the events placed travel in the snapshot: a replica that installed it skip
   }
 });
 
+test('a publisher over several ordered channels leaves one record per process: what it placed is a floor with nothing above, and what older replicas placed per channel is skipped', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-sections-'));
+  try {
+    const channels = ['a', 'b', 'c'];
+    initCluster({ dir, replicas: N, faults: 1, channels: [], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [{ name: 'siem', role: 'sub' }], force: false, ordered: channels, persist: 'memory' });
+    const config = loadConfig(dir);
+    const none: OrderingLinks = { start: () => undefined, stop: () => undefined, send: () => undefined, connected: [], dropped: 0 };
+    const service = new BrokerService(config.table, config.limits, () => T0_MS);
+    const ordering = new Ordering({ config, id: 0, privateKey: loadPrivateKey(replicaKeyPath(dir, 0)), restarted: false, slowOrderMs: 0, service, logger: silent, reply: () => undefined, refuse: () => undefined, links: none });
+    const records = (): [string, number, number[]][] => (JSON.parse(JSON.parse(ordering.snapshot()).events as string) as { decided: [string, number, number[]][] }).decided;
+    // Before the upgrade: a run of the older kind (evs/) placed seqs 1-3 on a.
+    const [older] = sectionRequests('a', range(1, 3));
+    const olderReq = { ...older!.req, client: older!.req.client.replace(/^evr\//, 'evs/') };
+    ordering.execute({ seq: 1, view: 0, requests: [olderReq] });
+    // After it: the publisher resends 1-3 (not acknowledged before the stop) and goes on, three events a channel in turn.
+    let seq = 2;
+    ordering.execute({ seq: seq++, view: 0, requests: sectionRequests('a', range(1, 3)).map((r) => r.req) });
+    for (let first = 4; first <= 60; first += 3) ordering.execute({ seq: seq++, view: 0, requests: sectionRequests(channels[((first - 1) / 3) % 3]!, range(first, first + 2)).map((r) => r.req) });
+    assert.equal(ordering.status().eventsDecidedTwice, 3, 'the resent 1-3 were placed before the upgrade');
+    const placed = records().filter(([key]) => key.startsWith('evp/'));
+    assert.deepEqual(placed.map(([, low, above]) => [low, above]), [[60, []]], 'one record for the process over three channels, all below its floor');
+    assert.deepEqual(records().filter(([key]) => key.startsWith('ev/')).map(([, low, above]) => [low, above]), [[3, []]], 'the older record, as it was');
+    // An older run attested before the stop, decided only now, repeats 10-12, which a run placed since.
+    const [late] = sectionRequests('a', range(10, 12));
+    ordering.execute({ seq: seq++, view: 0, requests: [{ ...late!.req, client: late!.req.client.replace(/^evr\//, 'evs/') }] });
+    const s = ordering.status();
+    assert.equal(s.eventsDecidedTwice, 6, 'the older run skips what the run placed');
+    assert.equal(s.eventsOrdered, 60);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 /** A cut of seqs 1..events into sections (the cut points), with the sections not sent (by index). */
 const cutArb = (events: number) =>
   fc.record({
