@@ -110,8 +110,9 @@ export class Core {
    * the second batch still executes (the request skipped), and needs the body to. Such a batch
    * was prepared by replicas that had not executed the first, so its seq is below the first's
    * plus logWindow: past that, the body is let go. Bounded: a replica holds one body per request
-   * from clients (admission.ts) and fetches only bodies of batches in its window. Not journaled:
-   * a replica restarted between the two batches has lost it (docs/consensus.md, "What is left").
+   * from clients (admission.ts) and fetches only bodies of batches in its window. A held one
+   * stays in the journal as long (its hold group pinned, holds.ts), and recovery keeps it aside
+   * again (recovery.ts).
    */
   readonly spareBodies = new Map<string, { req: Req; seq: number }>();
   /** When the bodies missing for the next seq were last asked for. */
@@ -172,7 +173,7 @@ export class Core {
     }
     this.g = { n: o.n, f: o.f };
     this.avail = new Availability(o.n, o.f, o.id, o.pendingMax);
-    this.executed = new ExecutedRequests(o.clientsMax, undefined, o.recordOf);
+    this.executed = new ExecutedRequests(o.clientsMax);
     this.passiveView = o.restarted === true ? Infinity : -1;
     this.passiveSeq = o.restarted === true ? Infinity : 0;
   }

@@ -26,8 +26,6 @@ export interface DriverOptions {
   limits: Limits;
   /** This replica ran before and kept none of its consensus state (see ConsensusOptions.restarted). */
   restarted: boolean;
-  /** ConsensusOptions.recordOf: the record a client's decided seqs are kept under. */
-  recordOf?: (client: string) => string;
   privateKey: KeyObject;
   /** Every replica's public key (base64 SPKI), by id. */
   publicKeys: readonly string[];
@@ -117,7 +115,7 @@ export class ConsensusDriver {
   private failed: FitError | undefined;
 
   constructor(private readonly o: DriverOptions) {
-    const options = { ...consensusOptions(o.id, o.n, o.f, o.limits, o.restarted), journaling: o.journal !== undefined, ...(o.recordOf ? { recordOf: o.recordOf } : {}) };
+    const options = { ...consensusOptions(o.id, o.n, o.f, o.limits, o.restarted), journaling: o.journal !== undefined };
     this.replica = new ConsensusReplica(options, ed25519Signer(o.privateKey, o.publicKeys), o.machine);
   }
 

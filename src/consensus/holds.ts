@@ -3,11 +3,13 @@
 // ordered body survives on a correct replica even when every replica restarts at once. The
 // bodies one step took are one hold group (one key); a decided batch refers to the bodies of
 // groups on disk instead of writing them again, which pins those groups until that batch's
-// entry is truncated. A group goes once every request in it was decided and no decided entry
-// on disk refers to it.
+// entry is truncated. A body kept aside once its request was decided under another body
+// (Core.spareBodies) pins its group until the seq it is let go at, the same way. A group goes
+// once every request in it was decided and no decided entry or kept body pins it any more.
 //
 // It must never: let a group go while a decided entry on disk refers to one of its bodies, or
-// keep a group whose requests were all decided past the truncation of what refers to it.
+// a body in it is kept aside, or keep a group whose requests were all decided past the
+// truncation of what pins it.
 
 import { refOf, type Ref, type Req } from './messages.js';
 import { refKey } from './availability.js';

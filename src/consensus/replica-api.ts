@@ -39,14 +39,6 @@ export interface ConsensusOptions {
    */
   clientsMax?: number;
   /**
-   * The record a client's decided seqs are kept under (the identity when absent). Clients
-   * whose seqs are drawn from one sequence may share one: each (client, seq) must then be one
-   * request, and the record holds the seqs of all of them together, so that seqs one client
-   * never uses (another's) are not gaps it keeps. The same function at every replica, and for
-   * the life of a log: it decides which requests execute.
-   */
-  recordOf?: (client: string) => string;
-  /**
    * This replica restarted without its consensus state. It may have said things before that
    * it no longer remembers, so it stays passive (sends no PREPARE, COMMIT or NEW-VIEW) at every
    * seq it could have voted on before, until a checkpoint above them all is stable.

@@ -136,20 +136,17 @@ export class ExecutedRequests {
     private readonly clientsMax = Infinity,
     /** Seqs kept above a client's lowest gap (CLIENT_OUT_OF_ORDER_MAX; smaller in tests). */
     private readonly outOfOrderMax = CLIENT_OUT_OF_ORDER_MAX,
-    /** The record a client's seqs are kept under (ConsensusOptions.recordOf). */
-    private readonly recordOf: (client: string) => string = (client) => client,
   ) {}
 
   has(client: string, seq: number): boolean {
-    return this.byClient.get(this.recordOf(client))?.has(seq) ?? false;
+    return this.byClient.get(client)?.has(seq) ?? false;
   }
 
   add(client: string, seq: number): void {
-    const record = this.recordOf(client);
-    let d = this.byClient.get(record);
-    if (d) this.byClient.delete(record);
+    let d = this.byClient.get(client);
+    if (d) this.byClient.delete(client);
     else d = new DecidedSeqs(this.outOfOrderMax);
-    this.byClient.set(record, d);
+    this.byClient.set(client, d);
     if (this.byClient.size > this.clientsMax) this.byClient.delete(this.byClient.keys().next().value!);
     d.add(seq);
   }

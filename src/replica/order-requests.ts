@@ -15,19 +15,23 @@ import type { UnorderedEvent } from '../broker/index.js';
 import { sha256, type Req } from '../consensus/index.js';
 
 /**
- * The protocol's client names for a publishing process's events on a channel:
- * evr/CHANNEL/PROCESS for a run of a section. Replicas before session 19 named runs
- * evs/CHANNEL/PROCESS, and before session 17 ordered one event per request as
- * ev/CHANNEL/PROCESS; both still execute from their journals, as they did then.
+ * The protocol's client names for a publishing process's events: evr/PROCESS for a run of a
+ * section, its payload `CHANNEL/` then the records in base64 (a channel name has no `/`).
+ * Replicas before session 19 named runs evs/CHANNEL/PROCESS, and before session 17 ordered
+ * one event per request as ev/CHANNEL/PROCESS, their payload the records alone; both still
+ * execute from their journals, as they did then.
  *
- * A process numbers its events in one sequence across channels, so what was decided and what
- * was placed are remembered per process (recordOf, placedEventsKey): kept per channel, each
- * record holds the seqs the process used on other channels as gaps, 4,096 of them per process
- * and channel in every snapshot (docs/consensus.md, "One request per publish section"). The
- * older names keep their records per channel: a replica that restored an older snapshot and
- * executes the older requests above it must record them as the replicas that executed them
- * before did, or their records (and what they skip) would differ. The prefixes differ, so that
- * no request of one kind looks decided because of a request of another.
+ * A process numbers its events in one sequence across channels, so a run is named by its
+ * process alone: then (client, seq) is one request whatever the channel (a faulty publisher
+ * that reuses a seq on two channels sends two bodies of one request, which the protocol
+ * handles), and the protocol's record of what was decided, like the record of events placed
+ * (placedEventsKeys), is one per process. Kept per channel, each record held the seqs the
+ * process used on the other channels as gaps, 4,096 of them per process and channel in every
+ * snapshot (docs/consensus.md, "One request per publish section"). The older kinds keep their
+ * records per channel: a replica that restored an older snapshot and executes the older
+ * requests above it must record them as the replicas that executed them before did, or their
+ * records (and what they skip) would differ. The prefixes differ, so that no request of one
+ * kind looks decided because of a request of another.
  */
 export const EVENT_PREFIX = 'ev/';
 export const SECTION_PREFIX = 'evs/';
@@ -49,39 +53,50 @@ export interface EventRequest {
   events: number;
 }
 
-/** The process (publisher id and epoch) by a 128-bit digest: every reference in a view change carries it. */
-export function eventClient(channel: string, process: string): string {
-  return `${RUN_PREFIX}${channel}/${sha256(process).slice(0, 32)}`;
+/** A run's client name: its process (publisher id and epoch) by a 128-bit digest, which every reference in a view change carries. */
+export function runClient(process: string): string {
+  return `${RUN_PREFIX}${sha256(process).slice(0, 32)}`;
 }
 
-const prefixOf = (client: string): string | undefined =>
-  client.startsWith(RUN_PREFIX) ? RUN_PREFIX : client.startsWith(SECTION_PREFIX) ? SECTION_PREFIX : client.startsWith(EVENT_PREFIX) ? EVENT_PREFIX : undefined;
-
-/** The channel of an event request's client name (of any of the three kinds), or undefined for another kind of request. */
-export function channelOfEventClient(client: string): string | undefined {
-  const prefix = prefixOf(client);
-  return prefix === undefined ? undefined : client.slice(prefix.length, client.lastIndexOf('/'));
+/** Whether a request is an ordered channel's events (of any of the three kinds). */
+export function isEventRequest(client: string): boolean {
+  return client.startsWith(RUN_PREFIX) || client.startsWith(SECTION_PREFIX) || client.startsWith(EVENT_PREFIX);
 }
 
-/** ConsensusOptions.recordOf: a run's decided seqs are kept per process (evr/PROCESS); any other client's under its name. */
-export function decidedRecordOf(client: string): string {
-  return client.startsWith(RUN_PREFIX) ? RUN_PREFIX + client.slice(client.lastIndexOf('/') + 1) : client;
+export interface EventRequestBody {
+  channel: string;
+  /** The records back to back, in base64. */
+  records: string;
+  /** Where what it places is remembered, and the other record an event it repeats may be in (placedEventsKeys). */
+  placed: { key: string; also: string };
+}
+
+/** An event request's channel, records and records of events placed; undefined for another kind of request, or a run whose payload names no channel. */
+export function eventRequestBody(req: Req): EventRequestBody | undefined {
+  if (req.client.startsWith(RUN_PREFIX)) {
+    const cut = req.payload.indexOf('/');
+    if (cut <= 0) return undefined;
+    const channel = req.payload.slice(0, cut);
+    return { channel, records: req.payload.slice(cut + 1), placed: placedEventsKeys(channel, req.client.slice(RUN_PREFIX.length), RUN_PREFIX) };
+  }
+  const prefix = req.client.startsWith(SECTION_PREFIX) ? SECTION_PREFIX : req.client.startsWith(EVENT_PREFIX) ? EVENT_PREFIX : undefined;
+  if (prefix === undefined) return undefined;
+  const at = req.client.lastIndexOf('/');
+  const channel = req.client.slice(prefix.length, at);
+  return { channel, records: req.payload, placed: placedEventsKeys(channel, req.client.slice(at + 1), prefix) };
 }
 
 /**
  * Where the events an event request places are remembered (`key`), and the other record an
- * event it repeats may be in (`also`: skipped too). Around an upgrade both kinds of run can be
- * decided with the same events: a publisher resends what was not acknowledged as a new run,
- * while an older run attested before the stop may still be decided, in either order. The
- * per-process record is empty until the first new run is decided, the same point at every
- * replica, so consulting it changes nothing an older run did before the upgrade.
+ * event it repeats may be in (`also`: skipped too, and added to `key`). Around an upgrade both
+ * kinds of run can be decided with the same events, in either order: a publisher resends what
+ * was not acknowledged as a new run, while an older run attested before the stop may still be
+ * decided. The per-process record is empty until the first new run is decided, the same point
+ * at every replica, so consulting it changes nothing an older run did before the upgrade.
  */
-export function placedEventsKeys(client: string): { key: string; also?: string } {
-  const prefix = prefixOf(client);
-  if (prefix === undefined) return { key: client };
-  const rest = client.slice(prefix.length);
-  const perProcess = PLACED_PREFIX + rest.slice(rest.lastIndexOf('/') + 1);
-  const perChannel = EVENT_PREFIX + rest;
+function placedEventsKeys(channel: string, process: string, prefix: string): { key: string; also: string } {
+  const perProcess = PLACED_PREFIX + process;
+  const perChannel = `${EVENT_PREFIX}${channel}/${process}`;
   return prefix === RUN_PREFIX ? { key: perProcess, also: perChannel } : { key: perChannel, also: perProcess };
 }
 
@@ -99,7 +114,7 @@ export function sectionRequests(channel: string, events: readonly UnorderedEvent
     // A section's events are nearly always one process's: its name is hashed once, not per event.
     if (first.process !== process) {
       process = first.process;
-      client = eventClient(channel, process);
+      client = runClient(process);
     }
     let bytes = first.record.length;
     let j = i + 1;
@@ -109,7 +124,7 @@ export function sectionRequests(channel: string, events: readonly UnorderedEvent
       bytes += e.record.length;
     }
     const records = j - i === 1 ? first.record : Buffer.concat(events.slice(i, j).map((e) => e.record), bytes);
-    out.push({ req: { client, seq: first.seq, payload: records.toString('base64'), ...(first.urgent ? { urgent: true } : {}) }, events: j - i });
+    out.push({ req: { client, seq: first.seq, payload: `${channel}/${records.toString('base64')}`, ...(first.urgent ? { urgent: true } : {}) }, events: j - i });
     i = j;
   }
   return out;

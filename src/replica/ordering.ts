@@ -28,7 +28,7 @@ import type { TlsIdentity } from '../protection/index.js';
 import { Deque } from '../broker/index.js';
 import { PeerLinks } from './peers.js';
 import { LeaderWatch } from './leader-watch.js';
-import { channelOfEventClient, decidedRecordOf, EVENT_PREFIX, placedEventsKeys, sectionRequests } from './order-requests.js';
+import { EVENT_PREFIX, eventRequestBody, isEventRequest, sectionRequests, type EventRequestBody } from './order-requests.js';
 import type { Peer } from './server.js';
 
 export interface OrderingOptions {
@@ -108,13 +108,15 @@ export class Ordering implements StateMachine {
   /** Events of decided requests skipped as decided before: a faulty publisher's overlapping sections. */
   private eventsDecidedTwice = 0;
   /**
-   * The events placed, by (process, seq), under the process's name (placedEventsKeys); part
+   * The events placed, by (process, seq), under the process's name (eventRequestBody); part
    * of the snapshot. The protocol's own record is by request (first seq), which
    * overlapping sections defeat.
    */
   private readonly executedEvents: ExecutedRequests;
   /** Publish frames waiting for their ordered events to be decided, by request (client#seq). */
   private readonly eventWaiters = new Map<string, Set<EventWaiter>>();
+  /** The channel of each request in eventWaiters (a run's client name does not say it). */
+  private readonly awaitedChannels = new Map<string, string>();
   /** Events in each deferred request, for status. */
   private readonly deferredEvents = new WeakMap<Req, number>();
   private deferredEventCount = 0;
@@ -139,7 +141,6 @@ export class Ordering implements StateMachine {
       f: config.f,
       limits: config.limits,
       restarted: o.restarted,
-      recordOf: decidedRecordOf,
       privateKey: o.privateKey,
       publicKeys: config.replicas.map((r) => r.publicKey),
       send: (to, msg) => this.links.send(to, msg),
@@ -173,7 +174,10 @@ export class Ordering implements StateMachine {
         if (this.driver.isDecided(req.client, req.seq)) continue;
         const key = `${req.client}#${req.seq}`;
         let set = this.eventWaiters.get(key);
-        if (!set) this.eventWaiters.set(key, (set = new Set()));
+        if (!set) {
+          this.eventWaiters.set(key, (set = new Set()));
+          this.awaitedChannels.set(key, channel);
+        }
         set.add(waiter);
         keys.push(key);
         waiter.remaining++;
@@ -192,7 +196,10 @@ export class Ordering implements StateMachine {
     return () => {
       for (const key of keys) {
         const set = this.eventWaiters.get(key);
-        if (set?.delete(waiter) && set.size === 0) this.eventWaiters.delete(key);
+        if (set?.delete(waiter) && set.size === 0) {
+          this.eventWaiters.delete(key);
+          this.awaitedChannels.delete(key);
+        }
       }
     };
   }
@@ -239,6 +246,7 @@ export class Ordering implements StateMachine {
     const set = this.eventWaiters.get(key);
     if (!set) return;
     this.eventWaiters.delete(key);
+    this.awaitedChannels.delete(key);
     for (const w of set) {
       if (notHeld) w.notHeld ??= notHeld;
       if (--w.remaining > 0) continue;
@@ -412,7 +420,7 @@ export class Ordering implements StateMachine {
       const at = key.lastIndexOf('#');
       const client = key.slice(0, at);
       if (!this.driver.isDecided(client, Number(key.slice(at + 1)))) continue;
-      const channel = channelOfEventClient(client)!;
+      const channel = this.awaitedChannels.get(key)!;
       this.released(client, Number(key.slice(at + 1)), this.o.service.sequencer.onDisk(channel) ? notHeld : undefined);
     }
     for (const [key, list] of this.waiting) {
@@ -431,7 +439,7 @@ export class Ordering implements StateMachine {
   private durable(decided: readonly Decision[], installed: number | undefined): void {
     for (const d of decided) {
       for (const req of d.requests) {
-        if (channelOfEventClient(req.client) !== undefined) {
+        if (isEventRequest(req.client)) {
           this.released(req.client, req.seq);
           continue;
         }
@@ -452,9 +460,9 @@ export class Ordering implements StateMachine {
     // Decisions make room.
     this.scheduleDrain();
     for (const req of d.requests) {
-      const channel = channelOfEventClient(req.client);
-      if (channel !== undefined && this.o.service.sequencer.log(channel)) {
-        this.executeEvents(channel, req);
+      const events = eventRequestBody(req);
+      if (events !== undefined && this.o.service.sequencer.log(events.channel)) {
+        this.executeEvents(events, req);
         continue;
       }
       if (!req.client.startsWith('control/')) {
@@ -483,11 +491,11 @@ export class Ordering implements StateMachine {
    * everywhere. Only the parse is caught: placing can refuse (a store that is not this
    * journal's, at recovery), and that must stop the replica as before.
    */
-  private executeEvents(channel: string, req: Req): void {
+  private executeEvents(events: EventRequestBody, req: Req): void {
     this.requestsOrdered++;
-    const body = Buffer.from(req.payload, 'base64');
+    const { channel, placed: { key, also } } = events;
+    const body = Buffer.from(events.records, 'base64');
     const cursor = new RecordCursor(body, 0, Infinity);
-    const { key, also } = placedEventsKeys(req.client);
     for (;;) {
       try {
         if (!cursor.next()) return;
@@ -499,7 +507,7 @@ export class Ordering implements StateMachine {
         this.eventsDecidedTwice++;
         continue;
       }
-      if (also !== undefined && this.executedEvents.has(also, cursor.seq)) {
+      if (this.executedEvents.has(also, cursor.seq)) {
         // Placed by a run of the other kind (placedEventsKeys): into this record too, which
         // otherwise keeps it as a gap.
         this.executedEvents.add(key, cursor.seq);

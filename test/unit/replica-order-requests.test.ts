@@ -7,15 +7,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { RecordCursor } from '../../src/codec/index.js';
-import { channelOfEventClient, decidedRecordOf, eventClient, placedEventsKeys, REQUEST_BYTES_MAX, REQUEST_EVENTS_MAX, sectionRequests } from '../../src/replica/order-requests.js';
+import { eventRequestBody, isEventRequest, REQUEST_BYTES_MAX, REQUEST_EVENTS_MAX, runClient, sectionRequests } from '../../src/replica/order-requests.js';
+import type { Req } from '../../src/consensus/index.js';
 import { EPOCH_B, orderedEvent } from '../helpers/records.js';
 import { assertProperty } from '../helpers/property.js';
 
 const seqs = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
 
-/** The seqs of the records in a request's payload. */
+/** The seqs of the records in a run's payload (`CHANNEL/` then the records). */
 function payloadSeqs(payload: string): number[] {
-  const cursor = new RecordCursor(Buffer.from(payload, 'base64'), 0, Infinity);
+  const cursor = new RecordCursor(Buffer.from(payload.slice(payload.indexOf('/') + 1), 'base64'), 0, Infinity);
   const out: number[] = [];
   while (cursor.next()) out.push(cursor.seq);
   return out;
@@ -27,7 +28,8 @@ test('a section of one process and one urgency is one request, named by its firs
   assert.equal(reqs.length, 1);
   assert.equal(reqs[0]!.events, 5);
   assert.equal(reqs[0]!.req.seq, 7);
-  assert.equal(reqs[0]!.req.client, eventClient('orders', events[0]!.process));
+  assert.equal(reqs[0]!.req.client, runClient(events[0]!.process));
+  assert.ok(reqs[0]!.req.payload.startsWith('orders/'), 'the payload names the channel');
   assert.equal(reqs[0]!.req.urgent, undefined);
   assert.deepEqual(payloadSeqs(reqs[0]!.req.payload), seqs(7, 11));
 });
@@ -73,7 +75,8 @@ test('property: the requests carry every event of the section once, in order, ea
       const events = specs.map((s, i) => orderedEvent(100 + i, { content: Buffer.alloc(s.size, 7), priority: s.urgent ? 3 : 0, ...(s.otherProcess ? { epoch: EPOCH_B } : {}) }));
       const reqs = sectionRequests('orders', events);
       assert.deepEqual(reqs.flatMap((r) => payloadSeqs(r.req.payload)), events.map((e) => e.seq));
-      assert.equal(Buffer.concat(reqs.map((r) => Buffer.from(r.req.payload, 'base64'))).compare(Buffer.concat(events.map((e) => e.record))), 0);
+      const records = (r: Req): Buffer => Buffer.from(eventRequestBody(r)!.records, 'base64');
+      assert.equal(Buffer.concat(reqs.map((r) => records(r.req))).compare(Buffer.concat(events.map((e) => e.record))), 0);
       let at = 0;
       for (const r of reqs) {
         const mine = events.slice(at, at + r.events);
@@ -81,30 +84,36 @@ test('property: the requests carry every event of the section once, in order, ea
         assert.equal(r.req.seq, mine[0]!.seq);
         assert.ok(r.events <= REQUEST_EVENTS_MAX);
         assert.ok(mine.every((e) => e.process === mine[0]!.process && e.urgent === mine[0]!.urgent), 'one request mixes processes or urgencies');
-        assert.ok(r.events === 1 || Buffer.from(r.req.payload, 'base64').length <= REQUEST_BYTES_MAX);
+        assert.ok(r.events === 1 || records(r.req).length <= REQUEST_BYTES_MAX);
       }
     }),
     { numRuns: 200 },
   );
 });
 
-test('a run\'s records are its process\'s, whatever the channel; the older kinds keep theirs per channel, and a run also skips what their records placed', () => {
-  const process = orderedEvent(1).process;
-  const onA = eventClient('a', process);
-  const onB = eventClient('b/c', process);
-  assert.match(onA, /^evr\/a\//);
-  assert.deepEqual([channelOfEventClient(onA), channelOfEventClient(onB)], ['a', 'b/c']);
-  assert.equal(decidedRecordOf(onA), decidedRecordOf(onB), 'one decided record per process');
-  assert.equal(placedEventsKeys(onA).key, placedEventsKeys(onB).key, 'one placed record per process');
-  assert.notEqual(decidedRecordOf(onA), placedEventsKeys(onA).key);
-  assert.notEqual(decidedRecordOf(eventClient('a', orderedEvent(1, { epoch: EPOCH_B }).process)), decidedRecordOf(onA), 'another process, another record');
-  const hash = onA.slice(onA.lastIndexOf('/') + 1);
-  // Runs before session 19 (evs/) and one-event requests before session 17 (ev/): records per channel, as when they executed.
-  assert.equal(decidedRecordOf(`evs/a/${hash}`), `evs/a/${hash}`);
-  assert.deepEqual(placedEventsKeys(`evs/a/${hash}`), { key: `ev/a/${hash}`, also: placedEventsKeys(onA).key }, 'and skips what a run placed');
-  assert.deepEqual(placedEventsKeys(`ev/a/${hash}`), { key: `ev/a/${hash}`, also: placedEventsKeys(onA).key });
-  assert.equal(channelOfEventClient(`evs/a/${hash}`), 'a');
-  assert.equal(placedEventsKeys(onA).also, `ev/a/${hash}`, 'a run skips events the older kinds placed on its channel');
-  assert.deepEqual(placedEventsKeys('admin/alice'), { key: 'admin/alice' });
-  assert.equal(decidedRecordOf('admin/alice'), 'admin/alice', 'other clients are their own record');
+test('a run is named by its process whatever the channel, its channel in its payload; the older kinds keep the channel in the name, and each kind skips what the other placed', () => {
+  const events = [orderedEvent(1)];
+  const [onA] = sectionRequests('a', events);
+  const [onB] = sectionRequests('b.c', events);
+  assert.match(onA!.req.client, /^evr\/[0-9a-f]{32}$/);
+  assert.equal(onA!.req.client, onB!.req.client, 'one client, so (client, seq) is one request whatever the channel');
+  assert.notEqual(onA!.req.payload, onB!.req.payload, 'two channels, two bodies');
+  const a = eventRequestBody(onA!.req)!;
+  const b = eventRequestBody(onB!.req)!;
+  assert.deepEqual([a.channel, b.channel], ['a', 'b.c']);
+  assert.deepEqual(payloadSeqs(onA!.req.payload), [1]);
+  assert.equal(a.placed.key, b.placed.key, 'one record of events placed per process');
+  assert.notEqual(eventRequestBody(sectionRequests('a', [orderedEvent(1, { epoch: EPOCH_B })])[0]!.req)!.placed.key, a.placed.key, 'another process, another record');
+  const hash = onA!.req.client.slice('evr/'.length);
+  assert.equal(a.placed.also, `ev/a/${hash}`, 'a run skips events the older kinds placed on its channel');
+  // Runs before session 19 (evs/) and one-event requests before session 17 (ev/): the channel in the name, records per channel, as when they executed.
+  const records = Buffer.from(a.records, 'base64').toString('base64');
+  for (const client of [`evs/a/${hash}`, `ev/a/${hash}`]) {
+    const older: Req = { client, seq: 1, payload: records };
+    assert.deepEqual(eventRequestBody(older), { channel: 'a', records, placed: { key: `ev/a/${hash}`, also: a.placed.key } }, `${client}: and skips what a run placed`);
+    assert.ok(isEventRequest(client));
+  }
+  assert.equal(eventRequestBody({ client: 'control/alice', seq: 1, payload: '{}' }), undefined);
+  assert.equal(isEventRequest('control/alice'), false);
+  assert.equal(eventRequestBody({ client: onA!.req.client, seq: 1, payload: 'no channel' }), undefined, 'a run whose payload names no channel is not an event request');
 });

@@ -18,6 +18,7 @@ import { BrokerService, type UnorderedEvent } from '../../src/broker/index.js';
 import { ORDERED_HEADER_BYTES, RecordCursor } from '../../src/codec/index.js';
 import { Ordering, type OrderingLinks } from '../../src/replica/ordering.js';
 import { sectionRequests } from '../../src/replica/order-requests.js';
+import type { Req } from '../../src/consensus/index.js';
 import { EPOCH_B, orderedEvent, T0_MS } from '../helpers/records.js';
 import { assertAsyncProperty } from '../helpers/property.js';
 
@@ -37,9 +38,9 @@ interface Replica {
  * after every other decision; a replica far behind may then install one instead of replaying,
  * and hold fewer events, so only tests where every replica holds every body use it.
  */
-function cluster(checkpointEvery?: number): { replicas: Replica[]; stop(): void; dir: string } {
+function cluster(checkpointEvery?: number, ordered = ['orders']): { replicas: Replica[]; stop(): void; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-sections-'));
-  initCluster({ dir, replicas: N, faults: 1, channels: [], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [{ name: 'siem', role: 'sub' }], force: false, ordered: ['orders'], persist: 'memory' });
+  initCluster({ dir, replicas: N, faults: 1, channels: [], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [{ name: 'siem', role: 'sub' }], force: false, ordered, persist: 'memory' });
   const loaded = loadConfig(dir);
   const config = checkpointEvery === undefined ? loaded : { ...loaded, limits: { ...loaded.limits, consensusCheckpointInterval: checkpointEvery } };
   let stopped = false;
@@ -77,8 +78,8 @@ function cluster(checkpointEvery?: number): { replicas: Replica[]; stop(): void;
 }
 
 /** Hands a publish frame's section to replica `r`, as its server does, counting acknowledgements. */
-function publishTo(r: Replica, events: UnorderedEvent[]): void {
-  r.ordering.order([{ channel: 'orders', events }], (err) => {
+function publishTo(r: Replica, events: UnorderedEvent[], channel = 'orders'): void {
+  r.ordering.order([{ channel, events }], (err) => {
     assert.equal(err, undefined);
     r.acks++;
   });
@@ -259,9 +260,9 @@ test('a publisher over several ordered channels leaves one record per process: w
     const ordering = new Ordering({ config, id: 0, privateKey: loadPrivateKey(replicaKeyPath(dir, 0)), restarted: false, slowOrderMs: 0, service, logger: silent, reply: () => undefined, refuse: () => undefined, links: none });
     const records = (): [string, number, number[]][] => (JSON.parse(JSON.parse(ordering.snapshot()).events as string) as { decided: [string, number, number[]][] }).decided;
     // Before the upgrade: a run of the older kind (evs/) placed seqs 1-3 on a.
-    const [older] = sectionRequests('a', range(1, 3));
-    const olderReq = { ...older!.req, client: older!.req.client.replace(/^evr\//, 'evs/') };
-    ordering.execute({ seq: 1, view: 0, requests: [olderReq] });
+    // A run as replicas before session 19 formed it: evs/CHANNEL/PROCESS, the records alone.
+    const olderKind = (r: Req): Req => ({ ...r, client: r.client.replace(/^evr\//, 'evs/a/'), payload: r.payload.slice(r.payload.indexOf('/') + 1) });
+    ordering.execute({ seq: 1, view: 0, requests: [olderKind(sectionRequests('a', range(1, 3))[0]!.req)] });
     // After it: the publisher resends 1-3 (not acknowledged before the stop) and goes on, three events a channel in turn.
     let seq = 2;
     ordering.execute({ seq: seq++, view: 0, requests: sectionRequests('a', range(1, 3)).map((r) => r.req) });
@@ -271,13 +272,31 @@ test('a publisher over several ordered channels leaves one record per process: w
     assert.deepEqual(placed.map(([, low, above]) => [low, above]), [[60, []]], 'one record for the process over three channels, all below its floor');
     assert.deepEqual(records().filter(([key]) => key.startsWith('ev/')).map(([, low, above]) => [low, above]), [[3, []]], 'the older record, as it was');
     // An older run attested before the stop, decided only now, repeats 10-12, which a run placed since.
-    const [late] = sectionRequests('a', range(10, 12));
-    ordering.execute({ seq: seq++, view: 0, requests: [{ ...late!.req, client: late!.req.client.replace(/^evr\//, 'evs/') }] });
+    ordering.execute({ seq: seq++, view: 0, requests: [olderKind(sectionRequests('a', range(10, 12))[0]!.req)] });
     const s = ordering.status();
     assert.equal(s.eventsDecidedTwice, 6, 'the older run skips what the run placed');
     assert.equal(s.eventsOrdered, 60);
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a faulty publisher that sends the same seqs on two channels sends two bodies of one request: one is decided, the other is not held or not placed', async () => {
+  const c = cluster(undefined, ['orders', 'audit']);
+  try {
+    // Replica 0 gets seqs 1-3 on audit first; every replica gets them on orders.
+    publishTo(c.replicas[0]!, range(1, 3), 'audit');
+    for (const r of c.replicas) publishTo(r, range(1, 3));
+    await settled(c.replicas);
+    assert.deepEqual(publisherSeqs(agreedLog(c.replicas)), [1, 2, 3]);
+    for (const r of c.replicas) {
+      const s = r.ordering.status();
+      assert.equal(r.service.sequencer.log('audit')!.high, 0, 'the other body was not placed');
+      assert.equal(s.pending, 0, 'nothing of it waits');
+      assert.equal(s.secondBodies, r === c.replicas[0] ? 1 : 0, 'one body per request held');
+    }
+  } finally {
+    c.stop();
   }
 });
 

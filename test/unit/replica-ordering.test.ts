@@ -16,7 +16,7 @@ import { FitError } from '../../src/core/index.js';
 import { ORDERED_HEADER_BYTES } from '../../src/codec/index.js';
 import { ed25519Signer, ExecutedRequests, MemoryJournalStore, sha256, signable, snapshotDigest, type Checkpoint, type JournalEntry, type JournalStore } from '../../src/consensus/index.js';
 import { Ordering } from '../../src/replica/ordering.js';
-import { decidedRecordOf, placedEventsKeys, sectionRequests } from '../../src/replica/order-requests.js';
+import { eventRequestBody, sectionRequests } from '../../src/replica/order-requests.js';
 import { orderedEvent } from '../helpers/records.js';
 
 /**
@@ -40,15 +40,14 @@ function lagging(journal?: JournalStore, persist: 'memory' | 'disk' = 'memory', 
   };
   const events = [1, 2].map((seq) => orderedEvent(seq));
   const oneEvent = `ev/orders/${sha256(events[0]!.process).slice(0, 32)}`;
-  // The records as the replicas keep them: a run's per process (decidedRecordOf).
-  const executed = new ExecutedRequests(undefined, undefined, decidedRecordOf);
+  const executed = new ExecutedRequests();
   const placed = new ExecutedRequests();
   if (before) for (const e of events) executed.add(oneEvent, e.seq), placed.add(oneEvent, e.seq);
   else {
     // The others decided the frame's section as one request, and placed its two events.
     const [request] = sectionRequests('orders', events);
     executed.add(request!.req.client, request!.req.seq);
-    for (const e of events) placed.add(placedEventsKeys(request!.req.client).key, e.seq);
+    for (const e of events) placed.add(eventRequestBody(request!.req)!.placed.key, e.seq);
   }
   const clients = controlSnapshot(config.table).filter(([id]) => id !== 'siem');
   const order = { global: 5, channels: [['orders', 5]] };
