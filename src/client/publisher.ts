@@ -119,6 +119,8 @@ export class Publisher {
   private orderedUsed = false;
   /** Events of ordered channels published and not yet acknowledged (open, outbox and in flight). */
   private orderedUnacked = 0;
+  /** Of orderedUnacked, the events in batches sent: what pump() keeps within the window. */
+  private orderedInflight = 0;
   private nextBatchSeq = 1;
   /** The next frame, by channel: one frame carries every channel's events (a section each). */
   private readonly open = new Map<string, OpenSection>();
@@ -174,6 +176,11 @@ export class Publisher {
   connect(): this {
     for (const l of this.links) l.start();
     return this;
+  }
+
+  /** Events of ordered channels sent and not yet acknowledged: at most publishWindowOrderedEvents, or one batch when that is more. */
+  get orderedInFlight(): number {
+    return this.orderedInflight;
   }
 
   get readyReplicas(): number {
@@ -388,8 +395,15 @@ export class Publisher {
 
   private pump(): void {
     const window = this.config.limits.publishWindowBatches;
+    const orderedWindow = this.config.limits.publishWindowOrderedEvents;
     while (this.outbox.length > 0 && this.inflight.size < window) {
+      // Sent ordered events stay within their window even when the caller ignores publish()
+      // returning false: the replicas remember a process's requests with at most that many
+      // out of order, and one decided behind more would be taken for decided (limits.md).
+      const next = this.outbox[0]!;
+      if (next.orderedCount > 0 && this.orderedInflight > 0 && this.orderedInflight + next.orderedCount > orderedWindow) break;
       const b = this.outbox.shift()!;
+      this.orderedInflight += b.orderedCount;
       b.seq = this.nextBatchSeq++;
       for (let i = 0; i < b.ranges.length; i += 2) {
         this.seq = numberRecords(b.frame, b.ranges[i]!, this.seq, b.ranges[i + 1]);
@@ -457,6 +471,7 @@ export class Publisher {
       this.feeds.done(b);
       this.counters.acknowledged += b.count;
       this.orderedUnacked -= b.orderedCount;
+      this.orderedInflight -= b.orderedCount;
       this.pump();
       return this.wake();
     }

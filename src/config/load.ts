@@ -113,6 +113,10 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
   const limits = limitsWith(c.limits as Partial<Limits>);
   const tree = limits.signatureBatchEventsMax;
   if ((tree & (tree - 1)) !== 0 || tree > 65_536) throw configError(file, 'limits.signatureBatchEventsMax', `a power of two up to 65536 (1, 2, 4, ... 16, ...), found ${tree}`);
+  if (limits.batchEventsMax > PUBLISH_WINDOW_ORDERED_EVENTS_MAX) {
+    // A publisher sends one batch past its window of ordered events when nothing else is in flight.
+    throw configError(file, 'limits.batchEventsMax', `at most ${PUBLISH_WINDOW_ORDERED_EVENTS_MAX}, found ${limits.batchEventsMax}: a publisher may send one batch past its window of ordered events, and the replicas remember a publisher's ordered events with ${PUBLISH_WINDOW_ORDERED_EVENTS_MAX} out of order`);
+  }
   if (limits.publishWindowOrderedEvents > PUBLISH_WINDOW_ORDERED_EVENTS_MAX) {
     throw configError(
       file,

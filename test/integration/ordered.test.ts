@@ -208,6 +208,31 @@ describe('ordered channel: a publisher waiting on the order', { timeout: 60_000 
     }
   });
 
+  it('a caller that ignores publish() saying wait still has at most publishWindowOrderedEvents ordered events in flight, and every event is delivered', async () => {
+    const WINDOW = 100;
+    const c = await startCluster({ channels: [], clients, ordered: ['orders'], limits: { publishWindowOrderedEvents: WINDOW, batchEventsMax: 40 } });
+    try {
+      const got: Delivery = { seqs: [], contents: [], longestPauseMs: 0 };
+      const sub = collect(c, 'siem1', 'orders', got);
+      await sub.start();
+      const pub = c.publisher('pub1');
+      for (const until = Date.now() + 10_000; pub.readyReplicas < 4 && Date.now() < until; ) await sleep(20);
+      let most = 0;
+      const sample = setInterval(() => (most = Math.max(most, pub.orderedInFlight)), 1);
+      const EVENTS = 1_000;
+      for (let i = 0; i < EVENTS; i++) pub.publish('orders', `o${i}`);
+      most = Math.max(most, pub.orderedInFlight);
+      await pub.flush(60_000);
+      clearInterval(sample);
+      assert.ok(most > 0 && most <= WINDOW, `ordered events in flight peaked at ${most}, window ${WINDOW}`);
+      for (const until = Date.now() + 30_000; got.seqs.length < EVENTS && Date.now() < until; ) await sleep(50);
+      assert.equal(got.seqs.length, EVENTS);
+      await sub.close();
+    } finally {
+      await c.stop();
+    }
+  });
+
   it('a publisher that closes while its events cannot be ordered (two replicas down) leaves nothing waiting for them at the others', async () => {
     const c = await startCluster({ channels: [], clients, ordered: ['orders'] });
     try {

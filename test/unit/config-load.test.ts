@@ -214,6 +214,10 @@ test('publishWindowOrderedEvents is at most what the replicas remember out of or
   assert.equal(e.fields.key, 'limits.publishWindowOrderedEvents');
   assert.match(e.message, /at most 4096, found 4097/);
   assert.equal(parse((d) => (d.limits = { publishWindowOrderedEvents: 4096 })).limits.publishWindowOrderedEvents, 4096);
+  // A publisher may send one batch past the window (when nothing else is in flight): batches are bounded alike.
+  const b = configError((d) => (d.limits = { batchEventsMax: 5000 }));
+  assert.equal(b.fields.key, 'limits.batchEventsMax');
+  assert.match(b.message, /at most 4096, found 5000/);
 });
 
 test('loadConfig on a directory without cluster.yaml says how to create one', () => {
