@@ -5,6 +5,7 @@
 
 import { FitError, type ErrorFields } from '../core/index.js';
 import { FRAME_HEADER_BYTES } from './frame.js';
+import type { FramePool } from './frame-pool.js';
 import { u16, u32 } from './bytes.js';
 
 export const MessageType = {
@@ -168,6 +169,9 @@ export function refOf(rec: Buffer): RecordRef {
  * (a replica copies a channel's sections into one slab, so most do) are copied together.
  */
 export class EventsWriter {
+  /** `pool`: where frames are built (FramePool); whoever sends a frame releases it there once written. */
+  constructor(private readonly pool?: FramePool) {}
+
   private readonly heads: number[] = [];
   private readonly recs: (readonly RecordRef[])[] = [];
   private recordBytes = 0;
@@ -190,7 +194,7 @@ export class EventsWriter {
   /** The frame, or undefined if no section was added; the writer is empty again afterwards. */
   take(): Buffer | undefined {
     if (this.recs.length === 0) return undefined;
-    const out = Buffer.allocUnsafe(this.bytes);
+    const out = this.pool ? this.pool.take(this.bytes) : Buffer.allocUnsafe(this.bytes);
     out.writeUInt32BE(out.length - FRAME_HEADER_BYTES, 0);
     out.writeUInt8(MessageType.Events, 4);
     let o = out.writeUInt16BE(this.recs.length, 5);

@@ -69,7 +69,8 @@ export class Connection {
     this.drainWaiters.push(cb);
   }
 
-  send(buf: Buffer): void {
+  /** Queues a frame; `written` runs once the socket has taken it (not if the connection closes first). */
+  send(buf: Buffer, written?: () => void): void {
     if (this.closed || this.ending) return;
     // Frames sent in one turn of the event loop leave in one writev: a replica pushing fifty
     // channels' small frames would otherwise make a write syscall for each.
@@ -78,7 +79,8 @@ export class Connection {
       this.stream.cork();
       process.nextTick(this.uncork);
     }
-    this.stream.write(buf);
+    if (written === undefined) this.stream.write(buf);
+    else this.stream.write(buf, (err) => err == null && written());
   }
 
   private corked = false;

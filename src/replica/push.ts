@@ -4,7 +4,7 @@
 // replica's memory: what it cannot take stays in the bounded queue.
 
 import type { ClientQueue, OrderedLog, QueueSession } from '../broker/index.js';
-import { EventsWriter, EVENTS_SECTION_HEADER_BYTES, refOf, ORDERED_HEADER_BYTES, ORDERED_KIND, type RecordRef } from '../codec/index.js';
+import { EventsWriter, EVENTS_SECTION_HEADER_BYTES, FramePool, refOf, ORDERED_HEADER_BYTES, ORDERED_KIND, type RecordRef } from '../codec/index.js';
 import type { Connection } from '../net/index.js';
 import { tamperRecord, type Fault } from './faults.js';
 
@@ -21,6 +21,8 @@ export const PUSH_FRAME_BYTES = 256 * 1024;
 export class PushScheduler {
   private readonly due = new Set<PushStream>();
   private readonly writers = new Map<Connection, EventsWriter>();
+  /** Where frames are built, and come back to once written (FramePool): a frame is at most PUSH_FRAME_BYTES and one record. */
+  readonly pool = new FramePool(PUSH_FRAME_BYTES + 64 * 1024, 32);
   private armed = false;
   private lastRunMs = -Infinity;
 
@@ -53,7 +55,7 @@ export class PushScheduler {
    */
   write(conn: Connection, streamId: number, firstPos: number, records: readonly RecordRef[]): void {
     let w = this.writers.get(conn);
-    if (!w) this.writers.set(conn, (w = new EventsWriter()));
+    if (!w) this.writers.set(conn, (w = new EventsWriter(this.pool)));
     let from = 0;
     let bytes = w.bytes + EVENTS_SECTION_HEADER_BYTES;
     for (let i = 0; i < records.length; i++) {
@@ -84,6 +86,8 @@ export class PushScheduler {
   };
 
   private send(conn: Connection, frame: Buffer): void {
+    // A frame goes back to the pool once written, and only when it was sent once, at once.
+    if (this.faults.length === 0) return conn.send(frame, () => this.pool.release(frame));
     const delay = this.faults.find((f) => f.kind === 'delay');
     const copies = this.faults.some((f) => f.kind === 'duplicate') ? 2 : 1;
     for (let i = 0; i < copies; i++) {

@@ -25,6 +25,24 @@ function fakeConnection(): { conn: Connection; frames: Buffer[] } {
   return { conn: conn as unknown as Connection, frames };
 }
 
+/**
+ * A socket that writes frames when told: `write(k)` copies the oldest k frames out, as the
+ * kernel taking them, and runs their `written`. A frame built in memory the pool handed out
+ * again before its write would be copied out changed.
+ */
+function writingConnection(): { conn: Connection; frames: Buffer[]; write(k: number): void } {
+  const frames: Buffer[] = [];
+  const queued: { b: Buffer; written?: () => void }[] = [];
+  const send = (b: Buffer, written?: () => void): void => void queued.push({ b, written });
+  const write = (k: number): void => {
+    for (const { b, written } of queued.splice(0, k)) {
+      frames.push(Buffer.from(b));
+      written?.();
+    }
+  };
+  return { conn: { send, writable: true, isClosed: false, whenDrained: () => undefined } as unknown as Connection, frames, write };
+}
+
 /** A client queue holding `count` small events, as QueueSource drains one. */
 class BacklogSource implements PushSource {
   readonly key = {};
@@ -77,7 +95,7 @@ function record(pos: number, len: number): Buffer {
   return b;
 }
 
-test('no pushed frame passes PUSH_FRAME_BYTES but for one record, and every record arrives once, in order, at its position', (t) => {
+test('no pushed frame passes PUSH_FRAME_BYTES but for one record, and every record arrives once, in order, at its position, its frame\'s memory used again only once written', (t) => {
   assertProperty(
     t,
     import.meta.url,
@@ -85,18 +103,22 @@ test('no pushed frame passes PUSH_FRAME_BYTES but for one record, and every reco
       // Several takes of one stream, as a pass with credits makes them, each of records of mixed sizes.
       fc.array(fc.array(fc.integer({ min: 4, max: 300 * 1024 }), { minLength: 1, maxLength: 40 }), { minLength: 1, maxLength: 6 }),
       fc.integer({ min: 0, max: 1000 }),
-      (takes, startPos) => {
-        const { conn, frames } = fakeConnection();
+      // After each take, how many of the frames sent so far the socket writes (their buffers go back to the pool).
+      fc.array(fc.integer({ min: 0, max: 3 }), { minLength: 6, maxLength: 6 }),
+      (takes, startPos, writes) => {
+        const { conn, frames, write } = writingConnection();
         const s = new PushScheduler([], 0);
         let pos = startPos;
         const lens: number[] = [];
-        for (const take of takes) {
+        takes.forEach((take, t) => {
           s.write(conn, 7, pos, take.map((len, i) => refOf(record(pos + i, len))));
           pos += take.length;
           lens.push(...take);
-        }
+          write(writes[t]!);
+        });
         // The pass's end sends what is left (run() is the scheduler's private end of pass).
         (s as unknown as { run(): void }).run();
+        write(Infinity);
         let next = startPos;
         for (const frame of frames) {
           const sections = decodeEvents(frame.subarray(4));
