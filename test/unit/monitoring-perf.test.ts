@@ -89,7 +89,8 @@ const CASES: Case[] = [
   { workload: SIM_WORKLOADS.web, profile: 'vmi-tcg', observe: {}, propose: { syscalls: { syscalls: ['openat', 'close'] } }, computeMs: 10000, tolerance: 0.05 },
   { workload: SIM_WORKLOADS.web, profile: 'vmi-tcg', observe: {}, propose: { proclist: { periodMs: 200 } }, computeMs: 10000, tolerance: 0.05 },
   { workload: SIM_WORKLOADS.web, profile: 'vmi-tcg', observe: { syscalls: { syscalls: ['getpid'] } }, propose: { syscalls: { syscalls: ['openat', 'close'] }, proclist: { periodMs: 200 } }, computeMs: 10000, tolerance: 0.05 },
-  { workload: SIM_WORKLOADS.build, profile: 'vmi-tcg', observe: { proclist: { periodMs: 1000 } }, propose: { proclist: { periodMs: 250 }, files: { periodMs: 500 }, syscalls: { syscalls: ['execve', 'openat'] } }, computeMs: 6000, tolerance: 0.05 },
+  // 12 s: at 6 s one seed in a few hundred erred by 5.1 % (seed 1908417542; 3.9 % at 12 s).
+  { workload: SIM_WORKLOADS.build, profile: 'vmi-tcg', observe: { proclist: { periodMs: 1000 } }, propose: { proclist: { periodMs: 250 }, files: { periodMs: 500 }, syscalls: { syscalls: ['execve', 'openat'] } }, computeMs: 12000, tolerance: 0.05 },
   { workload: SIM_WORKLOADS.build, profile: 'ptrace', observe: { syscalls: { syscalls: ['execve'] } }, propose: { syscalls: { syscalls: 'all' }, proclist: { periodMs: 100 } }, computeMs: 3000, tolerance: 0.03 },
   { workload: SIM_WORKLOADS.web, profile: 'ptrace', observe: {}, propose: { syscalls: { syscalls: ['read', 'write', 'epoll_wait'] }, files: { periodMs: 50 } }, computeMs: 3000, tolerance: 0.03 },
   { workload: SIM_WORKLOADS.phased, profile: 'vmi-tcg', observe: {}, propose: { syscalls: { syscalls: ['openat'] }, proclist: { periodMs: 500 } }, computeMs: 18000, tolerance: 0.1 },
