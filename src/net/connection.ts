@@ -69,7 +69,11 @@ export class Connection {
     this.drainWaiters.push(cb);
   }
 
-  /** Queues a frame; `written` runs once the socket has taken it (not if the connection closes first). */
+  /**
+   * Queues a frame; `written` runs once the socket no longer reads it (on a net or TLS socket:
+   * the kernel or TLS took the bytes, or the write was cancelled as the socket closed). Not
+   * for other streams, which may hand the buffer itself to their reader.
+   */
   send(buf: Buffer, written?: () => void): void {
     if (this.closed || this.ending) return;
     // Frames sent in one turn of the event loop leave in one writev: a replica pushing fifty

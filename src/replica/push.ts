@@ -86,7 +86,8 @@ export class PushScheduler {
   };
 
   private send(conn: Connection, frame: Buffer): void {
-    // A frame goes back to the pool once written, and only when it was sent once, at once.
+    // A frame goes back to the pool once written, and only when it was sent once, at once
+    // (connections here are net or TLS sockets: see Connection.send).
     if (this.faults.length === 0) return conn.send(frame, () => this.pool.release(frame));
     const delay = this.faults.find((f) => f.kind === 'delay');
     const copies = this.faults.some((f) => f.kind === 'duplicate') ? 2 : 1;

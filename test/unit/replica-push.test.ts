@@ -143,6 +143,21 @@ test('no pushed frame passes PUSH_FRAME_BYTES but for one record, and every reco
   );
 });
 
+test('frames written as they go out are built in the same memory again: two buffers for a whole take', () => {
+  const { conn, frames, write } = writingConnection();
+  const s = new PushScheduler([], 0);
+  for (let i = 0; i < 64; i++) {
+    s.write(conn, 1, 16 * i, Array.from({ length: 16 }, (_, k) => refOf(record(16 * i + k, 16 * 1024))));
+    write(Infinity);
+  }
+  (s as unknown as { run(): void }).run();
+  write(Infinity);
+  assert.ok(frames.length >= 60, `${frames.length} frames`);
+  // A write of 256 KiB may send one frame and build the next before the socket writes: two buffers at most.
+  assert.ok(s.pool.allocated <= 2, `${s.pool.allocated} buffers for ${frames.length} frames`);
+  assert.equal(eventsIn(frames), 1024);
+});
+
 test('a take of 1,024 events of 16 KiB goes out in frames of at most PUSH_FRAME_BYTES', () => {
   const { conn, frames } = fakeConnection();
   const s = new PushScheduler([], 0);
