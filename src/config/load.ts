@@ -124,6 +124,14 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
       `at most ${PUBLISH_WINDOW_ORDERED_EVENTS_MAX}, found ${limits.publishWindowOrderedEvents}: the replicas remember a publisher's ordered events with that many out of order, and a larger window could have an event taken for decided and never placed`,
     );
   }
+  const waits = Math.ceil(limits.consensusPendingMax / limits.consensusBatchMax) + limits.consensusInflightMax + limits.consensusLogWindow;
+  if (limits.consensusAttestationSeqs < waits) {
+    throw configError(
+      file,
+      'limits.consensusAttestationSeqs',
+      `at least ${waits} (consensusPendingMax / consensusBatchMax + consensusInflightMax + consensusLogWindow), found ${limits.consensusAttestationSeqs}: a request that waits behind a full pending for that many seqs would be let go although its publisher did nothing wrong`,
+    );
+  }
   return { dir, file, f: c.f, replicas: c.replicas, table: { channels, clients }, limits, ...(tls ? { tls } : {}) };
 }
 

@@ -29,7 +29,7 @@ export function admit(r: Core, reqs: readonly Req[]): void {
       (r.out.refused ??= []).push(req);
       continue;
     }
-    const ref = r.avail.hold(req);
+    const ref = r.avail.hold(req, r.lastExecuted);
     r.journalHold(req, ref);
     addPending(r, ref);
   }
@@ -47,18 +47,24 @@ export function addPending(r: Core, ref: Ref): void {
 /** Attestations arrived: PRE-PREPAREs waiting for them may be prepared now. */
 export function onHold(r: Core, m: Hold): void {
   let readied = false;
-  for (const ref of m.refs.slice(0, MESSAGE_BATCHES_MAX * r.o.batchMax)) {
+  const refs = m.refs.slice(0, MESSAGE_BATCHES_MAX * r.o.batchMax);
+  for (let i = 0; i < refs.length; i++) {
+    const ref = refs[i]!;
+    // Absent: an older replica's, which never lets a body go.
+    const since = m.since?.[i] ?? Infinity;
     // A resend of an attestation counted already (about half of them, at a steady load) costs
     // no lookup of the decided ones: a decided reference's attestations are forgotten.
-    if (r.avail.attestedBy(m.from, ref) || r.wasDecided(ref)) continue;
-    if (r.avail.attest(m.from, ref)) {
+    if (r.avail.attestedBy(m.from, ref, since) || r.wasDecided(ref)) continue;
+    if (r.avail.attest(m.from, ref, since)) {
       readied = true;
-      if (r.pending.size < r.o.pendingMax) addPending(r, ref);
+      // Whatever room is left: a ready reference the leader left out of pending would never be
+      // proposed (the attestations bound these: f+1 per reference, pendingMax per replica).
+      addPending(r, ref);
     }
   }
   if (!readied) return;
   for (const [seq, s] of r.slots) {
-    if (s.awaiting && s.prePrepare && s.prePrepare.view === r.view && !r.changing && r.avail.allReady(s.prePrepare.batch)) {
+    if (s.awaiting && s.prePrepare && s.prePrepare.view === r.view && !r.changing && r.avail.allReadyAt(s.prePrepare.batch, seq)) {
       sendPrepare(r, s, s.prePrepare);
       checkPrepared(r, seq);
     }
@@ -68,7 +74,7 @@ export function onHold(r: Core, m: Hold): void {
 
 /** The leader batches waiting requests, urgent ones first, into new instances. */
 export function propose(r: Core): void {
-  if (!r.isLeader()) return;
+  if (!r.isLeader()) return void (r.stuckSince = undefined);
   if (r.nextSeq <= r.passiveThrough(r.view)) {
     // Restarted as the leader of a view it led before: it may have proposed these seqs
     // already. Until it knows how far, it proposes nothing; then only above.
@@ -86,7 +92,7 @@ export function propose(r: Core): void {
         const x = queue[i]!;
         const k = refKey(x);
         if (!r.pending.has(k) || r.proposed.has(reqKey(x))) continue;
-        if (r.avail.ready(x)) {
+        if (r.avail.readyAt(x, r.nextSeq)) {
           // Marked now, so that the other body of the request, if ready too, waits.
           r.proposed.add(reqKey(x));
           batch.push(x);
@@ -94,7 +100,10 @@ export function propose(r: Core): void {
       }
       r.toPropose[q] = later.concat(queue.slice(i));
     }
-    if (batch.length === 0) return;
+    if (batch.length > 0) r.stuckSince = undefined;
+    else if (!waitsForSeqs(r)) return void (r.stuckSince = undefined);
+    else if (!emptyDue(r)) return void (r.stuckSince ??= r.now);
+    else r.emptyBatches++;
     const pp = r.signed<PrePrepare>({ type: 'pre-prepare', view: r.view, seq: r.nextSeq++, digest: batchDigest(batch), batch, from: r.o.id, sig: '' });
     r.send('all', pp);
     acceptPrePrepare(r, pp, false);
@@ -102,6 +111,30 @@ export function propose(r: Core): void {
     const s = r.slot(pp.seq);
     if (!s.journaled) r.journalPrePrepare(s, false);
   }
+}
+
+/** Attestations end (attestationSeqs is finite): requests that never become ready wait only so many seqs. */
+export const attestationsEnd = (r: Core): boolean => r.o.attestationSeqs !== undefined && r.o.attestationSeqs !== Infinity;
+
+/**
+ * Requests wait here that no batch of this view carries, or another replica attested one that
+ * waits there (its HOLD says so): only seqs moving on can end their attestations. Within a log
+ * window of what a correct replica can have executed, so that a faulty one cannot keep the
+ * leader proposing for good.
+ */
+function waitsForSeqs(r: Core): boolean {
+  return r.pending.size > r.proposed.size || (attestationsEnd(r) && r.avail.endsBy(r.lastExecuted + r.o.attestationSeqs! + r.o.logWindow));
+}
+
+/**
+ * Requests have waited, none of them ready to propose, for a resend period: empty batches
+ * (as many as inflightMax allows) move the seqs on, so that attestations that will never make
+ * a request ready end (attestationSeqs) and their bodies go. Without them, a pending full of
+ * such requests would propose nothing, decide nothing, and wait for good. Never with
+ * attestations that hold for good: nothing would ever end.
+ */
+function emptyDue(r: Core): boolean {
+  return attestationsEnd(r) && r.stuckSince !== undefined && r.now - r.stuckSince >= r.o.resendTicks;
 }
 
 export function anyReadyPending(r: Core): boolean {

@@ -34,7 +34,7 @@ export function acceptPrePrepare(r: Core, m: PrePrepare, proven: boolean): void 
   s.at = r.now;
   r.idleSince = undefined;
   s.awaiting = m.from !== r.o.id && m.seq > r.passiveThrough(m.view);
-  if (s.awaiting && (proven || r.avail.allReady(m.batch))) sendPrepare(r, s, m);
+  if (s.awaiting && (proven || r.avail.allReadyAt(m.batch, m.seq))) sendPrepare(r, s, m);
   checkPrepared(r, m.seq);
 }
 

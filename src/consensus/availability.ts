@@ -3,6 +3,13 @@
 // prepared only once f+1 replicas attested its body, so at least one correct replica holds it
 // and answers a fetch: a faulty leader cannot order a request nobody sent, and a faulty client
 // that sends a body to faulty replicas alone cannot make correct ones wait for it forever.
+//
+// An attestation holds for W seqs (attestationSeqs): it carries the seq its sender had executed
+// when it attested (`since`), and a batch at seq q counts it only if since >= q - W. So once a
+// replica executed since + W, no batch it has not executed can count its attestation, and a
+// body that is still undecided and not ready may go. Without that, requests that never become
+// ready (a faulty client's bodies cut differently for each replica, a publisher that crashed
+// mid-send) would wait for good, and enough of them fill pendingMax for everyone.
 
 import { refOf, sameRef, type Ref, type Req } from './messages.js';
 
@@ -23,7 +30,16 @@ export const refKey = (r: Ref): string => {
 
 interface Attested {
   ref: Ref;
-  by: Set<number>;
+  /** Who attested it, with the seq each had executed then (Infinity: an older replica's, for good). */
+  by: Map<number, number>;
+}
+
+/** What executing up to a seq let go (expire()). */
+export interface Expired {
+  /** References no longer ready and not held here: they stop waiting. */
+  gone: Ref[];
+  /** Of those, the bodies this replica held and let go undecided. */
+  letGo: Req[];
 }
 
 export class Availability {
@@ -33,7 +49,15 @@ export class Availability {
   private readonly byReq = new Map<string, Set<string>>();
   /** Attestations each replica has outstanding: a faulty one cannot fill memory with made-up references. */
   private readonly outstanding: number[];
-  private holdOut: Ref[] = [];
+  private holdOut: { refs: Ref[]; since: number[] } = { refs: [], since: [] };
+  /**
+   * The references with an attestation that ends once a seq is executed (since + W), by that
+   * seq; empty when W is Infinity. A decided one leaves at once (forget), so this holds what
+   * waits, not everything attested over the last W seqs.
+   */
+  private readonly expiring = new Map<number, Set<string>>();
+  /** Attestations ending at or below this seq are gone. */
+  private expiredThrough = 0;
 
   constructor(
     private readonly n: number,
@@ -41,48 +65,159 @@ export class Availability {
     private readonly id: number,
     /** Attestations kept per replica (pendingMax): past it, a replica's further ones are ignored. */
     private readonly perReplicaMax: number,
+    /** W: the seqs an attestation holds for past the one its sender had executed (Infinity: for good). */
+    private readonly window: number,
   ) {
     this.outstanding = new Array<number>(n).fill(0);
   }
 
-  /** A body this replica received from its client: held, attested, announced with the next HOLD. */
-  hold(req: Req): Ref {
+  /** A body this replica received from its client, having executed `since`: held, attested, announced with the next HOLD. */
+  hold(req: Req, since: number): Ref {
     const ref = refOf(req);
     this.bodies.set(refKey(ref), req);
     this.index(ref, refKey(ref));
-    this.holdOut.push(ref);
-    this.attest(this.id, ref);
+    this.attestOwn(ref, since);
     return ref;
   }
 
-  /** `from` attests `ref`; true when that makes it ready (f+1 attestations) just now. */
-  attest(from: number, ref: Ref): boolean {
-    if (from < 0 || from >= this.n) return false;
+  /**
+   * This replica attests a body it holds, having executed `since`, unless it did already: the
+   * seq its attestation carries, the first one (a later one would let the body stay for good).
+   * `announce`: in the next HOLD (a resend sends its own).
+   */
+  attestOwn(ref: Ref, since: number, announce = true): number {
+    const first = this.attested.get(refKey(ref))?.by.get(this.id);
+    if (first !== undefined) return first;
+    this.attest(this.id, ref, since);
+    // Not counted (past perReplicaMax): not announced either, or the body would never go.
+    if (!announce || this.attested.get(refKey(ref))?.by.get(this.id) !== since) return since;
+    this.holdOut.refs.push(ref);
+    this.holdOut.since.push(since);
+    return since;
+  }
+
+  /**
+   * `from` attests `ref`, having executed `since`; true when that makes it ready (f+1
+   * attestations) just now. One it had attested already keeps the later seq: a replica that
+   * restarted attests again from where it is, and lets the body go only past that.
+   */
+  attest(from: number, ref: Ref, since = Infinity): boolean {
+    if (from < 0 || from >= this.n || since + this.window <= this.expiredThrough) return false;
     const k = refKey(ref);
     let a = this.attested.get(k);
     if (!a) {
       if (this.outstanding[from]! >= this.perReplicaMax) return false;
-      this.attested.set(k, (a = { ref, by: new Set() }));
+      this.attested.set(k, (a = { ref, by: new Map() }));
       this.index(ref, k);
     }
-    if (a.by.has(from) || !sameRef(a.ref, ref)) return false;
+    if (!sameRef(a.ref, ref)) return false;
+    const before = a.by.get(from);
+    if (before !== undefined) {
+      if (since <= before) return false;
+      this.setSince(a, k, from, since);
+      // It may count now at a seq it did not before.
+      return a.by.size > this.f;
+    }
     if (this.outstanding[from]! >= this.perReplicaMax) return false;
-    a.by.add(from);
+    this.setSince(a, k, from, since);
     this.outstanding[from]!++;
     return a.by.size === this.f + 1;
   }
 
-  /** `from`'s attestation of `ref` is counted (and `ref` not decided since). */
-  attestedBy(from: number, ref: Ref): boolean {
-    return this.attested.get(refKey(ref))?.by.has(from) === true;
+  private setSince(a: Attested, key: string, from: number, since: number): void {
+    a.by.set(from, since);
+    const end = since + this.window;
+    if (end === Infinity) return;
+    let keys = this.expiring.get(end);
+    if (!keys) this.expiring.set(end, (keys = new Set()));
+    keys.add(key);
   }
 
+  private unexpiring(a: Attested, key: string): void {
+    for (const since of a.by.values()) {
+      const keys = this.expiring.get(since + this.window);
+      if (keys?.delete(key) && keys.size === 0) this.expiring.delete(since + this.window);
+    }
+  }
+
+  /** `from`'s attestation of `ref` is counted, with a seq at least `since` (and `ref` not decided since). */
+  attestedBy(from: number, ref: Ref, since = -Infinity): boolean {
+    const at = this.attested.get(refKey(ref))?.by.get(from);
+    return at !== undefined && at >= since;
+  }
+
+  /** f+1 attestations that have not ended: ready to order at the next seq to execute. */
   ready(ref: Ref): boolean {
     return (this.attested.get(refKey(ref))?.by.size ?? 0) >= this.f + 1;
   }
 
-  allReady(refs: readonly Ref[]): boolean {
-    return refs.every((r) => this.ready(r));
+  /** Ready to order at seq `q`: f+1 attestations whose `since` is at least q - W. */
+  readyAt(ref: Ref, q: number): boolean {
+    const by = this.attested.get(refKey(ref))?.by;
+    if (!by || by.size <= this.f) return false;
+    if (this.window === Infinity) return true;
+    let valid = 0;
+    for (const since of by.values()) if (since >= q - this.window && ++valid > this.f) return true;
+    return false;
+  }
+
+  /**
+   * Some attestation of a reference not decided ends once a seq up to `limit` is executed: a
+   * request that waits, here or at another replica, for seqs to move on. (A faulty replica's
+   * attestation that claims a seq far ahead ends far above any limit, and counts for nothing.)
+   */
+  endsBy(limit: number): boolean {
+    for (const end of this.expiring.keys()) if (end <= limit) return true;
+    return false;
+  }
+
+  allReadyAt(refs: readonly Ref[], q: number): boolean {
+    return refs.every((r) => this.readyAt(r, q));
+  }
+
+  /**
+   * Executed up to `through`: attestations whose window ended go. A reference left with fewer
+   * than f+1 stops waiting; a body this replica held of one goes too once its own attestation
+   * ended, since no batch it has not executed can count that attestation any more.
+   */
+  expire(through: number): Expired {
+    const out: Expired = { gone: [], letGo: [] };
+    if (this.expiring.size === 0 || through <= this.expiredThrough) {
+      this.expiredThrough = Math.max(this.expiredThrough, through);
+      return out;
+    }
+    const ends: number[] = [];
+    if (through - this.expiredThrough <= this.expiring.size) {
+      for (let s = this.expiredThrough + 1; s <= through; s++) if (this.expiring.has(s)) ends.push(s);
+    } else for (const s of this.expiring.keys()) if (s <= through) ends.push(s);
+    this.expiredThrough = through;
+    const touched = new Map<string, Ref>();
+    for (const end of ends) {
+      for (const key of this.expiring.get(end)!) {
+        const a = this.attested.get(key);
+        if (!a) continue;
+        for (const [from, since] of a.by) {
+          // Attested again since (a restart) with a later seq: that one holds.
+          if (since + this.window > through) continue;
+          a.by.delete(from);
+          this.outstanding[from]!--;
+          touched.set(key, a.ref);
+        }
+        if (a.by.size === 0) this.attested.delete(key);
+      }
+      this.expiring.delete(end);
+    }
+    for (const [key, ref] of touched) {
+      if (this.ready(ref) || this.attestedBy(this.id, ref)) continue;
+      out.gone.push(ref);
+      const body = this.bodies.get(key);
+      if (body) {
+        this.bodies.delete(key);
+        out.letGo.push(body);
+      }
+      if (!this.attested.has(key)) this.unindex(ref, key);
+    }
+    return out;
   }
 
   body(ref: Ref): Req | undefined {
@@ -92,7 +227,7 @@ export class Availability {
   /** Who attested `ref` (whom to ask for its body), or everyone else when nobody did here. */
   holders(ref: Ref): number[] {
     const by = this.attested.get(refKey(ref))?.by;
-    const list = by ? [...by].filter((r) => r !== this.id) : [];
+    const list = by ? [...by.keys()].filter((r) => r !== this.id) : [];
     return list.length > 0 ? list : Array.from({ length: this.n }, (_, i) => i).filter((i) => i !== this.id);
   }
 
@@ -113,10 +248,16 @@ export class Availability {
     set.add(k);
   }
 
-  /** The references to announce in a HOLD (emptied). */
-  takeHolds(): Ref[] {
+  private unindex(ref: Ref, k: string): void {
+    const rk = reqKey(ref);
+    const set = this.byReq.get(rk);
+    if (set?.delete(k) && set.size === 0) this.byReq.delete(rk);
+  }
+
+  /** The references to announce in a HOLD, with the seq each attestation carries (emptied). */
+  takeHolds(): { refs: Ref[]; since: number[] } {
     const out = this.holdOut;
-    this.holdOut = [];
+    this.holdOut = { refs: [], since: [] };
     return out;
   }
 
@@ -134,7 +275,8 @@ export class Availability {
       this.bodies.delete(k);
       const a = this.attested.get(k);
       if (!a) continue;
-      for (const r of a.by) this.outstanding[r]!--;
+      for (const r of a.by.keys()) this.outstanding[r]!--;
+      this.unexpiring(a, k);
       this.attested.delete(k);
     }
     this.byReq.delete(rk);

@@ -180,6 +180,7 @@ function install(r: Core, snap: { stable: StableCheckpoint; body: string }): boo
   // A batch above the snapshot may still hold one of them (a faulty leader's second body): kept aside.
   spare(r, r.avail.forgetDecided((client, seq) => r.executed.has(client, seq)), undefined, st.seq);
   if (r.o.journaling === true) for (const e of r.held.decidedWhere((client, seq) => r.executed.has(client, seq), st.seq + r.o.logWindow)) r.journal(e);
+  r.expireAttestations();
   progress(r);
   return true;
 }

@@ -12,9 +12,9 @@
 
 import { FitError } from '../core/index.js';
 import { GENESIS, leaderOf, type Group } from './certs.js';
-import { Availability } from './availability.js';
+import { Availability, refKey } from './availability.js';
 import { HeldBodies } from './holds.js';
-import { GENESIS_STATE, MESSAGE_BATCHES_MAX, signable, type Checkpoint, type Commit, type ConsensusMessage, type Hold, type NewView, type PrePrepare, type PreparedCert, type Prepare, type Ref, type Req, type Signer, type StableCheckpoint, type Stop, type ViewChange } from './messages.js';
+import { GENESIS_STATE, MESSAGE_BATCHES_MAX, refOf, signable, type Checkpoint, type Commit, type ConsensusMessage, type Hold, type NewView, type PrePrepare, type PreparedCert, type Prepare, type Ref, type Req, type Signer, type StableCheckpoint, type Stop, type ViewChange } from './messages.js';
 import { ExecutedRequests, type StateMachine } from './state.js';
 import type { JournalEntry, MetaEntry, PrePrepareEntry, SnapshotEntry } from './journal.js';
 import type { ConsensusOptions, Output } from './replica-api.js';
@@ -132,6 +132,15 @@ export class Core {
   viewChangeStartedAt = 0;
   fetchAskedAt = -Infinity;
   refused = 0;
+  /** Requests whose body this replica let go undecided (Availability.expire). */
+  expired = 0;
+  /** Empty batches proposed (admission.ts, proposeEmpty). */
+  emptyBatches = 0;
+  /**
+   * As the leader: since when it has found nothing to propose while requests wait that are
+   * not ready (undefined: it proposed something since, or nothing waits).
+   */
+  stuckSince: number | undefined;
   /** Second bodies a client sent under one (client, seq), not held (admission.ts). */
   secondBodies = 0;
   /**
@@ -172,7 +181,7 @@ export class Core {
       throw new FitError('FIT_ERR_CONFIG', `logWindow (${o.logWindow}) must be a multiple of checkpointInterval (${o.checkpointInterval}) and at least twice it`);
     }
     this.g = { n: o.n, f: o.f };
-    this.avail = new Availability(o.n, o.f, o.id, o.pendingMax);
+    this.avail = new Availability(o.n, o.f, o.id, o.pendingMax, o.attestationSeqs ?? Infinity);
     this.executed = new ExecutedRequests(o.clientsMax);
     this.passiveView = o.restarted === true ? Infinity : -1;
     this.passiveSeq = o.restarted === true ? Infinity : 0;
@@ -227,12 +236,23 @@ export class Core {
     // In HOLDs of at most what a replica reads of one (onHold): the rest of a larger one would
     // wait for resends, a period each.
     const most = MESSAGE_BATCHES_MAX * this.o.batchMax;
-    for (let i = 0; i < holds.length; i += most) this.send('all', { type: 'hold', refs: holds.slice(i, i + most), from: this.o.id } satisfies Hold);
+    for (let i = 0; i < holds.refs.length; i += most) this.send('all', { type: 'hold', refs: holds.refs.slice(i, i + most), since: holds.since.slice(i, i + most), from: this.o.id } satisfies Hold);
     const group = this.o.journaling === true ? this.held.takeGroup() : undefined;
     if (group) this.journal(group);
     const o = this.out;
     this.out = { messages: [], decided: [], journal: [] };
     return o;
+  }
+
+  /** This replica executed up to lastExecuted: attestations whose window ended go, and what they held up. */
+  expireAttestations(): void {
+    const { gone, letGo } = this.avail.expire(this.lastExecuted);
+    for (const ref of gone) this.pending.delete(refKey(ref));
+    for (const body of letGo) {
+      this.expired++;
+      (this.out.expired ??= []).push(body);
+      if (this.o.journaling === true) for (const e of this.held.dropped(refOf(body))) this.journal(e);
+    }
   }
 
   // ---- journal (journal.ts, docs/consensus.md "Restart from the journal") ---------------------
@@ -278,3 +298,4 @@ export class Core {
     for (const e of this.held.truncated(decidedThrough)) this.journal(e);
   }
 }
+

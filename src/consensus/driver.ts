@@ -52,6 +52,11 @@ export interface DriverOptions {
    */
   durable?(o: { decided: Decision[]; installed: number | undefined }): void;
   /**
+   * Requests whose body this replica let go undecided (Output.expired): fewer than f+1
+   * replicas attested them within consensusAttestationSeqs. Their clients must be told.
+   */
+  expired?(reqs: Req[]): void;
+  /**
    * The journal could not be written: the driver stopped, sends nothing more and reports no
    * more decisions; the replica must stop (fail-stop) and be restarted once the disk is fixed.
    * Without it, the error is thrown (an uncaught exception ends the process).
@@ -81,6 +86,7 @@ export function consensusOptions(id: number, n: number, f: number, l: Limits, re
     resendTicks: ticks(l.consensusResendMs),
     retainDecided: l.consensusRetainDecided,
     pendingMax: l.consensusPendingMax,
+    attestationSeqs: l.consensusAttestationSeqs,
     // JSON of base64 bodies is ~1.4x their size: a quarter of the frame leaves room.
     replyBytesMax: Math.floor(l.peerFrameBytesMax / 4),
     clientsMax: l.dedupeStreamsMax,
@@ -243,6 +249,7 @@ export class ConsensusDriver {
   private release(out: Output): void {
     for (const m of out.messages) this.o.send(m.to, m.msg);
     if (out.decided.length > 0 || out.installed !== undefined) this.o.durable?.({ decided: out.decided, installed: out.installed });
+    if (out.expired) this.o.expired?.(out.expired);
   }
 
   /** Fail-stop: a replica that cannot write what it is about to say must say nothing more. */

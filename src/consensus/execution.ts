@@ -11,6 +11,7 @@ import { refKey, reqKey } from './availability.js';
 import { checkpoint } from './checkpoints.js';
 import { MESSAGE_BATCHES_MAX, batchDigest, nextState, refOf, type Bodies, type BodyFetch, type Ref, type Req } from './messages.js';
 import type { DecidedEntry } from './journal.js';
+import { anyReadyPending } from './admission.js';
 import type { Core } from './core.js';
 
 /** Executes committed batches in seq order, once it holds every body in them. */
@@ -86,21 +87,25 @@ export function apply(r: Core, seq: number, view: number, batch: Req[]): void {
     requests.push(q);
   }
   r.lastExecuted = seq;
+  r.expireAttestations();
   if (r.nextSeq <= seq) r.nextSeq = seq + 1;
   r.state = nextState(r.state, batchDigest(batch.map(refOf)));
   r.decidedBatches.set(seq, batch);
   const decision = { seq, view, requests };
   r.machine?.execute(decision);
   r.out.decided.push(decision);
-  progress(r);
+  progress(r, batch.length === 0);
   if (seq % r.o.checkpointInterval === 0) checkpoint(r, seq);
 }
 
 /**
  * A decision is progress: the leader is not replaced while it keeps deciding, however busy
- * (BFT-SMaRt issue #57), and the timeout follows how long decisions take.
+ * (BFT-SMaRt issue #57), and the timeout follows how long decisions take. An empty batch is
+ * not progress for a ready request that waits: a leader that proposes only empty ones while
+ * one does is suspected as if it proposed nothing.
  */
-export function progress(r: Core): void {
+export function progress(r: Core, empty = false): void {
+  if (empty && anyReadyPending(r)) return;
   // How long requests waited for this decision (since the previous one, while some waited
   // all along): idle time between decisions says nothing about how fast the leader is.
   const took = r.now - (r.waitingSince ?? r.now);

@@ -76,22 +76,37 @@ export class HeldBodies {
     if (!h) return [];
     this.heldIn.delete(reqKey(r));
     const out: JournalEntry[] = [];
-    for (const [rk, id] of h.groups) {
-      if (id === this.nextId) {
-        // Still being built in this step: it never reaches the journal.
-        this.building = this.building.filter((q) => refKey(refOf(q)) !== rk);
-        continue;
-      }
-      const g = this.groups.get(id);
-      if (!g) continue;
-      if (spared !== undefined && rk !== spared.decided) g.pinnedTo = Math.max(g.pinnedTo, spared.to);
-      g.live.delete(rk);
-      if (g.live.size > 0) continue;
-      this.groups.delete(id);
-      if (g.pinnedTo <= this.truncatedTo) out.push({ type: 'unhold', id });
-      else this.done.set(id, g.pinnedTo);
-    }
+    for (const [rk, id] of h.groups) this.leave(rk, id, spared !== undefined && rk !== spared.decided ? spared.to : 0, out);
     return out;
+  }
+
+  /** A body let go undecided (Availability.expire): it leaves its group; what leaves the journal now. */
+  dropped(ref: Ref): JournalEntry[] {
+    const h = this.heldIn.get(reqKey(ref));
+    const id = h?.groups.get(refKey(ref));
+    if (!h || id === undefined) return [];
+    h.groups.delete(refKey(ref));
+    if (h.groups.size === 0) this.heldIn.delete(reqKey(ref));
+    const out: JournalEntry[] = [];
+    this.leave(refKey(ref), id, 0, out);
+    return out;
+  }
+
+  /** Body `rk` leaves group `id`, which stays pinned at least to `pinTo`; the group goes once empty and unpinned. */
+  private leave(rk: string, id: number, pinTo: number, out: JournalEntry[]): void {
+    if (id === this.nextId) {
+      // Still being built in this step: it never reaches the journal.
+      this.building = this.building.filter((q) => refKey(refOf(q)) !== rk);
+      return;
+    }
+    const g = this.groups.get(id);
+    if (!g) return;
+    g.pinnedTo = Math.max(g.pinnedTo, pinTo);
+    g.live.delete(rk);
+    if (g.live.size > 0) return;
+    this.groups.delete(id);
+    if (g.pinnedTo <= this.truncatedTo) out.push({ type: 'unhold', id });
+    else this.done.set(id, g.pinnedTo);
   }
 
   /** Every held request `decided` says was decided (a snapshot skipped their decisions); their bodies, kept aside until seq `sparedTo`, pin their groups as long. */

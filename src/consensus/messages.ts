@@ -134,10 +134,16 @@ export interface Fetch {
  * once f+1 replicas attested it, so one of them is correct and will hand the body out: a
  * request no correct replica holds (made up by a faulty leader, or sent by a faulty client to
  * faulty replicas alone) is never ordered, and every ordered one can be fetched.
+ *
+ * An attestation holds for a window of seqs (attestationSeqs, W): `since[i]` is the seq the
+ * sender had executed when it attested `refs[i]`, and a batch at seq q counts it only if
+ * since[i] >= q - W. Past that, the sender may let an undecided body go (availability.ts).
+ * Absent (a replica of an older version, which never lets a body go): valid at every seq.
  */
 export interface Hold {
   type: 'hold';
   refs: Ref[];
+  since?: number[];
   from: number;
 }
 

@@ -67,7 +67,9 @@ function restoreHolds(r: Core, groups: HoldEntry[], pins: Map<string, number>): 
     (ref) => r.wasDecided(ref),
     (req, ref) => {
       if (r.avail.body(ref)) return;
-      r.avail.hold(req);
+      // Attested again from where the replay left it: at least as far as any attestation it
+      // sent before the crash (a decision is on disk before the HOLDs that follow it leave).
+      r.avail.hold(req, r.lastExecuted);
       addPending(r, ref);
     },
     {

@@ -30,6 +30,14 @@ export interface ConsensusOptions {
   retainDecided: number;
   /** Requests waiting to be ordered, all clients together; more are refused (counted). */
   pendingMax: number;
+  /**
+   * W: an attestation (HOLD) counts for batches up to W seqs above the seq its sender had
+   * executed, and a replica lets an undecided body go that is not ready once it executed W
+   * seqs past its own attestation (availability.ts). While requests wait that are not ready,
+   * the leader proposes empty batches so that seqs move on. Default (absent): Infinity, for
+   * good: nothing ever goes, and no empty batch is proposed.
+   */
+  attestationSeqs?: number;
   /** Payload bytes one BATCHES reply carries at most (it must fit a frame between replicas). */
   replyBytesMax?: number;
   /**
@@ -61,6 +69,11 @@ export interface Output {
   installed?: number;
   /** Requests submitted past pendingMax, not taken: the caller may submit them again once there is room. */
   refused?: Req[];
+  /**
+   * Bodies this replica held and let go undecided: fewer than f+1 replicas attested them
+   * within attestationSeqs. Their client must be told (they may never be ordered).
+   */
+  expired?: Req[];
 }
 
 export interface ConsensusStatus {
@@ -72,6 +85,10 @@ export interface ConsensusStatus {
   viewChanges: number;
   pending: number;
   refused: number;
+  /** Requests whose body this replica held and let go undecided: fewer than f+1 replicas attested them within attestationSeqs. */
+  expired: number;
+  /** Empty batches this replica proposed as the leader, so that seqs move on while requests that are not ready wait. */
+  emptyBatches: number;
   /** Bodies a client sent under a (client, seq) this replica held another body of: not held (only a faulty client sends two). */
   secondBodies: number;
   /** Restarted without its state and not yet past every seq it could have voted on before. */

@@ -52,6 +52,8 @@ export class ConsensusReplica {
       viewChanges: r.viewChangeCount,
       pending: r.pending.size,
       refused: r.refused,
+      expired: r.expired,
+      emptyBatches: r.emptyBatches,
       secondBodies: r.secondBodies,
       recovering: r.recovering,
       viewsEntered: r.viewsEntered,

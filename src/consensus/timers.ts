@@ -12,7 +12,7 @@
 import { leaderOf } from './certs.js';
 import { askForBatches } from './checkpoints.js';
 import { execute } from './execution.js';
-import { anyReadyPending, dropObsolete, propose } from './admission.js';
+import { anyReadyPending, attestationsEnd, dropObsolete, propose } from './admission.js';
 import { stop } from './view-change.js';
 import { MESSAGE_BATCHES_MAX, type Hold, type Ref } from './messages.js';
 import type { Core } from './core.js';
@@ -32,8 +32,10 @@ export function onTick(r: Core): void {
     // leader alone): it asks what they decided, and catches up from their reports.
     if (r.pending.size > 0) askForBatches(r);
     // Only a request f+1 replicas attested is the leader's to propose: a client that sent one
-    // to a few replicas alone must not be able to set off leader changes.
-    if (anyReadyPending(r)) stop(r, r.view + 1);
+    // to a few replicas alone must not be able to set off leader changes. When attestations
+    // end, though, a correct leader moves the seqs on with empty batches while such a request
+    // waits (its HOLD reached the leader), so a timeout without any decision is its fault.
+    if (anyReadyPending(r) || (attestationsEnd(r) && r.pending.size > 0)) stop(r, r.view + 1);
     r.waitingSince = r.pending.size > 0 ? r.now : undefined;
   }
   watchIdleLeader(r);
@@ -96,6 +98,7 @@ function resend(r: Core): void {
   execute(r);
   // Attestations may have been lost, or a replica restarted and forgot them.
   const held: Ref[] = [];
+  const since: number[] = [];
   for (const ref of r.pending.values()) {
     if (held.length >= MESSAGE_BATCHES_MAX * r.o.batchMax) break;
     const body = r.avail.body(ref);
@@ -103,8 +106,10 @@ function resend(r: Core): void {
     // An attestation promises a body on disk: one fetched from a peer is journaled first.
     r.journalHold(body, ref);
     held.push(ref);
+    // With the seq of its first attestation, which is what its body is let go by.
+    since.push(r.avail.attestOwn(ref, r.lastExecuted, false));
   }
-  if (held.length > 0) r.send('all', { type: 'hold', refs: held, from: r.o.id } satisfies Hold);
+  if (held.length > 0) r.send('all', { type: 'hold', refs: held, since, from: r.o.id } satisfies Hold);
   if (r.ownStop) r.send('all', r.ownStop);
   if (r.changing) {
     if (r.ownViewChange) r.send('all', r.ownViewChange);

@@ -52,7 +52,7 @@ const message = z.discriminatedUnion('type', [
     snapshot: z.strictObject({ stable, body: z.string() }).optional(),
     from: replicaId,
   }),
-  z.strictObject({ type: z.literal('hold'), refs: z.array(ref), from: replicaId }),
+  z.strictObject({ type: z.literal('hold'), refs: z.array(ref), since: z.array(seqNo).optional(), from: replicaId }),
   z.strictObject({ type: z.literal('body-fetch'), refs: z.array(ref), from: replicaId }),
   z.strictObject({ type: z.literal('bodies'), reqs: z.array(req), from: replicaId }),
 ]);

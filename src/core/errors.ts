@@ -19,6 +19,7 @@ export const ERROR_CODES = {
   FIT_ERR_CONNECTION: 'a connection to a replica failed or closed',
   FIT_ERR_FAULTS_NOT_ALLOWED: 'fault injection was asked for without FITBROKER_ALLOW_FAULTS=1',
   FIT_ERR_REFUSED: 'replicas refused a request',
+  FIT_ERR_ORDER_EXPIRED: 'an event of an ordered channel reached too few replicas to be ordered within consensusAttestationSeqs, and was let go: publish it again',
   FIT_ERR_TOO_MANY_CONNECTIONS: 'the client already holds connectionsPerClientMax connections to that replica',
   FIT_ERR_RATE_LIMITED: 'a replica holds back a client that publishes faster than clientEventsPerSecondMax (a notice: nothing is dropped)',
   FIT_ERR_TOO_MANY_PENDING: 'a replica stopped reading a client with more than clientRequestsPendingMax requests waiting for an answer (a notice: nothing is dropped)',

@@ -108,6 +108,14 @@ export const DEFAULT_LIMITS = {
   /** Requests waiting to be ordered on one replica; more wait in the replica for room. */
   consensusPendingMax: 100_000,
   /**
+   * Seqs an attestation (a replica's word that it holds a request's body) counts for past the
+   * seq its replica had executed: a request that fewer than f+1 replicas attested within them
+   * is let go, and its publisher told (FIT_ERR_ORDER_EXPIRED). At least
+   * ceil(consensusPendingMax / consensusBatchMax) + consensusInflightMax + consensusLogWindow,
+   * so that a request waiting behind a full pending is never let go. The same on every replica.
+   */
+  consensusAttestationSeqs: 1_024,
+  /**
    * Events of ordered channels one connection may have waiting to be decided; past it, the
    * replica stops reading from that connection until the order catches up (TCP backpressure).
    */

@@ -28,6 +28,8 @@ export interface OrderingSnapshot {
   viewsEntered: number;
   pending: number;
   refused: number;
+  expired: number;
+  emptyBatches: number;
   secondBodies: number;
   eventsOrdered: number;
   requestsOrdered: number;
@@ -217,6 +219,8 @@ export class ReplicaMetrics {
     this.counter('consensus_events_decided_twice_total', 'Events of decided requests not placed again: a faulty publisher sent overlapping sections', [], o((c) => c.eventsDecidedTwice));
     this.counter('consensus_second_bodies_total', 'Bodies a client sent under a request this replica held another body of, not held: only a faulty client sends two', [], o((c) => c.secondBodies));
     this.counter('consensus_refused_total', 'Times a request found no room under consensusPendingMax', [], o((c) => c.refused));
+    this.counter('consensus_expired_total', 'Requests this replica let go undecided: fewer than f+1 replicas attested them within consensusAttestationSeqs (their publishers are refused with FIT_ERR_ORDER_EXPIRED)', [], o((c) => c.expired));
+    this.counter('consensus_empty_batches_total', 'Empty batches this replica proposed as the leader, so that seqs move on while requests that are not ready wait', [], o((c) => c.emptyBatches));
     this.counter('consensus_link_drops_total', 'Protocol messages to a replica that was down or not keeping up (the protocol resends)', [], o((c) => c.linkDrops));
     this.counter('consensus_malformed_total', 'Protocol messages from another replica that did not parse', [], o((c) => c.malformed));
     this.counter('consensus_snapshots_installed_total', 'Snapshots installed from the other replicas to catch up', [], o((c) => c.snapshotsInstalled));

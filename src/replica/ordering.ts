@@ -68,6 +68,8 @@ interface EventWaiter {
   done: (err?: FitError) => void;
   submittedMs: number;
   notHeld?: FitError;
+  /** Answered already: one of its requests was let go (expired()). */
+  answered?: boolean;
 }
 
 /** Outcomes kept to answer an admin that asks again for a change already decided. */
@@ -147,6 +149,7 @@ export class Ordering implements StateMachine {
       machine: this,
       journal: o.journal,
       durable: (d) => this.durable(d.decided, d.installed),
+      expired: (reqs) => this.expired(reqs),
       // Fail-stop: a replica that cannot write what it is about to say must say nothing more.
       journalFailed: (err) => {
         o.logger.fatal({ code: err.code, err: err.message }, 'the consensus journal cannot be written; stopping (restart the replica once the disk is fixed)');
@@ -248,10 +251,38 @@ export class Ordering implements StateMachine {
     this.eventWaiters.delete(key);
     this.awaitedChannels.delete(key);
     for (const w of set) {
+      if (w.answered) continue;
       if (notHeld) w.notHeld ??= notHeld;
       if (--w.remaining > 0) continue;
       this.o.ordered?.(performance.now() - w.submittedMs);
       w.done(w.notHeld);
+    }
+  }
+
+  /**
+   * Requests this replica let go undecided: fewer than f+1 replicas attested them within
+   * consensusAttestationSeqs (a publisher that sent its frame to too few of them, then went
+   * away or was cut off). Each frame and change that waited for one is refused, so that its
+   * publisher hears of it and can send it again; nothing goes unsaid.
+   */
+  private expired(reqs: Req[]): void {
+    for (const r of reqs) {
+      const key = `${r.client}#${r.seq}`;
+      const err = new FitError(
+        'FIT_ERR_ORDER_EXPIRED',
+        `request ${key} reached fewer than f+1=${this.o.config.f + 1} replicas within consensusAttestationSeqs (${this.o.config.limits.consensusAttestationSeqs}) decisions, and replica ${this.o.id} let it go undecided; publish it again (its events may still be ordered if other replicas hold it)`,
+        { replica: this.o.id },
+      );
+      this.o.logger.warn({ request: key, code: err.code }, 'a request reached too few replicas to be ordered and was let go; its publisher is told');
+      for (const w of this.eventWaiters.get(key) ?? []) {
+        if (w.answered) continue;
+        w.answered = true;
+        w.done(err);
+      }
+      this.eventWaiters.delete(key);
+      this.awaitedChannels.delete(key);
+      for (const { peer, seq } of this.waiting.get(key) ?? []) this.o.refuse(peer, seq, err);
+      this.waiting.delete(key);
     }
   }
 

@@ -164,8 +164,18 @@ export interface SimOptions {
    * may take every replica down at once (a whole-cluster restart).
    */
   outages?: Outage[];
-  /** With `journal`: clients resend what 2f+1 replicas have not executed (default); false: each request is sent once, as by a client that died. */
+  /**
+   * With `journal`, or attestations that end (consensus.attestationSeqs): clients resend what
+   * 2f+1 replicas have not executed (default); false: each request is sent once, as by a
+   * client that died. (A replica that lets a body go tells its client, which sends it again.)
+   */
   clientResend?: boolean;
+  /**
+   * A faulty client's requests that never become ready: `requests` of them at tick `at`, each
+   * to one replica alone (round robin). They may never be decided; they must not keep the
+   * correct clients' requests out, however small pendingMax.
+   */
+  lonely?: { requests: number; at: number };
   clients?: number;
   requestsPerClient?: number;
   /** Ticks over which clients issue their requests. */
@@ -430,6 +440,15 @@ export function simulate(so: SimOptions): SimResult {
       for (const x of sends) (schedule.get(at) ?? schedule.set(at, []).get(at)!).push(x);
     }
   }
+  for (let s = 1; s <= (so.lonely?.requests ?? 0); s++) {
+    const req: Req = { client: 'lonely', seq: s, payload: `lonely-${s}` };
+    requests.push(req);
+    const at = so.lonely!.at;
+    (schedule.get(at) ?? schedule.set(at, []).get(at)!).push({ req, to: [s % n] });
+  }
+  /** Replicas let attestations end, and clients that learn of it send again. */
+  const expiring = so.consensus?.attestationSeqs !== undefined && so.consensus.attestationSeqs !== Infinity;
+  const resending = (journaling || expiring) && so.clientResend !== false;
 
   const wanted = must;
   const down = (i: number): boolean => outages.some((o) => o.replicas.includes(i) && now >= o.from && now < o.to);
@@ -497,12 +516,17 @@ export function simulate(so: SimOptions): SimResult {
     }
     for (const { req, to } of schedule.get(now) ?? []) {
       for (const i of to) if (alive(i) && !offline(i)) deliver(i, replicas[i]!.submit(req));
-      if (journaling) issued.push({ req, to, at: now });
+      // The faulty client sends once.
+      if (resending && req.client !== 'lonely') issued.push({ req, to, at: now });
     }
-    if (journaling && so.clientResend !== false && now % CLIENT_RESEND_TICKS === 0) {
+    if (resending && now % CLIENT_RESEND_TICKS === 0) {
       for (const q of issued) {
         const k = `${q.req.client}#${q.req.seq}`;
         if (acknowledged.has(k) || now - q.at < CLIENT_RESEND_TICKS) continue;
+        // A client that keeps resending to too few replicas refills pending as fast as its
+        // requests are let go (attestations that end are no bound per client): with them,
+        // only the requests sent to enough replicas are resent.
+        if (expiring && !must.has(k)) continue;
         for (const i of q.to) if (alive(i) && !offline(i) && !acks.get(k)?.has(i)) deliver(i, replicas[i]!.submit(q.req));
       }
     }
@@ -636,8 +660,22 @@ export function scenario(seed: number, journals = false): SimOptions {
   if (r() < JOURNAL_SHARE && journals) withJournalRestarts(o, r);
   // Last again: a faulty client's two bodies under one seq.
   if (r() < 0.2) o.twoFaced = r() * 0.3;
+  // Last again: attestations that end, often with a faulty client filling a small pendingMax
+  // with requests that never become ready (clients then resend what was let go).
+  if (r() < ATTESTATIONS_END_SHARE) {
+    o.consensus = { ...o.consensus, attestationSeqs: 16 + Math.floor(r() * 48) };
+    if (r() < 0.5) {
+      o.lonely = { requests: 8 + Math.floor(r() * 24), at: Math.floor(r() * 150) };
+      o.consensus.pendingMax = 4 + Math.floor(r() * 12);
+      // Room comes only as the lonely requests go: the correct clients wait for it, resending.
+      o.ticks = (o.ticks ?? 600) + 900;
+    }
+  }
   return o;
 }
+
+/** The share of the campaign's schedules in which attestations end (consensus.attestationSeqs). */
+export const ATTESTATIONS_END_SHARE = 0.3;
 
 /** The share of the campaign's schedules in which replicas keep journals and restart from them. */
 export const JOURNAL_SHARE = 0.35;

@@ -220,6 +220,15 @@ test('publishWindowOrderedEvents is at most what the replicas remember out of or
   assert.match(b.message, /at most 4096, found 5000/);
 });
 
+test('consensusAttestationSeqs covers a request waiting behind a full pending: pendingMax / batchMax + inflightMax + logWindow at least', () => {
+  const e = configError((d) => (d.limits = { consensusAttestationSeqs: 522 }));
+  assert.equal(e.fields.key, 'limits.consensusAttestationSeqs');
+  assert.match(e.message, /at least 523 .*found 522/);
+  assert.equal(parse((d) => (d.limits = { consensusAttestationSeqs: 523 })).limits.consensusAttestationSeqs, 523);
+  // The bound follows the limits it comes from.
+  assert.equal(parse((d) => (d.limits = { consensusAttestationSeqs: 200, consensusPendingMax: 1024 })).limits.consensusAttestationSeqs, 200);
+});
+
 test('loadConfig on a directory without cluster.yaml says how to create one', () => {
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-noconfig-'));
   try {

@@ -286,6 +286,99 @@ test('a faulty leader that had two bodies of one request prepared in two batches
   assert.deepEqual(served.messages.flatMap((m) => (m.msg.type === 'bodies' ? m.msg.reqs.map((q) => q.payload) : [])), [y.payload]);
 });
 
+/** Decides batch `batch` at `seq` at replica `r` (a backup of view 0): PRE-PREPARE, 2f PREPAREs, 2f+1 COMMITs. */
+function decide(r: ConsensusReplica, seq: number, batch: Req[] = []): Output[] {
+  const pp = prePrepare(0, seq, batch);
+  return [
+    r.receive(0, pp),
+    ...[2, 3].map((from) => r.receive(from, sign<Prepare>({ type: 'prepare', view: 0, seq, digest: pp.digest, from, sig: '' }))),
+    ...[0, 2, 3].map((from) => r.receive(from, { type: 'commit', view: 0, seq, digest: pp.digest, from })),
+  ];
+}
+
+test('an attestation counts only for batches up to W seqs above the seq its replica had executed (attestationSeqs)', () => {
+  const windowed = (): ConsensusReplica => new ConsensusReplica({ ...OPTIONS, id: 1, attestationSeqs: 4 }, signers[1]!);
+  const holdSince = (r: ConsensusReplica, since: number): void => {
+    for (const from of [2, 3]) r.receive(from, { type: 'hold', refs: [refOf(req(1))], since: [since], from });
+  };
+  const stale = windowed();
+  holdSince(stale, 0);
+  assert.equal(sent(stale.receive(0, prePrepare(0, 5, [req(1)])), 'prepare').length, 0, 'seq 5 is more than W=4 above the seq the attesters had executed (0)');
+  assert.equal(sent(stale.receive(0, prePrepare(0, 4, [req(1)])), 'prepare').length, 1, 'seq 4 is within it');
+  const fresh = windowed();
+  holdSince(fresh, 1);
+  assert.equal(sent(fresh.receive(0, prePrepare(0, 5, [req(1)])), 'prepare').length, 1, 'attested having executed 1: good up to seq 5');
+  // A HOLD without `since` (a replica of an older version, which never lets a body go) counts at every seq.
+  const older = windowed();
+  attest(older, [req(1)]);
+  assert.equal(sent(older.receive(0, prePrepare(0, 8, [req(1)])), 'prepare').length, 1);
+  // One replica's later attestation of the same body (it restarted) replaces its earlier one.
+  const again = windowed();
+  holdSince(again, 0);
+  again.receive(2, { type: 'hold', refs: [refOf(req(1))], since: [2], from: 2 });
+  again.receive(3, { type: 'hold', refs: [refOf(req(1))], since: [3], from: 3 });
+  assert.equal(sent(again.receive(0, prePrepare(0, 6, [req(1)])), 'prepare').length, 1);
+});
+
+test('a replica lets a body go once it executed W seqs past its attestation while fewer than f+1 attested it, and says so; one that became ready is kept', () => {
+  const r = new ConsensusReplica({ ...OPTIONS, id: 1, attestationSeqs: 3 }, signers[1]!);
+  const lonely = req(1);
+  const ready = req(2);
+  const held = sent(r.submit([lonely, ready]), 'hold') as Hold[];
+  assert.deepEqual(held.map((h) => h.since), [[0, 0]], 'the HOLD carries the seq this replica had executed');
+  r.receive(2, { type: 'hold', refs: [refOf(ready)], since: [1], from: 2 });
+  r.receive(3, { type: 'hold', refs: [refOf(ready)], since: [2], from: 3 });
+  assert.equal(r.status.pending, 2);
+  const expired = [1, 2, 3].flatMap((seq) => decide(r, seq)).flatMap((o) => o.expired ?? []);
+  assert.deepEqual(expired.map((q) => q.seq), [1], 'seq 3 executed: its own attestation of the lonely body (0 + W) ended');
+  assert.equal(r.status.expired, 1);
+  assert.equal(r.status.pending, 1, 'the request 2 and 3 attested still waits');
+  assert.equal(sent(r.receive(2, { type: 'body-fetch', refs: [refOf(lonely)], from: 2 }), 'bodies').length, 0, 'the body is gone');
+  // Replica 2's attestation (1 + W) ends at 4: then request 2 has one, and its body goes too.
+  const later = decide(r, 4).flatMap((o) => o.expired ?? []);
+  assert.deepEqual(later.map((q) => q.seq), [2]);
+  assert.equal(r.status.pending, 0);
+  // An attestation that ended counts for nothing, even when it arrives late.
+  r.receive(3, { type: 'hold', refs: [refOf(lonely)], since: [1], from: 3 });
+  r.receive(2, { type: 'hold', refs: [refOf(lonely)], since: [1], from: 2 });
+  assert.equal(r.status.pending, 0);
+});
+
+test('a leader proposes empty batches while requests that are not ready wait, after a resend period, and none when attestations never end', () => {
+  const leader = (attestationSeqs?: number): ConsensusReplica => new ConsensusReplica({ ...OPTIONS, id: 0, resendTicks: 5, ...(attestationSeqs ? { attestationSeqs } : {}) }, signers[0]!);
+  const proposals = (r: ConsensusReplica, ticks: number): PrePrepare[] => Array.from({ length: ticks }, () => sent(r.tick(), 'pre-prepare') as PrePrepare[]).flat();
+  const r = leader(16);
+  r.submit([req(1)]);
+  assert.equal(proposals(r, 4).length, 0, 'not before a resend period: the others\' HOLDs may be on their way');
+  const empties = proposals(r, 3);
+  assert.ok(empties.length > 0 && empties.every((pp) => pp.batch.length === 0), 'then empty batches');
+  assert.ok(empties.length <= OPTIONS.inflightMax, 'no more than inflightMax at once');
+  assert.equal(r.status.emptyBatches, empties.length);
+  const forGood = leader();
+  forGood.submit([req(1)]);
+  assert.equal(proposals(forGood, 20).length, 0, 'attestations that never end: nothing to move on for');
+});
+
+test('a reference that becomes ready while the leader\'s pending is full is still proposed', () => {
+  const r = new ConsensusReplica({ ...OPTIONS, id: 0, pendingMax: 1, attestationSeqs: 16 }, signers[0]!);
+  r.submit([req(1)]);
+  assert.equal(r.room, 0, 'its own request, which no other replica holds, fills it');
+  r.receive(1, { type: 'hold', refs: [refOf(req(2))], since: [0], from: 1 });
+  const o = r.receive(2, { type: 'hold', refs: [refOf(req(2))], since: [0], from: 2 });
+  assert.deepEqual((sent(o, 'pre-prepare') as PrePrepare[]).map((pp) => pp.batch.map((x) => x.seq)), [[2]]);
+});
+
+test('empty batches are no progress for a ready request that waits: a leader that proposes only those is suspected', () => {
+  // A window wide enough for a decision every tick past the timeout.
+  const r = new ConsensusReplica({ ...OPTIONS, id: 1, attestationSeqs: 64, logWindow: 64, checkpointInterval: 32 }, signers[1]!);
+  r.submit([req(1)]);
+  r.receive(2, { type: 'hold', refs: [refOf(req(1))], since: [0], from: 2 });
+  let stops = 0;
+  for (let seq = 1; seq <= 3 * OPTIONS.viewChangeTimeoutTicks; seq++) stops += decide(r, seq).concat(r.tick()).flatMap((o) => sent(o, 'stop')).length;
+  assert.equal(r.status.lastDecided, 3 * OPTIONS.viewChangeTimeoutTicks);
+  assert.ok(stops > 0, 'the leader decided only empty batches while a ready request waited, and nobody suspected it');
+});
+
 test('a correct leader proposes one body of a request, though both became ready in one step; a second body from the client is not held', () => {
   const r = replica(0);
   const x = req(1);

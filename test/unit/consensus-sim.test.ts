@@ -188,6 +188,36 @@ function nothingLost(r: SimResult, before: Map<number, string>): void {
 /** Decisions of requests issued after `tick`: the cluster decides new work after a restart. */
 const decidedAfter = (r: SimResult, tick: number): number => r.decisionTicks.filter((t) => t > tick).length;
 
+/** A faulty client's requests each sent to one replica alone, filling every replica's pendingMax before the correct clients send. */
+const lonelyLoad: SimOptions = { seed: 0, clients: 2, requestsPerClient: 8, issueTicks: 100, ticks: 1500, lonely: { requests: 24, at: 1 }, consensus: { pendingMax: 6, attestationSeqs: 24 } };
+
+test('requests that never become ready (a faulty client sent each to one replica) are let go once W seqs passed their attestations, and keep no correct client out', () => {
+  for (let seed = 600; seed < 604; seed++) {
+    const r = run({ ...lonelyLoad, seed });
+    for (const i of r.live) {
+      const st = r.replicas[i]!.status;
+      assert.equal(st.expired, 6, `seed ${seed}: replica ${i} let ${st.expired} lonely bodies go, not the 6 it held`);
+      assert.equal(st.pending, 0, `seed ${seed}: replica ${i} still has ${st.pending} requests waiting`);
+      assert.ok(!r.machines[i]!.executed.some((e) => e.startsWith('lonely#')), `seed ${seed}: a request f+1 replicas never held was decided`);
+    }
+    // Nothing else was waiting to be ordered: only empty batches moved the seqs on.
+    assert.ok(r.replicas.some((x) => x.status.emptyBatches >= 24), `seed ${seed}: the leader proposed ${Math.max(...r.replicas.map((x) => x.status.emptyBatches))} empty batches`);
+  }
+});
+
+test('without an end to attestations, the same faulty client keeps the correct ones out for good (what the test above guards against)', () => {
+  const r = simulate({ ...lonelyLoad, seed: 600, ticks: 600, consensus: { pendingMax: 6 } });
+  assert.ok(undecided(r).length > 0, 'the correct clients were decided although every replica was full of requests that never become ready');
+  assert.ok(r.replicas.every((x) => x.status.pending === 6 && x.status.emptyBatches === 0));
+});
+
+test('requests that never become ready are let go under a faulty leader, loss and a partition too, and a request resent after its body was let go is decided once', () => {
+  for (let seed = 610; seed < 622; seed++) {
+    const byzantine = seed % 3 === 0 ? { byzantine: { [seed % 4]: 'equivocate' as const } } : {};
+    run({ ...lonelyLoad, seed, loss: 0.1, duplicate: 0.1, healAt: 250, partition: seed % 2 === 0 ? [seed % 4] : undefined, partitionFrom: 30, sparse: 0.3, twoFaced: 0.2, ...byzantine });
+  }
+});
+
 test('a replica restarted from its journal takes part at once (no passive period) and decides on with the others', () => {
   const r = run({ seed: 301, ...journalLoad, outages: [{ replicas: [2], from: 120, to: 170 }] });
   assert.deepEqual(r.recovered.map((x) => x.recovering), [false]);

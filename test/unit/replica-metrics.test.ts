@@ -52,7 +52,7 @@ function channels(): ChannelStats[] {
   ];
 }
 
-const ordering: OrderingSnapshot = { view: 5, leader: 1, changingView: false, recovering: false, lastDecided: 42, stableCheckpoint: 32, viewsEntered: 2, pending: 3, refused: 0, secondBodies: 5, eventsOrdered: 6, requestsOrdered: 2, eventsDecidedTwice: 1, requestsAwaited: 4, eventsDeferred: 0, linkDrops: 7, malformed: 0, snapshotsInstalled: 1, snapshotMismatches: 0, controlApplied: 2, controlRefused: 1, pausedConnections: 0, pausesForOrder: 0 };
+const ordering: OrderingSnapshot = { view: 5, leader: 1, changingView: false, recovering: false, lastDecided: 42, stableCheckpoint: 32, viewsEntered: 2, pending: 3, refused: 0, expired: 3, emptyBatches: 9, secondBodies: 5, eventsOrdered: 6, requestsOrdered: 2, eventsDecidedTwice: 1, requestsAwaited: 4, eventsDeferred: 0, linkDrops: 7, malformed: 0, snapshotsInstalled: 1, snapshotMismatches: 0, controlApplied: 2, controlRefused: 1, pausedConnections: 0, pausesForOrder: 0 };
 
 function source(over: Partial<MetricsSource> = {}): MetricsSource {
   return {
@@ -131,6 +131,8 @@ describe('ReplicaMetrics: read from the replica counters at scrape time', () => 
     assert.equal(s.value('fitbroker_consensus_event_requests_total'), 2);
     assert.equal(s.value('fitbroker_consensus_requests_awaited'), 4);
     assert.equal(s.value('fitbroker_consensus_second_bodies_total'), 5);
+    assert.equal(s.value('fitbroker_consensus_expired_total'), 3);
+    assert.equal(s.value('fitbroker_consensus_empty_batches_total'), 9);
     assert.equal(s.value('fitbroker_consensus_events_decided_twice_total'), 1);
     assert.equal(s.value('fitbroker_control_changes_total', { outcome: 'refused' }), 1);
     assert.equal(s.value('fitbroker_ready'), 1);

@@ -19,6 +19,7 @@ import { ORDERED_HEADER_BYTES, RecordCursor } from '../../src/codec/index.js';
 import { Ordering, type OrderingLinks } from '../../src/replica/ordering.js';
 import { sectionRequests } from '../../src/replica/order-requests.js';
 import type { Req } from '../../src/consensus/index.js';
+import { isFitError, type FitError, type Limits } from '../../src/core/index.js';
 import { EPOCH_B, orderedEvent, T0_MS } from '../helpers/records.js';
 import { assertAsyncProperty } from '../helpers/property.js';
 
@@ -38,11 +39,11 @@ interface Replica {
  * after every other decision; a replica far behind may then install one instead of replaying,
  * and hold fewer events, so only tests where every replica holds every body use it.
  */
-function cluster(checkpointEvery?: number, ordered = ['orders']): { replicas: Replica[]; stop(): void; dir: string } {
+function cluster(checkpointEvery?: number, ordered = ['orders'], limits: Partial<Limits> = {}): { replicas: Replica[]; stop(): void; dir: string } {
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-sections-'));
   initCluster({ dir, replicas: N, faults: 1, channels: [], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [{ name: 'siem', role: 'sub' }], force: false, ordered, persist: 'memory' });
   const loaded = loadConfig(dir);
-  const config = checkpointEvery === undefined ? loaded : { ...loaded, limits: { ...loaded.limits, consensusCheckpointInterval: checkpointEvery } };
+  const config = { ...loaded, limits: { ...loaded.limits, ...(checkpointEvery === undefined ? {} : { consensusCheckpointInterval: checkpointEvery }), ...limits } };
   let stopped = false;
   const replicas: Replica[] = [];
   const links = (id: number): OrderingLinks => ({
@@ -189,6 +190,30 @@ test('a frame whose request is never decided (only this replica got it) stops be
   }
 });
 
+test('a frame only this replica got is refused with FIT_ERR_ORDER_EXPIRED once W decisions passed its attestation, and its room is free again', async () => {
+  // pendingMax 1: the lonely request alone fills this replica's; W = 24 decisions, empty ones.
+  const c = cluster(undefined, ['orders'], { consensusAttestationSeqs: 24, consensusPendingMax: 1 });
+  try {
+    const r0 = c.replicas[0]!;
+    let refusal: FitError | undefined;
+    r0.ordering.order([{ channel: 'orders', events: range(1, 5) }], (err) => (refusal = err));
+    const until = Date.now() + 20_000;
+    while (refusal === undefined && Date.now() < until) await sleep(25);
+    assert.ok(refusal && isFitError(refusal), 'the frame was never answered');
+    assert.equal(refusal.code, 'FIT_ERR_ORDER_EXPIRED');
+    assert.match(refusal.message, /publish it again/);
+    const s = r0.ordering.status();
+    assert.deepEqual([s.expired, s.pending, s.requestsAwaited, s.eventsOrdered], [1, 0, 0, 0]);
+    assert.ok(s.emptyBatches >= 6 && s.lastDecided >= 24, `the leader proposed ${s.emptyBatches} empty batches to decide ${s.lastDecided} seqs`);
+    // Room again: a correct publisher's frame, sent to every replica, is taken and ordered.
+    for (const r of c.replicas) publishTo(r, range(6, 8));
+    await settled(c.replicas);
+    assert.deepEqual(publisherSeqs(agreedLog(c.replicas)), [6, 7, 8]);
+  } finally {
+    c.stop();
+  }
+});
+
 test('a faulty publisher cutting overlapping sections for different replicas: every event placed once, the same everywhere', async () => {
   const c = cluster();
   try {
@@ -321,19 +346,25 @@ test('property: however a faulty publisher cuts and withholds sections per repli
     t,
     import.meta.url,
     fc.asyncProperty(byReplica, async (perReplica) => {
-      const c = cluster();
+      // Requests fewer than f+1 replicas got are let go after 64 decisions, and refused.
+      const c = cluster(undefined, ['orders'], { consensusAttestationSeqs: 64 });
       try {
         const all = range(1, events);
         const held = new Map<string, { body: string; replicas: Set<number>; seqs: number[] }[]>();
+        const refused = new Map<string, string[]>();
         perReplica.forEach((p, id) => {
           const bounds = [1, ...[...p.cuts].sort((x, y) => x - y), events + 1];
           for (let i = 0; i + 1 < bounds.length; i++) {
             if (p.dropped[i]) continue;
             const section = all.slice(bounds[i]! - 1, bounds[i + 1]! - 1);
-            publishTo(c.replicas[id]!, section);
             const reqs = sectionRequests('orders', section);
             assert.equal(reqs.length, 1, 'test bug: a section this small is one request');
             const key = `${reqs[0]!.req.client}#${reqs[0]!.req.seq}`;
+            const r = c.replicas[id]!;
+            r.ordering.order([{ channel: 'orders', events: section }], (err) => {
+              if (err) refused.set(key, [...(refused.get(key) ?? []), err.code]);
+              r.acks++;
+            });
             const versions = held.get(key) ?? [];
             let v = versions.find((x) => x.body === reqs[0]!.req.payload);
             if (!v) versions.push((v = { body: reqs[0]!.req.payload, replicas: new Set(), seqs: section.map((e) => e.seq) }));
@@ -341,14 +372,22 @@ test('property: however a faulty publisher cuts and withholds sections per repli
             held.set(key, versions);
           }
         });
+        // Settled, once nothing waits any more: requests that never become ready go only after
+        // a resend period of nothing to propose, then 64 decisions.
+        const until = Date.now() + 20_000;
+        while (c.replicas.some((r) => r.ordering.status().requestsAwaited > 0) && Date.now() < until) await sleep(25);
         await settled(c.replicas);
         const placed = publisherSeqs(agreedLog(c.replicas, `: ${JSON.stringify(c.replicas.map((r) => publisherSeqs(logOf(r))))} ${JSON.stringify(perReplica)}`));
         assert.equal(new Set(placed).size, placed.length, `an event placed twice: ${placed.join(',')}`);
-        // Liveness: a request f+1 replicas hold, with no other body under its (client, seq), is decided.
-        for (const versions of held.values()) {
+        // Liveness: a request f+1 replicas hold, with no other body under its (client, seq), is
+        // decided; the others are decided or refused, never left waiting.
+        for (const [key, versions] of held) {
+          for (const code of refused.get(key) ?? []) assert.equal(code, 'FIT_ERR_ORDER_EXPIRED');
           if (versions.length !== 1 || versions[0]!.replicas.size < 2) continue;
+          assert.equal(refused.get(key), undefined, `request ${key}, held by f+1 replicas, was refused`);
           for (const s of versions[0]!.seqs) assert.ok(placed.includes(s), `event ${s}, held by replicas ${[...versions[0]!.replicas].join(',')}, was not placed`);
         }
+        for (const r of c.replicas) assert.equal(r.ordering.status().requestsAwaited, 0, 'a frame still waits for a request that will never be decided');
       } finally {
         c.stop();
       }
