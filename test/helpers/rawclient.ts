@@ -6,9 +6,11 @@
 
 import { connect, type Socket } from 'node:net';
 import type { KeyObject } from 'node:crypto';
-import { FrameDecoder, MessageType, decodeJson, encodeJson } from '../../src/codec/index.js';
+import { randomBytes } from 'node:crypto';
+import assert from 'node:assert/strict';
+import { FrameDecoder, MessageType, PUBLISH_SEQ_AT, decodeJson, encodeJson, publishHeaderBytes, recordBytes, writePublishHeader, writeRecord } from '../../src/codec/index.js';
 import { authTranscript, newNonce, signBytes, verifyBytes } from '../../src/protection/index.js';
-import type { ReplicaInfo } from '../../src/core/index.js';
+import type { Priority, ReplicaInfo } from '../../src/core/index.js';
 
 /** Frames a raw client accepts from a replica: generous, so a test sees what was sent. */
 const RAW_FRAME_BYTES_MAX = 64 * 1024 * 1024;
@@ -163,4 +165,26 @@ function jsonOrUndefined(body: Buffer): Record<string, unknown> | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** One PUBLISH frame on `channel` holding one record per entry of `publishers`. */
+export function publishFrame(channel: string, publishers: string[], reqSeq: number, priority: Priority = 0): Buffer {
+  const channelBytes = Buffer.from(channel, 'utf8');
+  const epoch = randomBytes(8);
+  const records = publishers.map((p, i) => ({
+    publisher: Buffer.from(p, 'utf8'),
+    epoch,
+    seq: i + 1,
+    timestampMs: Date.now(),
+    priority,
+    contentType: 0 as const,
+    content: Buffer.from(`raw ${i}`, 'utf8'),
+  }));
+  const size = publishHeaderBytes(channelBytes) + records.reduce((n, r) => n + recordBytes(r.publisher.length, r.content.length), 0);
+  const out = Buffer.alloc(size);
+  let o = writePublishHeader(out, channelBytes, records.length, size);
+  for (const r of records) o = writeRecord(out, o, r);
+  assert.equal(o, size);
+  out.writeUInt32BE(reqSeq, PUBLISH_SEQ_AT);
+  return out;
 }

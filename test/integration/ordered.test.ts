@@ -5,7 +5,8 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { PUBLISH_WINDOW_ORDERED_EVENTS_MAX, type BrokerEvent } from '../../src/core/index.js';
+import { FitError, PUBLISH_WINDOW_ORDERED_EVENTS_MAX, type BrokerEvent } from '../../src/core/index.js';
+import { RawClient, publishFrame } from '../helpers/rawclient.js';
 import { clientKeyPath, type ClientRole } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { queryStatus, type Subscriber } from '../../src/client/index.js';
@@ -252,6 +253,44 @@ describe('ordered channel: a publisher waiting on the order', { timeout: 60_000 
       pub.close();
       for (const until = Date.now() + 10_000; Date.now() < until; await sleep(100)) if ((waiting = await awaited()).every((n) => n === 0)) break;
       assert.deepEqual(waiting, [0, 0], "a closed connection's frames still wait for the order");
+    } finally {
+      await c.stop();
+    }
+  });
+});
+
+describe('ordered channel: a frame that reached too few replicas', { timeout: 120_000 }, () => {
+  it('is refused with FIT_ERR_ORDER_EXPIRED once consensusAttestationSeqs decisions passed (empty batches while nothing else is ordered), and the publishers that reach every replica are ordered as before', async () => {
+    // Records built by hand (si: unsealed); W as low as the config allows for this pendingMax.
+    const c = await startCluster({ channels: [], clients, ordered: ['orders'], protection: 'si', limits: { consensusPendingMax: 1024, consensusAttestationSeqs: 136 } });
+    try {
+      const status = async (): Promise<{ expired: number; emptyBatches: number; requestsAwaited: number; eventsOrdered: number }[]> =>
+        (await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 3_000)).map((r) => (r.status as { consensus: { expired: number; emptyBatches: number; requestsAwaited: number; eventsOrdered: number } }).consensus);
+      // A faulty publisher: its frame to replica 1 alone (no other replica will ever attest it).
+      const info = c.config.replicas[1]!;
+      const raw = await RawClient.open(info);
+      try {
+        assert.ok((await raw.authenticate(info, 'pub1', loadPrivateKey(clientKeyPath(c.dir, 'pub1'))))?.welcome);
+        raw.write(publishFrame('orders', ['pub1', 'pub1'], 7));
+        const reply = await raw.reply(7, 60_000);
+        assert.ok(reply, 'the frame was never answered');
+        assert.equal(reply.ok, false);
+        const err = FitError.fromJSON(reply.error);
+        assert.equal(err.code, 'FIT_ERR_ORDER_EXPIRED', err.message);
+        assert.match(err.message, /publish it again/);
+      } finally {
+        raw.destroy();
+      }
+      const after = await status();
+      assert.deepEqual(after.map((s) => [s.expired, s.requestsAwaited, s.eventsOrdered]), [[0, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0]]);
+      assert.ok(after[0]!.emptyBatches >= 136 / 4, `the leader proposed ${after[0]!.emptyBatches} empty batches`);
+      // A correct publisher is ordered as before, and nothing else expires.
+      const pub = c.publisher('pub2');
+      for (let i = 0; i < 200; i++) pub.publish('orders', `correct ${i}`);
+      await pub.flush(30_000);
+      pub.close();
+      for (const until = Date.now() + 10_000; Date.now() < until; await sleep(100)) if ((await status()).every((s) => s.eventsOrdered === 200)) break;
+      assert.deepEqual((await status()).map((s) => [s.expired, s.eventsOrdered]), [[0, 200], [1, 200], [0, 200], [0, 200]]);
     } finally {
       await c.stop();
     }

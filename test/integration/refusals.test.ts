@@ -7,14 +7,14 @@
 
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createPrivateKey, randomBytes } from 'node:crypto';
+import { createPrivateKey } from 'node:crypto';
 import { startCluster, sleep, type TestCluster } from '../helpers/cluster.js';
-import { RawClient } from '../helpers/rawclient.js';
+import { RawClient, publishFrame } from '../helpers/rawclient.js';
 import { clientKeyPath, type ClusterConfig } from '../../src/config/index.js';
-import { FitError, type ClientInfo, type Priority } from '../../src/core/index.js';
+import { FitError, type ClientInfo } from '../../src/core/index.js';
 import { generateIdentity, loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, queryStatus } from '../../src/client/index.js';
-import { MessageType, publishHeaderBytes, recordBytes, writePublishHeader, writeRecord, PUBLISH_SEQ_AT, FRAME_HEADER_BYTES } from '../../src/codec/index.js';
+import { MessageType, FRAME_HEADER_BYTES } from '../../src/codec/index.js';
 
 interface ChannelStatus {
   tag: string;
@@ -63,28 +63,6 @@ function assertRefusal(err: unknown, code: string, client: string, channel?: str
     assert.equal(err.fields.channel, channel);
   }
   return true;
-}
-
-/** One PUBLISH frame on `channel` holding one record per entry of `publishers`. */
-function publishFrame(channel: string, publishers: string[], reqSeq: number, priority: Priority = 0): Buffer {
-  const channelBytes = Buffer.from(channel, 'utf8');
-  const epoch = randomBytes(8);
-  const records = publishers.map((p, i) => ({
-    publisher: Buffer.from(p, 'utf8'),
-    epoch,
-    seq: i + 1,
-    timestampMs: Date.now(),
-    priority,
-    contentType: 0 as const,
-    content: Buffer.from(`forged ${i}`, 'utf8'),
-  }));
-  const size = publishHeaderBytes(channelBytes) + records.reduce((n, r) => n + recordBytes(r.publisher.length, r.content.length), 0);
-  const out = Buffer.alloc(size);
-  let o = writePublishHeader(out, channelBytes, records.length, size);
-  for (const r of records) o = writeRecord(out, o, r);
-  assert.equal(o, size);
-  out.writeUInt32BE(reqSeq, PUBLISH_SEQ_AT);
-  return out;
 }
 
 /** True if `p` settles within `ms`; leaves no timer behind either way. */
