@@ -124,13 +124,21 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
       `at most ${PUBLISH_WINDOW_ORDERED_EVENTS_MAX}, found ${limits.publishWindowOrderedEvents}: the replicas remember a publisher's ordered events with that many out of order, and a larger window could have an event taken for decided and never placed`,
     );
   }
-  const waits = Math.ceil(limits.consensusPendingMax / limits.consensusBatchMax) + limits.consensusInflightMax + limits.consensusLogWindow;
+  // A ready request waits behind at most what pending holds: pendingMax of this replica's own,
+  // and the ready ones others attested (f+1 each, at most pendingMax per replica).
+  const waits = Math.ceil((n * limits.consensusPendingMax) / ((c.f + 1) * limits.consensusBatchMax)) + limits.consensusInflightMax + limits.consensusLogWindow;
   if (limits.consensusAttestationSeqs < waits) {
     throw configError(
       file,
       'limits.consensusAttestationSeqs',
-      `at least ${waits} (consensusPendingMax / consensusBatchMax + consensusInflightMax + consensusLogWindow), found ${limits.consensusAttestationSeqs}: a request that waits behind a full pending for that many seqs would be let go although its publisher did nothing wrong`,
+      `at least ${waits} (replicas × consensusPendingMax / ((f+1) × consensusBatchMax) + consensusInflightMax + consensusLogWindow), found ${limits.consensusAttestationSeqs}: a request that waits behind a full pending for that many seqs would be let go although its publisher did nothing wrong`,
     );
+  }
+  if (limits.consensusTimeoutMs < 3 * limits.consensusResendMs) {
+    // A request another replica alone holds reaches the leader in a HOLD (resent each period if
+    // lost), and the leader moves the seqs on a period later: a backup that waited for that
+    // longer than its timeout would vote to replace a correct leader.
+    throw configError(file, 'limits.consensusTimeoutMs', `at least 3 × consensusResendMs (${3 * limits.consensusResendMs}), found ${limits.consensusTimeoutMs}`);
   }
   return { dir, file, f: c.f, replicas: c.replicas, table: { channels, clients }, limits, ...(tls ? { tls } : {}) };
 }

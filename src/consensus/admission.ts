@@ -30,6 +30,11 @@ export function admit(r: Core, reqs: readonly Req[]): void {
       continue;
     }
     const ref = r.avail.hold(req, r.lastExecuted);
+    if (!ref) {
+      r.refused++;
+      (r.out.refused ??= []).push(req);
+      continue;
+    }
     r.journalHold(req, ref);
     addPending(r, ref);
   }
@@ -50,11 +55,13 @@ export function onHold(r: Core, m: Hold): void {
   const refs = m.refs.slice(0, MESSAGE_BATCHES_MAX * r.o.batchMax);
   for (let i = 0; i < refs.length; i++) {
     const ref = refs[i]!;
-    // Absent: an older replica's, which never lets a body go.
-    const since = m.since?.[i] ?? Infinity;
+    // Absent: an older replica's, which never lets a body go. No correct replica attests having
+    // executed more than a log window past this one (it would be that far ahead of the stable
+    // checkpoint): counted as if it said that much, a faulty one's claim ends like any other.
+    const since = Math.min(m.since?.[i] ?? Infinity, m.since ? r.lastExecuted + r.o.logWindow : Infinity);
     // A resend of an attestation counted already (about half of them, at a steady load) costs
     // no lookup of the decided ones: a decided reference's attestations are forgotten.
-    if (r.avail.attestedBy(m.from, ref, since) || r.wasDecided(ref)) continue;
+    if (r.avail.attestedBy(m.from, ref) || r.wasDecided(ref)) continue;
     if (r.avail.attest(m.from, ref, since)) {
       readied = true;
       // Whatever room is left: a ready reference the leader left out of pending would never be
@@ -101,9 +108,13 @@ export function propose(r: Core): void {
       r.toPropose[q] = later.concat(queue.slice(i));
     }
     if (batch.length > 0) r.stuckSince = undefined;
-    else if (!waitsForSeqs(r)) return void (r.stuckSince = undefined);
-    else if (!emptyDue(r)) return void (r.stuckSince ??= r.now);
-    else r.emptyBatches++;
+    else {
+      const waits = waitsForSeqs(r);
+      if (waits === undefined) return void (r.stuckSince = undefined);
+      if (!emptyDue(r, waits)) return void (r.stuckSince ??= r.now);
+      r.emptyBatches++;
+      r.emptyAt = r.now;
+    }
     const pp = r.signed<PrePrepare>({ type: 'pre-prepare', view: r.view, seq: r.nextSeq++, digest: batchDigest(batch), batch, from: r.o.id, sig: '' });
     r.send('all', pp);
     acceptPrePrepare(r, pp, false);
@@ -117,24 +128,28 @@ export function propose(r: Core): void {
 export const attestationsEnd = (r: Core): boolean => r.o.attestationSeqs !== undefined && r.o.attestationSeqs !== Infinity;
 
 /**
- * Requests wait here that no batch of this view carries, or another replica attested one that
- * waits there (its HOLD says so): only seqs moving on can end their attestations. Within a log
- * window of what a correct replica can have executed, so that a faulty one cannot keep the
- * leader proposing for good.
+ * What waits for seqs to move on, since only that can end its attestations: requests here
+ * that no batch of this view carries ('here'), or only requests another replica attested
+ * (its HOLD says so) that wait there ('elsewhere'); undefined: nothing.
  */
-function waitsForSeqs(r: Core): boolean {
-  return r.pending.size > r.proposed.size || (attestationsEnd(r) && r.avail.endsBy(r.lastExecuted + r.o.attestationSeqs! + r.o.logWindow));
+function waitsForSeqs(r: Core): 'here' | 'elsewhere' | undefined {
+  if (r.pending.size > r.proposed.size) return 'here';
+  return attestationsEnd(r) && r.avail.endsBy(r.lastExecuted + r.o.attestationSeqs! + r.o.logWindow) ? 'elsewhere' : undefined;
 }
 
 /**
- * Requests have waited, none of them ready to propose, for a resend period: empty batches
- * (as many as inflightMax allows) move the seqs on, so that attestations that will never make
- * a request ready end (attestationSeqs) and their bodies go. Without them, a pending full of
- * such requests would propose nothing, decide nothing, and wait for good. Never with
- * attestations that hold for good: nothing would ever end.
+ * Requests have waited, none of them ready to propose, for a resend period: an empty batch
+ * moves the seqs on, so that attestations that will never make a request ready end
+ * (attestationSeqs) and their bodies go. Without them, a pending full of such requests would
+ * propose nothing, decide nothing, and wait for good. Never with attestations that hold for
+ * good: nothing would ever end. Paced, because each is a round of the protocol (and a journal
+ * flush) at every replica: one a tick for requests held here; one a resend period for ones
+ * only another replica attested, since a faulty replica can make those up (one a period, for
+ * as long as it likes, is what it can cost).
  */
-function emptyDue(r: Core): boolean {
-  return attestationsEnd(r) && r.stuckSince !== undefined && r.now - r.stuckSince >= r.o.resendTicks;
+function emptyDue(r: Core, waits: 'here' | 'elsewhere'): boolean {
+  if (!attestationsEnd(r) || r.stuckSince === undefined || r.now - r.stuckSince < r.o.resendTicks) return false;
+  return r.now - r.emptyAt >= (waits === 'here' ? 1 : r.o.resendTicks);
 }
 
 export function anyReadyPending(r: Core): boolean {

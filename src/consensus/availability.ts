@@ -23,7 +23,9 @@ const KEY = Symbol('refKey');
 export const refKey = (r: Ref): string => {
   const k = (r as Ref & { [KEY]?: string })[KEY];
   if (k !== undefined) return k;
-  const made = `${reqKey(r)}\u0000${r.digest}`;
+  // Urgency too: a faulty replica's attestation of a reference with it flipped (which no
+  // body matches: the digest covers it) must not take the place of the real one.
+  const made = `${reqKey(r)}\u0000${r.digest}${r.urgent === true ? '\u0000u' : ''}`;
   Object.defineProperty(r, KEY, { value: made });
   return made;
 };
@@ -71,54 +73,56 @@ export class Availability {
     this.outstanding = new Array<number>(n).fill(0);
   }
 
-  /** A body this replica received from its client, having executed `since`: held, attested, announced with the next HOLD. */
-  hold(req: Req, since: number): Ref {
+  /**
+   * A body this replica received from its client, having executed `since`: held, attested,
+   * announced with the next HOLD. Undefined, and not held, when its attestation cannot be
+   * recorded: a body this replica announced without recording it would never go, while the
+   * others counted the announcement (availability must never rest on one it let go).
+   */
+  hold(req: Req, since: number): Ref | undefined {
     const ref = refOf(req);
+    if (this.attestOwn(ref, since) === undefined) return undefined;
     this.bodies.set(refKey(ref), req);
     this.index(ref, refKey(ref));
-    this.attestOwn(ref, since);
     return ref;
   }
 
   /**
    * This replica attests a body it holds, having executed `since`, unless it did already: the
-   * seq its attestation carries, the first one (a later one would let the body stay for good).
-   * `announce`: in the next HOLD (a resend sends its own).
+   * seq its attestation carries, the first one (a later one would let the body stay for good),
+   * or undefined if none could be recorded. `announce`: in the next HOLD (a resend sends its own).
    */
-  attestOwn(ref: Ref, since: number, announce = true): number {
+  attestOwn(ref: Ref, since: number, announce = true): number | undefined {
     const first = this.attested.get(refKey(ref))?.by.get(this.id);
     if (first !== undefined) return first;
     this.attest(this.id, ref, since);
-    // Not counted (past perReplicaMax): not announced either, or the body would never go.
-    if (!announce || this.attested.get(refKey(ref))?.by.get(this.id) !== since) return since;
-    this.holdOut.refs.push(ref);
-    this.holdOut.since.push(since);
+    if (this.attested.get(refKey(ref))?.by.get(this.id) !== since) return undefined;
+    if (announce) {
+      this.holdOut.refs.push(ref);
+      this.holdOut.since.push(since);
+    }
     return since;
   }
 
   /**
    * `from` attests `ref`, having executed `since`; true when that makes it ready (f+1
-   * attestations) just now. One it had attested already keeps the later seq: a replica that
-   * restarted attests again from where it is, and lets the body go only past that.
+   * attestations) just now. A replica's first attestation of a reference stands: a later one
+   * (a replica that restarted attests again) is not taken, so that no replica can keep a
+   * request that never becomes ready waiting for good by attesting it again and again. Its
+   * own are not bounded by perReplicaMax: they are as many as the bodies it holds, which
+   * admission bounds.
    */
   attest(from: number, ref: Ref, since = Infinity): boolean {
     if (from < 0 || from >= this.n || since + this.window <= this.expiredThrough) return false;
+    const full = from !== this.id && this.outstanding[from]! >= this.perReplicaMax;
     const k = refKey(ref);
     let a = this.attested.get(k);
     if (!a) {
-      if (this.outstanding[from]! >= this.perReplicaMax) return false;
+      if (full) return false;
       this.attested.set(k, (a = { ref, by: new Map() }));
       this.index(ref, k);
     }
-    if (!sameRef(a.ref, ref)) return false;
-    const before = a.by.get(from);
-    if (before !== undefined) {
-      if (since <= before) return false;
-      this.setSince(a, k, from, since);
-      // It may count now at a seq it did not before.
-      return a.by.size > this.f;
-    }
-    if (this.outstanding[from]! >= this.perReplicaMax) return false;
+    if (a.by.has(from) || full || !sameRef(a.ref, ref)) return false;
     this.setSince(a, k, from, since);
     this.outstanding[from]!++;
     return a.by.size === this.f + 1;
@@ -197,7 +201,7 @@ export class Availability {
         const a = this.attested.get(key);
         if (!a) continue;
         for (const [from, since] of a.by) {
-          // Attested again since (a restart) with a later seq: that one holds.
+          // Another attester's, ending later.
           if (since + this.window > through) continue;
           a.by.delete(from);
           this.outstanding[from]!--;

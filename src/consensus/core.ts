@@ -134,8 +134,9 @@ export class Core {
   refused = 0;
   /** Requests whose body this replica let go undecided (Availability.expire). */
   expired = 0;
-  /** Empty batches proposed (admission.ts, proposeEmpty). */
+  /** Empty batches proposed (admission.ts, emptyDue), and when the last one was. */
   emptyBatches = 0;
+  emptyAt = -Infinity;
   /**
    * As the leader: since when it has found nothing to propose while requests wait that are
    * not ready (undefined: it proposed something since, or nothing waits).

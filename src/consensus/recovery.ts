@@ -69,8 +69,7 @@ function restoreHolds(r: Core, groups: HoldEntry[], pins: Map<string, number>): 
       if (r.avail.body(ref)) return;
       // Attested again from where the replay left it: at least as far as any attestation it
       // sent before the crash (a decision is on disk before the HOLDs that follow it leave).
-      r.avail.hold(req, r.lastExecuted);
-      addPending(r, ref);
+      if (r.avail.hold(req, r.lastExecuted)) addPending(r, ref);
     },
     {
       // A body of a decided request that is not the one decided was kept aside before the crash

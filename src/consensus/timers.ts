@@ -103,11 +103,13 @@ function resend(r: Core): void {
     if (held.length >= MESSAGE_BATCHES_MAX * r.o.batchMax) break;
     const body = r.avail.body(ref);
     if (!body) continue;
+    // With the seq of its first attestation, which is what its body is let go by; none recorded, none announced.
+    const at = r.avail.attestOwn(ref, r.lastExecuted, false);
+    if (at === undefined) continue;
     // An attestation promises a body on disk: one fetched from a peer is journaled first.
     r.journalHold(body, ref);
     held.push(ref);
-    // With the seq of its first attestation, which is what its body is let go by.
-    since.push(r.avail.attestOwn(ref, r.lastExecuted, false));
+    since.push(at);
   }
   if (held.length > 0) r.send('all', { type: 'hold', refs: held, since, from: r.o.id } satisfies Hold);
   if (r.ownStop) r.send('all', r.ownStop);

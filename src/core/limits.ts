@@ -111,8 +111,9 @@ export const DEFAULT_LIMITS = {
    * Seqs an attestation (a replica's word that it holds a request's body) counts for past the
    * seq its replica had executed: a request that fewer than f+1 replicas attested within them
    * is let go, and its publisher told (FIT_ERR_ORDER_EXPIRED). At least
-   * ceil(consensusPendingMax / consensusBatchMax) + consensusInflightMax + consensusLogWindow,
-   * so that a request waiting behind a full pending is never let go. The same on every replica.
+   * n × consensusPendingMax / ((f+1) × consensusBatchMax) + consensusInflightMax +
+   * consensusLogWindow, so that a request waiting behind a full pending is never let go. The
+   * same on every replica.
    */
   consensusAttestationSeqs: 1_024,
   /**

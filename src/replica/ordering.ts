@@ -68,8 +68,8 @@ interface EventWaiter {
   done: (err?: FitError) => void;
   submittedMs: number;
   notHeld?: FitError;
-  /** Answered already: one of its requests was let go (expired()). */
-  answered?: boolean;
+  /** The requests it waits for (client#seq). */
+  keys: string[];
 }
 
 /** Outcomes kept to answer an admin that asks again for a change already decided. */
@@ -169,7 +169,7 @@ export class Ordering implements StateMachine {
   order(sections: { channel: string; events: UnorderedEvent[] }[], done: (err?: FitError) => void): () => void {
     const reqs: Req[] = [];
     const keys: string[] = [];
-    const waiter: EventWaiter = { remaining: 0, done, submittedMs: performance.now() };
+    const waiter: EventWaiter = { remaining: 0, done, submittedMs: performance.now(), keys };
     for (const { channel, events } of sections) {
       for (const { req, events: count } of sectionRequests(channel, events)) {
         // Resent after it was decided (a reconnect): the whole request, never part of it, or
@@ -196,15 +196,18 @@ export class Ordering implements StateMachine {
     if (this.deferred.length > 0) for (const r of reqs) this.defer(r);
     else for (const r of this.driver.submit(reqs)) this.defer(r);
     this.scheduleDrain();
-    return () => {
-      for (const key of keys) {
-        const set = this.eventWaiters.get(key);
-        if (set?.delete(waiter) && set.size === 0) {
-          this.eventWaiters.delete(key);
-          this.awaitedChannels.delete(key);
-        }
+    return () => this.stopWaiting(waiter);
+  }
+
+  /** `w` no longer waits for any of its requests. */
+  private stopWaiting(w: EventWaiter): void {
+    for (const key of w.keys) {
+      const set = this.eventWaiters.get(key);
+      if (set?.delete(w) && set.size === 0) {
+        this.eventWaiters.delete(key);
+        this.awaitedChannels.delete(key);
       }
-    };
+    }
   }
 
   private defer(r: Req): void {
@@ -251,7 +254,6 @@ export class Ordering implements StateMachine {
     this.eventWaiters.delete(key);
     this.awaitedChannels.delete(key);
     for (const w of set) {
-      if (w.answered) continue;
       if (notHeld) w.notHeld ??= notHeld;
       if (--w.remaining > 0) continue;
       this.o.ordered?.(performance.now() - w.submittedMs);
@@ -274,14 +276,12 @@ export class Ordering implements StateMachine {
         { replica: this.o.id },
       );
       this.o.logger.warn({ request: key, code: err.code }, 'a request reached too few replicas to be ordered and was let go; its publisher is told');
-      for (const w of this.eventWaiters.get(key) ?? []) {
-        if (w.answered) continue;
-        w.answered = true;
+      // The whole frame is refused, though its other requests may still be ordered.
+      for (const w of [...(this.eventWaiters.get(key) ?? [])]) {
+        this.stopWaiting(w);
         w.done(err);
       }
-      this.eventWaiters.delete(key);
-      this.awaitedChannels.delete(key);
-      for (const { peer, seq } of this.waiting.get(key) ?? []) this.o.refuse(peer, seq, err);
+      for (const { peer, seq } of this.waiting.get(key) ?? []) if (!peer.conn.isClosed) this.o.refuse(peer, seq, err);
       this.waiting.delete(key);
     }
   }

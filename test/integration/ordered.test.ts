@@ -262,7 +262,7 @@ describe('ordered channel: a publisher waiting on the order', { timeout: 60_000 
 describe('ordered channel: a frame that reached too few replicas', { timeout: 120_000 }, () => {
   it('is refused with FIT_ERR_ORDER_EXPIRED once consensusAttestationSeqs decisions passed (empty batches while nothing else is ordered), and the publishers that reach every replica are ordered as before', async () => {
     // Records built by hand (si: unsealed); W as low as the config allows for this pendingMax.
-    const c = await startCluster({ channels: [], clients, ordered: ['orders'], protection: 'si', limits: { consensusPendingMax: 1024, consensusAttestationSeqs: 136 } });
+    const c = await startCluster({ channels: [], clients, ordered: ['orders'], protection: 'si', limits: { consensusPendingMax: 1024, consensusAttestationSeqs: 140 } });
     try {
       const status = async (): Promise<{ expired: number; emptyBatches: number; requestsAwaited: number; eventsOrdered: number }[]> =>
         (await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 3_000)).map((r) => (r.status as { consensus: { expired: number; emptyBatches: number; requestsAwaited: number; eventsOrdered: number } }).consensus);
@@ -283,7 +283,7 @@ describe('ordered channel: a frame that reached too few replicas', { timeout: 12
       }
       const after = await status();
       assert.deepEqual(after.map((s) => [s.expired, s.requestsAwaited, s.eventsOrdered]), [[0, 0, 0], [1, 0, 0], [0, 0, 0], [0, 0, 0]]);
-      assert.ok(after[0]!.emptyBatches >= 136 / 4, `the leader proposed ${after[0]!.emptyBatches} empty batches`);
+      assert.ok(after[0]!.emptyBatches >= 140 / 4, `the leader proposed ${after[0]!.emptyBatches} empty batches`);
       // A correct publisher is ordered as before, and nothing else expires.
       const pub = c.publisher('pub2');
       for (let i = 0; i < 200; i++) pub.publish('orders', `correct ${i}`);

@@ -52,7 +52,7 @@ describe('state transfer: a replica further behind than the others keep', { time
       channels: [],
       clients,
       ordered: ['orders'],
-      limits: { consensusRetainDecided: 2, consensusCheckpointInterval: 4, consensusLogWindow: 16, consensusBatchMax: 16, consensusAttestationSeqs: 8192 },
+      limits: { consensusRetainDecided: 2, consensusCheckpointInterval: 4, consensusLogWindow: 16, consensusBatchMax: 16, consensusAttestationSeqs: 16384 },
     });
     try {
       const delivered: number[] = [];

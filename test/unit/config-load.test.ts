@@ -220,13 +220,21 @@ test('publishWindowOrderedEvents is at most what the replicas remember out of or
   assert.match(b.message, /at most 4096, found 5000/);
 });
 
-test('consensusAttestationSeqs covers a request waiting behind a full pending: pendingMax / batchMax + inflightMax + logWindow at least', () => {
-  const e = configError((d) => (d.limits = { consensusAttestationSeqs: 522 }));
+test('consensusAttestationSeqs covers a request waiting behind a full pending: n × pendingMax / ((f+1) × batchMax) + inflightMax + logWindow at least', () => {
+  // 4 × 100,000 / (2 × 256) = 782, + 4 + 128.
+  const e = configError((d) => (d.limits = { consensusAttestationSeqs: 913 }));
   assert.equal(e.fields.key, 'limits.consensusAttestationSeqs');
-  assert.match(e.message, /at least 523 .*found 522/);
-  assert.equal(parse((d) => (d.limits = { consensusAttestationSeqs: 523 })).limits.consensusAttestationSeqs, 523);
+  assert.match(e.message, /at least 914 .*found 913/);
+  assert.equal(parse((d) => (d.limits = { consensusAttestationSeqs: 914 })).limits.consensusAttestationSeqs, 914);
   // The bound follows the limits it comes from.
   assert.equal(parse((d) => (d.limits = { consensusAttestationSeqs: 200, consensusPendingMax: 1024 })).limits.consensusAttestationSeqs, 200);
+});
+
+test('consensusTimeoutMs is at least 3 × consensusResendMs: a backup must not replace a leader that is a resend period or two from moving the seqs on', () => {
+  const e = configError((d) => (d.limits = { consensusResendMs: 400 }));
+  assert.equal(e.fields.key, 'limits.consensusTimeoutMs');
+  assert.match(e.message, /at least 3 × consensusResendMs \(1200\), found 1000/);
+  assert.equal(parse((d) => (d.limits = { consensusResendMs: 300, consensusTimeoutMs: 900 })).limits.consensusTimeoutMs, 900);
 });
 
 test('loadConfig on a directory without cluster.yaml says how to create one', () => {

@@ -312,12 +312,26 @@ test('an attestation counts only for batches up to W seqs above the seq its repl
   const older = windowed();
   attest(older, [req(1)]);
   assert.equal(sent(older.receive(0, prePrepare(0, 8, [req(1)])), 'prepare').length, 1);
-  // One replica's later attestation of the same body (it restarted) replaces its earlier one.
+  // A replica's first attestation stands: attesting again with a later seq keeps nothing waiting longer.
   const again = windowed();
   holdSince(again, 0);
   again.receive(2, { type: 'hold', refs: [refOf(req(1))], since: [2], from: 2 });
   again.receive(3, { type: 'hold', refs: [refOf(req(1))], since: [3], from: 3 });
-  assert.equal(sent(again.receive(0, prePrepare(0, 6, [req(1)])), 'prepare').length, 1);
+  assert.equal(sent(again.receive(0, prePrepare(0, 6, [req(1)])), 'prepare').length, 0);
+  // A seq more than a log window past this replica's counts as that much (only a faulty replica claims more).
+  const far = windowed();
+  for (const from of [2, 3]) far.receive(from, { type: 'hold', refs: [refOf(req(1))], since: [1_000_000], from });
+  assert.equal(sent(far.receive(0, prePrepare(0, OPTIONS.logWindow, [req(1)])), 'prepare').length, 1, 'good up to 0 + logWindow + W');
+});
+
+test('a faulty replica that attests a reference with its urgency flipped first does not keep this replica from holding and attesting the real one', () => {
+  const r = new ConsensusReplica({ ...OPTIONS, id: 1, attestationSeqs: 3 }, signers[1]!);
+  r.receive(2, { type: 'hold', refs: [{ ...refOf(req(1)), urgent: true }], since: [0], from: 2 });
+  const held = sent(r.submit([req(1)]), 'hold') as Hold[];
+  assert.deepEqual(held.map((h) => h.refs.map((x) => [x.seq, x.urgent === true])), [[[1, false]]]);
+  // Its attestation is recorded: once it ended, the body goes, and the resend announces nothing more.
+  const expired = [1, 2, 3].flatMap((seq) => decide(r, seq)).flatMap((o) => o.expired ?? []);
+  assert.deepEqual(expired.map((q) => q.seq), [1]);
 });
 
 test('a replica lets a body go once it executed W seqs past its attestation while fewer than f+1 attested it, and says so; one that became ready is kept', () => {
@@ -351,9 +365,15 @@ test('a leader proposes empty batches while requests that are not ready wait, af
   r.submit([req(1)]);
   assert.equal(proposals(r, 4).length, 0, 'not before a resend period: the others\' HOLDs may be on their way');
   const empties = proposals(r, 3);
-  assert.ok(empties.length > 0 && empties.every((pp) => pp.batch.length === 0), 'then empty batches');
-  assert.ok(empties.length <= OPTIONS.inflightMax, 'no more than inflightMax at once');
+  assert.ok(empties.every((pp) => pp.batch.length === 0), 'then empty batches');
+  assert.equal(empties.length, 3, 'one a tick');
   assert.equal(r.status.emptyBatches, empties.length);
+  // Only a request another replica attested (which a faulty one can make up): one a resend period.
+  const elsewhere = leader(16);
+  elsewhere.receive(2, { type: 'hold', refs: [refOf(req(9))], since: [0], from: 2 });
+  assert.equal(proposals(elsewhere, 4).length, 0);
+  // (Counted by seq: every resend period also resends the PRE-PREPAREs of its log.)
+  assert.deepEqual([...new Set(proposals(elsewhere, 15).map((pp) => pp.seq))], [1, 2, 3], 'at ticks 5, 10 and 15');
   const forGood = leader();
   forGood.submit([req(1)]);
   assert.equal(proposals(forGood, 20).length, 0, 'attestations that never end: nothing to move on for');
