@@ -80,7 +80,10 @@ export class HeldBodies {
     return out;
   }
 
-  /** A body let go undecided (Availability.expire): it leaves its group; what leaves the journal now. */
+  /**
+   * A body let go undecided (Availability.expire): it leaves its group; what the journal says
+   * of it now (the group goes, or, while the group's other bodies stay, that this one went).
+   */
   dropped(ref: Ref): JournalEntry[] {
     const h = this.heldIn.get(reqKey(ref));
     const id = h?.groups.get(refKey(ref));
@@ -89,6 +92,7 @@ export class HeldBodies {
     if (h.groups.size === 0) this.heldIn.delete(reqKey(ref));
     const out: JournalEntry[] = [];
     this.leave(refKey(ref), id, 0, out);
+    if (this.groups.has(id) || this.done.has(id)) out.push({ type: 'letgo', id, ref });
     return out;
   }
 
@@ -133,8 +137,9 @@ export class HeldBodies {
    * Recovery: the groups in the journal, `pins` (for each body a decided entry on disk refers to,
    * the highest such seq) and how far decided entries were truncated at least. `hold` takes each
    * body whose request is not decided; `spare` is offered each one whose request is, and says
-   * whether it keeps it aside until seq `spared.to` (its group is pinned as long). What leaves
-   * the journal now is returned.
+   * whether it keeps it aside until seq `spared.to` (its group is pinned as long). A body in
+   * `letGo` (let go undecided before the crash) is neither. What leaves the journal now is
+   * returned.
    */
   restore(
     groups: HoldEntry[],
@@ -143,6 +148,7 @@ export class HeldBodies {
     isDecided: (ref: Ref) => boolean,
     hold: (req: Req, ref: Ref) => void,
     spared: { to: number; spare: (req: Req, ref: Ref) => boolean },
+    letGo: ReadonlySet<string> = new Set(),
   ): JournalEntry[] {
     for (const g of groups) {
       let pinnedTo = 0;
@@ -150,6 +156,7 @@ export class HeldBodies {
       for (const req of g.reqs) {
         const ref = refOf(req);
         pinnedTo = Math.max(pinnedTo, pins.get(refKey(ref)) ?? 0);
+        if (letGo.has(refKey(ref))) continue;
         if (isDecided(ref)) {
           if (spared.spare(req, ref)) pinnedTo = Math.max(pinnedTo, spared.to);
           continue;

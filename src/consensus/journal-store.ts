@@ -25,7 +25,7 @@ export interface JournalStoreStats {
   deleted: number;
 }
 
-const KINDS: Record<string, StoredEntry['type']> = { m: 'meta', v: 'view', l: 'leave', p: 'pre-prepare', c: 'prepared', d: 'decided', k: 'stable', s: 'snapshot', h: 'hold' };
+const KINDS: Record<string, StoredEntry['type']> = { m: 'meta', v: 'view', l: 'leave', p: 'pre-prepare', c: 'prepared', d: 'decided', k: 'stable', s: 'snapshot', h: 'hold', x: 'letgo' };
 
 export class LmdbJournalStore implements JournalStore {
   private readonly root: RootDatabase;

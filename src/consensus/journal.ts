@@ -12,7 +12,7 @@
 // It must never: drop a key that recovery needs (a vote, a certificate, a batch above the
 // snapshot it restores from), or keep growing while the stable checkpoint moves.
 
-import type { NewView, PrePrepare, Prepare, Ref, Req, StableCheckpoint, ViewChange } from './messages.js';
+import { sha256, type NewView, type PrePrepare, type Prepare, type Ref, type Req, type StableCheckpoint, type ViewChange } from './messages.js';
 
 /**
  * Who the journal belongs to, and whether that replica is passive (it restarted once without a
@@ -100,8 +100,19 @@ export interface HoldEntry {
   reqs: Req[];
 }
 
+/**
+ * A body of hold group `id` that this replica let go undecided (its attestation ended,
+ * availability.ts) while the group's other bodies stay: recovery neither holds nor attests it
+ * again. It goes with its group.
+ */
+export interface LetGoEntry {
+  type: 'letgo';
+  id: number;
+  ref: Ref;
+}
+
 /** What stays in the store: the entries recovery reads back. */
-export type StoredEntry = MetaEntry | ViewEntry | LeaveEntry | PrePrepareEntry | PreparedEntry | DecidedEntry | StableEntry | SnapshotEntry | HoldEntry;
+export type StoredEntry = MetaEntry | ViewEntry | LeaveEntry | PrePrepareEntry | PreparedEntry | DecidedEntry | StableEntry | SnapshotEntry | HoldEntry | LetGoEntry;
 
 export type JournalEntry =
   | StoredEntry
@@ -150,7 +161,13 @@ export function journalOps(e: JournalEntry): JournalOp[] {
     case 'hold':
       return [{ op: 'put', key: ['h', e.id], entry: e }];
     case 'unhold':
-      return [{ op: 'del', key: ['h', e.id] }];
+      return [
+        { op: 'del', key: ['h', e.id] },
+        { op: 'del-range', start: ['x', e.id], end: ['x', e.id + 1] },
+      ];
+    case 'letgo':
+      // Keyed by a hash of the reference: a client's name may be longer than a key may be.
+      return [{ op: 'put', key: ['x', e.id, sha256(JSON.stringify([e.ref.client, e.ref.seq, e.ref.digest, e.ref.urgent === true]))], entry: e }];
     case 'truncate':
       return [
         { op: 'del-range', start: ['p'], end: ['p', e.slotsThrough + 1] },

@@ -50,14 +50,14 @@ export function recover(r: Core, entries: readonly StoredEntry[]): void {
   const pins = restoreDecided(r, of('snapshot')[0], of('stable')[0], of('decided'), bodies);
   restoreView(r, of('view')[0], of('leave')[0]);
   restoreSlots(r, of('pre-prepare'), of('prepared'));
-  restoreHolds(r, of('hold'), pins);
+  restoreHolds(r, of('hold'), pins, new Set(of('letgo').map((e) => refKey(e.ref))));
   r.replaying = false;
   if (r.lastExecuted < r.stable.seq) askForBatches(r);
   propose(r);
 }
 
 /** Bodies it attested and that are not decided: held, pending and attested again (a HOLD goes out with this output). */
-function restoreHolds(r: Core, groups: HoldEntry[], pins: Map<string, number>): void {
+function restoreHolds(r: Core, groups: HoldEntry[], pins: Map<string, number>, letGo: ReadonlySet<string>): void {
   // At least this far the journal was truncated (a truncation entry came with every stable checkpoint and snapshot).
   const truncatedTo = Math.min(r.stable.seq - r.o.retainDecided, r.baseSeq);
   const out = r.held.restore(
@@ -81,6 +81,7 @@ function restoreHolds(r: Core, groups: HoldEntry[], pins: Map<string, number>): 
         return true;
       },
     },
+    letGo,
   );
   for (const e of out) r.journal(e);
 }

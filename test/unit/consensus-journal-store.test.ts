@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { open } from 'lmdb';
 import { FitError } from '../../src/core/index.js';
-import { LmdbJournalStore, MemoryJournalStore, type JournalEntry, type JournalStore, type Req, type StoredEntry } from '../../src/consensus/index.js';
+import { LmdbJournalStore, MemoryJournalStore, refOf, type JournalEntry, type JournalStore, type Req, type StoredEntry } from '../../src/consensus/index.js';
 import { rng } from '../helpers/consensus-sim.js';
 
 const dir = (): string => mkdtempSync(join(tmpdir(), 'fit-journal-'));
@@ -31,6 +31,8 @@ const summary = (entries: StoredEntry[]): string[] =>
         return `c${e.seq}/${e.view}`;
       case 'hold':
         return `h${e.id}:${e.reqs.map((q) => q.seq).join(',')}`;
+      case 'letgo':
+        return `x${e.id}:${e.ref.seq}`;
       default:
         return e.type;
     }
@@ -43,6 +45,7 @@ function traffic(seed: number, count: number): JournalEntry[][] {
   for (let i = 1; i <= count; i++) {
     const view = Math.floor(i / 20);
     const batch: JournalEntry[] = [pp(i, view), prepared(i, view), decided(i), { type: 'hold', id: i + 1, reqs: [req(i + 1)] }, { type: 'unhold', id: i }];
+    if (r() < 0.1) batch.push({ type: 'letgo', id: i + 1, ref: refOf(req(i + 1)) });
     if (r() < 0.1) batch.push({ type: 'drop', seq: i, view });
     if (r() < 0.1) batch.push({ type: 'view', view: view + 1, newView: null });
     if (r() < 0.1) batch.push({ type: 'leave', target: view + 2, viewChange: null });
@@ -99,6 +102,8 @@ test('truncation at a stable checkpoint deletes ranges: log slots up to it, batc
     for (let i = 1; i <= 12; i++) entries.push(pp(i, 0), prepared(i, 0), pp(i, 1), decided(i));
     entries.push({ type: 'hold', id: 1, reqs: [req(20)] }, { type: 'hold', id: 2, reqs: [{ ...req(20), payload: 'another body, same seq' }, req(21)] });
     entries.push({ type: 'leave', target: 3, viewChange: null });
+    // Bodies let go: one of each group; a client's name longer than an LMDB key may be.
+    entries.push({ type: 'letgo', id: 1, ref: refOf(req(20)) }, { type: 'letgo', id: 2, ref: refOf({ client: 'c'.repeat(1024), seq: 21, payload: 'p' }) });
     s.append(entries);
     s.append([
       { type: 'truncate', slotsThrough: 8, decidedThrough: 4 },
@@ -117,8 +122,9 @@ test('truncation at a stable checkpoint deletes ranges: log slots up to it, batc
       ['d5', 'd6', 'd7', 'd8', 'd9', 'd10', 'd11', 'd12'],
     );
     assert.deepEqual(
-      kept.filter((k) => k.startsWith('h')),
-      ['h2:20,21'],
+      kept.filter((k) => k.startsWith('h') || k.startsWith('x')),
+      ['h2:20,21', 'x2:21'],
+      'what was let go of a group goes with it',
     );
     assert.ok(kept.includes('view') && !kept.includes('leave'), 'the view change ended when the view was entered');
     await s.close();

@@ -229,6 +229,20 @@ test('bodies it attested come back: held, announced again, and handed to a repli
   assert.deepEqual(bodies.length, 1);
 });
 
+test('a body let go undecided (its attestation ended) stays gone after a restart, though the rest of its hold group stays on disk', () => {
+  const h = new Harness(1, { attestationSeqs: 3 });
+  // One step, one hold group: request 1 reached this replica alone, request 2 others too.
+  h.take(h.r.submit([req(1), req(2)]));
+  h.attest([req(2)], [0, 2]);
+  for (let seq = 1; seq <= 3; seq++) decide(h, seq, []);
+  assert.deepEqual(h.out.flatMap((o) => o.expired ?? []).map((q) => q.seq), [1]);
+  assert.equal(h.journal.load().filter((e) => e.type === 'letgo').length, 1, 'the journal says request 1 went');
+  const o = h.restart();
+  assert.deepEqual((sent(o, 'hold') as { refs: { seq: number }[] }[]).flatMap((m) => m.refs.map((x) => x.seq)), [2], 'request 2 is attested again, request 1 is not');
+  assert.equal(h.r.status.pending, 1);
+  assert.equal(sent(h.receive(2, { type: 'body-fetch', refs: [refOf(req(1))], from: 2 }), 'bodies').length, 0);
+});
+
 test('a body kept aside for a faulty leader\'s second batch survives a restart between the two batches (its hold group stays on disk), and the second batch executes without asking anyone', () => {
   const h = new Harness(1, { retainDecided: 2 });
   const x = req(1);
