@@ -134,11 +134,17 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
       `at least ${waits} (replicas × consensusPendingMax / ((f+1) × consensusBatchMax) + consensusInflightMax + consensusLogWindow), found ${limits.consensusAttestationSeqs}: a request that waits behind a full pending for that many seqs would be let go although its publisher did nothing wrong`,
     );
   }
-  if (limits.consensusTimeoutMs < 3 * limits.consensusResendMs) {
+  // In the protocol's ticks, as it counts them (consensusOptions).
+  const ticks = (ms: number): number => Math.max(1, Math.round(ms / limits.consensusTickMs));
+  if (ticks(limits.consensusTimeoutMs) < 3 * ticks(limits.consensusResendMs)) {
     // A request another replica alone holds reaches the leader in a HOLD (resent each period if
     // lost), and the leader moves the seqs on a period later: a backup that waited for that
     // longer than its timeout would vote to replace a correct leader.
-    throw configError(file, 'limits.consensusTimeoutMs', `at least 3 × consensusResendMs (${3 * limits.consensusResendMs}), found ${limits.consensusTimeoutMs}`);
+    throw configError(
+      file,
+      'limits.consensusTimeoutMs',
+      `at least 3 × consensusResendMs (${3 * ticks(limits.consensusResendMs)} ticks of consensusTickMs ${limits.consensusTickMs} ms), found ${ticks(limits.consensusTimeoutMs)} ticks (${limits.consensusTimeoutMs} ms)`,
+    );
   }
   return { dir, file, f: c.f, replicas: c.replicas, table: { channels, clients }, limits, ...(tls ? { tls } : {}) };
 }

@@ -23,9 +23,10 @@ const KEY = Symbol('refKey');
 export const refKey = (r: Ref): string => {
   const k = (r as Ref & { [KEY]?: string })[KEY];
   if (k !== undefined) return k;
-  // Urgency too: a faulty replica's attestation of a reference with it flipped (which no
-  // body matches: the digest covers it) must not take the place of the real one.
-  const made = `${reqKey(r)}\u0000${r.digest}${r.urgent === true ? '\u0000u' : ''}`;
+  // Urgency too, before the digest (a digest is any string a faulty replica likes): its
+  // attestation of a reference with urgency flipped (which no body matches: the digest covers
+  // it) must not take the place of the real one.
+  const made = `${reqKey(r)}\u0000${r.urgent === true ? 'u' : 'o'}${r.digest}`;
   Object.defineProperty(r, KEY, { value: made });
   return made;
 };

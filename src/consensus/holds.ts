@@ -17,6 +17,9 @@ import type { HoldEntry, JournalEntry } from './journal.js';
 
 const reqKey = (r: { client: string; seq: number }): string => `${r.client}\u0000${r.seq}`;
 
+/** A body let go from hold group `id` (a letgo entry): the same body held again later is another group's. */
+export const letGoKey = (id: number, ref: Ref): string => `${id}\u0000${refKey(ref)}`;
+
 interface Group {
   /** The references in it not decided yet. */
   live: Set<string>;
@@ -137,16 +140,17 @@ export class HeldBodies {
    * Recovery: the groups in the journal, `pins` (for each body a decided entry on disk refers to,
    * the highest such seq) and how far decided entries were truncated at least. `hold` takes each
    * body whose request is not decided; `spare` is offered each one whose request is, and says
-   * whether it keeps it aside until seq `spared.to` (its group is pinned as long). A body in
-   * `letGo` (let go undecided before the crash) is neither. What leaves the journal now is
-   * returned.
+   * whether it keeps it aside until seq `spared.to` (its group is pinned as long). A body of
+   * a group in `letGo` (letGoKey: let go undecided before the crash; held again in a later
+   * group, it is that group's) is neither; one `hold` could not attest is left out. What leaves
+   * the journal now is returned.
    */
   restore(
     groups: HoldEntry[],
     pins: Map<string, number>,
     truncatedTo: number,
     isDecided: (ref: Ref) => boolean,
-    hold: (req: Req, ref: Ref) => void,
+    hold: (req: Req, ref: Ref) => boolean,
     spared: { to: number; spare: (req: Req, ref: Ref) => boolean },
     letGo: ReadonlySet<string> = new Set(),
   ): JournalEntry[] {
@@ -156,13 +160,12 @@ export class HeldBodies {
       for (const req of g.reqs) {
         const ref = refOf(req);
         pinnedTo = Math.max(pinnedTo, pins.get(refKey(ref)) ?? 0);
-        if (letGo.has(refKey(ref))) continue;
+        if (letGo.has(letGoKey(g.id, ref))) continue;
         if (isDecided(ref)) {
           if (spared.spare(req, ref)) pinnedTo = Math.max(pinnedTo, spared.to);
           continue;
         }
-        if (this.heldIn.get(reqKey(ref))?.groups.has(refKey(ref))) continue;
-        hold(req, ref);
+        if (this.heldIn.get(reqKey(ref))?.groups.has(refKey(ref)) || !hold(req, ref)) continue;
         this.index(ref, g.id);
         live.add(refKey(ref));
       }

@@ -11,6 +11,7 @@
 
 import { FitError } from '../core/index.js';
 import { refKey, reqKey } from './availability.js';
+import { letGoKey } from './holds.js';
 import { askForBatches } from './checkpoints.js';
 import { apply, spare } from './execution.js';
 import { addPending, propose } from './admission.js';
@@ -50,7 +51,7 @@ export function recover(r: Core, entries: readonly StoredEntry[]): void {
   const pins = restoreDecided(r, of('snapshot')[0], of('stable')[0], of('decided'), bodies);
   restoreView(r, of('view')[0], of('leave')[0]);
   restoreSlots(r, of('pre-prepare'), of('prepared'));
-  restoreHolds(r, of('hold'), pins, new Set(of('letgo').map((e) => refKey(e.ref))));
+  restoreHolds(r, of('hold'), pins, new Set(of('letgo').map((e) => letGoKey(e.id, e.ref))));
   r.replaying = false;
   if (r.lastExecuted < r.stable.seq) askForBatches(r);
   propose(r);
@@ -66,10 +67,12 @@ function restoreHolds(r: Core, groups: HoldEntry[], pins: Map<string, number>, l
     truncatedTo,
     (ref) => r.wasDecided(ref),
     (req, ref) => {
-      if (r.avail.body(ref)) return;
+      if (r.avail.body(ref)) return true;
       // Attested again from where the replay left it: at least as far as any attestation it
       // sent before the crash (a decision is on disk before the HOLDs that follow it leave).
-      if (r.avail.hold(req, r.lastExecuted)) addPending(r, ref);
+      if (!r.avail.hold(req, r.lastExecuted)) return false;
+      addPending(r, ref);
+      return true;
     },
     {
       // A body of a decided request that is not the one decided was kept aside before the crash

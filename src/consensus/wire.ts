@@ -11,17 +11,21 @@ const replicaId = z.number().int().min(0).max(29);
 const digest = z.string().max(128);
 const sig = z.string().max(256);
 
+/** A client's name: no NUL, which separates the parts of the keys the protocol builds from it. */
+const clientName = z.string().min(1).max(1024).regex(/^[^\u0000]*$/);
+
 const req = z.strictObject({
-  client: z.string().min(1).max(1024),
+  client: clientName,
   seq: seqNo,
   payload: z.string(),
   urgent: z.boolean().optional(),
 });
 
 const ref = z.strictObject({
-  client: z.string().min(1).max(1024),
+  client: clientName,
   seq: seqNo,
-  digest,
+  // A body's digest (reqDigest): SHA-256 in hex, nothing else.
+  digest: z.string().regex(/^[0-9a-f]{64}$/),
   urgent: z.boolean().optional(),
 });
 

@@ -233,8 +233,11 @@ test('consensusAttestationSeqs covers a request waiting behind a full pending: n
 test('consensusTimeoutMs is at least 3 × consensusResendMs: a backup must not replace a leader that is a resend period or two from moving the seqs on', () => {
   const e = configError((d) => (d.limits = { consensusResendMs: 400 }));
   assert.equal(e.fields.key, 'limits.consensusTimeoutMs');
-  assert.match(e.message, /at least 3 × consensusResendMs \(1200\), found 1000/);
+  assert.match(e.message, /at least 3 × consensusResendMs \(120 ticks of consensusTickMs 10 ms\), found 100 ticks \(1000 ms\)/);
   assert.equal(parse((d) => (d.limits = { consensusResendMs: 300, consensusTimeoutMs: 900 })).limits.consensusTimeoutMs, 900);
+  // Counted in ticks, as the protocol counts them: 100 ms at 40 ms ticks is 3 ticks (rounded), 300 ms is 8.
+  const t = configError((d) => (d.limits = { consensusTickMs: 40, consensusResendMs: 100, consensusTimeoutMs: 300 }));
+  assert.match(t.message, /\(9 ticks .*found 8 ticks/);
 });
 
 test('loadConfig on a directory without cluster.yaml says how to create one', () => {

@@ -241,6 +241,11 @@ test('a body let go undecided (its attestation ended) stays gone after a restart
   assert.deepEqual((sent(o, 'hold') as { refs: { seq: number }[] }[]).flatMap((m) => m.refs.map((x) => x.seq)), [2], 'request 2 is attested again, request 1 is not');
   assert.equal(h.r.status.pending, 1);
   assert.equal(sent(h.receive(2, { type: 'body-fetch', refs: [refOf(req(1))], from: 2 }), 'bodies').length, 0);
+  // Its client sends it again: held and attested again, in a later group, which a restart keeps.
+  assert.deepEqual((sent(h.take(h.r.submit([req(1)])), 'hold') as { refs: { seq: number }[] }[]).flatMap((m) => m.refs.map((x) => x.seq)), [1]);
+  const again = h.restart();
+  assert.deepEqual((sent(again, 'hold') as { refs: { seq: number }[] }[]).flatMap((m) => m.refs.map((x) => x.seq)).sort(), [1, 2], 'both held and attested after the restart');
+  assert.equal(sent(h.receive(2, { type: 'body-fetch', refs: [refOf(req(1))], from: 2 }), 'bodies').length, 1, 'and the body it attested is served');
 });
 
 test('a body kept aside for a faulty leader\'s second batch survives a restart between the two batches (its hold group stays on disk), and the second batch executes without asking anyone', () => {

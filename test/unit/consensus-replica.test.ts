@@ -332,6 +332,13 @@ test('a faulty replica that attests a reference with its urgency flipped first d
   // Its attestation is recorded: once it ended, the body goes, and the resend announces nothing more.
   const expired = [1, 2, 3].flatMap((seq) => decide(r, seq)).flatMap((o) => o.expired ?? []);
   assert.deepEqual(expired.map((q) => q.seq), [1]);
+  // Nor one whose made-up digest ends as the real urgent reference's key would, were urgency after it.
+  const urgent = { ...req(1), urgent: true };
+  const poisoned = new ConsensusReplica({ ...OPTIONS, id: 1, attestationSeqs: 3 }, signers[1]!);
+  poisoned.receive(2, { type: 'hold', refs: [{ client: urgent.client, seq: urgent.seq, digest: `${refOf(urgent).digest}\u0000u` }], since: [0], from: 2 });
+  assert.equal(sent(poisoned.submit([urgent]), 'hold').length, 1, 'this replica holds and attests the real body');
+  attest(poisoned, [urgent], [0, 3]);
+  assert.equal(sent(poisoned.receive(0, prePrepare(0, 1, [urgent])), 'prepare').length, 1, 'and prepares it once f+1 attested it');
 });
 
 test('a replica lets a body go once it executed W seqs past its attestation while fewer than f+1 attested it, and says so; one that became ready is kept', () => {
