@@ -52,6 +52,12 @@ export interface TestCluster {
   kill(id: number, signal?: NodeJS.Signals): Promise<void>;
   alive(id: number): boolean;
   publisher(client: string, o?: PublisherOptions): Publisher;
+  /**
+   * A publisher linked to every running replica. For a test that counts what one replica holds:
+   * a replica reached only after the others acknowledged a batch never gets that batch from the
+   * publisher (src/client/feeds.ts), and on a loaded machine the first links can be slow.
+   */
+  linkedPublisher(client: string, o?: PublisherOptions): Promise<Publisher>;
   subscriber(client: string, o: SubscriberOptions): Subscriber;
   log(id: number): string;
   stop(): Promise<void>;
@@ -169,6 +175,14 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
     publisher(client, po) {
       const p = new Publisher(config, client, loadPrivateKey(clientKeyPath(dir, client)), po).connect();
       clients.push(p);
+      return p;
+    },
+    async linkedPublisher(client, po) {
+      const p = cluster.publisher(client, po);
+      const running = procs.filter((_, id) => cluster.alive(id)).length;
+      for (const until = Date.now() + 15_000; p.readyReplicas < running; await sleep(20)) {
+        if (Date.now() > until) throw new Error(`publisher ${client} reached ${p.readyReplicas} of the ${running} running replicas in 15 s`);
+      }
       return p;
     },
     subscriber(client, so) {

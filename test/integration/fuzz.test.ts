@@ -480,7 +480,7 @@ describe('fuzz: random and truncated frames at a replica (DESIGN §3, STYLE 5-7)
         },
       });
       await sub.start();
-      const pub = c.publisher('probe');
+      const pub = await c.linkedPublisher('probe');
       await pub.flush(10_000);
       const baseline = await replicaStatus(c, 0);
       const rssBefore = rssBytes(pid);

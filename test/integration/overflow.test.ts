@@ -201,7 +201,7 @@ describe('a paused console on a block channel holds that channel\'s publishers, 
     try {
       await until('the console process to subscribe', async () => (await channelsOf(c)).every((r) => r.get('held')!.queues.siem1!.sessions === 1));
       paused.pause();
-      const pub = c.publisher('probe');
+      const pub = await c.linkedPublisher('probe');
       let published = 0;
       const publishing = (async () => {
         for (; published < TOTAL; published++) if (!pub.publish('held', `h${published}`)) await pub.drained(120_000);

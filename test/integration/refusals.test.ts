@@ -277,7 +277,7 @@ describe('refusals: clients outside the control table or off their channels (pap
   });
 
   it('closes a connection that sends a frame over frameBytesMax, logs why, and keeps acknowledging a concurrent correct publisher', async () => {
-    const pub = track(c.publisher('probe'));
+    const pub = track(await c.linkedPublisher('probe'));
     let published = 0;
     let stop = false;
     // A steady correct publisher for the whole test; it ends with the test, pass or fail.
