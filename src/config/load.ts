@@ -134,6 +134,13 @@ function checkSemantics(c: ClusterFile, file: string, dir: string): ClusterConfi
       `at least ${waits} (replicas × consensusPendingMax / ((f+1) × consensusBatchMax) + consensusInflightMax + consensusLogWindow), found ${limits.consensusAttestationSeqs}: a request that waits behind a full pending for that many seqs would be let go although its publisher did nothing wrong`,
     );
   }
+  if (limits.orderClientRequestsMax < limits.publishWindowOrderedEvents) {
+    throw configError(
+      file,
+      'limits.orderClientRequestsMax',
+      `at least publishWindowOrderedEvents (${limits.publishWindowOrderedEvents}), found ${limits.orderClientRequestsMax}: a correct publisher's window of ordered events, one request each at most, must fit in its client's share of the order`,
+    );
+  }
   // In the protocol's ticks, as it counts them (consensusOptions).
   const ticks = (ms: number): number => Math.max(1, Math.round(ms / limits.consensusTickMs));
   if (ticks(limits.consensusTimeoutMs) < 3 * ticks(limits.consensusResendMs)) {

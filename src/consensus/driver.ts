@@ -166,6 +166,10 @@ export class ConsensusDriver {
     return this.core.isDecided(client, seq);
   }
 
+  holdsBodyOf(client: string, seq: number): boolean {
+    return this.core.holdsBodyOf(client, seq);
+  }
+
   /** Makes `into` the protocol's record of decided seqs for the clients whose name starts with `prefix` (copies). */
   copyDecided(into: ExecutedRequests, prefix: string): void {
     this.core.copyDecided(into, prefix);

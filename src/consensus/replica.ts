@@ -134,6 +134,11 @@ export class ConsensusReplica {
     return this.r.wasDecided({ client, seq });
   }
 
+  /** Whether this replica holds a body under (client, seq), to attest it: the request then ends decided or let go. */
+  holdsBodyOf(client: string, seq: number): boolean {
+    return this.r.avail.holdsBodyOf({ client, seq });
+  }
+
   /** Makes `into` this replica's record of decided seqs for the clients whose name starts with `prefix` (copies). */
   copyDecided(into: ExecutedRequests, prefix: string): void {
     this.r.executed.copyTo(into, prefix);

@@ -122,6 +122,12 @@ export const DEFAULT_LIMITS = {
    */
   orderBacklogEventsMax: 10_000,
   /**
+   * Requests of one client id this replica takes into the order at once, all its connections
+   * together and past their end: submitted, not yet decided or let go. Its further requests wait
+   * for them, unacknowledged. Bounds what one publisher takes of consensusPendingMax.
+   */
+  orderClientRequestsMax: 8_192,
+  /**
    * Events one publisher signature covers (pks, pke): a power of two, at most 65,536. Each
    * doubling saves subscribers half their signature checks and adds 32 bytes to every event
    * (one more hash of its Merkle path).

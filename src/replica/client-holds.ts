@@ -14,6 +14,9 @@ import { pendingNotice, rateNotice, type ClientQuotas } from './quotas.js';
 /** Why the replica stopped reading a connection ('shutdown' never ends). */
 export type HoldReason = 'order' | 'rate' | 'pending' | 'overflow' | 'shutdown';
 
+/** What a connection is told about: a hold, or its client's requests waiting for their share of the order. */
+export type NoticeReason = HoldReason | 'share';
+
 /** The least time between two notices of one reason on one connection. */
 export const NOTICE_INTERVAL_MS = 5_000;
 
@@ -27,7 +30,7 @@ export interface HeldPeer {
   /** Ends a rate-limit hold. */
   throttleTimer?: NodeJS.Timeout;
   /** When this connection was last told it is held, by reason. */
-  noticedAtMs: Partial<Record<HoldReason, number>>;
+  noticedAtMs: Partial<Record<NoticeReason, number>>;
   /** Its request frames counted as pending, each with what ends that (run on close too). */
   unanswered: Set<() => void>;
 }
@@ -105,7 +108,7 @@ export class ClientHolds<P extends HeldPeer> {
    * invisible to it. At most once per NOTICE_INTERVAL_MS per connection and reason, so a
    * client held over and over for its rate gets a line every few seconds, not one per frame.
    */
-  private notice(peer: P, why: HoldReason, err: FitError): void {
+  notice(peer: P, why: NoticeReason, err: FitError): void {
     const now = this.o.nowMs();
     if (now - (peer.noticedAtMs[why] ?? -Infinity) < NOTICE_INTERVAL_MS) return;
     peer.noticedAtMs[why] = now;

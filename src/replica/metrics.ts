@@ -44,6 +44,8 @@ export interface OrderingSnapshot {
   controlRefused: number;
   pausedConnections: number;
   pausesForOrder: number;
+  /** Per client: requests in its share of the order (orderClientRequestsMax), and waiting for it. */
+  shares: Record<string, { requests: number; queued: number; queuedTotal: number }>;
   /** With a journal: entries read back at start, entries appended, flushes that wrote something. */
   journal?: { recoveredEntries: number; entriesAppended: number; flushes: number };
 }
@@ -228,6 +230,11 @@ export class ReplicaMetrics {
     this.gauge('consensus_journal_recovered_entries', 'Entries of the consensus journal read back when the replica started (0: a first start, or no journal)', [], o((c) => c.journal?.recoveredEntries ?? 0));
     this.counter('consensus_journal_flushes_total', 'Flushes (fsync) of the consensus journal that wrote something', [], o((c) => c.journal?.flushes ?? 0));
     this.counter('consensus_journal_entries_total', 'Entries appended to the consensus journal', [], o((c) => c.journal?.entriesAppended ?? 0));
+    const shares = (read: (s: OrderingSnapshot['shares'][string]) => number) => (): Sample[] =>
+      Object.entries(this.state().ordering?.shares ?? {}).map(([client, s]) => [{ client }, read(s)]);
+    this.gauge('consensus_client_requests', "A client's requests this replica took into the order, not yet decided or let go, all its connections together (orderClientRequestsMax)", ['client'], shares((s) => s.requests));
+    this.gauge('consensus_client_requests_queued', "A client's requests waiting for room in its share of the order (orderClientRequestsMax), unacknowledged", ['client'], shares((s) => s.queued));
+    this.counter('consensus_client_requests_queued_total', "A client's requests that waited for room in its share of the order", ['client'], shares((s) => s.queuedTotal));
     this.counter('consensus_pauses_total', 'Times a publisher connection was paused for orderBacklogEventsMax', [], o((c) => c.pausesForOrder));
     this.counter('control_changes_total', 'Control-table changes (fitbroker acl, keys rotate --client) decided, by outcome', ['outcome'], () => {
       const c = this.state().ordering;

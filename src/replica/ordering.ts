@@ -29,6 +29,7 @@ import { Deque } from '../broker/index.js';
 import { PeerLinks } from './peers.js';
 import { LeaderWatch } from './leader-watch.js';
 import { EVENT_PREFIX, eventRequestBody, isEventRequest, sectionRequests, type EventRequestBody } from './order-requests.js';
+import { OrderShares, type ShareStatus } from './order-shares.js';
 import type { Peer } from './server.js';
 
 export interface OrderingOptions {
@@ -131,12 +132,15 @@ export class Ordering implements StateMachine {
   private readonly deferred = new Deque<Req>();
   private drainScheduled = false;
   private deferredTotal = 0;
+  /** Each client's share of the order (orderClientRequestsMax), across its connections. */
+  private readonly shares: OrderShares;
   private readonly leaderWatch: LeaderWatch;
 
   constructor(private readonly o: OrderingOptions) {
     const { config } = o;
     this.links = o.links ?? new PeerLinks(config, o.id, o.privateKey, o.slowOrderMs, o.tls);
     this.executedEvents = new ExecutedRequests(config.limits.dedupeStreamsMax);
+    this.shares = new OrderShares(config.limits.orderClientRequestsMax);
     this.driver = new ConsensusDriver({
       id: o.id,
       n: config.replicas.length,
@@ -160,13 +164,14 @@ export class Ordering implements StateMachine {
   }
 
   /**
-   * Events of ordered channels from one publish frame: submitted to be ordered (resends are
-   * deduplicated by the order), and `done` once every one of them is decided — with an error
-   * when this replica cannot stand behind the acknowledgement (see installed()). Returns what
-   * stops the waiting (its connection closed): a request that is never decided (a faulty
-   * publisher's, or one only this replica got) would otherwise keep its waiters for good.
+   * Events of ordered channels from one publish frame of `client`: submitted to be ordered
+   * (resends are deduplicated by the order), within the client's share (order-shares.ts), and
+   * `done` once every one of them is decided — with an error when this replica cannot stand
+   * behind the acknowledgement (see installed()), or let it go. Returns what stops the waiting
+   * (its connection closed): a request that is never decided (a faulty publisher's, or one only
+   * this replica got) would otherwise keep its waiters for good.
    */
-  order(sections: { channel: string; events: UnorderedEvent[] }[], done: (err?: FitError) => void): () => void {
+  order(client: string, sections: { channel: string; events: UnorderedEvent[] }[], done: (err?: FitError) => void): () => void {
     const reqs: Req[] = [];
     const keys: string[] = [];
     const waiter: EventWaiter = { remaining: 0, done, submittedMs: performance.now(), keys };
@@ -185,18 +190,46 @@ export class Ordering implements StateMachine {
         keys.push(key);
         waiter.remaining++;
         this.deferredEvents.set(req, count);
-        reqs.push(req);
+        // Counted once, whichever connection sends it. A resend of a counted request goes to the
+        // protocol again, which ignores the same body and counts another (secondBodies); one of
+        // a queued request waits with the first.
+        const state = this.shares.state(key);
+        if (state === 'counted' || (state === undefined && this.shares.take(client, key, req))) reqs.push(req);
       }
     }
     if (waiter.remaining === 0) {
       done();
       return () => undefined;
     }
-    // Behind events already waiting for room, so a publisher's events keep their order.
-    if (this.deferred.length > 0) for (const r of reqs) this.defer(r);
-    else for (const r of this.driver.submit(reqs)) this.defer(r);
-    this.scheduleDrain();
+    this.submit(reqs);
     return () => this.stopWaiting(waiter);
+  }
+
+  /** Requests within their clients' shares go into the order, behind any waiting for room there, so a publisher's events keep their order. */
+  private submit(reqs: Req[]): void {
+    if (reqs.length === 0) return;
+    if (this.deferred.length > 0) for (const r of reqs) this.defer(r);
+    else this.submitNow(reqs);
+    this.scheduleDrain();
+  }
+
+  /**
+   * To the protocol; what it refuses for room waits. What it neither holds nor decided (a second
+   * body under one request, which only a faulty publisher sends) would never leave its share.
+   */
+  private submitNow(reqs: Req[]): void {
+    const refused = new Set(this.driver.submit(reqs));
+    for (const r of refused) this.defer(r);
+    for (const r of reqs) if (!refused.has(r) && !this.driver.holdsBodyOf(r.client, r.seq) && !this.driver.isDecided(r.client, r.seq)) this.leaveShare(`${r.client}#${r.seq}`);
+  }
+
+  /**
+   * The request (client#seq) is decided or let go: it leaves its client's share, and what
+   * waited for room in the share goes in, once the current call (perhaps the protocol's) returns.
+   */
+  private leaveShare(key: string): void {
+    for (const r of this.shares.release(key)) this.defer(r);
+    this.scheduleDrain();
   }
 
   /** `w` no longer waits for any of its requests. */
@@ -206,6 +239,7 @@ export class Ordering implements StateMachine {
       if (set?.delete(w) && set.size === 0) {
         this.eventWaiters.delete(key);
         this.awaitedChannels.delete(key);
+        this.shares.drop(key);
       }
     }
   }
@@ -243,12 +277,13 @@ export class Ordering implements StateMachine {
     }
     if (batch.length === 0) return;
     // Within the room just read, nothing is refused; should something be, it waits again.
-    for (const r of this.driver.submit(batch)) this.defer(r);
+    this.submitNow(batch);
   }
 
   /** An event request was decided: frames waiting for it are one closer to their acknowledgement. */
   private released(client: string, seq: number, notHeld?: FitError): void {
     const key = `${client}#${seq}`;
+    this.leaveShare(key);
     const set = this.eventWaiters.get(key);
     if (!set) return;
     this.eventWaiters.delete(key);
@@ -283,6 +318,7 @@ export class Ordering implements StateMachine {
       }
       for (const { peer, seq } of this.waiting.get(key) ?? []) if (!peer.conn.isClosed) this.o.refuse(peer, seq, err);
       this.waiting.delete(key);
+      this.leaveShare(key);
     }
   }
 
@@ -354,6 +390,11 @@ export class Ordering implements StateMachine {
     this.driver.receive(from, value);
   }
 
+  /** Requests of `client` waiting for room in its share of the order. */
+  queuedFor(client: string): number {
+    return this.shares.queuedOf(client);
+  }
+
   status(): DriverStatus & {
     eventsDeferred: number;
     eventsDeferredTotal: number;
@@ -366,6 +407,8 @@ export class Ordering implements StateMachine {
     requestsOrdered: number;
     eventsDecidedTwice: number;
     requestsAwaited: number;
+    /** Per client with requests in this replica's order: its share (orderClientRequestsMax) in use, and what waits for it. */
+    shares: Record<string, ShareStatus>;
   } {
     return {
       ...this.driver.status,
@@ -373,6 +416,7 @@ export class Ordering implements StateMachine {
       requestsOrdered: this.requestsOrdered,
       eventsDecidedTwice: this.eventsDecidedTwice,
       requestsAwaited: this.eventWaiters.size,
+      shares: this.shares.status(),
       eventsDeferred: this.deferredEventCount,
       eventsDeferredTotal: this.deferredTotal,
       peersConnected: this.links.connected,
@@ -453,6 +497,11 @@ export class Ordering implements StateMachine {
       if (!this.driver.isDecided(client, Number(key.slice(at + 1)))) continue;
       const channel = this.awaitedChannels.get(key)!;
       this.released(client, Number(key.slice(at + 1)), this.o.service.sequencer.onDisk(channel) ? notHeld : undefined);
+    }
+    // Requests whose connections closed have no waiters, and leave their shares all the same.
+    for (const key of this.shares.countedKeys()) {
+      const at = key.lastIndexOf('#');
+      if (this.driver.isDecided(key.slice(0, at), Number(key.slice(at + 1)))) this.leaveShare(key);
     }
     for (const [key, list] of this.waiting) {
       const at = key.lastIndexOf('#');

@@ -34,6 +34,16 @@ export function pendingNotice(replica: number, client: string, limits: Pick<Limi
   );
 }
 
+/** The client has more requests in this replica's order than orderClientRequestsMax: the rest wait (order-shares.ts). */
+export function shareNotice(replica: number, client: string, queued: number, limits: Pick<Limits, 'orderClientRequestsMax'>): FitError {
+  const max = limits.orderClientRequestsMax;
+  return new FitError(
+    'FIT_ERR_TOO_MANY_PENDING',
+    `replica ${replica} has limits.orderClientRequestsMax (${max}) requests of client "${client}" waiting to be ordered, all its connections together; ${queued} more wait for them to be decided before they are ordered, unacknowledged, and nothing is dropped. A correct publisher meets this only if this replica holds requests the others never got (fitbroker status: consensus.shares), or if many processes publish as one client`,
+    { replica, client, limit: max, queued },
+  );
+}
+
 export interface ClientUsageCounters {
   /** Connections refused because the client already held connectionsPerClientMax. */
   connectionsRefused: number;

@@ -17,7 +17,7 @@ import { Connection, startsTls, tlsAcceptor } from '../net/index.js';
 import { tlsIdentityFor, type ClusterConfig } from '../config/index.js';
 import { LogSource, PushScheduler, PushStream, QueueSource, PUSH_FRAME_BYTES } from './push.js';
 import { subscriberSalt, type Fault } from './faults.js';
-import { ClientQuotas } from './quotas.js';
+import { ClientQuotas, shareNotice } from './quotas.js';
 import { ClientHolds, hold, release, NOTICE_INTERVAL_MS, type HeldPeer } from './client-holds.js';
 import { ReplicaMetrics, type MetricsSource } from './metrics.js';
 import { OpsServer, readiness, type Readiness } from './ops.js';
@@ -517,7 +517,7 @@ export class ReplicaServer {
         // Answered at once when every event was decided before (a resend): `cancel` unset then.
         let cancel: (() => void) | undefined;
         let answered = false;
-        cancel = this.ordering.order(r.unordered, (err) => {
+        cancel = this.ordering.order(peer.client!.id, r.unordered, (err) => {
           answered = true;
           if (cancel) peer.orderWaits.delete(cancel);
           peer.awaitingOrderEvents -= events;
@@ -527,6 +527,8 @@ export class ReplicaServer {
           if (peer.awaitingOrderEvents <= max / 2 && this.pausedForOrder.delete(peer)) release(peer, 'order');
         });
         if (!answered) peer.orderWaits.add(cancel);
+        const queued = this.ordering.queuedFor(peer.client!.id);
+        if (queued > 0) this.clientHolds.notice(peer, 'share', shareNotice(this.o.id, peer.client!.id, queued, this.o.config.limits));
         // More of this publisher's events waiting for the order than are worth holding: its
         // writes back up into TCP until the order catches up. Per connection, so a publisher
         // whose events never become orderable holds back no one but itself.

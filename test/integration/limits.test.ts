@@ -204,3 +204,61 @@ describe('per-client limits: one client over its limit, another unaffected (docs
     assert.ok(c.alive(0));
   });
 });
+
+describe('per-client share of the order: a publisher that sends to one replica alone (docs/consensus.md)', { timeout: 90_000 }, () => {
+  const SHARE = { orderClientRequestsMax: 8, publishWindowOrderedEvents: 8 };
+  let c: TestCluster;
+
+  before(async () => {
+    c = await startCluster({ channels: [], ordered: ['ledger'], clients: [{ name: 'probe2', role: 'pubsub' }], limits: SHARE, protection: 'si' }); // hand-built records, unsealed
+  });
+  after(async () => {
+    await c?.stop();
+  });
+
+  const shareOf = async (replica: number, client: string): Promise<{ requests: number; queued: number; queuedTotal: number } | undefined> => {
+    const all = await queryStatus(c.config, 'admin', loadPrivateKey(clientKeyPath(c.dir, 'admin')), 5_000);
+    return (all[replica]!.status as { consensus: { shares: Record<string, { requests: number; queued: number; queuedTotal: number }> } }).consensus.shares[client];
+  };
+
+  it('holds no more than orderClientRequestsMax of its requests in that replica\'s order, across reconnects, tells it why, and orders another client as usual', async () => {
+    // Thirty one-event frames, each a request no other replica will attest.
+    const epoch = randomBytes(8);
+    const burst = Buffer.concat(Array.from({ length: 30 }, (_, i) => publishFrame('ledger', [makeRecord({ publisher: 'probe2', epoch, seq: i + 1, timestampMs: Date.now() })], i + 1)));
+    const first = (await open(c, 1, 'probe2')).raw;
+    let notice: { error: { code: string; message: string; fields: Record<string, unknown> } } | undefined;
+    try {
+      first.write(burst);
+      const body = await first.next((b) => b[0] === MessageType.Reply && decodeJson(b).kind === 'notice', 10_000);
+      assert.ok(body, 'no notice that its requests wait for their share');
+      notice = decodeJson(body) as typeof notice;
+      assert.deepEqual(await shareOf(1, 'probe2'), { requests: 8, queued: 22, queuedTotal: 22 });
+    } finally {
+      first.destroy();
+    }
+    assert.equal(notice!.error.code, 'FIT_ERR_TOO_MANY_PENDING');
+    assert.equal(notice!.error.fields.limit, SHARE.orderClientRequestsMax);
+    assert.match(notice!.error.message, /orderClientRequestsMax \(8\).*nothing is dropped/);
+
+    // Closed: what waited for the share is gone; what the protocol holds stays counted.
+    for (const until = Date.now() + 5_000; Date.now() < until; await sleep(50)) if ((await shareOf(1, 'probe2'))?.queued === 0) break;
+    assert.deepEqual(await shareOf(1, 'probe2'), { requests: 8, queued: 0, queuedTotal: 22 });
+    // Reconnected, the same thirty again: no more of the order than before.
+    const again = (await open(c, 1, 'probe2')).raw;
+    try {
+      again.write(burst);
+      for (const until = Date.now() + 5_000; Date.now() < until; await sleep(50)) if ((await shareOf(1, 'probe2'))?.queued === 22) break;
+      assert.deepEqual(await shareOf(1, 'probe2'), { requests: 8, queued: 22, queuedTotal: 44 });
+      // Another client, through every replica, is ordered meanwhile.
+      const pub = c.publisher('probe');
+      for (let i = 0; i < 200; i++) if (!pub.publish('ledger', `correct ${i}`)) await pub.drained(30_000);
+      await pub.flush(30_000);
+      pub.close();
+      assert.equal(pub.counters.acknowledged, 200);
+      assert.equal((await shareOf(1, 'probe'))?.queued ?? 0, 0);
+    } finally {
+      again.destroy();
+    }
+    assert.ok(c.alive(1));
+  });
+});

@@ -230,6 +230,14 @@ test('consensusAttestationSeqs covers a request waiting behind a full pending: n
   assert.equal(parse((d) => (d.limits = { consensusAttestationSeqs: 200, consensusPendingMax: 1024 })).limits.consensusAttestationSeqs, 200);
 });
 
+test('orderClientRequestsMax holds a correct publisher\'s window of ordered events: publishWindowOrderedEvents at least', () => {
+  const e = configError((d) => (d.limits = { orderClientRequestsMax: 2047 }));
+  assert.equal(e.fields.key, 'limits.orderClientRequestsMax');
+  assert.match(e.message, /at least publishWindowOrderedEvents \(2048\), found 2047/);
+  assert.equal(parse((d) => (d.limits = { orderClientRequestsMax: 2048 })).limits.orderClientRequestsMax, 2048);
+  assert.equal(parse((d) => (d.limits = { orderClientRequestsMax: 512, publishWindowOrderedEvents: 512 })).limits.orderClientRequestsMax, 512);
+});
+
 test('consensusTimeoutMs is at least 3 × consensusResendMs: a backup must not replace a leader that is a resend period or two from moving the seqs on', () => {
   const e = configError((d) => (d.limits = { consensusResendMs: 400 }));
   assert.equal(e.fields.key, 'limits.consensusTimeoutMs');

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import { ReplicaMetrics, METRIC_PREFIX, type OrderingSnapshot } from '../../src/replica/metrics.js';
 import { readiness } from '../../src/replica/ops.js';
 
-const ordering: OrderingSnapshot = { view: 0, leader: 0, changingView: false, recovering: false, lastDecided: 0, stableCheckpoint: 0, viewsEntered: 0, pending: 0, refused: 0, expired: 0, emptyBatches: 0, secondBodies: 0, eventsOrdered: 0, requestsOrdered: 0, eventsDecidedTwice: 0, requestsAwaited: 0, eventsDeferred: 0, linkDrops: 0, malformed: 0, snapshotsInstalled: 0, snapshotMismatches: 0, controlApplied: 0, controlRefused: 0, pausedConnections: 0, pausesForOrder: 0 };
+const ordering: OrderingSnapshot = { view: 0, leader: 0, changingView: false, recovering: false, lastDecided: 0, stableCheckpoint: 0, viewsEntered: 0, pending: 0, refused: 0, expired: 0, emptyBatches: 0, secondBodies: 0, eventsOrdered: 0, requestsOrdered: 0, eventsDecidedTwice: 0, requestsAwaited: 0, eventsDeferred: 0, linkDrops: 0, malformed: 0, snapshotsInstalled: 0, snapshotMismatches: 0, controlApplied: 0, controlRefused: 0, pausedConnections: 0, pausesForOrder: 0, shares: { probe: { requests: 0, queued: 0, queuedTotal: 0 } } };
 
 it('documents every fitbroker_ metric in docs/operations.md with its type and labels, and only those', async () => {
   const doc = readFileSync(new URL('../../../docs/operations.md', import.meta.url), 'utf8');

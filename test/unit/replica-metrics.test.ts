@@ -52,7 +52,7 @@ function channels(): ChannelStats[] {
   ];
 }
 
-const ordering: OrderingSnapshot = { view: 5, leader: 1, changingView: false, recovering: false, lastDecided: 42, stableCheckpoint: 32, viewsEntered: 2, pending: 3, refused: 0, expired: 3, emptyBatches: 9, secondBodies: 5, eventsOrdered: 6, requestsOrdered: 2, eventsDecidedTwice: 1, requestsAwaited: 4, eventsDeferred: 0, linkDrops: 7, malformed: 0, snapshotsInstalled: 1, snapshotMismatches: 0, controlApplied: 2, controlRefused: 1, pausedConnections: 0, pausesForOrder: 0 };
+const ordering: OrderingSnapshot = { view: 5, leader: 1, changingView: false, recovering: false, lastDecided: 42, stableCheckpoint: 32, viewsEntered: 2, pending: 3, refused: 0, expired: 3, emptyBatches: 9, secondBodies: 5, eventsOrdered: 6, requestsOrdered: 2, eventsDecidedTwice: 1, requestsAwaited: 4, eventsDeferred: 0, linkDrops: 7, malformed: 0, snapshotsInstalled: 1, snapshotMismatches: 0, controlApplied: 2, controlRefused: 1, pausedConnections: 0, pausesForOrder: 0, shares: { probe: { requests: 2, queued: 0, queuedTotal: 0 }, mallory: { requests: 8192, queued: 40, queuedTotal: 900 } } };
 
 function source(over: Partial<MetricsSource> = {}): MetricsSource {
   return {
@@ -132,6 +132,10 @@ describe('ReplicaMetrics: read from the replica counters at scrape time', () => 
     assert.equal(s.value('fitbroker_consensus_requests_awaited'), 4);
     assert.equal(s.value('fitbroker_consensus_second_bodies_total'), 5);
     assert.equal(s.value('fitbroker_consensus_expired_total'), 3);
+    assert.equal(s.value('fitbroker_consensus_client_requests', { client: 'probe' }), 2);
+    assert.equal(s.value('fitbroker_consensus_client_requests', { client: 'mallory' }), 8192);
+    assert.equal(s.value('fitbroker_consensus_client_requests_queued', { client: 'mallory' }), 40);
+    assert.equal(s.value('fitbroker_consensus_client_requests_queued_total', { client: 'mallory' }), 900);
     assert.equal(s.value('fitbroker_consensus_empty_batches_total'), 9);
     assert.equal(s.value('fitbroker_consensus_events_decided_twice_total'), 1);
     assert.equal(s.value('fitbroker_control_changes_total', { outcome: 'refused' }), 1);

@@ -11,123 +11,16 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { pino } from 'pino';
 import { initCluster, loadConfig, replicaKeyPath } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
-import { BrokerService, type UnorderedEvent } from '../../src/broker/index.js';
-import { ORDERED_HEADER_BYTES, RecordCursor } from '../../src/codec/index.js';
+import { BrokerService } from '../../src/broker/index.js';
 import { Ordering, type OrderingLinks } from '../../src/replica/ordering.js';
 import { sectionRequests } from '../../src/replica/order-requests.js';
 import type { Req } from '../../src/consensus/index.js';
-import { isFitError, type FitError, type Limits } from '../../src/core/index.js';
+import { isFitError, type FitError } from '../../src/core/index.js';
 import { EPOCH_B, orderedEvent, T0_MS } from '../helpers/records.js';
 import { assertAsyncProperty } from '../helpers/property.js';
-
-const N = 4;
-const silent = pino({ level: 'silent' });
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-interface Replica {
-  service: BrokerService;
-  ordering: Ordering;
-  acks: number;
-}
-
-/**
- * Four replicas in a temp dir, their protocol messages carried as JSON through setImmediate.
- * `checkpointEvery` 2 makes the replicas compare their snapshots (the events placed in them)
- * after every other decision; a replica far behind may then install one instead of replaying,
- * and hold fewer events, so only tests where every replica holds every body use it.
- */
-function cluster(checkpointEvery?: number, ordered = ['orders'], limits: Partial<Limits> = {}): { replicas: Replica[]; stop(): void; dir: string } {
-  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-sections-'));
-  initCluster({ dir, replicas: N, faults: 1, channels: [], basePort: 7100, host: '127.0.0.1', faultModel: 'bft', clients: [{ name: 'siem', role: 'sub' }], force: false, ordered, persist: 'memory' });
-  const loaded = loadConfig(dir);
-  const config = { ...loaded, limits: { ...loaded.limits, ...(checkpointEvery === undefined ? {} : { consensusCheckpointInterval: checkpointEvery }), ...limits } };
-  let stopped = false;
-  const replicas: Replica[] = [];
-  const links = (id: number): OrderingLinks => ({
-    start: () => undefined,
-    stop: () => undefined,
-    connected: [...Array(N).keys()].filter((r) => r !== id),
-    dropped: 0,
-    send(to, msg) {
-      const wire = JSON.stringify(msg);
-      for (const r of to === 'all' ? [...Array(N).keys()].filter((x) => x !== id) : [to]) {
-        setImmediate(() => {
-          if (!stopped) replicas[r]!.ordering.receive(id, JSON.parse(wire));
-        });
-      }
-    },
-  });
-  for (let id = 0; id < N; id++) {
-    // The log's clock at the records' time, so nothing expires while the test runs.
-    const service = new BrokerService(config.table, config.limits, () => T0_MS);
-    const ordering = new Ordering({ config, id, privateKey: loadPrivateKey(replicaKeyPath(dir, id)), restarted: false, slowOrderMs: 0, service, logger: silent, reply: () => undefined, refuse: () => undefined, links: links(id) });
-    replicas.push({ service, ordering, acks: 0 });
-  }
-  for (const r of replicas) r.ordering.start();
-  return {
-    replicas,
-    dir,
-    stop() {
-      stopped = true;
-      for (const r of replicas) r.ordering.stop();
-      rmSync(dir, { recursive: true, force: true });
-    },
-  };
-}
-
-/** Hands a publish frame's section to replica `r`, as its server does, counting acknowledgements. */
-function publishTo(r: Replica, events: UnorderedEvent[], channel = 'orders'): void {
-  r.ordering.order([{ channel, events }], (err) => {
-    assert.equal(err, undefined);
-    r.acks++;
-  });
-}
-
-/** Each replica's log of 'orders': the envelopes by position (seq, content, global position). */
-function logOf(r: Replica): Buffer[] {
-  const log = r.service.sequencer.log('orders')!;
-  const out: Buffer[] = [];
-  for (let s = 1; s <= log.high; s++) out.push(log.envelopeAt(s)!);
-  return out;
-}
-
-/** The publisher's seq of each event in a log. */
-function publisherSeqs(log: Buffer[]): number[] {
-  return log.map((env) => {
-    const c = new RecordCursor(env, ORDERED_HEADER_BYTES, Infinity);
-    c.next();
-    return c.seq;
-  });
-}
-
-/**
- * Waits until every replica decided as far as the others and its log stopped growing: a
- * replica that missed a body may be a decision behind for a resend period, then catch up.
- */
-async function settled(replicas: Replica[], timeoutMs = 20_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  let last = '';
-  let stable = 0;
-  while (Date.now() < until) {
-    const decided = replicas.map((r) => r.ordering.status().lastDecided);
-    const now = JSON.stringify(replicas.map((r, i) => [r.service.sequencer.log('orders')!.high, r.acks, decided[i]]));
-    stable = now === last && decided.every((d) => d === decided[0]) ? stable + 1 : 0;
-    last = now;
-    if (stable >= 8) return;
-    await sleep(25);
-  }
-  throw new Error(`the replicas did not settle in ${timeoutMs} ms: ${last}`);
-}
-
-/** The log every replica holds, after checking that they all hold the same one. */
-function agreedLog(replicas: Replica[], context = ''): Buffer[] {
-  const logs = replicas.map(logOf);
-  for (const log of logs) assert.deepEqual(log, logs[0], `the replicas placed the events differently${context}`);
-  return logs[0]!;
-}
+import { N, agreedLog, cluster, logOf, publishTo, publisherSeqs, range, settled, silent, sleep, type Replica } from '../helpers/orderings.js';
 
 /** Each replica's [event requests executed, events placed, events decided twice, publishes acknowledged]. */
 function assertCounts(replicas: Replica[], expected: [number, number, number, number]): void {
@@ -146,7 +39,6 @@ function assertPlacedWhole(seqs: number[], groups: number[][]): void {
   }
 }
 
-const range = (from: number, to: number): UnorderedEvent[] => Array.from({ length: to - from + 1 }, (_, i) => orderedEvent(from + i));
 
 test('a correct publisher: one request per section, and the same log and snapshots at every replica', async () => {
   const c = cluster(2);
@@ -176,8 +68,8 @@ test('a frame whose request is never decided (only this replica got it) stops be
   try {
     const r0 = c.replicas[0]!;
     let answers = 0;
-    const cancel = r0.ordering.order([{ channel: 'orders', events: range(1, 5) }], () => answers++);
-    const again = r0.ordering.order([{ channel: 'orders', events: range(1, 5) }], () => answers++);
+    const cancel = r0.ordering.order('probe', [{ channel: 'orders', events: range(1, 5) }], () => answers++);
+    const again = r0.ordering.order('probe', [{ channel: 'orders', events: range(1, 5) }], () => answers++);
     await sleep(100);
     assert.equal(r0.ordering.status().requestsAwaited, 1, 'two frames wait for the one request');
     cancel();
@@ -196,7 +88,7 @@ test('a frame only this replica got is refused with FIT_ERR_ORDER_EXPIRED once W
   try {
     const r0 = c.replicas[0]!;
     let refusal: FitError | undefined;
-    r0.ordering.order([{ channel: 'orders', events: range(1, 5) }], (err) => (refusal = err));
+    r0.ordering.order('probe', [{ channel: 'orders', events: range(1, 5) }], (err) => (refusal = err));
     const until = Date.now() + 20_000;
     while (refusal === undefined && Date.now() < until) await sleep(25);
     assert.ok(refusal && isFitError(refusal), 'the frame was never answered');
@@ -361,7 +253,7 @@ test('property: however a faulty publisher cuts and withholds sections per repli
             assert.equal(reqs.length, 1, 'test bug: a section this small is one request');
             const key = `${reqs[0]!.req.client}#${reqs[0]!.req.seq}`;
             const r = c.replicas[id]!;
-            r.ordering.order([{ channel: 'orders', events: section }], (err) => {
+            r.ordering.order('probe', [{ channel: 'orders', events: section }], (err) => {
               if (err) refused.set(key, [...(refused.get(key) ?? []), err.code]);
               r.acks++;
             });

@@ -75,7 +75,7 @@ test('a snapshot the others signed moves the control table and the order, and ac
   try {
     const { service, ordering } = f.make();
     let acknowledged = 0;
-    ordering.order([{ channel: 'orders', events: f.events }], () => acknowledged++);
+    ordering.order('probe', [{ channel: 'orders', events: f.events }], () => acknowledged++);
     assert.equal(acknowledged, 0);
     f.install(ordering);
     const status = ordering.status();
@@ -117,7 +117,7 @@ test('with a journal, the publish is acknowledged only once the installed snapsh
     const { ordering } = f.make();
     ordering.recover();
     let acknowledged = 0;
-    ordering.order([{ channel: 'orders', events: f.events }], () => acknowledged++);
+    ordering.order('probe', [{ channel: 'orders', events: f.events }], () => acknowledged++);
     f.install(ordering);
     await turn();
     assert.equal(ordering.status().snapshotsInstalled, 1);
@@ -151,7 +151,7 @@ test('on a disk channel, a publish the installed snapshot decided is refused, no
   try {
     const { ordering } = f.make();
     const answers: (FitError | undefined)[] = [];
-    ordering.order([{ channel: 'orders', events: f.events }], (err) => answers.push(err));
+    ordering.order('probe', [{ channel: 'orders', events: f.events }], (err) => answers.push(err));
     f.install(ordering);
     assert.equal(answers.length, 1);
     assert.equal(answers[0]?.code, 'FIT_ERR_STORE');
@@ -169,7 +169,7 @@ test('a snapshot from replicas before runs: what their one-event requests placed
     // before it, 3 and 4 were not. Its run (1-4) is a request no one-event decision stands for.
     const resent = [1, 2, 3, 4].map((seq) => orderedEvent(seq));
     let acknowledged = 0;
-    ordering.order([{ channel: 'orders', events: resent }], () => acknowledged++);
+    ordering.order('probe', [{ channel: 'orders', events: resent }], () => acknowledged++);
     f.install(ordering);
     assert.equal(ordering.status().snapshotsInstalled, 1);
     assert.equal(acknowledged, 0, 'acknowledged as decided, so 3 and 4 would never be ordered');
