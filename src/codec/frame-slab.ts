@@ -8,7 +8,9 @@
 // A slab is never written where a frame handed out lies: reads go after every byte read so far,
 // and a new slab is taken (the unfinished frame's bytes copied to its start) once what is left
 // of the current one is smaller than a read. A slab lives as long as any frame in it is held,
-// like the pool Node's own Buffer.allocUnsafe slices.
+// like the pool Node's own Buffer.allocUnsafe slices: a record a voter keeps pins its slab
+// (1 MiB, or its frame's size if larger) where it pinned its frame before (up to
+// frameBytesMax, 4 MiB), so a faulty peer gets no more memory held per record than it did.
 
 import { FRAME_HEADER_BYTES, checkBodyBytes } from './frame.js';
 
