@@ -2,6 +2,7 @@
 // client's identity, checks the replica's proof against its key in the config (so a stranger
 // on the replica's port is never believed), and reconnects with backoff when the link drops.
 
+import { connect } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { FitError, isFitError, type Limits, type ReplicaInfo } from '../core/index.js';
 import { MessageType, decodeJson, encodeJson } from '../codec/index.js';
@@ -80,24 +81,21 @@ export class ReplicaLink {
 
   start(): void {
     if (this.stopped || this.conn) return;
-    const nonce = newNonce();
-    const handlers = {
-      onFrame: (body: Buffer) => (this.authed ? this.onFrame(body) : this.onHandshake(body, nonce)),
-      onClose: (reason: FitError | undefined) => this.onClose(reason),
-    };
-    if (!this.tls) {
-      this.conn = Connection.dial(this.replica.host, this.replica.port, this.limits.frameBytesMax, this.limits.socketWriteBufferBytesMax, handlers);
-      return;
+    const socket = this.tls ? dialTls(this.replica, this.tls) : connect({ host: this.replica.host, port: this.replica.port, noDelay: true });
+    if (this.tls) {
+      const tls = this.tls;
+      // Before the Connection's own listener, which sees any error as FIT_ERR_CONNECTION: a
+      // certificate problem is not one that retrying fixes, and the user must hear which.
+      socket.on('error', (e: NodeJS.ErrnoException) => {
+        const err = tlsDialError(e, this.replica, tls);
+        if (err) this.lastError = err;
+      });
     }
-    const socket = dialTls(this.replica, this.tls);
-    const tls = this.tls;
-    // Before the Connection's own listener, which sees any error as FIT_ERR_CONNECTION: a
-    // certificate problem is not one that retrying fixes, and the user must hear which.
-    socket.on('error', (e: NodeJS.ErrnoException) => {
-      const err = tlsDialError(e, this.replica, tls);
-      if (err) this.lastError = err;
+    const nonce = newNonce();
+    this.conn = new Connection(socket, this.limits.frameBytesMax, this.limits.socketWriteBufferBytesMax, {
+      onFrame: (body) => (this.authed ? this.onFrame(body) : this.onHandshake(body, nonce)),
+      onClose: (reason) => this.onClose(reason),
     });
-    this.conn = new Connection(socket, this.limits.frameBytesMax, this.limits.socketWriteBufferBytesMax, handlers);
   }
 
   send(buf: Buffer): void {

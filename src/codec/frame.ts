@@ -26,7 +26,15 @@ export class FrameDecoder {
     while (this.buffered >= FRAME_HEADER_BYTES) {
       const head = this.peekHeader();
       const bodyBytes = head.readUInt32BE(0);
-      checkBodyBytes(bodyBytes, this.frameBytesMax);
+      if (bodyBytes > this.frameBytesMax || bodyBytes === 0) {
+        throw new FitError(
+          'FIT_ERR_FRAME_TOO_LARGE',
+          bodyBytes === 0
+            ? 'received an empty frame; the peer is not speaking the fitbroker protocol'
+            : `received a frame of ${bodyBytes} bytes, over the limit of ${this.frameBytesMax}; send smaller batches or raise limits.frameBytesMax in cluster.yaml`,
+          { frameBytes: bodyBytes, limitBytes: this.frameBytesMax },
+        );
+      }
       if (this.buffered < FRAME_HEADER_BYTES + bodyBytes) break;
       frames.push(this.take(FRAME_HEADER_BYTES + bodyBytes).subarray(FRAME_HEADER_BYTES));
     }
@@ -69,18 +77,6 @@ export class FrameDecoder {
     this.buffered -= n;
     return out;
   }
-}
-
-/** Throws FIT_ERR_FRAME_TOO_LARGE for a length prefix no frame may have: checked before anything is buffered for it. */
-export function checkBodyBytes(bodyBytes: number, frameBytesMax: number): void {
-  if (bodyBytes <= frameBytesMax && bodyBytes !== 0) return;
-  throw new FitError(
-    'FIT_ERR_FRAME_TOO_LARGE',
-    bodyBytes === 0
-      ? 'received an empty frame; the peer is not speaking the fitbroker protocol'
-      : `received a frame of ${bodyBytes} bytes, over the limit of ${frameBytesMax}; send smaller batches or raise limits.frameBytesMax in cluster.yaml`,
-    { frameBytes: bodyBytes, limitBytes: frameBytesMax },
-  );
 }
 
 /** Prefixes a body with its length. */

@@ -2,10 +2,9 @@
 // tests). It owns framing and write backpressure; what the frames mean is the caller's business.
 // A decode error closes only this connection: one bad peer must never cost anyone else.
 
-import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FitError, isFitError } from '../core/index.js';
-import { FrameDecoder, FrameSlab } from '../codec/index.js';
+import { FrameDecoder } from '../codec/index.js';
 
 export interface ConnectionHandlers {
   onFrame(body: Buffer): void;
@@ -13,7 +12,7 @@ export interface ConnectionHandlers {
 }
 
 export class Connection {
-  private readonly decoder: FrameDecoder | undefined;
+  private readonly decoder: FrameDecoder;
   private closed = false;
   /** Set by end(): the peer is no longer trusted, so nothing more it sends is acted on. */
   private ending = false;
@@ -24,11 +23,9 @@ export class Connection {
     frameBytesMax: number,
     private readonly writeBufferBytesMax: number,
     private readonly handlers: ConnectionHandlers,
-    /** Reads go into it (net's onread, see dial()) instead of arriving as 'data'. */
-    private readonly slab?: FrameSlab,
   ) {
-    this.decoder = slab ? undefined : new FrameDecoder(frameBytesMax);
-    if (!slab) stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    this.decoder = new FrameDecoder(frameBytesMax);
+    stream.on('data', (chunk: Buffer) => this.onData(chunk));
     stream.on('error', (e: Error) => this.close(new FitError('FIT_ERR_CONNECTION', `connection error: ${e.message}`)));
     stream.on('close', () => this.close(undefined));
     stream.on('end', () => this.close(undefined));
@@ -37,18 +34,6 @@ export class Connection {
       this.drainWaiters = [];
       for (const w of waiters) w();
     });
-  }
-
-  /**
-   * Dials host:port over TCP, reading frames in place (codec/frame-slab.ts): what a subscriber
-   * receives, the replicas' push frames, is framed without a copy.
-   */
-  static dial(host: string, port: number, frameBytesMax: number, writeBufferBytesMax: number, handlers: ConnectionHandlers): Connection {
-    const slab = new FrameSlab(frameBytesMax);
-    let conn: Connection | undefined;
-    const socket = connect({ host, port, noDelay: true, onread: { buffer: () => slab.space(), callback: (n) => conn!.filled(n) } });
-    conn = new Connection(socket, frameBytesMax, writeBufferBytesMax, handlers, slab);
-    return conn;
   }
 
   /** Stops reading from the peer (its writes back up into TCP: backpressure), until resume(). */
@@ -62,8 +47,7 @@ export class Connection {
 
   /** Raises the largest frame this connection accepts (once the peer proved it is a replica). */
   raiseFrameLimit(frameBytesMax: number): void {
-    this.decoder?.raiseLimit(frameBytesMax);
-    this.slab?.raiseLimit(frameBytesMax);
+    this.decoder.raiseLimit(frameBytesMax);
   }
 
   get isClosed(): boolean {
@@ -127,19 +111,9 @@ export class Connection {
 
   private onData(chunk: Buffer): void {
     if (this.closed || this.ending) return;
-    this.deliver(() => this.decoder!.push(chunk));
-  }
-
-  /** `n` bytes were read into the slab (dial()); false pauses the socket, as net's onread expects. */
-  private filled(n: number): boolean {
-    if (!this.closed && !this.ending) this.deliver(() => this.slab!.filled(n));
-    return true;
-  }
-
-  private deliver(decode: () => Buffer[]): void {
     let frames: Buffer[];
     try {
-      frames = decode();
+      frames = this.decoder.push(chunk);
     } catch (e) {
       this.close(isFitError(e) ? e : new FitError('FIT_ERR_MALFORMED', String(e)));
       return;
