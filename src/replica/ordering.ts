@@ -173,6 +173,7 @@ export class Ordering implements StateMachine {
    */
   order(client: string, sections: { channel: string; events: UnorderedEvent[] }[], done: (err?: FitError) => void): () => void {
     const reqs: Req[] = [];
+    const resent: Req[] = [];
     const keys: string[] = [];
     const waiter: EventWaiter = { remaining: 0, done, submittedMs: performance.now(), keys };
     for (const { channel, events } of sections) {
@@ -190,11 +191,13 @@ export class Ordering implements StateMachine {
         keys.push(key);
         waiter.remaining++;
         this.deferredEvents.set(req, count);
-        // Counted once, whichever connection sends it. A resend of a counted request goes to the
-        // protocol again, which ignores the same body and counts another (secondBodies); one of
-        // a queued request waits with the first.
+        // Counted once, whichever connection sends it. A resend of a request the protocol holds
+        // goes to it again, which ignores the same body and counts another (secondBodies); one
+        // still waiting for room here, or in its client's queue, waits with the first.
         const state = this.shares.state(key);
-        if (state === 'counted' || (state === undefined && this.shares.take(client, key, req))) reqs.push(req);
+        if (state === undefined) {
+          if (this.shares.take(client, key, req)) reqs.push(req);
+        } else if (state === 'counted' && this.driver.holdsBodyOf(req.client, req.seq)) resent.push(req);
       }
     }
     if (waiter.remaining === 0) {
@@ -202,6 +205,10 @@ export class Ordering implements StateMachine {
       return () => undefined;
     }
     this.submit(reqs);
+    // Straight to the protocol, never into `deferred`: it turns them away before needing room,
+    // and a copy waiting there could outlive the first, be held again once that is let go, and
+    // so take the client past its share.
+    if (resent.length > 0) this.driver.submit(resent);
     return () => this.stopWaiting(waiter);
   }
 
@@ -214,8 +221,9 @@ export class Ordering implements StateMachine {
   }
 
   /**
-   * To the protocol; what it refuses for room waits. What it neither holds nor decided (a second
-   * body under one request, which only a faulty publisher sends) would never leave its share.
+   * To the protocol; what it refuses for room waits. What it neither holds nor decided once
+   * submit returns would never leave its share: it leaves now (a safety net; the protocol holds
+   * or refuses every request it is given that is not decided).
    */
   private submitNow(reqs: Req[]): void {
     const refused = new Set(this.driver.submit(reqs));
@@ -270,8 +278,13 @@ export class Ordering implements StateMachine {
     const batch: Req[] = [];
     let room = this.driver.room;
     for (let r = this.deferred.peek(); r; r = this.deferred.peek()) {
-      // Decided meanwhile (the others ordered it and this replica executed it): nothing to submit.
-      if (this.driver.isDecided(r.client, r.seq)) this.undefer();
+      const key = `${r.client}#${r.seq}`;
+      // Decided meanwhile (the others ordered it and this replica executed it, or the protocol
+      // passed over its seq): nothing to submit, and its place in the share is free.
+      if (this.driver.isDecided(r.client, r.seq)) {
+        this.undefer();
+        this.leaveShare(key);
+      } else if (this.shares.state(key) !== 'counted') this.undefer(); // let go meanwhile: its publisher was told
       else if (room-- > 0) batch.push(this.undefer());
       else break;
     }

@@ -110,3 +110,33 @@ test('a faulty publisher sending to one replica alone holds no more than its sha
     c.stop();
   }
 });
+
+test('a request waiting for room is resent over and over (reconnects): it waits once, and what is let go is never taken again', async () => {
+  // pendingMax 1: the first lonely request fills replica 1's pending, the next two wait for room.
+  const c = cluster(undefined, ['orders'], { orderClientRequestsMax: 4, consensusPendingMax: 1, consensusAttestationSeqs: 24 });
+  try {
+    const r1 = c.replicas[1]!;
+    const frames = [0, 1, 2].map((i) => range(5 * i + 1, 5 * i + 5));
+    const answers: (FitError | undefined)[] = [];
+    for (const events of frames) r1.ordering.order('mallory', [{ channel: 'orders', events }], (err) => answers.push(err));
+    await sleep(50);
+    const before = r1.ordering.status();
+    assert.deepEqual([before.pending, before.eventsDeferred, before.shares.mallory?.requests], [1, 10, 3]);
+    for (let i = 0; i < 5; i++) {
+      const cancels = frames.map((events) => r1.ordering.order('mallory', [{ channel: 'orders', events }], () => undefined));
+      for (const cancel of cancels) cancel();
+    }
+    await sleep(50);
+    const after = r1.ordering.status();
+    assert.deepEqual([after.pending, after.eventsDeferred, after.shares.mallory?.requests], [1, 10, 3], 'resends waited again beside the first');
+    // Each is let go in turn, once: none is held again after its publisher was told.
+    const until = Date.now() + 30_000;
+    while (answers.length < frames.length && Date.now() < until) await sleep(25);
+    await sleep(500);
+    const end = r1.ordering.status();
+    assert.deepEqual(answers.map((e) => e?.code), frames.map(() => 'FIT_ERR_ORDER_EXPIRED'));
+    assert.deepEqual([end.expired, end.pending, end.eventsDeferred, end.shares.mallory?.requests], [3, 0, 0, 0]);
+  } finally {
+    c.stop();
+  }
+});
