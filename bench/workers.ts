@@ -2,6 +2,7 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import type { FromWorker, ToWorker } from './protocol.js';
+import { withHugePages } from '../src/core/index.js';
 
 const WORKER = new URL('./worker.js', import.meta.url).pathname;
 
@@ -13,7 +14,7 @@ export class Worker {
   constructor(readonly label: string) {
     // e.g. FIT_BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/performance.md)
     const execArgv = (process.env.FIT_BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
-    this.proc = fork(WORKER, [], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
+    this.proc = fork(WORKER, [], { execArgv, env: withHugePages(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     this.proc.on('message', (m: FromWorker) => {
       if (m.type === 'error') return this.failAll(new Error(`${label}: ${m.message}`));
       const i = this.waiting.findIndex((w) => w.type === m.type);

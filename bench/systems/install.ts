@@ -9,6 +9,7 @@ import { mkdtempSync, openSync, closeSync, readFileSync, rmSync, writeFileSync }
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DebianBinary } from '../../src/core/index.js';
+import { withHugePages } from '../../src/core/index.js';
 import { canConnect, freeBasePort } from '../../test/helpers/cluster.js';
 
 /** A peer's binary and the Debian package that ships it (ensureDebianPackage installs it). */
@@ -53,7 +54,7 @@ export async function startDaemon(spec: DaemonSpec): Promise<Daemon> {
     for (const [name, text] of Object.entries(spec.files?.(port, dir) ?? {})) writeFileSync(join(dir, name), text);
     const logFile = join(dir, 'server.log');
     const log = openSync(logFile, 'a');
-    const proc = spawn(spec.binary.path, spec.args(port, dir), { stdio: ['ignore', log, log] });
+    const proc = spawn(spec.binary.path, spec.args(port, dir), { stdio: ['ignore', log, log], env: withHugePages() });
     closeSync(log);
     proc.once('error', (e) => spawnErrors.set(proc, e));
     live.add(proc);

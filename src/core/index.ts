@@ -20,3 +20,5 @@ export { mulberry32 } from './prng.js';
 export { APT_LOG, ensureDebianPackage, executable } from './packages.js';
 export type { DebianBinary } from './packages.js';
 export { median } from './stats.js';
+export { HUGE_PAGES_OPT_OUT, HUGE_PAGES_TUNABLE, hugePagesState, withHugePages } from './huge-pages.js';
+export type { HugePagesState } from './huge-pages.js';

@@ -7,7 +7,7 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import { FitError, isFitError, type ClientInfo } from '../core/index.js';
+import { FitError, hugePagesState, isFitError, type ClientInfo } from '../core/index.js';
 import { decodeCredit, decodeJson, decodePublish, encodeAck, encodeEvents, encodeJson, MessageType } from '../codec/index.js';
 import { BrokerService, type ClientQueue, type EventStore } from '../broker/index.js';
 import { Ordering } from './ordering.js';
@@ -91,6 +91,8 @@ export class ReplicaServer {
   readonly service: BrokerService;
   private readonly server: Server;
   private readonly peers = new Set<Peer>();
+  /** Read once: glibc took its tunables when the process started. */
+  private readonly hugePages = hugePagesState();
   /** Push streams by the queue they drain: the queue names its channel and client at no cost. */
   private readonly streams = new Map<object, Set<PushStream>>();
   /** Mismatching copies subscribers reported, by the replica that sent them. */
@@ -284,6 +286,7 @@ export class ReplicaServer {
       n: config.replicas.length,
       f: config.f,
       tls: this.tls !== undefined,
+      hugePages: this.hugePages.effective,
       queuedBytesMax: config.limits.queuedBytesMax,
       channels: () => this.service.stats(),
       queuedBytes: () => this.service.queuedBytes,
@@ -340,6 +343,8 @@ export class ReplicaServer {
       evidence: Object.fromEntries(this.evidence),
       faults: this.faults.map((f) => f.kind),
       tls: this.tls !== undefined,
+      // Whether malloc gets huge pages: without, page faults cost ~20 % more CPU at saturation.
+      hugePages: this.hugePages,
       consensus: this.ordering ? { ...this.ordering.status(), pausedConnections: this.pausedForOrder.size, pausesForOrder: this.pausesForOrder } : null,
       // What the per-client limits cost each client: refused connections, throttles, pauses.
       limits: this.quotas.status(),

@@ -12,7 +12,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientKeyPath, initCluster, loadConfig } from '../../src/config/index.js';
-import { DEFAULT_LIMITS, type BrokerEvent } from '../../src/core/index.js';
+import { DEFAULT_LIMITS, HUGE_PAGES_TUNABLE, hugePagesState, type BrokerEvent } from '../../src/core/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { CLI, canConnect, freeBasePort, publishStream, runCli, sleep, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { RawClient } from '../helpers/rawclient.js';
@@ -278,7 +278,9 @@ describe('fitbroker up sent SIGTERM', { timeout: 60_000 }, () => {
       const basePort = await freeBasePort(4);
       initCluster({ dir, replicas: 4, faults: 1, channels: ['alerts'], basePort, host: '127.0.0.1', faultModel: 'bft', clients: [], force: false });
       const config = loadConfig(dir);
-      const up = spawn(process.execPath, [CLI, 'up', '--dir', dir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'] });
+      // Its own process group: a failing check kills `up` and its replicas together (killed
+      // alone, its replicas would live on holding this test's pipes, and the run would hang).
+      const up = spawn(process.execPath, [CLI, 'up', '--dir', dir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
       let stderr = '';
       up.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       up.stdout.resume();
@@ -287,8 +289,12 @@ describe('fitbroker up sent SIGTERM', { timeout: 60_000 }, () => {
         for (const r of config.replicas) {
           await eventually(`replica ${r.id} ready`, async () => assert.equal((await get(r.metricsPort!, '/readyz')).status, 200), 20_000);
         }
+        // `up` starts its replicas with malloc's huge-page tunable (this test's own environment
+        // has none): they get huge pages wherever this kernel gives them.
+        const kernelGives = hugePagesState({ GLIBC_TUNABLES: HUGE_PAGES_TUNABLE }).effective ? 1 : 0;
+        for (const r of config.replicas) assert.equal((await scrape(r.metricsPort!)).value('fitbroker_malloc_huge_pages'), kernelGives, `replica ${r.id}`);
       } catch (e) {
-        up.kill('SIGKILL');
+        process.kill(-up.pid!, 'SIGKILL');
         throw e;
       }
       const startedMs = Date.now();

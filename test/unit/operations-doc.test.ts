@@ -18,6 +18,7 @@ it('documents every fitbroker_ metric in docs/operations.md with its type and la
     n: 4,
     f: 1,
     tls: false,
+    hugePages: true,
     queuedBytesMax: 1,
     channels: () => [],
     queuedBytes: () => 0,

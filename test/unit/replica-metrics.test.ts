@@ -60,6 +60,7 @@ function source(over: Partial<MetricsSource> = {}): MetricsSource {
     n: 4,
     f: 1,
     tls: false,
+    hugePages: false,
     queuedBytesMax: 1000,
     channels,
     queuedBytes: () => 640,
@@ -141,6 +142,7 @@ describe('ReplicaMetrics: read from the replica counters at scrape time', () => 
     assert.equal(s.value('fitbroker_control_changes_total', { outcome: 'refused' }), 1);
     assert.equal(s.value('fitbroker_ready'), 1);
     assert.equal(s.value('fitbroker_replica_info', { n: '4', f: '1', tls: 'false' }), 1);
+    assert.equal(s.value('fitbroker_malloc_huge_pages'), 0);
   });
 
   it('reads the counters again at every scrape: series follow them up, and go away with what they count', async () => {
