@@ -257,7 +257,8 @@ function summaryLine(r: RunResult): string {
     (r.leaderCrash
       ? `; leader ${r.leaderCrash.killedReplica} killed at ${k(r.leaderCrash.offeredRate)}/s: longest pause ${r.leaderCrash.longestGapMs.join(' / ')} ms, delivered ${r.leaderCrash.delivered.map((d) => `${((100 * d) / r.leaderCrash!.published).toFixed(1)}%`).join(' / ')}`
       : '') +
-    `; peak RSS ${r.peakRssMb} MB; cpu s servers ${r.cpuSec.servers.join('/')} pubs ${r.cpuSec.publishers.join('/')} subs ${r.cpuSec.subscribers.join('/')} in ${r.wallSec} s`
+    `; peak RSS ${r.peakRssMb} MB; cpu s servers ${r.cpuSec.servers.join('/')} pubs ${r.cpuSec.publishers.join('/')} subs ${r.cpuSec.subscribers.join('/')} in ${r.wallSec} s` +
+    (r.minorFaults ? `; page faults servers ${r.minorFaults.servers.map(k).join('/')} subs ${r.minorFaults.subscribers.map(k).join('/')}` : '')
   );
 }
 

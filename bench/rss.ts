@@ -1,6 +1,8 @@
-// What a process cost, as the kernel counts it: peak resident memory (VmHWM) and CPU time
-// (utime + stime), read from /proc. CPU seconds per process are what tell which process
-// saturates on a machine where every replica and client share two cores.
+// What a process cost, as the kernel counts it: peak resident memory (VmHWM), CPU time
+// (utime + stime) and minor page faults, read from /proc. CPU seconds per process are what
+// tell which process saturates on a machine where every replica and client share two cores;
+// faults, what growing into memory cost it (a fifth of all CPU on our VMs: performance.md,
+// "Session 22").
 
 import { readFileSync } from 'node:fs';
 
@@ -15,13 +17,22 @@ export function peakRssMb(pid: number): number | undefined {
 
 const CLOCK_TICKS = 100;
 
-export function cpuSeconds(pid: number): number | undefined {
+/** /proc/PID/stat's fields after the parenthesised command name (which may contain spaces): field 3 is [0]. */
+function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    // Fields after the parenthesised command name, which may itself contain spaces.
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   } catch {
     return undefined;
   }
+}
+
+export function cpuSeconds(pid: number): number | undefined {
+  const fields = statFields(pid);
+  return fields ? (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS : undefined;
+}
+
+export function minorFaults(pid: number): number | undefined {
+  const fields = statFields(pid);
+  return fields ? Number(fields[7]) : undefined;
 }

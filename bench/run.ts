@@ -2,7 +2,7 @@
 // fixed-load phase, and collect what the contract in docs/performance.md promises.
 
 import { latencyMs, mergeHistograms, type LatencyMs } from './stamp.js';
-import { cpuSeconds, peakRssMb } from './rss.js';
+import { cpuSeconds, minorFaults, peakRssMb } from './rss.js';
 import { Worker } from './workers.js';
 import type { RunShape, ServerSide } from './systems/types.js';
 
@@ -17,6 +17,8 @@ export interface PhaseResult {
   latencyMs: LatencyMs;
   /** CPU seconds each process used during the phase: which one saturates. */
   cpuSec: { servers: number[]; publishers: number[]; subscribers: number[] };
+  /** Minor page faults each process took during the phase: memory it grew into (absent in results before session 22). */
+  minorFaults?: { servers: number[]; publishers: number[]; subscribers: number[] };
   wallSec: number;
 }
 
@@ -122,8 +124,8 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
 
 type Pids = PhaseResult['cpuSec'];
 
-function cpuOf(pids: Pids): Pids {
-  const of = (list: number[]): number[] => list.map((p) => cpuSeconds(p) ?? 0);
+function costOf(pids: Pids, read: (pid: number) => number | undefined): Pids {
+  const of = (list: number[]): number[] => list.map((p) => read(p) ?? 0);
   return { servers: of(pids.servers), publishers: of(pids.publishers), subscribers: of(pids.subscribers) };
 }
 
@@ -131,15 +133,18 @@ async function phase(pubs: Worker[], subs: Worker[], pids: Pids, cmd: { events?:
   // A phase that kills a server measures the live ones: a dead process has no CPU to read.
   if (serverPids) pids = { ...pids, servers: serverPids() };
   for (const s of subs) s.send({ type: 'reset' });
-  const cpuBefore = cpuOf(pids);
+  const cpuBefore = costOf(pids, cpuSeconds);
+  const faultsBefore = costOf(pids, minorFaults);
   const wallBefore = performance.now();
   const done = await Promise.all(pubs.map((p) => p.ask({ type: 'publish', ...cmd }, 'published', 30 * 60_000)));
   const published = done.reduce((n, d) => n + d.events, 0);
   const startNs = done.reduce((m, d) => (BigInt(d.startNs) < m ? BigInt(d.startNs) : m), BigInt(done[0]!.startNs));
   const endNs = done.reduce((m, d) => (BigInt(d.endNs) > m ? BigInt(d.endNs) : m), 0n);
   const reports = await waitForSubscribers(subs, published);
-  const cpuAfter = cpuOf(pids);
+  const cpuAfter = costOf(pids, cpuSeconds);
+  const faultsAfter = costOf(pids, minorFaults);
   const delta = (k: keyof Pids): number[] => cpuAfter[k].map((c, i) => Math.max(0, Math.round((c - cpuBefore[k][i]!) * 100) / 100));
+  const faults = (k: keyof Pids): number[] => faultsAfter[k].map((c, i) => Math.max(0, c - faultsBefore[k][i]!));
   const seconds = (ns: bigint): number => Number(ns) / 1e9;
   return {
     published,
@@ -148,6 +153,7 @@ async function phase(pubs: Worker[], subs: Worker[], pids: Pids, cmd: { events?:
     delivered: reports.map((r) => r.received),
     latencyMs: latencyMs(mergeHistograms(reports.map((r) => r.histogram))),
     cpuSec: { servers: delta('servers'), publishers: delta('publishers'), subscribers: delta('subscribers') },
+    minorFaults: { servers: faults('servers'), publishers: faults('publishers'), subscribers: faults('subscribers') },
     wallSec: Math.round(performance.now() - wallBefore) / 1000,
     longestGapMs: reports.map((r) => r.longestGapMs),
   };

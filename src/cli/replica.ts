@@ -4,7 +4,7 @@ import pino from 'pino';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, replicaDataDir, replicaKeyPath, withTlsFiles } from '../config/index.js';
-import { FitError, hugePagesState } from '../core/index.js';
+import { FitError } from '../core/index.js';
 import { loadPrivateKey, publicKeyOf } from '../protection/index.js';
 import { ReplicaServer, assertFaultsAllowed, parseFault } from '../replica/index.js';
 import { DiskStore } from '../broker/index.js';
@@ -73,9 +73,11 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
     throw listenError(e, `replica ${o.id} cannot listen on ${info.host}:${info.port}`, `change replicas.${o.id}.port in ${config.file}`, info.host, info.port);
   }
   logger.info({ host: info.host, port: info.port, n: config.replicas.length, f: config.f, channels: [...config.table.channels.keys()], faults: o.fault ?? [] }, 'replica listening');
-  const pages = hugePagesState();
-  if (!pages.effective) {
-    logger.info({ hugePages: pages }, `malloc runs without transparent huge pages (GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? ''}, kernel mode ${pages.kernel}): at saturation this replica spends about a fifth more CPU on page faults; see "Memory and huge pages" in docs/operations.md`);
+  // Said only where the operator can change it: a kernel without transparent huge pages, or
+  // a system we cannot read, is not this replica's to fix.
+  const pages = server.hugePages;
+  if (!pages.effective && (pages.kernel === 'madvise' || pages.kernel === 'always')) {
+    logger.info({ hugePages: pages }, `malloc runs without transparent huge pages (GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? ''}, glibc ${pages.glibc}, kernel mode ${pages.kernel}): at saturation page faults cost this replica more CPU; see "Memory and huge pages" in docs/operations.md`);
   }
   if (config.tls) logger.info({ ca: config.tls.ca }, 'TLS on: clients and replicas must present a certificate from this CA naming who they are');
   const crash = faults.find((f) => f.kind === 'crash');

@@ -147,7 +147,7 @@ export class ReplicaMetrics {
   private defineReplica(): void {
     const s = this.src;
     this.gauge('replica_info', 'Always 1; the labels say how the cluster is configured', ['n', 'f', 'tls'], () => [[{ n: s.n, f: s.f, tls: String(s.tls) }, 1]]);
-    this.gauge('malloc_huge_pages', '1 when this process\'s malloc gets its memory in transparent huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1 and the kernel in madvise or always mode); 0 costs about a fifth more CPU at saturation, see docs/operations.md', [], () => (s.hugePages ? 1 : 0));
+    this.gauge('malloc_huge_pages', '1 when this process\'s malloc gets its memory in transparent huge pages (GLIBC_TUNABLES=glibc.malloc.hugetlb=1, glibc 2.35+, the kernel in madvise mode); see docs/operations.md, Memory and huge pages', [], () => (s.hugePages ? 1 : 0));
     this.gauge('ready', '1 while /readyz answers 200: listening for clients, not shutting down, and linked to enough other replicas to order', [], () => (s.readiness().ready ? 1 : 0));
   }
 

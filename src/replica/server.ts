@@ -7,7 +7,8 @@ import { createServer, type Server, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { KeyObject } from 'node:crypto';
 import type { Logger } from 'pino';
-import { FitError, hugePagesState, isFitError, type ClientInfo } from '../core/index.js';
+import { FitError, isFitError, type ClientInfo } from '../core/index.js';
+import { readHugePagesState } from './huge-pages.js';
 import { decodeCredit, decodeJson, decodePublish, encodeAck, encodeEvents, encodeJson, MessageType } from '../codec/index.js';
 import { BrokerService, type ClientQueue, type EventStore } from '../broker/index.js';
 import { Ordering } from './ordering.js';
@@ -91,8 +92,8 @@ export class ReplicaServer {
   readonly service: BrokerService;
   private readonly server: Server;
   private readonly peers = new Set<Peer>();
-  /** Read once: glibc took its tunables when the process started. */
-  private readonly hugePages = hugePagesState();
+  /** Whether malloc gets huge pages: read once, glibc took its tunables when the process started. */
+  readonly hugePages = readHugePagesState();
   /** Push streams by the queue they drain: the queue names its channel and client at no cost. */
   private readonly streams = new Map<object, Set<PushStream>>();
   /** Mismatching copies subscribers reported, by the replica that sent them. */

@@ -12,8 +12,9 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { clientKeyPath, initCluster, loadConfig } from '../../src/config/index.js';
-import { DEFAULT_LIMITS, HUGE_PAGES_TUNABLE, hugePagesState, type BrokerEvent } from '../../src/core/index.js';
+import { DEFAULT_LIMITS, withHugePages, type BrokerEvent } from '../../src/core/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
+import { readHugePagesState } from '../../src/replica/index.js';
 import { CLI, canConnect, freeBasePort, publishStream, runCli, sleep, startCluster, type TestCluster } from '../helpers/cluster.js';
 import { RawClient } from '../helpers/rawclient.js';
 import { Scrape } from '../helpers/prometheus.js';
@@ -271,7 +272,21 @@ describe('SIGTERM while publishes wait for the order', { timeout: 90_000 }, () =
   });
 });
 
+/** SIGKILLs a process group, if there is one left: cleanup must not hide the failure it follows. */
+function killGroup(pid: number | undefined): void {
+  if (pid === undefined) return;
+  try {
+    process.kill(-pid, 'SIGKILL');
+  } catch {
+    // Gone already.
+  }
+}
+
 describe('fitbroker up sent SIGTERM', { timeout: 60_000 }, () => {
+  let upPid: number | undefined;
+  // Also after a timeout, which abandons the test without running its finally.
+  after(() => killGroup(upPid));
+
   it('stops every replica and exits 0', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'fitbroker-up-'));
     try {
@@ -281,6 +296,7 @@ describe('fitbroker up sent SIGTERM', { timeout: 60_000 }, () => {
       // Its own process group: a failing check kills `up` and its replicas together (killed
       // alone, its replicas would live on holding this test's pipes, and the run would hang).
       const up = spawn(process.execPath, [CLI, 'up', '--dir', dir, '--log-level', 'warn'], { stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+      upPid = up.pid;
       let stderr = '';
       up.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
       up.stdout.resume();
@@ -289,12 +305,12 @@ describe('fitbroker up sent SIGTERM', { timeout: 60_000 }, () => {
         for (const r of config.replicas) {
           await eventually(`replica ${r.id} ready`, async () => assert.equal((await get(r.metricsPort!, '/readyz')).status, 200), 20_000);
         }
-        // `up` starts its replicas with malloc's huge-page tunable (this test's own environment
-        // has none): they get huge pages wherever this kernel gives them.
-        const kernelGives = hugePagesState({ GLIBC_TUNABLES: HUGE_PAGES_TUNABLE }).effective ? 1 : 0;
-        for (const r of config.replicas) assert.equal((await scrape(r.metricsPort!)).value('fitbroker_malloc_huge_pages'), kernelGives, `replica ${r.id}`);
+        // `up` starts its replicas with malloc's huge-page tunable: they get huge pages
+        // wherever this machine gives them (and the test's environment does not opt out).
+        const expected = readHugePagesState(withHugePages(process.env)).effective ? 1 : 0;
+        for (const r of config.replicas) assert.equal((await scrape(r.metricsPort!)).value('fitbroker_malloc_huge_pages'), expected, `replica ${r.id}`);
       } catch (e) {
-        process.kill(-up.pid!, 'SIGKILL');
+        killGroup(upPid);
         throw e;
       }
       const startedMs = Date.now();
@@ -309,6 +325,8 @@ describe('fitbroker up sent SIGTERM', { timeout: 60_000 }, () => {
         assert.equal(await canConnect(r.metricsPort!), false, `replica ${r.id} stopped serving metrics`);
       }
     } finally {
+      // Whatever failed, nothing of the group outlives the test (an empty group is no error).
+      killGroup(upPid);
       rmSync(dir, { recursive: true, force: true });
     }
   });
