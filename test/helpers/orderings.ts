@@ -70,6 +70,18 @@ export function cluster(checkpointEvery?: number, ordered = ['orders'], limits: 
   };
 }
 
+export type Cluster = ReturnType<typeof cluster>;
+
+/** Runs `body` over a fresh cluster (cluster()'s arguments by name), and stops it however body ends. */
+export async function withCluster<T>(o: { checkpointEvery?: number; ordered?: string[]; limits?: Partial<Limits> }, body: (c: Cluster) => Promise<T>): Promise<T> {
+  const c = cluster(o.checkpointEvery, o.ordered, o.limits);
+  try {
+    return await body(c);
+  } finally {
+    c.stop();
+  }
+}
+
 /** Hands a publish frame's section to replica `r`, as its server does, counting acknowledgements. */
 export function publishTo(r: Replica, events: UnorderedEvent[], channel = 'orders', client = 'probe'): void {
   r.ordering.order(client, [{ channel, events }], (err) => {

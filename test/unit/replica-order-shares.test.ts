@@ -11,7 +11,7 @@ import { OrderShares } from '../../src/replica/order-shares.js';
 import type { Req } from '../../src/consensus/index.js';
 import { isFitError, type FitError } from '../../src/core/index.js';
 import { EPOCH_B, orderedEvent } from '../helpers/records.js';
-import { agreedLog, cluster, publishTo, publisherSeqs, range, settled, sleep } from '../helpers/orderings.js';
+import { agreedLog, withCluster, publishTo, publisherSeqs, range, settled, sleep } from '../helpers/orderings.js';
 
 const req = (seq: number): Req => ({ client: 'ev/x', seq, payload: String(seq) });
 
@@ -53,8 +53,7 @@ test('a queue keeps its order: what waits goes in oldest first, never past what 
 });
 
 test('a correct publisher over its share: its further requests wait unsubmitted, and every one is ordered as the first are decided', async () => {
-  const c = cluster(undefined, ['orders'], { orderClientRequestsMax: 2 });
-  try {
+  await withCluster({ limits: { orderClientRequestsMax: 2 } }, async (c) => {
     const frames = [0, 1, 2, 3, 4, 5].map((i) => range(5 * i + 1, 5 * i + 5));
     for (const events of frames) for (const r of c.replicas) publishTo(r, events, 'orders', 'pub');
     for (const r of c.replicas) {
@@ -68,14 +67,11 @@ test('a correct publisher over its share: its further requests wait unsubmitted,
       assert.equal(r.acks, 6);
       assert.deepEqual(r.ordering.status().shares.pub, { requests: 0, queued: 0, queuedTotal: 4 });
     }
-  } finally {
-    c.stop();
-  }
+  });
 });
 
 test('a faulty publisher sending to one replica alone holds no more than its share there, across reconnects, and lets it go as its requests expire', async () => {
-  const c = cluster(undefined, ['orders'], { orderClientRequestsMax: 2, consensusAttestationSeqs: 24 });
-  try {
+  await withCluster({ limits: { orderClientRequestsMax: 2, consensusAttestationSeqs: 24 } }, async (c) => {
     const r1 = c.replicas[1]!;
     const frames = [0, 1, 2, 3].map((i) => range(5 * i + 1, 5 * i + 5));
     const send = () => frames.map((events) => r1.ordering.order('mallory', [{ channel: 'orders', events }], () => assert.fail('answered on a closed connection')));
@@ -106,15 +102,12 @@ test('a faulty publisher sending to one replica alone holds no more than its sha
     assert.deepEqual(end.shares.mallory, { requests: 0, queued: 0, queuedTotal: 4 });
     assert.deepEqual([end.expired, end.pending, end.requestsAwaited], [4, 0, 0]);
     assert.ok(c.replicas.every((r) => r.acks === 1));
-  } finally {
-    c.stop();
-  }
+  });
 });
 
 test('a request waiting for room is resent over and over (reconnects): it waits once, and what is let go is never taken again', async () => {
   // pendingMax 1: the first lonely request fills replica 1's pending, the next two wait for room.
-  const c = cluster(undefined, ['orders'], { orderClientRequestsMax: 4, consensusPendingMax: 1, consensusAttestationSeqs: 24 });
-  try {
+  await withCluster({ limits: { orderClientRequestsMax: 4, consensusPendingMax: 1, consensusAttestationSeqs: 24 } }, async (c) => {
     const r1 = c.replicas[1]!;
     const frames = [0, 1, 2].map((i) => range(5 * i + 1, 5 * i + 5));
     const answers: (FitError | undefined)[] = [];
@@ -136,7 +129,5 @@ test('a request waiting for room is resent over and over (reconnects): it waits 
     const end = r1.ordering.status();
     assert.deepEqual(answers.map((e) => e?.code), frames.map(() => 'FIT_ERR_ORDER_EXPIRED'));
     assert.deepEqual([end.expired, end.pending, end.eventsDeferred, end.shares.mallory?.requests], [3, 0, 0, 0]);
-  } finally {
-    c.stop();
-  }
+  });
 });

@@ -20,7 +20,7 @@ import type { Req } from '../../src/consensus/index.js';
 import { isFitError, type FitError } from '../../src/core/index.js';
 import { EPOCH_B, orderedEvent, T0_MS } from '../helpers/records.js';
 import { assertAsyncProperty } from '../helpers/property.js';
-import { N, agreedLog, cluster, logOf, publishTo, publisherSeqs, range, settled, silent, sleep, type Replica } from '../helpers/orderings.js';
+import { N, agreedLog, withCluster, logOf, publishTo, publisherSeqs, range, settled, silent, sleep, type Replica } from '../helpers/orderings.js';
 
 /** Each replica's [event requests executed, events placed, events decided twice, publishes acknowledged]. */
 function assertCounts(replicas: Replica[], expected: [number, number, number, number]): void {
@@ -41,8 +41,7 @@ function assertPlacedWhole(seqs: number[], groups: number[][]): void {
 
 
 test('a correct publisher: one request per section, and the same log and snapshots at every replica', async () => {
-  const c = cluster(2);
-  try {
+  await withCluster({ checkpointEvery: 2 }, async (c) => {
     const frames = [range(1, 10), range(11, 20), range(21, 30)];
     for (const events of frames) for (const r of c.replicas) publishTo(r, events);
     await settled(c.replicas);
@@ -58,14 +57,11 @@ test('a correct publisher: one request per section, and the same log and snapsho
     assert.equal(r0.acks, 4);
     await sleep(100);
     assert.equal(r0.ordering.status().requestsOrdered, 3);
-  } finally {
-    c.stop();
-  }
+  });
 });
 
 test('a frame whose request is never decided (only this replica got it) stops being waited for when its connection closes', async () => {
-  const c = cluster();
-  try {
+  await withCluster({}, async (c) => {
     const r0 = c.replicas[0]!;
     let answers = 0;
     const cancel = r0.ordering.order('probe', [{ channel: 'orders', events: range(1, 5) }], () => answers++);
@@ -77,15 +73,12 @@ test('a frame whose request is never decided (only this replica got it) stops be
     again();
     assert.equal(r0.ordering.status().requestsAwaited, 0);
     assert.equal(answers, 0);
-  } finally {
-    c.stop();
-  }
+  });
 });
 
 test('a frame only this replica got is refused with FIT_ERR_ORDER_EXPIRED once W decisions passed its attestation, and its room is free again', async () => {
   // pendingMax 1: the lonely request alone fills this replica's; W = 24 decisions, empty ones.
-  const c = cluster(undefined, ['orders'], { consensusAttestationSeqs: 24, consensusPendingMax: 1 });
-  try {
+  await withCluster({ limits: { consensusAttestationSeqs: 24, consensusPendingMax: 1 } }, async (c) => {
     const r0 = c.replicas[0]!;
     let refusal: FitError | undefined;
     r0.ordering.order('probe', [{ channel: 'orders', events: range(1, 5) }], (err) => (refusal = err));
@@ -101,14 +94,11 @@ test('a frame only this replica got is refused with FIT_ERR_ORDER_EXPIRED once W
     for (const r of c.replicas) publishTo(r, range(6, 8));
     await settled(c.replicas);
     assert.deepEqual(publisherSeqs(agreedLog(c.replicas)), [6, 7, 8]);
-  } finally {
-    c.stop();
-  }
+  });
 });
 
 test('a faulty publisher cutting overlapping sections for different replicas: every event placed once, the same everywhere', async () => {
-  const c = cluster();
-  try {
+  await withCluster({}, async (c) => {
     const [a, b, d, e] = c.replicas as [Replica, Replica, Replica, Replica];
     for (const r of [a, b]) publishTo(r, range(1, 12));
     for (const r of [d, e]) publishTo(r, range(5, 16));
@@ -125,9 +115,7 @@ test('a faulty publisher cutting overlapping sections for different replicas: ev
     assert.deepEqual([...correctSeqs].sort((x, y) => x - y), [1, 2, 3, 4, 5]);
     assertPlacedWhole(correctSeqs, [[1, 2], [4, 5]]);
     assertCounts(c.replicas, [5, 21, 8, 2]);
-  } finally {
-    c.stop();
-  }
+  });
 });
 
 test('the events placed travel in the snapshot: a replica that installed it skips them when a later request repeats them', () => {
@@ -199,8 +187,7 @@ test('a publisher over several ordered channels leaves one record per process: w
 });
 
 test('a faulty publisher that sends the same seqs on two channels sends two bodies of one request: one is decided, the other is not held or not placed', async () => {
-  const c = cluster(undefined, ['orders', 'audit']);
-  try {
+  await withCluster({ ordered: ['orders', 'audit'] }, async (c) => {
     // Replica 0 gets seqs 1-3 on audit first; every replica gets them on orders.
     publishTo(c.replicas[0]!, range(1, 3), 'audit');
     for (const r of c.replicas) publishTo(r, range(1, 3));
@@ -212,9 +199,7 @@ test('a faulty publisher that sends the same seqs on two channels sends two bodi
       assert.equal(s.pending, 0, 'nothing of it waits');
       assert.equal(s.secondBodies, r === c.replicas[0] ? 1 : 0, 'one body per request held');
     }
-  } finally {
-    c.stop();
-  }
+  });
 });
 
 /** A cut of seqs 1..events into sections (the cut points), with the sections not sent (by index). */
@@ -239,8 +224,7 @@ test('property: however a faulty publisher cuts and withholds sections per repli
     import.meta.url,
     fc.asyncProperty(byReplica, async (perReplica) => {
       // Requests fewer than f+1 replicas got are let go after 64 decisions, and refused.
-      const c = cluster(undefined, ['orders'], { consensusAttestationSeqs: 64 });
-      try {
+      await withCluster({ limits: { consensusAttestationSeqs: 64 } }, async (c) => {
         const all = range(1, events);
         const held = new Map<string, { body: string; replicas: Set<number>; seqs: number[] }[]>();
         const refused = new Map<string, string[]>();
@@ -280,9 +264,7 @@ test('property: however a faulty publisher cuts and withholds sections per repli
           for (const s of versions[0]!.seqs) assert.ok(placed.includes(s), `event ${s}, held by replicas ${[...versions[0]!.replicas].join(',')}, was not placed`);
         }
         for (const r of c.replicas) assert.equal(r.ordering.status().requestsAwaited, 0, 'a frame still waits for a request that will never be decided');
-      } finally {
-        c.stop();
-      }
+      });
     }),
     // A case runs four replicas for a second or so: shrinking one costs minutes, so the first failing case is reported as found.
     { numRuns: 12, endOnFailure: true },
