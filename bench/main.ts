@@ -24,6 +24,7 @@ interface Flags {
   mode?: string;
   channels?: string;
   events?: number;
+  warmup?: number;
   size: number;
   publishers: number;
   subscribers: number;
@@ -71,6 +72,14 @@ function list(v: string): string[] {
   return v.split(',').map((s) => s.trim()).filter(Boolean);
 }
 
+function wholeNumber(name: string) {
+  return (v: string): number => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n)) throw new Error(`${name} must be a whole number of events (0 or more), got "${v}"`);
+    return n;
+  };
+}
+
 function positiveInt(name: string) {
   return (v: string): number => {
     const n = Number(v);
@@ -86,6 +95,7 @@ async function main(): Promise<void> {
     .option('--mode <modes>', 'fitbroker modes, comma-separated: cft, bft, bft-ordered, or "none" for peers only (default cft,bft,bft-ordered; with --quick, bft)')
     .option('--channels <counts>', `channel counts, comma-separated (default ${FULL_CHANNELS.join(',')}; with --quick, 50)`)
     .option('--events <n>', 'events per saturation run, all publishers together (default 500000; with --quick, 200000)', positiveInt('--events'))
+    .option('--warmup <events>', 'events of an unmeasured saturation phase before each run\'s saturation phase, in the same processes, every system alike (default: as many as --events; 0 measures a cold start)', wholeNumber('--warmup'))
     .option('--size <bytes>', 'payload bytes per event', positiveInt('--size'), 200)
     .option('--publishers <n>', 'publisher processes', positiveInt('--publishers'), 2)
     .option('--subscribers <n>', 'subscriber processes (SIEMs), each subscribed to every channel', positiveInt('--subscribers'), 2)
@@ -129,6 +139,7 @@ async function main(): Promise<void> {
   const peerNames = o.peers === 'none' ? [] : o.peers === 'all' ? PEER_NAMES : list(o.peers);
   for (const p of peerNames) if (!PEER_NAMES.includes(p)) program.error(`--peers: "${p}" is not one of ${PEER_NAMES.join(', ')}, all, none`);
   const events = o.events ?? (o.quick ? 200_000 : 500_000);
+  const warmupEvents = o.warmup ?? events;
   const fixedMs = o.fixedMs ?? (o.quick ? 2000 : 5000);
 
   const faults: Record<number, string[]> = {};
@@ -172,7 +183,7 @@ async function main(): Promise<void> {
   const urgentCredits = o.urgent ? list(o.urgentCredits).map(positiveInt('--urgent-credits')) : [];
   const urgentSteps = urgentCredits.length * (2 * o.urgentRounds + 2);
   const fixedRate = (server: ServerSide): number => (server.mode === 'bft-ordered' ? o.orderedRate : o.rate);
-  const steps = (p: (typeof plan)[number]): number => 3 + (fixedRate(p.server) > 0 ? 1 : 0) + (p.server.mode === 'bft-ordered' && o.crashRate > 0 ? 1 : 0);
+  const steps = (p: (typeof plan)[number]): number => 3 + (warmupEvents > 0 ? 1 : 0) + (fixedRate(p.server) > 0 ? 1 : 0) + (p.server.mode === 'bft-ordered' && o.crashRate > 0 ? 1 : 0);
   const firstEventSteps = o.firstEvent ? 2 * o.firstEventRounds + 2 : 0;
   const progress = new Progress(plan.reduce((n, p) => n + steps(p), 0) + urgentSteps + firstEventSteps);
   const runs: RunResult[] = [];
@@ -184,6 +195,7 @@ async function main(): Promise<void> {
         server: p.server,
         shape: { channels, publishers: o.publishers, subscribers: o.subscribers, size: o.size },
         events,
+        warmupEvents,
         fixedRate: fixedRate(p.server),
         fixedMs,
         crashRate: o.crashRate,
@@ -258,7 +270,8 @@ function summaryLine(r: RunResult): string {
       ? `; leader ${r.leaderCrash.killedReplica} killed at ${k(r.leaderCrash.offeredRate)}/s: longest pause ${r.leaderCrash.longestGapMs.join(' / ')} ms, delivered ${r.leaderCrash.delivered.map((d) => `${((100 * d) / r.leaderCrash!.published).toFixed(1)}%`).join(' / ')}`
       : '') +
     `; peak RSS ${r.peakRssMb} MB; cpu s servers ${r.cpuSec.servers.join('/')} pubs ${r.cpuSec.publishers.join('/')} subs ${r.cpuSec.subscribers.join('/')} in ${r.wallSec} s` +
-    (r.minorFaults ? `; page faults servers ${r.minorFaults.servers.map(k).join('/')} subs ${r.minorFaults.subscribers.map(k).join('/')}` : '')
+    (r.minorFaults ? `; page faults servers ${r.minorFaults.servers.map(k).join('/')} subs ${r.minorFaults.subscribers.map(k).join('/')}` : '') +
+    (r.warmup ? `; cold start (the warm-up, ${k(r.warmup.published)} events): deliver ${r.warmup.deliverRates.map(k).join(' / ')}/s, cpu s servers ${r.warmup.cpuSec.servers.join('/')} subs ${r.warmup.cpuSec.subscribers.join('/')}` : '')
   );
 }
 

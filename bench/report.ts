@@ -124,6 +124,7 @@ const HEADERS = [
   'publish/s',
   'deliver/s per sub',
   'delivered',
+  'cold start deliver/s',
   'p50 ms',
   'p99 ms',
   'p99.9 ms',
@@ -149,6 +150,7 @@ function row(r: RunResult): string[] {
     rate(r.publishRate),
     deliverCell(r.deliverRates),
     deliveredCell(r),
+    r.warmup ? deliverCell(r.warmup.deliverRates) : '-',
     ms(r.latencyMs.p50),
     ms(r.latencyMs.p99),
     ms(r.latencyMs.p999),
@@ -208,7 +210,7 @@ export function textTable(runs: RunResult[]): string {
   const widths = HEADERS.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   const line = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i]!, NUMERIC[i]!)).join('  ').trimEnd();
   const lines = [line(HEADERS), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
-  lines.push('', 'latency: end to end, publisher to subscriber; deliver/s: the slowest subscriber, all shown when they differ by more than 5%');
+  lines.push('', 'latency: end to end, publisher to subscriber; deliver/s: the slowest subscriber, all shown when they differ by more than 5%, after the warm-up; cold start: the warm-up itself');
   lines.push('', 'ratios ours / peer (same machine, same run; deliver: slowest subscriber)');
   const rs = ratios(runs);
   if (rs.length === 0) lines.push(`  ${noRatios(runs)}`);
@@ -262,7 +264,7 @@ export function markdownTable(runs: RunResult[], failures: readonly RunFailure[]
   return [
     main + crashTable + failureList(failures),
     '',
-    'Latency is end to end, publisher to subscriber, in ms; "deliver/s per sub" is the slowest subscriber (all shown when they differ by more than 5%); "fixed load" is the offered rate of the fixed-load phase.',
+    'Latency is end to end, publisher to subscriber, in ms; "deliver/s per sub" is the slowest subscriber (all shown when they differ by more than 5%), measured after a warm-up in the same processes; "cold start deliver/s" is that warm-up\'s own figure, a fresh cluster\'s first events; "fixed load" is the offered rate of the fixed-load phase.',
     '',
     'Ratios ours / peer, same machine, same run (deliver: slowest subscriber):',
     '',

@@ -15,7 +15,7 @@ test('bench --out writes the runs in the documented shape', { timeout: 120_000 }
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-bench-'));
   try {
     const out = join(dir, 'r.json');
-    const args = [BENCH, '--quick', '--mode', 'bft', '--channels', '3', '--size', '200', '--events', '3000', '--rate', '2000', '--fixed-ms', '500', '--peers', 'none', '--no-save', '--out', out];
+    const args = [BENCH, '--quick', '--mode', 'bft', '--channels', '3', '--size', '200', '--events', '3000', '--warmup', '1000', '--rate', '2000', '--fixed-ms', '500', '--peers', 'none', '--no-save', '--out', out];
     const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 110_000 });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
     const doc = JSON.parse(readFileSync(out, 'utf8')) as { machine: { cpus: number; commit: string }; runs: Record<string, unknown>[] };
@@ -32,6 +32,7 @@ test('bench --out writes the runs in the documented shape', { timeout: 120_000 }
       latencyMs: { p50: number; p99: number; p999: number };
       peakRssMb: number;
       fixedLoad: { offeredRate: number; latencyMs: { p99: number } };
+      warmup: { published: number; delivered: number[]; deliverRates: number[] };
     };
     assert.equal(run.system, 'fitbroker');
     assert.equal(run.mode, 'bft');
@@ -44,6 +45,11 @@ test('bench --out writes the runs in the documented shape', { timeout: 120_000 }
     assert.ok(run.latencyMs.p50 <= run.latencyMs.p99 && run.latencyMs.p99 <= run.latencyMs.p999);
     assert.ok(run.peakRssMb > 10, 'peak RSS of the replicas, in MB');
     assert.equal(run.fixedLoad.offeredRate, 2000);
+    // The warm-up ran first, in the same processes, and is kept apart from the measured figures.
+    assert.equal(run.warmup.published, 1000);
+    assert.deepEqual(run.warmup.delivered, [1000, 1000]);
+    assert.equal(run.warmup.deliverRates.length, 2);
+    assert.match(r.stdout, /cold start \(the warm-up, 1\.0k events\): deliver /);
     assert.match(r.stdout, /ratios ours \/ peer|no peer/i);
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -62,7 +62,7 @@ const runs: RunResult[] = [
   run('fitbroker', 'cft', CFT, 5, 80_000, [50_000, 50_000]),
   run('nats', 'core', 'NATS core', 5, 400_000, [100_000, 200_000]),
   run('redis', 'pubsub', 'Redis & <pub/sub>', 5, 200_000, [0, 0], false),
-  run('fitbroker', 'bft', BFT, 50, 30_000, [15_000, 15_000]),
+  { ...run('fitbroker', 'bft', BFT, 50, 30_000, [15_000, 15_000]), warmup: { ...run('fitbroker', 'bft', BFT, 50, 20_000, [9_000, 12_000]), published: 100_000 } },
   run('fitbroker', 'cft', CFT, 50, 60_000, [40_000, 41_000]),
   run('nats', 'core', 'NATS core', 50, 300_000, [150_000, 150_000]),
   run('redis', 'pubsub', 'Redis & <pub/sub>', 50, 100_000, [75_000, 75_000], false),
@@ -97,6 +97,19 @@ test('the text table shows every subscriber when they differ by more than 5%, el
   const bft5 = t.split('\n').find((l) => l.startsWith(BFT) && / 5 /.test(l))!;
   assert.ok(bft5.includes(' 20.0k ') && !bft5.includes('21.0k'), bft5);
   assert.ok(bft5.includes('30.0k'), 'the fixed-load offered rate');
+});
+
+test('the tables show the warm-up as the cold-start figure beside the measured one, and "-" for a run without', () => {
+  const t = textTable(runs);
+  const bft50 = t.split('\n').find((l) => l.startsWith(BFT) && / 50 /.test(l))!;
+  assert.ok(bft50.includes('9.0k (9.0k / 12.0k)'), bft50);
+  const header = t.split('\n')[0]!;
+  assert.ok(header.indexOf('cold start deliver/s') > header.indexOf('delivered'), header);
+  const md = markdownTable(runs);
+  const mdBft5 = md.split('\n').find((l) => l.startsWith(`| ${BFT} | 5 |`))!;
+  assert.equal(mdBft5.split(' | ')[5], '-', mdBft5);
+  // The ratios are of the measured figures, not the warm-up's.
+  assert.ok(t.includes('bft / NATS core @50ch: deliver 0.10x'), t);
 });
 
 test('the markdown table has a row per run and a ratio row per pair, with cells escaped', () => {
