@@ -1,9 +1,11 @@
 // What a process pays for memory the first time it touches it: the cost a fresh broker pays
 // while it grows into its working set, and why `npm run bench` measures after a warm-up
-// (bench/run.ts). Each round is a new process that touches N MiB of fresh memory, one byte per
-// 4 KiB page, and reports its wall time, system time and page faults; rounds run back to back
-// (memory another process just freed) and after a pause (long enough for a hypervisor that
-// takes freed memory back, as the VMs we measure on do, to have done so).
+// (bench/run.ts). Each round is two new processes, one after a pause (long enough for a
+// hypervisor that takes freed memory back, as the VMs we measure on do, to have done so) and
+// one right after the first exits (memory another process just freed); each touches N MiB of
+// fresh memory, one byte per 4 KiB page, and reports its wall time, system time and page
+// faults. The children inherit the environment: with GLIBC_TUNABLES=glibc.malloc.hugetlb=1
+// (as fitbroker starts its processes) the memory comes in huge pages, and the output says so.
 //
 //   node dist/bench/first-touch.js [--mib 1024] [--rounds 3] [--pause-ms 8000]
 
@@ -34,16 +36,26 @@ const { values } = parseArgs({
     child: { type: 'boolean', default: false },
   },
 });
-const mib = Number(values.mib);
-if (!Number.isInteger(mib) || mib < 1) throw new Error(`--mib must be a positive whole number, got "${values.mib}"`);
+function whole(flag: string, min: number): number {
+  const v = values[flag as keyof typeof values] as string;
+  const n = Number(v);
+  if (/^\d+$/.test(v) && n >= min) return n;
+  console.error(`first-touch: --${flag} must be a whole number, at least ${min}, got "${v}"`);
+  process.exit(2);
+}
+
+const mib = whole('mib', 1);
 if (values.child) touch(mib);
 else {
-  const rounds = Number(values.rounds);
-  const pauseMs = Number(values['pause-ms']);
+  const rounds = whole('rounds', 1);
+  const pauseMs = whole('pause-ms', 0);
   const run = (): { wallMs: number; sysMs: number; faults: number } =>
     JSON.parse(execFileSync(process.execPath, [process.argv[1]!, '--child', '--mib', String(mib)], { encoding: 'utf8' }));
   const show = (what: string, r: { wallMs: number; sysMs: number; faults: number }): void =>
-    console.log(`${what}: ${mib} MiB in ${r.wallMs.toFixed(0)} ms (system ${r.sysMs.toFixed(0)} ms, ${r.faults} faults): ${(r.sysMs / mib).toFixed(2)} ms of system time per MiB`);
+    console.log(
+      `${what}: ${mib} MiB in ${r.wallMs.toFixed(0)} ms (system ${r.sysMs.toFixed(0)} ms, ${r.faults} faults, ${r.faults < (mib * 256) / 4 ? 'huge pages' : '4 KiB pages'}): ` +
+        `${(r.sysMs / mib).toFixed(2)} ms of system time per MiB`,
+    );
   for (let i = 0; i < rounds; i++) {
     Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, pauseMs);
     show(`after ${pauseMs} ms idle`, run());

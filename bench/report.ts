@@ -134,8 +134,19 @@ const HEADERS = [
   'fixed p99.9',
   'peak RSS MB',
 ];
-/** Columns right-aligned in both tables: everything numeric. */
-const NUMERIC = HEADERS.map((_, i) => i >= 1);
+const COLD_START = HEADERS.indexOf('cold start deliver/s');
+
+/**
+ * The columns of a table of these runs: the cold-start one only when some run had a warm-up
+ * (`--warmup 0` measures a cold start, and its table reads as tables did before warm-ups).
+ * Every column but the first is numeric, right-aligned.
+ */
+function columnsOf(runs: RunResult[]): { headers: string[]; numeric: boolean[]; keep: (cells: string[]) => string[] } {
+  const warm = runs.some((r) => r.warmup);
+  const keep = (cells: string[]): string[] => (warm ? cells : cells.filter((_, i) => i !== COLD_START));
+  const headers = keep(HEADERS);
+  return { headers, numeric: headers.map((_, i) => i >= 1), keep };
+}
 
 function byChannels(runs: RunResult[]): RunResult[] {
   // Stable: within one channel count the systems keep the order they ran in (ours first).
@@ -206,11 +217,13 @@ function pad(cell: string, width: number, right: boolean): string {
 }
 
 export function textTable(runs: RunResult[]): string {
-  const rows = [HEADERS, ...byChannels(runs).map(row)];
-  const widths = HEADERS.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-  const line = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i]!, NUMERIC[i]!)).join('  ').trimEnd();
-  const lines = [line(HEADERS), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
-  lines.push('', 'latency: end to end, publisher to subscriber; deliver/s: the slowest subscriber, all shown when they differ by more than 5%, after the warm-up; cold start: the warm-up itself');
+  const { headers, numeric, keep } = columnsOf(runs);
+  const rows = [headers, ...byChannels(runs).map((r) => keep(row(r)))];
+  const widths = headers.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  const line = (cells: string[]): string => cells.map((c, i) => pad(c, widths[i]!, numeric[i]!)).join('  ').trimEnd();
+  const lines = [line(headers), widths.map((w) => '-'.repeat(w)).join('  '), ...rows.slice(1).map(line)];
+  const warmNote = runs.some((r) => r.warmup) ? ', after the warm-up; cold start: the warm-up itself' : '';
+  lines.push('', `latency: end to end, publisher to subscriber; deliver/s: the slowest subscriber, all shown when they differ by more than 5%${warmNote}`);
   lines.push('', 'ratios ours / peer (same machine, same run; deliver: slowest subscriber)');
   const rs = ratios(runs);
   if (rs.length === 0) lines.push(`  ${noRatios(runs)}`);
@@ -239,7 +252,8 @@ function failureList(failures: readonly RunFailure[]): string {
 }
 
 export function markdownTable(runs: RunResult[], failures: readonly RunFailure[] = []): string {
-  const main = mdTable(HEADERS, byChannels(runs).map(row), NUMERIC);
+  const { headers, numeric, keep } = columnsOf(runs);
+  const main = mdTable(headers, byChannels(runs).map((r) => keep(row(r))), numeric);
   const rs = ratios(runs);
   const ratioTable =
     rs.length === 0
@@ -264,7 +278,9 @@ export function markdownTable(runs: RunResult[], failures: readonly RunFailure[]
   return [
     main + crashTable + failureList(failures),
     '',
-    'Latency is end to end, publisher to subscriber, in ms; "deliver/s per sub" is the slowest subscriber (all shown when they differ by more than 5%), measured after a warm-up in the same processes; "cold start deliver/s" is that warm-up\'s own figure, a fresh cluster\'s first events; "fixed load" is the offered rate of the fixed-load phase.',
+    `Latency is end to end, publisher to subscriber, in ms; "deliver/s per sub" is the slowest subscriber (all shown when they differ by more than 5%)${
+      runs.some((r) => r.warmup) ? ', measured after a warm-up in the same processes; "cold start deliver/s" is that warm-up\'s own figure, a fresh cluster\'s first events' : ', from fresh processes (no warm-up)'
+    }; "fixed load" is the offered rate of the fixed-load phase.`,
     '',
     'Ratios ours / peer, same machine, same run (deliver: slowest subscriber):',
     '',

@@ -50,6 +50,7 @@ function run(system: string, mode: string, label: string, channels: number, publ
     ...(fixed
       ? { fixedLoad: { offeredRate: 30_000, published: 60_000, publishRate: 30_000, deliverRates: [30_000, 30_000], delivered: [60_000, 60_000], latencyMs: lat(0.5), ...cpu } }
       : {}),
+    warmupEvents: 0,
     peakRssMb: 123.4,
     serverRssMb: [100, 123.4],
   };
@@ -62,7 +63,11 @@ const runs: RunResult[] = [
   run('fitbroker', 'cft', CFT, 5, 80_000, [50_000, 50_000]),
   run('nats', 'core', 'NATS core', 5, 400_000, [100_000, 200_000]),
   run('redis', 'pubsub', 'Redis & <pub/sub>', 5, 200_000, [0, 0], false),
-  { ...run('fitbroker', 'bft', BFT, 50, 30_000, [15_000, 15_000]), warmup: { ...run('fitbroker', 'bft', BFT, 50, 20_000, [9_000, 12_000]), published: 100_000 } },
+  {
+    ...run('fitbroker', 'bft', BFT, 50, 30_000, [15_000, 15_000]),
+    warmupEvents: 100_000,
+    warmup: { published: 100_000, publishRate: 20_000, deliverRates: [9_000, 12_000], delivered: [100_000, 100_000], latencyMs: lat(3), ...cpu },
+  },
   run('fitbroker', 'cft', CFT, 50, 60_000, [40_000, 41_000]),
   run('nats', 'core', 'NATS core', 50, 300_000, [150_000, 150_000]),
   run('redis', 'pubsub', 'Redis & <pub/sub>', 50, 100_000, [75_000, 75_000], false),
@@ -106,11 +111,27 @@ test('the tables show the warm-up as the cold-start figure beside the measured o
   const header = t.split('\n')[0]!;
   assert.ok(header.indexOf('cold start deliver/s') > header.indexOf('delivered'), header);
   const md = markdownTable(runs);
-  const mdBft5 = md.split('\n').find((l) => l.startsWith(`| ${BFT} | 5 |`))!;
-  assert.equal(mdBft5.split(' | ')[5], '-', mdBft5);
-  // The ratios are of the measured figures, not the warm-up's.
-  assert.ok(t.includes('bft / NATS core @50ch: deliver 0.10x'), t);
+  assert.equal(cells(md.split('\n').find((l) => l.startsWith(`| ${BFT} | 5 |`))!)[5], '-');
+  assert.equal(cells(md.split('\n').find((l) => l.startsWith(`| ${BFT} | 50 |`))!)[5], '9.0k (9.0k / 12.0k)');
+  assert.match(md, /measured after a warm-up/);
 });
+
+test('without a warm-up in any run (--warmup 0), the tables have no cold-start column and say the runs were cold', () => {
+  const cold = runs.map(({ warmup: _, ...r }) => ({ ...r, warmupEvents: 0 }));
+  const t = textTable(cold);
+  assert.ok(!t.includes('cold start'), t);
+  const md = markdownTable(cold);
+  assert.ok(!md.includes('cold start deliver/s'), md);
+  assert.match(md, /from fresh processes \(no warm-up\)/);
+  const header = md.split('\n')[0]!;
+  assert.equal(cells(header).length, cells(markdownTable(runs).split('\n')[0]!).length - 1);
+  // Every row as wide as the header.
+  for (const l of md.split('\n').filter((x) => x.startsWith(`| ${BFT}`))) assert.equal(cells(l).length, cells(header).length, l);
+});
+
+function cells(line: string): string[] {
+  return line.split(' | ');
+}
 
 test('the markdown table has a row per run and a ratio row per pair, with cells escaped', () => {
   const md = markdownTable(runs);
