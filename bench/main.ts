@@ -91,7 +91,7 @@ function positiveInt(name: string) {
 async function main(): Promise<void> {
   const program = new Command('bench')
     .description('fitbroker throughput and latency against channels, beside NATS, NATS JetStream, Mosquitto and Redis on the same machine')
-    .option('--quick', 'one channel count (50), bft, fewer events: under two minutes', false)
+    .option('--quick', 'one channel count (50), bft, fewer events (and as many of warm-up): under two minutes', false)
     .option('--mode <modes>', 'fitbroker modes, comma-separated: cft, bft, bft-ordered, or "none" for peers only (default cft,bft,bft-ordered; with --quick, bft)')
     .option('--channels <counts>', `channel counts, comma-separated (default ${FULL_CHANNELS.join(',')}; with --quick, 50)`)
     .option('--events <n>', 'events per saturation run, all publishers together (default 500000; with --quick, 200000)', positiveInt('--events'))
@@ -271,8 +271,16 @@ function summaryLine(r: RunResult): string {
       : '') +
     `; peak RSS ${r.peakRssMb} MB; cpu s servers ${r.cpuSec.servers.join('/')} pubs ${r.cpuSec.publishers.join('/')} subs ${r.cpuSec.subscribers.join('/')} in ${r.wallSec} s` +
     (r.minorFaults ? `; page faults servers ${r.minorFaults.servers.map(k).join('/')} subs ${r.minorFaults.subscribers.map(k).join('/')}` : '') +
+    dropsNote('', r) +
+    (r.fixedLoad ? dropsNote(' at the fixed load', r.fixedLoad) : '') +
     (r.warmup ? `; cold start (the warm-up, ${k(r.warmup.published)} events): deliver ${r.warmup.deliverRates.map(k).join(' / ')}/s, cpu s servers ${r.warmup.cpuSec.servers.join('/')} subs ${r.warmup.cpuSec.subscribers.join('/')}` : '')
   );
+}
+
+/** What the replicas dropped in a phase by their own count, when they dropped anything: a shortfall is then a drop, or not. */
+function dropsNote(when: string, p: { replicaDrops?: (number | null)[] }): string {
+  if (!p.replicaDrops?.some((d) => d !== null && d > 0)) return '';
+  return `; replicas dropped ${p.replicaDrops.map((d) => (d === null ? '?' : String(d))).join('/')} events${when}`;
 }
 
 main().catch((e: unknown) => {

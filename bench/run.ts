@@ -6,15 +6,16 @@
 // `warmup` but not as the run's figures. A fresh process pays once for compiling its hot code
 // and for every page of memory it grows into; on the VMs we measure on a fresh page costs
 // ~3.5 ms of system time per MiB (the hypervisor takes freed memory back, so the next touch
-// faults in it too: docs/performance.md, "Session 23"), and a fresh bft cluster spent about
-// twice the CPU per event on its first 400,000 events that it spent on the next 400,000. The steady state of a broker that runs for months is what the figures
+// faults in it too: docs/performance.md, "Session 23"), and a fresh bft cluster spent a third
+// more CPU per event, or up to twice as much, on its first 400,000-500,000 events as on the
+// next as many. The steady state of a broker that runs for months is what the figures
 // are about, and every system gets the same warm-up, as broker benchmarks do (the OpenMessaging
 // Benchmark's warm-up period).
 
 import { latencyMs, mergeHistograms, type LatencyMs } from './stamp.js';
 import { cpuSeconds, minorFaults, peakRssMb } from './rss.js';
 import { Worker } from './workers.js';
-import type { RunShape, ServerSide } from './systems/types.js';
+import type { RunShape, ServerHandle, ServerSide } from './systems/types.js';
 
 export interface PhaseResult {
   /** Events the publishers sent (and, for acknowledged systems, had acknowledged). */
@@ -29,6 +30,8 @@ export interface PhaseResult {
   cpuSec: { servers: number[]; publishers: number[]; subscribers: number[] };
   /** Minor page faults each process took during the phase: memory it grew into (absent in results before session 22). */
   minorFaults?: { servers: number[]; publishers: number[]; subscribers: number[] };
+  /** Events each replica dropped during the phase by its own count (null: it did not answer); fitbroker only, from session 23 on. */
+  replicaDrops?: (number | null)[];
   wallSec: number;
 }
 
@@ -96,14 +99,14 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
     let warmup: PhaseResult | undefined;
     if (plan.warmupEvents > 0) {
       plan.onPhase?.('warm-up');
-      warmup = await phase(pubs, subs, pids, { events: Math.ceil(plan.warmupEvents / shape.publishers) });
+      warmup = await phase(handle, pubs, subs, pids, { events: Math.ceil(plan.warmupEvents / shape.publishers) });
     }
     plan.onPhase?.('saturation');
-    const saturated = await phase(pubs, subs, pids, { events: Math.ceil(plan.events / shape.publishers) });
+    const saturated = await phase(handle, pubs, subs, pids, { events: Math.ceil(plan.events / shape.publishers) });
     let fixedLoad: RunResult['fixedLoad'];
     if (plan.fixedRate > 0) {
       plan.onPhase?.('fixed load');
-      const r = await phase(pubs, subs, pids, { rate: plan.fixedRate / shape.publishers, durationMs: plan.fixedMs });
+      const r = await phase(handle, pubs, subs, pids, { rate: plan.fixedRate / shape.publishers, durationMs: plan.fixedMs });
       fixedLoad = { offeredRate: plan.fixedRate, ...r };
     }
     let leaderCrash: RunResult['leaderCrash'];
@@ -115,7 +118,7 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
       const killedAfterMs = Math.round(durationMs / 4);
       let killedReplica = -1;
       const kill = setTimeout(() => void handle.killLeader!().then((id) => (killedReplica = id)), killedAfterMs);
-      const r = await phase(pubs, subs, pids, { rate: plan.crashRate! / shape.publishers, durationMs }, handle.pids);
+      const r = await phase(handle, pubs, subs, pids, { rate: plan.crashRate! / shape.publishers, durationMs }, handle.pids);
       clearTimeout(kill);
       leaderCrash = { offeredRate: plan.crashRate!, killedReplica, killedAfterMs, longestGapMs: r.longestGapMs, delivered: r.delivered, published: r.published };
     }
@@ -152,7 +155,14 @@ function costOf(pids: Pids, read: (pid: number) => number | undefined): Pids {
   return { servers: of(pids.servers), publishers: of(pids.publishers), subscribers: of(pids.subscribers) };
 }
 
-async function phase(pubs: Worker[], subs: Worker[], pids: Pids, cmd: { events?: number; rate?: number; durationMs?: number }, serverPids?: () => number[]): Promise<PhaseResult & { longestGapMs: number[] }> {
+async function phase(
+  handle: ServerHandle,
+  pubs: Worker[],
+  subs: Worker[],
+  pids: Pids,
+  cmd: { events?: number; rate?: number; durationMs?: number },
+  serverPids?: () => number[],
+): Promise<PhaseResult & { longestGapMs: number[] }> {
   // A phase that kills a server measures the live ones: a dead process has no CPU to read.
   if (serverPids) pids = { ...pids, servers: serverPids() };
   for (const s of subs) s.send({ type: 'reset' });
@@ -161,6 +171,7 @@ async function phase(pubs: Worker[], subs: Worker[], pids: Pids, cmd: { events?:
   // events from its sockets, count them, and then zero the count: a 2 % shortfall in one cft
   // run was that, not a loss. IPC is in order, so the answer to `count` says it is done.
   await Promise.all(subs.map((s) => s.ask({ type: 'count' }, 'count', 60_000)));
+  const dropsBefore = await handle.drops?.();
   const cpuBefore = costOf(pids, cpuSeconds);
   const faultsBefore = costOf(pids, minorFaults);
   const wallBefore = performance.now();
@@ -171,6 +182,7 @@ async function phase(pubs: Worker[], subs: Worker[], pids: Pids, cmd: { events?:
   const reports = await waitForSubscribers(subs, published);
   const cpuAfter = costOf(pids, cpuSeconds);
   const faultsAfter = costOf(pids, minorFaults);
+  const dropsAfter = await handle.drops?.();
   const delta = (k: keyof Pids): number[] => cpuAfter[k].map((c, i) => Math.max(0, Math.round((c - cpuBefore[k][i]!) * 100) / 100));
   const faults = (k: keyof Pids): number[] => faultsAfter[k].map((c, i) => Math.max(0, c - faultsBefore[k][i]!));
   const seconds = (ns: bigint): number => Number(ns) / 1e9;
@@ -182,6 +194,7 @@ async function phase(pubs: Worker[], subs: Worker[], pids: Pids, cmd: { events?:
     latencyMs: latencyMs(mergeHistograms(reports.map((r) => r.histogram))),
     cpuSec: { servers: delta('servers'), publishers: delta('publishers'), subscribers: delta('subscribers') },
     minorFaults: { servers: faults('servers'), publishers: faults('publishers'), subscribers: faults('subscribers') },
+    ...(dropsBefore && dropsAfter ? { replicaDrops: dropsAfter.map((d, i) => (d === null || dropsBefore[i] == null ? null : d - dropsBefore[i]!)) } : {}),
     wallSec: Math.round(performance.now() - wallBefore) / 1000,
     longestGapMs: reports.map((r) => r.longestGapMs),
   };

@@ -6,6 +6,7 @@ import { clientKeyPath, loadConfig } from '../../src/config/index.js';
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, queryStatus } from '../../src/client/index.js';
 import { publishQuorum, type ChannelClass, type FaultModel, type Limits, type Persist, type Protection } from '../../src/core/index.js';
+import { replicaTotals } from '../../src/cli/index.js';
 import { startCluster } from '../../test/helpers/cluster.js';
 import { workerName, type ClientFactory, type ClientSide, type RunShape, type ServerHandle, type ServerSide } from './types.js';
 
@@ -70,13 +71,18 @@ export function fitbrokerServer(
         // e.g. FIT_BENCH_REPLICA_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/performance.md)
         replicaNodeArgs: (process.env.FIT_BENCH_REPLICA_NODE_ARGS ?? '').split(' ').filter(Boolean),
       });
+      const adminKey = loadPrivateKey(clientKeyPath(cluster.dir, 'admin'));
       return {
         endpoint: { system: 'fitbroker', mode, params: { dir: cluster.dir } },
         pids: () => cluster.procs.map((p) => p?.pid).filter((p): p is number => p !== undefined),
+        async drops() {
+          const all = await queryStatus(cluster.config, 'admin', adminKey, 3_000);
+          return all.map((r) => (r.reachable ? replicaTotals(r.status).dropped : null));
+        },
         ...(mode === 'bft-ordered'
           ? {
               async killLeader() {
-                const all = await queryStatus(cluster.config, 'admin', loadPrivateKey(clientKeyPath(cluster.dir, 'admin')), 3_000);
+                const all = await queryStatus(cluster.config, 'admin', adminKey, 3_000);
                 const votes = new Map<number, number>();
                 for (const r of all) if (r.reachable) {
                   const l = (r.status as { consensus: { leader: number } }).consensus.leader;

@@ -34,6 +34,11 @@ export interface ServerHandle {
   stop(): Promise<void>;
   /** Kills the current leader of the ordering protocol (SIGKILL); the systems that have one. */
   killLeader?(): Promise<number>;
+  /**
+   * Events each server process has dropped so far by its own count (null where it did not
+   * answer), for the systems that count them: a shortfall in a phase is then a drop or not.
+   */
+  drops?(): Promise<(number | null)[]>;
 }
 
 export interface ServerSide {

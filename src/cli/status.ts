@@ -98,6 +98,34 @@ interface ConsensusStat {
   journal?: { recoveredEntries: number; flushes: number };
 }
 
+export interface ReplicaTotals {
+  eventsIn: number;
+  /** Copies sent to clients, from queues and ordered logs. */
+  sent: number;
+  /** Every drop the replica counted: expired on arrival, unsubscribed, queue drops, and ordered-log events a client missed. */
+  dropped: number;
+  queued: number;
+}
+
+/** One replica's `status` reply summed over its channels: what `fitbroker status` prints per replica, and what the bench records per phase. */
+export function replicaTotals(status: unknown): ReplicaTotals {
+  const t: ReplicaTotals = { eventsIn: 0, sent: 0, dropped: 0, queued: 0 };
+  for (const ch of (status as { channels: ChannelStat[] }).channels) {
+    t.eventsIn += ch.eventsIn;
+    t.dropped += ch.droppedTtl + (ch.droppedUnsubscribed ?? 0);
+    for (const p of Object.values(ch.log?.positions ?? {})) {
+      t.sent += p.sent;
+      t.dropped += p.missed;
+    }
+    for (const q of Object.values(ch.queues)) {
+      t.sent += q.sent;
+      t.queued += q.depth;
+      t.dropped += q.droppedCapacity + q.droppedTtl;
+    }
+  }
+  return t;
+}
+
 function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): string {
   const lines = [`cluster: n=${n} f=${f}; ${rs.filter((r) => r.reachable).length} of ${n} replicas reachable (quorum ${quorum})`];
   const suspects = new Map<number, number>();
@@ -107,25 +135,7 @@ function render(rs: ReplicaStatus[], n: number, f: number, quorum: number): stri
       continue;
     }
     const s = r.status as { uptimeMs: number; connections: number; channels: ChannelStat[]; evidence: Record<string, number>; faults: string[] };
-    let inn = 0;
-    let out = 0;
-    let dropped = 0;
-    let depth = 0;
-    for (const ch of s.channels) {
-      inn += ch.eventsIn;
-      dropped += ch.droppedTtl + (ch.droppedUnsubscribed ?? 0);
-      if (ch.log) {
-        for (const p of Object.values(ch.log.positions)) {
-          out += p.sent;
-          dropped += p.missed;
-        }
-      }
-      for (const q of Object.values(ch.queues)) {
-        out += q.sent;
-        depth += q.depth;
-        dropped += q.droppedCapacity + q.droppedTtl;
-      }
-    }
+    const { eventsIn: inn, sent: out, dropped, queued: depth } = replicaTotals(s);
     for (const [id, c] of Object.entries(s.evidence)) suspects.set(Number(id), Math.max(suspects.get(Number(id)) ?? 0, c));
     const faults = s.faults.length ? `  INJECTED FAULTS: ${s.faults.join(',')}` : '';
     lines.push(`replica ${r.replica} ${r.endpoint}  up ${(s.uptimeMs / 1000).toFixed(0)}s  conns ${s.connections}  channels ${s.channels.length}  in ${inn}  out ${out}  queued ${depth}  dropped ${dropped}${faults}`);

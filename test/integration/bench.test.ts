@@ -127,12 +127,36 @@ test('bench --channel-setting runs every channel with it, says so in the label, 
     const args = [BENCH, '--quick', '--mode', 'bft', '--channels', '3', '--events', '3000', '--warmup', '0', '--rate', '0', '--peers', 'none', '--no-save', '--out', out, ...settings];
     const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 110_000 });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    const [run] = (JSON.parse(readFileSync(out, 'utf8')) as { runs: { label: string; delivered: number[]; warmupEvents: number; warmup?: unknown }[] }).runs;
+    const [run] = (JSON.parse(readFileSync(out, 'utf8')) as { runs: { label: string; delivered: number[]; warmupEvents: number; warmup?: unknown; replicaDrops: number[] }[] }).runs;
     assert.equal(run!.label, 'fitbroker bft (n=4, f=1) (overflow=block, capacityEvents=16)');
     assert.deepEqual(run!.delivered, [3000, 3000], 'a full queue holds the publishers; it drops nothing');
     assert.equal(run!.warmupEvents, 0);
     assert.equal(run!.warmup, undefined);
     assert.ok(!r.stdout.includes('cold start'), r.stdout);
+    assert.deepEqual(run!.replicaDrops, [0, 0, 0, 0], 'every replica answered, and dropped nothing');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('bench records what each replica dropped in a phase, and says so when a run loses events', { timeout: 120_000 }, () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-bench-'));
+  try {
+    const out = join(dir, 'r.json');
+    // Queues of 16 events on drop-oldest channels, and publishers that send 1,000 at a time: most are dropped.
+    const args = [BENCH, '--quick', '--mode', 'bft', '--channels', '3', '--events', '3000', '--warmup', '0', '--rate', '0', '--peers', 'none', '--no-save', '--out', out, '--channel-setting', 'capacityEvents=16'];
+    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 110_000 });
+    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
+    const [run] = (JSON.parse(readFileSync(out, 'utf8')) as { runs: { published: number; delivered: number[]; replicaDrops: number[] }[] }).runs;
+    assert.equal(run!.published, 3000);
+    assert.equal(run!.replicaDrops.length, 4);
+    // Every replica holds a queue per subscriber, and an event a subscriber missed reached it
+    // from one replica at most (two matching copies deliver it): at least three dropped it.
+    const missed = 2 * run!.published - run!.delivered[0]! - run!.delivered[1]!;
+    const dropped = run!.replicaDrops.reduce((a, b) => a + b, 0);
+    assert.ok(dropped >= 3 * missed, `replicas dropped ${run!.replicaDrops}, subscribers missed ${missed}`);
+    assert.ok(run!.delivered.every((d) => d < run!.published), `delivered ${run!.delivered}`);
+    assert.match(r.stdout, /replicas dropped \d+\/\d+\/\d+\/\d+ events/);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
