@@ -273,14 +273,18 @@ function summaryLine(r: RunResult): string {
     (r.minorFaults ? `; page faults servers ${r.minorFaults.servers.map(k).join('/')} subs ${r.minorFaults.subscribers.map(k).join('/')}` : '') +
     dropsNote('', r) +
     (r.fixedLoad ? dropsNote(' at the fixed load', r.fixedLoad) : '') +
+    (r.leaderCrash ? dropsNote(' with the leader killed', r.leaderCrash) : '') +
     (r.warmup ? `; cold start (the warm-up, ${k(r.warmup.published)} events): deliver ${r.warmup.deliverRates.map(k).join(' / ')}/s, cpu s servers ${r.warmup.cpuSec.servers.join('/')} subs ${r.warmup.cpuSec.subscribers.join('/')}` : '')
   );
 }
 
-/** What the replicas dropped in a phase by their own count, when they dropped anything: a shortfall is then a drop, or not. */
+/**
+ * What the replicas dropped in a phase by their own count, when they dropped anything or one
+ * did not answer ("?"): a shortfall is then a drop, or not. Copies: one per subscriber.
+ */
 function dropsNote(when: string, p: { replicaDrops?: (number | null)[] }): string {
-  if (!p.replicaDrops?.some((d) => d !== null && d > 0)) return '';
-  return `; replicas dropped ${p.replicaDrops.map((d) => (d === null ? '?' : String(d))).join('/')} events${when}`;
+  if (!p.replicaDrops?.some((d) => d !== 0)) return '';
+  return `; replicas dropped ${p.replicaDrops.map((d) => (d === null ? '?' : String(d))).join('/')} copies${when}`;
 }
 
 main().catch((e: unknown) => {

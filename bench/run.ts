@@ -6,7 +6,7 @@
 // `warmup` but not as the run's figures. A fresh process pays once for compiling its hot code
 // and for every page of memory it grows into; on the VMs we measure on a fresh page costs
 // ~3.5 ms of system time per MiB (the hypervisor takes freed memory back, so the next touch
-// faults in it too: docs/performance.md, "Session 23"), and a fresh bft cluster spent a third
+// faults in it too: docs/performance.md, "Session 23"), and a fresh bft cluster spent a quarter
 // more CPU per event, or up to twice as much, on its first 400,000-500,000 events as on the
 // next as many. The steady state of a broker that runs for months is what the figures
 // are about, and every system gets the same warm-up, as broker benchmarks do (the OpenMessaging
@@ -30,7 +30,10 @@ export interface PhaseResult {
   cpuSec: { servers: number[]; publishers: number[]; subscribers: number[] };
   /** Minor page faults each process took during the phase: memory it grew into (absent in results before session 22). */
   minorFaults?: { servers: number[]; publishers: number[]; subscribers: number[] };
-  /** Events each replica dropped during the phase by its own count (null: it did not answer); fitbroker only, from session 23 on. */
+  /**
+   * Copies each replica dropped during the phase by its own count (an event dropped for two
+   * subscribers is two), null for one that did not answer; fitbroker only, from session 23 on.
+   */
   replicaDrops?: (number | null)[];
   wallSec: number;
 }
@@ -53,7 +56,7 @@ export interface RunResult extends PhaseResult {
   /** Fixed offered load (events/s, all publishers together), measured separately. */
   fixedLoad?: PhaseResult & { offeredRate: number };
   /** Systems with a leader: a paced phase during which the leader is killed (SIGKILL). */
-  leaderCrash?: { offeredRate: number; killedReplica: number; killedAfterMs: number; longestGapMs: number[]; delivered: number[]; published: number };
+  leaderCrash?: { offeredRate: number; killedReplica: number; killedAfterMs: number; longestGapMs: number[]; delivered: number[]; published: number; replicaDrops?: (number | null)[] };
   /** The largest peak RSS among the system's server processes (each replica, or the server). */
   peakRssMb: number;
   serverRssMb: number[];
@@ -120,7 +123,15 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
       const kill = setTimeout(() => void handle.killLeader!().then((id) => (killedReplica = id)), killedAfterMs);
       const r = await phase(handle, pubs, subs, pids, { rate: plan.crashRate! / shape.publishers, durationMs }, handle.pids);
       clearTimeout(kill);
-      leaderCrash = { offeredRate: plan.crashRate!, killedReplica, killedAfterMs, longestGapMs: r.longestGapMs, delivered: r.delivered, published: r.published };
+      leaderCrash = {
+        offeredRate: plan.crashRate!,
+        killedReplica,
+        killedAfterMs,
+        longestGapMs: r.longestGapMs,
+        delivered: r.delivered,
+        published: r.published,
+        ...(r.replicaDrops ? { replicaDrops: r.replicaDrops } : {}),
+      };
     }
     const serverRssMb = handle.pids().map((p) => peakRssMb(p) ?? 0);
     return {
@@ -182,6 +193,8 @@ async function phase(
   const reports = await waitForSubscribers(subs, published);
   const cpuAfter = costOf(pids, cpuSeconds);
   const faultsAfter = costOf(pids, minorFaults);
+  // Before the status queries below: a replica that does not answer costs them 3 s.
+  const wallSec = Math.round(performance.now() - wallBefore) / 1000;
   const dropsAfter = await handle.drops?.();
   const delta = (k: keyof Pids): number[] => cpuAfter[k].map((c, i) => Math.max(0, Math.round((c - cpuBefore[k][i]!) * 100) / 100));
   const faults = (k: keyof Pids): number[] => faultsAfter[k].map((c, i) => Math.max(0, c - faultsBefore[k][i]!));
@@ -195,7 +208,7 @@ async function phase(
     cpuSec: { servers: delta('servers'), publishers: delta('publishers'), subscribers: delta('subscribers') },
     minorFaults: { servers: faults('servers'), publishers: faults('publishers'), subscribers: faults('subscribers') },
     ...(dropsBefore && dropsAfter ? { replicaDrops: dropsAfter.map((d, i) => (d === null || dropsBefore[i] == null ? null : d - dropsBefore[i]!)) } : {}),
-    wallSec: Math.round(performance.now() - wallBefore) / 1000,
+    wallSec,
     longestGapMs: reports.map((r) => r.longestGapMs),
   };
 }

@@ -35,8 +35,9 @@ export interface ServerHandle {
   /** Kills the current leader of the ordering protocol (SIGKILL); the systems that have one. */
   killLeader?(): Promise<number>;
   /**
-   * Events each server process has dropped so far by its own count (null where it did not
-   * answer), for the systems that count them: a shortfall in a phase is then a drop or not.
+   * Copies each server process has dropped so far by its own count, one per subscriber an
+   * event was dropped for (null where it did not answer), for the systems that count them: a
+   * shortfall in a phase is then a drop or not.
    */
   drops?(): Promise<(number | null)[]>;
 }

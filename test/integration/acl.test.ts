@@ -94,16 +94,22 @@ describe('fitbroker acl: control-table changes ordered through consensus', { tim
 
   it('a revoke made during a publish stream takes effect at one sequence number on every replica, and the replicas refuse the publisher from then on', async () => {
     const stream = publishStream(c.publisher('probe'), 'metrics', 2);
-    // Mid-stream: some events out before the revoke. Waited for by count, not by time: a timer
-    // every 2 ms fires far less often on a loaded machine (26 in 300 ms, once).
-    for (const until = Date.now() + 15_000; stream.sent() <= 50; await sleep(20)) {
-      assert.ok(Date.now() < until, `only ${stream.sent()} events went out in 15 s`);
+    let seq: number;
+    try {
+      // Mid-stream: some events out before the revoke. Waited for by count, not by time: a
+      // timer every 2 ms fires far less often on a loaded machine (26 in 300 ms, once).
+      for (const until = Date.now() + 15_000; stream.sent() <= 50; await sleep(20)) {
+        assert.ok(Date.now() < until, `only ${stream.sent()} events went out in 15 s`);
+      }
+      const r = runCli(['acl', 'revoke', 'probe', 'metrics', '--dir', c.dir]);
+      assert.equal(r.code, 0, r.stderr);
+      seq = decidedSeq(r.stdout);
+      for (const until = Date.now() + 15_000; stream.refused() === undefined; await sleep(20)) {
+        assert.ok(Date.now() < until, `the replicas did not refuse the publisher within 15 s of the revoke (${stream.sent()} events sent)`);
+      }
+    } finally {
+      stream.stop();
     }
-    const r = runCli(['acl', 'revoke', 'probe', 'metrics', '--dir', c.dir]);
-    assert.equal(r.code, 0, r.stderr);
-    const seq = decidedSeq(r.stdout);
-    await sleep(300);
-    stream.stop();
     for (let id = 0; id < 4; id++) assert.deepEqual(appliedAt(c, id, 'revoke', 'probe'), [seq], `replica ${id} applied the revoke at another seq`);
     // This publisher's copy of the config still allows it: the refusal comes from the replicas,
     // for the first batch they order after the revoke.

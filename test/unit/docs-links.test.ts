@@ -1,5 +1,5 @@
 // Every link between our documents lands: the file exists and, for a link to a heading, the
-// heading does. Headings get renamed as the docs grow, and a link into performance.md that
+// heading does; and no document still holds a merge conflict (prediction.md did, for weeks). Headings get renamed as the docs grow, and a link into performance.md that
 // named a heading no longer there went unnoticed for weeks (limits.md, fixed in session 23).
 // Anchors are made as GitHub makes them: lower case, punctuation dropped, spaces to hyphens,
 // and a repeated heading gets -1, -2, ….
@@ -61,4 +61,13 @@ test('every link from one of our documents to another, or to a heading, lands', 
     }
   }
   assert.deepEqual(broken, []);
+});
+
+test('no document holds a merge conflict\'s markers', () => {
+  const marked = DOCS.flatMap((doc) =>
+    readFileSync(join(ROOT, doc), 'utf8')
+      .split('\n')
+      .flatMap((line, i) => (/^(<{7}|>{7})( |$)/.test(line) ? [`${doc}:${i + 1}: ${line}`] : [])),
+  );
+  assert.deepEqual(marked, []);
 });
