@@ -11,159 +11,140 @@ import { join } from 'node:path';
 
 const BENCH = new URL('../../bench/main.js', import.meta.url).pathname;
 
-test('bench --out writes the runs in the documented shape', { timeout: 120_000 }, () => {
+/**
+ * Runs the bench with `args` and `--no-save --out FILE` in a directory of its own, which it
+ * removes; fails the test unless the bench exits 0. Its output, and FILE parsed.
+ */
+function runBench(args: string[], timeoutMs: number): { stdout: string; doc: unknown } {
   const dir = mkdtempSync(join(tmpdir(), 'fitbroker-bench-'));
   try {
-    const out = join(dir, 'r.json');
-    const args = [BENCH, '--quick', '--mode', 'bft', '--channels', '3', '--size', '200', '--events', '3000', '--warmup', '1000', '--rate', '2000', '--fixed-ms', '500', '--peers', 'none', '--no-save', '--out', out];
-    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 110_000 });
+    const out = join(dir, 'results.json');
+    const r = spawnSync(process.execPath, [BENCH, ...args, '--no-save', '--out', out], { encoding: 'utf8', timeout: timeoutMs });
     assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    const doc = JSON.parse(readFileSync(out, 'utf8')) as { machine: { cpus: number; commit: string }; runs: Record<string, unknown>[] };
-    assert.ok(doc.machine.cpus >= 1 && typeof doc.machine.commit === 'string');
-    assert.equal(doc.runs.length, 1);
-    const run = doc.runs[0] as {
-      system: string;
-      mode: string;
-      channels: number;
-      size: number;
-      publishRate: number;
-      deliverRates: number[];
-      delivered: number[];
-      latencyMs: { p50: number; p99: number; p999: number };
-      peakRssMb: number;
-      fixedLoad: { offeredRate: number; latencyMs: { p99: number } };
-      warmupEvents: number;
-      warmup: { published: number; delivered: number[]; deliverRates: number[] };
-    };
-    assert.equal(run.system, 'fitbroker');
-    assert.equal(run.mode, 'bft');
-    assert.equal(run.channels, 3);
-    assert.equal(run.size, 200);
-    assert.ok(run.publishRate > 0);
-    assert.equal(run.deliverRates.length, 2, 'one rate per subscriber');
-    assert.deepEqual(run.delivered, [3000, 3000], 'every event delivered to both subscribers');
-    for (const k of ['p50', 'p99', 'p999'] as const) assert.ok(run.latencyMs[k] > 0, `latencyMs.${k}`);
-    assert.ok(run.latencyMs.p50 <= run.latencyMs.p99 && run.latencyMs.p99 <= run.latencyMs.p999);
-    assert.ok(run.peakRssMb > 10, 'peak RSS of the replicas, in MB');
-    assert.equal(run.fixedLoad.offeredRate, 2000);
-    // The warm-up ran first, in the same processes, and is kept apart from the measured figures.
-    assert.equal(run.warmupEvents, 1000);
-    assert.equal(run.warmup.published, 1000);
-    assert.deepEqual(run.warmup.delivered, [1000, 1000]);
-    assert.equal(run.warmup.deliverRates.length, 2);
-    assert.match(r.stdout, /cold start/);
-    assert.match(r.stdout, /ratios ours \/ peer|no peer/i);
+    return { stdout: r.stdout, doc: JSON.parse(readFileSync(out, 'utf8')) };
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+}
+
+test('bench --out writes the runs in the documented shape', { timeout: 120_000 }, () => {
+  const args = ['--quick', '--mode', 'bft', '--channels', '3', '--size', '200', '--events', '3000', '--warmup', '1000', '--rate', '2000', '--fixed-ms', '500', '--peers', 'none'];
+  const r = runBench(args, 110_000);
+  const doc = r.doc as { machine: { cpus: number; commit: string }; runs: Record<string, unknown>[] };
+  assert.ok(doc.machine.cpus >= 1 && typeof doc.machine.commit === 'string');
+  assert.equal(doc.runs.length, 1);
+  const run = doc.runs[0] as {
+    system: string;
+    mode: string;
+    channels: number;
+    size: number;
+    publishRate: number;
+    deliverRates: number[];
+    delivered: number[];
+    latencyMs: { p50: number; p99: number; p999: number };
+    peakRssMb: number;
+    fixedLoad: { offeredRate: number; latencyMs: { p99: number } };
+    warmupEvents: number;
+    warmup: { published: number; delivered: number[]; deliverRates: number[] };
+  };
+  assert.equal(run.system, 'fitbroker');
+  assert.equal(run.mode, 'bft');
+  assert.equal(run.channels, 3);
+  assert.equal(run.size, 200);
+  assert.ok(run.publishRate > 0);
+  assert.equal(run.deliverRates.length, 2, 'one rate per subscriber');
+  assert.deepEqual(run.delivered, [3000, 3000], 'every event delivered to both subscribers');
+  for (const k of ['p50', 'p99', 'p999'] as const) assert.ok(run.latencyMs[k] > 0, `latencyMs.${k}`);
+  assert.ok(run.latencyMs.p50 <= run.latencyMs.p99 && run.latencyMs.p99 <= run.latencyMs.p999);
+  assert.ok(run.peakRssMb > 10, 'peak RSS of the replicas, in MB');
+  assert.equal(run.fixedLoad.offeredRate, 2000);
+  // The warm-up ran first, in the same processes, and is kept apart from the measured figures.
+  assert.equal(run.warmupEvents, 1000);
+  assert.equal(run.warmup.published, 1000);
+  assert.deepEqual(run.warmup.delivered, [1000, 1000]);
+  assert.equal(run.warmup.deliverRates.length, 2);
+  assert.match(r.stdout, /cold start/);
+  assert.match(r.stdout, /ratios ours \/ peer|no peer/i);
 });
 
 test('bench --urgent alone writes the urgent part in the documented shape, one result per credit window', { timeout: 180_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-bench-'));
-  try {
-    const out = join(dir, 'u.json');
-    const args = [BENCH, '--urgent', '--urgent-backlog', '3000', '--urgent-rounds', '1', '--urgent-credits', '512,256', '--mode', 'none', '--peers', 'none', '--no-save', '--out', out];
-    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 170_000 });
-    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    const doc = JSON.parse(readFileSync(out, 'utf8')) as {
-      runs: unknown[];
-      urgent: { backlogEvents: number; urgentEvents: number; creditsEvents: number; latencyMs: { p50: number; p99: number; count: number }; deliveredBefore: { p50: number; max: number }; backlogLatencyMs: { p50: number }; drainMs: number[] }[];
-    };
-    assert.deepEqual(doc.runs, []);
-    assert.deepEqual(
-      doc.urgent.map((u) => u.creditsEvents),
-      [512, 256],
-    );
-    for (const u of doc.urgent) {
-      assert.equal(u.backlogEvents, 3000);
-      assert.equal(u.urgentEvents, 4);
-      assert.equal(u.latencyMs.count, 4);
-      assert.ok(u.latencyMs.p50 > 0 && u.latencyMs.p50 <= u.latencyMs.p99);
-      // Where the urgent events landed is a measurement, not the shape: with a 3,000-event
-      // backlog a loaded machine may drain it before they arrive. That urgent events overtake a
-      // backlog is asserted on 100,000 events in overflow.test.ts.
-      assert.ok(u.deliveredBefore.max <= 3000 + u.urgentEvents && u.deliveredBefore.p50 <= u.deliveredBefore.max, JSON.stringify(u.deliveredBefore));
-      assert.equal(u.drainMs.length, 1);
-    }
-    assert.match(r.stdout, /urgent behind 3000 events: 4 urgent events over 1 rounds, p50 [\d.]+ ms/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
+  const args = ['--urgent', '--urgent-backlog', '3000', '--urgent-rounds', '1', '--urgent-credits', '512,256', '--mode', 'none', '--peers', 'none'];
+  const r = runBench(args, 170_000);
+  const doc = r.doc as {
+    runs: unknown[];
+    urgent: { backlogEvents: number; urgentEvents: number; creditsEvents: number; latencyMs: { p50: number; p99: number; count: number }; deliveredBefore: { p50: number; max: number }; backlogLatencyMs: { p50: number }; drainMs: number[] }[];
+  };
+  assert.deepEqual(doc.runs, []);
+  assert.deepEqual(
+    doc.urgent.map((u) => u.creditsEvents),
+    [512, 256],
+  );
+  for (const u of doc.urgent) {
+    assert.equal(u.backlogEvents, 3000);
+    assert.equal(u.urgentEvents, 4);
+    assert.equal(u.latencyMs.count, 4);
+    assert.ok(u.latencyMs.p50 > 0 && u.latencyMs.p50 <= u.latencyMs.p99);
+    // Where the urgent events landed is a measurement, not the shape: with a 3,000-event
+    // backlog a loaded machine may drain it before they arrive. That urgent events overtake a
+    // backlog is asserted on 100,000 events in overflow.test.ts.
+    assert.ok(u.deliveredBefore.max <= 3000 + u.urgentEvents && u.deliveredBefore.p50 <= u.deliveredBefore.max, JSON.stringify(u.deliveredBefore));
+    assert.equal(u.drainMs.length, 1);
   }
+  assert.match(r.stdout, /urgent behind 3000 events: 4 urgent events over 1 rounds, p50 [\d.]+ ms/);
 });
 
 test('bench --first-event alone writes the first-event part in the documented shape', { timeout: 180_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-bench-'));
-  try {
-    const out = join(dir, 'r.json');
-    const args = [BENCH, '--first-event', '--first-event-backlog', '2000', '--first-event-rounds', '2', '--mode', 'none', '--peers', 'none', '--no-save', '--out', out];
-    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 170_000 });
-    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    const doc = JSON.parse(readFileSync(out, 'utf8')) as {
-      runs: unknown[];
-      firstEvent: { protection: string; backlogEvents: number; rounds: number; creditsEvents: number; firstEventMs: number[]; firstEventP50Ms: number; firstEventMaxMs: number; drainMs: number[] };
-    };
-    assert.deepEqual(doc.runs, []);
-    const f = doc.firstEvent;
-    assert.equal(f.protection, 'pks');
-    assert.equal(f.backlogEvents, 2000);
-    assert.equal(f.rounds, 2);
-    assert.equal(f.creditsEvents, 8192);
-    assert.equal(f.firstEventMs.length, 2);
-    assert.equal(f.drainMs.length, 2);
-    for (let i = 0; i < 2; i++) assert.ok(f.firstEventMs[i]! > 0 && f.firstEventMs[i]! <= f.drainMs[i]!, `round ${i}: first event ${f.firstEventMs[i]} ms, backlog ${f.drainMs[i]} ms`);
-    assert.ok(f.firstEventP50Ms <= f.firstEventMaxMs && f.firstEventMaxMs === Math.max(...f.firstEventMs));
-    assert.match(r.stdout, /first event after 2000 queued \(pks\): p50 [\d.]+ ms, max [\d.]+ ms over 2 rounds/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const args = ['--first-event', '--first-event-backlog', '2000', '--first-event-rounds', '2', '--mode', 'none', '--peers', 'none'];
+  const r = runBench(args, 170_000);
+  const doc = r.doc as {
+    runs: unknown[];
+    firstEvent: { protection: string; backlogEvents: number; rounds: number; creditsEvents: number; firstEventMs: number[]; firstEventP50Ms: number; firstEventMaxMs: number; drainMs: number[] };
+  };
+  assert.deepEqual(doc.runs, []);
+  const f = doc.firstEvent;
+  assert.equal(f.protection, 'pks');
+  assert.equal(f.backlogEvents, 2000);
+  assert.equal(f.rounds, 2);
+  assert.equal(f.creditsEvents, 8192);
+  assert.equal(f.firstEventMs.length, 2);
+  assert.equal(f.drainMs.length, 2);
+  for (let i = 0; i < 2; i++) assert.ok(f.firstEventMs[i]! > 0 && f.firstEventMs[i]! <= f.drainMs[i]!, `round ${i}: first event ${f.firstEventMs[i]} ms, backlog ${f.drainMs[i]} ms`);
+  assert.ok(f.firstEventP50Ms <= f.firstEventMaxMs && f.firstEventMaxMs === Math.max(...f.firstEventMs));
+  assert.match(r.stdout, /first event after 2000 queued \(pks\): p50 [\d.]+ ms, max [\d.]+ ms over 2 rounds/);
 });
 
 test('bench --channel-setting runs every channel with it, says so in the label, and still delivers everything (overflow: block)', { timeout: 120_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-bench-'));
-  try {
-    const out = join(dir, 'r.json');
-    const settings = ['--channel-setting', 'overflow=block', '--channel-setting', 'capacityEvents=16'];
-    // --warmup 0 as well: a cold start, as runs before warm-ups measured.
-    const args = [BENCH, '--quick', '--mode', 'bft', '--channels', '3', '--events', '3000', '--warmup', '0', '--rate', '0', '--peers', 'none', '--no-save', '--out', out, ...settings];
-    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 110_000 });
-    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    const [run] = (JSON.parse(readFileSync(out, 'utf8')) as { runs: { label: string; delivered: number[]; warmupEvents: number; warmup?: unknown; replicaDrops: number[] }[] }).runs;
-    assert.equal(run!.label, 'fitbroker bft (n=4, f=1) (overflow=block, capacityEvents=16)');
-    assert.deepEqual(run!.delivered, [3000, 3000], 'a full queue holds the publishers; it drops nothing');
-    assert.equal(run!.warmupEvents, 0);
-    assert.equal(run!.warmup, undefined);
-    assert.ok(!r.stdout.includes('cold start'), r.stdout);
-    assert.deepEqual(run!.replicaDrops, [0, 0, 0, 0], 'every replica answered, and dropped nothing');
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  const settings = ['--channel-setting', 'overflow=block', '--channel-setting', 'capacityEvents=16'];
+  // --warmup 0 as well: a cold start, as runs before warm-ups measured.
+  const args = ['--quick', '--mode', 'bft', '--channels', '3', '--events', '3000', '--warmup', '0', '--rate', '0', '--peers', 'none', ...settings];
+  const r = runBench(args, 110_000);
+  const [run] = (r.doc as { runs: { label: string; delivered: number[]; warmupEvents: number; warmup?: unknown; replicaDrops: number[] }[] }).runs;
+  assert.equal(run!.label, 'fitbroker bft (n=4, f=1) (overflow=block, capacityEvents=16)');
+  assert.deepEqual(run!.delivered, [3000, 3000], 'a full queue holds the publishers; it drops nothing');
+  assert.equal(run!.warmupEvents, 0);
+  assert.equal(run!.warmup, undefined);
+  assert.ok(!r.stdout.includes('cold start'), r.stdout);
+  assert.deepEqual(run!.replicaDrops, [0, 0, 0, 0], 'every replica answered, and dropped nothing');
 });
 
 test('bench records what each replica dropped in a phase, and says so when a run loses events', { timeout: 120_000 }, () => {
-  const dir = mkdtempSync(join(tmpdir(), 'fitbroker-bench-'));
-  try {
-    const out = join(dir, 'r.json');
-    // Queues of 16 events on drop-oldest channels, and publishers that send 1,000 at a time: most are dropped.
-    const args = [BENCH, '--quick', '--mode', 'bft', '--channels', '3', '--events', '3000', '--warmup', '0', '--rate', '0', '--peers', 'none', '--no-save', '--out', out, '--channel-setting', 'capacityEvents=16'];
-    const r = spawnSync(process.execPath, args, { encoding: 'utf8', timeout: 110_000 });
-    assert.equal(r.status, 0, `${r.stdout}\n${r.stderr}`);
-    const [run] = (JSON.parse(readFileSync(out, 'utf8')) as { runs: { published: number; delivered: number[]; replicaDrops: number[] }[] }).runs;
-    assert.equal(run!.published, 3000);
-    assert.equal(run!.replicaDrops.length, 4);
-    assert.ok(run!.replicaDrops.every((d) => typeof d === 'number'), `every replica answered: ${run!.replicaDrops}`);
-    // Every replica holds a queue per subscriber and channel, and an event a subscriber missed
-    // reached it from one replica at most (two matching copies deliver it): at least three
-    // dropped it from that queue. (What else could keep a copy from it — a replica the
-    // publishers left behind, the voter evicting a lone copy — needs far more than 3,000 small
-    // events; a failure here means a loss no replica counted.)
-    const missed = 2 * run!.published - run!.delivered[0]! - run!.delivered[1]!;
-    const dropped = run!.replicaDrops.reduce((a, b) => a + b, 0);
-    assert.ok(dropped >= 3 * missed, `replicas dropped ${run!.replicaDrops}, subscribers missed ${missed}`);
-    assert.ok(run!.delivered.every((d) => d < run!.published), `delivered ${run!.delivered}`);
-    assert.match(r.stdout, /replicas dropped \d+\/\d+\/\d+\/\d+ copies/);
-  } finally {
-    rmSync(dir, { recursive: true, force: true });
-  }
+  // Queues of 16 events on drop-oldest channels, and publishers that send 1,000 at a time: most are dropped.
+  const args = ['--quick', '--mode', 'bft', '--channels', '3', '--events', '3000', '--warmup', '0', '--rate', '0', '--peers', 'none', '--channel-setting', 'capacityEvents=16'];
+  const r = runBench(args, 110_000);
+  const [run] = (r.doc as { runs: { published: number; delivered: number[]; replicaDrops: number[] }[] }).runs;
+  assert.equal(run!.published, 3000);
+  assert.equal(run!.replicaDrops.length, 4);
+  assert.ok(run!.replicaDrops.every((d) => typeof d === 'number'), `every replica answered: ${run!.replicaDrops}`);
+  // Every replica holds a queue per subscriber and channel, and an event a subscriber missed
+  // reached it from one replica at most (two matching copies deliver it): at least three
+  // dropped it from that queue. (What else could keep a copy from it — a replica the
+  // publishers left behind, the voter evicting a lone copy — needs far more than 3,000 small
+  // events; a failure here means a loss no replica counted.)
+  const missed = 2 * run!.published - run!.delivered[0]! - run!.delivered[1]!;
+  const dropped = run!.replicaDrops.reduce((a, b) => a + b, 0);
+  assert.ok(dropped >= 3 * missed, `replicas dropped ${run!.replicaDrops}, subscribers missed ${missed}`);
+  assert.ok(run!.delivered.every((d) => d < run!.published), `delivered ${run!.delivered}`);
+  assert.match(r.stdout, /replicas dropped \d+\/\d+\/\d+\/\d+ copies/);
 });
 
 test('bench refuses an unknown mode or peer with a clear error', () => {
