@@ -2,7 +2,7 @@
 
 import { fork, type ChildProcess } from 'node:child_process';
 import type { FromWorker, ToWorker } from './protocol.js';
-import { withHugePages } from '../src/core/index.js';
+import { withHeapFloor, withHugePages } from '../src/core/index.js';
 
 const WORKER = new URL('./worker.js', import.meta.url).pathname;
 
@@ -13,7 +13,8 @@ export class Worker {
 
   constructor(readonly label: string) {
     // e.g. FIT_BENCH_WORKER_NODE_ARGS="--cpu-prof --cpu-prof-dir=/tmp/prof" (docs/performance.md)
-    const execArgv = (process.env.FIT_BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean);
+    // Every system's clients alike, as our own processes start (src/core/heap-floor.ts).
+    const execArgv = withHeapFloor((process.env.FIT_BENCH_WORKER_NODE_ARGS ?? '').split(' ').filter(Boolean));
     this.proc = fork(WORKER, [], { execArgv, env: withHugePages(), stdio: ['ignore', 'inherit', 'inherit', 'ipc'], serialization: 'json' });
     this.proc.on('message', (m: FromWorker) => {
       if (m.type === 'error') return this.failAll(new Error(`${label}: ${m.message}`));

@@ -105,3 +105,87 @@ export class Deque<T> {
     this.head = 0;
   }
 }
+
+/**
+ * The same ring for the slots of a queue's entries (entries.ts): small integers in an
+ * Int32Array, which the garbage collector never has to look into, ordered by a key kept in
+ * the entries' own column (their index in the queue). -1 stands for "none".
+ */
+export class SlotDeque {
+  private ring = new Int32Array(0);
+  private mask = -1;
+  private head = 0;
+  private size = 0;
+
+  get length(): number {
+    return this.size;
+  }
+
+  get capacity(): number {
+    return this.ring.length;
+  }
+
+  push(slot: number): void {
+    if (this.size === this.ring.length) this.resize(Math.max(8, this.ring.length * 2));
+    this.ring[(this.head + this.size) & this.mask] = slot;
+    this.size++;
+  }
+
+  peek(): number {
+    return this.size === 0 ? -1 : this.ring[this.head]!;
+  }
+
+  at(i: number): number {
+    return i >= 0 && i < this.size ? this.ring[(this.head + i) & this.mask]! : -1;
+  }
+
+  shift(): number {
+    if (this.size === 0) return -1;
+    const slot = this.ring[this.head]!;
+    this.head = (this.head + 1) & this.mask;
+    this.size--;
+    this.shrinkIfSparse();
+    return slot;
+  }
+
+  pop(): number {
+    if (this.size === 0) return -1;
+    const slot = this.ring[(this.head + this.size - 1) & this.mask]!;
+    this.size--;
+    this.shrinkIfSparse();
+    return slot;
+  }
+
+  /** Index (0-based from the front) of the first slot whose key (keys[slot]) is greater than `key`. */
+  firstAfter(key: number, keys: Float64Array): number {
+    if (this.size > 0 && keys[this.ring[this.head]!]! > key) return 0;
+    let lo = 0;
+    let hi = this.size;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (keys[this.ring[(this.head + mid) & this.mask]!]! <= key) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
+  /** Inserts keeping the order by key; for the rare path of returning unacknowledged events. */
+  insertSorted(slot: number, keys: Float64Array): void {
+    const at = this.firstAfter(keys[slot]!, keys);
+    this.push(slot);
+    for (let i = this.size - 1; i > at; i--) this.ring[(this.head + i) & this.mask] = this.ring[(this.head + i - 1) & this.mask]!;
+    this.ring[(this.head + at) & this.mask] = slot;
+  }
+
+  private shrinkIfSparse(): void {
+    if (this.ring.length > SHRINK_ABOVE && this.size * 4 <= this.ring.length) this.resize(this.ring.length / 2);
+  }
+
+  private resize(capacity: number): void {
+    const ring = new Int32Array(capacity);
+    for (let i = 0; i < this.size; i++) ring[i] = this.ring[(this.head + i) & this.mask]!;
+    this.ring = ring;
+    this.mask = capacity - 1;
+    this.head = 0;
+  }
+}

@@ -1,7 +1,7 @@
 export { BrokerService } from './service.js';
 export type { Channel, ChannelCounters, ChannelStats, DropCounts, UnorderedEvent } from './service.js';
 export { ClientQueue } from './queue.js';
-export type { QueueEntry, QueueSession, QueueCounters, QueueOverflow } from './queue.js';
+export type { QueuedRecord, QueueSession, QueueCounters, QueueOverflow } from './queue.js';
 export { Dedupe } from './dedupe.js';
 export { Deque } from './deque.js';
 export { controlSnapshot, executeControl, restoreControl } from './control.js';

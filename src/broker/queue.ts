@@ -17,34 +17,29 @@
 // channel's events, so one console that stops reading one channel would pin every other
 // channel's bytes too, unseen by any limit. BrokerService copies each section of a PUBLISH
 // frame once, and the queues keep views of that copy, which holds one channel's records only.
+//
+// Entries are slots of an EntryTable (entries.ts), not objects: a FIFO, a session's in-flight
+// list, hold slot numbers, and the table frees a slot once nothing holds it.
 
 import { DEFAULT_LIMITS, PRIORITY_LEVELS, type OverflowPolicy, type Priority } from '../core/index.js';
 import type { RecordRef } from '../codec/index.js';
-import { Deque } from './deque.js';
+import { SlotDeque } from './deque.js';
+import { DROPPED, EntryTable, QUEUED, SlabTable } from './entries.js';
 import type { ResolvedPrefix } from './prefix.js';
 
 /**
- * One queued copy of an event. The record is where the service copied it (buf, at, len), not
- * a Buffer view of its own: a view per record per replica was a measured allocation cost, and
- * records lying back to back in one buffer are then sent with one copy (EventsWriter).
+ * A record taken from a queue: where the service copied it (buf, at, len), not a Buffer view
+ * of its own (a view per record per replica was a measured allocation cost), so records lying
+ * back to back in one buffer are sent with one copy (EventsWriter). It lives until its frame
+ * is written, young, unlike the queue's entries.
  */
-export class QueueEntry implements RecordRef {
-  /** True while the entry sits in a level FIFO (not only in sessions' in-flight lists). */
-  queued = true;
-  /** Dropped for capacity or TTL, and counted: a detach must not bring it back. */
-  dropped = false;
-  /** `attaches` when it last left its FIFO sent to every session: later sessions never had it. */
-  leftAt = 0;
-
+export class QueuedRecord implements RecordRef {
   constructor(
     readonly buf: Buffer,
     readonly at: number,
     readonly len: number,
-    public idx: number,
-    readonly priority: Priority,
+    readonly priority: number,
     readonly expiresAtMs: number,
-    /** Its index in a disk channel (durable.ts); -1 on a memory channel. */
-    readonly logIdx: number,
   ) {}
 
   /** The record as a Buffer view, for the paths that want one (pull, faults, tests). */
@@ -55,8 +50,8 @@ export class QueueEntry implements RecordRef {
 
 export interface QueueSession {
   readonly cursors: number[];
-  /** Sent, unacknowledged entries, in position order: the head is at nextPos - length. */
-  readonly inflight: Deque<QueueEntry>;
+  /** Sent, unacknowledged entries (slots), in position order: the head is at nextPos - length. */
+  readonly inflight: SlotDeque;
   nextPos: number;
   readonly attachedAt: number;
 }
@@ -104,8 +99,9 @@ const enum OverBudget {
 }
 
 /**
- * What one queued copy of an event is counted for besides its record bytes: the entry object
- * and its FIFO slot, ~122 bytes on Node 20 x64, measured (and checked to stay so) by
+ * What one queued copy of an event is counted for besides its record bytes: its slot in the
+ * entry table and its FIFO, with room for the tables' doubling and for in-flight lists, and for
+ * the slab it shares; at most this, measured (and checked to stay so) by
  * test/unit/broker-budget.test.ts.
  */
 export const QUEUE_ENTRY_OVERHEAD_BYTES = 128;
@@ -119,6 +115,8 @@ export const QUEUE_ENTRY_OVERHEAD_BYTES = 128;
 export class QueueBudget {
   /** Bytes counted for every queued event of every queue sharing this budget. */
   bytes = 0;
+  /** The buffers every queue sharing this budget keeps records in. */
+  readonly slabs = new SlabTable();
   /**
    * Every queue sharing the budget, and how many hold an event. A count, not a set of holders:
    * at a modest rate a queue empties and fills again with every event, and a Set add and delete
@@ -210,10 +208,9 @@ export class QueueBudget {
   }
 }
 
-const idxOf = (e: QueueEntry): number => e.idx;
-
 export class ClientQueue {
-  private readonly levels: Deque<QueueEntry>[] = Array.from({ length: PRIORITY_LEVELS }, () => new Deque<QueueEntry>());
+  private readonly levels: SlotDeque[] = Array.from({ length: PRIORITY_LEVELS }, () => new SlotDeque());
+  private readonly t: EntryTable;
   private readonly sessions = new Set<QueueSession>();
   private nextIdx = 0;
   private size = 0;
@@ -240,6 +237,7 @@ export class ClientQueue {
     private readonly overflow: QueueOverflow = DROP_OLDEST,
   ) {
     this.resumeDepth = capacityEvents - Math.max(1, Math.floor(capacityEvents / 4));
+    this.t = new EntryTable(budget.slabs);
     budget.register(this);
   }
 
@@ -261,6 +259,11 @@ export class ClientQueue {
     return this.size;
   }
 
+  /** Entries held in memory: queued, or sent to a session that has not acknowledged them. */
+  get entriesHeld(): number {
+    return this.t.live;
+  }
+
   get sessionCount(): number {
     return this.sessions.size;
   }
@@ -275,11 +278,19 @@ export class ClientQueue {
 
   /** enqueue() for the record at [at, at + len) of buf; `logIdx` is its index in a disk channel. */
   enqueueAt(buf: Buffer, at: number, len: number, priority: Priority, timestampMs: number, logIdx = -1): void {
+    const slabs = this.budget.slabs;
+    const slab = slabs.hold(buf);
+    this.enqueueIn(slab, at, len, priority, timestampMs, logIdx);
+    slabs.release(slab);
+  }
+
+  /** enqueueAt() for a buffer held in the budget's SlabTable as `slab` (BrokerService's hot path). */
+  enqueueIn(slab: number, at: number, len: number, priority: Priority, timestampMs: number, logIdx = -1): void {
     if (this.size >= this.capacityEvents && !this.whenFull(priority)) return this.refused(logIdx);
     const budget = this.budget;
     const cost = len + QUEUE_ENTRY_OVERHEAD_BYTES;
     if (budget.bytes + cost > budget.bytesMax && !budget.makeRoom(this, cost, priority)) return this.refused(logIdx);
-    const e = new QueueEntry(buf, at, len, this.nextIdx++, priority, timestampMs + this.ttlMs, logIdx);
+    const e = this.t.add(slab, at, len, this.nextIdx++, priority, timestampMs + this.ttlMs, logIdx);
     this.levels[priority]!.push(e);
     this.counted(e);
     this.counters.enqueued++;
@@ -291,22 +302,30 @@ export class ClientQueue {
   }
 
   /** An entry went into a level FIFO. */
-  private counted(e: QueueEntry): void {
-    const cost = e.len + QUEUE_ENTRY_OVERHEAD_BYTES;
+  private counted(e: number): void {
+    const cost = this.t.len[e]! + QUEUE_ENTRY_OVERHEAD_BYTES;
     const wasEmpty = this.size === 0;
     this.size++;
     this.bytes += cost;
     this.budget.added(this, cost, wasEmpty);
   }
 
-  /** An entry left its level FIFO. */
-  private uncounted(e: QueueEntry): void {
-    const cost = e.len + QUEUE_ENTRY_OVERHEAD_BYTES;
-    e.queued = false;
+  /** An entry left its level FIFO, which lets go of it: read what you need of it before. */
+  private uncounted(e: number): void {
+    const t = this.t;
+    const cost = t.len[e]! + QUEUE_ENTRY_OVERHEAD_BYTES;
+    t.flags[e]! &= ~QUEUED;
+    t.release(e);
     this.size--;
     this.bytes -= cost;
     this.budget.removed(this, cost, this.size === 0);
     if (this.full !== 0) this.recheck();
+  }
+
+  /** Marks `e` dropped and counted, and lets its disk channel's position move past it. */
+  private dropped(e: number): void {
+    this.t.flags[e]! |= DROPPED;
+    this.finished(e);
   }
 
   /** The queue holds capacityEvents and one more comes: false when it is refused. */
@@ -353,10 +372,9 @@ export class ClientQueue {
   private dropNewestBelow(priority: number): boolean {
     for (let level = 0; level < priority; level++) {
       const e = this.levels[level]!.pop();
-      if (e) {
+      if (e >= 0) {
+        this.dropped(e);
         this.uncounted(e);
-        e.dropped = true;
-        this.finished(e);
         this.counters.droppedCapacity++;
         this.counters.droppedNewest++;
         return true;
@@ -396,7 +414,7 @@ export class ClientQueue {
   }
 
   attach(): QueueSession {
-    const s: QueueSession = { cursors: new Array<number>(PRIORITY_LEVELS).fill(-1), inflight: new Deque(), nextPos: 0, attachedAt: ++this.attaches };
+    const s: QueueSession = { cursors: new Array<number>(PRIORITY_LEVELS).fill(-1), inflight: new SlotDeque(), nextPos: 0, attachedAt: ++this.attaches };
     this.sessions.add(s);
     return s;
   }
@@ -404,19 +422,24 @@ export class ClientQueue {
   /** Detaches a session; what it was sent and did not acknowledge goes back into the queue. */
   detach(s: QueueSession): void {
     if (!this.sessions.delete(s)) return;
-    for (let e = s.inflight.shift(); e; e = s.inflight.shift()) {
-      if (e.queued || e.dropped) continue;
-      e.queued = true;
-      // A session attached after e left the FIFO was never sent it, yet its cursor may be past
-      // e.idx: put back in place, e would be trimmed unseen behind that cursor and lost. Such an
-      // e goes to the back of its level (a session that had it already gets a copy voters drop).
-      if (this.skippedBySome(e)) {
-        e.idx = this.nextIdx++;
-        this.levels[e.priority]!.push(e);
-      } else this.levels[e.priority]!.insertSorted(e, idxOf);
-      // Counted again, over the budget if need be: these are in memory either way, and the
-      // next enqueue drops what it takes to get back under it.
-      this.counted(e);
+    const t = this.t;
+    for (let e = s.inflight.shift(); e >= 0; e = s.inflight.shift()) {
+      if ((t.flags[e]! & (QUEUED | DROPPED)) === 0) {
+        t.flags[e]! |= QUEUED;
+        t.hold(e);
+        // A session attached after e left the FIFO was never sent it, yet its cursor may be past
+        // e's index: put back in place, e would be trimmed unseen behind that cursor and lost.
+        // Such an e goes to the back of its level (a session that had it already gets a copy
+        // voters drop).
+        if (this.skippedBySome(e)) {
+          t.idx[e] = this.nextIdx++;
+          this.levels[t.priority[e]!]!.push(e);
+        } else this.levels[t.priority[e]!]!.insertSorted(e, t.idx);
+        // Counted again, over the budget if need be: these are in memory either way, and the
+        // next enqueue drops what it takes to get back under it.
+        this.counted(e);
+      }
+      t.release(e);
     }
     this.trimSent();
   }
@@ -425,13 +448,19 @@ export class ClientQueue {
   ack(s: QueueSession, pos: number): void {
     // Positions are consecutive, so the count to drop follows from the head's position.
     const drop = Math.min(s.inflight.length, pos - (s.nextPos - s.inflight.length) + 1);
-    if (this.done === undefined) for (let i = 0; i < drop; i++) s.inflight.shift();
-    else for (let i = 0; i < drop; i++) this.finished(s.inflight.shift()!);
+    const t = this.t;
+    for (let i = 0; i < drop; i++) {
+      const e = s.inflight.shift();
+      this.finished(e);
+      t.release(e);
+    }
   }
 
   /** The client is done with `e`: on a disk channel, its position may move past it. */
-  private finished(e: QueueEntry): void {
-    if (this.done !== undefined && e.logIdx >= 0) this.done.resolve(e.logIdx);
+  private finished(e: number): void {
+    if (this.done === undefined) return;
+    const logIdx = this.t.logIdx[e]!;
+    if (logIdx >= 0) this.done.resolve(logIdx);
   }
 
   /** Unacknowledged entries a session holds; the credit window bounds it. */
@@ -440,21 +469,23 @@ export class ClientQueue {
   }
 
   /** Up to `max` entries this session was not yet sent, urgent first; expired ones dropped. */
-  take(s: QueueSession, max: number, nowMs: number): QueueEntry[] {
+  take(s: QueueSession, max: number, nowMs: number): QueuedRecord[] {
     this.expire(nowMs);
-    const out: QueueEntry[] = [];
+    const t = this.t;
+    const out: QueuedRecord[] = [];
     for (let level = PRIORITY_LEVELS - 1; level >= 0 && out.length < max; level--) {
       const fifo = this.levels[level]!;
       if (fifo.length === 0) continue;
-      for (let i = fifo.firstAfter(s.cursors[level]!, idxOf); i < fifo.length && out.length < max; i++) {
-        const e = fifo.at(i)!;
-        s.cursors[level] = e.idx;
-        if (e.expiresAtMs < nowMs) {
+      for (let i = fifo.firstAfter(s.cursors[level]!, t.idx); i < fifo.length && out.length < max; i++) {
+        const e = fifo.at(i);
+        s.cursors[level] = t.idx[e]!;
+        if (t.expiresAtMs[e]! < nowMs) {
           // Expired behind a live entry: count it now, once; trimSent removes it later.
           this.countExpired(e);
           continue;
         }
-        out.push(e);
+        out.push(this.recordOf(e));
+        t.hold(e);
         s.inflight.push(e);
         s.nextPos++;
       }
@@ -468,33 +499,39 @@ export class ClientQueue {
   hasFor(s: QueueSession): boolean {
     for (let level = 0; level < PRIORITY_LEVELS; level++) {
       const fifo = this.levels[level]!;
-      if (fifo.firstAfter(s.cursors[level]!, idxOf) < fifo.length) return true;
+      if (fifo.firstAfter(s.cursors[level]!, this.t.idx) < fifo.length) return true;
     }
     return false;
   }
 
   /** Pull (the paper's receive with a count): dequeues up to `max` entries, urgent first. */
-  pull(max: number, nowMs: number, bytesMax = Infinity): QueueEntry[] {
+  pull(max: number, nowMs: number, bytesMax = Infinity): QueuedRecord[] {
     this.expire(nowMs);
-    const out: QueueEntry[] = [];
+    const t = this.t;
+    const out: QueuedRecord[] = [];
     let bytes = 0;
     for (let level = PRIORITY_LEVELS - 1; level >= 0 && out.length < max; level--) {
       const fifo = this.levels[level]!;
       while (out.length < max && fifo.length > 0) {
         // Whatever fits one frame (one record alone when it is bigger): what is pulled is gone.
-        if (out.length > 0 && bytes + fifo.peek()!.len > bytesMax) return this.pulled(out);
-        const e = fifo.shift()!;
-        bytes += e.len;
-        this.uncounted(e);
+        if (out.length > 0 && bytes + t.len[fifo.peek()]! > bytesMax) return this.pulled(out);
+        const e = fifo.shift();
+        bytes += t.len[e]!;
         this.finished(e);
-        if (e.expiresAtMs < nowMs) this.countExpired(e);
-        else out.push(e);
+        if (t.expiresAtMs[e]! < nowMs) this.countExpired(e);
+        else out.push(this.recordOf(e));
+        this.uncounted(e);
       }
     }
     return this.pulled(out);
   }
 
-  private pulled(out: QueueEntry[]): QueueEntry[] {
+  private recordOf(e: number): QueuedRecord {
+    const t = this.t;
+    return new QueuedRecord(t.buf(e), t.at[e]!, t.len[e]!, t.priority[e]!, t.expiresAtMs[e]!);
+  }
+
+  private pulled(out: QueuedRecord[]): QueuedRecord[] {
     this.counters.sent += out.length;
     return out;
   }
@@ -502,19 +539,19 @@ export class ClientQueue {
   /** Drops expired entries from the front of every level: the oldest go first. */
   expire(nowMs: number): void {
     if (this.size === 0) return;
+    const expiresAtMs = this.t.expiresAtMs;
     for (const fifo of this.levels) {
-      for (let e = fifo.peek(); e && e.expiresAtMs < nowMs; e = fifo.peek()) {
+      for (let e = fifo.peek(); e >= 0 && expiresAtMs[e]! < nowMs; e = fifo.peek()) {
         fifo.shift();
-        this.uncounted(e);
         this.countExpired(e);
+        this.uncounted(e);
       }
     }
   }
 
-  private countExpired(e: QueueEntry): void {
-    if (e.dropped) return;
-    e.dropped = true;
-    this.finished(e);
+  private countExpired(e: number): void {
+    if ((this.t.flags[e]! & DROPPED) !== 0) return;
+    this.dropped(e);
     this.counters.droppedTtl++;
   }
 
@@ -522,10 +559,9 @@ export class ClientQueue {
   private dropOldest(): boolean {
     for (const fifo of this.levels) {
       const e = fifo.shift();
-      if (e) {
+      if (e >= 0) {
+        this.dropped(e);
         this.uncounted(e);
-        e.dropped = true;
-        this.finished(e);
         this.counters.droppedCapacity++;
         return true;
       }
@@ -536,9 +572,9 @@ export class ClientQueue {
   /** The client was unsubscribed: every queued event is dropped, counted, and the budget released. */
   close(): void {
     for (const fifo of this.levels) {
-      for (let e = fifo.shift(); e; e = fifo.shift()) {
+      for (let e = fifo.shift(); e >= 0; e = fifo.shift()) {
+        this.t.flags[e]! |= DROPPED;
         this.uncounted(e);
-        e.dropped = true;
         this.counters.droppedUnsubscribed++;
       }
     }
@@ -565,16 +601,18 @@ export class ClientQueue {
       if (fifo.length === 0) continue;
       let min = Infinity;
       for (const s of this.sessions) min = Math.min(min, s.cursors[level]!);
-      for (let e = fifo.peek(); e && e.idx <= min; e = fifo.peek()) {
+      const t = this.t;
+      for (let e = fifo.peek(); e >= 0 && t.idx[e]! <= min; e = fifo.peek()) {
         fifo.shift();
+        t.leftAt[e] = this.attaches;
         this.uncounted(e);
-        e.leftAt = this.attaches;
       }
     }
   }
 
-  private skippedBySome(e: QueueEntry): boolean {
-    for (const s of this.sessions) if (s.attachedAt > e.leftAt && s.cursors[e.priority]! >= e.idx) return true;
+  private skippedBySome(e: number): boolean {
+    const t = this.t;
+    for (const s of this.sessions) if (s.attachedAt > t.leftAt[e]! && s.cursors[t.priority[e]!]! >= t.idx[e]!) return true;
     return false;
   }
 }

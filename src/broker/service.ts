@@ -11,6 +11,7 @@ import { Dedupe, type DedupeStream } from './dedupe.js';
 import { Sequencer } from './sequencer.js';
 import type { OrderedLog } from './ordered-log.js';
 import { DurableChannel, type DiskStats } from './durable.js';
+import { SLAB_BYTES, type SlabTable } from './entries.js';
 import type { LogDiskStats } from './durable-log.js';
 import type { EventStore } from './store.js';
 
@@ -62,8 +63,6 @@ export interface Channel {
   blockedSinceMs: number;
 }
 
-const SLAB_BYTES = 16 * 1024;
-
 /** The byte ranges [starts[i], ends[i]) of buf (pairs in `ranges`), back to back in a new buffer. */
 function gather(buf: Buffer, ranges: readonly number[]): Buffer {
   let n = 0;
@@ -82,20 +81,27 @@ function gather(buf: Buffer, ranges: readonly number[]): Buffer {
 class Slab {
   /** Where the last copyOf() put its bytes: [at, end) of buf. No view: one per section showed in profiles. */
   buf: Buffer = Buffer.alloc(0);
+  /** buf's id in the replica's SlabTable, which queued entries name it by; this writer holds it until it moves on. */
+  id = -1;
   at = 0;
   end = 0;
   /** Bytes of buf taken; SLAB_BYTES once a section got a buffer of its own. */
   private used = SLAB_BYTES;
 
+  constructor(
+    private readonly slabs: SlabTable,
+    /** Slabs go back to the SlabTable's pool once every queue is done with them: not a disk channel's, whose store is handed views. */
+    private readonly recycle: boolean,
+  ) {}
+
   copyOf(src: Buffer, start: number, end: number): void {
     const n = end - start;
     if (n > SLAB_BYTES / 4) {
-      this.buf = Buffer.allocUnsafeSlow(n);
+      this.use(this.slabs.hold(Buffer.allocUnsafeSlow(n)));
       this.used = SLAB_BYTES;
-      this.at = 0;
     } else {
       if (this.used + n > SLAB_BYTES) {
-        this.buf = Buffer.allocUnsafeSlow(SLAB_BYTES);
+        this.use(this.recycle ? this.slabs.slab() : this.slabs.hold(Buffer.allocUnsafeSlow(SLAB_BYTES)));
         this.used = 0;
       }
       this.at = this.used;
@@ -103,6 +109,14 @@ class Slab {
     }
     this.end = this.at + n;
     src.copy(this.buf, this.at, start, end);
+  }
+
+  /** Moves on to the slab held as `id`, letting go of the one before. */
+  private use(id: number): void {
+    if (this.id >= 0) this.slabs.release(this.id);
+    this.id = id;
+    this.buf = this.slabs.buf(id);
+    this.at = 0;
   }
 }
 
@@ -175,7 +189,7 @@ export class BrokerService {
         queueList: [...queues],
         dedupe: new Dedupe(limits.dedupeStreamsMax),
         counters: { eventsIn: 0, duplicates: 0, droppedTtl: 0, droppedUnsubscribed: 0, blocks: 0, blockedMs: 0 },
-        slab: new Slab(),
+        slab: new Slab(this.budget.slabs, !durable),
         overflow,
         blockingQueues: 0,
         blockedSinceMs: 0,
@@ -415,6 +429,7 @@ export class BrokerService {
     const slab = ch.slab;
     slab.copyOf(body, s.recordsAt, s.recordsEnd);
     const own = slab.buf;
+    const slabId = slab.id;
     const cursor = this.cursor.reset(own, slab.at, slab.end);
     const queues = ch.queueList;
     // A disk channel numbers what it accepts; with no subscriber there is nothing to keep.
@@ -453,14 +468,14 @@ export class BrokerService {
       const len = cursor.end - cursor.start;
       if (durable) {
         const idx = durable.nextIdx++;
-        for (let i = 0; i < queues.length; i++) queues[i]![1].enqueueAt(own, cursor.start, len, cursor.priority, cursor.timestampMs, idx);
+        for (let i = 0; i < queues.length; i++) queues[i]![1].enqueueIn(slabId, cursor.start, len, cursor.priority, cursor.timestampMs, idx);
         if (keptFrom < 0) keptFrom = cursor.start;
         else if (cursor.start !== keptTo) (kept ??= [keptFrom, keptTo]).push(cursor.start, cursor.end);
         else kept?.push(cursor.start, cursor.end);
         keptTo = cursor.end;
         continue;
       }
-      for (let i = 0; i < queues.length; i++) queues[i]![1].enqueueAt(own, cursor.start, len, cursor.priority, cursor.timestampMs);
+      for (let i = 0; i < queues.length; i++) queues[i]![1].enqueueIn(slabId, cursor.start, len, cursor.priority, cursor.timestampMs);
     }
     if (run !== undefined) this.acceptedRun(ch, run, runLast);
     if (durable && accepted > 0) durable.append(firstIdx, accepted, kept ? gather(own, kept) : own.subarray(keptFrom, keptTo));

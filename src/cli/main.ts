@@ -1,4 +1,4 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --initial-old-space-size=128
 // The one `fitbroker` command. Names and flags here are a contract with tools outside the
 // project: extend them, never rename them.
 

@@ -4,7 +4,7 @@ import pino from 'pino';
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, replicaDataDir, replicaKeyPath, withTlsFiles } from '../config/index.js';
-import { FitError } from '../core/index.js';
+import { FitError, HEAP_FLOOR_FLAG, hasHeapFloor } from '../core/index.js';
 import { loadPrivateKey, publicKeyOf } from '../protection/index.js';
 import { ReplicaServer, assertFaultsAllowed, parseFault } from '../replica/index.js';
 import { DiskStore } from '../broker/index.js';
@@ -79,6 +79,7 @@ export async function runReplica(o: ReplicaCommandOptions): Promise<void> {
   if (!pages.effective && (pages.kernel === 'madvise' || pages.kernel === 'always')) {
     logger.info({ hugePages: pages }, `malloc runs without transparent huge pages (GLIBC_TUNABLES=${process.env.GLIBC_TUNABLES ?? ''}, glibc ${pages.glibc}, kernel mode ${pages.kernel}): at saturation page faults cost this replica more CPU; see "Memory and huge pages" in docs/operations.md`);
   }
+  if (!hasHeapFloor()) logger.info({ nodeArgs: process.execArgv }, `node runs without ${HEAP_FLOOR_FLAG}: at saturation V8's full garbage collections cost this replica about a quarter more CPU; start it with \`node ${HEAP_FLOOR_FLAG} .../fitbroker replica\` (the fitbroker command does); see "Memory and huge pages" in docs/operations.md`);
   if (config.tls) logger.info({ ca: config.tls.ca }, 'TLS on: clients and replicas must present a certificate from this CA naming who they are');
   const crash = faults.find((f) => f.kind === 'crash');
   if (crash && crash.kind === 'crash') {

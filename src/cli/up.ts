@@ -4,7 +4,7 @@
 
 import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { FitError, withHugePages } from '../core/index.js';
+import { FitError, withHeapFloor, withHugePages } from '../core/index.js';
 import { loadConfig } from '../config/index.js';
 import { assertFaultsAllowed, parseFault } from '../replica/index.js';
 
@@ -66,7 +66,7 @@ export async function up(o: UpOptions): Promise<void> {
         new Promise<void>((resolve) => {
           const args = [CLI_PATH, 'replica', '--dir', o.dir, '--id', String(r.id), ...(faults.get(r.id) ?? []).flatMap((k) => ['--fault', k])];
           if (o.logLevel) args.push('--log-level', o.logLevel);
-          const child = spawn(process.execPath, args, { stdio: ['ignore', 'inherit', 'inherit'], env: withHugePages() });
+          const child = spawn(process.execPath, [...withHeapFloor(), ...args], { stdio: ['ignore', 'inherit', 'inherit'], env: withHugePages() });
           children.set(r.id, child);
           child.on('exit', (code, signal) => {
             children.delete(r.id);

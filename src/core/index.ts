@@ -21,4 +21,5 @@ export { APT_LOG, ensureDebianPackage, executable } from './packages.js';
 export type { DebianBinary } from './packages.js';
 export { median } from './stats.js';
 export { HUGE_PAGES_OPT_OUT, HUGE_PAGES_TUNABLE, hugePagesState, withHugePages } from './huge-pages.js';
+export { HEAP_FLOOR_FLAG, HEAP_FLOOR_OPT_OUT, hasHeapFloor, withHeapFloor } from './heap-floor.js';
 export type { HugePagesState } from './huge-pages.js';

@@ -11,7 +11,7 @@ import { clientKeyPath, initCluster, loadConfig, makeClusterTls, METRICS_PORT_OF
 import { loadPrivateKey } from '../../src/protection/index.js';
 import { Publisher, Subscriber, type PublisherOptions, type SubscriberOptions } from '../../src/client/index.js';
 import type { ChannelClass, FaultModel, Limits, Persist, Protection } from '../../src/core/index.js';
-import { withHugePages } from '../../src/core/index.js';
+import { withHeapFloor, withHugePages } from '../../src/core/index.js';
 
 export const CLI = new URL('../../src/cli/main.js', import.meta.url).pathname;
 
@@ -147,7 +147,7 @@ export async function startCluster(o: ClusterOptions = {}): Promise<TestCluster>
   const clients: { close(): unknown }[] = [];
   const start = async (id: number): Promise<void> => {
     const out = openSync(join(dir, `replica-${id}.log`), 'a');
-    const args = [...(o.replicaNodeArgs ?? []), CLI, 'replica', '--dir', dir, '--id', String(id), ...(o.faults?.[id] ?? []).flatMap((k) => ['--fault', k])];
+    const args = [...withHeapFloor(o.replicaNodeArgs), CLI, 'replica', '--dir', dir, '--id', String(id), ...(o.faults?.[id] ?? []).flatMap((k) => ['--fault', k])];
     const p = spawn(process.execPath, args, { stdio: ['ignore', out, out], env: { ...withHugePages(), FITBROKER_ALLOW_FAULTS: '1' } });
     procs[id] = p;
     if (!(o.faults?.[id] ?? []).some((k) => k.startsWith('crash'))) await waitListening(basePort + id, p);

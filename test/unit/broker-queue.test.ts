@@ -7,12 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import type { Priority } from '../../src/core/index.js';
-import { ClientQueue, type QueueEntry, type QueueSession } from '../../src/broker/index.js';
+import { QueueBudget } from '../../src/broker/queue.js';
+import { ClientQueue, type QueuedRecord, type QueueSession } from '../../src/broker/index.js';
 import { assertProperty } from '../helpers/property.js';
 
 const NOW = 1_000;
 const FOREVER_MS = 1e12;
-const names = (entries: QueueEntry[]): string[] => entries.map((e) => e.rec.toString());
+const names = (entries: QueuedRecord[]): string[] => entries.map((e) => e.rec.toString());
 
 /** Enqueues `name` (its record bytes are the name) at `priority`, stamped `timestampMs`. */
 function put(q: ClientQueue, name: string, priority: Priority = 0, timestampMs = NOW): void {
@@ -239,7 +240,8 @@ test('no event is lost or duplicated across random attach, take, ack and detach 
     t,
     import.meta.url,
     fc.property(fc.array(op, { maxLength: 40 }), (ops) => {
-      const q = new ClientQueue(1_000_000, FOREVER_MS);
+      const budget = new QueueBudget(1e12);
+      const q = new ClientQueue(1_000_000, FOREVER_MS, budget);
       // Queues keep a copy of each record, so events are told apart by their bytes.
       const idOf = new Map<string, number>();
       const live: Tracked[] = [];
@@ -287,6 +289,10 @@ test('no event is lost or duplicated across random attach, take, ack and detach 
       for (let id = 0; id < nextId; id++) assert.ok(acked.has(id) || rest.includes(id), `e${id} was neither acknowledged nor still queued`);
       assert.equal(q.counters.enqueued, nextId);
       assert.equal(q.counters.sent, taken + rest.length);
+      // Entries are slots the queue frees when nothing holds them: none may leak, none be freed early.
+      q.ack(fresh, fresh.nextPos - 1);
+      assert.equal(q.entriesHeld, 0, 'every entry is freed once acknowledged');
+      assert.equal(budget.slabs.live, 0, 'every buffer is released once its records are');
     }),
     { numRuns: 2000 },
   );
@@ -310,6 +316,8 @@ test('never returns an expired event and never holds more than capacity (one ses
         for (const e of out) assert.ok(e.expiresAtMs >= now, `returned an event that expired at ${e.expiresAtMs} < ${now}`);
         if (!st.pull) q.ack(s, s.nextPos - 1);
       }
+      q.expire(now + ttl + 1);
+      assert.equal(q.entriesHeld, 0, 'every entry is freed once acknowledged, pulled or expired');
     }),
   );
 });

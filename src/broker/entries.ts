@@ -1,0 +1,209 @@
+// What a replica's queues hold, as columns of typed arrays instead of an object per queued copy
+// of an event. At saturation a replica holds hundreds of thousands of queued and in-flight
+// copies for a second or more: as objects they were promoted to V8's old generation, copied
+// by every scavenge on the way and marked by every major GC while they lived, and the four
+// replicas' garbage collectors took about half of their CPU (perf, docs/performance.md,
+// session 24). Numbers in typed arrays are never looked into by the collector, and a slot is
+// reused as soon as nothing holds it. Written by hand: no library keeps a free-listed
+// struct-of-arrays with reference counts, and the queue needs exactly that.
+
+/** The size of the buffers a channel's sections are copied into (BrokerService). */
+export const SLAB_BYTES = 16 * 1024;
+/**
+ * Free slabs kept for reuse, per replica (4 MiB). A slab every queue is done with is reused
+ * instead of freed: each new one was memory V8 counts as external, and its growth started
+ * major GCs (half of a replica's GC time once queue entries were no longer objects).
+ */
+const POOL_SLABS = 256;
+
+/**
+ * The buffers queued records lie in (a channel's 16 KiB slabs, a record read back from disk),
+ * by a small integer id, each with the number of references to it: queued entries point at a
+ * slab by id, so the collector sees one pointer per buffer instead of one per record.
+ */
+export class SlabTable {
+  private bufs: (Buffer | undefined)[] = [];
+  private refs = new Int32Array(64);
+  /** 1 for a slab that goes back to the pool when released (see slab()). */
+  private recycled = new Uint8Array(64);
+  private readonly free: number[] = [];
+  private readonly pool: Buffer[] = [];
+  /** The last buffer held, so that records of one buffer enqueued one by one share its id. */
+  private lastBuf: Buffer | undefined;
+  private lastId = -1;
+
+  /** Buffers held now (for tests and metrics). */
+  get live(): number {
+    return this.bufs.length - this.free.length;
+  }
+
+  /**
+   * A SLAB_BYTES buffer held (id) for the caller, which gives it back with release(): a reused
+   * one when the pool has one. Only for records nothing else keeps a view of once every queue
+   * is done with them (not those a disk channel hands its store).
+   */
+  slab(): number {
+    const id = this.hold(this.pool.pop() ?? Buffer.allocUnsafeSlow(SLAB_BYTES));
+    this.recycled[id] = 1;
+    return id;
+  }
+
+  /** An id for `buf` with one reference, the caller's, which it gives back with release(). */
+  hold(buf: Buffer): number {
+    if (buf === this.lastBuf && this.bufs[this.lastId] === buf) {
+      this.refs[this.lastId]!++;
+      return this.lastId;
+    }
+    let id = this.free.pop();
+    if (id === undefined) {
+      id = this.bufs.length;
+      this.bufs.push(buf);
+      if (id >= this.refs.length) {
+        this.refs = grown(this.refs, this.refs.length * 2);
+        this.recycled = grown(this.recycled, this.refs.length);
+      }
+    } else this.bufs[id] = buf;
+    this.refs[id] = 1;
+    this.recycled[id] = 0;
+    this.lastBuf = buf;
+    this.lastId = id;
+    return id;
+  }
+
+  ref(id: number): void {
+    this.refs[id]!++;
+  }
+
+  release(id: number): void {
+    if (--this.refs[id]! > 0) return;
+    if (this.recycled[id] === 1 && this.pool.length < POOL_SLABS) this.pool.push(this.bufs[id]!);
+    this.bufs[id] = undefined;
+    this.free.push(id);
+    if (id === this.lastId) this.lastBuf = undefined;
+  }
+
+  buf(id: number): Buffer {
+    return this.bufs[id]!;
+  }
+}
+
+/** Flags of an entry. */
+export const QUEUED = 1;
+export const DROPPED = 2;
+
+const INITIAL_SLOTS = 16;
+/** A table this big that empties is made small again: a drained queue gives its memory back. */
+const SHRINK_ABOVE = 4096;
+
+/**
+ * One queue's entries. An entry is a slot: its columns say where its record is (slab id,
+ * offset, length), its index in the queue, priority, expiry, its index in a disk channel (-1
+ * on a memory channel), flags (QUEUED: in a level FIFO; DROPPED: dropped and counted, a detach
+ * must not bring it back), `leftAt` (the queue's attach count when it left its FIFO sent to
+ * every session) and how many hold it: its FIFO while it is QUEUED, and every session that was
+ * sent it and has not acknowledged it. A slot whose count reaches 0 is free, and its slab
+ * reference is released.
+ */
+export class EntryTable {
+  slab = new Int32Array(INITIAL_SLOTS);
+  at = new Int32Array(INITIAL_SLOTS);
+  len = new Int32Array(INITIAL_SLOTS);
+  idx = new Float64Array(INITIAL_SLOTS);
+  expiresAtMs = new Float64Array(INITIAL_SLOTS);
+  logIdx = new Float64Array(INITIAL_SLOTS);
+  leftAt = new Float64Array(INITIAL_SLOTS);
+  priority = new Uint8Array(INITIAL_SLOTS);
+  flags = new Uint8Array(INITIAL_SLOTS);
+  private holders = new Int32Array(INITIAL_SLOTS);
+  private free = new Int32Array(INITIAL_SLOTS);
+  private freeTop = 0;
+  /** Slots handed out at least once since the table was last (re)made: beyond it, all are free. */
+  private used = 0;
+  private liveSlots = 0;
+
+  constructor(readonly slabs: SlabTable) {}
+
+  /** Slots held now. */
+  get live(): number {
+    return this.liveSlots;
+  }
+
+  /** Slots allocated (for tests: an emptied table gives its memory back). */
+  get capacity(): number {
+    return this.slab.length;
+  }
+
+  /** A new QUEUED entry held once (by its FIFO), referencing slab `slab`. */
+  add(slab: number, at: number, len: number, idx: number, priority: number, expiresAtMs: number, logIdx: number): number {
+    let s: number;
+    if (this.freeTop > 0) s = this.free[--this.freeTop]!;
+    else {
+      if (this.used === this.slab.length) this.resize(this.slab.length * 2);
+      s = this.used++;
+    }
+    this.slabs.ref(slab);
+    this.slab[s] = slab;
+    this.at[s] = at;
+    this.len[s] = len;
+    this.idx[s] = idx;
+    this.priority[s] = priority;
+    this.expiresAtMs[s] = expiresAtMs;
+    this.logIdx[s] = logIdx;
+    this.leftAt[s] = 0;
+    this.flags[s] = QUEUED;
+    this.holders[s] = 1;
+    this.liveSlots++;
+    return s;
+  }
+
+  /** The record's buffer. */
+  buf(s: number): Buffer {
+    return this.slabs.buf(this.slab[s]!);
+  }
+
+  hold(s: number): void {
+    this.holders[s]!++;
+  }
+
+  /** One holder let go of `s`; the last one frees it: read what you need of it before. */
+  release(s: number): void {
+    if (--this.holders[s]! > 0) return;
+    this.slabs.release(this.slab[s]!);
+    this.liveSlots--;
+    if (this.liveSlots === 0 && this.slab.length > SHRINK_ABOVE) return this.remake(INITIAL_SLOTS);
+    this.free[this.freeTop++] = s;
+  }
+
+  private resize(capacity: number): void {
+    this.columns(capacity, true);
+  }
+
+  /** Every slot free, in a table of `capacity` slots. */
+  private remake(capacity: number): void {
+    this.freeTop = 0;
+    this.used = 0;
+    this.columns(capacity, false);
+  }
+
+  /** Columns of `capacity` slots, holding what the old ones held when `keep`. */
+  private columns(capacity: number, keep: boolean): void {
+    this.slab = grown(this.slab, capacity, keep);
+    this.at = grown(this.at, capacity, keep);
+    this.len = grown(this.len, capacity, keep);
+    this.idx = grown(this.idx, capacity, keep);
+    this.expiresAtMs = grown(this.expiresAtMs, capacity, keep);
+    this.logIdx = grown(this.logIdx, capacity, keep);
+    this.leftAt = grown(this.leftAt, capacity, keep);
+    this.priority = grown(this.priority, capacity, keep);
+    this.flags = grown(this.flags, capacity, keep);
+    this.holders = grown(this.holders, capacity, keep);
+    this.free = grown(this.free, capacity, keep);
+  }
+}
+
+/** A typed array of the same kind with `capacity` elements, holding a's when `keep`. */
+function grown<T extends Int32Array | Float64Array | Uint8Array>(a: T, capacity: number, keep = true): T {
+  const b = new (a.constructor as new (n: number) => T)(capacity);
+  if (keep) b.set(a);
+  return b;
+}
