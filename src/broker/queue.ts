@@ -571,10 +571,22 @@ export class ClientQueue {
 
   /** The client was unsubscribed: every queued event is dropped, counted, and the budget released. */
   close(): void {
+    const t = this.t;
     for (const fifo of this.levels) {
       for (let e = fifo.shift(); e >= 0; e = fifo.shift()) {
-        this.t.flags[e]! |= DROPPED;
+        t.flags[e]! |= DROPPED;
         this.uncounted(e);
+        this.counters.droppedUnsubscribed++;
+      }
+    }
+    // Sent and not acknowledged: their sessions end next, and a detach must not put them back
+    // into a queue nobody will read again (they would stay there, with their slabs, for good).
+    // Maybe delivered, maybe not: counted as dropped, never silently lost.
+    for (const s of this.sessions) {
+      for (let i = 0; i < s.inflight.length; i++) {
+        const e = s.inflight.at(i);
+        if ((t.flags[e]! & (QUEUED | DROPPED)) !== 0) continue;
+        t.flags[e]! |= DROPPED;
         this.counters.droppedUnsubscribed++;
       }
     }

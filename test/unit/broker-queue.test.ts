@@ -331,3 +331,23 @@ test('a pull with a byte bound returns what fits (one record alone when it is bi
   assert.deepEqual(names(q.pull(10, NOW, 9)), ['e']);
   assert.equal(q.counters.sent, 5);
 });
+
+test('closing a queue (unsubscribed) drops what its sessions hold unacknowledged too, and frees every entry once they detach', () => {
+  const budget = new QueueBudget(1e12);
+  const q = new ClientQueue(100, FOREVER_MS, budget);
+  const a = q.attach();
+  const b = q.attach();
+  for (const n of ['e1', 'e2', 'e3', 'e4']) q.enqueue(Buffer.from(n), 0, NOW);
+  q.take(a, 3, NOW);
+  q.take(b, 2, NOW);
+  q.ack(b, 0);
+  // e1 and e2 left the FIFO (both sessions were sent them); e3 is still queued for b; e4 for both.
+  q.close();
+  assert.equal(q.counters.droppedUnsubscribed, 4, 'two queued (e3, e4) and two only in flight (e1, e2), each once');
+  q.detach(a);
+  q.detach(b);
+  assert.equal(q.depth, 0, 'a detach put nothing back into the closed queue');
+  assert.equal(q.entriesHeld, 0);
+  assert.equal(budget.slabs.live, 0);
+  assert.equal(budget.bytes, 0);
+});
