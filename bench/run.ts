@@ -120,8 +120,11 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
       const durationMs = Math.max(8000, plan.fixedMs);
       const killedAfterMs = Math.round(durationMs / 4);
       let killedReplica = -1;
-      const kill = setTimeout(() => void handle.killLeader!().then((id) => (killedReplica = id)), killedAfterMs);
-      const r = await phase(handle, pubs, subs, pids, { rate: plan.crashRate! / shape.publishers, durationMs }, handle.pids);
+      let kill: NodeJS.Timeout | undefined;
+      // Armed when the publishers start, not before the phase's handshakes (which take from a
+      // few ms to the 3 s a replica that does not answer its status query costs).
+      const armKill = (): void => void (kill = setTimeout(() => void handle.killLeader!().then((id) => (killedReplica = id)), killedAfterMs));
+      const r = await phase(handle, pubs, subs, pids, { rate: plan.crashRate! / shape.publishers, durationMs }, handle.pids, armKill);
       clearTimeout(kill);
       leaderCrash = {
         offeredRate: plan.crashRate!,
@@ -173,6 +176,8 @@ async function phase(
   pids: Pids,
   cmd: { events?: number; rate?: number; durationMs?: number },
   serverPids?: () => number[],
+  /** Called as the publishers are told to start. */
+  onStart?: () => void,
 ): Promise<PhaseResult & { longestGapMs: number[] }> {
   // A phase that kills a server measures the live ones: a dead process has no CPU to read.
   if (serverPids) pids = { ...pids, servers: serverPids() };
@@ -186,6 +191,7 @@ async function phase(
   const cpuBefore = costOf(pids, cpuSeconds);
   const faultsBefore = costOf(pids, minorFaults);
   const wallBefore = performance.now();
+  onStart?.();
   const done = await Promise.all(pubs.map((p) => p.ask({ type: 'publish', ...cmd }, 'published', 30 * 60_000)));
   const published = done.reduce((n, d) => n + d.events, 0);
   const startNs = done.reduce((m, d) => (BigInt(d.startNs) < m ? BigInt(d.startNs) : m), BigInt(done[0]!.startNs));
