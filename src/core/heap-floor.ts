@@ -4,8 +4,9 @@
 // arrays (broker/entries.ts), and V8 sized its old-generation limit from that: at saturation it
 // started a full marking several times a second, a fifth of the replica's CPU in the
 // collector's threads. With the floor, replicas used about a quarter less CPU and the bench
-// delivered 10-15 % more (docs/performance.md, "Session 24"); it costs at most 128 MiB of
-// garbage before a collection, which the measured peak RSS did not show.
+// delivered 10-15 % more (docs/performance.md, "Session 24"); it costs up to 128 MiB of
+// garbage before a collection (over 5 M paced events, two replicas peaked 90 MB above the
+// other two, at 248 MB).
 //
 // V8 reads it when the process starts and Node refuses it in NODE_OPTIONS, so it goes on the
 // command line of the processes we spawn (`fitbroker up`, the test cluster, the bench's
