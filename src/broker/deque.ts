@@ -110,6 +110,11 @@ export class Deque<T> {
  * The same ring for the slots of a queue's entries (entries.ts): small integers in an
  * Int32Array, which the garbage collector never has to look into, ordered by a key kept in
  * the entries' own column (their index in the queue). -1 stands for "none".
+ *
+ * Its head, mask and size bookkeeping repeats Deque's on purpose: one class over both kinds
+ * of storage would make every ring access in the voter (Deque) and the queues (this)
+ * polymorphic, on the two hottest paths we have; the behaviour of both is held to the same
+ * array model by test/unit/broker-deque.test.ts.
  */
 export class SlotDeque {
   private ring = new Int32Array(0);
