@@ -7,6 +7,8 @@
 // reused as soon as nothing holds it. Written by hand: no library keeps a free-listed
 // struct-of-arrays with reference counts, and the queue needs exactly that.
 
+import { grown } from '../core/index.js';
+
 /** The size of the buffers a channel's sections are copied into (BrokerService). */
 export const SLAB_BYTES = 16 * 1024;
 /**
@@ -199,11 +201,4 @@ export class EntryTable {
     this.holders = grown(this.holders, capacity, keep);
     this.free = grown(this.free, capacity, keep);
   }
-}
-
-/** A typed array of the same kind with `capacity` elements, holding a's when `keep`. */
-function grown<T extends Int32Array | Float64Array | Uint8Array>(a: T, capacity: number, keep = true): T {
-  const b = new (a.constructor as new (n: number) => T)(capacity);
-  if (keep) b.set(a);
-  return b;
 }

@@ -3,7 +3,7 @@ export type { Channel, ChannelCounters, ChannelStats, DropCounts, UnorderedEvent
 export { ClientQueue } from './queue.js';
 export type { QueuedRecord, QueueSession, QueueCounters, QueueOverflow } from './queue.js';
 export { Dedupe } from './dedupe.js';
-export { Deque } from './deque.js';
+export { Deque, SlotDeque } from './deque.js';
 export { controlSnapshot, executeControl, restoreControl } from './control.js';
 export type { ClientSnapshot, ControlOutcome } from './control.js';
 export { OrderedLog } from './ordered-log.js';

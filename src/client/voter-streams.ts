@@ -1,5 +1,6 @@
 // The voter's index of publishing processes (publisher + epoch), so that a copy finds its
-// event without building a string: events are kept per process by seq (a number), and the
+// event without building a string: events are found by process and seq (a number; see
+// voter-table.ts), and the
 // process is found from the record's identity bytes. A replica's frame carries runs of one
 // process's events, so most copies name the process of that replica's previous copy and are
 // matched against it byte for byte; a copy from another process tries the process holding
@@ -14,7 +15,7 @@
 import { sameBytesAt, u32 } from '../codec/index.js';
 
 /** A publishing process and what the voter remembers of it. */
-export interface Stream<E> {
+export interface Stream {
   /** The identity bytes (publisherBytes, publisher, epoch) as latin1, one char per byte. */
   readonly key: string;
   /**
@@ -25,16 +26,18 @@ export interface Stream<E> {
   readonly id: Uint8Array;
   /** Its slot in StreamIndex.byTag. */
   readonly tag: number;
-  /** By seq: RecordCursor refuses seqs beyond 2^53, so numbers name them exactly. */
-  readonly events: Map<number, E>;
+  /** Names the process in the voter's event index, with seqs (RecordCursor refuses seqs beyond 2^53, so numbers name them exactly). */
+  readonly uid: number;
+  /** Events the voter holds of this process. */
+  events: number;
   /** Per priority level, the highest seq forgotten; undefined until one was. */
   floors: number[] | undefined;
   /** Given up: a replica's remembered last process must not bring it back. */
   closed: boolean;
   /** Only floors left: linked oldest first, the order idle processes are given up in. */
   idle: boolean;
-  idlePrev: Stream<E> | undefined;
-  idleNext: Stream<E> | undefined;
+  idlePrev: Stream | undefined;
+  idleNext: Stream | undefined;
 }
 
 function isIdOf(id: Uint8Array, buf: Buffer, from: number, to: number): boolean {
@@ -46,21 +49,22 @@ function tagAt(buf: Buffer, to: number): number {
   return u32(buf, to - 4) & 0x3fff_ffff;
 }
 
-export class StreamIndex<E> {
-  private readonly streams = new Map<string, Stream<E>>();
+export class StreamIndex {
+  private readonly streams = new Map<string, Stream>();
   /** Per replica, the process of its previous copy. */
-  private readonly last: (Stream<E> | undefined)[];
+  private readonly last: (Stream | undefined)[];
   /** One process per tag, the latest to need it; never a closed one. */
-  private readonly byTag = new Map<number, Stream<E>>();
-  private idleHead: Stream<E> | undefined;
-  private idleTail: Stream<E> | undefined;
+  private readonly byTag = new Map<number, Stream>();
+  private idleHead: Stream | undefined;
+  private idleTail: Stream | undefined;
   private idleCount = 0;
+  private uids = 0;
 
   constructor(
     replicas: number,
     private readonly idleMax: number,
   ) {
-    this.last = new Array<Stream<E> | undefined>(replicas).fill(undefined);
+    this.last = new Array<Stream | undefined>(replicas).fill(undefined);
   }
 
   get size(): number {
@@ -68,7 +72,7 @@ export class StreamIndex<E> {
   }
 
   /** The process whose identity bytes are buf[from, to), if it is known. */
-  find(replica: number, buf: Buffer, from: number, to: number): Stream<E> | undefined {
+  find(replica: number, buf: Buffer, from: number, to: number): Stream | undefined {
     const last = this.last[replica];
     if (last && !last.closed && isIdOf(last.id, buf, from, to)) return last;
     const tag = tagAt(buf, to);
@@ -83,12 +87,13 @@ export class StreamIndex<E> {
   }
 
   /** A process not known (find() gave none, or the one it gave was closed since). */
-  open(replica: number, buf: Buffer, from: number, to: number): Stream<E> {
-    const s: Stream<E> = {
+  open(replica: number, buf: Buffer, from: number, to: number): Stream {
+    const s: Stream = {
       key: buf.toString('latin1', from, to),
       id: new Uint8Array(buf.subarray(from, to)),
       tag: tagAt(buf, to),
-      events: new Map(),
+      uid: this.uids++ | 0,
+      events: 0,
       floors: undefined,
       closed: false,
       idle: false,
@@ -102,7 +107,7 @@ export class StreamIndex<E> {
   }
 
   /** `s` is about to get an event: it is no longer idle, so not given up for being so. */
-  wake(s: Stream<E>): void {
+  wake(s: Stream): void {
     if (!s.idle) return;
     if (s.idlePrev) s.idlePrev.idleNext = s.idleNext;
     else this.idleHead = s.idleNext;
@@ -114,7 +119,7 @@ export class StreamIndex<E> {
   }
 
   /** `s` lost its last event: without floors it knows nothing and goes at once. */
-  emptied(s: Stream<E>): void {
+  emptied(s: Stream): void {
     if (!s.floors) return this.close(s);
     s.idle = true;
     s.idlePrev = this.idleTail;
@@ -124,7 +129,7 @@ export class StreamIndex<E> {
     if (++this.idleCount > this.idleMax) this.close(this.idleHead!);
   }
 
-  private close(s: Stream<E>): void {
+  private close(s: Stream): void {
     this.wake(s);
     s.closed = true;
     this.streams.delete(s.key);

@@ -10,11 +10,13 @@
 // urgent events overtake normal ones in replica queues; within one level a replica keeps each
 // publisher's order, so a seq below the floor of its level was already seen.
 //
-// It runs once per copy (n times per event), so it allocates little: replica sets are
-// bitmasks, the first version of an event is stored inline, and eviction order lives in FIFOs
-// (taking the oldest key of a Map that has seen many deletes walks every deleted slot).
-// Events are found by publishing process and then seq, and floors belong to the process, so
-// that a copy costs no string: see voter-streams.ts.
+// It runs once per copy (n times per event), so it allocates nothing per event: an event is
+// a slot in typed-array columns (voter-table.ts), replica sets are bitmasks, the first version
+// is kept where it arrived, and eviction order lives in FIFOs of slots. Events are found by
+// publishing process and seq, and floors belong to the process, so that a copy costs no
+// string: see voter-streams.ts. A slot is reused once its event is forgotten; the undecided
+// FIFO keeps each slot's generation so that it never evicts the slot's next event in its
+// place, and a replica's expected run head needs none (see `expect`).
 //
 // Most copies need no lookup at all (offerSection): replicas forward a publisher's batch as
 // the bytes it arrived in, so a later replica's section usually repeats, byte for byte, a run
@@ -39,10 +41,11 @@
 // `threshold` copies, as on an si channel, and correct replicas do not replay.
 
 import { FitError } from '../core/index.js';
-import { Deque } from '../broker/index.js';
+import { SlotDeque } from '../broker/index.js';
 import { RecordCursor, f64be, u32 } from '../codec/index.js';
 import type { CheckResult } from '../protection/index.js';
-import { StreamIndex, type Stream } from './voter-streams.js';
+import { StreamIndex } from './voter-streams.js';
+import { DECIDED, EventTable, FIRST_WON, type Variant } from './voter-table.js';
 
 export interface VoterOptions {
   replicas: number;
@@ -111,59 +114,6 @@ const enum Check {
   Rejected = 3,
 }
 
-interface Variant {
-  rec: Buffer;
-  mask: number;
-  check: Check;
-  /** Why the check failed. */
-  reason?: string;
-}
-
-/**
- * One event, undecided and then delivered: the same object, so a copy costs at most one lookup
- * and an event one allocation. The first version seen stays where it arrived (fbuf); once
- * decided, the delivered version is kept for comparing late copies until every replica's copy
- * arrived.
- */
-interface Entry {
-  decided: boolean;
-  stream: Stream<Entry>;
-  /**
-   * The first version's bytes, fbuf[fat, fend): the frame it arrived in, which later copies
-   * are compared with in place. Undefined once nothing more can match it: every replica's copy
-   * arrived, or the event was dropped or forgotten.
-   */
-  fbuf: Buffer | undefined;
-  fat: number;
-  fend: number;
-  /** The entry created from the record right after this one in the same section: a run. */
-  next: Entry | undefined;
-  /** Replicas whose copy equals the first version. */
-  mask: number;
-  /** The first version's protection check, and why it failed. */
-  firstCheck: Check;
-  firstReason?: string;
-  /** The first version is the delivered one. */
-  firstWon: boolean;
-  /** The delivered version when it is not the first one. */
-  rec: Buffer | undefined;
-  /** Versions that differ from the first: only a faulty replica makes these. */
-  others: Variant[] | undefined;
-  seenMask: number;
-  /**
-   * The copies received while undecided, to resolve once decided: the first inline (with f = 1
-   * the second copy usually decides), any others as flat (replica, pos) pairs.
-   */
-  heldReplica: number;
-  heldPos: number;
-  moreHeld: number[] | undefined;
-  firstSeenMs: number;
-  seq: number;
-  /** The delivered version's priority and timestamp (before that, the first copy's, unchecked). */
-  priority: number;
-  timestampMs: number;
-}
-
 /** Record offset of the identity (publisherBytes, publisher, epoch, seq). */
 const ID_AT = 8;
 const EPOCH_BYTES = 8;
@@ -178,10 +128,6 @@ function sameBytes(rec: Buffer, buf: Buffer, start: number, end: number): boolea
   return rec.length === end - start && buf.compare(rec, 0, rec.length, start, end) === 0;
 }
 
-function isFirstVersion(p: Entry, buf: Buffer, start: number, end: number): boolean {
-  return p.fend - p.fat === end - start && buf.compare(p.fbuf!, p.fat, p.fend, start, end) === 0;
-}
-
 /** The signed timestamp of the record at `at`. */
 function recordTimestamp(buf: Buffer, at: number): number {
   return f64be(buf, at + ID_AT + 1 + buf[at + ID_AT]! + EPOCH_BYTES + 8);
@@ -194,23 +140,34 @@ function popcount(x: number): number {
 }
 
 export class Voter {
-  /** Undecided and delivered events, by publishing process and then seq. */
-  private readonly streams: StreamIndex<Entry>;
+  /** Publishing processes, which events are found by (with their seq). */
+  private readonly streams: StreamIndex;
+  /** Undecided and delivered events: slots (see voter-table.ts). */
+  private readonly t = new EventTable();
   private pendingSize = 0;
-  private readonly pendingOrder = new Deque<Entry>();
-  private readonly deliveredOrder = new Deque<Entry>();
+  /** Undecided events, oldest first, with each slot's gen when pushed: a slot may be reused since. */
+  private readonly pendingOrder = new SlotDeque();
+  private readonly pendingGens = new SlotDeque();
+  /** Delivered events, oldest first; a slot is freed only when it leaves this FIFO. */
+  private readonly deliveredOrder = new SlotDeque();
   private readonly allMask: number;
   private incomplete = 0;
-  /** Per replica, the entry its next copy is expected to be (the run it is in the middle of). */
-  private readonly expect: (Entry | undefined)[];
+  /**
+   * Per replica, the slot its next copy is expected to be (the run it is in the middle of), or
+   * -1. It may have been freed and reused since: harmless, as a run is only ever taken after
+   * its bytes compared equal, and equal bytes are copies of the event the slot names now.
+   */
+  private readonly expect: Int32Array;
   /** Per replica, how many records the next run comparison tries. */
   private readonly span: number[];
-  /** The entry the last offerAt() created, if it created one. */
-  private created: Entry | undefined;
+  /** The slot the last vote() created, or -1. */
+  private created = -1;
   /** Reused by every offerSection() call (a section of one event each, at a modest rate). */
   private cursor: RecordCursor | undefined;
   /** One valid copy is enough only for events timestamped after this (see the top). */
   private horizonMs: number;
+  /** Bound once: takeHeld() calls it for every held copy. */
+  private readonly resolveHeld: (replica: number, pos: number) => void;
   readonly mismatches: number[];
   readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0, forged: 0, rejected: 0, equivocations: 0 };
 
@@ -224,10 +181,11 @@ export class Voter {
     this.allMask = (1 << o.replicas) - 1;
     this.horizonMs = o.horizonMs ?? -Infinity;
     this.mismatches = new Array<number>(o.replicas).fill(0);
-    this.expect = new Array<Entry | undefined>(o.replicas).fill(undefined);
+    this.expect = new Int32Array(o.replicas).fill(-1);
     this.span = new Array<number>(o.replicas).fill(RUN_RECORDS_MAX);
     // Floors of up to deliveredMax idle processes: the bound of the delivered events they outlast.
     this.streams = new StreamIndex(o.replicas, o.deliveredMax);
+    this.resolveHeld = (replica, pos) => sink.resolve(replica, pos);
   }
 
   get pendingCount(): number {
@@ -244,6 +202,11 @@ export class Voter {
     return this.streams.size;
   }
 
+  /** Events remembered, undecided or delivered (for tests: bounded by pendingMax + deliveredMax). */
+  get eventCount(): number {
+    return this.t.live;
+  }
+
   offer(replica: number, rec: Buffer, pos: number, nowMs: number): void {
     this.offerAt(replica, rec, 0, rec.length, pos, nowMs);
   }
@@ -254,20 +217,21 @@ export class Voter {
    * that does not parse; the records before it still count.
    */
   offerSection(replica: number, buf: Buffer, from: number, to: number, firstPos: number, nowMs: number, eventBytesMax: number): void {
+    const t = this.t;
     let at = from;
     let pos = firstPos;
-    /** The entry the previous record of this section created: the one to link the next to. */
-    let prevCreated: Entry | undefined;
+    /** The slot the previous record of this section created: the one to link the next to. */
+    let prevCreated = -1;
     let cursor: RecordCursor | undefined;
     while (at < to) {
-      const head = this.expect[replica];
-      if (head?.fbuf !== undefined) {
+      const head = this.expect[replica]!;
+      if (head >= 0 && t.fbuf[head] !== undefined) {
         const n = this.matchRun(head, buf, at, to, this.span[replica]!);
         if (n > 0) {
           at = this.markRun(head, n, replica, buf, at, pos, nowMs);
           pos += n;
           this.span[replica] = Math.min(RUN_RECORDS_MAX, 2 * n);
-          prevCreated = undefined;
+          prevCreated = -1;
           continue;
         }
       }
@@ -275,12 +239,12 @@ export class Voter {
       if (cursor === undefined) cursor = (this.cursor ??= new RecordCursor(buf, at, eventBytesMax, to)).reset(buf, at, to);
       else cursor.seek(at);
       cursor.next();
-      this.created = undefined;
+      this.created = -1;
       const p = this.vote(replica, buf, cursor.start, cursor.end, pos++, nowMs);
-      const created = this.created as Entry | undefined;
-      if (created && prevCreated?.fbuf === buf && prevCreated.fend === cursor.start) prevCreated.next = created;
+      const created = this.created;
+      if (created >= 0 && prevCreated >= 0 && t.fbuf[prevCreated] === buf && t.fend[prevCreated] === cursor.start) t.next[prevCreated] = created;
       prevCreated = created;
-      this.expect[replica] = created ? undefined : p?.next;
+      this.expect[replica] = created >= 0 || p < 0 ? -1 : t.next[p]!;
       at = cursor.end;
     }
   }
@@ -289,32 +253,35 @@ export class Voter {
    * How many records of the run starting at `head` (at most `span`) equal buf from `at` on,
    * compared in one memcmp; 0 if they do not. Stops where the run stops being comparable.
    */
-  private matchRun(head: Entry, buf: Buffer, at: number, to: number, span: number): number {
-    const fbuf = head.fbuf!;
+  private matchRun(head: number, buf: Buffer, at: number, to: number, span: number): number {
+    const t = this.t;
+    const fbuf = t.fbuf[head]!;
+    const base = t.fat[head]!;
     let n = 0;
-    let end = head.fat;
-    for (let e: Entry | undefined = head; e !== undefined && e.fbuf === fbuf && e.fat === end && n < span; e = e.next) {
-      if (at + (e.fend - head.fat) > to) break;
-      end = e.fend;
+    let end = base;
+    for (let e = head; e >= 0 && t.fbuf[e] === fbuf && t.fat[e] === end && n < span; e = t.next[e]!) {
+      if (at + (t.fend[e]! - base) > to) break;
+      end = t.fend[e]!;
       n++;
     }
-    if (n === 0 || buf.compare(fbuf, head.fat, end, at, at + (end - head.fat)) !== 0) return 0;
+    if (n === 0 || buf.compare(fbuf, base, end, at, at + (end - base)) !== 0) return 0;
     return n;
   }
 
   /** Counts `n` records of a matched run as copies from `replica`; returns where they end in buf. */
-  private markRun(head: Entry, n: number, replica: number, buf: Buffer, at: number, pos: number, nowMs: number): number {
-    const base = head.fat;
-    let e: Entry | undefined = head;
+  private markRun(head: number, n: number, replica: number, buf: Buffer, at: number, pos: number, nowMs: number): number {
+    const t = this.t;
+    const base = t.fat[head]!;
+    let e = head;
     let end = at;
     for (let i = 0; i < n; i++) {
-      const p: Entry = e!;
-      e = p.next;
-      const start = at + (p.fat - base);
-      end = at + (p.fend - base);
+      const p = e;
+      e = t.next[p]!;
+      const start = at + (t.fat[p]! - base);
+      end = at + (t.fend[p]! - base);
       // Deciding an earlier event of the run may have forgotten this one (tiny deliveredMax):
       // then it takes the ordinary path, as if it had not been in a run.
-      if (p.fbuf === undefined) this.vote(replica, buf, start, end, pos + i, nowMs);
+      if (t.fbuf[p] === undefined) this.vote(replica, buf, start, end, pos + i, nowMs);
       else this.firstVersionCopy(p, replica, pos + i);
     }
     this.expect[replica] = e;
@@ -322,20 +289,21 @@ export class Voter {
   }
 
   /** A copy from `replica` known to equal p's first version. */
-  private firstVersionCopy(p: Entry, replica: number, pos: number): void {
+  private firstVersionCopy(p: number, replica: number, pos: number): void {
+    const t = this.t;
     const bit = 1 << replica;
-    if (p.seenMask & bit) {
+    if (t.seenMask[p]! & bit) {
       this.counters.duplicateCopies++;
       return this.sink.resolve(replica, pos);
     }
-    p.seenMask |= bit;
-    if (p.decided) {
-      if (!p.firstWon) this.mismatches[replica]!++;
+    t.seenMask[p]! |= bit;
+    if (t.flags[p]! & DECIDED) {
+      if (!(t.flags[p]! & FIRST_WON)) this.mismatches[replica]!++;
       this.completeIfAll(p);
       return this.sink.resolve(replica, pos);
     }
-    this.hold(p, replica, pos);
-    p.mask |= bit;
+    t.hold(p, replica, pos);
+    t.mask[p]! |= bit;
     this.settle(p, undefined);
   }
 
@@ -347,29 +315,30 @@ export class Voter {
     this.vote(replica, buf, start, end, pos, nowMs);
   }
 
-  /** offerAt(), returning the event's entry if it has one (not for a stale or expired copy). */
-  private vote(replica: number, buf: Buffer, start: number, end: number, pos: number, nowMs: number): Entry | undefined {
+  /** offerAt(), returning the event's slot if it has one (-1 for a stale or expired copy). */
+  private vote(replica: number, buf: Buffer, start: number, end: number, pos: number, nowMs: number): number {
+    const t = this.t;
     const from = start + ID_AT;
     const to = from + 1 + buf[from]! + EPOCH_BYTES;
     let s = this.streams.find(replica, buf, from, to);
     const seq = u32(buf, to) * 0x1_0000_0000 + u32(buf, to + 4);
-    let p = s?.events.get(seq);
-    if (p?.decided) {
+    let p = s === undefined ? -1 : t.find(s, seq);
+    if (p >= 0 && t.flags[p]! & DECIDED) {
       this.lateCopy(p, replica, buf, start, end, pos);
       return p;
     }
-    if (!p) {
+    if (p < 0) {
       const priority = buf[start + 5]!;
       const floor = s?.floors?.[priority];
       if (floor !== undefined && seq <= floor) {
         this.counters.stale++;
         this.sink.resolve(replica, pos);
-        return undefined;
+        return -1;
       }
       if (f64be(buf, to + 8) + this.o.ttlMs < nowMs) {
         this.counters.expired++;
         this.sink.resolve(replica, pos);
-        return undefined;
+        return -1;
       }
       // Woken first, or making room could give up its floors as the oldest idle process;
       // making room may still take its last event, and so make it idle again or close it.
@@ -377,70 +346,63 @@ export class Voter {
       if (this.pendingSize >= this.o.pendingMax) this.evictOldestPending();
       if (!s || s.closed) s = this.streams.open(replica, buf, from, to);
       else this.streams.wake(s);
-      p = {
-        decided: false,
-        stream: s,
-        fbuf: buf,
-        fat: start,
-        fend: end,
-        next: undefined,
-        mask: 0,
-        firstCheck: Check.Unknown,
-        firstWon: false,
-        rec: undefined,
-        others: undefined,
-        seenMask: 0,
-        heldReplica: -1,
-        heldPos: 0,
-        moreHeld: undefined,
-        firstSeenMs: nowMs,
-        seq,
-        priority,
-        timestampMs: 0,
-      };
-      s.events.set(seq, p);
+      p = t.add(s, seq, buf, start, end, priority, nowMs);
       this.pendingSize++;
       this.pendingOrder.push(p);
+      this.pendingGens.push(t.gen[p]!);
       if (this.pendingOrder.length > 4 * this.o.pendingMax) this.compactPendingOrder();
       this.created = p;
     }
     const bit = 1 << replica;
-    if (p.seenMask & bit) {
+    if (t.seenMask[p]! & bit) {
       this.counters.duplicateCopies++;
       this.sink.resolve(replica, pos);
       return p;
     }
-    p.seenMask |= bit;
-    this.hold(p, replica, pos);
-    if (p.mask === 0 || isFirstVersion(p, buf, start, end)) {
-      p.mask |= bit;
+    t.seenMask[p]! |= bit;
+    t.hold(p, replica, pos);
+    if (t.mask[p] === 0 || this.isFirstVersion(p, buf, start, end)) {
+      t.mask[p]! |= bit;
       this.settle(p, undefined);
       return p;
     }
-    let v = p.others?.find((x) => sameBytes(x.rec, buf, start, end));
-    if (!v) (p.others ??= []).push((v = { rec: buf.subarray(start, end), mask: 0, check: Check.Unknown }));
+    const others = t.othersOf(p);
+    let v = others?.find((x) => sameBytes(x.rec, buf, start, end));
+    if (!v) {
+      v = { rec: buf.subarray(start, end), mask: 0, check: Check.Unknown };
+      if (others) others.push(v);
+      else t.setOthers(p, [v]);
+    }
     v.mask |= bit;
     this.settle(p, v);
     return p;
+  }
+
+  private isFirstVersion(p: number, buf: Buffer, start: number, end: number): boolean {
+    const t = this.t;
+    const fat = t.fat[p]!;
+    const fend = t.fend[p]!;
+    return fend - fat === end - start && buf.compare(t.fbuf[p]!, fat, fend, start, end) === 0;
   }
 
   /**
    * A copy was added to version v of p (the first version if v is undefined): decides p if the
    * version has the copies it needs and passes the channel's check.
    */
-  private settle(p: Entry, v: Variant | undefined): void {
-    const mask = v ? v.mask : p.mask;
+  private settle(p: number, v: Variant | undefined): void {
+    const t = this.t;
+    const mask = v ? v.mask : t.mask[p]!;
     const check = this.o.check;
     const copies = popcount(mask);
     if (check === undefined) {
       if (copies >= this.o.threshold) this.decide(p, v);
       return;
     }
-    const buf = v ? v.rec : p.fbuf!;
-    const start = v ? 0 : p.fat;
-    const end = v ? v.rec.length : p.fend;
+    const buf = v ? v.rec : t.fbuf[p]!;
+    const start = v ? 0 : t.fat[p]!;
+    const end = v ? v.rec.length : t.fend[p]!;
     if (copies < this.o.threshold && !(this.o.oneValidEnough && recordTimestamp(buf, start) > this.horizonMs)) return;
-    let state = v ? v.check : p.firstCheck;
+    let state: Check = v ? v.check : t.firstCheck[p]!;
     let report = false;
     if (state === Check.Unknown) {
       const verdict = check(buf, start, end);
@@ -455,7 +417,7 @@ export class Voter {
         report = true;
         const reason = this.o.checkReason?.() ?? '';
         if (v) v.reason = reason;
-        else p.firstReason = reason;
+        else t.setReason(p, reason);
       }
     }
     if (state === Check.Invalid && copies >= (this.o.blameQuorum ?? this.o.threshold)) {
@@ -464,8 +426,8 @@ export class Voter {
       report = true;
     }
     if (v) v.check = state;
-    else p.firstCheck = state;
-    if (report) this.sink.forged?.(buf, start, end, mask, state === Check.Rejected, (v ? v.reason : p.firstReason) ?? '');
+    else t.firstCheck[p] = state;
+    if (report) this.sink.forged?.(buf, start, end, mask, state === Check.Rejected, (v ? v.reason : t.reasonOf(p)) ?? '');
     if (state === Check.Valid) this.decide(p, v);
   }
 
@@ -480,22 +442,25 @@ export class Voter {
   offerLateAt(replica: number, buf: Buffer, start: number, end: number, pos: number): boolean {
     const from = start + ID_AT;
     const to = from + 1 + buf[from]! + EPOCH_BYTES;
-    const done = this.streams.find(replica, buf, from, to)?.events.get(u32(buf, to) * 0x1_0000_0000 + u32(buf, to + 4));
-    if (!done?.decided) return false;
+    const s = this.streams.find(replica, buf, from, to);
+    const done = s === undefined ? -1 : this.t.find(s, u32(buf, to) * 0x1_0000_0000 + u32(buf, to + 4));
+    if (done < 0 || !(this.t.flags[done]! & DECIDED)) return false;
     this.lateCopy(done, replica, buf, start, end, pos);
     return true;
   }
 
   /** Drops undecided events older than pendingMs; call it from a timer. */
   sweep(nowMs: number): void {
-    for (let p = this.oldestPending(); p && nowMs - p.firstSeenMs >= this.o.pendingMs; p = this.oldestPending()) this.evictPending(p);
+    for (let p = this.oldestPending(); p >= 0 && nowMs - this.t.firstSeenMs[p]! >= this.o.pendingMs; p = this.oldestPending()) this.evictPending(p);
   }
 
   /** Delivers the first version seen (winner undefined) or another one. */
-  private decide(p: Entry, winner: Variant | undefined): void {
+  private decide(p: number, winner: Variant | undefined): void {
+    const t = this.t;
     this.pendingSize--;
-    if (p.others) {
-      const versions: Variant[] = [{ rec: p.fbuf!.subarray(p.fat, p.fend), mask: p.mask, check: p.firstCheck }, ...p.others];
+    const others = t.othersOf(p);
+    if (others) {
+      const versions: Variant[] = [{ rec: t.fbuf[p]!.subarray(t.fat[p]!, t.fend[p]!), mask: t.mask[p]!, check: t.firstCheck[p]! }, ...others];
       for (const v of versions) {
         if (v.mask === (winner ?? versions[0]!).mask) continue;
         if (this.publisherSigned(v.rec, 0, v.rec.length, v.check)) continue;
@@ -505,20 +470,19 @@ export class Voter {
     this.counters.delivered++;
     // The winner's own priority and timestamp: the first copy's were unchecked, and a faulty
     // replica's first copy would otherwise place this event's floor at another level.
-    const wbuf = winner ? winner.rec : p.fbuf!;
-    const wat = winner ? 0 : p.fat;
-    p.priority = wbuf[wat + 5]!;
-    p.timestampMs = recordTimestamp(wbuf, wat);
+    const wbuf = winner ? winner.rec : t.fbuf[p]!;
+    const wat = winner ? 0 : t.fat[p]!;
+    t.priority[p] = wbuf[wat + 5]!;
+    t.timestampMs[p] = recordTimestamp(wbuf, wat);
     if (winner) this.sink.deliver(winner.rec, 0, winner.rec.length);
-    else this.sink.deliver(p.fbuf!, p.fat, p.fend);
-    this.resolveCopies(p);
+    else this.sink.deliver(t.fbuf[p]!, t.fat[p]!, t.fend[p]!);
+    t.takeHeld(p, this.resolveHeld);
     // Remembered even after every replica's copy arrived: a reconnect makes replicas resend
     // what they sent but never saw acknowledged, and that must not deliver it twice.
     if (this.deliveredOrder.length >= this.o.deliveredMax) this.forgetOldestDelivered();
-    p.decided = true;
-    p.firstWon = winner === undefined;
-    p.rec = winner?.rec;
-    p.others = undefined;
+    t.flags[p]! |= winner === undefined ? DECIDED | FIRST_WON : DECIDED;
+    t.setWon(p, winner?.rec);
+    t.setOthers(p, undefined);
     this.incomplete++;
     this.completeIfAll(p);
     this.deliveredOrder.push(p);
@@ -528,20 +492,22 @@ export class Voter {
    * Once every replica's copy of a delivered event arrived, no copy is compared with it again.
    * Until then (fbuf kept) it counts as incomplete.
    */
-  private completeIfAll(p: Entry): void {
-    if (p.seenMask !== this.allMask || p.fbuf === undefined) return;
-    p.rec = undefined;
-    p.fbuf = undefined;
+  private completeIfAll(p: number): void {
+    const t = this.t;
+    if (t.seenMask[p] !== this.allMask || t.fbuf[p] === undefined) return;
+    t.setWon(p, undefined);
+    t.fbuf[p] = undefined;
     this.incomplete--;
   }
 
-  private lateCopy(done: Entry, replica: number, buf: Buffer, start: number, end: number, pos: number): void {
+  private lateCopy(done: number, replica: number, buf: Buffer, start: number, end: number, pos: number): void {
+    const t = this.t;
     const bit = 1 << replica;
-    if (done.seenMask & bit) {
+    if (t.seenMask[done]! & bit) {
       this.counters.duplicateCopies++;
     } else {
-      if (done.fbuf !== undefined && !(done.firstWon ? isFirstVersion(done, buf, start, end) : sameBytes(done.rec!, buf, start, end)) && !this.publisherSigned(buf, start, end, Check.Unknown)) this.mismatches[replica]!++;
-      done.seenMask |= bit;
+      if (t.fbuf[done] !== undefined && !(t.flags[done]! & FIRST_WON ? this.isFirstVersion(done, buf, start, end) : sameBytes(t.wonOf(done)!, buf, start, end)) && !this.publisherSigned(buf, start, end, Check.Unknown)) this.mismatches[replica]!++;
+      t.seenMask[done]! |= bit;
       this.completeIfAll(done);
     }
     this.sink.resolve(replica, pos);
@@ -561,64 +527,56 @@ export class Voter {
     return true;
   }
 
-  private hold(p: Entry, replica: number, pos: number): void {
-    if (p.heldReplica < 0) {
-      p.heldReplica = replica;
-      p.heldPos = pos;
-    } else {
-      (p.moreHeld ??= []).push(replica, pos);
-    }
-  }
-
-  /** Resolves the copies held while undecided; they are not held any more. */
-  private resolveCopies(p: Entry): void {
-    if (p.heldReplica >= 0) this.sink.resolve(p.heldReplica, p.heldPos);
-    const more = p.moreHeld;
-    if (more) for (let i = 0; i < more.length; i += 2) this.sink.resolve(more[i]!, more[i + 1]!);
-    p.heldReplica = -1;
-    p.moreHeld = undefined;
-  }
-
-  /** The oldest still-undecided event, dropping decided ones from the front of the FIFO. */
-  private oldestPending(): Entry | undefined {
-    for (let p = this.pendingOrder.peek(); p; p = this.pendingOrder.peek()) {
-      if (!p.decided && p.stream.events.get(p.seq) === p) return p;
+  /** The oldest still-undecided event, dropping decided and forgotten ones from the front of the FIFO. */
+  private oldestPending(): number {
+    const t = this.t;
+    for (let p = this.pendingOrder.peek(); p >= 0; p = this.pendingOrder.peek()) {
+      if (t.gen[p] === this.pendingGens.peek() && t.stream[p] !== undefined && !(t.flags[p]! & DECIDED)) return p;
       this.pendingOrder.shift();
+      this.pendingGens.shift();
     }
-    return undefined;
+    return -1;
   }
 
   private evictOldestPending(): void {
     const p = this.oldestPending();
-    if (p) this.evictPending(p);
+    if (p >= 0) this.evictPending(p);
   }
 
-  private evictPending(p: Entry): void {
-    p.fbuf = undefined;
-    p.stream.events.delete(p.seq);
-    if (p.stream.events.size === 0) this.streams.emptied(p.stream);
+  private evictPending(p: number): void {
+    const t = this.t;
+    const s = t.stream[p]!;
     this.pendingSize--;
     this.counters.undecided++;
-    this.resolveCopies(p);
+    t.takeHeld(p, this.resolveHeld);
+    t.remove(p);
+    if (s.events === 0) this.streams.emptied(s);
   }
 
   private compactPendingOrder(): void {
-    const live: Entry[] = [];
-    for (let p = this.pendingOrder.shift(); p; p = this.pendingOrder.shift()) if (!p.decided && p.stream.events.get(p.seq) === p) live.push(p);
-    for (const p of live) this.pendingOrder.push(p);
+    const t = this.t;
+    const live: number[] = [];
+    for (let p = this.pendingOrder.shift(), g = this.pendingGens.shift(); p >= 0; p = this.pendingOrder.shift(), g = this.pendingGens.shift()) {
+      if (t.gen[p] === g && t.stream[p] !== undefined && !(t.flags[p]! & DECIDED)) live.push(p);
+    }
+    for (const p of live) {
+      this.pendingOrder.push(p);
+      this.pendingGens.push(t.gen[p]!);
+    }
   }
 
   private forgetOldestDelivered(): void {
-    const d = this.deliveredOrder.shift()!;
-    const s = d.stream;
-    if (s.events.get(d.seq) === d) s.events.delete(d.seq);
-    if (d.fbuf !== undefined) this.incomplete--;
-    d.rec = undefined;
-    d.fbuf = undefined;
+    const t = this.t;
+    const d = this.deliveredOrder.shift();
+    const s = t.stream[d]!;
+    if (t.fbuf[d] !== undefined) this.incomplete--;
     const floors = (s.floors ??= [-1, -1, -1, -1]); // one per priority level; no seq is below 0
-    const floor = floors[d.priority];
-    if (floor === undefined || d.seq > floor) floors[d.priority] = d.seq;
-    if (d.timestampMs > this.horizonMs) this.horizonMs = d.timestampMs;
-    if (s.events.size === 0) this.streams.emptied(s);
+    const seq = t.seq[d]!;
+    const priority = t.priority[d]!;
+    const floor = floors[priority];
+    if (floor === undefined || seq > floor) floors[priority] = seq;
+    if (t.timestampMs[d]! > this.horizonMs) this.horizonMs = t.timestampMs[d]!;
+    t.remove(d);
+    if (s.events === 0) this.streams.emptied(s);
   }
 }

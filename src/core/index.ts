@@ -21,5 +21,7 @@ export { APT_LOG, ensureDebianPackage, executable } from './packages.js';
 export type { DebianBinary } from './packages.js';
 export { median } from './stats.js';
 export { HUGE_PAGES_OPT_OUT, HUGE_PAGES_TUNABLE, hugePagesState, withHugePages } from './huge-pages.js';
+export { grown } from './columns.js';
+export type { Column } from './columns.js';
 export { HEAP_FLOOR_FLAG, HEAP_FLOOR_OPT_OUT, hasHeapFloor, withHeapFloor } from './heap-floor.js';
 export type { HugePagesState } from './huge-pages.js';

@@ -104,8 +104,9 @@ interface World {
 }
 
 const priority = fc.constantFrom<Priority>(0, 1, 2, 3);
+const worldEvent = fc.record({ stream: fc.nat(STREAMS.length - 1), priority, gap: fc.nat(3), content: fc.uint8Array({ maxLength: 12 }) });
 const world: fc.Arbitrary<World> = fc.record({
-  events: fc.array(fc.record({ stream: fc.nat(STREAMS.length - 1), priority, gap: fc.nat(3), content: fc.uint8Array({ maxLength: 12 }) }), { minLength: 1, maxLength: 40 }),
+  events: fc.array(worldEvent, { minLength: 1, maxLength: 40 }),
   drops: fc.array(fc.array(fc.nat(), { maxLength: 3 }), { minLength: N, maxLength: N }),
   faulty: fc.integer({ min: -1, max: N - 1 }),
   faults: fc.array(
@@ -218,6 +219,7 @@ test('delivers what a reference vote over whole identities delivers, in frames m
         }
         if (w.bySection) v.offerSection(replica, frame, 0, frame.length, firstPos, NOW, 1 << 20);
         assert.ok(v.streamCount <= bound, `${v.streamCount} streams, over pendingMax + 2 deliveredMax`);
+        if (w.limits) assert.ok(v.eventCount <= w.limits.pendingMax + w.limits.deliveredMax, `${v.eventCount} events remembered, over pendingMax + deliveredMax`);
       }
       const deliveredHex = delivered.map(hex);
       for (const d of deliveredHex) assert.ok(senders.get(d)!.size >= BFT_F1.threshold, 'delivered a version fewer than threshold replicas sent');
@@ -245,6 +247,33 @@ test('delivers what a reference vote over whole identities delivers, in frames m
       for (const c of resolved) seen.set(`${c.replica}:${c.pos}`, (seen.get(`${c.replica}:${c.pos}`) ?? 0) + 1);
       for (const c of offered) assert.equal(seen.get(`${c.replica}:${c.pos}`), 1, `copy ${c.replica}:${c.pos} resolved exactly once`);
       assert.equal(resolved.length, offered.length);
+    }),
+    { numRuns: 400 },
+  );
+});
+
+test('offering a frame by sections votes exactly as offering it record by record: runs over reused slots included', (t) => {
+  assertProperty(
+    t,
+    import.meta.url,
+    // Longer histories, mostly sent in publish order, so that runs of many records form.
+    fc.property(world, fc.array(worldEvent, { minLength: 20, maxLength: 80 }), fc.array(fc.boolean(), { minLength: N, maxLength: N }), (w0, events, shuffled) => {
+      const w: World = { ...w0, events, inOrder: shuffled.map((x, r) => !x || r === 0) };
+      const { sends } = build(w);
+      const a = harness(w.limits ?? {});
+      const b = harness(w.limits ?? {});
+      const pos = new Array<number>(N).fill(0);
+      for (const { replica, frame, offsets } of frames(w, sends)) {
+        a.v.offerSection(replica, frame, 0, frame.length, pos[replica]!, NOW, 1 << 20);
+        for (let i = 0; i + 1 < offsets.length; i++) b.v.offerAt(replica, frame, offsets[i]!, offsets[i + 1]!, pos[replica]! + i, NOW);
+        pos[replica]! += offsets.length - 1;
+      }
+      assert.deepEqual(a.delivered.map(hex), b.delivered.map(hex));
+      assert.deepEqual(a.resolved, b.resolved);
+      assert.deepEqual(a.v.counters, b.v.counters);
+      assert.deepEqual(a.v.mismatches, b.v.mismatches);
+      assert.equal(a.v.pendingCount, b.v.pendingCount);
+      assert.equal(a.v.incompleteCount, b.v.incompleteCount);
     }),
     { numRuns: 400 },
   );
