@@ -302,9 +302,18 @@ export class Voter {
       this.completeIfAll(p);
       return this.sink.resolve(replica, pos);
     }
-    t.hold(p, replica, pos);
     t.mask[p]! |= bit;
     this.settle(p, undefined);
+    this.holdUnlessDecided(p, replica, pos);
+  }
+
+  /**
+   * A copy that counted towards undecided p waits for p's decision; one that decided it (most
+   * often the f+1st) is resolved at once and never held.
+   */
+  private holdUnlessDecided(p: number, replica: number, pos: number): void {
+    if (this.t.flags[p]! & DECIDED) this.sink.resolve(replica, pos);
+    else this.t.hold(p, replica, pos);
   }
 
   /**
@@ -360,10 +369,10 @@ export class Voter {
       return p;
     }
     t.seenMask[p]! |= bit;
-    t.hold(p, replica, pos);
     if (t.mask[p] === 0 || this.isFirstVersion(p, buf, start, end)) {
       t.mask[p]! |= bit;
       this.settle(p, undefined);
+      this.holdUnlessDecided(p, replica, pos);
       return p;
     }
     const others = t.othersOf(p);
@@ -375,6 +384,7 @@ export class Voter {
     }
     v.mask |= bit;
     this.settle(p, v);
+    this.holdUnlessDecided(p, replica, pos);
     return p;
   }
 
