@@ -160,6 +160,8 @@ export class Voter {
   private readonly expect: Int32Array;
   /** Per replica, how many records the next run comparison tries. */
   private readonly span: number[];
+  /** The bytes of the run the last markRun() counted. */
+  private runBytes = 0;
   /** The slot the last vote() created, or -1. */
   private created = -1;
   /** Reused by every offerSection() call (a section of one event each, at a modest rate). */
@@ -227,9 +229,10 @@ export class Voter {
       const head = this.expect[replica]!;
       if (head >= 0 && t.fbuf[head] !== undefined) {
         const n = this.matchRun(head, buf, at, to, this.span[replica]!);
-        if (n > 0) {
-          at = this.markRun(head, n, replica, buf, at, pos, nowMs);
-          pos += n;
+        const marked = n > 0 ? this.markRun(head, n, replica, pos) : 0;
+        if (marked > 0) {
+          at += this.runBytes;
+          pos += marked;
           this.span[replica] = Math.min(RUN_RECORDS_MAX, 2 * n);
           prevCreated = -1;
           continue;
@@ -268,24 +271,28 @@ export class Voter {
     return n;
   }
 
-  /** Counts `n` records of a matched run as copies from `replica`; returns where they end in buf. */
-  private markRun(head: number, n: number, replica: number, buf: Buffer, at: number, pos: number, nowMs: number): number {
+  /**
+   * Counts up to `n` records of a matched run as copies from `replica`, and returns how many it
+   * counted; runBytes says how many bytes they span.
+   */
+  private markRun(head: number, n: number, replica: number, pos: number): number {
     const t = this.t;
     const base = t.fat[head]!;
     let e = head;
-    let end = at;
-    for (let i = 0; i < n; i++) {
+    let i = 0;
+    for (; i < n; i++) {
       const p = e;
-      e = t.next[p]!;
-      const start = at + (t.fat[p]! - base);
-      end = at + (t.fend[p]! - base);
       // Deciding an earlier event of the run may have forgotten this one (tiny deliveredMax):
-      // then it takes the ordinary path, as if it had not been in a run.
-      if (t.fbuf[p] === undefined) this.vote(replica, buf, start, end, pos + i, nowMs);
-      else this.firstVersionCopy(p, replica, pos + i);
+      // the run ends before it, and offerSection parses and looks it up as any other record.
+      // Never vote here: a vote may create an event in a freed slot, and the slot freed may be
+      // one this run has yet to reach, which would then name another event.
+      if (t.fbuf[p] === undefined) break;
+      e = t.next[p]!;
+      this.runBytes = t.fend[p]! - base;
+      this.firstVersionCopy(p, replica, pos + i);
     }
-    this.expect[replica] = e;
-    return end;
+    this.expect[replica] = i === n ? e : -1;
+    return i;
   }
 
   /** A copy from `replica` known to equal p's first version. */

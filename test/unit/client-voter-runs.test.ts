@@ -31,11 +31,12 @@ function harness(o: Partial<VoterOptions> = {}) {
 const events = (n: number, content = (i: number) => `event ${i}`): Buffer[] =>
   Array.from({ length: n }, (_, i) => makeRecord({ seq: i + 1, content: content(i) }));
 
-/** Every copy offered so far resolved exactly once. */
-function assertResolvedOnce(resolved: Copy[], pos: number[]): void {
+/** Every copy offered so far resolved exactly once, but those still held (`held`). */
+function assertResolvedOnce(resolved: Copy[], pos: number[], held: Copy[] = []): void {
   const seen = new Set(resolved.map((c) => `${c.replica}:${c.pos}`));
   assert.equal(seen.size, resolved.length, 'a copy resolved twice');
-  for (let r = 0; r < pos.length; r++) for (let p = 0; p < pos[r]!; p++) assert.ok(seen.has(`${r}:${p}`), `copy ${r}:${p} never resolved`);
+  for (const c of held) assert.ok(!seen.has(`${c.replica}:${c.pos}`), `copy ${c.replica}:${c.pos} resolved while its event waits`);
+  for (let r = 0; r < pos.length; r++) for (let p = 0; p < pos[r]!; p++) if (!held.some((c) => c.replica === r && c.pos === p)) assert.ok(seen.has(`${r}:${p}`), `copy ${r}:${p} never resolved`);
 }
 
 test('a section that repeats another replica\'s run delivers every event once, in order, after f+1 copies', () => {
@@ -112,6 +113,35 @@ test('an event forgotten while an earlier one of the same run is decided takes t
   assert.equal(delivered.length, 4);
   assert.equal(v.counters.stale, 1, 'the copy of the forgotten event is stale');
   assertResolvedOnce(resolved, pos);
+});
+
+test('a run stops at an event forgotten while it is counted: a slot freed and reused meanwhile is never taken for the event it named', () => {
+  // deliveredMax 2. Replica 0 creates the run [a1..a4, d1, d2, k, j], k at priority 1.
+  // Replica 1 matches [a1], [a2], [a3, a4] (its runs grow to four records). Replicas 2 and 3
+  // make k win at priority 0 (so its floor is at level 0) and replica 2 decides j. Replica
+  // 1's run [d1, d2, k, j] is compared whole: delivering d1 forgets k, delivering d2 forgets
+  // j. k's copy (level 1, no floor there) makes a new event, in the slot j just gave up; j's
+  // copy must still count for j (stale: delivered and forgotten), not as a copy of k's.
+  const { v, delivered, resolved, section, pos } = harness({ deliveredMax: 2 });
+  const a = [1, 2, 3, 4].map((seq) => makeRecord({ publisher: 'a', seq, content: `a${seq}` }));
+  const [d1, d2, k, j] = ['d1', 'd2', 'k', 'j'].map((publisher) => makeRecord({ publisher, seq: 1, content: `from ${publisher}` })) as [Buffer, Buffer, Buffer, Buffer];
+  const kAt1 = makeRecord({ publisher: 'k', seq: 1, priority: 1, content: 'from k' });
+  section(0, [...a, d1, d2, kAt1, j]);
+  section(1, [a[0]!]);
+  section(1, [a[1]!]);
+  section(1, [a[2]!, a[3]!]);
+  section(2, [k]);
+  section(3, [k]);
+  section(2, [j]);
+  assert.equal(delivered.length, 6);
+  const before = { ...v.counters };
+  section(1, [d1, d2, kAt1, j]);
+  assert.equal(delivered.length, 8, 'd1 and d2 delivered');
+  assert.equal(v.counters.duplicateCopies, before.duplicateCopies, "j's copy counted as a copy of another event");
+  assert.equal(v.counters.stale, before.stale + 1, "j's copy is stale: j was delivered and forgotten");
+  assert.equal(v.pendingCount, 1, 'k at level 1 waits for a second copy');
+  assert.equal(v.incompleteCount, 2, 'd1 and d2 wait for replicas 2 and 3');
+  assertResolvedOnce(resolved, pos, [{ replica: 1, pos: pos[1]! - 2 }]);
 });
 
 test('a faulty replica breaking every other record of long runs costs comparisons in proportion to the bytes it sends', () => {
