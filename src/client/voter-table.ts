@@ -50,8 +50,9 @@ export class EventTable {
   /** Replicas that sent any copy. */
   seenMask = new Int32Array(INITIAL_SLOTS);
   /**
-   * The first two copies held while undecided (replica -1: none), inline because with f = 1
-   * the second copy usually decides; any more are in moreHeld.
+   * The first two copies held while undecided (replica -1: none), inline because the copy
+   * that decides is never held: f copies wait, one with f = 1 and two with f = 2. Any more
+   * (mismatching versions, checks that cannot run yet) are in moreHeld.
    */
   heldReplica = new Int32Array(INITIAL_SLOTS);
   heldPos = new Float64Array(INITIAL_SLOTS);
