@@ -2,7 +2,6 @@
 // client's identity, checks the replica's proof against its key in the config (so a stranger
 // on the replica's port is never believed), and reconnects with backoff when the link drops.
 
-import { connect } from 'node:net';
 import type { KeyObject } from 'node:crypto';
 import { FitError, isFitError, type Limits, type ReplicaInfo } from '../core/index.js';
 import { MessageType, decodeJson, encodeJson } from '../codec/index.js';
@@ -81,21 +80,25 @@ export class ReplicaLink {
 
   start(): void {
     if (this.stopped || this.conn) return;
-    const socket = this.tls ? dialTls(this.replica, this.tls) : connect({ host: this.replica.host, port: this.replica.port, noDelay: true });
-    if (this.tls) {
-      const tls = this.tls;
-      // Before the Connection's own listener, which sees any error as FIT_ERR_CONNECTION: a
-      // certificate problem is not one that retrying fixes, and the user must hear which.
-      socket.on('error', (e: NodeJS.ErrnoException) => {
-        const err = tlsDialError(e, this.replica, tls);
-        if (err) this.lastError = err;
-      });
-    }
     const nonce = newNonce();
-    this.conn = new Connection(socket, this.limits.frameBytesMax, this.limits.socketWriteBufferBytesMax, {
-      onFrame: (body) => (this.authed ? this.onFrame(body) : this.onHandshake(body, nonce)),
-      onClose: (reason) => this.onClose(reason),
+    const handlers = {
+      onFrame: (body: Buffer) => (this.authed ? this.onFrame(body) : this.onHandshake(body, nonce)),
+      onClose: (reason: FitError | undefined) => this.onClose(reason),
+    };
+    const { frameBytesMax, socketWriteBufferBytesMax } = this.limits;
+    if (!this.tls) {
+      this.conn = Connection.dial(this.replica.host, this.replica.port, frameBytesMax, socketWriteBufferBytesMax, handlers);
+      return;
+    }
+    const tls = this.tls;
+    const socket = dialTls(this.replica, tls);
+    // Before the Connection's own listener, which sees any error as FIT_ERR_CONNECTION: a
+    // certificate problem is not one that retrying fixes, and the user must hear which.
+    socket.on('error', (e: NodeJS.ErrnoException) => {
+      const err = tlsDialError(e, this.replica, tls);
+      if (err) this.lastError = err;
     });
+    this.conn = new Connection(socket, frameBytesMax, socketWriteBufferBytesMax, handlers);
   }
 
   send(buf: Buffer): void {

@@ -7,6 +7,20 @@ import { FitError } from '../core/index.js';
 
 export const FRAME_HEADER_BYTES = 4;
 
+/** Returns a frame's body length once it is known to be one we accept; throws FIT_ERR_FRAME_TOO_LARGE if not. */
+export function checkFrameLength(bodyBytes: number, frameBytesMax: number): number {
+  if (bodyBytes > frameBytesMax || bodyBytes === 0) {
+    throw new FitError(
+      'FIT_ERR_FRAME_TOO_LARGE',
+      bodyBytes === 0
+        ? 'received an empty frame; the peer is not speaking the fitbroker protocol'
+        : `received a frame of ${bodyBytes} bytes, over the limit of ${frameBytesMax}; send smaller batches or raise limits.frameBytesMax in cluster.yaml`,
+      { frameBytes: bodyBytes, limitBytes: frameBytesMax },
+    );
+  }
+  return bodyBytes;
+}
+
 export class FrameDecoder {
   private chunks: Buffer[] = [];
   private buffered = 0;
@@ -25,16 +39,7 @@ export class FrameDecoder {
     const frames: Buffer[] = [];
     while (this.buffered >= FRAME_HEADER_BYTES) {
       const head = this.peekHeader();
-      const bodyBytes = head.readUInt32BE(0);
-      if (bodyBytes > this.frameBytesMax || bodyBytes === 0) {
-        throw new FitError(
-          'FIT_ERR_FRAME_TOO_LARGE',
-          bodyBytes === 0
-            ? 'received an empty frame; the peer is not speaking the fitbroker protocol'
-            : `received a frame of ${bodyBytes} bytes, over the limit of ${this.frameBytesMax}; send smaller batches or raise limits.frameBytesMax in cluster.yaml`,
-          { frameBytes: bodyBytes, limitBytes: this.frameBytesMax },
-        );
-      }
+      const bodyBytes = checkFrameLength(head.readUInt32BE(0), this.frameBytesMax);
       if (this.buffered < FRAME_HEADER_BYTES + bodyBytes) break;
       frames.push(this.take(FRAME_HEADER_BYTES + bodyBytes).subarray(FRAME_HEADER_BYTES));
     }

@@ -2,9 +2,10 @@
 // tests). It owns framing and write backpressure; what the frames mean is the caller's business.
 // A decode error closes only this connection: one bad peer must never cost anyone else.
 
+import { connect } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { FitError, isFitError } from '../core/index.js';
-import { FrameDecoder } from '../codec/index.js';
+import { FrameDecoder, SlabFrameReader } from '../codec/index.js';
 
 export interface ConnectionHandlers {
   onFrame(body: Buffer): void;
@@ -12,7 +13,21 @@ export interface ConnectionHandlers {
 }
 
 export class Connection {
-  private readonly decoder: FrameDecoder;
+  /**
+   * Dials plain TCP, reading into memory the connection owns so that frames are handed on
+   * without being copied (SlabFrameReader). For the streams a client reads most from.
+   */
+  static dial(host: string, port: number, frameBytesMax: number, writeBufferBytesMax: number, handlers: ConnectionHandlers): Connection {
+    const reader = new SlabFrameReader(frameBytesMax);
+    // The socket calls back only once connected, after the constructor below has run.
+    let conn: Connection | undefined;
+    const socket = connect({ host, port, noDelay: true, onread: { buffer: () => reader.readBuffer(), callback: (n) => { conn!.onData(n); return true; } } });
+    conn = new Connection(socket, frameBytesMax, writeBufferBytesMax, handlers, reader);
+    return conn;
+  }
+
+  /** Frames the chunks of data events; or, on a dialed socket, `reader` frames in place. */
+  private readonly decoder: FrameDecoder | undefined;
   private closed = false;
   /** Set by end(): the peer is no longer trusted, so nothing more it sends is acted on. */
   private ending = false;
@@ -23,9 +38,13 @@ export class Connection {
     frameBytesMax: number,
     private readonly writeBufferBytesMax: number,
     private readonly handlers: ConnectionHandlers,
+    private readonly reader?: SlabFrameReader,
   ) {
-    this.decoder = new FrameDecoder(frameBytesMax);
-    stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    // A socket given a reader (dial()) reads into it and emits no data events.
+    if (reader === undefined) {
+      this.decoder = new FrameDecoder(frameBytesMax);
+      stream.on('data', (chunk: Buffer) => this.onData(chunk));
+    }
     stream.on('error', (e: Error) => this.close(new FitError('FIT_ERR_CONNECTION', `connection error: ${e.message}`)));
     stream.on('close', () => this.close(undefined));
     stream.on('end', () => this.close(undefined));
@@ -47,7 +66,7 @@ export class Connection {
 
   /** Raises the largest frame this connection accepts (once the peer proved it is a replica). */
   raiseFrameLimit(frameBytesMax: number): void {
-    this.decoder.raiseLimit(frameBytesMax);
+    (this.reader ?? this.decoder!).raiseLimit(frameBytesMax);
   }
 
   get isClosed(): boolean {
@@ -109,11 +128,12 @@ export class Connection {
     setTimeout(() => this.close(reason), 1000).unref();
   }
 
-  private onData(chunk: Buffer): void {
+  /** A data event's chunk, or how many bytes a read put into the reader's buffer. */
+  private onData(read: Buffer | number): void {
     if (this.closed || this.ending) return;
     let frames: Buffer[];
     try {
-      frames = this.decoder.push(chunk);
+      frames = typeof read === 'number' ? this.reader!.filled(read) : this.decoder!.push(read);
     } catch (e) {
       this.close(isFitError(e) ? e : new FitError('FIT_ERR_MALFORMED', String(e)));
       return;
