@@ -123,6 +123,14 @@ const EPOCH_BYTES = 8;
  * record costs comparisons of a record or two, never a whole run per record.
  */
 const RUN_RECORDS_MAX = 1 << 16;
+/**
+ * How long a delivered event still missing copies compares them with the frame it arrived in.
+ * A frame is a view into the 1 MiB slab its socket read into (src/codec/frame-slab.ts): with a
+ * replica down its copies never come, and a quiet channel beside busy ones would keep a slab
+ * per event it remembers. Past this age the event keeps a copy of its own bytes instead.
+ */
+const FRAME_VIEW_MS = 1000;
+const NO_BYTES = Buffer.alloc(0);
 
 function sameBytes(rec: Buffer, buf: Buffer, start: number, end: number): boolean {
   return rec.length === end - start && buf.compare(rec, 0, rec.length, start, end) === 0;
@@ -150,6 +158,8 @@ export class Voter {
   private readonly pendingGens = new SlotDeque();
   /** Delivered events, oldest first; a slot is freed only when it leaves this FIFO. */
   private readonly deliveredOrder = new SlotDeque();
+  /** deliveredOrder's entries before this index no longer hold a view of their frame. */
+  private viewsFrom = 0;
   private readonly allMask: number;
   private incomplete = 0;
   /**
@@ -250,6 +260,8 @@ export class Voter {
       this.expect[replica] = created >= 0 || p < 0 ? -1 : t.next[p]!;
       at = cursor.end;
     }
+    // Kept for the next section, the cursor must not keep this frame's read slab with it.
+    cursor?.reset(NO_BYTES, 0);
   }
 
   /**
@@ -469,6 +481,29 @@ export class Voter {
   /** Drops undecided events older than pendingMs; call it from a timer. */
   sweep(nowMs: number): void {
     for (let p = this.oldestPending(); p >= 0 && nowMs - this.t.firstSeenMs[p]! >= this.o.pendingMs; p = this.oldestPending()) this.evictPending(p);
+    this.ownOldFrames(nowMs);
+  }
+
+  /**
+   * Gives delivered events older than FRAME_VIEW_MS and still waiting for copies bytes of their
+   * own, so that they no longer keep the slabs they arrived in. In order of delivery, each
+   * once: those delivered since the last sweep, unless every copy came first (the usual case).
+   */
+  private ownOldFrames(nowMs: number): void {
+    const t = this.t;
+    const order = this.deliveredOrder;
+    for (; this.viewsFrom < order.length; this.viewsFrom++) {
+      const p = order.at(this.viewsFrom);
+      if (nowMs - t.firstSeenMs[p]! < FRAME_VIEW_MS) break;
+      const buf = t.fbuf[p];
+      if (buf === undefined) continue;
+      // Buffer.from copies, into Node's shared pool for a record this small.
+      t.fbuf[p] = Buffer.from(buf.subarray(t.fat[p]!, t.fend[p]!));
+      t.fend[p] = t.fend[p]! - t.fat[p]!;
+      t.fat[p] = 0;
+      const won = t.wonOf(p);
+      if (won !== undefined) t.setWon(p, Buffer.from(won));
+    }
   }
 
   /** Delivers the first version seen (winner undefined) or another one. */
@@ -585,6 +620,7 @@ export class Voter {
   private forgetOldestDelivered(): void {
     const t = this.t;
     const d = this.deliveredOrder.shift();
+    if (this.viewsFrom > 0) this.viewsFrom--;
     const s = t.stream[d]!;
     if (t.fbuf[d] !== undefined) this.incomplete--;
     const floors = (s.floors ??= [-1, -1, -1, -1]); // one per priority level; no seq is below 0

@@ -44,6 +44,11 @@ export interface BrokerEvent {
   timestampMs: number;
   priority: Priority;
   contentType: ContentType;
+  /**
+   * A view of the memory the event arrived in, a socket read of up to 1 MiB shared with other
+   * events: copy it (`Buffer.from(event.content)`) to keep it past the handler, or the whole
+   * read stays in memory with it.
+   */
   content: Buffer;
   /** Ordered channels: the event's position in its channel, the same at every correct subscriber. */
   seq?: number;

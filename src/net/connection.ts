@@ -21,7 +21,18 @@ export class Connection {
     const reader = new SlabFrameReader(frameBytesMax);
     // The socket calls back only once connected, after the constructor below has run.
     let conn: Connection | undefined;
-    const socket = connect({ host, port, noDelay: true, onread: { buffer: () => reader.readBuffer(), callback: (n) => { conn!.onData(n); return true; } } });
+    const onRead = (n: number): boolean => {
+      try {
+        conn!.onData(n);
+      } catch (e) {
+        // Thrown out of here, the socket's next read would land in the buffer this one filled,
+        // over frames already handed on, in a process that survives the exception.
+        conn!.close(new FitError('FIT_ERR_INTERNAL', `connection closed by an error in a frame handler: ${String(e)}`));
+        throw e;
+      }
+      return true;
+    };
+    const socket = connect({ host, port, noDelay: true, onread: { buffer: () => reader.readBuffer(), callback: onRead } });
     conn = new Connection(socket, frameBytesMax, writeBufferBytesMax, handlers, reader);
     return conn;
   }

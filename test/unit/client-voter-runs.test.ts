@@ -6,6 +6,8 @@
 
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Voter, type Copy, type VoterOptions } from '../../src/client/index.js';
 import { makeRecord, T0_MS } from '../helpers/records.js';
 
@@ -161,4 +163,59 @@ test('a faulty replica breaking every other record of long runs costs comparison
   v.offerSection(3, frame, 0, frame.length, 0, NOW, EVENT_BYTES_MAX);
   assert.equal(v.mismatches[3], 1000);
   assert.ok(compared <= 4 * frame.length, `compared ${compared} bytes for a frame of ${frame.length}`);
+});
+
+/** V8's collector, for the tests that hold the voter to letting memory go. */
+function collector(): () => void {
+  setFlagsFromString('--expose-gc');
+  return runInNewContext('gc') as () => void;
+}
+
+/** Offers `recs` from replica 0 in a frame of memory of its own (a read slab, in a subscriber); returns a weak reference to that memory. */
+function offeredInMemoryOfItsOwn(v: Voter, recs: Buffer[]): WeakRef<ArrayBuffer> {
+  const frame = Buffer.allocUnsafeSlow(recs.reduce((n, r) => n + r.length, 0));
+  Buffer.concat(recs).copy(frame);
+  v.offerSection(0, frame, 0, frame.length, 0, NOW, EVENT_BYTES_MAX);
+  return new WeakRef(frame.buffer as ArrayBuffer);
+}
+
+test('an event still missing a copy lets go of its frame after a second, and still compares the copy when it comes', async () => {
+  const gc = collector();
+  const { v, delivered, section, pos } = harness();
+  const recs = events(40);
+  const slab = offeredInMemoryOfItsOwn(v, recs);
+  pos[0]! += recs.length;
+  section(1, recs);
+  section(2, recs);
+  assert.equal(delivered.length, 40);
+  assert.equal(v.incompleteCount, 40, 'replica 3 is down');
+  v.sweep(NOW + 999);
+  await new Promise((r) => setImmediate(r));
+  gc();
+  assert.ok(slab.deref() !== undefined, 'within the second, the events compare copies with their frame');
+  v.sweep(NOW + 1000);
+  await new Promise((r) => setImmediate(r));
+  gc();
+  assert.equal(slab.deref(), undefined, 'the frame is let go');
+  // Replica 3 comes back, with one event altered: compared with the events' own bytes.
+  const late: Buffer[] = recs.map((r) => Buffer.from(r));
+  late[7] = makeRecord({ seq: 8, content: 'altered' });
+  section(3, late);
+  assert.deepEqual(v.mismatches, [0, 0, 0, 1]);
+  assert.equal(v.incompleteCount, 0);
+  assert.equal(delivered.length, 40);
+});
+
+test('a frame is let go once its events are, whatever the voter parsed it with', async () => {
+  const gc = collector();
+  const { v, section } = harness();
+  const recs = events(40);
+  const slab = offeredInMemoryOfItsOwn(v, recs);
+  assert.equal(v.pendingCount, 40);
+  v.sweep(NOW + BFT_F1.pendingMs);
+  assert.equal(v.pendingCount, 0, 'no other replica sent them: dropped');
+  await new Promise((r) => setImmediate(r));
+  gc();
+  assert.equal(slab.deref(), undefined, 'nothing in the voter keeps the frame');
+  section(1, events(1)); // the voter still parses
 });

@@ -6,6 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server, type Socket } from 'node:net';
 import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Connection } from '../../src/net/index.js';
 import { frame } from '../../src/codec/index.js';
@@ -81,4 +82,39 @@ test('a bad length prefix closes the connection with FIT_ERR_FRAME_TOO_LARGE', a
   assert.equal(e?.code, 'FIT_ERR_FRAME_TOO_LARGE');
   assert.deepEqual(d.frames, [Buffer.from('fine')]);
   d.server.close();
+});
+
+// Run in a child process: the test runner fails whichever test an uncaught exception meets.
+const SURVIVOR = `
+import { createServer } from 'node:net';
+import { once } from 'node:events';
+import { execFileSync } from 'node:child_process';
+import { Connection } from ${JSON.stringify(new URL('../../src/net/index.js', import.meta.url).href)};
+import { frame } from ${JSON.stringify(new URL('../../src/codec/index.js', import.meta.url).href)};
+const server = createServer();
+server.listen(0, '127.0.0.1');
+await once(server, 'listening');
+const accepted = once(server, 'connection');
+const frames = [];
+let closedWith;
+const conn = Connection.dial('127.0.0.1', server.address().port, 1 << 20, 1 << 20, {
+  onFrame: (b) => { frames.push(b.toString()); if (b.toString() === 'bug') throw new TypeError('a bug in the handler'); },
+  onClose: (e) => (closedWith = e?.code),
+});
+const [peer] = await accepted;
+const uncaught = once(process, 'uncaughtException');
+peer.write(Buffer.concat([frame(Buffer.from('before')), frame(Buffer.from('bug'))]));
+const [err] = await uncaught;
+const closedAtError = conn.isClosed;
+peer.write(frame(Buffer.from('after')));
+await new Promise((r) => setTimeout(r, 50));
+console.log(JSON.stringify({ error: err.message, closedAtError, closedWith, frames }));
+process.exit(0);
+`;
+
+test('a frame handler that throws a bug closes the dialed connection before the error goes on', () => {
+  // A process that survives the exception (an uncaughtException handler) must not read on
+  // into the buffer the failed read filled, over frames already handed on.
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', SURVIVOR], { encoding: 'utf8', timeout: 20_000 });
+  assert.deepEqual(JSON.parse(out), { error: 'a bug in the handler', closedAtError: true, closedWith: 'FIT_ERR_INTERNAL', frames: ['before', 'bug'] });
 });
