@@ -18,7 +18,12 @@ export class Receiver {
   private readonly threshold: number;
   private ready: Promise<void>;
   private out: BrokerEvent[] = [];
-  private readonly frames = new Map<string, Buffer>();
+  /**
+   * The EVENTS frame answering each receive request in flight, by `link:request seq`; a frame
+   * no request waits for (a faulty replica's, or one whose request failed) is not kept: it is
+   * a view of the link's read slab, and would keep the whole slab.
+   */
+  private readonly frames = new Map<string, Buffer | undefined>();
   private pos = 0;
   /** PKE events voted but not decryptable with this client's channel keys. */
   undecryptable = 0;
@@ -74,7 +79,9 @@ export class Receiver {
             if (++up >= this.threshold) resolveReady();
           },
           onFrame: (link, body) => {
-            if (body[0] === MessageType.Events) this.frames.set(`${link.id}:${decodeEvents(body)[0]?.streamId}`, body);
+            if (body[0] !== MessageType.Events) return;
+            const key = `${link.id}:${decodeEvents(body)[0]?.streamId}`;
+            if (this.frames.has(key)) this.frames.set(key, body);
           },
           onDown: () => undefined,
           onNotice: (_link, notice) => options.onNotice?.(notice),
@@ -98,10 +105,15 @@ export class Receiver {
     const now = Date.now();
     const replies = await Promise.allSettled(
       this.links.filter((l) => l.ready).map(async (link) => {
-        const seq = link.peekSeq();
-        await link.request('receive', { channel: this.channel, max });
-        const body = this.frames.get(`${link.id}:${seq}`);
-        this.frames.delete(`${link.id}:${seq}`);
+        const key = `${link.id}:${link.peekSeq()}`;
+        this.frames.set(key, undefined);
+        let body: Buffer | undefined;
+        try {
+          await link.request('receive', { channel: this.channel, max });
+        } finally {
+          body = this.frames.get(key);
+          this.frames.delete(key);
+        }
         if (!body) return;
         for (const h of decodeEvents(body)) {
           const cursor = new RecordCursor(body, h.recordsAt, this.config.limits.eventBytesMax, h.recordsEnd);

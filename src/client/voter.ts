@@ -160,6 +160,8 @@ export class Voter {
   private readonly deliveredOrder = new SlotDeque();
   /** deliveredOrder's entries before this index no longer hold a view of their frame. */
   private viewsFrom = 0;
+  /** The same for pendingOrder (see ownOldFrames). */
+  private pendingViewsFrom = 0;
   private readonly allMask: number;
   private incomplete = 0;
   /**
@@ -260,8 +262,6 @@ export class Voter {
       this.expect[replica] = created >= 0 || p < 0 ? -1 : t.next[p]!;
       at = cursor.end;
     }
-    // Kept for the next section, the cursor must not keep this frame's read slab with it.
-    cursor?.reset(NO_BYTES, 0);
   }
 
   /**
@@ -482,28 +482,45 @@ export class Voter {
   sweep(nowMs: number): void {
     for (let p = this.oldestPending(); p >= 0 && nowMs - this.t.firstSeenMs[p]! >= this.o.pendingMs; p = this.oldestPending()) this.evictPending(p);
     this.ownOldFrames(nowMs);
+    // Kept for the next section, the cursor must not keep the last one's read slab for long
+    // (here rather than after each section: also after one that did not parse).
+    this.cursor?.reset(NO_BYTES, 0);
   }
 
   /**
-   * Gives delivered events older than FRAME_VIEW_MS and still waiting for copies bytes of their
-   * own, so that they no longer keep the slabs they arrived in. In order of delivery, each
-   * once: those delivered since the last sweep, unless every copy came first (the usual case).
+   * Gives events first seen over FRAME_VIEW_MS ago bytes of their own, so that they no longer
+   * keep the slabs they arrived in: undecided ones (with no f+1 matching copies yet: replicas
+   * far behind, or a publisher this config does not know), and delivered ones still waiting for
+   * copies. In order of arrival, each once: those that came since the last sweep, unless they
+   * were decided and every copy came first (the usual case).
    */
   private ownOldFrames(nowMs: number): void {
     const t = this.t;
-    const order = this.deliveredOrder;
-    for (; this.viewsFrom < order.length; this.viewsFrom++) {
-      const p = order.at(this.viewsFrom);
+    const pending = this.pendingOrder;
+    for (; this.pendingViewsFrom < pending.length; this.pendingViewsFrom++) {
+      const p = pending.at(this.pendingViewsFrom);
+      if (t.gen[p] !== this.pendingGens.at(this.pendingViewsFrom) || t.stream[p] === undefined || t.flags[p]! & DECIDED) continue;
       if (nowMs - t.firstSeenMs[p]! < FRAME_VIEW_MS) break;
-      const buf = t.fbuf[p];
-      if (buf === undefined) continue;
-      // Buffer.from copies, into Node's shared pool for a record this small.
-      t.fbuf[p] = Buffer.from(buf.subarray(t.fat[p]!, t.fend[p]!));
-      t.fend[p] = t.fend[p]! - t.fat[p]!;
-      t.fat[p] = 0;
-      const won = t.wonOf(p);
-      if (won !== undefined) t.setWon(p, Buffer.from(won));
+      this.ownBytes(p);
     }
+    const delivered = this.deliveredOrder;
+    for (; this.viewsFrom < delivered.length; this.viewsFrom++) {
+      const p = delivered.at(this.viewsFrom);
+      if (nowMs - t.firstSeenMs[p]! < FRAME_VIEW_MS) break;
+      if (t.fbuf[p] !== undefined) this.ownBytes(p);
+    }
+  }
+
+  /** Copies p's first version, and any other version or the one delivered, out of their frames. */
+  private ownBytes(p: number): void {
+    const t = this.t;
+    // Buffer.from copies, into Node's shared pool for a record this small.
+    t.fbuf[p] = Buffer.from(t.fbuf[p]!.subarray(t.fat[p]!, t.fend[p]!));
+    t.fend[p] = t.fend[p]! - t.fat[p]!;
+    t.fat[p] = 0;
+    const won = t.wonOf(p);
+    if (won !== undefined) t.setWon(p, Buffer.from(won));
+    for (const v of t.othersOf(p) ?? []) v.rec = Buffer.from(v.rec);
   }
 
   /** Delivers the first version seen (winner undefined) or another one. */
@@ -586,6 +603,7 @@ export class Voter {
       if (t.gen[p] === this.pendingGens.peek() && t.stream[p] !== undefined && !(t.flags[p]! & DECIDED)) return p;
       this.pendingOrder.shift();
       this.pendingGens.shift();
+      if (this.pendingViewsFrom > 0) this.pendingViewsFrom--;
     }
     return -1;
   }
@@ -607,6 +625,7 @@ export class Voter {
 
   private compactPendingOrder(): void {
     const t = this.t;
+    this.pendingViewsFrom = 0;
     const live: number[] = [];
     for (let p = this.pendingOrder.shift(), g = this.pendingGens.shift(); p >= 0; p = this.pendingOrder.shift(), g = this.pendingGens.shift()) {
       if (t.gen[p] === g && t.stream[p] !== undefined && !(t.flags[p]! & DECIDED)) live.push(p);

@@ -45,9 +45,9 @@ export interface BrokerEvent {
   priority: Priority;
   contentType: ContentType;
   /**
-   * A view of the memory the event arrived in, a socket read of up to 1 MiB shared with other
-   * events: copy it (`Buffer.from(event.content)`) to keep it past the handler, or the whole
-   * read stays in memory with it.
+   * A view of the memory the event arrived in, shared with other events (over plain TCP a read
+   * slab of 1 MiB, over TLS its frame): copy it (`Buffer.from(event.content)`) to keep it past
+   * the handler, or all of that memory stays with it.
    */
   content: Buffer;
   /** Ordered channels: the event's position in its channel, the same at every correct subscriber. */

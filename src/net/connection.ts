@@ -21,18 +21,29 @@ export class Connection {
     const reader = new SlabFrameReader(frameBytesMax);
     // The socket calls back only once connected, after the constructor below has run.
     let conn: Connection | undefined;
+    // Thrown out of either callback, an error would leave the socket's next read in the buffer
+    // the last one filled, over frames already handed on, in a process that survives it: the
+    // connection closes first.
+    const closeAndThrow = (e: unknown, where: string): never => {
+      conn?.close(new FitError('FIT_ERR_INTERNAL', `connection closed by an error ${where}: ${String(e)}`));
+      throw e;
+    };
+    const nextBuffer = (): Buffer => {
+      try {
+        return reader.readBuffer();
+      } catch (e) {
+        return closeAndThrow(e, 'allocating its read buffer');
+      }
+    };
     const onRead = (n: number): boolean => {
       try {
         conn!.onData(n);
       } catch (e) {
-        // Thrown out of here, the socket's next read would land in the buffer this one filled,
-        // over frames already handed on, in a process that survives the exception.
-        conn!.close(new FitError('FIT_ERR_INTERNAL', `connection closed by an error in a frame handler: ${String(e)}`));
-        throw e;
+        closeAndThrow(e, 'in a frame handler');
       }
       return true;
     };
-    const socket = connect({ host, port, noDelay: true, onread: { buffer: () => reader.readBuffer(), callback: onRead } });
+    const socket = connect({ host, port, noDelay: true, onread: { buffer: nextBuffer, callback: onRead } });
     conn = new Connection(socket, frameBytesMax, writeBufferBytesMax, handlers, reader);
     return conn;
   }

@@ -171,12 +171,22 @@ function collector(): () => void {
   return runInNewContext('gc') as () => void;
 }
 
-/** Offers `recs` from replica 0 in a frame of memory of its own (a read slab, in a subscriber); returns a weak reference to that memory. */
-function offeredInMemoryOfItsOwn(v: Voter, recs: Buffer[]): WeakRef<ArrayBuffer> {
+/**
+ * Offers `recs` from `replica` in a frame of memory of its own (a read slab, in a subscriber),
+ * the first at position `pos`; returns a weak reference to that memory.
+ */
+function offeredInMemoryOfItsOwn(v: Voter, recs: Buffer[], replica = 0, pos = 0, nowMs = NOW): WeakRef<ArrayBuffer> {
   const frame = Buffer.allocUnsafeSlow(recs.reduce((n, r) => n + r.length, 0));
   Buffer.concat(recs).copy(frame);
-  v.offerSection(0, frame, 0, frame.length, 0, NOW, EVENT_BYTES_MAX);
+  v.offerSection(replica, frame, 0, frame.length, pos, nowMs, EVENT_BYTES_MAX);
   return new WeakRef(frame.buffer as ArrayBuffer);
+}
+
+/** True once nothing keeps `ref`'s target (after a turn of the event loop and a full collection). */
+async function letGo(gc: () => void, ref: WeakRef<ArrayBuffer>): Promise<boolean> {
+  await new Promise((r) => setImmediate(r));
+  gc();
+  return ref.deref() === undefined;
 }
 
 test('an event still missing a copy lets go of its frame after a second, and still compares the copy when it comes', async () => {
@@ -190,13 +200,9 @@ test('an event still missing a copy lets go of its frame after a second, and sti
   assert.equal(delivered.length, 40);
   assert.equal(v.incompleteCount, 40, 'replica 3 is down');
   v.sweep(NOW + 999);
-  await new Promise((r) => setImmediate(r));
-  gc();
-  assert.ok(slab.deref() !== undefined, 'within the second, the events compare copies with their frame');
+  assert.equal(await letGo(gc, slab), false, 'within the second, the events compare copies with their frame');
   v.sweep(NOW + 1000);
-  await new Promise((r) => setImmediate(r));
-  gc();
-  assert.equal(slab.deref(), undefined, 'the frame is let go');
+  assert.equal(await letGo(gc, slab), true, 'the frame is let go');
   // Replica 3 comes back, with one event altered: compared with the events' own bytes.
   const late: Buffer[] = recs.map((r) => Buffer.from(r));
   late[7] = makeRecord({ seq: 8, content: 'altered' });
@@ -214,8 +220,38 @@ test('a frame is let go once its events are, whatever the voter parsed it with',
   assert.equal(v.pendingCount, 40);
   v.sweep(NOW + BFT_F1.pendingMs);
   assert.equal(v.pendingCount, 0, 'no other replica sent them: dropped');
-  await new Promise((r) => setImmediate(r));
-  gc();
-  assert.equal(slab.deref(), undefined, 'nothing in the voter keeps the frame');
+  assert.equal(await letGo(gc, slab), true, 'nothing in the voter keeps the frame');
   section(1, events(1)); // the voter still parses
+});
+
+test('events delivered after a sweep let go of their frames at the next one, while older ones are forgotten meanwhile', async () => {
+  const gc = collector();
+  const { v, delivered } = harness({ deliveredMax: 20 });
+  const first = events(20);
+  const second = Array.from({ length: 20 }, (_, i) => makeRecord({ seq: 21 + i, content: `later ${i}` }));
+  for (const r of [0, 1, 2]) offeredInMemoryOfItsOwn(v, first, r, 0, NOW);
+  v.sweep(NOW + 1000);
+  // Delivering these forgets every event of the first frame (deliveredMax 20): the sweep's
+  // place in the delivered events moves back with them.
+  const slab = offeredInMemoryOfItsOwn(v, second, 0, 20, NOW + 1000);
+  for (const r of [1, 2]) offeredInMemoryOfItsOwn(v, second, r, 20, NOW + 1000);
+  assert.equal(delivered.length, 40);
+  assert.equal(v.incompleteCount, 20, 'replica 3 is down');
+  v.sweep(NOW + 1999);
+  assert.equal(await letGo(gc, slab), false);
+  v.sweep(NOW + 2000);
+  assert.equal(await letGo(gc, slab), true, 'the second frame is let go too');
+});
+
+test('an undecided event lets go of its frame after a second, and is delivered from its own bytes', async () => {
+  const gc = collector();
+  const { v, delivered } = harness();
+  const recs = events(30);
+  const slab = offeredInMemoryOfItsOwn(v, recs);
+  assert.equal(v.pendingCount, 30, 'one copy each');
+  v.sweep(NOW + 1000);
+  assert.equal(await letGo(gc, slab), true);
+  offeredInMemoryOfItsOwn(v, recs, 1);
+  assert.deepEqual(delivered, recs.map((r) => r.toString('latin1')));
+  assert.deepEqual(v.mismatches, [0, 0, 0, 0]);
 });
