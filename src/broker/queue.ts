@@ -22,7 +22,7 @@
 // list, hold slot numbers, and the table frees a slot once nothing holds it.
 
 import { DEFAULT_LIMITS, PRIORITY_LEVELS, type OverflowPolicy, type Priority } from '../core/index.js';
-import type { RecordRef } from '../codec/index.js';
+import type { RecordRef, RecordSink } from '../codec/index.js';
 import { SlotDeque } from './deque.js';
 import { DROPPED, EntryTable, QUEUED, SlabTable } from './entries.js';
 import type { ResolvedPrefix } from './prefix.js';
@@ -470,13 +470,23 @@ export class ClientQueue {
 
   /** Up to `max` entries this session was not yet sent, urgent first; expired ones dropped. */
   take(s: QueueSession, max: number, nowMs: number): QueuedRecord[] {
+    const out: QueuedRecord[] = [];
+    this.takeInto(s, max, nowMs, { record: (buf, at, len, priority, expiresAtMs) => out.push(new QueuedRecord(buf, at, len, priority, expiresAtMs)) });
+    return out;
+  }
+
+  /**
+   * take() for the push path: hands each entry to `sink` (the frame being built) as it is
+   * taken, with no object per entry; returns how many it handed.
+   */
+  takeInto(s: QueueSession, max: number, nowMs: number, sink: RecordSink): number {
     this.expire(nowMs);
     const t = this.t;
-    const out: QueuedRecord[] = [];
-    for (let level = PRIORITY_LEVELS - 1; level >= 0 && out.length < max; level--) {
+    let n = 0;
+    for (let level = PRIORITY_LEVELS - 1; level >= 0 && n < max; level--) {
       const fifo = this.levels[level]!;
       if (fifo.length === 0) continue;
-      for (let i = fifo.firstAfter(s.cursors[level]!, t.idx); i < fifo.length && out.length < max; i++) {
+      for (let i = fifo.firstAfter(s.cursors[level]!, t.idx); i < fifo.length && n < max; i++) {
         const e = fifo.at(i);
         s.cursors[level] = t.idx[e]!;
         if (t.expiresAtMs[e]! < nowMs) {
@@ -484,15 +494,16 @@ export class ClientQueue {
           this.countExpired(e);
           continue;
         }
-        out.push(this.recordOf(e));
+        sink.record(t.buf(e), t.at[e]!, t.len[e]!, t.priority[e]!, t.expiresAtMs[e]!);
+        n++;
         t.hold(e);
         s.inflight.push(e);
         s.nextPos++;
       }
     }
-    this.counters.sent += out.length;
+    this.counters.sent += n;
     this.trimSent();
-    return out;
+    return n;
   }
 
   /** True when `take` would return something for this session. */

@@ -27,7 +27,7 @@ export {
   encodeCredit,
   decodeCredit,
 } from './messages.js';
-export type { PublishView, PublishSection, EventsSection, RecordRef } from './messages.js';
+export type { PublishView, PublishSection, EventsSection, RecordRef, RecordSink } from './messages.js';
 export { controlOpSchema, signedControlSchema, controlClient, controlSignable, CONTROL_OPS } from './control.js';
 export type { ControlOp, SignedControl } from './control.js';
 export { encodeOrdered, readOrdered, ORDERED_KIND, ORDERED_HEADER_BYTES } from './ordered.js';

@@ -163,60 +163,143 @@ export function refOf(rec: Buffer): RecordRef {
   return { buf: rec, at: 0, len: rec.length };
 }
 
+/** Where records go one by one: a frame being built (EventsWriter), or a list (tests, pull). */
+export interface RecordSink {
+  record(buf: Buffer, at: number, len: number, priority: number, expiresAtMs: number): void;
+}
+
 /**
  * Gathers sections for one EVENTS frame and writes them in one allocation. Records are copied
- * once, here, from where the queues keep them; records that lie back to back in one buffer
- * (a replica copies a channel's sections into one slab, so most do) are copied together.
+ * once, at take(), from where the queues keep them; records handed in back to back in one
+ * buffer (a replica copies a channel's sections into one slab, so most are) are kept as one
+ * run and copied together. A queue hands its records in one at a time (record()), so no
+ * object is made per record on the way.
  */
-export class EventsWriter {
+export class EventsWriter implements RecordSink {
   /** `pool`: where frames are built (FramePool); whoever sends a frame releases it there once written. */
   constructor(private readonly pool?: FramePool) {}
 
+  /** Per section: stream id, first position, record count, index of its first run. */
   private readonly heads: number[] = [];
-  private readonly recs: (readonly RecordRef[])[] = [];
+  /** Runs of records lying back to back: runBufs[i] bytes [runAt[i], runEnd[i]). */
+  private readonly runBufs: Buffer[] = [];
+  private readonly runAt: number[] = [];
+  private readonly runEnd: number[] = [];
   private recordBytes = 0;
+  private recordCount = 0;
+  /** A section is open: record() adds to it. */
+  private open = false;
+  /** The open section has its head in `heads`; until its first record it is only named here. */
+  private headed = false;
+  private openStream = 0;
+  private openPos = 0;
 
+  /** The frame's size so far, counting the header of an open section that has no record yet. */
   get bytes(): number {
-    return EVENTS_FIXED_BYTES + this.recs.length * EVENTS_SECTION_HEADER_BYTES + this.recordBytes;
+    return this.frameBytes + (this.open && !this.headed ? EVENTS_SECTION_HEADER_BYTES : 0);
   }
 
   get sections(): number {
-    return this.recs.length;
+    return this.heads.length / 4;
   }
 
-  /** Adds a section; `records` is read when the frame is taken, so it must not change before. */
+  /** Records in the frame so far. */
+  get records(): number {
+    return this.recordCount;
+  }
+
+  /**
+   * Adds a section of `records` (copied at take(), so they must not change before), even an
+   * empty one: the answer to a receive pull that found nothing is a frame too.
+   */
   add(streamId: number, firstPos: number, records: readonly RecordRef[]): void {
-    this.heads.push(streamId, firstPos >>> 0);
-    this.recs.push(records);
-    for (let i = 0; i < records.length; i++) this.recordBytes += records[i]!.len;
+    this.begin(streamId, firstPos);
+    if (records.length === 0) this.head(firstPos);
+    for (let i = 0; i < records.length; i++) this.record(records[i]!.buf, records[i]!.at, records[i]!.len);
+    this.end();
   }
 
-  /** The frame, or undefined if no section was added; the writer is empty again afterwards. */
+  /** Opens a section of `streamId` whose first record is at position `firstPos`; record() fills it. */
+  begin(streamId: number, firstPos: number): void {
+    this.open = true;
+    this.headed = false;
+    this.openStream = streamId;
+    this.openPos = firstPos;
+  }
+
+  /** Closes the open section (one with no record leaves no trace). */
+  end(): void {
+    this.open = false;
+    this.headed = false;
+  }
+
+  /** The next record of the open section (its bytes are read at take()). */
+  record(buf: Buffer, at: number, len: number): void {
+    const heads = this.heads;
+    let h = heads.length - 4;
+    // A section's count is a u16: a longer one goes on in a section of its own.
+    if (!this.headed || heads[h + 2] === 0xffff) {
+      if (!this.open) throw new FitError('FIT_ERR_INTERNAL', 'invariant broken: EventsWriter.record() with no section open');
+      this.head(this.headed ? heads[h + 1]! + 0xffff : this.openPos);
+      h += 4;
+    }
+    heads[h + 2]!++;
+    this.recordCount++;
+    this.recordBytes += len;
+    const r = this.runBufs.length - 1;
+    // A run never spans two sections: each section's records follow its own header.
+    if (r >= heads[h + 3]! && this.runBufs[r] === buf && this.runEnd[r] === at) this.runEnd[r] = at + len;
+    else {
+      this.runBufs.push(buf);
+      this.runAt.push(at);
+      this.runEnd.push(at + len);
+    }
+  }
+
+  /**
+   * The frame, or undefined if no record was added; the writer is empty again afterwards. An
+   * open section stays open: what record() adds next goes in the next frame, at the position
+   * after the last one taken.
+   */
   take(): Buffer | undefined {
-    if (this.recs.length === 0) return undefined;
-    const out = this.pool ? this.pool.take(this.bytes) : Buffer.allocUnsafe(this.bytes);
+    const heads = this.heads;
+    if (heads.length === 0) return undefined;
+    const out = this.pool ? this.pool.take(this.frameBytes) : Buffer.allocUnsafe(this.frameBytes);
     out.writeUInt32BE(out.length - FRAME_HEADER_BYTES, 0);
     out.writeUInt8(MessageType.Events, 4);
-    let o = out.writeUInt16BE(this.recs.length, 5);
-    for (let i = 0; i < this.recs.length; i++) {
-      const recs = this.recs[i]!;
+    let o = out.writeUInt16BE(heads.length / 4, 5);
+    for (let h = 0; h < heads.length; h += 4) {
       const lenAt = o + 10;
-      o = out.writeUInt32BE(this.heads[2 * i]!, o);
-      o = out.writeUInt32BE(this.heads[2 * i + 1]!, o);
-      o = out.writeUInt16BE(recs.length, o) + 4;
+      o = out.writeUInt32BE(heads[h]!, o);
+      o = out.writeUInt32BE(heads[h + 1]!, o);
+      o = out.writeUInt16BE(heads[h + 2]!, o) + 4;
       const from = o;
-      for (let k = 0; k < recs.length; ) {
-        const first = recs[k]!;
-        let end = first.at + first.len;
-        for (k++; k < recs.length && recs[k]!.buf === first.buf && recs[k]!.at === end; k++) end += recs[k]!.len;
-        o += first.buf.copy(out, o, first.at, end);
-      }
+      const runTo = h + 4 < heads.length ? heads[h + 7]! : this.runBufs.length;
+      for (let r = heads[h + 3]!; r < runTo; r++) o += this.runBufs[r]!.copy(out, o, this.runAt[r], this.runEnd[r]);
       out.writeUInt32BE(o - from, lenAt);
     }
-    this.heads.length = 0;
-    this.recs.length = 0;
+    if (this.open && this.headed) {
+      const last = heads.length - 4;
+      this.openPos = heads[last + 1]! + heads[last + 2]!;
+      this.headed = false;
+    }
+    heads.length = 0;
+    this.runBufs.length = 0;
+    this.runAt.length = 0;
+    this.runEnd.length = 0;
     this.recordBytes = 0;
+    this.recordCount = 0;
     return out;
+  }
+
+  /** Writes the open section's head, its first record at `firstPos`. */
+  private head(firstPos: number): void {
+    this.heads.push(this.openStream, firstPos >>> 0, 0, this.runBufs.length);
+    this.headed = true;
+  }
+
+  private get frameBytes(): number {
+    return EVENTS_FIXED_BYTES + this.sections * EVENTS_SECTION_HEADER_BYTES + this.recordBytes;
   }
 }
 

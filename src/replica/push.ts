@@ -4,7 +4,7 @@
 // replica's memory: what it cannot take stays in the bounded queue.
 
 import type { ClientQueue, OrderedLog, QueueSession } from '../broker/index.js';
-import { EventsWriter, EVENTS_SECTION_HEADER_BYTES, FramePool, refOf, ORDERED_HEADER_BYTES, ORDERED_KIND, type RecordRef } from '../codec/index.js';
+import { EventsWriter, FramePool, ORDERED_HEADER_BYTES, ORDERED_KIND, type RecordSink } from '../codec/index.js';
 import type { Connection } from '../net/index.js';
 import { tamperRecord, type Fault } from './faults.js';
 
@@ -20,7 +20,7 @@ export const PUSH_FRAME_BYTES = 256 * 1024;
  */
 export class PushScheduler {
   private readonly due = new Set<PushStream>();
-  private readonly writers = new Map<Connection, EventsWriter>();
+  private readonly frames = new Map<Connection, ConnectionFrames>();
   /** Where frames are built, and come back to once written (FramePool): a frame is at most PUSH_FRAME_BYTES and one record. */
   readonly pool = new FramePool(PUSH_FRAME_BYTES + 64 * 1024, 32);
   private armed = false;
@@ -47,29 +47,13 @@ export class PushScheduler {
   }
 
   /**
-   * Adds `records` to this pass's frame for `conn`, in as many sections as it takes for no
-   * frame to pass PUSH_FRAME_BYTES (a record bigger than that goes in a frame of its own);
-   * sends each frame once it is big enough. One section per take was one frame per take:
-   * 1,024 events of 16 KiB made a 16 MiB frame, which the subscriber refuses as over
-   * frameBytesMax, reconnects, and is sent again, forever.
+   * This pass's frame for `conn`, which streams add their sections to record by record. It is
+   * sent once it is big enough, and at the end of the pass.
    */
-  write(conn: Connection, streamId: number, firstPos: number, records: readonly RecordRef[]): void {
-    let w = this.writers.get(conn);
-    if (!w) this.writers.set(conn, (w = new EventsWriter(this.pool)));
-    let from = 0;
-    let bytes = w.bytes + EVENTS_SECTION_HEADER_BYTES;
-    for (let i = 0; i < records.length; i++) {
-      const len = records[i]!.len;
-      if (bytes + len > PUSH_FRAME_BYTES && (i > from || w.sections > 0)) {
-        if (i > from) w.add(streamId, firstPos + from, records.slice(from, i));
-        this.send(conn, w.take()!);
-        from = i;
-        bytes = w.bytes + EVENTS_SECTION_HEADER_BYTES;
-      }
-      bytes += len;
-    }
-    w.add(streamId, firstPos + from, from === 0 ? records : records.slice(from));
-    if (w.bytes >= PUSH_FRAME_BYTES || w.sections >= 0xffff) this.send(conn, w.take()!);
+  framesFor(conn: Connection): ConnectionFrames {
+    let f = this.frames.get(conn);
+    if (!f) this.frames.set(conn, (f = new ConnectionFrames(new EventsWriter(this.pool), (frame) => this.send(conn, frame))));
+    return f;
   }
 
   private readonly run = (): void => {
@@ -78,14 +62,14 @@ export class PushScheduler {
     const streams = [...this.due];
     this.due.clear();
     for (const s of streams) s.flush();
-    for (const [conn, w] of this.writers) {
-      const frame = w.take();
+    for (const [conn, f] of this.frames) {
+      const frame = f.w.take();
       if (frame) this.send(conn, frame);
     }
-    this.writers.clear();
+    this.frames.clear();
   };
 
-  private send(conn: Connection, frame: Buffer): void {
+  send(conn: Connection, frame: Buffer): void {
     // A frame goes back to the pool once written, and only when it was sent once, at once
     // (connections here are net or TLS sockets: see Connection.send).
     if (this.faults.length === 0) return conn.send(frame, () => this.pool.release(frame));
@@ -95,6 +79,38 @@ export class PushScheduler {
       if (delay && delay.kind === 'delay') setTimeout(() => conn.send(frame), delay.ms);
       else conn.send(frame);
     }
+  }
+}
+
+/**
+ * One pass's EVENTS frame for one connection, which a frame never grows past
+ * PUSH_FRAME_BYTES but for one record (a record bigger than that goes in a frame of its own):
+ * a section that would take it past goes on in the next frame. One section per take was once
+ * one frame per take: 1,024 events of 16 KiB made a 16 MiB frame, which the subscriber
+ * refuses as over frameBytesMax, reconnects, and is sent again, forever.
+ */
+export class ConnectionFrames implements RecordSink {
+  constructor(
+    readonly w: EventsWriter,
+    private readonly send: (frame: Buffer) => void,
+  ) {}
+
+  begin(streamId: number, firstPos: number): void {
+    this.w.begin(streamId, firstPos);
+  }
+
+  record(buf: Buffer, at: number, len: number): void {
+    const w = this.w;
+    // A frame counts its sections in a u16 too.
+    if (w.records > 0 && (w.bytes + len > PUSH_FRAME_BYTES || w.sections === 0xffff)) this.send(w.take()!);
+    w.record(buf, at, len);
+  }
+
+  /** Ends the section; a frame that reached PUSH_FRAME_BYTES leaves now. */
+  end(): void {
+    const w = this.w;
+    w.end();
+    if (w.bytes >= PUSH_FRAME_BYTES) this.send(w.take()!);
   }
 }
 
@@ -116,7 +132,8 @@ export interface PushSource {
   readonly key: object;
   /** The position the next entry taken will have. */
   readonly nextPos: number;
-  take(max: number, nowMs: number): readonly RecordRef[];
+  /** Hands up to `max` entries to `sink`, the next at position nextPos; returns how many. */
+  takeInto(max: number, nowMs: number, sink: RecordSink): number;
   /** Unacknowledged entries this session holds. */
   inflight(): number;
   /** Everything up to and including `pos` was acknowledged. */
@@ -139,8 +156,8 @@ export class QueueSource implements PushSource {
     return this.qs.nextPos;
   }
 
-  take(max: number, nowMs: number): readonly RecordRef[] {
-    return this.queue.take(this.qs, max, nowMs);
+  takeInto(max: number, nowMs: number, sink: RecordSink): number {
+    return this.queue.takeInto(this.qs, max, nowMs, sink);
   }
 
   inflight(): number {
@@ -180,14 +197,17 @@ export class LogSource implements PushSource {
     return this.log;
   }
 
-  take(max: number, nowMs: number): readonly RecordRef[] {
+  takeInto(max: number, nowMs: number, sink: RecordSink): number {
     this.log.expire(nowMs);
     const out = this.log.read(this.nextSeq, max);
-    for (const e of out) this.sentSeqs.push(e.seq);
+    for (const e of out) {
+      sink.record(e.buf, e.at, e.len, 0, 0);
+      this.sentSeqs.push(e.seq);
+    }
     this.log.countSent(this.client, out.length);
     if (out.length > 0) this.nextSeq = out[out.length - 1]!.seq + 1;
     this.nextPos += out.length;
-    return out;
+    return out.length;
   }
 
   inflight(): number {
@@ -274,16 +294,17 @@ export class PushStream {
         break;
       }
       const max = Math.min(this.credits, this.ctx.pushBatchEventsMax, passLeft);
-      const entries = this.source.take(max, now);
-      if (entries.length === 0) break;
-      passLeft -= entries.length;
-      this.credits -= entries.length;
-      const firstPos = this.source.nextPos - entries.length;
-      this.ctx.scheduler.write(this.conn, this.id, firstPos, this.records(entries));
+      const frames = this.ctx.scheduler.framesFor(this.conn);
+      frames.begin(this.id, this.source.nextPos);
+      const n = this.source.takeInto(max, now, this.alters ? this.altering(frames) : frames);
+      frames.end();
+      if (n === 0) break;
+      passLeft -= n;
+      this.credits -= n;
       const over = this.source.inflight() - this.ctx.inflightEventsMax;
       if (over > 0) this.source.ack(this.source.nextPos - this.ctx.inflightEventsMax - 1);
       // Fewer than asked for: the queue has nothing more for this session now.
-      if (entries.length < max) break;
+      if (n < max) break;
     }
     if (passLeft < this.passEventsMax && this.passEventsMax !== Infinity) {
       this.passEventsMax *= SESSION_PASS_GROWTH;
@@ -292,10 +313,14 @@ export class PushStream {
     if (!this.conn.writable && !this.conn.isClosed) this.conn.whenDrained(() => this.schedule());
   }
 
-  /** The entries as they are, or as a faulty replica alters them. */
-  private records(entries: readonly RecordRef[]): readonly RecordRef[] {
-    if (!this.alters) return entries;
-    return entries.map((e) => refOf(this.transform(e.buf.subarray(e.at, e.at + e.len))));
+  /** `frames` behind what a faulty replica does to each record (tests' faults only). */
+  private altering(frames: ConnectionFrames): RecordSink {
+    return {
+      record: (buf, at, len) => {
+        const rec = this.transform(buf.subarray(at, at + len));
+        frames.record(rec, 0, rec.length);
+      },
+    };
   }
 
   private transform(rec: Buffer): Buffer {

@@ -165,6 +165,84 @@ test('EVENTS round-trips every section (stream, first position, records), in ord
   );
 });
 
+test('EventsWriter fed record by record: a frame taken mid-section goes on in the next at the right position, and a begun section with no record leaves no trace', (t) => {
+  assertProperty(
+    t,
+    import.meta.url,
+    fc.property(
+      // A section per stream, records of 1-40 bytes, after which records a frame is taken, and
+      // which records lie back to back in one slab (kept as one run) rather than on their own.
+      fc.array(fc.record({ pos: u32, lens: fc.array(fc.integer({ min: 1, max: 40 }), { maxLength: 12 }) }), { minLength: 1, maxLength: 6 }),
+      fc.array(fc.boolean(), { minLength: 72, maxLength: 72 }),
+      fc.array(fc.boolean(), { minLength: 72, maxLength: 72 }),
+      (specs, takeAfter, inSlab) => {
+        const w = new EventsWriter();
+        const frames: Buffer[] = [];
+        // Every record's bytes, by (stream, position), and where the records of a slab lie.
+        const want = new Map<string, Buffer>();
+        const slab = Buffer.alloc(72 * 40);
+        let slabAt = 0;
+        let k = 0;
+        for (const [stream, spec] of specs.entries()) {
+          w.begin(stream, spec.pos);
+          spec.lens.forEach((len, i) => {
+            const pos = (spec.pos + i) >>> 0;
+            const own = !inSlab[k];
+            const buf = own ? Buffer.alloc(len) : slab;
+            const at = own ? 0 : slabAt;
+            if (!own) slabAt += len;
+            buf.fill(k + 1, at, at + len);
+            want.set(`${stream}:${pos}`, Buffer.from(buf.subarray(at, at + len)));
+            w.record(buf, at, len);
+            if (takeAfter[k++]) frames.push(w.take()!);
+          });
+          w.end();
+        }
+        const last = w.take();
+        if (last) frames.push(last);
+        const got = new Map<string, Buffer>();
+        for (const f of frames) {
+          const b = body(f);
+          for (const h of decodeEvents(b)) {
+            assert.ok(h.count > 0, 'no empty section');
+            let at = h.recordsAt;
+            for (let i = 0; i < h.count; i++) {
+              const key = `${h.streamId}:${(h.firstPos + i) >>> 0}`;
+              const len = want.get(key)?.length;
+              assert.ok(len !== undefined, `a record at ${key} that was never added`);
+              got.set(key, b.subarray(at, at + len));
+              at += len;
+            }
+            assert.equal(at, h.recordsEnd, 'the section holds its records and nothing else');
+          }
+        }
+        assert.deepEqual(got, want);
+        assert.equal(w.take(), undefined, 'the writer is empty after take()');
+      },
+    ),
+  );
+});
+
+test('EventsWriter goes on in a new section after 65,535 records (a section counts them in a u16), and refuses a record with no section open', () => {
+  const w = new EventsWriter();
+  const rec = Buffer.from([1, 2, 3, 4]);
+  w.begin(9, 0xffff_fff0);
+  for (let i = 0; i < 70_000; i++) w.record(rec, 0, 4);
+  w.end();
+  const sections = decodeEvents(body(w.take()!));
+  assert.deepEqual(
+    sections.map((h) => [h.streamId, h.firstPos, h.count]),
+    [
+      [9, 0xffff_fff0, 0xffff],
+      [9, (0xffff_fff0 + 0xffff) >>> 0, 70_000 - 0xffff],
+    ],
+  );
+  assert.throws(
+    () => w.record(rec, 0, 4),
+    (e: unknown) => e instanceof FitError && e.code === 'FIT_ERR_INTERNAL',
+  );
+});
+
 test('EVENTS with no records is a valid empty batch', () => {
   const [h] = decodeEvents(body(encodeEvents(1, 0, [])));
   assert.equal(h!.count, 0);

@@ -13,7 +13,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { decodeEvents, refOf, type RecordRef } from '../../src/codec/index.js';
+import { decodeEvents, type RecordSink } from '../../src/codec/index.js';
 import type { Connection } from '../../src/net/index.js';
 import { PUSH_FRAME_BYTES, PushScheduler, PushStream, SESSION_FIRST_PASS_EVENTS, type PushSource } from '../../src/replica/push.js';
 import { assertProperty } from '../helpers/property.js';
@@ -52,11 +52,11 @@ class BacklogSource implements PushSource {
   /** Events queued in all, taken or not: a test may add more. */
   constructor(public count: number) {}
 
-  take(max: number): readonly RecordRef[] {
+  takeInto(max: number, _nowMs: number, sink: RecordSink): number {
     const n = Math.min(max, this.count - this.nextPos);
-    const out = Array.from({ length: n }, (_, i) => refOf(record(this.nextPos + i, 64)));
+    for (let i = 0; i < n; i++) sink.record(record(this.nextPos + i, 64), 0, 64, 0, 0);
     this.nextPos += n;
-    return out;
+    return n;
   }
 
   inflight(): number {
@@ -68,6 +68,14 @@ class BacklogSource implements PushSource {
   }
 
   detach(): void {}
+}
+
+/** What a PushStream does with one take: a section of `records` in this pass's frame for `conn`. */
+function pushTake(s: PushScheduler, conn: Connection, streamId: number, firstPos: number, records: readonly Buffer[]): void {
+  const frames = s.framesFor(conn);
+  frames.begin(streamId, firstPos);
+  for (const r of records) frames.record(r, 0, r.length);
+  frames.end();
 }
 
 function eventsIn(frames: readonly Buffer[]): number {
@@ -111,7 +119,7 @@ test('no pushed frame passes PUSH_FRAME_BYTES but for one record, and every reco
         let pos = startPos;
         const lens: number[] = [];
         takes.forEach((take, t) => {
-          s.write(conn, 7, pos, take.map((len, i) => refOf(record(pos + i, len))));
+          pushTake(s, conn, 7, pos, take.map((len, i) => record(pos + i, len)));
           pos += take.length;
           lens.push(...take);
           write(writes[t]!);
@@ -147,7 +155,7 @@ test('frames written as they go out are built in the same memory again: two buff
   const { conn, frames, write } = writingConnection();
   const s = new PushScheduler([], 0);
   for (let i = 0; i < 64; i++) {
-    s.write(conn, 1, 16 * i, Array.from({ length: 16 }, (_, k) => refOf(record(16 * i + k, 16 * 1024))));
+    pushTake(s, conn, 1, 16 * i, Array.from({ length: 16 }, (_, k) => record(16 * i + k, 16 * 1024)));
     write(Infinity);
   }
   (s as unknown as { run(): void }).run();
@@ -161,7 +169,7 @@ test('frames written as they go out are built in the same memory again: two buff
 test('a take of 1,024 events of 16 KiB goes out in frames of at most PUSH_FRAME_BYTES', () => {
   const { conn, frames } = fakeConnection();
   const s = new PushScheduler([], 0);
-  s.write(conn, 1, 0, Array.from({ length: 1024 }, (_, i) => refOf(record(i, 16 * 1024))));
+  pushTake(s, conn, 1, 0, Array.from({ length: 1024 }, (_, i) => record(i, 16 * 1024)));
   (s as unknown as { run(): void }).run();
   assert.ok(frames.length >= 64);
   for (const f of frames) assert.ok(f.length <= PUSH_FRAME_BYTES, `a frame of ${f.length} bytes`);
