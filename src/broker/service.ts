@@ -4,7 +4,7 @@
 // Channels share nothing but this object's maps: no lock or loop spans two of them.
 
 import { FitError, mayPublish, maySubscribe, PRIORITY_URGENT, type ChannelClass, type ClientInfo, type ControlTable, type Limits } from '../core/index.js';
-import { RecordCursor, type PublishSection } from '../codec/index.js';
+import { RecordCursor, RecordIndex, sameBytesAt, type PublishSection } from '../codec/index.js';
 import { PROTECTION_CODE, PROTECTION_NAMES } from '../protection/index.js';
 import { ClientQueue, QueueBudget, type QueueCounters, type QueueOverflow } from './queue.js';
 import { Dedupe, type DedupeStream } from './dedupe.js';
@@ -147,6 +147,8 @@ export class BrokerService {
   private readonly budget: QueueBudget;
   /** One cursor for every section: publish() walks them one after another, never two at once. */
   private readonly cursor: RecordCursor;
+  /** The records of the PUBLISH frame being handled, as its check found them, for route(). */
+  private readonly found = new RecordIndex();
   /** Called after events were queued for a client on a channel, so sessions can be flushed. */
   onQueued: (channel: string, client: string, queue: ClientQueue) => void = () => {};
   /** Called when a client was unsubscribed from a channel: its sessions on the queue or log `key` must end. */
@@ -338,7 +340,15 @@ export class BrokerService {
     sections: readonly PublishSection[],
   ): { accepted: number; duplicates: number; unordered?: { channel: string; events: UnorderedEvent[] }[]; blocked?: string[]; stored?: boolean } {
     const channels = sections.map((s) => this.checkPublish(client, s.channel));
-    for (let i = 0; i < sections.length; i++) this.checkSection(client, channels[i]!, body, sections[i]!);
+    // Section i's records are found[firstFound[i], firstFound[i + 1]).
+    const found = this.found;
+    found.clear();
+    const firstFound: number[] = [];
+    for (let i = 0; i < sections.length; i++) {
+      firstFound.push(found.length);
+      this.checkSection(client, channels[i]!, body, sections[i]!);
+    }
+    firstFound.push(found.length);
     const now = this.nowMs();
     let accepted = 0;
     let duplicates = 0;
@@ -354,7 +364,7 @@ export class BrokerService {
         if (events.length > 0 && channels[i]!.cls.persist === 'disk' && this.store) stored = true;
         continue;
       }
-      const r = this.route(channels[i]!, body, sections[i]!, now);
+      const r = this.route(channels[i]!, body, sections[i]!, firstFound[i]!, firstFound[i + 1]!, now);
       accepted += r.accepted;
       duplicates += r.duplicates;
       // Queued (none is lost), and the sender is to be held until the full queue has room.
@@ -402,6 +412,7 @@ export class BrokerService {
     let seen = 0;
     while (check.next()) {
       seen++;
+      this.found.note(check);
       if (!check.publisherEquals(idBytes)) {
         throw new FitError('FIT_ERR_NOT_AUTHORIZED', `an event names publisher "${check.publisher()}" but the connection is authenticated as "${client.id}"; publish only as yourself`, {
           channel: ch.tag,
@@ -422,7 +433,8 @@ export class BrokerService {
     }
   }
 
-  private route(ch: Channel, body: Buffer, s: PublishSection, now: number): { accepted: number; duplicates: number } {
+  /** Queues section `s`, whose records its check noted as found[from, to). */
+  private route(ch: Channel, body: Buffer, s: PublishSection, from: number, to: number, now: number): { accepted: number; duplicates: number } {
     // One copy of the section, in the channel's own slab, that every queue of the channel keeps
     // views of: one memcpy per section instead of per record, and what the queues pin is this
     // channel's records, not the socket read (see queue.ts).
@@ -430,7 +442,9 @@ export class BrokerService {
     slab.copyOf(body, s.recordsAt, s.recordsEnd);
     const own = slab.buf;
     const slabId = slab.id;
-    const cursor = this.cursor.reset(own, slab.at, slab.end);
+    // The records lie in the copy where they lay in the frame, moved by this much.
+    const moved = slab.at - s.recordsAt;
+    const found = this.found;
     const queues = ch.queueList;
     // A disk channel numbers what it accepts; with no subscriber there is nothing to keep.
     const durable = queues.length > 0 ? ch.durable : undefined;
@@ -447,35 +461,41 @@ export class BrokerService {
     let runFrom = -1;
     let runTo = -1;
     let runLast = -1;
-    while (cursor.next()) {
-      if (run === undefined || !cursor.sameStreamAs(runFrom, runTo)) {
+    for (let i = from; i < to; i++) {
+      const start = found.start[i]! + moved;
+      const streamTo = found.streamTo[i]! + moved;
+      if (run === undefined || streamTo - start - 8 !== runTo - runFrom || !sameBytesAt(own, runFrom, own, start + 8, runTo - runFrom)) {
         if (run !== undefined) this.acceptedRun(ch, run, runLast);
-        runFrom = cursor.streamFrom;
-        runTo = cursor.streamTo;
+        runFrom = start + 8;
+        runTo = streamTo;
         run = ch.dedupe.streamAt(own, runFrom, runTo);
         runLast = run.last;
       }
-      if (cursor.seq <= runLast) {
+      const seq = found.seq[i]!;
+      if (seq <= runLast) {
         duplicates++;
         continue;
       }
-      runLast = cursor.seq;
-      if (cursor.timestampMs + ch.cls.ttlMs < now) {
+      runLast = seq;
+      const timestampMs = found.timestampMs[i]!;
+      if (timestampMs + ch.cls.ttlMs < now) {
         ch.counters.droppedTtl++;
         continue;
       }
       accepted++;
-      const len = cursor.end - cursor.start;
+      const end = found.end[i]! + moved;
+      const len = end - start;
+      const priority = found.priorityAt(i);
       if (durable) {
         const idx = durable.nextIdx++;
-        for (let i = 0; i < queues.length; i++) queues[i]![1].enqueueIn(slabId, cursor.start, len, cursor.priority, cursor.timestampMs, idx);
-        if (keptFrom < 0) keptFrom = cursor.start;
-        else if (cursor.start !== keptTo) (kept ??= [keptFrom, keptTo]).push(cursor.start, cursor.end);
-        else kept?.push(cursor.start, cursor.end);
-        keptTo = cursor.end;
+        for (let q = 0; q < queues.length; q++) queues[q]![1].enqueueIn(slabId, start, len, priority, timestampMs, idx);
+        if (keptFrom < 0) keptFrom = start;
+        else if (start !== keptTo) (kept ??= [keptFrom, keptTo]).push(start, end);
+        else kept?.push(start, end);
+        keptTo = end;
         continue;
       }
-      for (let i = 0; i < queues.length; i++) queues[i]![1].enqueueIn(slabId, cursor.start, len, cursor.priority, cursor.timestampMs);
+      for (let q = 0; q < queues.length; q++) queues[q]![1].enqueueIn(slabId, start, len, priority, timestampMs);
     }
     if (run !== undefined) this.acceptedRun(ch, run, runLast);
     if (durable && accepted > 0) durable.append(firstIdx, accepted, kept ? gather(own, kept) : own.subarray(keptFrom, keptTo));

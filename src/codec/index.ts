@@ -3,6 +3,7 @@ export { SlabFrameReader } from './frame-slab.js';
 export { FramePool } from './frame-pool.js';
 export { u32, u16, f64be } from './bytes.js';
 export { RecordCursor, writeRecord, numberRecords, recordBytes, decodeRecord, RecordDecoder, contentOffset, sameBytesAt, recordLayout, newRecordLayout, EPOCH_BYTES, RECORD_VERSION, PROTECTION_MAX } from './record.js';
+export { RecordIndex } from './record-index.js';
 export type { RecordInput, RecordLayout } from './record.js';
 export {
   MessageType,

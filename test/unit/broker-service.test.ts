@@ -158,6 +158,20 @@ test('duplicates are counted and not queued again; another epoch of the same pub
   assert.equal(depth(svc, siem1), 4);
 });
 
+test('a section holding two epochs of one publisher dedupes each epoch on its own, whichever comes first', () => {
+  const { svc } = setup();
+  const a = (seq: number): Buffer => makeRecord({ seq });
+  const b = (seq: number): Buffer => makeRecord({ seq, epoch: EPOCH_B });
+  assert.deepEqual(publish(svc, probe, 'alerts', [a(1), a(2), b(1), b(2), a(3)]), { accepted: 5, duplicates: 0 });
+  // Epoch B's seqs are below epoch A's last: read as A's stream, they would be duplicates.
+  assert.deepEqual(publish(svc, probe, 'alerts', [a(3), b(2), b(3), a(4), b(3)]), { accepted: 2, duplicates: 3 });
+  assert.deepEqual(
+    takeAll(svc.queueFor(siem1, 'alerts')),
+    [a(1), a(2), b(1), b(2), a(3), b(3), a(4)],
+    'each accepted record queued once, in the order it came',
+  );
+});
+
 test('an event already past its TTL on arrival is dropped and counted, not queued', () => {
   const { svc } = setup(T0_MS + TTL_MS + 1);
   assert.deepEqual(publish(svc, probe, 'alerts', [makeRecord({ seq: 1, timestampMs: T0_MS })]), { accepted: 0, duplicates: 0 });
