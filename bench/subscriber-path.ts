@@ -5,10 +5,13 @@
 // when frames arrive at them in different orders. Like replica-path.ts, this is for A/B
 // comparisons of the subscriber's own code on a machine too noisy for end-to-end runs.
 //
-//   node dist/bench/subscriber-path.js [--per-section N] [--rounds R] [--protection si|pks] [--build-only]
+//   node dist/bench/subscriber-path.js [--per-section N] [--rounds R] [--protection si|pks] [--delivered-max N] [--build-only]
 //
 // --protection pks seals each round's records as a publisher does (one signer per publisher
 // and round, trees across channels) and votes with the checker a pks subscriber uses.
+//
+// --delivered-max is each channel's voterDeliveredEventsMax share (2,000: the default limit of
+// 100,000 over 50 channels); what it costs is how much of the voter's tables stays in cache.
 //
 // --build-only builds the same frames and stops: under callgrind, the difference of the two
 // is the subscriber's own instructions (docs/performance.md shows the command).
@@ -20,7 +23,7 @@ import { StreamAcks, Voter } from '../src/client/index.js';
 import { BatchSigner, EventChecker, EventSealer, generateIdentity, trailerBytes, PROTECTION_CODE } from '../src/protection/index.js';
 
 const { values } = parseArgs({
-  options: { 'per-section': { type: 'string', default: '12' }, rounds: { type: 'string', default: '400' }, protection: { type: 'string', default: 'si' }, 'build-only': { type: 'boolean', default: false } },
+  options: { 'per-section': { type: 'string', default: '12' }, rounds: { type: 'string', default: '400' }, 'delivered-max': { type: 'string', default: '2000' }, protection: { type: 'string', default: 'si' }, 'build-only': { type: 'boolean', default: false } },
 });
 const SIGNED = values.protection === 'pks';
 if (!SIGNED && values.protection !== 'si') throw new Error('--protection: si or pks');
@@ -91,7 +94,7 @@ const voters = Array.from(
         threshold: 2,
         ttlMs: 600_000,
         pendingMax: 4_000,
-        deliveredMax: 2_000,
+        deliveredMax: Number(values['delivered-max']),
         pendingMs: 60_000,
         ...(SIGNED ? signedVoting(ch) : {}),
       },
