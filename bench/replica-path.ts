@@ -4,13 +4,15 @@
 // machine move by ±20 % between runs; this moves by a few percent, so it is what A/B
 // comparisons of the replica's own code use (docs/performance.md).
 //
-//   node dist/bench/replica-path.js [--per-section N] [--rounds R] [--ack-lag E]
+//   node dist/bench/replica-path.js [--per-section N] [--rounds R] [--ack-lag E] [--cold-kb K]
 //
 // --per-section 12 is close to saturation (large sections); 1 is a paced load of ~30,000
 // events/s, where per-section and per-frame costs are per-event costs. --ack-lag keeps E
 // events of each stream sent and unacknowledged, as a subscriber with a window in flight
 // does: queued entries then live long enough to be promoted to V8's old generation, as they
-// are at saturation in a real run (0, the default: acknowledged at once).
+// are at saturation in a real run (0, the default: acknowledged at once). --cold-kb writes over
+// K KiB between rounds, as the other processes on the cores do between a replica's wakeups
+// (cold.ts), and reports the wall time of the path alone too.
 
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -29,11 +31,16 @@ import {
 } from '../src/codec/index.js';
 import type { Connection } from '../src/net/index.js';
 import { PushScheduler, PushStream, QueueSource } from '../src/replica/push.js';
+import { evictor, PathClock } from './cold.js';
 
-const { values } = parseArgs({ options: { 'per-section': { type: 'string', default: '12' }, rounds: { type: 'string', default: '2000' }, 'ack-lag': { type: 'string', default: '0' } } });
+const { values } = parseArgs({ options: { 'per-section': { type: 'string', default: '12' }, rounds: { type: 'string', default: '2000' }, 'ack-lag': { type: 'string', default: '0' }, 'cold-kb': { type: 'string', default: '0' } } });
 const PER_SECTION = Number(values['per-section']);
 const ROUNDS = Number(values.rounds);
 const ACK_LAG = Number(values['ack-lag']);
+const COLD_KB = Number(values['cold-kb']);
+const evict = evictor(COLD_KB);
+/** Wall time of the path alone, without the eviction between rounds. */
+let path = new PathClock();
 const CHANNELS = 50;
 const PAYLOAD_BYTES = 200;
 /** Publish rounds between two drains: how far the queues run ahead of the push streams. */
@@ -121,14 +128,18 @@ function drain(): void {
 
 function run(rounds: number): void {
   for (let i = 0; i < rounds; i++) {
-    publishRound();
-    if (i % DRAIN_EVERY === DRAIN_EVERY - 1) drain();
+    path.time(() => {
+      publishRound();
+      if (i % DRAIN_EVERY === DRAIN_EVERY - 1) drain();
+    });
+    if (COLD_KB > 0) evict();
   }
   drain();
 }
 
 run(Math.ceil(ROUNDS / 10)); // warm-up: let V8 optimise before measuring
 pushed = 0;
+path = new PathClock();
 const cpu0 = process.cpuUsage();
 const t0 = process.hrtime.bigint();
 run(ROUNDS);
@@ -137,5 +148,5 @@ const cpu = process.cpuUsage(cpu0);
 const events = ROUNDS * publishers.length * CHANNELS * PER_SECTION;
 if (pushed !== 2 * events) throw new Error(`pushed ${pushed} copies of ${events} events, expected ${2 * events}`);
 console.log(
-  `replica path, ${PER_SECTION} event(s) per section${ACK_LAG > 0 ? `, ${ACK_LAG} unacknowledged per stream` : ''}: ${((cpu.user + cpu.system) * 1000 / events).toFixed(0)} ns CPU per event (${(wallNs / events).toFixed(0)} ns wall), ${events} events, 2 subscribers`,
+  `replica path, ${PER_SECTION} event(s) per section${ACK_LAG > 0 ? `, ${ACK_LAG} unacknowledged per stream` : ''}: ${((cpu.user + cpu.system) * 1000 / events).toFixed(0)} ns CPU per event (${(wallNs / events).toFixed(0)} ns wall${COLD_KB > 0 ? `, ${(Number(path.ns) / events).toFixed(0)} ns wall in the path with ${COLD_KB} KiB written between rounds` : ''}), ${events} events, 2 subscribers`,
 );

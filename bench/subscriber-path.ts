@@ -5,13 +5,16 @@
 // when frames arrive at them in different orders. Like replica-path.ts, this is for A/B
 // comparisons of the subscriber's own code on a machine too noisy for end-to-end runs.
 //
-//   node dist/bench/subscriber-path.js [--per-section N] [--rounds R] [--protection si|pks] [--delivered-max N] [--build-only]
+//   node dist/bench/subscriber-path.js [--per-section N] [--rounds R] [--protection si|pks] [--delivered-max N] [--cold-kb K] [--build-only]
 //
 // --protection pks seals each round's records as a publisher does (one signer per publisher
 // and round, trees across channels) and votes with the checker a pks subscriber uses.
 //
 // --delivered-max is each channel's voterDeliveredEventsMax share (2,000: the default limit of
 // 100,000 over 50 channels); what it costs is how much of the voter's tables stays in cache.
+//
+// --cold-kb writes over K KiB between frames, as the other processes on the cores do between
+// a subscriber's wakeups (cold.ts), and reports the wall time of the path alone too.
 //
 // --build-only builds the same frames and stops: under callgrind, the difference of the two
 // is the subscriber's own instructions (docs/performance.md shows the command).
@@ -21,9 +24,10 @@ import { createPrivateKey, randomBytes } from 'node:crypto';
 import { decodeEvents, EventsWriter, numberRecords, recordBytes, RecordDecoder, writeRecord, type RecordRef } from '../src/codec/index.js';
 import { StreamAcks, Voter } from '../src/client/index.js';
 import { BatchSigner, EventChecker, EventSealer, generateIdentity, trailerBytes, PROTECTION_CODE } from '../src/protection/index.js';
+import { evictor, PathClock } from './cold.js';
 
 const { values } = parseArgs({
-  options: { 'per-section': { type: 'string', default: '12' }, rounds: { type: 'string', default: '400' }, 'delivered-max': { type: 'string', default: '2000' }, protection: { type: 'string', default: 'si' }, 'build-only': { type: 'boolean', default: false } },
+  options: { 'per-section': { type: 'string', default: '12' }, rounds: { type: 'string', default: '400' }, 'delivered-max': { type: 'string', default: '2000' }, protection: { type: 'string', default: 'si' }, 'build-only': { type: 'boolean', default: false }, 'cold-kb': { type: 'string', default: '0' } },
 });
 const SIGNED = values.protection === 'pks';
 if (!SIGNED && values.protection !== 'si') throw new Error('--protection: si or pks');
@@ -126,11 +130,20 @@ const rounds = Array.from({ length: ROUNDS }, buildRound);
 if (values['build-only']) process.exit(0);
 for (const frames of warmup) frames.forEach((f, r) => feed(f, r, Date.now()));
 delivered = 0;
+const COLD_KB = Number(values['cold-kb']);
+const evict = evictor(COLD_KB);
+const path = new PathClock();
 const cpu0 = process.cpuUsage();
 const t0 = process.hrtime.bigint();
 for (const frames of rounds) {
   const now = Date.now();
-  frames.forEach((f, r) => feed(f, r, now));
+  if (COLD_KB === 0) frames.forEach((f, r) => feed(f, r, now));
+  else {
+    for (let r = 0; r < frames.length; r++) {
+      path.time(() => feed(frames[r]!, r, now));
+      evict();
+    }
+  }
 }
 const wallNs = Number(process.hrtime.bigint() - t0);
 const cpu = process.cpuUsage(cpu0);
@@ -139,5 +152,5 @@ if (delivered !== events || contentBytes !== (events + warmup.length * CHANNELS 
   throw new Error(`delivered ${delivered} of ${events} events`);
 }
 console.log(
-  `subscriber path, ${values.protection}, ${PER_SECTION} event(s) per section from each publisher, ${REPLICAS} replicas: ${(((cpu.user + cpu.system) * 1000) / events).toFixed(0)} ns CPU per event (${(wallNs / events).toFixed(0)} ns wall), ${events} events`,
+  `subscriber path, ${values.protection}, ${PER_SECTION} event(s) per section from each publisher, ${REPLICAS} replicas: ${(((cpu.user + cpu.system) * 1000) / events).toFixed(0)} ns CPU per event (${(wallNs / events).toFixed(0)} ns wall${COLD_KB > 0 ? `, ${(Number(path.ns) / events).toFixed(0)} ns wall in the path with ${COLD_KB} KiB written between frames` : ''}), ${events} events`,
 );

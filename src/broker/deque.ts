@@ -161,22 +161,22 @@ export class SlotDeque {
     return slot;
   }
 
-  /** Index (0-based from the front) of the first slot whose key (keys[slot]) is greater than `key`. */
-  firstAfter(key: number, keys: Float64Array): number {
-    if (this.size > 0 && keys[this.ring[this.head]!]! > key) return 0;
+  /** Index (0-based from the front) of the first slot whose key (keys[slot * stride]) is greater than `key`. */
+  firstAfter(key: number, keys: Float64Array, stride = 1): number {
+    if (this.size > 0 && keys[this.ring[this.head]! * stride]! > key) return 0;
     let lo = 0;
     let hi = this.size;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if (keys[this.ring[(this.head + mid) & this.mask]!]! <= key) lo = mid + 1;
+      if (keys[this.ring[(this.head + mid) & this.mask]! * stride]! <= key) lo = mid + 1;
       else hi = mid;
     }
     return lo;
   }
 
   /** Inserts keeping the order by key; for the rare path of returning unacknowledged events. */
-  insertSorted(slot: number, keys: Float64Array): void {
-    const at = this.firstAfter(keys[slot]!, keys);
+  insertSorted(slot: number, keys: Float64Array, stride = 1): void {
+    const at = this.firstAfter(keys[slot * stride]!, keys, stride);
     this.push(slot);
     for (let i = this.size - 1; i > at; i--) this.ring[(this.head + i) & this.mask] = this.ring[(this.head + i - 1) & this.mask]!;
     this.ring[(this.head + at) & this.mask] = slot;

@@ -97,8 +97,29 @@ const INITIAL_SLOTS = 16;
 /** A table this big that empties is made small again: a drained queue gives its memory back. */
 const SHRINK_ABOVE = 4096;
 
+// A slot is 48 bytes, on one or two cache lines: three float64 fields, then int32 fields, all
+// read through two views of one buffer. At a paced load every event is a section of its own,
+// and each queue's enqueue, take and acknowledge of it touched ten columns: ten cold lines per
+// queue per event once the other processes on the cores had run (docs/performance.md, session
+// 29). 48, not 64: with the free list and the rings, a slot in a table that just doubled then
+// stays within the QUEUE_ENTRY_OVERHEAD_BYTES counted for it.
+/** Float64 elements per slot; a slot's index in the queue is its first, so the FIFOs read `f64` with this stride. */
+export const SLOT_F64 = 6;
+const SLOT_I32 = SLOT_F64 * 2;
+const F_IDX = 0;
+const F_EXPIRES = 1;
+const F_LOG_IDX = 2;
+const I_SLAB = 6;
+const I_AT = 7;
+const I_LEN = 8;
+const I_HOLDERS = 9;
+const I_LEFT_AT = 10;
+/** Priority in the low byte, flags above it. */
+const I_PRIORITY_FLAGS = 11;
+const FLAGS_SHIFT = 8;
+
 /**
- * One queue's entries. An entry is a slot: its columns say where its record is (slab id,
+ * One queue's entries. An entry is a slot: its fields say where its record is (slab id,
  * offset, length), its index in the queue, priority, expiry, its index in a disk channel (-1
  * on a memory channel), flags (QUEUED: in a level FIFO; DROPPED: dropped and counted, a detach
  * must not bring it back), `leftAt` (the queue's attach count when it left its FIFO sent to
@@ -107,21 +128,15 @@ const SHRINK_ABOVE = 4096;
  * reference is released.
  */
 export class EntryTable {
-  slab = new Int32Array(INITIAL_SLOTS);
-  at = new Int32Array(INITIAL_SLOTS);
-  len = new Int32Array(INITIAL_SLOTS);
-  idx = new Float64Array(INITIAL_SLOTS);
-  expiresAtMs = new Float64Array(INITIAL_SLOTS);
-  logIdx = new Float64Array(INITIAL_SLOTS);
-  leftAt = new Float64Array(INITIAL_SLOTS);
-  priority = new Uint8Array(INITIAL_SLOTS);
-  flags = new Uint8Array(INITIAL_SLOTS);
-  private holders = new Int32Array(INITIAL_SLOTS);
+  /** The slots' float64 fields; a slot's index in the queue is f64[slot * SLOT_F64]. */
+  f64 = new Float64Array(INITIAL_SLOTS * SLOT_F64);
+  private i32 = new Int32Array(this.f64.buffer);
   private free = new Int32Array(INITIAL_SLOTS);
   private freeTop = 0;
   /** Slots handed out at least once since the table was last (re)made: beyond it, all are free. */
   private used = 0;
   private liveSlots = 0;
+  private slots = INITIAL_SLOTS;
 
   constructor(readonly slabs: SlabTable) {}
 
@@ -132,7 +147,7 @@ export class EntryTable {
 
   /** Slots allocated (for tests: an emptied table gives its memory back). */
   get capacity(): number {
-    return this.slab.length;
+    return this.slots;
   }
 
   /** A new QUEUED entry held once (by its FIFO), referencing slab `slab`. */
@@ -140,65 +155,112 @@ export class EntryTable {
     let s: number;
     if (this.freeTop > 0) s = this.free[--this.freeTop]!;
     else {
-      if (this.used === this.slab.length) this.resize(this.slab.length * 2);
+      if (this.used === this.slots) this.resize(this.slots * 2);
       s = this.used++;
     }
     this.slabs.ref(slab);
-    this.slab[s] = slab;
-    this.at[s] = at;
-    this.len[s] = len;
-    this.idx[s] = idx;
-    this.priority[s] = priority;
-    this.expiresAtMs[s] = expiresAtMs;
-    this.logIdx[s] = logIdx;
-    this.leftAt[s] = 0;
-    this.flags[s] = QUEUED;
-    this.holders[s] = 1;
+    const f = s * SLOT_F64;
+    const f64 = this.f64;
+    f64[f + F_IDX] = idx;
+    f64[f + F_EXPIRES] = expiresAtMs;
+    f64[f + F_LOG_IDX] = logIdx;
+    const i = s * SLOT_I32;
+    const i32 = this.i32;
+    i32[i + I_SLAB] = slab;
+    i32[i + I_AT] = at;
+    i32[i + I_LEN] = len;
+    i32[i + I_HOLDERS] = 1;
+    i32[i + I_LEFT_AT] = 0;
+    i32[i + I_PRIORITY_FLAGS] = priority | (QUEUED << FLAGS_SHIFT);
     this.liveSlots++;
     return s;
   }
 
+  idx(s: number): number {
+    return this.f64[s * SLOT_F64 + F_IDX]!;
+  }
+
+  setIdx(s: number, idx: number): void {
+    this.f64[s * SLOT_F64 + F_IDX] = idx;
+  }
+
+  expiresAtMs(s: number): number {
+    return this.f64[s * SLOT_F64 + F_EXPIRES]!;
+  }
+
+  logIdx(s: number): number {
+    return this.f64[s * SLOT_F64 + F_LOG_IDX]!;
+  }
+
+  leftAt(s: number): number {
+    return this.i32[s * SLOT_I32 + I_LEFT_AT]!;
+  }
+
+  setLeftAt(s: number, attaches: number): void {
+    this.i32[s * SLOT_I32 + I_LEFT_AT] = attaches;
+  }
+
+  at(s: number): number {
+    return this.i32[s * SLOT_I32 + I_AT]!;
+  }
+
+  len(s: number): number {
+    return this.i32[s * SLOT_I32 + I_LEN]!;
+  }
+
+  priority(s: number): number {
+    return this.i32[s * SLOT_I32 + I_PRIORITY_FLAGS]! & 0xff;
+  }
+
+  flags(s: number): number {
+    return this.i32[s * SLOT_I32 + I_PRIORITY_FLAGS]! >>> FLAGS_SHIFT;
+  }
+
+  /** Sets `flags` on `s` (QUEUED, DROPPED). */
+  mark(s: number, flags: number): void {
+    this.i32[s * SLOT_I32 + I_PRIORITY_FLAGS]! |= flags << FLAGS_SHIFT;
+  }
+
+  /** Clears `flags` on `s`. */
+  unmark(s: number, flags: number): void {
+    this.i32[s * SLOT_I32 + I_PRIORITY_FLAGS]! &= ~(flags << FLAGS_SHIFT);
+  }
+
   /** The record's buffer. */
   buf(s: number): Buffer {
-    return this.slabs.buf(this.slab[s]!);
+    return this.slabs.buf(this.i32[s * SLOT_I32 + I_SLAB]!);
   }
 
   hold(s: number): void {
-    this.holders[s]!++;
+    this.i32[s * SLOT_I32 + I_HOLDERS]!++;
   }
 
   /** One holder let go of `s`; the last one frees it: read what you need of it before. */
   release(s: number): void {
-    if (--this.holders[s]! > 0) return;
-    this.slabs.release(this.slab[s]!);
+    const i = s * SLOT_I32;
+    if (--this.i32[i + I_HOLDERS]! > 0) return;
+    this.slabs.release(this.i32[i + I_SLAB]!);
     this.liveSlots--;
-    if (this.liveSlots === 0 && this.slab.length > SHRINK_ABOVE) return this.remake(INITIAL_SLOTS);
+    if (this.liveSlots === 0 && this.slots > SHRINK_ABOVE) return this.remake(INITIAL_SLOTS);
     this.free[this.freeTop++] = s;
   }
 
   private resize(capacity: number): void {
-    this.columns(capacity, true);
+    this.table(capacity, true);
   }
 
   /** Every slot free, in a table of `capacity` slots. */
   private remake(capacity: number): void {
     this.freeTop = 0;
     this.used = 0;
-    this.columns(capacity, false);
+    this.table(capacity, false);
   }
 
-  /** Columns of `capacity` slots, holding what the old ones held when `keep`. */
-  private columns(capacity: number, keep: boolean): void {
-    this.slab = grown(this.slab, capacity, keep);
-    this.at = grown(this.at, capacity, keep);
-    this.len = grown(this.len, capacity, keep);
-    this.idx = grown(this.idx, capacity, keep);
-    this.expiresAtMs = grown(this.expiresAtMs, capacity, keep);
-    this.logIdx = grown(this.logIdx, capacity, keep);
-    this.leftAt = grown(this.leftAt, capacity, keep);
-    this.priority = grown(this.priority, capacity, keep);
-    this.flags = grown(this.flags, capacity, keep);
-    this.holders = grown(this.holders, capacity, keep);
+  /** Room for `capacity` slots, holding what the old ones held when `keep`. */
+  private table(capacity: number, keep: boolean): void {
+    this.f64 = grown(this.f64, capacity * SLOT_F64, keep);
+    this.i32 = new Int32Array(this.f64.buffer);
     this.free = grown(this.free, capacity, keep);
+    this.slots = capacity;
   }
 }

@@ -24,7 +24,7 @@
 import { DEFAULT_LIMITS, PRIORITY_LEVELS, type OverflowPolicy, type Priority } from '../core/index.js';
 import type { RecordRef, RecordSink } from '../codec/index.js';
 import { SlotDeque } from './deque.js';
-import { DROPPED, EntryTable, QUEUED, SlabTable } from './entries.js';
+import { DROPPED, EntryTable, QUEUED, SLOT_F64, SlabTable } from './entries.js';
 import type { ResolvedPrefix } from './prefix.js';
 
 /**
@@ -303,7 +303,7 @@ export class ClientQueue {
 
   /** An entry went into a level FIFO. */
   private counted(e: number): void {
-    const cost = this.t.len[e]! + QUEUE_ENTRY_OVERHEAD_BYTES;
+    const cost = this.t.len(e) + QUEUE_ENTRY_OVERHEAD_BYTES;
     const wasEmpty = this.size === 0;
     this.size++;
     this.bytes += cost;
@@ -313,8 +313,8 @@ export class ClientQueue {
   /** An entry left its level FIFO, which lets go of it: read what you need of it before. */
   private uncounted(e: number): void {
     const t = this.t;
-    const cost = t.len[e]! + QUEUE_ENTRY_OVERHEAD_BYTES;
-    t.flags[e]! &= ~QUEUED;
+    const cost = t.len(e) + QUEUE_ENTRY_OVERHEAD_BYTES;
+    t.unmark(e, QUEUED);
     t.release(e);
     this.size--;
     this.bytes -= cost;
@@ -324,7 +324,7 @@ export class ClientQueue {
 
   /** Marks `e` dropped and counted, and lets its disk channel's position move past it. */
   private dropped(e: number): void {
-    this.t.flags[e]! |= DROPPED;
+    this.t.mark(e, DROPPED);
     this.finished(e);
   }
 
@@ -424,17 +424,17 @@ export class ClientQueue {
     if (!this.sessions.delete(s)) return;
     const t = this.t;
     for (let e = s.inflight.shift(); e >= 0; e = s.inflight.shift()) {
-      if ((t.flags[e]! & (QUEUED | DROPPED)) === 0) {
-        t.flags[e]! |= QUEUED;
+      if ((t.flags(e) & (QUEUED | DROPPED)) === 0) {
+        t.mark(e, QUEUED);
         t.hold(e);
         // A session attached after e left the FIFO was never sent it, yet its cursor may be past
         // e's index: put back in place, e would be trimmed unseen behind that cursor and lost.
         // Such an e goes to the back of its level (a session that had it already gets a copy
         // voters drop).
         if (this.skippedBySome(e)) {
-          t.idx[e] = this.nextIdx++;
-          this.levels[t.priority[e]!]!.push(e);
-        } else this.levels[t.priority[e]!]!.insertSorted(e, t.idx);
+          t.setIdx(e, this.nextIdx++);
+          this.levels[t.priority(e)]!.push(e);
+        } else this.levels[t.priority(e)]!.insertSorted(e, t.f64, SLOT_F64);
         // Counted again, over the budget if need be: these are in memory either way, and the
         // next enqueue drops what it takes to get back under it.
         this.counted(e);
@@ -459,7 +459,7 @@ export class ClientQueue {
   /** The client is done with `e`: on a disk channel, its position may move past it. */
   private finished(e: number): void {
     if (this.done === undefined) return;
-    const logIdx = this.t.logIdx[e]!;
+    const logIdx = this.t.logIdx(e);
     if (logIdx >= 0) this.done.resolve(logIdx);
   }
 
@@ -486,15 +486,15 @@ export class ClientQueue {
     for (let level = PRIORITY_LEVELS - 1; level >= 0 && n < max; level--) {
       const fifo = this.levels[level]!;
       if (fifo.length === 0) continue;
-      for (let i = fifo.firstAfter(s.cursors[level]!, t.idx); i < fifo.length && n < max; i++) {
+      for (let i = fifo.firstAfter(s.cursors[level]!, t.f64, SLOT_F64); i < fifo.length && n < max; i++) {
         const e = fifo.at(i);
-        s.cursors[level] = t.idx[e]!;
-        if (t.expiresAtMs[e]! < nowMs) {
+        s.cursors[level] = t.idx(e);
+        if (t.expiresAtMs(e) < nowMs) {
           // Expired behind a live entry: count it now, once; trimSent removes it later.
           this.countExpired(e);
           continue;
         }
-        sink.record(t.buf(e), t.at[e]!, t.len[e]!, t.priority[e]!, t.expiresAtMs[e]!);
+        sink.record(t.buf(e), t.at(e), t.len(e), t.priority(e), t.expiresAtMs(e));
         n++;
         t.hold(e);
         s.inflight.push(e);
@@ -510,7 +510,7 @@ export class ClientQueue {
   hasFor(s: QueueSession): boolean {
     for (let level = 0; level < PRIORITY_LEVELS; level++) {
       const fifo = this.levels[level]!;
-      if (fifo.firstAfter(s.cursors[level]!, this.t.idx) < fifo.length) return true;
+      if (fifo.firstAfter(s.cursors[level]!, this.t.f64, SLOT_F64) < fifo.length) return true;
     }
     return false;
   }
@@ -525,11 +525,11 @@ export class ClientQueue {
       const fifo = this.levels[level]!;
       while (out.length < max && fifo.length > 0) {
         // Whatever fits one frame (one record alone when it is bigger): what is pulled is gone.
-        if (out.length > 0 && bytes + t.len[fifo.peek()]! > bytesMax) return this.pulled(out);
+        if (out.length > 0 && bytes + t.len(fifo.peek()) > bytesMax) return this.pulled(out);
         const e = fifo.shift();
-        bytes += t.len[e]!;
+        bytes += t.len(e);
         this.finished(e);
-        if (t.expiresAtMs[e]! < nowMs) this.countExpired(e);
+        if (t.expiresAtMs(e) < nowMs) this.countExpired(e);
         else out.push(this.recordOf(e));
         this.uncounted(e);
       }
@@ -539,7 +539,7 @@ export class ClientQueue {
 
   private recordOf(e: number): QueuedRecord {
     const t = this.t;
-    return new QueuedRecord(t.buf(e), t.at[e]!, t.len[e]!, t.priority[e]!, t.expiresAtMs[e]!);
+    return new QueuedRecord(t.buf(e), t.at(e), t.len(e), t.priority(e), t.expiresAtMs(e));
   }
 
   private pulled(out: QueuedRecord[]): QueuedRecord[] {
@@ -550,9 +550,9 @@ export class ClientQueue {
   /** Drops expired entries from the front of every level: the oldest go first. */
   expire(nowMs: number): void {
     if (this.size === 0) return;
-    const expiresAtMs = this.t.expiresAtMs;
+    const t = this.t;
     for (const fifo of this.levels) {
-      for (let e = fifo.peek(); e >= 0 && expiresAtMs[e]! < nowMs; e = fifo.peek()) {
+      for (let e = fifo.peek(); e >= 0 && t.expiresAtMs(e) < nowMs; e = fifo.peek()) {
         fifo.shift();
         this.countExpired(e);
         this.uncounted(e);
@@ -561,7 +561,7 @@ export class ClientQueue {
   }
 
   private countExpired(e: number): void {
-    if ((this.t.flags[e]! & DROPPED) !== 0) return;
+    if ((this.t.flags(e) & DROPPED) !== 0) return;
     this.dropped(e);
     this.counters.droppedTtl++;
   }
@@ -585,7 +585,7 @@ export class ClientQueue {
     const t = this.t;
     for (const fifo of this.levels) {
       for (let e = fifo.shift(); e >= 0; e = fifo.shift()) {
-        t.flags[e]! |= DROPPED;
+        t.mark(e, DROPPED);
         this.uncounted(e);
         this.counters.droppedUnsubscribed++;
       }
@@ -596,8 +596,8 @@ export class ClientQueue {
     for (const s of this.sessions) {
       for (let i = 0; i < s.inflight.length; i++) {
         const e = s.inflight.at(i);
-        if ((t.flags[e]! & (QUEUED | DROPPED)) !== 0) continue;
-        t.flags[e]! |= DROPPED;
+        if ((t.flags(e) & (QUEUED | DROPPED)) !== 0) continue;
+        t.mark(e, DROPPED);
         this.counters.droppedUnsubscribed++;
       }
     }
@@ -625,9 +625,9 @@ export class ClientQueue {
       let min = Infinity;
       for (const s of this.sessions) min = Math.min(min, s.cursors[level]!);
       const t = this.t;
-      for (let e = fifo.peek(); e >= 0 && t.idx[e]! <= min; e = fifo.peek()) {
+      for (let e = fifo.peek(); e >= 0 && t.idx(e) <= min; e = fifo.peek()) {
         fifo.shift();
-        t.leftAt[e] = this.attaches;
+        t.setLeftAt(e, this.attaches);
         this.uncounted(e);
       }
     }
@@ -635,7 +635,7 @@ export class ClientQueue {
 
   private skippedBySome(e: number): boolean {
     const t = this.t;
-    for (const s of this.sessions) if (s.attachedAt > t.leftAt[e]! && s.cursors[t.priority[e]!]! >= t.idx[e]!) return true;
+    for (const s of this.sessions) if (s.attachedAt > t.leftAt(e) && s.cursors[t.priority(e)]! >= t.idx(e)) return true;
     return false;
   }
 }
