@@ -26,7 +26,12 @@ export class PushScheduler {
    */
   private due: PushStream[] = [];
   private flushing: PushStream[] = [];
-  private readonly frames = new Map<Connection, ConnectionFrames>();
+  /**
+   * Each connection's frame builder, kept from pass to pass (a new one per pass grew its arrays
+   * from empty every 2 ms), and those that have something in this pass.
+   */
+  private readonly builders = new WeakMap<Connection, ConnectionFrames>();
+  private touched: ConnectionFrames[] = [];
   /** Where frames are built, and come back to once written (FramePool): a frame is at most PUSH_FRAME_BYTES and one record. */
   readonly pool = new FramePool(PUSH_FRAME_BYTES + 64 * 1024, 32);
   private armed = false;
@@ -57,8 +62,12 @@ export class PushScheduler {
    * sent once it is big enough, and at the end of the pass.
    */
   framesFor(conn: Connection): ConnectionFrames {
-    let f = this.frames.get(conn);
-    if (!f) this.frames.set(conn, (f = new ConnectionFrames(new EventsWriter(this.pool), (frame) => this.send(conn, frame))));
+    let f = this.builders.get(conn);
+    if (!f) this.builders.set(conn, (f = new ConnectionFrames(new EventsWriter(this.pool), (frame) => this.send(conn, frame))));
+    if (!f.touched) {
+      f.touched = true;
+      this.touched.push(f);
+    }
     return f;
   }
 
@@ -71,11 +80,13 @@ export class PushScheduler {
     for (let i = 0; i < streams.length; i++) streams[i]!.flush();
     streams.length = 0;
     this.flushing = streams;
-    for (const [conn, f] of this.frames) {
+    const touched = this.touched;
+    this.touched = [];
+    for (const f of touched) {
+      f.touched = false;
       const frame = f.w.take();
-      if (frame) this.send(conn, frame);
+      if (frame) f.send(frame);
     }
-    this.frames.clear();
   };
 
   send(conn: Connection, frame: Buffer): void {
@@ -99,9 +110,12 @@ export class PushScheduler {
  * refuses as over frameBytesMax, reconnects, and is sent again, forever.
  */
 export class ConnectionFrames implements RecordSink {
+  /** In this pass's list of builders to send (PushScheduler). */
+  touched = false;
+
   constructor(
     readonly w: EventsWriter,
-    private readonly send: (frame: Buffer) => void,
+    readonly send: (frame: Buffer) => void,
   ) {}
 
   begin(streamId: number, firstPos: number): void {
