@@ -31,6 +31,7 @@ interface Flags {
   rate: number;
   orderedRate: number;
   fixedMs?: number;
+  fixedWarmupMs?: number;
   peers: string;
   out?: string;
   save: boolean;
@@ -107,6 +108,7 @@ async function main(): Promise<void> {
       2_000,
     )
     .option('--fixed-ms <ms>', 'duration of the fixed-load phase (default 5000; with --quick, 2000)', positiveInt('--fixed-ms'))
+    .option('--fixed-warmup-ms <ms>', 'unmeasured fixed load run just before the fixed-load phase, in the same processes, every system alike (default 5000; with --quick, 1000; 0: none)', wholeNumber('--fixed-warmup-ms'))
     .addOption(new Option('--peers <names>', `peer systems, comma-separated, or "none" (${PEER_NAMES.join(', ')})`).default('all'))
     .option('--out <file>', 'also write the results JSON to this file')
     .option('--no-save', 'do not write bench/results/ and docs/performance-chart.svg')
@@ -141,6 +143,7 @@ async function main(): Promise<void> {
   const events = o.events ?? (o.quick ? 200_000 : 500_000);
   const warmupEvents = o.warmup ?? events;
   const fixedMs = o.fixedMs ?? (o.quick ? 2000 : 5000);
+  const fixedWarmupMs = o.fixedWarmupMs ?? (o.quick ? 1000 : 5000);
 
   const faults: Record<number, string[]> = {};
   for (const spec of o.fault) {
@@ -183,7 +186,7 @@ async function main(): Promise<void> {
   const urgentCredits = o.urgent ? list(o.urgentCredits).map(positiveInt('--urgent-credits')) : [];
   const urgentSteps = urgentCredits.length * (2 * o.urgentRounds + 2);
   const fixedRate = (server: ServerSide): number => (server.mode === 'bft-ordered' ? o.orderedRate : o.rate);
-  const steps = (p: (typeof plan)[number]): number => 3 + (warmupEvents > 0 ? 1 : 0) + (fixedRate(p.server) > 0 ? 1 : 0) + (p.server.mode === 'bft-ordered' && o.crashRate > 0 ? 1 : 0);
+  const steps = (p: (typeof plan)[number]): number => 3 + (warmupEvents > 0 ? 1 : 0) + (fixedRate(p.server) > 0 ? (fixedWarmupMs > 0 ? 2 : 1) : 0) + (p.server.mode === 'bft-ordered' && o.crashRate > 0 ? 1 : 0);
   const firstEventSteps = o.firstEvent ? 2 * o.firstEventRounds + 2 : 0;
   const progress = new Progress(plan.reduce((n, p) => n + steps(p), 0) + urgentSteps + firstEventSteps);
   const runs: RunResult[] = [];
@@ -198,6 +201,7 @@ async function main(): Promise<void> {
         warmupEvents,
         fixedRate: fixedRate(p.server),
         fixedMs,
+        fixedWarmupMs,
         crashRate: o.crashRate,
         onPhase: (what) => progress.step(`${p.server.label}, ${p.channels} channels: ${what}`),
       });

@@ -11,6 +11,12 @@
 // next as many. The steady state of a broker that runs for months is what the figures
 // are about, and every system gets the same warm-up, as broker benchmarks do (the OpenMessaging
 // Benchmark's warm-up period).
+//
+// The fixed-load phase has a warm-up of its own, of the same offered load: saturation runs
+// few, large frames, and code that runs once per frame (socket writes, ACKs, timers) reaches
+// the optimizing compiler only after seconds of a paced load, when it does a thousand times a
+// second. Without it the measured phase ran partly interpreted and shared the two cores with
+// TurboFan compiling it (docs/performance.md, "Session 30").
 
 import { latencyMs, mergeHistograms, type LatencyMs } from './stamp.js';
 import { cpuSeconds, minorFaults, peakRssMb } from './rss.js';
@@ -53,8 +59,11 @@ export interface RunResult extends PhaseResult {
   warmupEvents: number;
   /** The unmeasured warm-up before the saturation phase: the same figures, for a cold start. */
   warmup?: PhaseResult;
-  /** Fixed offered load (events/s, all publishers together), measured separately. */
-  fixedLoad?: PhaseResult & { offeredRate: number };
+  /**
+   * Fixed offered load (events/s, all publishers together), measured separately; `warmupMs` of
+   * the same load ran unmeasured before it (`warmup`), absent in results before session 30.
+   */
+  fixedLoad?: PhaseResult & { offeredRate: number; warmupMs?: number; warmup?: PhaseResult };
   /** Systems with a leader: a paced phase during which the leader is killed (SIGKILL). */
   leaderCrash?: { offeredRate: number; killedReplica: number; killedAfterMs: number; longestGapMs: number[]; delivered: number[]; published: number; replicaDrops?: (number | null)[] };
   /** The largest peak RSS among the system's server processes (each replica, or the server). */
@@ -72,6 +81,8 @@ export interface RunPlan {
   /** Offered load for the fixed-load phase; 0 skips it. */
   fixedRate: number;
   fixedMs: number;
+  /** Milliseconds of the fixed load run unmeasured before the measured ones (see the top); 0: none. */
+  fixedWarmupMs: number;
   /** Offered load of the leader-crash phase (systems that have a leader); 0 skips it. */
   crashRate?: number;
   onPhase?(what: string): void;
@@ -108,9 +119,15 @@ export async function runOnce(plan: RunPlan): Promise<RunResult> {
     const saturated = await phase(handle, pubs, subs, pids, { events: Math.ceil(plan.events / shape.publishers) });
     let fixedLoad: RunResult['fixedLoad'];
     if (plan.fixedRate > 0) {
+      const rate = plan.fixedRate / shape.publishers;
+      let fixedWarmup: PhaseResult | undefined;
+      if (plan.fixedWarmupMs > 0) {
+        plan.onPhase?.('fixed-load warm-up');
+        fixedWarmup = await phase(handle, pubs, subs, pids, { rate, durationMs: plan.fixedWarmupMs });
+      }
       plan.onPhase?.('fixed load');
-      const r = await phase(handle, pubs, subs, pids, { rate: plan.fixedRate / shape.publishers, durationMs: plan.fixedMs });
-      fixedLoad = { offeredRate: plan.fixedRate, ...r };
+      const r = await phase(handle, pubs, subs, pids, { rate, durationMs: plan.fixedMs });
+      fixedLoad = { offeredRate: plan.fixedRate, ...r, ...(fixedWarmup ? { warmupMs: plan.fixedWarmupMs, warmup: fixedWarmup } : {}) };
     }
     let leaderCrash: RunResult['leaderCrash'];
     if (handle.killLeader && (plan.crashRate ?? 0) > 0) {

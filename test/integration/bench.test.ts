@@ -28,7 +28,7 @@ function runBench(args: string[], timeoutMs: number): { stdout: string; doc: unk
 }
 
 test('bench --out writes the runs in the documented shape', { timeout: 120_000 }, () => {
-  const args = ['--quick', '--mode', 'bft', '--channels', '3', '--size', '200', '--events', '3000', '--warmup', '1000', '--rate', '2000', '--fixed-ms', '500', '--peers', 'none'];
+  const args = ['--quick', '--mode', 'bft', '--channels', '3', '--size', '200', '--events', '3000', '--warmup', '1000', '--rate', '2000', '--fixed-ms', '500', '--fixed-warmup-ms', '300', '--peers', 'none'];
   const r = runBench(args, 110_000);
   const doc = r.doc as { machine: { cpus: number; commit: string }; runs: Record<string, unknown>[] };
   assert.ok(doc.machine.cpus >= 1 && typeof doc.machine.commit === 'string');
@@ -43,7 +43,7 @@ test('bench --out writes the runs in the documented shape', { timeout: 120_000 }
     delivered: number[];
     latencyMs: { p50: number; p99: number; p999: number };
     peakRssMb: number;
-    fixedLoad: { offeredRate: number; latencyMs: { p99: number } };
+    fixedLoad: { offeredRate: number; published: number; latencyMs: { p99: number }; warmupMs: number; warmup: { published: number; delivered: number[] } };
     warmupEvents: number;
     warmup: { published: number; delivered: number[]; deliverRates: number[] };
   };
@@ -58,6 +58,11 @@ test('bench --out writes the runs in the documented shape', { timeout: 120_000 }
   assert.ok(run.latencyMs.p50 <= run.latencyMs.p99 && run.latencyMs.p99 <= run.latencyMs.p999);
   assert.ok(run.peakRssMb > 10, 'peak RSS of the replicas, in MB');
   assert.equal(run.fixedLoad.offeredRate, 2000);
+  // 2,000/s for 500 ms, after 300 ms of the same load kept apart from it.
+  assert.equal(run.fixedLoad.published, 1000);
+  assert.equal(run.fixedLoad.warmupMs, 300);
+  assert.equal(run.fixedLoad.warmup.published, 600);
+  assert.deepEqual(run.fixedLoad.warmup.delivered, [600, 600]);
   // The warm-up ran first, in the same processes, and is kept apart from the measured figures.
   assert.equal(run.warmupEvents, 1000);
   assert.equal(run.warmup.published, 1000);
