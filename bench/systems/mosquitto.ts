@@ -76,10 +76,17 @@ export const mosquittoClient: ClientFactory = async (endpoint, role) => {
         // A dropped connection must show as lost events (and fail the acks), not be hidden
         // by a reconnect.
         reconnectPeriod: 0,
+        // No keepalive: a subscriber that mosquitto holds a backlog for gets its PINGRESP
+        // behind that backlog, and mqtt.js closed such connections with "Keepalive timeout"
+        // while events arrived all along (every QoS 1 fixed-load phase after a long overload,
+        // session 30). On one machine there is no dead peer for a keepalive to find.
+        keepalive: 0,
       });
+      let why = '';
+      client.on('error', (e) => (why = `: ${e.message}`));
       client.on('close', () => {
         if (closing) return;
-        process.stderr.write(`${role.name}: MQTT connection closed\n`);
+        process.stderr.write(`${role.name}: MQTT connection closed${why}\n`);
         window.fail(new Error('MQTT connection closed'));
       });
     },
