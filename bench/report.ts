@@ -154,7 +154,8 @@ function byChannels(runs: RunResult[]): RunResult[] {
 }
 
 function row(r: RunResult): string[] {
-  const f = r.fixedLoad;
+  // A fixed-load phase that delivered nothing has no latency: 0.00 would read as a figure.
+  const f = r.fixedLoad && r.fixedLoad.latencyMs.count > 0 ? r.fixedLoad : undefined;
   return [
     r.label,
     String(r.channels),

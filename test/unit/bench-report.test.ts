@@ -104,6 +104,15 @@ test('the text table shows every subscriber when they differ by more than 5%, el
   assert.ok(bft5.includes('30.0k'), 'the fixed-load offered rate');
 });
 
+test('a fixed-load phase that delivered nothing shows as 0% delivered with "-" for its latency, not as 0 ms', () => {
+  const base = run('mosquitto', 'qos1', 'Mosquitto QoS 1', 5, 12_000, [12_000, 12_000]);
+  const lost: RunResult = { ...base, fixedLoad: { ...base.fixedLoad!, deliverRates: [0, 0], delivered: [0, 0], latencyMs: { p50: 0, p99: 0, p999: 0, max: 0, count: 0 } } };
+  const row = cells(markdownTable([lost]).split('\n').find((l) => l.startsWith('| Mosquitto QoS 1 | 5 |'))!);
+  assert.deepEqual(row.slice(8, 12), ['30.0k (delivered 0%)', '-', '-', '-']);
+  const delivered = cells(markdownTable([base]).split('\n').find((l) => l.startsWith('| Mosquitto QoS 1 | 5 |'))!);
+  assert.deepEqual(delivered.slice(8, 12), ['30.0k', '0.50', '2.00', '4.50']);
+});
+
 test('the tables show the warm-up as the cold-start figure beside the measured one, and "-" for a run without', () => {
   const t = textTable(runs);
   const bft50 = t.split('\n').find((l) => l.startsWith(BFT) && / 50 /.test(l))!;
