@@ -2,6 +2,7 @@
 
 import { cpus, totalmem, release } from 'node:os';
 import { execFileSync } from 'node:child_process';
+import type { DamonInfo } from './kernel.js';
 
 export interface Machine {
   cpus: number;
@@ -10,6 +11,8 @@ export interface Machine {
   kernel: string;
   node: string;
   commit: string;
+  /** The kernel's data access monitor as the run found it, and whether --pause-damon switched it off (absent before session 31, and without DAMON). */
+  damon?: DamonInfo;
 }
 
 export function machine(): Machine {

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import { Progress } from './progress.js';
 import { runOnce, type RunResult } from './run.js';
 import { machine } from './machine.js';
+import { damonInfo, pauseDamon } from './kernel.js';
 import { peerServers, PEER_NAMES } from './systems/servers.js';
 import { fitbrokerServer, type ChannelSettings, type FitMode } from './systems/fitbroker.js';
 import { printTable, writeFirstEventReport, writeReport, writeUrgentReport, type RunFailure } from './report.js';
@@ -51,6 +52,7 @@ interface Flags {
   firstEventBacklog: number;
   firstEventRounds: number;
   firstEventProtection: string;
+  pauseDamon: boolean;
 }
 
 /** --channel-setting KEY=VALUE, checked: a typo must not measure the defaults under another name. */
@@ -132,6 +134,11 @@ async function main(): Promise<void> {
       (v: string, prev: string[]) => [...prev, v],
       [],
     )
+    .option(
+      '--pause-damon',
+      "switch the kernel's data access monitor (kdamond) off for the run and on again after it (root): on our VMs it takes a vCPU for 15-30 ms every ~0.5 s, the paced p99's stalls (docs/performance.md); results say it was off",
+      false,
+    )
     .option('--fault <ID:KIND>', `fitbroker runs with replica ID faulty (repeatable; ${FAULT_KINDS.join(', ')}): throughput with a faulty replica, not only safety`, (v: string, prev: string[]) => [...prev, v], [])
     .parse();
   const o = program.opts<Flags>();
@@ -181,6 +188,13 @@ async function main(): Promise<void> {
     const why = await peer.unavailable();
     if (why) process.stderr.write(`skipping ${peer.label}: ${why}\n`);
     else systems.push(peer);
+  }
+  const damonAsFound = damonInfo();
+  let damonPaused = false;
+  if (o.pauseDamon) {
+    const paused = pauseDamon();
+    if (typeof paused === 'string') process.stderr.write(`--pause-damon: not paused: ${paused}\n`);
+    else damonPaused = true;
   }
   const plan = channelCounts.flatMap((c) => systems.map((server) => ({ server, channels: c })));
   const urgentCredits = o.urgent ? list(o.urgentCredits).map(positiveInt('--urgent-credits')) : [];
@@ -244,7 +258,8 @@ async function main(): Promise<void> {
     }
   }
   progress.stop();
-  const doc = { machine: machine(), date: new Date().toISOString(), args: process.argv.slice(2), runs, ...(urgent ? { urgent } : {}), ...(firstEvent ? { firstEvent } : {}), ...(failures.length ? { failures } : {}) };
+  const damon = damonAsFound ? { ...damonAsFound, pausedForRun: damonPaused } : undefined;
+  const doc = { machine: { ...machine(), ...(damon ? { damon } : {}) }, date: new Date().toISOString(), args: process.argv.slice(2), runs, ...(urgent ? { urgent } : {}), ...(firstEvent ? { firstEvent } : {}), ...(failures.length ? { failures } : {}) };
   if (runs.length > 0 || plan.length > 0) printTable(runs);
   for (const u of urgentResults) process.stdout.write(`\n${urgentSummary(u)}\n`);
   if (firstEvent) process.stdout.write(`\n${firstEventSummary(firstEvent)}\n`);
@@ -269,17 +284,22 @@ function summaryLine(r: RunResult): string {
   return (
     `${r.label}, ${r.channels} ch: publish ${k(r.publishRate)}/s, deliver ${r.deliverRates.map(k).join(' / ')}/s ` +
     `(${r.delivered.map((d) => `${((100 * d) / r.published).toFixed(1)}%`).join(' / ')}), p99 ${r.latencyMs.p99} ms` +
-    (r.fixedLoad ? `; at ${k(r.fixedLoad.offeredRate)}/s p50 ${r.fixedLoad.latencyMs.p50} p99 ${r.fixedLoad.latencyMs.p99} p99.9 ${r.fixedLoad.latencyMs.p999} ms` : '') +
+    (r.fixedLoad ? `; at ${k(r.fixedLoad.offeredRate)}/s p50 ${r.fixedLoad.latencyMs.p50} p99 ${r.fixedLoad.latencyMs.p99} p99.9 ${r.fixedLoad.latencyMs.p999} ms${kernelNote(r.fixedLoad, ', kernel threads cpu s ')}` : '') +
     (r.leaderCrash
       ? `; leader ${r.leaderCrash.killedReplica} killed at ${k(r.leaderCrash.offeredRate)}/s: longest pause ${r.leaderCrash.longestGapMs.join(' / ')} ms, delivered ${r.leaderCrash.delivered.map((d) => `${((100 * d) / r.leaderCrash!.published).toFixed(1)}%`).join(' / ')}`
       : '') +
-    `; peak RSS ${r.peakRssMb} MB; cpu s servers ${r.cpuSec.servers.join('/')} pubs ${r.cpuSec.publishers.join('/')} subs ${r.cpuSec.subscribers.join('/')} in ${r.wallSec} s` +
+    `; peak RSS ${r.peakRssMb} MB; cpu s servers ${r.cpuSec.servers.join('/')} pubs ${r.cpuSec.publishers.join('/')} subs ${r.cpuSec.subscribers.join('/')}${kernelNote(r, ', kernel threads ')} in ${r.wallSec} s` +
     (r.minorFaults ? `; page faults servers ${r.minorFaults.servers.map(k).join('/')} subs ${r.minorFaults.subscribers.map(k).join('/')}` : '') +
     dropsNote('', r) +
     (r.fixedLoad ? dropsNote(' at the fixed load', r.fixedLoad) : '') +
     (r.leaderCrash ? dropsNote(' with the leader killed', r.leaderCrash) : '') +
     (r.warmup ? `; cold start (the warm-up, ${k(r.warmup.published)} events): deliver ${r.warmup.deliverRates.map(k).join(' / ')}/s, cpu s servers ${r.warmup.cpuSec.servers.join('/')} subs ${r.warmup.cpuSec.subscribers.join('/')}` : '')
   );
+}
+
+/** The kernel's own threads' CPU, where it was read. */
+function kernelNote(p: { kernelThreadsCpuSec?: number }, label: string): string {
+  return p.kernelThreadsCpuSec === undefined ? '' : `${label}${p.kernelThreadsCpuSec}`;
 }
 
 /**

@@ -18,7 +18,7 @@ export function peakRssMb(pid: number): number | undefined {
 const CLOCK_TICKS = 100;
 
 /** /proc/PID/stat's fields after the parenthesised command name (which may contain spaces): field 3 is [0]. */
-function statFields(pid: number): string[] | undefined {
+export function statFields(pid: number): string[] | undefined {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
     return stat.slice(stat.lastIndexOf(')') + 2).split(' ');
@@ -29,7 +29,12 @@ function statFields(pid: number): string[] | undefined {
 
 export function cpuSeconds(pid: number): number | undefined {
   const fields = statFields(pid);
-  return fields ? (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS : undefined;
+  return fields ? cpuSecondsOf(fields) : undefined;
+}
+
+/** utime + stime of statFields(). */
+export function cpuSecondsOf(fields: string[]): number {
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
 }
 
 export function minorFaults(pid: number): number | undefined {

@@ -20,6 +20,7 @@
 
 import { latencyMs, mergeHistograms, type LatencyMs } from './stamp.js';
 import { cpuSeconds, minorFaults, peakRssMb } from './rss.js';
+import { kernelThreadsCpuSec } from './kernel.js';
 import { Worker } from './workers.js';
 import type { RunShape, ServerHandle, ServerSide } from './systems/types.js';
 
@@ -34,6 +35,11 @@ export interface PhaseResult {
   latencyMs: LatencyMs;
   /** CPU seconds each process used during the phase: which one saturates. */
   cpuSec: { servers: number[]; publishers: number[]; subscribers: number[] };
+  /**
+   * CPU seconds the kernel's own threads (kdamond, kswapd, kworkers) used during the phase, on
+   * the same cores (threads that exited during it are not counted); absent before session 31.
+   */
+  kernelThreadsCpuSec?: number;
   /** Minor page faults each process took during the phase: memory it grew into (absent in results before session 22). */
   minorFaults?: { servers: number[]; publishers: number[]; subscribers: number[] };
   /**
@@ -207,6 +213,7 @@ async function phase(
   const dropsBefore = await handle.drops?.();
   const cpuBefore = costOf(pids, cpuSeconds);
   const faultsBefore = costOf(pids, minorFaults);
+  const kernelBefore = kernelThreadsCpuSec();
   const wallBefore = performance.now();
   onStart?.();
   const done = await Promise.all(pubs.map((p) => p.ask({ type: 'publish', ...cmd }, 'published', 30 * 60_000)));
@@ -216,6 +223,7 @@ async function phase(
   const reports = await waitForSubscribers(subs, published);
   const cpuAfter = costOf(pids, cpuSeconds);
   const faultsAfter = costOf(pids, minorFaults);
+  const kernelAfter = kernelThreadsCpuSec();
   // Before the status queries below: a replica that does not answer costs them 3 s.
   const wallSec = Math.round(performance.now() - wallBefore) / 1000;
   const dropsAfter = await handle.drops?.();
@@ -229,6 +237,7 @@ async function phase(
     delivered: reports.map((r) => r.received),
     latencyMs: latencyMs(mergeHistograms(reports.map((r) => r.histogram))),
     cpuSec: { servers: delta('servers'), publishers: delta('publishers'), subscribers: delta('subscribers') },
+    kernelThreadsCpuSec: Math.max(0, Math.round((kernelAfter - kernelBefore) * 100) / 100),
     minorFaults: { servers: faults('servers'), publishers: faults('publishers'), subscribers: faults('subscribers') },
     ...(dropsBefore && dropsAfter ? { replicaDrops: dropsAfter.map((d, i) => (d === null || dropsBefore[i] == null ? null : d - dropsBefore[i]!)) } : {}),
     wallSec,

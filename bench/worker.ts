@@ -6,6 +6,7 @@ import { setImmediate as yieldToIo } from 'node:timers/promises';
 import type { FromWorker, ToWorker, WorkerInit } from './protocol.js';
 import { ageMicros, encodeHistogram, newRecordingHistogram, payloadTemplate, stamped, STAMP_BYTES, URGENT_MARK } from './stamp.js';
 import { clientFactory } from './systems/clients.js';
+import { LatencyTrace } from './latency-trace.js';
 import type { ClientSide } from './systems/types.js';
 
 /** Events a publisher sends between two looks at its event loop, when nothing pushes back. */
@@ -27,12 +28,15 @@ let longestGapNs = 0n;
 let subscribeNs: bigint | undefined;
 /** Urgent events (the --urgent part), timed apart from the rest; undefined until one arrives. */
 let urgent: { histogram: ReturnType<typeof newRecordingHistogram>; positions: number[] } | undefined;
+/** FIT_BENCH_LATENCY_TRACE=DIR: every event's arrival and send time, per phase (latency-trace.ts). */
+const trace = process.env.FIT_BENCH_LATENCY_TRACE ? new LatencyTrace(process.env.FIT_BENCH_LATENCY_TRACE) : undefined;
 
 function onMessage(payload: Buffer): void {
   const now = process.hrtime.bigint();
   if (received === 0) firstNs = now;
   else if (now - lastNs > longestGapNs) longestGapNs = now - lastNs;
   lastNs = now;
+  trace?.record(now, payload.readBigUInt64LE(0));
   if (payload[STAMP_BYTES] === URGENT_MARK) {
     urgent ??= { histogram: newRecordingHistogram(), positions: [] };
     urgent.histogram.recordValue(Math.max(1, ageMicros(payload, now)));
@@ -121,10 +125,12 @@ async function handle(m: ToWorker): Promise<void> {
       urgent = undefined;
       received = 0;
       firstNs = lastNs = longestGapNs = 0n;
+      trace?.reset();
       return;
     case 'count':
       return send({ type: 'count', received });
     case 'report':
+      trace?.flush();
       return send({
         type: 'report',
         received,

@@ -43,7 +43,8 @@ test('bench --out writes the runs in the documented shape', { timeout: 120_000 }
     delivered: number[];
     latencyMs: { p50: number; p99: number; p999: number };
     peakRssMb: number;
-    fixedLoad: { offeredRate: number; published: number; latencyMs: { p99: number }; warmupMs: number; warmup: { published: number; delivered: number[] } };
+    fixedLoad: { offeredRate: number; published: number; latencyMs: { p99: number }; warmupMs: number; warmup: { published: number; delivered: number[] }; kernelThreadsCpuSec: number };
+    kernelThreadsCpuSec: number;
     warmupEvents: number;
     warmup: { published: number; delivered: number[]; deliverRates: number[] };
   };
@@ -63,6 +64,8 @@ test('bench --out writes the runs in the documented shape', { timeout: 120_000 }
   assert.equal(run.fixedLoad.warmupMs, 300);
   assert.equal(run.fixedLoad.warmup.published, 600);
   assert.deepEqual(run.fixedLoad.warmup.delivered, [600, 600]);
+  // What the kernel's own threads took of the shared cores, per phase: a tail can be told apart from ours.
+  for (const p of [run, run.fixedLoad]) assert.ok(typeof p.kernelThreadsCpuSec === 'number' && p.kernelThreadsCpuSec >= 0, `kernelThreadsCpuSec ${p.kernelThreadsCpuSec}`);
   // The warm-up ran first, in the same processes, and is kept apart from the measured figures.
   assert.equal(run.warmupEvents, 1000);
   assert.equal(run.warmup.published, 1000);
