@@ -504,7 +504,16 @@ function provenance(doc: ReportDoc): string {
   const m = doc.machine;
   const when = doc.date.replace('T', ' ').replace(/\.\d+Z$/, 'Z').replace(/Z$/, ' UTC');
   const command = ['npm run bench', ...(doc.args.length ? ['--', ...doc.args] : [])].join(' ');
-  return `Measured ${when} on ${m.cpus} × ${mdCell(m.cpuModel)} (${m.memGiB} GiB, kernel ${m.kernel}, Node ${m.node}), commit \`${m.commit}\`, with \`${command}\`.`;
+  return `Measured ${when} on ${m.cpus} × ${mdCell(m.cpuModel)} (${m.memGiB} GiB, kernel ${m.kernel}, Node ${m.node}), commit \`${m.commit}\`, with \`${command}\`.${damonNote(m)}`;
+}
+
+/** The kernel's data access monitor moves the paced tail on these VMs (performance.md, session 31): a table says how it ran. */
+function damonNote(m: Machine): string {
+  const running = m.damon?.kdamonds.filter((k) => k.state === 'on') ?? [];
+  if (running.length === 0) return '';
+  if (m.damon!.pausedForRun) return ' The kernel\'s data access monitor (kdamond) was switched off for the run.';
+  const every = running[0]!.sampleUs ? `, sampling every ${running[0]!.sampleUs / 1000} ms` : '';
+  return ` The kernel's data access monitor (kdamond) ran${every}.`;
 }
 
 /** Replaces what is between the table markers; undefined when the markers are missing or out of order. */

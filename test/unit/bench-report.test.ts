@@ -245,6 +245,24 @@ test('writeReport writes both charts and replaces only what is between the marke
   }
 });
 
+test("the table says how the kernel's data access monitor ran, where the machine had one", () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bench-report-'));
+  const tableOf = (machine: ReportDoc['machine']): string => {
+    writeFileSync(join(dir, 'performance.md'), `${TABLE_START}\n${TABLE_END}\n`);
+    writeReport({ ...doc, machine }, dir);
+    return readFileSync(join(dir, 'performance.md'), 'utf8');
+  };
+  try {
+    const kdamond = { index: 0, state: 'on', operations: 'paddr', sampleUs: 500000, action: 'pageout' };
+    assert.match(tableOf({ ...doc.machine, damon: { kdamonds: [kdamond], pausedForRun: true } }), /\(kdamond\) was switched off for the run\./);
+    assert.match(tableOf({ ...doc.machine, damon: { kdamonds: [kdamond], pausedForRun: false } }), /\(kdamond\) ran, sampling every 500 ms\./);
+    assert.doesNotMatch(tableOf({ ...doc.machine, damon: { kdamonds: [{ ...kdamond, state: 'off' }], pausedForRun: false } }), /kdamond/);
+    assert.doesNotMatch(tableOf(doc.machine), /kdamond/, 'files before session 31, and kernels without DAMON');
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('writeReport leaves performance.md alone without both markers, and copes with its absence', () => {
   const dir = mkdtempSync(join(tmpdir(), 'bench-report-'));
   try {
