@@ -72,6 +72,7 @@ export async function subscribe(o: SubscribeCommandOptions): Promise<void> {
       (s.expired || s.undecided ? `; dropped: ${s.expired} expired, ${s.undecided} undecided` : '') +
       (s.rejected ? `; ${s.rejected} events rejected: their publisher sealed them wrongly (FIT_ERR_FORGED above)` : '') +
       (s.equivocations ? `; ${s.equivocations} copies of a second version their publisher also signed: it equivocated (FIT_ERR_FORGED above)` : '') +
+      (s.floorsForced ? `; ${s.floorsForced} times the voter stopped waiting for a replica far behind (an event only it still held would have been counted stale)` : '') +
       (s.undecryptable ? `; ${s.undecryptable} events not decryptable with this client's channel keys` : '') +
       (s.skipped ? `; ${s.skipped} seqs skipped (the replicas no longer held them: fitbroker status shows what each client missed)` : '') +
       '\n',

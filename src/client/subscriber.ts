@@ -279,6 +279,7 @@ export class Subscriber {
           rejected: c.rejected,
           // An ordered channel delivers the version f+1 replicas decided: a second signed one is never compared.
           equivocations: 0,
+          floorsForced: 0,
           undecryptable: ch.undecryptable,
           mismatches: Object.fromEntries(c.mismatches.map((m, i) => [i, m])),
           malformedFrames: Object.fromEntries(ch.malformed.map((m, i) => [i, m + c.malformed[i]!])),
@@ -302,7 +303,7 @@ export class Subscriber {
     const all = this.summaries();
     const total = { ...all[0]!, channel: all.map((s) => s.channel).join(','), mismatches: { ...all[0]!.mismatches }, malformedFrames: { ...all[0]!.malformedFrames } };
     for (const s of all.slice(1)) {
-      for (const k of ['delivered', 'expired', 'undecided', 'stale', 'duplicateCopies', 'pending', 'forged', 'rejected', 'equivocations', 'undecryptable'] as const) total[k] += s[k];
+      for (const k of ['delivered', 'expired', 'undecided', 'stale', 'duplicateCopies', 'pending', 'forged', 'rejected', 'equivocations', 'floorsForced', 'undecryptable'] as const) total[k] += s[k];
       if (s.skipped !== undefined) total.skipped = (total.skipped ?? 0) + s.skipped;
       for (const [r, m] of Object.entries(s.mismatches)) total.mismatches[Number(r)] = (total.mismatches[Number(r)] ?? 0) + m;
       for (const [r, m] of Object.entries(s.malformedFrames)) total.malformedFrames[Number(r)] = (total.malformedFrames[Number(r)] ?? 0) + m;
@@ -339,6 +340,7 @@ export class Subscriber {
           if (ch.ordered && typeof reply.from === 'number') this.startedAt(ch, link.id, reply.from);
           ch.refusals.delete(link.id);
           ch.subscribed.add(link.id);
+          ch.voter?.setLive(link.id, true);
           if (this.channels.every((c) => c.subscribed.size >= voteQuorum(c.cls.fault, this.config.f))) this.settle();
         },
         (err: FitError) => {
@@ -370,6 +372,7 @@ export class Subscriber {
     for (const ch of this.channels) {
       ch.streams[link.id] = undefined;
       ch.subscribed.delete(link.id);
+      ch.voter?.setLive(link.id, false);
       if (reason) ch.refusals.set(link.id, reason);
       this.checkRefusals(ch);
     }

@@ -12,7 +12,9 @@
 // events, which a correct replica vouched for. Processes with floors and no events are idle,
 // and the oldest idle ones are given up past a limit; their floors go with them.
 
+import { PRIORITY_LEVELS } from '../core/index.js';
 import { sameBytesAt, u32 } from '../codec/index.js';
+import type { SeqBits } from './voter-seqs.js';
 
 /** A publishing process and what the voter remembers of it. */
 export interface Stream {
@@ -30,8 +32,19 @@ export interface Stream {
   readonly uid: number;
   /** Events the voter holds of this process. */
   events: number;
-  /** Per priority level, the highest seq forgotten; undefined until one was. */
+  /**
+   * Per priority level, the seq at or below which a copy not in the voter's table is turned
+   * away; undefined until an event of the process was forgotten (voter.ts says when it rises).
+   */
   floors: number[] | undefined;
+  /** Per level, delivered seqs forgotten above the floor. */
+  delivered: (SeqBits | undefined)[] | undefined;
+  /**
+   * Per level and replica (level * replicas + replica), the highest seq of a copy that replica
+   * sent; -1 before any. A replica sends a process's events of one level in seq order, so what
+   * it has passed it sends again only as a resend after a reconnect.
+   */
+  readonly passed: Float64Array;
   /** Given up: a replica's remembered last process must not bring it back. */
   closed: boolean;
   /** Only floors left: linked oldest first, the order idle processes are given up in. */
@@ -61,8 +74,10 @@ export class StreamIndex {
   private uids = 0;
 
   constructor(
-    replicas: number,
+    private readonly replicas: number,
     private readonly idleMax: number,
+    /** A process given up: what it held outside the index goes with it. */
+    private readonly onClose: (s: Stream) => void = () => {},
   ) {
     this.last = new Array<Stream | undefined>(replicas).fill(undefined);
   }
@@ -95,6 +110,8 @@ export class StreamIndex {
       uid: this.uids++ | 0,
       events: 0,
       floors: undefined,
+      delivered: undefined,
+      passed: new Float64Array(PRIORITY_LEVELS * this.replicas).fill(-1),
       closed: false,
       idle: false,
       idlePrev: undefined,
@@ -132,6 +149,7 @@ export class StreamIndex {
   private close(s: Stream): void {
     this.wake(s);
     s.closed = true;
+    this.onClose(s);
     this.streams.delete(s.key);
     if (this.byTag.get(s.tag) === s) this.byTag.delete(s.tag);
   }

@@ -5,10 +5,18 @@
 // sent them. Pure: no sockets, no timers; time comes in as arguments.
 //
 // Bounded by construction: undecided events wait at most pendingMs and at most pendingMax of
-// them; delivered keys are remembered until deliveredMax newer ones push them out, and a floor
-// per publishing process and priority then turns very late copies away. Per priority, because
-// urgent events overtake normal ones in replica queues; within one level a replica keeps each
-// publisher's order, so a seq below the floor of its level was already seen.
+// them; delivered events are remembered until deliveredMax newer ones push them out, then as a
+// bit (voter-seqs.ts) until a floor per publishing process and priority covers them, and the
+// floor turns every copy at or below it away. Per priority, because urgent events overtake
+// normal ones in replica queues; within one level a replica sends each publisher's events in
+// seq order, though not every one: a full queue or a TTL drops some. So the floor rises only
+// as far as the replicas have passed: to the seq that all but threshold-1 live replicas have
+// sent a copy at or beyond. An event below it that is not in the table can no longer gather
+// the copies it needs (only resends would come), while one that a replica far behind still
+// holds, and the others dropped, stays above it and is delivered when that copy comes. A
+// replica whose link is down is not waited for (setLive). Should a replica stay behind past
+// what the bits may hold (a faulty one that withholds on a signed channel, one lagging by
+// more than its queues hold), the floor passes it anyway, counted in floorsForced.
 //
 // It runs once per copy (n times per event), so it allocates nothing per event: an event is
 // a slot in typed-array columns (voter-table.ts), replica sets are bitmasks, the first version
@@ -40,11 +48,12 @@
 // to the signed timestamp of every delivered event the voter forgets. Older events need
 // `threshold` copies, as on an si channel, and correct replicas do not replay.
 
-import { FitError } from '../core/index.js';
+import { FitError, PRIORITY_LEVELS } from '../core/index.js';
 import { SlotDeque } from '../broker/index.js';
 import { RecordCursor, f64be, u32 } from '../codec/index.js';
 import type { CheckResult } from '../protection/index.js';
-import { StreamIndex } from './voter-streams.js';
+import { StreamIndex, type Stream } from './voter-streams.js';
+import { SeqBits, type SeqBudget } from './voter-seqs.js';
 import { DECIDED, EventTable, FIRST_WON, type Variant } from './voter-table.js';
 
 export interface VoterOptions {
@@ -82,6 +91,12 @@ export interface VoterCounters {
    * of one event (it equivocated): counted here, and no replica is blamed for passing one on.
    */
   equivocations: number;
+  /**
+   * Times a floor passed seqs that a live replica had not reached yet, because the bits of
+   * delivered events waiting for it ran out of room: a copy of an event that replica alone
+   * still held would be turned away as stale.
+   */
+  floorsForced: number;
 }
 
 /** A copy of an event as one replica sent it, and where in that replica's stream it sat. */
@@ -131,6 +146,15 @@ const RUN_RECORDS_MAX = 1 << 16;
  */
 const FRAME_VIEW_MS = 1000;
 const NO_BYTES = Buffer.alloc(0);
+/**
+ * How many seqs a replica may fall behind at one level of one publishing process before a
+ * floor stops waiting for it, for all processes together: 512 per event deliveredMax allows
+ * (at 50 channels, 1 M per channel, far more than a channel's share of a replica's queues),
+ * and at least 128 Ki (16 KiB of bits).
+ */
+export function voterSeqBitsMax(deliveredMax: number): number {
+  return 32 * Math.max(4096, 16 * deliveredMax);
+}
 
 function sameBytes(rec: Buffer, buf: Buffer, start: number, end: number): boolean {
   return rec.length === end - start && buf.compare(rec, 0, rec.length, start, end) === 0;
@@ -183,7 +207,14 @@ export class Voter {
   /** Bound once: takeHeld() calls it for every held copy. */
   private readonly resolveHeld: (replica: number, pos: number) => void;
   readonly mismatches: number[];
-  readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0, forged: 0, rejected: 0, equivocations: 0 };
+  readonly counters: VoterCounters = { delivered: 0, expired: 0, undecided: 0, stale: 0, duplicateCopies: 0, forged: 0, rejected: 0, equivocations: 0, floorsForced: 0 };
+  /** Replicas whose copies may still come: floors wait for these only. */
+  private liveMask: number;
+  /** Copies an event needs to be delivered, at least: what a floor must leave room for. */
+  private readonly floorQuorum: number;
+  private readonly seqBudget: SeqBudget;
+  /** Reused by raiseFloor: the live replicas' progress, sorted. */
+  private readonly passedSorted: Float64Array;
 
   constructor(
     private readonly o: VoterOptions,
@@ -193,12 +224,18 @@ export class Voter {
       throw new FitError('FIT_ERR_INTERNAL', `invariant broken: voter threshold ${o.threshold} outside 1..${o.replicas}, or more than ${VOTER_REPLICAS_MAX} replicas`);
     }
     this.allMask = (1 << o.replicas) - 1;
+    this.liveMask = this.allMask;
+    this.floorQuorum = o.oneValidEnough ? 1 : o.threshold;
+    this.seqBudget = { words: 0, max: voterSeqBitsMax(o.deliveredMax) / 32 };
+    this.passedSorted = new Float64Array(o.replicas);
     this.horizonMs = o.horizonMs ?? -Infinity;
     this.mismatches = new Array<number>(o.replicas).fill(0);
     this.expect = new Int32Array(o.replicas).fill(-1);
     this.span = new Array<number>(o.replicas).fill(RUN_RECORDS_MAX);
     // Floors of up to deliveredMax idle processes: the bound of the delivered events they outlast.
-    this.streams = new StreamIndex(o.replicas, o.deliveredMax);
+    this.streams = new StreamIndex(o.replicas, o.deliveredMax, (s) => {
+      for (const bits of s.delivered ?? []) bits?.clear();
+    });
     this.resolveHeld = (replica, pos) => sink.resolve(replica, pos);
   }
 
@@ -219,6 +256,15 @@ export class Voter {
   /** Events remembered, undecided or delivered (for tests: bounded by pendingMax + deliveredMax). */
   get eventCount(): number {
     return this.t.live;
+  }
+
+  /**
+   * Whether `replica` may still send copies (its subscribe stream is up). Floors do not wait
+   * for one that is down; its backlog, when it is back, is judged against them like any copy.
+   */
+  setLive(replica: number, live: boolean): void {
+    if (live) this.liveMask |= 1 << replica;
+    else this.liveMask &= ~(1 << replica);
   }
 
   offer(replica: number, rec: Buffer, pos: number, nowMs: number): void {
@@ -292,6 +338,13 @@ export class Voter {
     const base = t.fat[head]!;
     let e = head;
     let i = 0;
+    // What the replica passed, per process and level: the highest seq of each group of the
+    // run's records that share them, once per group rather than once per record. Told after
+    // the group's copies counted: a floor raised meanwhile waits for this replica a little
+    // longer than it needs to, never less.
+    let ps: Stream | undefined;
+    let pl = -1;
+    let pseq = 0;
     for (; i < n; i++) {
       const p = e;
       // Deciding an earlier event of the run may have forgotten this one (tiny deliveredMax):
@@ -299,10 +352,18 @@ export class Voter {
       // Never vote here: a vote may create an event in a freed slot, and the slot freed may be
       // one this run has yet to reach, which would then name another event.
       if (t.fbuf[p] === undefined) break;
+      const st = t.stream[p];
+      if (st !== ps || t.priority[p] !== pl) {
+        if (ps) this.pass(ps, pl, replica, pseq);
+        ps = st;
+        pl = t.priority[p]!;
+      }
+      pseq = t.seq[p]!; // a replica sends a group in seq order: its last is its highest
       e = t.next[p]!;
       this.runBytes = t.fend[p]! - base;
       this.firstVersionCopy(p, replica, pos + i);
     }
+    if (ps) this.pass(ps, pl, replica, pseq);
     this.expect[replica] = i === n ? e : -1;
     return i;
   }
@@ -350,15 +411,16 @@ export class Voter {
     const to = from + 1 + buf[from]! + EPOCH_BYTES;
     let s = this.streams.find(replica, buf, from, to);
     const seq = u32(buf, to) * 0x1_0000_0000 + u32(buf, to + 4);
+    const priority = buf[start + 5]!;
+    if (s) this.pass(s, priority, replica, seq);
     let p = s === undefined ? -1 : t.find(s, seq);
     if (p >= 0 && t.flags[p]! & DECIDED) {
       this.lateCopy(p, replica, buf, start, end, pos);
       return p;
     }
     if (p < 0) {
-      const priority = buf[start + 5]!;
       const floor = s?.floors?.[priority];
-      if (floor !== undefined && seq <= floor) {
+      if (floor !== undefined && (seq <= floor || s!.delivered?.[priority]?.has(seq) === true)) {
         this.counters.stale++;
         this.sink.resolve(replica, pos);
         return -1;
@@ -372,8 +434,10 @@ export class Voter {
       // making room may still take its last event, and so make it idle again or close it.
       if (s) this.streams.wake(s);
       if (this.pendingSize >= this.o.pendingMax) this.evictOldestPending();
-      if (!s || s.closed) s = this.streams.open(replica, buf, from, to);
-      else this.streams.wake(s);
+      if (!s || s.closed) {
+        s = this.streams.open(replica, buf, from, to);
+        this.pass(s, priority, replica, seq);
+      } else this.streams.wake(s);
       p = t.add(s, seq, buf, start, end, priority, nowMs);
       this.pendingSize++;
       this.pendingOrder.push(p);
@@ -472,7 +536,9 @@ export class Voter {
     const from = start + ID_AT;
     const to = from + 1 + buf[from]! + EPOCH_BYTES;
     const s = this.streams.find(replica, buf, from, to);
-    const done = s === undefined ? -1 : this.t.find(s, u32(buf, to) * 0x1_0000_0000 + u32(buf, to + 4));
+    const seq = u32(buf, to) * 0x1_0000_0000 + u32(buf, to + 4);
+    if (s) this.pass(s, buf[start + 5]!, replica, seq);
+    const done = s === undefined ? -1 : this.t.find(s, seq);
     if (done < 0 || !(this.t.flags[done]! & DECIDED)) return false;
     this.lateCopy(done, replica, buf, start, end, pos);
     return true;
@@ -642,13 +708,74 @@ export class Voter {
     if (this.viewsFrom > 0) this.viewsFrom--;
     const s = t.stream[d]!;
     if (t.fbuf[d] !== undefined) this.incomplete--;
-    const floors = (s.floors ??= [-1, -1, -1, -1]); // one per priority level; no seq is below 0
+    const floors = (s.floors ??= [-1, -1, -1, -1]); // one per priority level (PRIORITY_LEVELS); no seq is below 0
     const seq = t.seq[d]!;
     const priority = t.priority[d]!;
-    const floor = floors[priority];
-    if (floor === undefined || seq > floor) floors[priority] = seq;
+    if (seq > floors[priority]! && !this.passedEnough(s, priority, seq)) this.rememberDelivered(s, priority, seq);
     if (t.timestampMs[d]! > this.horizonMs) this.horizonMs = t.timestampMs[d]!;
     t.remove(d);
     if (s.events === 0) this.streams.emptied(s);
+  }
+
+  /** `replica` sent a copy of `s`'s event `seq` at `priority`: it has passed what lies below. */
+  private pass(s: Stream, priority: number, replica: number, seq: number): void {
+    if (priority >= PRIORITY_LEVELS) return;
+    const k = priority * this.o.replicas + replica;
+    if (seq > s.passed[k]!) s.passed[k] = seq;
+  }
+
+  /**
+   * Whether all but floorQuorum-1 live replicas passed `seq` of `s` at `level`, so that the
+   * floor may rise to it: at or below it, fewer than floorQuorum replicas may still send a
+   * first copy. Raises the floor if so. The usual case, every replica keeping up, costs one
+   * comparison per replica and no more.
+   */
+  private passedEnough(s: Stream, level: number, seq: number): boolean {
+    const n = this.o.replicas;
+    const at = level * n;
+    let live = 0;
+    let behind = 0;
+    for (let r = 0; r < n; r++) {
+      if (!(this.liveMask & (1 << r))) continue;
+      live++;
+      if (s.passed[at + r]! < seq) behind++;
+    }
+    if (live < this.floorQuorum || behind >= this.floorQuorum) return this.raiseFloor(s, level), false;
+    s.floors![level] = seq;
+    s.delivered?.[level]?.dropThrough(seq);
+    return true;
+  }
+
+  /**
+   * Raises the floor of `s` at `level` as far as the replicas have come: to the
+   * floorQuorum-th lowest seq the live replicas have passed. For when the seq forgotten is
+   * beyond it: the bits below go.
+   */
+  private raiseFloor(s: Stream, level: number): void {
+    const n = this.o.replicas;
+    const sorted = this.passedSorted;
+    let m = 0;
+    for (let r = 0; r < n; r++) {
+      if (!(this.liveMask & (1 << r))) continue;
+      const v = s.passed[level * n + r]!;
+      let i = m++;
+      for (; i > 0 && sorted[i - 1]! > v; i--) sorted[i] = sorted[i - 1]!;
+      sorted[i] = v;
+    }
+    if (m < this.floorQuorum) return;
+    const to = sorted[this.floorQuorum - 1]!;
+    const floors = s.floors!;
+    if (to <= floors[level]!) return;
+    floors[level] = to;
+    s.delivered?.[level]?.dropThrough(to);
+  }
+
+  /** A delivered event above its floor is forgotten: its seq is kept as a bit, or the floor passes it. */
+  private rememberDelivered(s: Stream, level: number, seq: number): void {
+    const bits = ((s.delivered ??= [])[level] ??= new SeqBits(this.seqBudget));
+    if (bits.add(seq)) return;
+    this.counters.floorsForced++;
+    s.floors![level] = Math.max(s.floors![level]!, seq, bits.highest());
+    bits.clear();
   }
 }

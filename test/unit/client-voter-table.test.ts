@@ -12,7 +12,7 @@ import type { Stream } from '../../src/client/voter-streams.js';
 import { assertProperty } from '../helpers/property.js';
 
 function stream(uid: number): Stream {
-  return { key: `p${uid}`, id: new Uint8Array(0), tag: uid, uid, events: 0, floors: undefined, closed: false, idle: false, idlePrev: undefined, idleNext: undefined };
+  return { key: `p${uid}`, id: new Uint8Array(0), tag: uid, uid, events: 0, floors: undefined, delivered: undefined, passed: new Float64Array(0), closed: false, idle: false, idlePrev: undefined, idleNext: undefined };
 }
 
 const FRAME = Buffer.alloc(64);
