@@ -75,7 +75,8 @@ export class Receiver {
     this.links = config.replicas.map(
       (r) =>
         new ReplicaLink(r, clientId, privateKey, l, {
-          onReady: () => {
+          onReady: (link) => {
+            this.voter.setLive(link.id, true);
             if (++up >= this.threshold) resolveReady();
           },
           onFrame: (link, body) => {
@@ -83,7 +84,8 @@ export class Receiver {
             const key = `${link.id}:${decodeEvents(body)[0]?.streamId}`;
             if (this.frames.has(key)) this.frames.set(key, body);
           },
-          onDown: () => undefined,
+          // Floors do not wait for a replica that cannot answer (voter.ts).
+          onDown: (link) => this.voter.setLive(link.id, false),
           onNotice: (_link, notice) => options.onNotice?.(notice),
         }, undefined, tls),
     );
